@@ -1,0 +1,54 @@
+/*
+ * fs.h - the FUSE side: inode number -> (node, kind) -> a file kind module.
+ *
+ * Every file kind is one small module with getattr/open/read/release, listed
+ * in one table (kinds.c). ll.c owns the FUSE requests: one reply per
+ * request, errors converted from the project convention only there.
+ */
+#ifndef DICOMFS_FS_H
+#define DICOMFS_FS_H
+#define FUSE_USE_VERSION 35
+#include <fuse_lowlevel.h>
+#include <sys/stat.h>
+#include "index.h"
+
+struct dfs {
+	struct index *ix;
+	double timeout;        /* entry/attr timeout for immutable nodes */
+	uid_t uid;
+	gid_t gid;
+};
+
+/* An open file (fi->fh). */
+struct dfs_file {
+	unsigned kind;
+	int fd;                /* source file, or -1 */
+	char *buf;             /* generated content, or NULL */
+	size_t len;
+	uint64_t id;
+};
+
+struct kind_ops {
+	const char *name;
+	/* fill st (mode, size, times, owner) for node nv */
+	int (*getattr)(struct dfs *fs, uint64_t id, const struct node_view *nv,
+		       struct stat *st);
+	int (*open)(struct dfs *fs, uint64_t id, const struct node_view *nv,
+		    struct dfs_file *f);
+	/* reply to req with up to size bytes at off; returns 0 when it
+	 * replied, or a negative error for the caller to reply with */
+	int (*read)(struct dfs *fs, struct dfs_file *f, fuse_req_t req,
+		    size_t size, off_t off);
+	void (*release)(struct dfs_file *f);
+	int direct_io;
+	int volatile_attr;     /* content may change while mounted */
+};
+
+extern const struct kind_ops *const dfs_kinds[KIND_MAX];
+
+extern const struct fuse_lowlevel_ops dfs_ll_ops;
+
+/* Fill st for inode ino; 0 or negative error. */
+int dfs_stat(struct dfs *fs, uint64_t ino, struct stat *st);
+
+#endif

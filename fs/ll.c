@@ -1,0 +1,445 @@
+/*
+ * ll.c - libfuse low-level operations.
+ *
+ * Inode numbers are index ids (see index.h): lookup never allocates, and
+ * forget is a no-op, as in squashfuse. Nothing changes while mounted, so
+ * entries and attributes carry long timeouts and files keep their page
+ * cache; only the .dicomfs status files are volatile (direct_io, no attr
+ * cache). Every request gets exactly one reply; errors from the project
+ * convention are converted with dfs_errno() here and nowhere else.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <limits.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+
+#include "fs.h"
+#include "error.h"
+
+static struct dfs *fs_of(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+static const struct kind_ops *kind_of(uint64_t ino)
+{
+	unsigned k = ino_kind(ino);
+	return k < KIND_MAX ? dfs_kinds[k] : NULL;
+}
+
+int dfs_stat(struct dfs *fs, uint64_t ino, struct stat *st)
+{
+	struct node_view nv;
+	const struct kind_ops *k = kind_of(ino);
+	if (!k || !k->getattr)
+		return -ENOENT;
+	int rc = index_node(fs->ix, ino_id(ino), &nv);
+	if (rc)
+		return rc == -ENOENT ? -ENOENT : rc;
+	memset(st, 0, sizeof(*st));
+	rc = k->getattr(fs, ino_id(ino), &nv, st);
+	st->st_ino = ino;
+	st->st_blksize = 65536;
+	return rc;
+}
+
+static int fill_entry(struct dfs *fs, uint64_t ino, struct fuse_entry_param *e)
+{
+	memset(e, 0, sizeof(*e));
+	int rc = dfs_stat(fs, ino, &e->attr);
+	if (rc)
+		return rc;
+	const struct kind_ops *k = kind_of(ino);
+	e->ino = ino;
+	e->generation = 1;
+	e->entry_timeout = fs->timeout;
+	e->attr_timeout = k->volatile_attr ? 0 : fs->timeout;
+	return 0;
+}
+
+static void reply_err(fuse_req_t req, int rc)
+{
+	fuse_reply_err(req, dfs_errno(rc));
+}
+
+static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct dfs *fs = fs_of(req);
+	struct fuse_entry_param e;
+	uint64_t ino;
+	int rc;
+
+	if (ino_kind(parent) != KIND_DIR) {
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	rc = index_lookup(fs->ix, ino_id(parent), name, &ino);
+	if (rc == -ENOENT) {
+		/* negative entry, cached as long as a positive one */
+		memset(&e, 0, sizeof(e));
+		e.entry_timeout = fs->timeout;
+		fuse_reply_entry(req, &e);
+		return;
+	}
+	if (!rc)
+		rc = fill_entry(fs, ino, &e);
+	if (rc)
+		reply_err(req, rc);
+	else
+		fuse_reply_entry(req, &e);
+}
+
+static void ll_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct dfs *fs = fs_of(req);
+	struct stat st;
+	(void)fi;
+	int rc = dfs_stat(fs, ino, &st);
+	if (rc) {
+		reply_err(req, rc);
+		return;
+	}
+	const struct kind_ops *k = kind_of(ino);
+	fuse_reply_attr(req, &st, k->volatile_attr ? 0 : fs->timeout);
+}
+
+static void ll_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	if (ino_kind(ino) != KIND_DIR) {
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	if ((fi->flags & O_ACCMODE) != O_RDONLY) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	fi->cache_readdir = 1;
+	fi->keep_cache = 1;
+	fuse_reply_open(req, fi);
+}
+
+struct rd {
+	fuse_req_t req;
+	struct dfs *fs;
+	char *buf;
+	size_t size, len;
+	int plus;
+	int err;
+};
+
+static int rd_add(struct rd *r, uint64_t ino, const char *name, size_t nl,
+		  uint64_t next)
+{
+	char nm[NAME_MAX + 1];
+	size_t n;
+	if (nl > NAME_MAX)
+		nl = NAME_MAX;
+	memcpy(nm, name, nl);
+	nm[nl] = 0;
+	if (r->plus) {
+		struct fuse_entry_param e;
+		int rc = fill_entry(r->fs, ino, &e);
+		if (rc) {
+			r->err = rc;
+			return 1;
+		}
+		n = fuse_add_direntry_plus(r->req, r->buf + r->len, r->size - r->len,
+					   nm, &e, (off_t)next);
+	} else {
+		struct stat st = { .st_ino = ino,
+				   .st_mode = ino_kind(ino) == KIND_DIR ? S_IFDIR : S_IFREG };
+		n = fuse_add_direntry(r->req, r->buf + r->len, r->size - r->len, nm,
+				      &st, (off_t)next);
+	}
+	if (n > r->size - r->len)
+		return 1;
+	r->len += n;
+	return 0;
+}
+
+static int rd_cb(void *ctx, uint64_t ino, const char *name, size_t nl,
+		 uint64_t next_pos)
+{
+	/* positions 0 and 1 are "." and ".."; index position p is offset p+2 */
+	return rd_add(ctx, ino, name, nl, next_pos + 2);
+}
+
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       int plus)
+{
+	struct dfs *fs = fs_of(req);
+	struct rd r = { req, fs, NULL, size, 0, plus, 0 };
+	struct node_view nv;
+	int rc;
+
+	r.buf = malloc(size);
+	if (!r.buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	rc = index_node(fs->ix, ino_id(ino), &nv);
+	if (rc)
+		goto reply_error;
+	if (off == 0 && rd_add(&r, ino, ".", 1, 1))
+		goto reply;
+	if (off <= 1) {
+		uint64_t pino = ino_make(nv.rec->parent, KIND_DIR);
+		/* ".." of the root is outside the mount: plain entry */
+		int saved = r.plus;
+		r.plus = r.plus && ino != FUSE_ROOT_ID;
+		int full = rd_add(&r, ino == FUSE_ROOT_ID ? FUSE_ROOT_ID : pino, "..", 2, 2);
+		r.plus = saved;
+		if (full)
+			goto reply;
+	}
+	rc = index_readdir(fs->ix, ino_id(ino), off < 2 ? 0 : (uint64_t)off - 2, rd_cb, &r);
+	if (rc)
+		goto reply_error;
+	if (r.err && r.len == 0) {
+		rc = r.err;
+		goto reply_error;
+	}
+reply:
+	fuse_reply_buf(req, r.buf, r.len);
+	free(r.buf);
+	return;
+reply_error:
+	free(r.buf);
+	reply_err(req, rc);
+}
+
+static void ll_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	(void)fi;
+	do_readdir(req, ino, size, off, 0);
+}
+
+static void ll_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
+			   off_t off, struct fuse_file_info *fi)
+{
+	(void)fi;
+	do_readdir(req, ino, size, off, 1);
+}
+
+static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct dfs *fs = fs_of(req);
+	const struct kind_ops *k = kind_of(ino);
+	struct node_view nv;
+	struct dfs_file *f;
+	int rc;
+
+	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	if (!k || !k->open) {
+		fuse_reply_err(req, k ? EISDIR : ENOENT);
+		return;
+	}
+	rc = index_node(fs->ix, ino_id(ino), &nv);
+	if (rc) {
+		reply_err(req, rc);
+		return;
+	}
+	f = calloc(1, sizeof(*f));
+	if (!f) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	f->kind = ino_kind(ino);
+	f->fd = -1;
+	f->id = ino_id(ino);
+	rc = k->open(fs, ino_id(ino), &nv, f);
+	if (rc) {
+		free(f);
+		reply_err(req, rc);
+		return;
+	}
+	fi->fh = (uintptr_t)f;
+	fi->direct_io = k->direct_io;
+	fi->keep_cache = !k->direct_io;
+	if (fuse_reply_open(req, fi) == -ENOENT) {
+		/* the open was interrupted: undo it */
+		if (k->release)
+			k->release(f);
+		free(f);
+	}
+}
+
+static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct dfs_file *f = (struct dfs_file *)(uintptr_t)fi->fh;
+	const struct kind_ops *k = kind_of(ino);
+	int rc = k && k->read ? k->read(fs_of(req), f, req, size, off) : -EBADF;
+	if (rc)
+		reply_err(req, rc);
+}
+
+static void ll_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct dfs_file *f = (struct dfs_file *)(uintptr_t)fi->fh;
+	const struct kind_ops *k = kind_of(ino);
+	if (f) {
+		if (k && k->release)
+			k->release(f);
+		free(f);
+	}
+	fuse_reply_err(req, 0);
+}
+
+static void ll_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct dfs *fs = fs_of(req);
+	const struct index_stats *s = index_stats(fs->ix);
+	struct statvfs st = { 0 };
+	(void)ino;
+	st.f_bsize = 65536;
+	st.f_frsize = 65536;
+	st.f_files = s->instances + s->series + s->studies + s->patients + 5;
+	st.f_namemax = 255;
+	st.f_flag = ST_RDONLY | ST_NOSUID | ST_NODEV;
+	fuse_reply_statfs(req, &st);
+}
+
+static void ll_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			size_t size)
+{
+	(void)ino;
+	(void)name;
+	(void)size;
+	fuse_reply_err(req, ENODATA);
+}
+
+static void ll_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	(void)ino;
+	if (size == 0)
+		fuse_reply_xattr(req, 0);
+	else
+		fuse_reply_buf(req, NULL, 0);
+}
+
+/* ---- everything that would write ---- */
+
+static void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *a, int to_set,
+		       struct fuse_file_info *fi)
+{
+	(void)ino; (void)a; (void)to_set; (void)fi;
+	fuse_reply_err(req, EROFS);
+}
+
+static void ll_mknod(fuse_req_t req, fuse_ino_t p, const char *n, mode_t m, dev_t r)
+{
+	(void)p; (void)n; (void)m; (void)r;
+	fuse_reply_err(req, EROFS);
+}
+
+static void ll_mkdir(fuse_req_t req, fuse_ino_t p, const char *n, mode_t m)
+{
+	(void)p; (void)n; (void)m;
+	fuse_reply_err(req, EROFS);
+}
+
+static void ll_unlink(fuse_req_t req, fuse_ino_t p, const char *n)
+{
+	(void)p; (void)n;
+	fuse_reply_err(req, EROFS);
+}
+
+static void ll_symlink(fuse_req_t req, const char *l, fuse_ino_t p, const char *n)
+{
+	(void)l; (void)p; (void)n;
+	fuse_reply_err(req, EROFS);
+}
+
+static void ll_rename(fuse_req_t req, fuse_ino_t p, const char *n, fuse_ino_t np,
+		      const char *nn, unsigned int f)
+{
+	(void)p; (void)n; (void)np; (void)nn; (void)f;
+	fuse_reply_err(req, EROFS);
+}
+
+static void ll_link(fuse_req_t req, fuse_ino_t i, fuse_ino_t np, const char *nn)
+{
+	(void)i; (void)np; (void)nn;
+	fuse_reply_err(req, EROFS);
+}
+
+static void ll_create(fuse_req_t req, fuse_ino_t p, const char *n, mode_t m,
+		      struct fuse_file_info *fi)
+{
+	(void)p; (void)n; (void)m; (void)fi;
+	fuse_reply_err(req, EROFS);
+}
+
+static void ll_write(fuse_req_t req, fuse_ino_t i, const char *b, size_t s,
+		     off_t o, struct fuse_file_info *fi)
+{
+	(void)i; (void)b; (void)s; (void)o; (void)fi;
+	fuse_reply_err(req, EROFS);
+}
+
+static void ll_setxattr(fuse_req_t req, fuse_ino_t i, const char *n, const char *v,
+			size_t s, int f)
+{
+	(void)i; (void)n; (void)v; (void)s; (void)f;
+	fuse_reply_err(req, EROFS);
+}
+
+static void ll_removexattr(fuse_req_t req, fuse_ino_t i, const char *n)
+{
+	(void)i; (void)n;
+	fuse_reply_err(req, EROFS);
+}
+
+static void ll_fallocate(fuse_req_t req, fuse_ino_t i, int m, off_t o, off_t l,
+			 struct fuse_file_info *fi)
+{
+	(void)i; (void)m; (void)o; (void)l; (void)fi;
+	fuse_reply_err(req, EROFS);
+}
+
+static void ll_init(void *userdata, struct fuse_conn_info *conn)
+{
+	(void)userdata;
+	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
+		conn->want |= FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE;
+	if (conn->capable & FUSE_CAP_READDIRPLUS)
+		conn->want |= FUSE_CAP_READDIRPLUS;
+	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
+	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
+		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
+}
+
+const struct fuse_lowlevel_ops dfs_ll_ops = {
+	.init = ll_init,
+	.lookup = ll_lookup,
+	.getattr = ll_getattr,
+	.opendir = ll_opendir,
+	.readdir = ll_readdir,
+	.readdirplus = ll_readdirplus,
+	.open = ll_open,
+	.read = ll_read,
+	.release = ll_release,
+	.statfs = ll_statfs,
+	.getxattr = ll_getxattr,
+	.listxattr = ll_listxattr,
+	.setattr = ll_setattr,
+	.mknod = ll_mknod,
+	.mkdir = ll_mkdir,
+	.unlink = ll_unlink,
+	.rmdir = ll_unlink,
+	.symlink = ll_symlink,
+	.rename = ll_rename,
+	.link = ll_link,
+	.create = ll_create,
+	.write = ll_write,
+	.setxattr = ll_setxattr,
+	.removexattr = ll_removexattr,
+	.fallocate = ll_fallocate,
+};

@@ -1,0 +1,258 @@
+/*
+ * main.c - command line, start-up and the FUSE session.
+ *
+ * Start-up order: parse options; check the mountpoint; open and update the
+ * index (the mount is ready only when the index is); close LMDB (it must not
+ * cross fork); mount; daemonize; reopen LMDB read-only; run the loop.
+ *
+ * Exit status (documented in the README and the man page):
+ *   0 success, 1 usage, 2 archive missing or unreadable,
+ *   3 mountpoint missing, not a directory or busy, 4 index unusable,
+ *   5 FUSE session or mount failure.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "fs.h"
+#include "error.h"
+#include "log.h"
+
+enum {
+	EXIT_USAGE = 1, EXIT_ARCHIVE = 2, EXIT_MOUNTPOINT = 3, EXIT_INDEX = 4,
+	EXIT_FUSE = 5,
+};
+
+struct options {
+	char *archive;
+	char *index;
+	int scan_threads;
+	int follow_symlinks;
+	int quiet;
+};
+
+#define OPT(t, p) { t, offsetof(struct options, p), 1 }
+static const struct fuse_opt dfs_opts[] = {
+	OPT("index=%s", index),
+	OPT("scan_threads=%d", scan_threads),
+	OPT("follow_symlinks", follow_symlinks),
+	OPT("quiet", quiet),
+	FUSE_OPT_END
+};
+
+static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+	struct options *o = data;
+	(void)outargs;
+	if (key == FUSE_OPT_KEY_NONOPT && !o->archive) {
+		o->archive = strdup(arg);
+		return 0;
+	}
+	return 1;
+}
+
+static void usage(const char *prog)
+{
+	printf("usage: %s [options] ARCHIVE MOUNTPOINT\n\n"
+	       "Mount the DICOM files under ARCHIVE read-only at MOUNTPOINT as a\n"
+	       "patients/<patient>/<study>/<series>/<instance>.dcm tree.\n\n"
+	       "dicomfs options:\n"
+	       "    -o index=DIR           where the LMDB index lives (default: a per-archive\n"
+	       "                           directory under $XDG_CACHE_HOME/dicomfs, or\n"
+	       "                           /var/cache/dicomfs for root)\n"
+	       "    -o scan_threads=N      header-parsing threads (default: number of CPUs)\n"
+	       "    -o follow_symlinks     follow symlinks that leave the archive\n"
+	       "    -o quiet               no indexing progress on stderr\n"
+	       "    --version              print the version\n\n"
+	       "exit status: 0 ok, 1 usage, 2 archive, 3 mountpoint, 4 index, 5 fuse\n\n",
+	       prog);
+}
+
+/* Is path already a mount point (someone mounted there)? */
+static int mountpoint_busy(const char *real)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "r");
+	char line[8192];
+	int busy = 0;
+	if (!f)
+		return 0;
+	while (!busy && fgets(line, sizeof(line), f)) {
+		char mp[PATH_MAX];
+		/* id parent major:minor root mountpoint ... */
+		if (sscanf(line, "%*s %*s %*s %*s %4095s", mp) != 1)
+			continue;
+		/* unescape \040 etc. */
+		char un[PATH_MAX];
+		size_t o = 0;
+		for (size_t i = 0; mp[i] && o + 1 < sizeof(un); i++) {
+			if (mp[i] == '\\' && mp[i + 1] && mp[i + 2] && mp[i + 3]) {
+				un[o++] = (char)((mp[i + 1] - '0') * 64 + (mp[i + 2] - '0') * 8 +
+						 (mp[i + 3] - '0'));
+				i += 3;
+			} else {
+				un[o++] = mp[i];
+			}
+		}
+		un[o] = 0;
+		busy = strcmp(un, real) == 0;
+	}
+	fclose(f);
+	return busy;
+}
+
+int main(int argc, char *argv[])
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct fuse_cmdline_opts copts = { 0 };
+	struct options o = { 0 };
+	struct dfs fs = { 0 };
+	struct fuse_session *se = NULL;
+	struct index_opts io = { 0 };
+	char msg[PATH_MAX + 256] = "";
+	int ret = EXIT_USAGE, rc;
+
+	if (argc == 3 && strcmp(argv[1], "--parse-worker") == 0)
+		return index_parse_worker_main(argv[2]);
+	if (fuse_opt_parse(&args, &o, dfs_opts, opt_proc) == -1)
+		goto free_args;
+	if (fuse_parse_cmdline(&args, &copts) != 0)
+		goto free_args;
+	if (copts.show_help) {
+		usage(argv[0]);
+		printf("FUSE options:\n");
+		fuse_cmdline_help();
+		fuse_lowlevel_help();
+		ret = 0;
+		goto free_args;
+	}
+	if (copts.show_version) {
+		printf("dicomfs %s\n", PACKAGE_VERSION);
+		fuse_lowlevel_version();
+		ret = 0;
+		goto free_args;
+	}
+	if (!o.archive || !copts.mountpoint) {
+		fprintf(stderr, "dicomfs: usage: %s [options] ARCHIVE MOUNTPOINT (see --help)\n",
+			argv[0]);
+		goto free_args;
+	}
+
+	struct stat st;
+	if (stat(o.archive, &st) || !S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "dicomfs: archive '%s': %s\n", o.archive,
+			errno && !S_ISDIR(st.st_mode) ? strerror(ENOTDIR) : strerror(errno));
+		ret = EXIT_ARCHIVE;
+		goto free_args;
+	}
+	if (stat(copts.mountpoint, &st) || !S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "dicomfs: mountpoint '%s': %s\n", copts.mountpoint,
+			strerror(errno ? errno : ENOTDIR));
+		ret = EXIT_MOUNTPOINT;
+		goto free_args;
+	}
+	if (mountpoint_busy(copts.mountpoint)) {
+		fprintf(stderr, "dicomfs: mountpoint '%s' is busy (something is mounted there)\n",
+			copts.mountpoint);
+		ret = EXIT_MOUNTPOINT;
+		goto free_args;
+	}
+
+	io.archive = o.archive;
+	io.path = o.index;
+	io.scan_threads = o.scan_threads;
+	io.follow_symlinks = o.follow_symlinks;
+	char exe[PATH_MAX];
+	ssize_t el = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (el > 0) {
+		exe[el] = 0;
+		io.worker_exe = exe;
+	}
+	io.progress = o.quiet ? 0 : (isatty(STDERR_FILENO) ? 1 : 2);
+	rc = index_open(&fs.ix, &io, msg, sizeof(msg));
+	if (rc) {
+		fprintf(stderr, "dicomfs: %s\n", msg);
+		ret = rc == -EROFS ? EXIT_INDEX : EXIT_ARCHIVE;
+		goto free_args;
+	}
+	rc = index_update(fs.ix, NULL, msg, sizeof(msg));
+	if (rc) {
+		fprintf(stderr, "dicomfs: %s\n", msg);
+		ret = EXIT_INDEX;
+		goto free_index;
+	}
+	if (!o.quiet) {
+		const struct index_stats *s = index_stats(fs.ix);
+		fprintf(stderr,
+			"dicomfs: %llu files, %llu parsed, %llu instances in %llu patients / %llu studies / %llu series, "
+			"%llu skipped, %llu errors, %llu duplicates (%.2f s, %.0f files/s)\n",
+			(unsigned long long)s->files_seen, (unsigned long long)s->files_parsed,
+			(unsigned long long)s->instances, (unsigned long long)s->patients,
+			(unsigned long long)s->studies, (unsigned long long)s->series,
+			(unsigned long long)s->skipped, (unsigned long long)s->errors,
+			(unsigned long long)s->duplicates, s->scan_seconds, s->files_per_second);
+	}
+	index_close_env(fs.ix);
+
+	fs.timeout = 86400.0;
+	/* read-only, and the kernel checks permissions against our modes */
+	char fsname[PATH_MAX + 16];
+	snprintf(fsname, sizeof(fsname), "-ofsname=dicomfs");
+	if (fuse_opt_add_arg(&args, "-oro") || fuse_opt_add_arg(&args, "-odefault_permissions") ||
+	    fuse_opt_add_arg(&args, fsname) || fuse_opt_add_arg(&args, "-osubtype=dicomfs")) {
+		ret = EXIT_FUSE;
+		goto free_index;
+	}
+	se = fuse_session_new(&args, &dfs_ll_ops, sizeof(dfs_ll_ops), &fs);
+	if (!se) {
+		ret = EXIT_FUSE;
+		goto free_index;
+	}
+	if (fuse_set_signal_handlers(se)) {
+		ret = EXIT_FUSE;
+		goto destroy_session;
+	}
+	if (fuse_session_mount(se, copts.mountpoint)) {
+		fprintf(stderr, "dicomfs: cannot mount on '%s'\n", copts.mountpoint);
+		ret = EXIT_MOUNTPOINT;
+		goto remove_handlers;
+	}
+	fuse_daemonize(copts.foreground);
+	if (!copts.foreground)
+		dfs_log_use_syslog(1);
+	rc = index_reopen(fs.ix);
+	if (rc) {
+		dfs_log("cannot reopen index '%s': %s", index_path(fs.ix), dfs_strerror(rc));
+		ret = EXIT_INDEX;
+		goto unmount;
+	}
+	if (copts.singlethread) {
+		rc = fuse_session_loop(se);
+	} else {
+		struct fuse_loop_config cfg = {
+			.clone_fd = copts.clone_fd,
+			.max_idle_threads = copts.max_idle_threads == UINT_MAX ?
+				10 : copts.max_idle_threads };
+		rc = fuse_session_loop_mt(se, &cfg);
+	}
+	ret = rc ? EXIT_FUSE : 0;
+unmount:
+	fuse_session_unmount(se);
+remove_handlers:
+	fuse_remove_signal_handlers(se);
+destroy_session:
+	fuse_session_destroy(se);
+free_index:
+	index_free(fs.ix);
+free_args:
+	free(copts.mountpoint);
+	free(o.archive);
+	free(o.index);
+	fuse_opt_free_args(&args);
+	return ret;
+}

@@ -1,0 +1,182 @@
+/*
+ * dcmshim.cc - GDCM behind a C interface (see dcmshim.h).
+ *
+ * GDCM reads from an std::istream; we give it one over the caller's buffer
+ * (membuf, no copy), which halves the cost of reading from a filename (GDCM
+ * seeks a lot). ReadUpToTag(Pixel Data) with Pixel Data in skiptags keeps it
+ * from touching pixels even when the buffer holds them.
+ */
+#include <cstring>
+#include <exception>
+#include <set>
+#include <sstream>
+#include <streambuf>
+#include <istream>
+
+#include <gdcmReader.h>
+#include <gdcmStringFilter.h>
+#include <gdcmTrace.h>
+#include <gdcmGlobal.h>
+#include <gdcmDicts.h>
+#include <gdcmDataSet.h>
+
+#include "dcmshim.h"
+extern "C" {
+#include "error.h"
+}
+
+namespace {
+
+struct membuf : std::streambuf {
+	membuf(const char *b, size_t n)
+	{
+		char *p = const_cast<char *>(b);
+		setg(p, p, p + n);
+	}
+	pos_type seekoff(off_type off, std::ios_base::seekdir dir,
+			 std::ios_base::openmode) override
+	{
+		char *target;
+		if (dir == std::ios_base::beg)
+			target = eback() + off;
+		else if (dir == std::ios_base::cur)
+			target = gptr() + off;
+		else
+			target = egptr() + off;
+		if (target < eback() || target > egptr())
+			return pos_type(off_type(-1));
+		setg(eback(), target, egptr());
+		return pos_type(target - eback());
+	}
+	pos_type seekpos(pos_type pos, std::ios_base::openmode m) override
+	{
+		return seekoff(off_type(pos), std::ios_base::beg, m);
+	}
+};
+
+bool vr_is_string(gdcm::VR::VRType vr)
+{
+	switch (vr) {
+	case gdcm::VR::AE: case gdcm::VR::AS: case gdcm::VR::CS:
+	case gdcm::VR::DA: case gdcm::VR::DS: case gdcm::VR::DT:
+	case gdcm::VR::IS: case gdcm::VR::LO: case gdcm::VR::LT:
+	case gdcm::VR::PN: case gdcm::VR::SH: case gdcm::VR::ST:
+	case gdcm::VR::TM: case gdcm::VR::UC: case gdcm::VR::UI:
+	case gdcm::VR::UR: case gdcm::VR::UT:
+		return true;
+	default:
+		return false;
+	}
+}
+
+bool vr_is_number(gdcm::VR::VRType vr)
+{
+	switch (vr) {
+	case gdcm::VR::US: case gdcm::VR::UL: case gdcm::VR::SS:
+	case gdcm::VR::SL: case gdcm::VR::FL: case gdcm::VR::FD:
+	case gdcm::VR::AT:
+		return true;
+	default:
+		return false;
+	}
+}
+
+void report(const gdcm::File &file, const gdcm::DataElement &de,
+	    dcmshim_attr_fn fn, void *ctx)
+{
+	const gdcm::Tag &t = de.GetTag();
+	gdcm::VR vr = de.GetVR();
+	if (vr == gdcm::VR::INVALID || vr == gdcm::VR::UN) {
+		const gdcm::Dicts &dicts = gdcm::Global::GetInstance().GetDicts();
+		if (!t.IsPrivate()) {
+			const gdcm::DictEntry &e = dicts.GetDictEntry(t);
+			vr = e.GetVR();
+		}
+	}
+	gdcm::VR::VRType vt = (gdcm::VR::VRType)vr;
+	uint32_t tag = ((uint32_t)t.GetGroup() << 16) | t.GetElement();
+	if (vr_is_string(vt) || vt == gdcm::VR::INVALID || vt == gdcm::VR::UN) {
+		const gdcm::ByteValue *bv = de.GetByteValue();
+		const char *name = vr_is_string(vt) ? gdcm::VR::GetVRString(vt) : "UN";
+		if (!bv) {
+			fn(ctx, tag, name, "", 0);
+			return;
+		}
+		fn(ctx, tag, name, bv->GetPointer(), bv->GetLength());
+		return;
+	}
+	if (vr_is_number(vt)) {
+		gdcm::StringFilter sf;
+		sf.SetFile(file);
+		std::string s = sf.ToString(t);
+		fn(ctx, tag, gdcm::VR::GetVRString(vt), s.data(), s.size());
+	}
+}
+
+} // namespace
+
+extern "C" void dcmshim_init(void)
+{
+	try {
+		gdcm::Trace::SetDebug(false);
+		gdcm::Trace::SetWarning(false);
+		gdcm::Trace::SetError(false);
+		(void)gdcm::Global::GetInstance().GetDicts();
+	} catch (...) {
+	}
+}
+
+extern "C" int dcmshim_parse_header(const void *buf, size_t len, int whole,
+				    const uint32_t *tags, size_t ntags,
+				    dcmshim_attr_fn fn, void *ctx,
+				    struct dcmshim_info *info)
+{
+	std::memset(info, 0, sizeof(*info));
+	try {
+		membuf mb(static_cast<const char *>(buf), len);
+		std::istream is(&mb);
+		gdcm::Reader reader;
+		reader.SetStream(is);
+		std::set<gdcm::Tag> skip;
+		skip.insert(gdcm::Tag(0x7fe0, 0x0008));
+		skip.insert(gdcm::Tag(0x7fe0, 0x0009));
+		skip.insert(gdcm::Tag(0x7fe0, 0x0010));
+		bool ok = whole ? reader.Read()
+				: reader.ReadUpToTag(gdcm::Tag(0x7fe0, 0x0008), skip);
+		const gdcm::File &file = reader.GetFile();
+		const gdcm::DataSet &ds = file.GetDataSet();
+		if (!ok) {
+			if (ds.IsEmpty()) {
+				std::snprintf(info->error, sizeof(info->error),
+					      "gdcm could not read the data set");
+				return DFS_EPARSE;
+			}
+			info->partial = 1;
+		}
+		const char *ts = gdcm::TransferSyntax::GetTSString(
+			file.GetHeader().GetDataSetTransferSyntax());
+		if (ts)
+			std::snprintf(info->ts, sizeof(info->ts), "%s", ts);
+		/* SpecificCharacterSet first, then the rest in tag order */
+		for (size_t i = 0; i < ntags; i++) {
+			if (tags[i] != 0x00080005)
+				continue;
+			gdcm::Tag t(0x0008, 0x0005);
+			if (ds.FindDataElement(t))
+				report(file, ds.GetDataElement(t), fn, ctx);
+		}
+		for (size_t i = 0; i < ntags; i++) {
+			if (tags[i] == 0x00080005)
+				continue;
+			gdcm::Tag t((uint16_t)(tags[i] >> 16), (uint16_t)tags[i]);
+			if (ds.FindDataElement(t))
+				report(file, ds.GetDataElement(t), fn, ctx);
+		}
+		return 0;
+	} catch (const std::exception &e) {
+		std::snprintf(info->error, sizeof(info->error), "gdcm: %s", e.what());
+	} catch (...) {
+		std::snprintf(info->error, sizeof(info->error), "gdcm: unknown exception");
+	}
+	return DFS_EPARSE;
+}

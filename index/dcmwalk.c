@@ -1,0 +1,352 @@
+/*
+ * dcmwalk.c - structural walk of a DICOM header (see dcmwalk.h).
+ *
+ * Design notes
+ * - Encoding of the data set: endianness from the transfer syntax
+ *   (1.2.840.10008.1.2.2 is the only big-endian one); explicit vs implicit
+ *   VR is decided from the bytes of the first data set element (two upper
+ *   case letters where a VR would be), because real files lie about their
+ *   transfer syntax more often than their bytes do.
+ * - Only structure is interpreted: tag, VR, length; values are skipped.
+ *   Undefined lengths are followed into items (FFFE,E000) and delimiters
+ *   (FFFE,E00D / FFFE,E0DD); a UN of undefined length is implicit VR little
+ *   endian inside (PS3.5 6.2.2).
+ * - Invariant: every offset compared to the buffer length is first checked
+ *   against the file size, so a huge length is DFS_ETRUNC, never a read past
+ *   the buffer and never an overflow (lengths are 32-bit, offsets 64-bit).
+ */
+#include <string.h>
+#include "dcmwalk.h"
+#include "error.h"
+
+#define TS_DEFLATE "1.2.840.10008.1.2.1.99"
+#define TS_BIG     "1.2.840.10008.1.2.2"
+#define TS_IMPL    "1.2.840.10008.1.2"
+#define UNDEF      0xFFFFFFFFu
+
+struct walk {
+	const uint8_t *buf;
+	size_t len;
+	uint64_t fsize;
+	int be;
+	int explicit_vr;
+	int *dicomdir_seen;
+};
+
+static uint16_t rd16(const uint8_t *p, int be)
+{
+	return be ? (uint16_t)(p[0] << 8 | p[1]) : (uint16_t)(p[1] << 8 | p[0]);
+}
+
+static uint32_t rd32(const uint8_t *p, int be)
+{
+	return be ? (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]
+		  : (uint32_t)p[3] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[1] << 8 | p[0];
+}
+
+static int is_vr(const uint8_t *p)
+{
+	return p[0] >= 'A' && p[0] <= 'Z' && p[1] >= 'A' && p[1] <= 'Z';
+}
+
+static int vr_long(const uint8_t *p)
+{
+	static const char *const lv[] = { "OB", "OD", "OF", "OL", "OV", "OW", "SQ",
+		"SV", "UC", "UN", "UR", "UT", "UV" };
+	for (size_t i = 0; i < sizeof(lv) / sizeof(lv[0]); i++)
+		if (p[0] == lv[i][0] && p[1] == lv[i][1])
+			return 1;
+	return 0;
+}
+
+/* Need bytes [pos, pos+n): 0, DFS_ENEEDMORE or DFS_ETRUNC. */
+static int need(const struct walk *w, uint64_t pos, uint64_t n, uint64_t *hint)
+{
+	if (pos + n > w->fsize)
+		return DFS_ETRUNC;
+	if (pos + n > w->len) {
+		*hint = pos + n;
+		return DFS_ENEEDMORE;
+	}
+	return 0;
+}
+
+struct elem {
+	uint32_t tag;
+	uint32_t vl;
+	uint8_t vr[2];
+	unsigned hdr;
+};
+
+static int read_elem(const struct walk *w, uint64_t pos, int explicit_vr, int be,
+		     struct elem *e, uint64_t *hint)
+{
+	int rc = need(w, pos, 8, hint);
+	if (rc)
+		return rc;
+	const uint8_t *p = w->buf + pos;
+	e->tag = (uint32_t)rd16(p, be) << 16 | rd16(p + 2, be);
+	e->vr[0] = e->vr[1] = 0;
+	if ((e->tag >> 16) == 0xFFFE || !explicit_vr) {
+		e->vl = rd32(p + 4, be);
+		e->hdr = 8;
+		return 0;
+	}
+	if (!is_vr(p + 4))
+		return DFS_EPARSE;
+	e->vr[0] = p[4];
+	e->vr[1] = p[5];
+	if (vr_long(p + 4)) {
+		rc = need(w, pos, 12, hint);
+		if (rc)
+			return rc;
+		e->vl = rd32(p + 8, be);
+		e->hdr = 12;
+	} else {
+		e->vl = rd16(p + 6, be);
+		e->hdr = 8;
+	}
+	return 0;
+}
+
+static int walk_items(const struct walk *w, uint64_t *pos, uint64_t seq_end,
+		      int explicit_vr, int be, int depth, uint64_t *hint);
+
+/*
+ * Walk a data set from *pos until an item delimiter (when in_item), the end
+ * of the file, or (top level only) a Pixel Data tag, which is left unread.
+ */
+static int walk_dataset(const struct walk *w, uint64_t *pos, int explicit_vr,
+			int be, int depth, int in_item, uint64_t item_end,
+			uint64_t *hint)
+{
+	struct elem e;
+	int rc;
+
+	if (depth > DCMWALK_MAX_DEPTH)
+		return DFS_ETOOBIG;
+	for (;;) {
+		if (in_item && item_end && *pos >= item_end)
+			return *pos == item_end ? 0 : DFS_EPARSE;
+		if (!in_item && *pos == w->fsize)
+			return 0;
+		rc = read_elem(w, *pos, explicit_vr, be, &e, hint);
+		if (rc)
+			return rc;
+		if (e.tag == 0xFFFEE00D) {
+			if (!in_item)
+				return DFS_EPARSE;
+			*pos += 8;
+			return 0;
+		}
+		if ((e.tag >> 16) == 0xFFFE)
+			return DFS_EPARSE;
+		if (!in_item && e.tag == 0x00041220)
+			w->dicomdir_seen[0] = 1;
+		if (!in_item && (e.tag == 0x7FE00010 || e.tag == 0x7FE00008 ||
+				 e.tag == 0x7FE00009))
+			return 1; /* pixel data reached, *pos at its tag */
+		*pos += e.hdr;
+		if (e.vl == UNDEF) {
+			int sub_explicit = explicit_vr, sub_be = be;
+			if (explicit_vr && e.vr[0] == 'U' && e.vr[1] == 'N') {
+				sub_explicit = 0;
+				sub_be = 0;
+			}
+			rc = walk_items(w, pos, 0, sub_explicit, sub_be, depth + 1, hint);
+			if (rc)
+				return rc;
+			continue;
+		}
+		if (*pos + e.vl > w->fsize)
+			return DFS_ETRUNC;
+		if (explicit_vr && e.vr[0] == 'S' && e.vr[1] == 'Q' && e.vl) {
+			/* defined-length sequence: walk it (it may be in the prefix) */
+			uint64_t end = *pos + e.vl;
+			rc = walk_items(w, pos, end, explicit_vr, be, depth + 1, hint);
+			if (rc)
+				return rc;
+			if (*pos != end)
+				return DFS_EPARSE;
+			continue;
+		}
+		*pos += e.vl;
+		if (in_item && *pos > w->len && *pos <= w->fsize) {
+			*hint = *pos + 8;
+			return DFS_ENEEDMORE;
+		}
+	}
+}
+
+/*
+ * Walk items until a sequence delimiter (seq_end == 0: undefined length) or
+ * until seq_end (defined length). Returns 0 there.
+ */
+static int walk_items(const struct walk *w, uint64_t *pos, uint64_t seq_end,
+		      int explicit_vr, int be, int depth, uint64_t *hint)
+{
+	struct elem e;
+	int rc;
+
+	if (depth > DCMWALK_MAX_DEPTH)
+		return DFS_ETOOBIG;
+	for (;;) {
+		if (seq_end && *pos >= seq_end)
+			return *pos == seq_end ? 0 : DFS_EPARSE;
+		rc = read_elem(w, *pos, 0, be, &e, hint);
+		if (rc)
+			return rc;
+		if (e.tag == 0xFFFEE0DD) {
+			*pos += 8;
+			return 0;
+		}
+		if (e.tag != 0xFFFEE000)
+			return DFS_EPARSE;
+		*pos += 8;
+		if (e.vl == UNDEF) {
+			rc = walk_dataset(w, pos, explicit_vr, be, depth + 1, 1, 0, hint);
+		} else {
+			if (*pos + e.vl > w->fsize)
+				return DFS_ETRUNC;
+			uint64_t end = *pos + e.vl;
+			if (end > w->len) {
+				*pos = end; /* skip: the item is not needed in the prefix */
+				*hint = end + 8;
+				if (end + 8 > w->len)
+					return DFS_ENEEDMORE;
+				continue;
+			}
+			rc = walk_dataset(w, pos, explicit_vr, be, depth + 1, 1, end, hint);
+			if (rc == 0)
+				*pos = end;
+		}
+		if (rc)
+			return rc;
+	}
+}
+
+static int plausible_group(uint16_t g)
+{
+	return g == 0x0002 || g == 0x0008 || (g && g <= 0x0020 && !(g & 1));
+}
+
+int dcmwalk_header(const uint8_t *buf, size_t len, uint64_t file_size,
+		   struct dcmwalk_result *r)
+{
+	int dicomdir = 0;
+	struct walk w = { buf, len, file_size, 0, 1, &dicomdir };
+	uint64_t pos = 0, hint = 0;
+	struct elem e;
+	int rc;
+
+	memset(r, 0, sizeof(*r));
+	if (len > file_size)
+		len = w.len = file_size;
+	if (file_size < 8)
+		return DFS_ENOTDICOM;
+	if (len < 132 && file_size >= 132) {
+		r->header_end = 132 < file_size ? 132 : file_size;
+		return DFS_ENEEDMORE;
+	}
+	if (len >= 132 && memcmp(buf + 128, "DICM", 4) == 0) {
+		pos = 132;
+		r->has_meta = 1;
+	} else if (rd16(buf, 0) == 0x0002 && is_vr(buf + 4)) {
+		r->has_meta = 1;
+	}
+	if (r->has_meta) {
+		/* File Meta Information: always explicit VR little endian */
+		for (;;) {
+			rc = need(&w, pos, 8, &hint);
+			if (rc == DFS_ETRUNC && pos == file_size)
+				break;
+			if (rc)
+				goto out;
+			if (rd16(buf + pos, 0) != 0x0002)
+				break;
+			rc = read_elem(&w, pos, 1, 0, &e, &hint);
+			if (rc)
+				goto out;
+			if (e.vl == UNDEF) {
+				rc = DFS_EPARSE;
+				goto out;
+			}
+			rc = need(&w, pos + e.hdr, e.vl, &hint);
+			if (rc)
+				goto out;
+			if (e.tag == 0x00020010) {
+				size_t n = e.vl < sizeof(r->ts) ? e.vl : sizeof(r->ts) - 1;
+				memcpy(r->ts, buf + pos + e.hdr, n);
+				while (n && (r->ts[n - 1] == 0 || r->ts[n - 1] == ' '))
+					n--;
+				r->ts[n] = 0;
+			}
+			pos += e.hdr + e.vl;
+		}
+	}
+	r->dataset_start = pos;
+	if (strcmp(r->ts, TS_DEFLATE) == 0) {
+		r->deflated = 1;
+		r->header_end = file_size;
+		return len < file_size ? DFS_ENEEDMORE : 0;
+	}
+	/* encoding of the data set, from its first element */
+	if (pos == file_size) {
+		r->header_end = pos;
+		return DFS_ETRUNC;
+	}
+	rc = need(&w, pos, 8, &hint);
+	if (rc)
+		goto out;
+	w.be = strcmp(r->ts, TS_BIG) == 0;
+	if (!r->has_meta) {
+		uint16_t gl = rd16(buf, 0), gb = rd16(buf, 1);
+		if (plausible_group(gl))
+			w.be = 0;
+		else if (plausible_group(gb) && is_vr(buf + 4))
+			w.be = 1;
+		else
+			return DFS_ENOTDICOM;
+	}
+	w.explicit_vr = is_vr(buf + pos + 4);
+	if (r->has_meta && r->ts[0])
+		r->ts_mismatch = w.explicit_vr != (strcmp(r->ts, TS_IMPL) != 0);
+	r->big_endian = w.be;
+	r->explicit_vr = w.explicit_vr;
+
+	rc = walk_dataset(&w, &pos, w.explicit_vr, w.be, 0, 0, 0, &hint);
+	r->dicomdir = dicomdir;
+	if (rc == 1) {
+		/* Pixel Data element header at pos */
+		r->header_end = pos;
+		rc = read_elem(&w, pos, w.explicit_vr, w.be, &e, &hint);
+		if (rc)
+			goto out;
+		r->pixel_tag = e.tag;
+		r->pixel_offset = pos + e.hdr;
+		if (e.vl == UNDEF) {
+			r->encapsulated = 1;
+			r->pixel_length = file_size - r->pixel_offset;
+		} else {
+			r->pixel_length = e.vl;
+			if (r->pixel_offset + e.vl > file_size) {
+				r->pixel_truncated = 1;
+				r->pixel_length = file_size - r->pixel_offset;
+			}
+		}
+		return 0;
+	}
+	if (rc == 0) {
+		r->header_end = pos;
+		return 0;
+	}
+out:
+	if (rc == DFS_ENEEDMORE) {
+		if (hint > file_size)
+			hint = file_size;
+		r->header_end = hint;
+	}
+	if (!r->has_meta && (rc == DFS_EPARSE || rc == DFS_ETRUNC || rc == DFS_ETOOBIG))
+		return DFS_ENOTDICOM;
+	return rc;
+}

@@ -1,0 +1,158 @@
+/*
+ * index.h - the persistent tag index (LMDB) and the tree built from it.
+ *
+ * index/ knows nothing of FUSE: it answers "which node has this name in
+ * this directory", "what are the attributes of node N", "list directory D
+ * from position P", in terms of node ids and inode numbers.
+ *
+ * Design notes (invariants)
+ * - Id spaces. A node id is a 60-bit number; an inode number is
+ *   (id << 4 | kind). Ids 0..15 are reserved: 0 root, 1 patients/,
+ *   2 .dicomfs/. Directory ids come from the "keys" DB (one id per
+ *   patient / patient+study / patient+study+series key, allocated once and
+ *   kept), instance ids from the instance's file record (allocated when the
+ *   path is first indexed and kept while it exists). So inode numbers are
+ *   stable across remounts, and all files derived from one instance share
+ *   its id (only the kind differs).
+ * - Named DBs in one environment:
+ *     meta     "format" -> INDEX_FORMAT, "archive" -> real path of the
+ *              archive, "next_id" -> u64, "dups" -> TSV text, "stats" ...
+ *     files    relative source path -> struct rec_head + attributes
+ *     keys     level letter + key text -> u64 node id
+ *     nodes    u64 BE id -> struct node_rec + name [+ source relpath]
+ *     names    u64 BE parent id + name -> u64 inode
+ *     dirents  u64 BE parent id + u32 BE position -> u64 inode + name
+ * - The tree (nodes/names/dirents) is a pure function of the OK records of
+ *   "files" and of "keys": it is rebuilt in the same write transaction as
+ *   any change to "files", so a reader never sees one without the other.
+ * - While mounted nothing writes: the mount holds a shared flock on the
+ *   index directory's lock file, an updater needs it exclusive. Each FUSE
+ *   thread keeps one read transaction open for the life of the mount, so
+ *   pointers into the map stay valid and every thread sees one snapshot.
+ * - The index records its format version and the archive it was built from
+ *   and is rebuilt from scratch when either does not match or LMDB reports
+ *   the environment corrupt.
+ *
+ * Errors: 0 or negative errno / DFS_* (error.h).
+ * Threading: index_open/update/close_env/reopen on one thread, before the
+ * FUSE loop; the lookup functions from any number of threads after it.
+ */
+#ifndef DICOMFS_INDEX_H
+#define DICOMFS_INDEX_H
+#include <stdint.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#define INDEX_FORMAT "dicomfs-index 1"
+
+enum dfs_kind {
+	KIND_DIR = 1,
+	KIND_DCM = 2,
+	KIND_STATUS = 3,
+	KIND_ERRORS = 4,
+	KIND_MAX = 16,
+};
+
+#define ID_ROOT     0
+#define ID_PATIENTS 1
+#define ID_DOTDIR   2
+#define ID_FIRST    16
+
+static inline uint64_t ino_make(uint64_t id, unsigned kind) { return id << 4 | kind; }
+static inline uint64_t ino_id(uint64_t ino) { return ino >> 4; }
+static inline unsigned ino_kind(uint64_t ino) { return (unsigned)(ino & 15); }
+
+enum node_type {
+	NODE_ROOT = 1, NODE_TOP = 2, NODE_PATIENT = 3, NODE_STUDY = 4,
+	NODE_SERIES = 5, NODE_INSTANCE = 6,
+};
+
+struct node_rec {
+	uint8_t type;
+	uint8_t pad[3];
+	uint32_t mode;       /* permission bits only */
+	uint32_t uid, gid;
+	uint32_t nlink;
+	uint32_t name_len;
+	uint32_t path_len;   /* instance: source relpath length */
+	uint32_t pad2;
+	uint64_t parent;     /* parent node id */
+	int64_t mtime_ns;
+	uint64_t size;       /* instance: source file size */
+	uint64_t nchildren;
+	/* followed by name (name_len bytes), then relpath (path_len bytes) */
+};
+
+/* A node as read from the index; pointers stay valid while mounted. */
+struct node_view {
+	const struct node_rec *rec;
+	const char *name;
+	const char *relpath;
+};
+
+struct index_opts {
+	const char *archive;     /* as given */
+	const char *path;        /* index directory, or NULL for the default */
+	int scan_threads;        /* 0: default */
+	int follow_symlinks;     /* follow symlinks leaving the archive */
+	int progress;            /* 0 quiet, 1 '\r' line (tty), 2 plain lines */
+	const char *worker_exe;  /* parse in "exe --parse-worker" processes, so a
+				  * parser crash or hang costs one file; NULL:
+				  * parse in threads of this process */
+};
+
+struct index_stats {
+	uint64_t files_seen, files_parsed, files_removed;
+	uint64_t instances, patients, studies, series;
+	uint64_t skipped, errors, duplicates;
+	double scan_seconds, files_per_second;
+	int tree_rebuilt, index_fresh, private_index;
+};
+
+struct index;
+
+/*
+ * index_open: resolve the archive and index paths, create the index
+ * directory, take the update lock and open (or rebuild) the environment.
+ * Returns 0, -ENOENT/-ENOTDIR/-EACCES for the archive (DFS exit 2),
+ * or another negative code for the index (exit 4); msg gets one line.
+ */
+int index_open(struct index **out, const struct index_opts *o, char *msg,
+	       size_t msglen);
+/* Scan the archive and bring the index and the tree up to date. */
+int index_update(struct index *ix, struct index_stats *st, char *msg,
+		 size_t msglen);
+/*
+ * The parser process: "exe --parse-worker ARCHIVE" calls this. Reads jobs on
+ * stdin, answers records on stdout, until end of input. Returns an exit code.
+ */
+int index_parse_worker_main(const char *archive);
+
+/* Close the LMDB environment (before fork) / reopen it read-only after. */
+void index_close_env(struct index *ix);
+int index_reopen(struct index *ix);
+void index_free(struct index *ix);
+
+const char *index_path(const struct index *ix);
+int index_archive_fd(const struct index *ix);
+const struct index_stats *index_stats(const struct index *ix);
+
+int index_node(struct index *ix, uint64_t id, struct node_view *nv);
+int index_lookup(struct index *ix, uint64_t parent_id, const char *name,
+		 uint64_t *ino);
+/* Calls fn for entries from position pos on; fn returns nonzero to stop. */
+typedef int (*index_dirent_fn)(void *ctx, uint64_t ino, const char *name,
+			       size_t namelen, uint64_t next_pos);
+int index_readdir(struct index *ix, uint64_t dir_id, uint64_t pos,
+		  index_dirent_fn fn, void *ctx);
+/* The file record of an instance (see record.h). */
+int index_file_record(struct index *ix, const char *relpath, size_t len,
+		      const void **val, size_t *vlen);
+
+/* Runtime problems with a source file, shown in errors.tsv and logged. */
+void index_report_error(struct index *ix, const char *relpath, const char *why);
+/* malloc()ed texts of .dicomfs/status.json and .dicomfs/errors.tsv */
+int index_status_json(struct index *ix, char **buf, size_t *len);
+int index_errors_tsv(struct index *ix, char **buf, size_t *len);
+
+#endif

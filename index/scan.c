@@ -1,0 +1,1033 @@
+/*
+ * scan.c - walk the archive, parse what changed, write the "files" DB.
+ *
+ * Design notes
+ * - The walk is single-threaded (readdir + fstatat, sorted per directory)
+ *   and yields candidates in memcmp order of their relative paths, the key
+ *   order of the "files" DB, so the comparison with the index is one merge.
+ * - A candidate whose (size, mtime_ns, st_ino) equals its record is not
+ *   opened at all: a remount of an unchanged archive is a stat walk.
+ * - Changed files are parsed by scan_threads workers; the main thread writes
+ *   their records in candidate order (a bounded reorder window), committing
+ *   every BATCH records. "tree_valid" is cleared in the first write
+ *   transaction and set by the one that rebuilds the tree, so a crash in
+ *   between makes the next mount rebuild the tree.
+ * - Parsing: read a PREFIX, let dcmwalk find the header extent, widen to it
+ *   when needed (never past MAX_HEADER), then hand GDCM exactly the header.
+ * - Containment: with opts.worker_exe, parsing runs in "--parse-worker"
+ *   child processes (one per scan thread, address space limited). A job
+ *   whose child dies or exceeds JOB_TIMEOUT_MS becomes an error record for
+ *   that one file; the child is replaced and the rest of its batch resent.
+ * - Symlinks: followed when they stay inside the archive; a directory seen
+ *   twice (by device and inode) is a loop and is not entered again.
+ */
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/resource.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "index_int.h"
+#include "charset.h"
+#include "dcmshim.h"
+#include "dcmwalk.h"
+#include "error.h"
+#include "record.h"
+#include "tags.h"
+
+#define PREFIX      (16 * 1024)
+#define MAX_HEADER  ((uint64_t)256 << 20)
+#define BATCH       4096
+#define WINDOW      1024
+#define JOB_BATCH   32
+#define JOB_TIMEOUT_MS 30000
+#define WORKER_AS_LIMIT ((rlim_t)4 << 30)
+
+struct cand {
+	char *rel;
+	size_t rel_len;
+	struct stat st;
+	uint64_t old_id;    /* id of the existing record, 0 if none */
+};
+
+struct candv {
+	struct cand *v;
+	size_t n, cap;
+};
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int64_t mtime_ns(const struct stat *st)
+{
+	return (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+}
+
+/* ---- walk ---- */
+
+struct seen {
+	dev_t *dev;
+	ino_t *ino;
+	size_t n, cap;
+};
+
+static int seen_add(struct seen *s, dev_t d, ino_t i)
+{
+	for (size_t k = 0; k < s->n; k++)
+		if (s->dev[k] == d && s->ino[k] == i)
+			return 1;
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 64;
+		dev_t *nd = realloc(s->dev, cap * sizeof(*nd));
+		if (!nd)
+			return -ENOMEM;
+		s->dev = nd;
+		ino_t *ni = realloc(s->ino, cap * sizeof(*ni));
+		if (!ni)
+			return -ENOMEM;
+		s->ino = ni;
+		s->cap = cap;
+	}
+	s->dev[s->n] = d;
+	s->ino[s->n++] = i;
+	return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int cand_push(struct candv *cv, const char *rel, const struct stat *st)
+{
+	if (cv->n == cv->cap) {
+		size_t cap = cv->cap ? cv->cap * 2 : 1024;
+		struct cand *p = realloc(cv->v, cap * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		cv->v = p;
+		cv->cap = cap;
+	}
+	struct cand *c = &cv->v[cv->n];
+	c->rel = strdup(rel);
+	if (!c->rel)
+		return -ENOMEM;
+	c->rel_len = strlen(rel);
+	c->st = *st;
+	c->old_id = 0;
+	cv->n++;
+	return 0;
+}
+
+static int inside_archive(const struct index *ix, const char *real)
+{
+	size_t l = strlen(ix->archive_real);
+	if (strcmp(ix->archive_real, "/") == 0)
+		return 1;
+	return strncmp(real, ix->archive_real, l) == 0 &&
+	       (real[l] == '/' || real[l] == 0);
+}
+
+static int walk_dir(struct index *ix, const char *rel, struct candv *cv,
+		    struct seen *seen, int depth)
+{
+	int dfd = rel[0] ? openat(ix->archive_fd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+			 : dup(ix->archive_fd);
+	char **names = NULL;
+	size_t n = 0, cap = 0;
+	int rc = 0;
+
+	if (dfd < 0) {
+		tb_tsv(&ix->walk_errors, rel, strerror(errno));
+		dfs_log("%s: cannot open directory: %s", rel, strerror(errno));
+		return 0;
+	}
+	DIR *d = fdopendir(dfd);
+	if (!d) {
+		close(dfd);
+		return -errno;
+	}
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 64;
+			char **p = realloc(names, cap * sizeof(*p));
+			if (!p) {
+				rc = -ENOMEM;
+				goto free_names;
+			}
+			names = p;
+		}
+		if (!(names[n++] = strdup(de->d_name))) {
+			rc = -ENOMEM;
+			goto free_names;
+		}
+	}
+	qsort(names, n, sizeof(*names), cmp_str);
+	for (size_t i = 0; i < n && !rc; i++) {
+		char path[PATH_MAX];
+		struct stat st;
+		if (snprintf(path, sizeof(path), "%s%s%s", rel, rel[0] ? "/" : "",
+			     names[i]) >= (int)sizeof(path)) {
+			tb_tsv(&ix->walk_errors, names[i], "path too long");
+			continue;
+		}
+		if (fstatat(dirfd(d), names[i], &st, AT_SYMLINK_NOFOLLOW)) {
+			tb_tsv(&ix->walk_errors, path, strerror(errno));
+			continue;
+		}
+		if (S_ISLNK(st.st_mode)) {
+			char full[PATH_MAX * 2], *real;
+			snprintf(full, sizeof(full), "%s/%s", ix->archive_real, path);
+			real = realpath(full, NULL);
+			if (!real) {
+				tb_tsv(&ix->walk_errors, path, "dangling symlink (not followed)");
+				continue;
+			}
+			int in = inside_archive(ix, real);
+			free(real);
+			if (!in && !ix->opts.follow_symlinks) {
+				tb_tsv(&ix->walk_errors, path,
+				       "symlink leaves the archive (not followed; see -o follow_symlinks)");
+				continue;
+			}
+			if (fstatat(dirfd(d), names[i], &st, 0)) {
+				tb_tsv(&ix->walk_errors, path, strerror(errno));
+				continue;
+			}
+		}
+		if (S_ISDIR(st.st_mode)) {
+			int r = seen_add(seen, st.st_dev, st.st_ino);
+			if (r < 0) {
+				rc = r;
+				break;
+			}
+			if (r == 1) {
+				tb_tsv(&ix->walk_errors, path,
+				       "directory already visited (symlink loop; not entered again)");
+				continue;
+			}
+			if (depth >= 64) {
+				tb_tsv(&ix->walk_errors, path, "directory nesting too deep");
+				continue;
+			}
+			rc = walk_dir(ix, path, cv, seen, depth + 1);
+		} else if (S_ISREG(st.st_mode)) {
+			rc = cand_push(cv, path, &st);
+		}
+	}
+free_names:
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	closedir(d);
+	return rc;
+}
+
+static int cmp_cand(const void *a, const void *b)
+{
+	const struct cand *x = a, *y = b;
+	size_t l = x->rel_len < y->rel_len ? x->rel_len : y->rel_len;
+	int c = memcmp(x->rel, y->rel, l);
+	if (c)
+		return c;
+	return x->rel_len < y->rel_len ? -1 : x->rel_len > y->rel_len;
+}
+
+/* ---- parse ---- */
+
+struct attr_ctx {
+	struct rec_buf *rec;
+	char charset[256];
+	size_t charset_len;
+	int warn;
+	int err;
+};
+
+static int vr_is(const char vr[2], const char *s)
+{
+	return vr[0] == s[0] && vr[1] == s[1];
+}
+
+static void attr_cb(void *ctx, uint32_t tag, const char vr[2], const char *v,
+		    size_t len)
+{
+	struct attr_ctx *a = ctx;
+	int text_trim_lead = !(vr_is(vr, "ST") || vr_is(vr, "LT") || vr_is(vr, "UT"));
+	int decode = vr_is(vr, "PN") || vr_is(vr, "LO") || vr_is(vr, "SH") ||
+		     vr_is(vr, "ST") || vr_is(vr, "LT") || vr_is(vr, "UT") ||
+		     vr_is(vr, "UC");
+	while (len && (v[len - 1] == ' ' || v[len - 1] == 0))
+		len--;
+	while (text_trim_lead && len && v[0] == ' ') {
+		v++;
+		len--;
+	}
+	if (tag == TAG_SPECIFIC_CHARSET) {
+		a->charset_len = len < sizeof(a->charset) ? len : sizeof(a->charset) - 1;
+		memcpy(a->charset, v, a->charset_len);
+	}
+	if (decode && len) {
+		char *out = NULL;
+		size_t ol = 0;
+		int rc = charset_to_utf8(a->charset, a->charset_len, v, len,
+					 vr_is(vr, "PN"), &out, &ol);
+		if (rc < 0) {
+			a->err = rc;
+			return;
+		}
+		if (rc == DFS_WARN_CHARSET)
+			a->warn = 1;
+		if (rec_add(a->rec, tag, vr, out, ol))
+			a->err = -ENOMEM;
+		free(out);
+		return;
+	}
+	if (rec_add(a->rec, tag, vr, v, len))
+		a->err = -ENOMEM;
+}
+
+static int is_dicomdir_name(const char *rel)
+{
+	const char *b = strrchr(rel, '/');
+	b = b ? b + 1 : rel;
+	return strcasecmp(b, "DICOMDIR") == 0;
+}
+
+struct pbuf {
+	uint8_t *p;
+	size_t cap;
+};
+
+static int pbuf_fill(struct pbuf *b, int fd, size_t have, size_t want)
+{
+	if (want > b->cap) {
+		size_t cap = (want + 65535) & ~(size_t)65535;
+		uint8_t *n = realloc(b->p, cap);
+		if (!n)
+			return -ENOMEM;
+		b->p = n;
+		b->cap = cap;
+	}
+	while (have < want) {
+		ssize_t r = pread(fd, b->p + have, want - have, (off_t)have);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (r == 0)
+			return DFS_ETRUNC; /* shrank since the walk */
+		have += (size_t)r;
+	}
+	return 0;
+}
+
+/* Parse one candidate into rec (always a complete record, maybe an error). */
+static void parse_one(struct index *ix, const struct cand *c, uint64_t id,
+		      struct pbuf *b, struct rec_buf *rec)
+{
+	struct rec_head h = { 0 };
+	struct dcmwalk_result w;
+	struct dcmshim_info info;
+	struct attr_ctx a = { 0 };
+	uint64_t size = (uint64_t)c->st.st_size;
+	int rc, fd;
+
+	h.version = REC_VERSION;
+	h.id = id;
+	h.mode = c->st.st_mode & 07777;
+	h.uid = c->st.st_uid;
+	h.gid = c->st.st_gid;
+	h.size = size;
+	h.mtime_ns = mtime_ns(&c->st);
+	h.ino = c->st.st_ino;
+	h.status = REC_ERROR;
+
+	fd = openat(ix->archive_fd, c->rel, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0) {
+		h.err = -errno;
+		goto out;
+	}
+	size_t have = size < PREFIX ? (size_t)size : PREFIX;
+	rc = pbuf_fill(b, fd, 0, have);
+	for (;;) {
+		if (rc)
+			break;
+		rc = dcmwalk_header(b->p, have, size, &w);
+		if (rc != DFS_ENEEDMORE)
+			break;
+		uint64_t want = w.header_end;
+		if (want < (uint64_t)have * 4)
+			want = (uint64_t)have * 4;
+		if (want > size)
+			want = size;
+		if (want > MAX_HEADER || want <= have) {
+			rc = want > MAX_HEADER ? DFS_ETOOBIG : DFS_ETRUNC;
+			break;
+		}
+		rc = pbuf_fill(b, fd, have, (size_t)want);
+		have = (size_t)want;
+	}
+	close(fd);
+	if (rc == DFS_ENOTDICOM) {
+		h.status = REC_SKIPPED;
+		h.err = rc;
+		goto out;
+	}
+	if (rc) {
+		h.err = rc;
+		goto out;
+	}
+	h.flags |= (w.encapsulated ? RECF_ENCAPSULATED : 0) |
+		   (w.pixel_truncated ? RECF_PIXEL_TRUNC : 0) |
+		   (w.deflated ? RECF_DEFLATED : 0) |
+		   (w.big_endian ? RECF_BIG_ENDIAN : 0) |
+		   (w.explicit_vr ? RECF_EXPLICIT_VR : 0) |
+		   (w.has_meta ? RECF_HAS_META : 0);
+	h.pixel_offset = w.deflated ? 0 : w.pixel_offset;
+	h.pixel_length = w.deflated ? 0 : w.pixel_length;
+	h.pixel_tag = w.pixel_tag;
+	h.header_end = w.header_end > UINT32_MAX ? UINT32_MAX : (uint32_t)w.header_end;
+	if (rec_begin(rec, &h))
+		goto oom;
+	a.rec = rec;
+	/* GDCM trusts the meta transfer syntax and would read garbage lengths
+	 * (and allocate gigabytes) when the data set disagrees: give it the
+	 * data set alone and let it detect the encoding, as for no-meta files */
+	size_t skip = w.ts_mismatch ? (size_t)w.dataset_start : 0;
+	rc = dcmshim_parse_header(b->p + skip, (size_t)w.header_end - skip, w.deflated, dfs_tag_numbers(),
+				  dfs_ntags, attr_cb, &a, &info);
+	if (a.err)
+		goto oom;
+	if (rc) {
+		h.err = rc;
+		goto out_keep;
+	}
+	if (info.partial)
+		h.flags |= RECF_PARTIAL;
+	if (a.warn)
+		h.flags |= RECF_CHARSET_WARN;
+	{
+		const char *v;
+		size_t l;
+		int have_uids = rec_attr(rec->data, rec->len, TAG_STUDY_INSTANCE_UID, &v, &l) && l &&
+				rec_attr(rec->data, rec->len, TAG_SERIES_INSTANCE_UID, &v, &l) && l &&
+				rec_attr(rec->data, rec->len, TAG_SOP_INSTANCE_UID, &v, &l) && l;
+		if (have_uids) {
+			h.status = REC_OK;
+		} else if (w.dicomdir || is_dicomdir_name(c->rel)) {
+			h.status = REC_SKIPPED;
+			h.err = 0;
+		} else {
+			h.err = DFS_ENOUID;
+		}
+	}
+out_keep:
+	/* keep the attributes read, patch the head */
+	{
+		struct rec_head cur;
+		memcpy(&cur, rec->data, sizeof(cur));
+		h.nattrs = cur.nattrs;
+		memcpy(rec->data, &h, sizeof(h));
+	}
+	return;
+oom:
+	h.err = -ENOMEM;
+	h.status = REC_ERROR;
+out:
+	h.nattrs = 0;
+	if (rec_begin(rec, &h) == 0)
+		return;
+	rec->len = 0;
+}
+
+/* ---- the parallel part ---- */
+
+struct job {
+	struct index *ix;
+	struct cand **todo;      /* candidates to parse, in key order */
+	uint64_t *ids;
+	struct rec_buf *slots;   /* WINDOW slots, slot i % WINDOW */
+	int *done;
+	size_t n;
+	size_t next;             /* next to claim (under lock) */
+	size_t written;          /* consumed by the writer (under lock) */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	atomic_size_t parsed;
+};
+
+static void *worker(void *arg)
+{
+	struct job *j = arg;
+	struct pbuf b = { 0 };
+	for (;;) {
+		pthread_mutex_lock(&j->lock);
+		while (j->next < j->n && j->next >= j->written + WINDOW)
+			pthread_cond_wait(&j->cond, &j->lock);
+		if (j->next >= j->n) {
+			pthread_mutex_unlock(&j->lock);
+			break;
+		}
+		size_t i = j->next++;
+		pthread_mutex_unlock(&j->lock);
+
+		parse_one(j->ix, j->todo[i], j->ids[i], &b, &j->slots[i % WINDOW]);
+
+		pthread_mutex_lock(&j->lock);
+		j->done[i % WINDOW] = 1;
+		atomic_fetch_add(&j->parsed, 1);
+		pthread_cond_broadcast(&j->cond);
+		pthread_mutex_unlock(&j->lock);
+	}
+	free(b.p);
+	return NULL;
+}
+
+/* ---- parser processes ---- */
+
+struct job_msg {
+	uint64_t idx, id, size, ino;
+	int64_t mtime_ns;
+	uint32_t mode, uid, gid, rel_len;
+};
+
+struct res_msg {
+	uint64_t idx;
+	uint32_t len, pad;
+};
+
+static int write_full(int fd, const void *p, size_t n)
+{
+	const char *c = p;
+	while (n) {
+		ssize_t r = write(fd, c, n);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		c += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+/* 0, -EPIPE at end of input, DFS_ETIMEOUT, or -errno */
+static int read_full(int fd, void *p, size_t n, int timeout_ms)
+{
+	char *c = p;
+	while (n) {
+		if (timeout_ms >= 0) {
+			struct pollfd pf = { fd, POLLIN, 0 };
+			int r = poll(&pf, 1, timeout_ms);
+			if (r == 0)
+				return DFS_ETIMEOUT;
+			if (r < 0) {
+				if (errno == EINTR)
+					continue;
+				return -errno;
+			}
+		}
+		ssize_t r = read(fd, c, n);
+		if (r == 0)
+			return -EPIPE;
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		c += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+int index_parse_worker_main(const char *archive)
+{
+	struct index ix = { 0 };
+	struct pbuf b = { 0 };
+	struct rec_buf rec = { 0 };
+	struct rlimit rl = { WORKER_AS_LIMIT, WORKER_AS_LIMIT }, core = { 0, 0 };
+	char rel[PATH_MAX];
+
+	setrlimit(RLIMIT_AS, &rl);
+	setrlimit(RLIMIT_CORE, &core);
+	/* nothing of the parent (LMDB files, FUSE device) is ours to touch */
+	for (int fd = 3; fd < 1024; fd++)
+		close(fd);
+	ix.archive_fd = open(archive, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (ix.archive_fd < 0)
+		return 1;
+	dcmshim_init();
+	for (;;) {
+		struct job_msg m;
+		struct cand c = { 0 };
+		if (read_full(0, &m, sizeof(m), -1))
+			break;
+		if (m.rel_len >= sizeof(rel) || read_full(0, rel, m.rel_len, -1))
+			return 1;
+		rel[m.rel_len] = 0;
+		c.rel = rel;
+		c.rel_len = m.rel_len;
+		c.st.st_size = (off_t)m.size;
+		c.st.st_mtim.tv_sec = m.mtime_ns / 1000000000;
+		c.st.st_mtim.tv_nsec = m.mtime_ns % 1000000000;
+		c.st.st_ino = m.ino;
+		c.st.st_mode = m.mode;
+		c.st.st_uid = m.uid;
+		c.st.st_gid = m.gid;
+		parse_one(&ix, &c, m.id, &b, &rec);
+		struct res_msg r = { m.idx, (uint32_t)rec.len, 0 };
+		struct iovec iov[2] = { { &r, sizeof(r) }, { rec.data, rec.len } };
+		ssize_t want = (ssize_t)(sizeof(r) + rec.len), done = 0;
+		while (done < want) {
+			ssize_t n = writev(1, iov, 2);
+			if (n <= 0)
+				return 1;
+			done += n;
+			if (done < want) { /* rare: finish the rest plainly */
+				size_t off = (size_t)done;
+				if (off < sizeof(r) && write_full(1, (char *)&r + off, sizeof(r) - off))
+					return 1;
+				off = off > sizeof(r) ? off - sizeof(r) : 0;
+				if (write_full(1, rec.data + off, rec.len - off))
+					return 1;
+				break;
+			}
+		}
+	}
+	rec_release(&rec);
+	free(b.p);
+	close(ix.archive_fd);
+	return 0;
+}
+
+struct wproc {
+	pid_t pid;
+	int to, from;
+};
+
+static int wproc_spawn(struct index *ix, struct wproc *w)
+{
+	int a[2], b[2];
+	posix_spawn_file_actions_t fa;
+	char *argv[] = { (char *)ix->opts.worker_exe, "--parse-worker",
+			 ix->archive_real, NULL };
+	extern char **environ;
+	int rc;
+
+	if (pipe2(a, O_CLOEXEC))
+		return -errno;
+	if (pipe2(b, O_CLOEXEC)) {
+		rc = -errno;
+		goto close_a;
+	}
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, a[0], 0);
+	posix_spawn_file_actions_adddup2(&fa, b[1], 1);
+	posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+	rc = -posix_spawn(&w->pid, ix->opts.worker_exe, &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	close(a[0]);
+	close(b[1]);
+	if (rc) {
+		close(a[1]);
+		close(b[0]);
+		return rc;
+	}
+	w->to = a[1];
+	w->from = b[0];
+	return 0;
+close_a:
+	close(a[0]);
+	close(a[1]);
+	return rc;
+}
+
+/* Stop a child; returns its wait status description in why. */
+static void wproc_reap(struct wproc *w, int kill_it, char *why, size_t whylen)
+{
+	int st = 0;
+	if (w->to >= 0)
+		close(w->to);
+	if (w->from >= 0)
+		close(w->from);
+	w->to = w->from = -1;
+	if (kill_it)
+		kill(w->pid, SIGKILL);
+	if (waitpid(w->pid, &st, 0) > 0 && why) {
+		if (WIFSIGNALED(st))
+			snprintf(why, whylen, "signal %d (%s)", WTERMSIG(st), strsignal(WTERMSIG(st)));
+		else
+			snprintf(why, whylen, "exit status %d", WEXITSTATUS(st));
+	}
+}
+
+static void slot_store(struct job *j, size_t i)
+{
+	pthread_mutex_lock(&j->lock);
+	j->done[i % WINDOW] = 1;
+	atomic_fetch_add(&j->parsed, 1);
+	pthread_cond_broadcast(&j->cond);
+	pthread_mutex_unlock(&j->lock);
+}
+
+static void error_record(struct job *j, size_t i, int err, const char *why)
+{
+	struct cand *c = j->todo[i];
+	struct rec_head h = { 0 };
+	h.version = REC_VERSION;
+	h.id = j->ids[i];
+	h.status = REC_ERROR;
+	h.err = err;
+	h.mode = c->st.st_mode & 07777;
+	h.uid = c->st.st_uid;
+	h.gid = c->st.st_gid;
+	h.size = (uint64_t)c->st.st_size;
+	h.mtime_ns = mtime_ns(&c->st);
+	h.ino = c->st.st_ino;
+	if (rec_begin(&j->slots[i % WINDOW], &h))
+		j->slots[i % WINDOW].len = 0;
+	dfs_log("%s: %s (%s)", c->rel, dfs_strerror(err), why);
+}
+
+static void *proc_worker(void *arg)
+{
+	struct job *j = arg;
+	struct wproc w = { -1, -1, -1 };
+	size_t batch[JOB_BATCH], nb = 0;
+	struct textbuf req = { 0 };
+
+	if (wproc_spawn(j->ix, &w))
+		return worker(arg);    /* cannot spawn: parse in-process */
+	for (;;) {
+		if (nb == 0) {
+			pthread_mutex_lock(&j->lock);
+			while (j->next < j->n && j->next >= j->written + WINDOW)
+				pthread_cond_wait(&j->cond, &j->lock);
+			while (nb < JOB_BATCH && j->next < j->n &&
+			       j->next < j->written + WINDOW)
+				batch[nb++] = j->next++;
+			pthread_mutex_unlock(&j->lock);
+			if (nb == 0)
+				break;
+		}
+		req.len = 0;
+		for (size_t k = 0; k < nb; k++) {
+			struct cand *c = j->todo[batch[k]];
+			struct job_msg m = { batch[k], j->ids[batch[k]], (uint64_t)c->st.st_size,
+					     c->st.st_ino, mtime_ns(&c->st), c->st.st_mode,
+					     c->st.st_uid, c->st.st_gid, (uint32_t)c->rel_len };
+			tb_add(&req, (const char *)&m, sizeof(m));
+			tb_add(&req, c->rel, c->rel_len);
+		}
+		int rc = write_full(w.to, req.s, req.len);
+		size_t k = 0;
+		for (; !rc && k < nb; k++) {
+			struct res_msg r;
+			size_t i = batch[k];
+			struct rec_buf *rb = &j->slots[i % WINDOW];
+			rc = read_full(w.from, &r, sizeof(r), JOB_TIMEOUT_MS);
+			if (!rc && (r.idx != i || r.len > (16u << 20)))
+				rc = -EPROTO;
+			if (!rc && r.len > rb->cap) {
+				unsigned char *p = realloc(rb->data, r.len);
+				if (!p) {
+					rc = -ENOMEM;
+					break;
+				}
+				rb->data = p;
+				rb->cap = r.len;
+			}
+			if (!rc)
+				rc = read_full(w.from, rb->data, r.len, JOB_TIMEOUT_MS);
+			if (rc)
+				break;
+			rb->len = r.len;
+			slot_store(j, i);
+		}
+		if (!rc) {
+			nb = 0;
+			continue;
+		}
+		/* the child died, hung or misbehaved on batch[k] */
+		char why[96] = "";
+		wproc_reap(&w, 1, why, sizeof(why));
+		error_record(j, batch[k], rc == DFS_ETIMEOUT ? DFS_ETIMEOUT : DFS_ECRASH,
+			     rc == DFS_ETIMEOUT ? "killed" : why);
+		slot_store(j, batch[k]);
+		memmove(batch, batch + k + 1, (nb - k - 1) * sizeof(*batch));
+		nb -= k + 1;
+		if (wproc_spawn(j->ix, &w)) {
+			/* no more children: finish in-process */
+			for (size_t q = 0; q < nb; q++) {
+				struct pbuf b = { 0 };
+				parse_one(j->ix, j->todo[batch[q]], j->ids[batch[q]], &b,
+					  &j->slots[batch[q] % WINDOW]);
+				free(b.p);
+				slot_store(j, batch[q]);
+			}
+			tb_release(&req);
+			return worker(arg);
+		}
+	}
+	wproc_reap(&w, 0, NULL, 0);
+	tb_release(&req);
+	return NULL;
+}
+
+static void progress(const struct index *ix, size_t done, size_t total,
+		     double t0, int final)
+{
+	if (!ix->opts.progress)
+		return;
+	double dt = now_s() - t0;
+	double rate = dt > 0 ? done / dt : 0;
+	if (ix->opts.progress == 1)
+		fprintf(stderr, "\rdicomfs: indexing %zu/%zu files (%.0f files/s)%s",
+			done, total, rate, final ? "\n" : "");
+	else
+		fprintf(stderr, "dicomfs: indexing %zu/%zu files (%.0f files/s)\n",
+			done, total, rate);
+}
+
+static int nproc(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? (int)n : 1;
+}
+
+int scan_update(struct index *ix, char *msg, size_t msglen)
+{
+	struct candv cv = { 0 };
+	struct seen seen = { 0 };
+	struct cand **todo = NULL;
+	uint64_t *ids = NULL;
+	MDB_txn *txn = NULL;
+	MDB_cursor *cur = NULL;
+	uint64_t next_id = ID_FIRST, tree_valid = 0;
+	size_t ntodo = 0, removed = 0;
+	double t0 = now_s();
+	int rc;
+	struct stat rst;
+
+	dcmshim_init();
+	signal(SIGPIPE, SIG_IGN); /* a dying parser must not take us with it */
+	if (fstat(ix->archive_fd, &rst) == 0)
+		seen_add(&seen, rst.st_dev, rst.st_ino);
+	rc = walk_dir(ix, "", &cv, &seen, 0);
+	if (rc) {
+		snprintf(msg, msglen, "scanning '%s': %s", ix->archive_real, dfs_strerror(rc));
+		goto free_cands;
+	}
+	qsort(cv.v, cv.n, sizeof(*cv.v), cmp_cand);
+	ix->stats.files_seen = cv.n;
+	todo = malloc((cv.n + 1) * sizeof(*todo));
+	ids = malloc((cv.n + 1) * sizeof(*ids));
+	if (!todo || !ids) {
+		rc = -ENOMEM;
+		goto free_cands;
+	}
+
+	rc = dfs_from_mdb(mdb_txn_begin(ix->env, NULL, 0, &txn));
+	if (rc)
+		goto free_cands;
+	meta_get_u64(txn, ix->meta, "next_id", &next_id);
+	meta_get_u64(txn, ix->meta, "tree_valid", &tree_valid);
+	if (next_id < ID_FIRST)
+		next_id = ID_FIRST;
+
+	/* merge the sorted candidates with the files DB */
+	rc = dfs_from_mdb(mdb_cursor_open(txn, ix->files, &cur));
+	if (rc)
+		goto abort;
+	MDB_val k, d;
+	int mrc = mdb_cursor_get(cur, &k, &d, MDB_FIRST);
+	size_t ci = 0;
+	while (ci < cv.n || mrc == 0) {
+		int c;
+		if (mrc != 0)
+			c = -1;
+		else if (ci >= cv.n)
+			c = 1;
+		else {
+			struct cand key = { .rel = k.mv_data, .rel_len = k.mv_size };
+			c = cmp_cand(&cv.v[ci], &key);
+		}
+		if (c < 0) {            /* new file */
+			todo[ntodo] = &cv.v[ci];
+			ids[ntodo++] = next_id++;
+			ci++;
+		} else if (c > 0) {     /* gone */
+			rc = dfs_from_mdb(mdb_cursor_del(cur, 0));
+			if (rc)
+				goto abort;
+			removed++;
+			mrc = mdb_cursor_get(cur, &k, &d, MDB_GET_CURRENT);
+			if (mrc == 0)
+				continue;  /* cursor now on the next record */
+			mrc = mdb_cursor_get(cur, &k, &d, MDB_NEXT);
+		} else {
+			struct rec_head h;
+			struct cand *cd = &cv.v[ci];
+			if (rec_head_get(d.mv_data, d.mv_size, &h) ||
+			    h.size != (uint64_t)cd->st.st_size ||
+			    h.mtime_ns != mtime_ns(&cd->st) || h.ino != cd->st.st_ino ||
+			    h.mode != (cd->st.st_mode & 07777) || h.uid != cd->st.st_uid ||
+			    h.gid != cd->st.st_gid) {
+				todo[ntodo] = cd;
+				ids[ntodo++] = h.version == REC_VERSION && h.id ? h.id : next_id++;
+			}
+			ci++;
+			mrc = mdb_cursor_get(cur, &k, &d, MDB_NEXT);
+		}
+	}
+	mdb_cursor_close(cur);
+	cur = NULL;
+	ix->stats.files_removed = removed;
+
+	if (ntodo || removed || !tree_valid) {
+		rc = meta_put_u64(txn, ix->meta, "tree_valid", 0);
+		if (rc)
+			goto abort;
+	}
+	if (ntodo) {
+		struct job j = { .ix = ix, .todo = todo, .ids = ids, .n = ntodo };
+		int nt = ix->opts.scan_threads > 0 ? ix->opts.scan_threads : nproc();
+		pthread_t th[256];
+		double last = 0;
+		if (nt > 256)
+			nt = 256;
+		if ((size_t)nt > ntodo)
+			nt = (int)ntodo;
+		j.slots = calloc(WINDOW, sizeof(*j.slots));
+		j.done = calloc(WINDOW, sizeof(*j.done));
+		if (!j.slots || !j.done) {
+			free(j.slots);
+			free(j.done);
+			rc = -ENOMEM;
+			goto abort;
+		}
+		pthread_mutex_init(&j.lock, NULL);
+		pthread_cond_init(&j.cond, NULL);
+		int started = 0;
+		for (; started < nt; started++)
+			if (pthread_create(&th[started], NULL,
+					   ix->opts.worker_exe ? proc_worker : worker, &j))
+				break;
+		if (!started) {
+			rc = -EAGAIN;
+			goto join;
+		}
+		for (size_t i = 0; i < ntodo; i++) {
+			pthread_mutex_lock(&j.lock);
+			while (!j.done[i % WINDOW])
+				pthread_cond_wait(&j.cond, &j.lock);
+			pthread_mutex_unlock(&j.lock);
+			struct rec_buf *rb = &j.slots[i % WINDOW];
+			MDB_val kk = { todo[i]->rel_len, todo[i]->rel };
+			MDB_val dd = { rb->len, rb->data };
+			if (rb->len && !rc)
+				rc = dfs_from_mdb(mdb_put(txn, ix->files, &kk, &dd, 0));
+			pthread_mutex_lock(&j.lock);
+			j.done[i % WINDOW] = 0;
+			j.written = i + 1;
+			pthread_cond_broadcast(&j.cond);
+			pthread_mutex_unlock(&j.lock);
+			if (!rc && (i + 1) % BATCH == 0) {
+				rc = meta_put_u64(txn, ix->meta, "next_id", next_id);
+				if (!rc)
+					rc = dfs_from_mdb(mdb_txn_commit(txn));
+				txn = NULL;
+				if (!rc)
+					rc = dfs_from_mdb(mdb_txn_begin(ix->env, NULL, 0, &txn));
+			}
+			double t = now_s();
+			if (t - last > (ix->opts.progress == 1 ? 0.25 : 5.0)) {
+				progress(ix, i + 1, ntodo, t0, 0);
+				last = t;
+			}
+		}
+		progress(ix, ntodo, ntodo, t0, 1);
+join:
+		for (int i = 0; i < started; i++)
+			pthread_join(th[i], NULL);
+		for (size_t i = 0; i < WINDOW; i++)
+			rec_release(&j.slots[i]);
+		free(j.slots);
+		free(j.done);
+		pthread_mutex_destroy(&j.lock);
+		pthread_cond_destroy(&j.cond);
+		if (rc)
+			goto abort;
+	}
+	ix->stats.files_parsed = ntodo;
+	rc = meta_put_u64(txn, ix->meta, "next_id", next_id);
+	if (rc)
+		goto abort;
+	if (ntodo || removed || !tree_valid) {
+		rc = tree_build(ix, txn, &next_id);
+		if (rc)
+			goto abort;
+		rc = meta_put_u64(txn, ix->meta, "next_id", next_id);
+		if (!rc)
+			rc = meta_put_u64(txn, ix->meta, "tree_valid", 1);
+		if (rc)
+			goto abort;
+		ix->stats.tree_rebuilt = 1;
+	} else {
+		/* unchanged: counts come from the last build */
+		uint64_t v;
+		if (!meta_get_u64(txn, ix->meta, "n_instances", &v)) ix->stats.instances = v;
+		if (!meta_get_u64(txn, ix->meta, "n_patients", &v)) ix->stats.patients = v;
+		if (!meta_get_u64(txn, ix->meta, "n_studies", &v)) ix->stats.studies = v;
+		if (!meta_get_u64(txn, ix->meta, "n_series", &v)) ix->stats.series = v;
+		if (!meta_get_u64(txn, ix->meta, "n_skipped", &v)) ix->stats.skipped = v;
+		if (!meta_get_u64(txn, ix->meta, "n_errors", &v)) ix->stats.errors = v;
+		if (!meta_get_u64(txn, ix->meta, "n_duplicates", &v)) ix->stats.duplicates = v;
+	}
+	rc = dfs_from_mdb(mdb_txn_commit(txn));
+	txn = NULL;
+	if (rc)
+		goto abort;
+	ix->stats.scan_seconds = now_s() - t0;
+	ix->stats.files_per_second = ix->stats.scan_seconds > 0 ?
+		cv.n / ix->stats.scan_seconds : 0;
+	goto free_cands;
+abort:
+	if (cur)
+		mdb_cursor_close(cur);
+	if (txn)
+		mdb_txn_abort(txn);
+	snprintf(msg, msglen, "updating index '%s': %s", ix->path, dfs_strerror(rc));
+free_cands:
+	for (size_t i = 0; i < cv.n; i++)
+		free(cv.v[i].rel);
+	free(cv.v);
+	free(seen.dev);
+	free(seen.ino);
+	free(todo);
+	free(ids);
+	return rc;
+}

@@ -1,0 +1,44 @@
+/*
+ * tags.h - the attributes dicomfs indexes, with their keywords and levels.
+ *
+ * The table is sorted by tag (dcmshim_parse_header wants ascending tags).
+ * Level: 'P' patient, 'S' study, 'E' series, 'I' instance (image/pixel
+ * description attributes are instance level).
+ */
+#ifndef DICOMFS_TAGS_H
+#define DICOMFS_TAGS_H
+#include <stdint.h>
+#include <stddef.h>
+
+#define TAG_SPECIFIC_CHARSET     0x00080005u
+#define TAG_SOP_CLASS_UID        0x00080016u
+#define TAG_SOP_INSTANCE_UID     0x00080018u
+#define TAG_STUDY_DATE           0x00080020u
+#define TAG_STUDY_TIME           0x00080030u
+#define TAG_ACCESSION_NUMBER     0x00080050u
+#define TAG_MODALITY             0x00080060u
+#define TAG_STUDY_DESCRIPTION    0x00081030u
+#define TAG_SERIES_DESCRIPTION   0x0008103Eu
+#define TAG_PATIENT_NAME         0x00100010u
+#define TAG_PATIENT_ID           0x00100020u
+#define TAG_STUDY_INSTANCE_UID   0x0020000Du
+#define TAG_SERIES_INSTANCE_UID  0x0020000Eu
+#define TAG_SERIES_NUMBER        0x00200011u
+#define TAG_INSTANCE_NUMBER      0x00200013u
+
+struct dfs_tag {
+	uint32_t tag;
+	const char *keyword;
+	char level;
+};
+
+extern const struct dfs_tag dfs_tags[];
+extern const size_t dfs_ntags;
+
+/* The tag numbers of dfs_tags[], ascending (for dcmshim_parse_header). */
+extern const uint32_t *dfs_tag_numbers(void);
+
+const struct dfs_tag *tags_by_tag(uint32_t tag);
+const struct dfs_tag *tags_by_keyword(const char *keyword);
+
+#endif

@@ -1,0 +1,624 @@
+/*
+ * tree.c - build the browsable tree (nodes/names/dirents) from the records.
+ *
+ * Design notes
+ * - Input: every REC_OK record of "files". Output: the three tree DBs,
+ *   dropped and rewritten in the caller's write transaction.
+ * - Determinism: the result depends only on the set of records, never on
+ *   scan order: instances are sorted by (patient key, study UID, series UID,
+ *   SOP UID, source path); duplicates of a SOP Instance UID keep the
+ *   bytewise-smallest source path; display values of a directory come from
+ *   its first instance in that order (the patient name: the smallest
+ *   non-empty one); colliding sibling names all get a suffix derived from
+ *   their own UID.
+ * - Directory attributes: mtime = newest file below; mode = 0555 limited to
+ *   the read bits present on some source below (r implies x); owner and
+ *   group = those of the sources when they all agree, else root.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stdio.h>
+#include <sys/stat.h>
+
+#include "index_int.h"
+#include "error.h"
+#include "naming.h"
+#include "record.h"
+#include "tags.h"
+
+struct str {
+	const char *s;
+	size_t l;
+};
+
+struct inst {
+	void *rec;            /* copy of the record; strings point into it */
+	size_t rec_len;
+	struct rec_head h;
+	struct str rel, pkey, pname, pid, study, sdate, sdesc, acc, series, snum,
+		modality, sedesc, sop, inum;
+	char *pkey_buf;
+};
+
+struct agg {
+	int64_t mtime;
+	uint32_t rbits;
+	uint32_t uid, gid;
+	int uid_mixed, gid_mixed, any;
+};
+
+struct sib {
+	char name[NAME_BUF];
+	struct str uid;
+	size_t a, b;          /* range in the instance array */
+	uint64_t id;
+};
+
+struct build {
+	struct index *ix;
+	MDB_txn *txn;
+	uint64_t *next_id;
+	struct inst *v;
+	size_t n;
+	uint64_t patients, studies, series;
+};
+
+static int str_cmp(struct str a, struct str b)
+{
+	size_t l = a.l < b.l ? a.l : b.l;
+	int c = l ? memcmp(a.s, b.s, l) : 0;
+	return c ? c : (a.l < b.l ? -1 : a.l > b.l);
+}
+
+static struct str attr(const struct inst *in, uint32_t tag)
+{
+	struct str s = { "", 0 };
+	const char *v;
+	size_t l;
+	if (rec_attr(in->rec, in->rec_len, tag, &v, &l)) {
+		s.s = v;
+		s.l = l;
+	}
+	return s;
+}
+
+static int cmp_sop(const void *a, const void *b)
+{
+	const struct inst *x = a, *y = b;
+	int c = str_cmp(x->sop, y->sop);
+	return c ? c : str_cmp(x->rel, y->rel);
+}
+
+static int cmp_tree(const void *a, const void *b)
+{
+	const struct inst *x = a, *y = b;
+	int c;
+	if ((c = str_cmp(x->pkey, y->pkey)) || (c = str_cmp(x->study, y->study)) ||
+	    (c = str_cmp(x->series, y->series)) || (c = str_cmp(x->sop, y->sop)))
+		return c;
+	return str_cmp(x->rel, y->rel);
+}
+
+static int cmp_sib(const void *a, const void *b)
+{
+	const struct sib *x = a, *y = b;
+	int c = strcmp(x->name, y->name);
+	return c ? c : str_cmp(x->uid, y->uid);
+}
+
+static void agg_file(struct agg *g, const struct rec_head *h)
+{
+	if (!g->any) {
+		g->uid = h->uid;
+		g->gid = h->gid;
+		g->mtime = h->mtime_ns;
+		g->any = 1;
+	}
+	g->uid_mixed |= g->uid != h->uid;
+	g->gid_mixed |= g->gid != h->gid;
+	if (h->mtime_ns > g->mtime)
+		g->mtime = h->mtime_ns;
+	g->rbits |= h->mode & 0444;
+}
+
+static void agg_merge(struct agg *g, const struct agg *c)
+{
+	if (!c->any)
+		return;
+	if (!g->any) {
+		*g = *c;
+		return;
+	}
+	g->uid_mixed |= c->uid_mixed || g->uid != c->uid;
+	g->gid_mixed |= c->gid_mixed || g->gid != c->gid;
+	if (c->mtime > g->mtime)
+		g->mtime = c->mtime;
+	g->rbits |= c->rbits;
+}
+
+/* ---- writing ---- */
+
+static int put_node(struct build *b, uint64_t id, uint8_t type, uint64_t parent,
+		    const char *name, const struct agg *g, uint32_t nlink,
+		    uint64_t nchildren, const struct inst *in)
+{
+	struct node_rec r = { 0 };
+	size_t nl = strlen(name), pl = in ? in->rel.l : 0;
+	unsigned char kb[8];
+	int rc;
+
+	r.type = type;
+	r.parent = parent;
+	r.name_len = (uint32_t)nl;
+	r.path_len = (uint32_t)pl;
+	r.nlink = nlink;
+	r.nchildren = nchildren;
+	if (in) {
+		r.mode = 0444 & in->h.mode;
+		r.uid = in->h.uid;
+		r.gid = in->h.gid;
+		r.mtime_ns = in->h.mtime_ns;
+		r.size = in->h.size;
+	} else {
+		uint32_t rb = g->rbits;
+		r.mode = type == NODE_ROOT || type == NODE_TOP ? 0555 : (rb | rb >> 2);
+		r.uid = g->uid_mixed ? 0 : g->uid;
+		r.gid = g->gid_mixed ? 0 : g->gid;
+		r.mtime_ns = g->mtime;
+	}
+	be64_put(kb, id);
+	MDB_val k = { 8, kb }, d = { sizeof(r) + nl + pl, NULL };
+	rc = mdb_put(b->txn, b->ix->nodes, &k, &d, MDB_RESERVE);
+	if (rc)
+		return dfs_from_mdb(rc);
+	memcpy(d.mv_data, &r, sizeof(r));
+	memcpy((char *)d.mv_data + sizeof(r), name, nl);
+	if (pl)
+		memcpy((char *)d.mv_data + sizeof(r) + nl, in->rel.s, pl);
+	return 0;
+}
+
+static int put_dirent(struct build *b, uint64_t parent, uint32_t seq,
+		      uint64_t ino, const char *name)
+{
+	size_t nl = strlen(name);
+	unsigned char kb[12], nk[8 + NAME_BUF];
+	be64_put(kb, parent);
+	be32_put(kb + 8, seq);
+	MDB_val k = { 12, kb }, d = { 8 + nl, NULL };
+	int rc = mdb_put(b->txn, b->ix->dirents, &k, &d, MDB_RESERVE);
+	if (rc)
+		return dfs_from_mdb(rc);
+	memcpy(d.mv_data, &ino, 8);
+	memcpy((char *)d.mv_data + 8, name, nl);
+	be64_put(nk, parent);
+	memcpy(nk + 8, name, nl);
+	MDB_val k2 = { 8 + nl, nk }, d2 = { 8, &ino };
+	return dfs_from_mdb(mdb_put(b->txn, b->ix->names, &k2, &d2, 0));
+}
+
+/* Persistent id for a directory key (level letter + NUL-separated parts). */
+static int key_id(struct build *b, char level, struct str p1, struct str p2,
+		  struct str p3, int nparts, uint64_t *id)
+{
+	size_t len = 1 + p1.l + (nparts > 1 ? 1 + p2.l : 0) + (nparts > 2 ? 1 + p3.l : 0);
+	char *kb = malloc(len), *p = kb;
+	int rc;
+	if (!kb)
+		return -ENOMEM;
+	*p++ = level;
+	memcpy(p, p1.s, p1.l);
+	p += p1.l;
+	if (nparts > 1) {
+		*p++ = 0;
+		memcpy(p, p2.s, p2.l);
+		p += p2.l;
+	}
+	if (nparts > 2) {
+		*p++ = 0;
+		memcpy(p, p3.s, p3.l);
+	}
+	MDB_val k = { len, kb }, d;
+	rc = mdb_get(b->txn, b->ix->keys, &k, &d);
+	if (rc == 0 && d.mv_size == 8) {
+		memcpy(id, d.mv_data, 8);
+		free(kb);
+		return 0;
+	}
+	*id = (*b->next_id)++;
+	d.mv_size = 8;
+	d.mv_data = id;
+	rc = dfs_from_mdb(mdb_put(b->txn, b->ix->keys, &k, &d, 0));
+	free(kb);
+	return rc;
+}
+
+/* Suffix every colliding name, then sort into the final listing order. */
+static void sib_finish(struct sib *s, size_t n)
+{
+	qsort(s, n, sizeof(*s), cmp_sib);
+	for (size_t i = 0; i < n;) {
+		size_t j = i + 1;
+		while (j < n && strcmp(s[i].name, s[j].name) == 0)
+			j++;
+		if (j - i > 1)
+			for (size_t k = i; k < j; k++)
+				name_add_suffix(s[k].name, s[k].uid.s, s[k].uid.l);
+		i = j;
+	}
+	qsort(s, n, sizeof(*s), cmp_sib);
+}
+
+static int width_of(const struct str *nums, size_t n, int min)
+{
+	int w = min;
+	for (size_t i = 0; i < n; i++) {
+		long long v;
+		if (name_parse_int(nums[i].s, nums[i].l, &v) && v >= 0 &&
+		    name_digits(v) > w)
+			w = name_digits(v);
+	}
+	return w;
+}
+
+static int do_series(struct build *b, uint64_t series_id, size_t a, size_t e,
+		     struct agg *out)
+{
+	size_t n = e - a;
+	struct sib *s = calloc(n, sizeof(*s));
+	struct str *nums = calloc(n, sizeof(*nums));
+	int rc = 0;
+	if (!s || !nums) {
+		rc = -ENOMEM;
+		goto free_s;
+	}
+	for (size_t i = 0; i < n; i++)
+		nums[i] = b->v[a + i].inum;
+	int w = width_of(nums, n, 1);
+	for (size_t i = 0; i < n; i++) {
+		struct inst *in = &b->v[a + i];
+		name_instance(in->inum.s, in->inum.l, w, in->sop.s, in->sop.l, s[i].name);
+		s[i].uid = in->sop;
+		s[i].a = a + i;
+	}
+	sib_finish(s, n);
+	for (size_t i = 0; i < n && !rc; i++) {
+		struct inst *in = &b->v[s[i].a];
+		char fname[NAME_BUF + 8];
+		snprintf(fname, sizeof(fname), "%s.dcm", s[i].name);
+		agg_file(out, &in->h);
+		rc = put_node(b, in->h.id, NODE_INSTANCE, series_id, s[i].name, NULL, 1, 0, in);
+		if (!rc)
+			rc = put_dirent(b, series_id, (uint32_t)i, ino_make(in->h.id, KIND_DCM), fname);
+	}
+free_s:
+	free(s);
+	free(nums);
+	return rc;
+}
+
+static int do_study(struct build *b, struct str pkey, uint64_t study_id,
+		    size_t a, size_t e, struct agg *out)
+{
+	struct sib *s = NULL;
+	struct str *nums = NULL;
+	size_t n = 0, cap = 0;
+	int rc = 0;
+	for (size_t i = a; i < e;) {
+		size_t j = i + 1;
+		while (j < e && str_cmp(b->v[i].series, b->v[j].series) == 0)
+			j++;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 16;
+			struct sib *ns = realloc(s, cap * sizeof(*s));
+			struct str *nn = ns ? realloc(nums, cap * sizeof(*nums)) : NULL;
+			if (ns)
+				s = ns;
+			if (nn)
+				nums = nn;
+			if (!ns || !nn) {
+				rc = -ENOMEM;
+				goto free_s;
+			}
+		}
+		s[n].a = i;
+		s[n].b = j;
+		s[n].uid = b->v[i].series;
+		nums[n++] = b->v[i].snum;
+		i = j;
+	}
+	int w = width_of(nums, n, 3);
+	for (size_t i = 0; i < n; i++) {
+		struct inst *in = &b->v[s[i].a];
+		name_series(in->snum.s, in->snum.l, w, in->modality.s, in->modality.l,
+			    in->sedesc.s, in->sedesc.l, in->series.s, in->series.l,
+			    s[i].name);
+	}
+	sib_finish(s, n);
+	for (size_t i = 0; i < n && !rc; i++) {
+		struct agg g = { 0 };
+		uint64_t id;
+		rc = key_id(b, 'E', pkey, b->v[s[i].a].study, s[i].uid, 3, &id);
+		if (!rc)
+			rc = do_series(b, id, s[i].a, s[i].b, &g);
+		if (!rc)
+			rc = put_node(b, id, NODE_SERIES, study_id, s[i].name, &g, 2,
+				      s[i].b - s[i].a, NULL);
+		if (!rc)
+			rc = put_dirent(b, study_id, (uint32_t)i, ino_make(id, KIND_DIR), s[i].name);
+		agg_merge(out, &g);
+		b->series++;
+	}
+free_s:
+	free(s);
+	free(nums);
+	return rc ? rc : (int)n;
+}
+
+static int do_patient(struct build *b, uint64_t pat_id, size_t a, size_t e,
+		      struct agg *out)
+{
+	struct sib *s = NULL;
+	size_t n = 0, cap = 0;
+	int rc = 0;
+	for (size_t i = a; i < e;) {
+		size_t j = i + 1;
+		while (j < e && str_cmp(b->v[i].study, b->v[j].study) == 0)
+			j++;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 16;
+			struct sib *ns = realloc(s, cap * sizeof(*s));
+			if (!ns) {
+				rc = -ENOMEM;
+				goto free_s;
+			}
+			s = ns;
+		}
+		struct inst *in = &b->v[i];
+		s[n].a = i;
+		s[n].b = j;
+		s[n].uid = in->study;
+		name_study(in->sdate.s, in->sdate.l, in->sdesc.s, in->sdesc.l, in->acc.s,
+			   in->acc.l, in->study.s, in->study.l, s[n].name);
+		n++;
+		i = j;
+	}
+	sib_finish(s, n);
+	for (size_t i = 0; i < n && !rc; i++) {
+		struct agg g = { 0 };
+		uint64_t id;
+		struct str none = { "", 0 };
+		rc = key_id(b, 'S', b->v[s[i].a].pkey, s[i].uid, none, 2, &id);
+		int nser = rc ? rc : do_study(b, b->v[s[i].a].pkey, id, s[i].a, s[i].b, &g);
+		rc = nser < 0 ? nser : 0;
+		if (!rc)
+			rc = put_node(b, id, NODE_STUDY, pat_id, s[i].name, &g,
+				      2 + (uint32_t)nser, (uint64_t)nser, NULL);
+		if (!rc)
+			rc = put_dirent(b, pat_id, (uint32_t)i, ino_make(id, KIND_DIR), s[i].name);
+		agg_merge(out, &g);
+		b->studies++;
+	}
+free_s:
+	free(s);
+	return rc ? rc : (int)n;
+}
+
+static int do_patients(struct build *b, struct agg *out)
+{
+	struct sib *s = NULL;
+	size_t n = 0, cap = 0;
+	int rc = 0;
+	for (size_t i = 0; i < b->n;) {
+		size_t j = i + 1;
+		struct str name = b->v[i].pname;
+		while (j < b->n && str_cmp(b->v[i].pkey, b->v[j].pkey) == 0) {
+			struct str pn = b->v[j].pname;
+			if (pn.l && (!name.l || str_cmp(pn, name) < 0))
+				name = pn;
+			j++;
+		}
+		if (n == cap) {
+			cap = cap ? cap * 2 : 16;
+			struct sib *ns = realloc(s, cap * sizeof(*s));
+			if (!ns) {
+				rc = -ENOMEM;
+				goto free_s;
+			}
+			s = ns;
+		}
+		s[n].a = i;
+		s[n].b = j;
+		s[n].uid = b->v[i].pid.l ? b->v[i].pid : b->v[i].pkey;
+		name_patient(name.s, name.l, b->v[i].pid.s, b->v[i].pid.l, s[n].name);
+		n++;
+		i = j;
+	}
+	sib_finish(s, n);
+	for (size_t i = 0; i < n && !rc; i++) {
+		struct agg g = { 0 };
+		uint64_t id;
+		struct str none = { "", 0 };
+		rc = key_id(b, 'P', b->v[s[i].a].pkey, none, none, 1, &id);
+		int nst = rc ? rc : do_patient(b, id, s[i].a, s[i].b, &g);
+		rc = nst < 0 ? nst : 0;
+		if (!rc)
+			rc = put_node(b, id, NODE_PATIENT, ID_PATIENTS, s[i].name, &g,
+				      2 + (uint32_t)nst, (uint64_t)nst, NULL);
+		if (!rc)
+			rc = put_dirent(b, ID_PATIENTS, (uint32_t)i, ino_make(id, KIND_DIR),
+					s[i].name);
+		agg_merge(out, &g);
+		b->patients++;
+	}
+free_s:
+	free(s);
+	return rc ? rc : (int)n;
+}
+
+static int load(struct build *b, uint64_t *skipped, uint64_t *errors)
+{
+	MDB_cursor *c;
+	MDB_val k, d;
+	size_t cap = 0;
+	int rc = mdb_cursor_open(b->txn, b->ix->files, &c);
+	if (rc)
+		return dfs_from_mdb(rc);
+	for (rc = mdb_cursor_get(c, &k, &d, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+		struct rec_head h;
+		if (rec_head_get(d.mv_data, d.mv_size, &h))
+			continue;
+		if (h.status == REC_SKIPPED) {
+			(*skipped)++;
+			continue;
+		}
+		if (h.status != REC_OK) {
+			(*errors)++;
+			continue;
+		}
+		if (b->n == cap) {
+			cap = cap ? cap * 2 : 1024;
+			struct inst *nv = realloc(b->v, cap * sizeof(*nv));
+			if (!nv) {
+				rc = ENOMEM;
+				break;
+			}
+			b->v = nv;
+		}
+		struct inst *in = &b->v[b->n];
+		memset(in, 0, sizeof(*in));
+		in->rec = malloc(d.mv_size + k.mv_size);
+		if (!in->rec) {
+			rc = ENOMEM;
+			break;
+		}
+		memcpy(in->rec, d.mv_data, d.mv_size);
+		memcpy((char *)in->rec + d.mv_size, k.mv_data, k.mv_size);
+		in->rec_len = d.mv_size;
+		in->h = h;
+		in->rel.s = (char *)in->rec + d.mv_size;
+		in->rel.l = k.mv_size;
+		in->pname = attr(in, TAG_PATIENT_NAME);
+		in->pid = attr(in, TAG_PATIENT_ID);
+		in->study = attr(in, TAG_STUDY_INSTANCE_UID);
+		in->sdate = attr(in, TAG_STUDY_DATE);
+		in->sdesc = attr(in, TAG_STUDY_DESCRIPTION);
+		in->acc = attr(in, TAG_ACCESSION_NUMBER);
+		in->series = attr(in, TAG_SERIES_INSTANCE_UID);
+		in->snum = attr(in, TAG_SERIES_NUMBER);
+		in->modality = attr(in, TAG_MODALITY);
+		in->sedesc = attr(in, TAG_SERIES_DESCRIPTION);
+		in->sop = attr(in, TAG_SOP_INSTANCE_UID);
+		in->inum = attr(in, TAG_INSTANCE_NUMBER);
+		if (in->pid.l) {
+			in->pkey = in->pid;
+		} else {
+			/* no PatientID: group by name, in a separate key space */
+			in->pkey_buf = malloc(in->pname.l + 2);
+			if (!in->pkey_buf) {
+				free(in->rec);
+				rc = ENOMEM;
+				break;
+			}
+			in->pkey_buf[0] = 0;
+			in->pkey_buf[1] = 'N';
+			memcpy(in->pkey_buf + 2, in->pname.s, in->pname.l);
+			in->pkey.s = in->pkey_buf;
+			in->pkey.l = in->pname.l + 2;
+		}
+		b->n++;
+	}
+	mdb_cursor_close(c);
+	if (rc == ENOMEM)
+		return -ENOMEM;
+	return rc == MDB_NOTFOUND ? 0 : dfs_from_mdb(rc);
+}
+
+int tree_build(struct index *ix, MDB_txn *txn, uint64_t *next_id)
+{
+	struct build b = { .ix = ix, .txn = txn, .next_id = next_id };
+	struct textbuf dups = { 0 };
+	uint64_t skipped = 0, errors = 0, ndup = 0;
+	struct agg all = { 0 }, none = { 0 };
+	int rc;
+
+	rc = load(&b, &skipped, &errors);
+	if (rc)
+		goto free_insts;
+	/* duplicates of a SOP Instance UID: the smallest source path wins */
+	qsort(b.v, b.n, sizeof(*b.v), cmp_sop);
+	size_t w = 0;
+	for (size_t i = 0; i < b.n; i++) {
+		if (w && str_cmp(b.v[w - 1].sop, b.v[i].sop) == 0) {
+			char path[4096], why[512];
+			snprintf(path, sizeof(path), "%.*s", (int)b.v[i].rel.l, b.v[i].rel.s);
+			snprintf(why, sizeof(why), "duplicate of SOP Instance UID %.*s (served from %.*s)",
+				 (int)b.v[i].sop.l, b.v[i].sop.s, (int)b.v[w - 1].rel.l,
+				 b.v[w - 1].rel.s);
+			tb_tsv(&dups, path, why);
+			free(b.v[i].rec);
+			free(b.v[i].pkey_buf);
+			ndup++;
+			continue;
+		}
+		b.v[w++] = b.v[i];
+	}
+	b.n = w;
+	qsort(b.v, b.n, sizeof(*b.v), cmp_tree);
+
+	MDB_dbi tree[] = { ix->nodes, ix->names, ix->dirents };
+	for (size_t i = 0; i < 3; i++)
+		if ((rc = dfs_from_mdb(mdb_drop(txn, tree[i], 0))))
+			goto free_insts;
+
+	int np = do_patients(&b, &all);
+	if (np < 0) {
+		rc = np;
+		goto free_insts;
+	}
+	if (!all.any) {
+		struct stat st;
+		if (fstat(ix->archive_fd, &st) == 0) {
+			all.mtime = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+			all.uid = st.st_uid;
+			all.gid = st.st_gid;
+			all.any = 1;
+		}
+	}
+	none = all;
+	if ((rc = put_node(&b, ID_ROOT, NODE_ROOT, ID_ROOT, "", &all, 4, 2, NULL)) ||
+	    (rc = put_dirent(&b, ID_ROOT, 0, ino_make(ID_DOTDIR, KIND_DIR), ".dicomfs")) ||
+	    (rc = put_dirent(&b, ID_ROOT, 1, ino_make(ID_PATIENTS, KIND_DIR), "patients")) ||
+	    (rc = put_node(&b, ID_PATIENTS, NODE_TOP, ID_ROOT, "patients", &all,
+			   2 + (uint32_t)np, (uint64_t)np, NULL)) ||
+	    (rc = put_node(&b, ID_DOTDIR, NODE_TOP, ID_ROOT, ".dicomfs", &none, 2, 2, NULL)) ||
+	    (rc = put_dirent(&b, ID_DOTDIR, 0, ino_make(ID_DOTDIR, KIND_ERRORS), "errors.tsv")) ||
+	    (rc = put_dirent(&b, ID_DOTDIR, 1, ino_make(ID_DOTDIR, KIND_STATUS), "status.json")))
+		goto free_insts;
+	if ((rc = meta_put_str(txn, ix->meta, "dups", dups.s ? dups.s : "", dups.len)) ||
+	    (rc = meta_put_u64(txn, ix->meta, "n_instances", b.n)) ||
+	    (rc = meta_put_u64(txn, ix->meta, "n_patients", b.patients)) ||
+	    (rc = meta_put_u64(txn, ix->meta, "n_studies", b.studies)) ||
+	    (rc = meta_put_u64(txn, ix->meta, "n_series", b.series)) ||
+	    (rc = meta_put_u64(txn, ix->meta, "n_skipped", skipped)) ||
+	    (rc = meta_put_u64(txn, ix->meta, "n_errors", errors)) ||
+	    (rc = meta_put_u64(txn, ix->meta, "n_duplicates", ndup)))
+		goto free_insts;
+	ix->stats.instances = b.n;
+	ix->stats.patients = b.patients;
+	ix->stats.studies = b.studies;
+	ix->stats.series = b.series;
+	ix->stats.skipped = skipped;
+	ix->stats.errors = errors;
+	ix->stats.duplicates = ndup;
+free_insts:
+	for (size_t i = 0; i < b.n; i++) {
+		free(b.v[i].rec);
+		free(b.v[i].pkey_buf);
+	}
+	free(b.v);
+	tb_release(&dups);
+	return rc;
+}

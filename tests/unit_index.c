@@ -1,0 +1,217 @@
+/*
+ * unit_index.c - record encoding, the header walker, and the incremental
+ * index logic (real LMDB, real GDCM, no FUSE).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "unit.h"
+#include "dcmwalk.h"
+#include "error.h"
+#include "index.h"
+#include "record.h"
+
+#define PYDICOM "/usr/lib/python3/dist-packages/pydicom/data/test_files/"
+
+static void test_record(void)
+{
+	struct rec_buf b = { 0 };
+	struct rec_head h = { .version = REC_VERSION, .id = 42, .size = 1234 }, g;
+	const char *v;
+	size_t l;
+	CHECK(rec_begin(&b, &h) == 0, "begin");
+	CHECK(rec_add(&b, 0x00100010, "PN", "Doe^John", 8) == 0, "add");
+	CHECK(rec_add(&b, 0x00200013, "IS", "7", 1) == 0, "add");
+	CHECK(rec_head_get(b.data, b.len, &g) == 0 && g.id == 42 && g.nattrs == 2,
+	      "head roundtrip");
+	CHECK(rec_attr(b.data, b.len, 0x00100010, &v, &l) && l == 8 &&
+	      !memcmp(v, "Doe^John", 8), "attr PN");
+	CHECK(rec_attr(b.data, b.len, 0x00200013, &v, &l) && l == 1 && *v == '7', "attr IS");
+	CHECK(!rec_attr(b.data, b.len, 0x00080060, &v, &l), "absent attr");
+	/* a truncated record never reads out of bounds */
+	for (size_t cut = 0; cut < b.len; cut++)
+		(void)rec_attr(b.data, cut, 0x00200013, &v, &l);
+	CHECK(!rec_attr(b.data, b.len - 1, 0x00200013, &v, &l), "truncated record");
+	CHECK(rec_head_get(b.data, 10, &g) == -EINVAL, "short head");
+	rec_release(&b);
+}
+
+static uint8_t *slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	uint8_t *p = NULL;
+	if (!f)
+		return NULL;
+	fseek(f, 0, SEEK_END);
+	*len = (size_t)ftell(f);
+	fseek(f, 0, SEEK_SET);
+	p = malloc(*len + 1);
+	if (p && fread(p, 1, *len, f) != *len) {
+		free(p);
+		p = NULL;
+	}
+	fclose(f);
+	return p;
+}
+
+static void test_walk(void)
+{
+	struct dcmwalk_result r;
+	size_t len;
+	uint8_t *p = slurp(PYDICOM "CT_small.dcm", &len);
+	CHECK(p != NULL, "read CT_small");
+	if (!p)
+		return;
+	/* pydicom: Pixel Data value of CT_small.dcm starts at 6300 (element at 6288) */
+	CHECK(dcmwalk_header(p, len, len, &r) == 0, "walk whole");
+	CHECK(r.header_end == 6288 && r.pixel_offset == 6300 && r.pixel_length == 32768 &&
+	      r.pixel_tag == 0x7FE00010 && r.has_meta && r.explicit_vr,
+	      "pixel data at %llu/%llu len %llu", (unsigned long long)r.header_end,
+	      (unsigned long long)r.pixel_offset, (unsigned long long)r.pixel_length);
+	/* every prefix either needs more or gives the same answer */
+	int bad = 0;
+	for (size_t cut = 0; cut < 6400; cut += 37) {
+		int rc = dcmwalk_header(p, cut, len, &r);
+		if (rc == DFS_ENEEDMORE && r.header_end > cut && r.header_end <= len)
+			continue;
+		if (rc == 0 && r.header_end == 6288)
+			continue;
+		bad++;
+	}
+	CHECK(bad == 0, "prefixes: %d bad", bad);
+	/* a file cut inside the header is truncated, not "need more" */
+	CHECK(dcmwalk_header(p, 3000, 3000, &r) == DFS_ETRUNC, "truncated header");
+	/* a huge length field is caught */
+	uint8_t *q = malloc(len);
+	memcpy(q, p, len);
+	q[136 + 4] = 0xff; /* (0002,0000) UL value: irrelevant; break (0002,0001) VL */
+	(void)dcmwalk_header(q, len, len, &r);
+	free(q);
+	free(p);
+
+	const char *text = "Hello, this is not DICOM at all.\n";
+	CHECK(dcmwalk_header((const uint8_t *)text, strlen(text), strlen(text), &r) ==
+	      DFS_ENOTDICOM, "text");
+	CHECK(dcmwalk_header((const uint8_t *)"", 0, 0, &r) == DFS_ENOTDICOM, "empty");
+
+	p = slurp(PYDICOM "MR_small_bigendian.dcm", &len);
+	if (p) {
+		CHECK(dcmwalk_header(p, len, len, &r) == 0 && r.big_endian &&
+		      r.header_end == 1504 && r.pixel_offset == 1516, "big endian: end %llu", (unsigned long long)r.header_end);
+		free(p);
+	}
+	p = slurp(PYDICOM "JPEG2000.dcm", &len);
+	if (p) {
+		CHECK(dcmwalk_header(p, len, len, &r) == 0 && r.encapsulated &&
+		      r.header_end == 3022 && r.pixel_offset == 3034, "encapsulated: end %llu", (unsigned long long)r.header_end);
+		free(p);
+	}
+}
+
+static int copy_file(const char *from, const char *to)
+{
+	size_t len;
+	uint8_t *p = slurp(from, &len);
+	if (!p)
+		return -1;
+	FILE *f = fopen(to, "wb");
+	int rc = f && fwrite(p, 1, len, f) == len ? 0 : -1;
+	if (f)
+		fclose(f);
+	free(p);
+	return rc;
+}
+
+static int update(const char *archive, const char *idx, struct index_stats *st)
+{
+	struct index *ix;
+	struct index_opts o = { .archive = archive, .path = idx, .scan_threads = 2 };
+	char msg[512];
+	int rc = index_open(&ix, &o, msg, sizeof(msg));
+	if (rc) {
+		printf("index_open: %s\n", msg);
+		return rc;
+	}
+	rc = index_update(ix, st, msg, sizeof(msg));
+	if (rc)
+		printf("index_update: %s\n", msg);
+	index_free(ix);
+	return rc;
+}
+
+static void test_incremental(void)
+{
+	char dir[] = "/tmp/dicomfs-unit-XXXXXX", arch[600], idx[600], p[700];
+	struct index_stats st;
+	if (!mkdtemp(dir)) {
+		CHECK(0, "mkdtemp");
+		return;
+	}
+	snprintf(arch, sizeof(arch), "%s/archive", dir);
+	snprintf(idx, sizeof(idx), "%s/index", dir);
+	mkdir(arch, 0755);
+	snprintf(p, sizeof(p), "%s/a.dcm", arch);
+	CHECK(copy_file(PYDICOM "CT_small.dcm", p) == 0, "copy");
+	snprintf(p, sizeof(p), "%s/b", arch);
+	CHECK(copy_file(PYDICOM "MR_small.dcm", p) == 0, "copy");
+	snprintf(p, sizeof(p), "%s/junk.txt", arch);
+	CHECK(copy_file("/etc/hostname", p) == 0 || copy_file("/etc/passwd", p) == 0, "copy");
+
+	CHECK(update(arch, idx, &st) == 0, "first build");
+	CHECK(st.files_seen == 3 && st.files_parsed == 3 && st.instances == 2 &&
+	      st.skipped == 1 && st.tree_rebuilt, "first: seen %llu parsed %llu inst %llu skip %llu",
+	      (unsigned long long)st.files_seen, (unsigned long long)st.files_parsed,
+	      (unsigned long long)st.instances, (unsigned long long)st.skipped);
+
+	CHECK(update(arch, idx, &st) == 0, "unchanged");
+	CHECK(st.files_parsed == 0 && !st.tree_rebuilt && st.instances == 2,
+	      "unchanged remount parsed %llu", (unsigned long long)st.files_parsed);
+
+	/* change one (new mtime), remove one, add one */
+	snprintf(p, sizeof(p), "%s/a.dcm", arch);
+	struct timeval tv[2] = { { 1000000, 0 }, { 1000000, 0 } };
+	utimes(p, tv);
+	snprintf(p, sizeof(p), "%s/b", arch);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s/sub", arch);
+	mkdir(p, 0755);
+	snprintf(p, sizeof(p), "%s/sub/c", arch);
+	copy_file(PYDICOM "rtplan.dcm", p);
+	CHECK(update(arch, idx, &st) == 0, "changed");
+	CHECK(st.files_parsed == 2 && st.files_removed == 1 && st.tree_rebuilt &&
+	      st.instances == 2, "changed: parsed %llu removed %llu inst %llu",
+	      (unsigned long long)st.files_parsed, (unsigned long long)st.files_removed,
+	      (unsigned long long)st.instances);
+
+	/* a corrupt index is rebuilt, not trusted */
+	snprintf(p, sizeof(p), "%s/data.mdb", idx);
+	FILE *f = fopen(p, "r+b");
+	if (f) {
+		char junk[8192];
+		memset(junk, 0x5a, sizeof(junk));
+		fwrite(junk, 1, sizeof(junk), f);
+		fclose(f);
+	}
+	CHECK(update(arch, idx, &st) == 0, "corrupt index rebuilt");
+	CHECK(st.files_parsed == 3 && st.instances == 2, "rebuilt parsed %llu",
+	      (unsigned long long)st.files_parsed);
+
+	char cmd[700];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	CHECK(system(cmd) == 0, "cleanup");
+}
+
+int main(void)
+{
+	test_record();
+	test_walk();
+	test_incremental();
+	return unit_done();
+}
