@@ -31,6 +31,7 @@ enum {
 
 struct options {
 	char *archive;
+	char *mountpoint;   /* as given, for error reporting */
 	char *index;
 	int scan_threads;
 	int follow_symlinks;
@@ -54,6 +55,8 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 		o->archive = strdup(arg);
 		return 0;
 	}
+	if (key == FUSE_OPT_KEY_NONOPT && !o->mountpoint)
+		o->mountpoint = strdup(arg);
 	return 1;
 }
 
@@ -121,8 +124,13 @@ int main(int argc, char *argv[])
 		return index_parse_worker_main(argv[2]);
 	if (fuse_opt_parse(&args, &o, dfs_opts, opt_proc) == -1)
 		goto free_args;
-	if (fuse_parse_cmdline(&args, &copts) != 0)
+	if (fuse_parse_cmdline(&args, &copts) != 0) {
+		/* libfuse checks the mountpoint itself: keep our exit codes */
+		struct stat mst;
+		if (o.mountpoint && stat(o.mountpoint, &mst))
+			ret = EXIT_MOUNTPOINT;
 		goto free_args;
+	}
 	if (copts.show_help) {
 		usage(argv[0]);
 		printf("FUSE options:\n");
@@ -252,6 +260,7 @@ free_index:
 free_args:
 	free(copts.mountpoint);
 	free(o.archive);
+	free(o.mountpoint);
 	free(o.index);
 	fuse_opt_free_args(&args);
 	return ret;
