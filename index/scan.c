@@ -52,7 +52,7 @@
 #define MAX_HEADER  ((uint64_t)256 << 20)
 #define BATCH       4096
 #define WINDOW      1024
-#define JOB_BATCH   32
+#define JOB_BATCH   64
 #define JOB_TIMEOUT_MS 30000
 #define WORKER_AS_LIMIT ((rlim_t)4 << 30)
 
@@ -533,13 +533,32 @@ static int write_full(int fd, const void *p, size_t n)
 	return 0;
 }
 
-/* 0, -EPIPE at end of input, DFS_ETIMEOUT, or -errno */
-static int read_full(int fd, void *p, size_t n, int timeout_ms)
+/* A buffered reader over a pipe, with an optional poll timeout. */
+struct rdbuf {
+	int fd;
+	char *p;
+	size_t len, pos, cap;
+};
+
+/* Make n bytes available at p + pos: 0, -EPIPE, DFS_ETIMEOUT or -errno. */
+static int rd_need(struct rdbuf *rb, size_t n, int timeout_ms)
 {
-	char *c = p;
-	while (n) {
+	if (rb->len - rb->pos >= n)
+		return 0;
+	memmove(rb->p, rb->p + rb->pos, rb->len - rb->pos);
+	rb->len -= rb->pos;
+	rb->pos = 0;
+	if (n > rb->cap) {
+		size_t cap = n < 65536 ? 65536 : n;
+		char *np = realloc(rb->p, cap);
+		if (!np)
+			return -ENOMEM;
+		rb->p = np;
+		rb->cap = cap;
+	}
+	while (rb->len < n) {
 		if (timeout_ms >= 0) {
-			struct pollfd pf = { fd, POLLIN, 0 };
+			struct pollfd pf = { rb->fd, POLLIN, 0 };
 			int r = poll(&pf, 1, timeout_ms);
 			if (r == 0)
 				return DFS_ETIMEOUT;
@@ -549,7 +568,7 @@ static int read_full(int fd, void *p, size_t n, int timeout_ms)
 				return -errno;
 			}
 		}
-		ssize_t r = read(fd, c, n);
+		ssize_t r = read(rb->fd, rb->p + rb->len, rb->cap - rb->len);
 		if (r == 0)
 			return -EPIPE;
 		if (r < 0) {
@@ -557,8 +576,7 @@ static int read_full(int fd, void *p, size_t n, int timeout_ms)
 				continue;
 			return -errno;
 		}
-		c += r;
-		n -= (size_t)r;
+		rb->len += (size_t)r;
 	}
 	return 0;
 }
@@ -568,8 +586,11 @@ int index_parse_worker_main(const char *archive)
 	struct index ix = { 0 };
 	struct pbuf b = { 0 };
 	struct rec_buf rec = { 0 };
+	struct rdbuf in = { 0, NULL, 0, 0, 0 };
+	struct textbuf out = { 0 };
 	struct rlimit rl = { WORKER_AS_LIMIT, WORKER_AS_LIMIT }, core = { 0, 0 };
 	char rel[PATH_MAX];
+	int rc = 0;
 
 	setrlimit(RLIMIT_AS, &rl);
 	setrlimit(RLIMIT_CORE, &core);
@@ -583,10 +604,23 @@ int index_parse_worker_main(const char *archive)
 	for (;;) {
 		struct job_msg m;
 		struct cand c = { 0 };
-		if (read_full(0, &m, sizeof(m), -1))
+		size_t avail = in.len - in.pos;
+		/* answer what is done before waiting for more work */
+		if (avail < sizeof(m) ||
+		    avail < sizeof(m) + ((struct job_msg *)(void *)(in.p + in.pos))->rel_len) {
+			if (out.len && write_full(1, out.s, out.len))
+				return 1;
+			out.len = 0;
+		}
+		if (rd_need(&in, sizeof(m), -1))
 			break;
-		if (m.rel_len >= sizeof(rel) || read_full(0, rel, m.rel_len, -1))
-			return 1;
+		memcpy(&m, in.p + in.pos, sizeof(m));
+		if (m.rel_len >= sizeof(rel) || rd_need(&in, sizeof(m) + m.rel_len, -1)) {
+			rc = 1;
+			break;
+		}
+		memcpy(rel, in.p + in.pos + sizeof(m), m.rel_len);
+		in.pos += sizeof(m) + m.rel_len;
 		rel[m.rel_len] = 0;
 		c.rel = rel;
 		c.rel_len = m.rel_len;
@@ -599,28 +633,20 @@ int index_parse_worker_main(const char *archive)
 		c.st.st_gid = m.gid;
 		parse_one(&ix, &c, m.id, &b, &rec);
 		struct res_msg r = { m.idx, (uint32_t)rec.len, 0 };
-		struct iovec iov[2] = { { &r, sizeof(r) }, { rec.data, rec.len } };
-		ssize_t want = (ssize_t)(sizeof(r) + rec.len), done = 0;
-		while (done < want) {
-			ssize_t n = writev(1, iov, 2);
-			if (n <= 0)
-				return 1;
-			done += n;
-			if (done < want) { /* rare: finish the rest plainly */
-				size_t off = (size_t)done;
-				if (off < sizeof(r) && write_full(1, (char *)&r + off, sizeof(r) - off))
-					return 1;
-				off = off > sizeof(r) ? off - sizeof(r) : 0;
-				if (write_full(1, rec.data + off, rec.len - off))
-					return 1;
-				break;
-			}
+		if (tb_add(&out, (const char *)&r, sizeof(r)) ||
+		    tb_add(&out, (const char *)rec.data, rec.len)) {
+			rc = 1;
+			break;
 		}
 	}
+	if (out.len && write_full(1, out.s, out.len))
+		rc = 1;
+	tb_release(&out);
+	free(in.p);
 	rec_release(&rec);
 	free(b.p);
 	close(ix.archive_fd);
-	return 0;
+	return rc;
 }
 
 struct wproc {
@@ -712,15 +738,23 @@ static void error_record(struct job *j, size_t i, int err, const char *why)
 	dfs_log("%s: %s (%s)", c->rel, dfs_strerror(err), why);
 }
 
+/*
+ * Drive one parser process. Jobs go out in batches; the child answers a
+ * batch at once, so when it dies the culprit is not known: the unanswered
+ * jobs are then resent one at a time ("suspects"), and a child dying on a
+ * single job convicts that file.
+ */
 static void *proc_worker(void *arg)
 {
 	struct job *j = arg;
 	struct wproc w = { -1, -1, -1 };
-	size_t batch[JOB_BATCH], nb = 0;
+	struct rdbuf rb = { -1, NULL, 0, 0, 0 };
+	size_t batch[JOB_BATCH], nb = 0, suspects = 0;
 	struct textbuf req = { 0 };
 
 	if (wproc_spawn(j->ix, &w))
 		return worker(arg);    /* cannot spawn: parse in-process */
+	rb.fd = w.from;
 	for (;;) {
 		if (nb == 0) {
 			pthread_mutex_lock(&j->lock);
@@ -733,8 +767,9 @@ static void *proc_worker(void *arg)
 			if (nb == 0)
 				break;
 		}
+		size_t send = suspects ? 1 : nb;
 		req.len = 0;
-		for (size_t k = 0; k < nb; k++) {
+		for (size_t k = 0; k < send; k++) {
 			struct cand *c = j->todo[batch[k]];
 			struct job_msg m = { batch[k], j->ids[batch[k]], (uint64_t)c->st.st_size,
 					     c->st.st_ino, mtime_ns(&c->st), c->st.st_mode,
@@ -744,41 +779,58 @@ static void *proc_worker(void *arg)
 		}
 		int rc = write_full(w.to, req.s, req.len);
 		size_t k = 0;
-		for (; !rc && k < nb; k++) {
+		for (; !rc && k < send; k++) {
 			struct res_msg r;
 			size_t i = batch[k];
-			struct rec_buf *rb = &j->slots[i % WINDOW];
-			rc = read_full(w.from, &r, sizeof(r), JOB_TIMEOUT_MS);
-			if (!rc && (r.idx != i || r.len > (16u << 20)))
+			struct rec_buf *res = &j->slots[i % WINDOW];
+			rc = rd_need(&rb, sizeof(r), JOB_TIMEOUT_MS);
+			if (rc)
+				break;
+			memcpy(&r, rb.p + rb.pos, sizeof(r));
+			if (r.idx != i || r.len > (16u << 20)) {
 				rc = -EPROTO;
-			if (!rc && r.len > rb->cap) {
-				unsigned char *p = realloc(rb->data, r.len);
+				break;
+			}
+			rc = rd_need(&rb, sizeof(r) + r.len, JOB_TIMEOUT_MS);
+			if (rc)
+				break;
+			if (r.len > res->cap) {
+				unsigned char *p = realloc(res->data, r.len);
 				if (!p) {
 					rc = -ENOMEM;
 					break;
 				}
-				rb->data = p;
-				rb->cap = r.len;
+				res->data = p;
+				res->cap = r.len;
 			}
-			if (!rc)
-				rc = read_full(w.from, rb->data, r.len, JOB_TIMEOUT_MS);
-			if (rc)
-				break;
-			rb->len = r.len;
+			memcpy(res->data, rb.p + rb.pos + sizeof(r), r.len);
+			rb.pos += sizeof(r) + r.len;
+			res->len = r.len;
 			slot_store(j, i);
 		}
 		if (!rc) {
-			nb = 0;
+			memmove(batch, batch + send, (nb - send) * sizeof(*batch));
+			nb -= send;
+			if (suspects)
+				suspects--;
 			continue;
 		}
-		/* the child died, hung or misbehaved on batch[k] */
+		/* the child died, hung or misbehaved */
 		char why[96] = "";
 		wproc_reap(&w, 1, why, sizeof(why));
-		error_record(j, batch[k], rc == DFS_ETIMEOUT ? DFS_ETIMEOUT : DFS_ECRASH,
-			     rc == DFS_ETIMEOUT ? "killed" : why);
-		slot_store(j, batch[k]);
-		memmove(batch, batch + k + 1, (nb - k - 1) * sizeof(*batch));
-		nb -= k + 1;
+		rb.len = rb.pos = 0;
+		if (send == 1) {
+			error_record(j, batch[0], rc == DFS_ETIMEOUT ? DFS_ETIMEOUT : DFS_ECRASH,
+				     rc == DFS_ETIMEOUT ? "killed" : why);
+			slot_store(j, batch[0]);
+			k = 1;
+			if (suspects)
+				suspects--;
+		} else {
+			suspects = nb - k;
+		}
+		memmove(batch, batch + k, (nb - k) * sizeof(*batch));
+		nb -= k;
 		if (wproc_spawn(j->ix, &w)) {
 			/* no more children: finish in-process */
 			for (size_t q = 0; q < nb; q++) {
@@ -789,11 +841,14 @@ static void *proc_worker(void *arg)
 				slot_store(j, batch[q]);
 			}
 			tb_release(&req);
+			free(rb.p);
 			return worker(arg);
 		}
+		rb.fd = w.from;
 	}
 	wproc_reap(&w, 0, NULL, 0);
 	tb_release(&req);
+	free(rb.p);
 	return NULL;
 }
 

@@ -59,6 +59,28 @@ setup() {
 	export XDG_CACHE_HOME="$TMP/cache"
 	trap cleanup EXIT
 	trap 'exit 1' INT TERM HUP
+	start_watchdog
+}
+
+# A hung mount must not hang `make check`: after DICOMFS_TEST_TIMEOUT
+# seconds (default 300) kill the daemon (which aborts its FUSE connection,
+# so stuck readers get ENOTCONN) and then the test.
+WATCHDOG=
+start_watchdog() {
+	local main=$$
+	(
+		trap 'kill "$sp" 2>/dev/null; exit 0' TERM
+		sleep "${DICOMFS_TEST_TIMEOUT:-300}" >/dev/null 2>&1 </dev/null &
+		sp=$!
+		wait "$sp"
+		printf '[%s] FAIL: timeout after %s s; killing dicomfs and the test\n' \
+			"$TEST_NAME" "${DICOMFS_TEST_TIMEOUT:-300}"
+		p=$(cat "$TMP/daemon.pid" 2>/dev/null)
+		[ -n "$p" ] && kill -9 "$p" 2>/dev/null
+		sleep 2
+		kill -TERM "$main" 2>/dev/null
+	) &
+	WATCHDOG=$!
 }
 
 # forget_default_index MOUNTPOINT: a mount without -o index= put its index
@@ -80,6 +102,10 @@ cleanup() {
 	local rc=$?
 	trap - EXIT
 	cd /
+	if [ -n "$WATCHDOG" ]; then
+		kill "$WATCHDOG" 2>/dev/null
+		wait "$WATCHDOG" 2>/dev/null
+	fi
 	if [ -n "$MOUNTED" ]; then
 		mount_stop quiet
 	fi
@@ -95,7 +121,7 @@ cleanup() {
 	fi
 	if [ "$rc" -eq 77 ]; then exit 77; fi
 	if [ "$rc" -ne 0 ] || [ "$FAILURES" -ne 0 ]; then
-		log "FAILED ($FAILURES failure(s))"
+		log "FAILED (exit status $rc, $FAILURES failure(s) recorded)"
 		exit 1
 	fi
 	log "PASSED"
@@ -114,6 +140,7 @@ mount_start() {
 	log "mount: dicomfs -f${*:+ $*} '$arch' '$mnt'"
 	"$DICOMFS" -f "$@" "$arch" "$mnt" >"$MOUNT_LOG" 2>&1 </dev/null &
 	MOUNT_PID=$!
+	echo "$MOUNT_PID" >"$TMP/daemon.pid"
 	MOUNTED=$mnt
 	for i in $(seq 300); do
 		if timeout 10 mountpoint -q "$mnt"; then

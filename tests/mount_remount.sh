@@ -155,7 +155,7 @@ if [ -f "$IDX/data.mdb" ]; then
 	"$PY" -c 'import sys, random; r = random.Random(7); sys.stdout.buffer.write(bytes(r.getrandbits(8) for _ in range(int(sys.argv[1]))))' \
 		"$size" >"$TMP/garbage"
 	cp "$TMP/garbage" "$IDX/data.mdb"
-	mount_start "$MNT" "$ARCH" -o index="$IDX" || exit 1
+	mount_start "$MNT" "$ARCH" -o index="$IDX" -o scan_threads=1 || exit 1
 	check_listing "$MNT" "$TMP/expected.3"
 	check_sources "$MNT" "$ARCH" "$TMP/expected.3.sources"
 	check_parsed "$MNT" "$(grep -c '\.dcm$' "$TMP/expected.3")" ge
