@@ -45,6 +45,18 @@ struct kind_ops {
 };
 
 extern const struct kind_ops *const dfs_kinds[KIND_MAX];
+extern const struct kind_ops kind_dir, kind_dcm, kind_status, kind_errors;
+
+/* close f->fd: the release of kinds that keep a source fd */
+void kind_fd_release(struct dfs_file *f);
+
+static inline void stat_times(struct stat *st, int64_t ns)
+{
+	st->st_mtim.tv_sec = ns / 1000000000;
+	st->st_mtim.tv_nsec = ns % 1000000000;
+	st->st_atim = st->st_mtim;
+	st->st_ctim = st->st_mtim;
+}
 
 extern const struct fuse_lowlevel_ops dfs_ll_ops;
 

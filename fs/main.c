@@ -181,6 +181,9 @@ int main(int argc, char *argv[])
 		exe[el] = 0;
 		io.worker_exe = exe;
 	}
+	for (unsigned k = 0; k < KIND_MAX; k++)
+		if (dfs_kinds[k])
+			io.kinds |= 1u << k;
 	io.progress = o.quiet ? 0 : (isatty(STDERR_FILENO) ? 1 : 2);
 	rc = index_open(&fs.ix, &io, msg, sizeof(msg));
 	if (rc) {

@@ -6,8 +6,8 @@
  * from position P", in terms of node ids and inode numbers.
  *
  * Design notes (invariants)
- * - Id spaces. A node id is a 60-bit number; an inode number is
- *   (id << 4 | kind). Ids 0..15 are reserved: 0 root, 1 patients/,
+ * - Id spaces. A node id is a 59-bit number; an inode number is
+ *   (id << 5 | kind), kind from enum dfs_kind. Ids 0..15 are reserved: 0 root, 1 patients/,
  *   2 .dicomfs/. Directory ids come from the "keys" DB (one id per
  *   patient / patient+study / patient+study+series key, allocated once and
  *   kept), instance ids from the instance's file record (allocated when the
@@ -43,14 +43,24 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#define INDEX_FORMAT "dicomfs-index 1"
+#define INDEX_FORMAT "dicomfs-index 2"
 
 enum dfs_kind {
 	KIND_DIR = 1,
-	KIND_DCM = 2,
-	KIND_STATUS = 3,
-	KIND_ERRORS = 4,
-	KIND_MAX = 16,
+	KIND_DCM = 2,            /* <instance>.dcm: the original bytes */
+	KIND_STATUS = 3,         /* .dicomfs/status.json */
+	KIND_ERRORS = 4,         /* .dicomfs/errors.tsv */
+	KIND_JSON = 5,           /* <instance>.json: DICOM JSON Model */
+	KIND_NPY = 6,            /* <instance>.npy: decoded pixels */
+	KIND_PNG = 7,            /* <instance>.png: 8-bit preview */
+	KIND_SERIES_JSON = 8,    /* series.json (QIDO-RS series result) */
+	KIND_STUDY_JSON = 9,     /* study.json */
+	KIND_PATIENT_JSON = 10,  /* patient.json */
+	KIND_STUDY_FHIR = 11,    /* study.fhir.json: FHIR R4 ImagingStudy */
+	KIND_PATIENT_FHIR = 12,  /* patient.fhir.json: FHIR R4 Patient */
+	KIND_VOLUME_NII = 13,    /* volume.nii */
+	KIND_VOLUME_NPY = 14,    /* volume.npy */
+	KIND_MAX = 32,
 };
 
 #define ID_ROOT     0
@@ -58,9 +68,10 @@ enum dfs_kind {
 #define ID_DOTDIR   2
 #define ID_FIRST    16
 
-static inline uint64_t ino_make(uint64_t id, unsigned kind) { return id << 4 | kind; }
-static inline uint64_t ino_id(uint64_t ino) { return ino >> 4; }
-static inline unsigned ino_kind(uint64_t ino) { return (unsigned)(ino & 15); }
+#define INO_KIND_BITS 5
+static inline uint64_t ino_make(uint64_t id, unsigned kind) { return id << INO_KIND_BITS | kind; }
+static inline uint64_t ino_id(uint64_t ino) { return ino >> INO_KIND_BITS; }
+static inline unsigned ino_kind(uint64_t ino) { return (unsigned)(ino & (KIND_MAX - 1)); }
 
 enum node_type {
 	NODE_ROOT = 1, NODE_TOP = 2, NODE_PATIENT = 3, NODE_STUDY = 4,
@@ -96,6 +107,9 @@ struct index_opts {
 	int scan_threads;        /* 0: default */
 	int follow_symlinks;     /* follow symlinks leaving the archive */
 	int progress;            /* 0 quiet, 1 '\r' line (tty), 2 plain lines */
+	uint32_t kinds;          /* bit k set: file kind k is served (fs/ sets it
+				  * from its kinds table); the tree lists only
+				  * those */
 	const char *worker_exe;  /* parse in "exe --parse-worker" processes, so a
 				  * parser crash or hang costs one file; NULL:
 				  * parse in threads of this process */

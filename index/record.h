@@ -47,9 +47,11 @@ struct rec_head {
 	uint64_t pixel_offset, pixel_length;
 	uint32_t pixel_tag;
 	uint32_t header_end;
+	uint64_t json_size;   /* bytes of the instance's DICOM JSON; 0: none */
+	uint64_t reserved[3];
 };
 
-#define REC_VERSION 1
+#define REC_VERSION 2
 
 struct rec_buf {
 	unsigned char *data;

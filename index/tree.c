@@ -234,20 +234,69 @@ static int key_id(struct build *b, char level, struct str p1, struct str p2,
 	return rc;
 }
 
-/* Suffix every colliding name, then sort into the final listing order. */
-static void sib_finish(struct sib *s, size_t n)
+/* Level files of a directory, listed before its children. */
+struct level_file {
+	unsigned kind;
+	const char *name;
+};
+
+static const struct level_file patient_files[] = {
+	{ KIND_PATIENT_JSON, "patient.json" }, { KIND_PATIENT_FHIR, "patient.fhir.json" }, { 0, NULL } };
+static const struct level_file study_files[] = {
+	{ KIND_STUDY_JSON, "study.json" }, { KIND_STUDY_FHIR, "study.fhir.json" }, { 0, NULL } };
+static const struct level_file series_files[] = {
+	{ KIND_SERIES_JSON, "series.json" }, { KIND_VOLUME_NII, "volume.nii" },
+	{ KIND_VOLUME_NPY, "volume.npy" }, { 0, NULL } };
+
+static int reserved(const char *name, const struct level_file *lf)
+{
+	for (; lf && lf->name; lf++)
+		if (strcmp(name, lf->name) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * Suffix every colliding name (and any name equal to one of the directory's
+ * level files), then sort into the final listing order.
+ */
+static void sib_finish(struct sib *s, size_t n, const struct level_file *lf)
 {
 	qsort(s, n, sizeof(*s), cmp_sib);
 	for (size_t i = 0; i < n;) {
 		size_t j = i + 1;
 		while (j < n && strcmp(s[i].name, s[j].name) == 0)
 			j++;
-		if (j - i > 1)
+		if (j - i > 1 || reserved(s[i].name, lf))
 			for (size_t k = i; k < j; k++)
 				name_add_suffix(s[k].name, s[k].uid.s, s[k].uid.l);
 		i = j;
 	}
 	qsort(s, n, sizeof(*s), cmp_sib);
+}
+
+/* Write the level files of directory id; returns how many (the next seq). */
+static int put_level_files(struct build *b, uint64_t id, const struct level_file *lf)
+{
+	int n = 0;
+	for (; lf->name; lf++) {
+		if (!(b->ix->opts.kinds & (1u << lf->kind)))
+			continue;
+		int rc = put_dirent(b, id, (uint32_t)n, ino_make(id, lf->kind), lf->name);
+		if (rc)
+			return rc;
+		n++;
+	}
+	return n;
+}
+
+static int has_pixels(const struct inst *in)
+{
+	const char *v;
+	size_t l;
+	return in->h.pixel_tag != 0 &&
+	       rec_attr(in->rec, in->rec_len, 0x00280010, &v, &l) && l &&
+	       rec_attr(in->rec, in->rec_len, 0x00280011, &v, &l) && l;
 }
 
 static int width_of(const struct str *nums, size_t n, int min)
@@ -282,15 +331,29 @@ static int do_series(struct build *b, uint64_t series_id, size_t a, size_t e,
 		s[i].uid = in->sop;
 		s[i].a = a + i;
 	}
-	sib_finish(s, n);
+	sib_finish(s, n, series_files);
+	int seq = put_level_files(b, series_id, series_files);
+	if (seq < 0) {
+		rc = seq;
+		goto free_s;
+	}
+	static const struct { unsigned kind; const char *ext; } files[] = {
+		{ KIND_DCM, "dcm" }, { KIND_JSON, "json" }, { KIND_NPY, "npy" },
+		{ KIND_PNG, "png" } };
 	for (size_t i = 0; i < n && !rc; i++) {
 		struct inst *in = &b->v[s[i].a];
-		char fname[NAME_BUF + 8];
-		snprintf(fname, sizeof(fname), "%s.dcm", s[i].name);
 		agg_file(out, &in->h);
 		rc = put_node(b, in->h.id, NODE_INSTANCE, series_id, s[i].name, NULL, 1, 0, in);
-		if (!rc)
-			rc = put_dirent(b, series_id, (uint32_t)i, ino_make(in->h.id, KIND_DCM), fname);
+		for (size_t f = 0; f < sizeof(files) / sizeof(files[0]) && !rc; f++) {
+			char fname[NAME_BUF + 8];
+			unsigned k = files[f].kind;
+			if (!(b->ix->opts.kinds & (1u << k)) ||
+			    (k == KIND_JSON && !in->h.json_size) ||
+			    ((k == KIND_NPY || k == KIND_PNG) && !has_pixels(in)))
+				continue;
+			snprintf(fname, sizeof(fname), "%s.%s", s[i].name, files[f].ext);
+			rc = put_dirent(b, series_id, (uint32_t)seq++, ino_make(in->h.id, k), fname);
+		}
 	}
 free_s:
 	free(s);
@@ -335,7 +398,12 @@ static int do_study(struct build *b, struct str pkey, uint64_t study_id,
 			    in->sedesc.s, in->sedesc.l, in->series.s, in->series.l,
 			    s[i].name);
 	}
-	sib_finish(s, n);
+	sib_finish(s, n, study_files);
+	int seq = put_level_files(b, study_id, study_files);
+	if (seq < 0) {
+		rc = seq;
+		goto free_s;
+	}
 	for (size_t i = 0; i < n && !rc; i++) {
 		struct agg g = { 0 };
 		uint64_t id;
@@ -346,7 +414,7 @@ static int do_study(struct build *b, struct str pkey, uint64_t study_id,
 			rc = put_node(b, id, NODE_SERIES, study_id, s[i].name, &g, 2,
 				      s[i].b - s[i].a, NULL);
 		if (!rc)
-			rc = put_dirent(b, study_id, (uint32_t)i, ino_make(id, KIND_DIR), s[i].name);
+			rc = put_dirent(b, study_id, (uint32_t)seq++, ino_make(id, KIND_DIR), s[i].name);
 		agg_merge(out, &g);
 		b->series++;
 	}
@@ -384,7 +452,12 @@ static int do_patient(struct build *b, uint64_t pat_id, size_t a, size_t e,
 		n++;
 		i = j;
 	}
-	sib_finish(s, n);
+	sib_finish(s, n, patient_files);
+	int seq = put_level_files(b, pat_id, patient_files);
+	if (seq < 0) {
+		rc = seq;
+		goto free_s;
+	}
 	for (size_t i = 0; i < n && !rc; i++) {
 		struct agg g = { 0 };
 		uint64_t id;
@@ -396,7 +469,7 @@ static int do_patient(struct build *b, uint64_t pat_id, size_t a, size_t e,
 			rc = put_node(b, id, NODE_STUDY, pat_id, s[i].name, &g,
 				      2 + (uint32_t)nser, (uint64_t)nser, NULL);
 		if (!rc)
-			rc = put_dirent(b, pat_id, (uint32_t)i, ino_make(id, KIND_DIR), s[i].name);
+			rc = put_dirent(b, pat_id, (uint32_t)seq++, ino_make(id, KIND_DIR), s[i].name);
 		agg_merge(out, &g);
 		b->studies++;
 	}
@@ -435,7 +508,7 @@ static int do_patients(struct build *b, struct agg *out)
 		n++;
 		i = j;
 	}
-	sib_finish(s, n);
+	sib_finish(s, n, NULL);
 	for (size_t i = 0; i < n && !rc; i++) {
 		struct agg g = { 0 };
 		uint64_t id;
