@@ -201,11 +201,13 @@ daemon_alive() {
 	[ -n "$MOUNT_PID" ] && kill -0 "$MOUNT_PID" 2>/dev/null
 }
 
-# list_tree DIR: every entry below DIR, relative, directories with a
-# trailing '/', sorted bytewise (the format of gen_archive.py --expected)
+# list_tree DIR: the directories and .dcm originals below DIR, relative,
+# directories with a trailing '/', sorted bytewise (the format of
+# gen_archive.py --expected); derived files (.json, .npy, level files) are
+# checked by their own tests
 list_tree() {
 	(cd "$1" && timeout 60 find . -noleaf -mindepth 1 \
-		\( -type d -printf '%P/\n' \) -o -printf '%P\n') | sort
+		\( -type d -printf '%P/\n' \) -o \( -name '*.dcm' -printf '%P\n' \)) | sort
 }
 
 # check_listing MOUNTPOINT EXPECTED: patients/ listing equals EXPECTED
