@@ -143,6 +143,11 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+# run a private copy, so that a rebuild of the binary during the run cannot
+# disturb it (the path of the original is what the report shows)
+DICOMFS_ORIG=$DICOMFS
+cp "$DICOMFS" "$TMP/dicomfs" || die "cannot copy $DICOMFS"
+DICOMFS=$TMP/dicomfs
 
 mount_fs() { # mount_fs INDEXPATH: mount, set MOUNT_SECS (launch to mounted)
 	local idx=$1 a b start=$SECONDS rc
@@ -230,7 +235,7 @@ NSRC=$(tr -cd '\0' <"$LIST" | wc -c)
 SRC_BYTES=$(find "$ARCHIVE" -type f -printf '%s\n' | awk '{s+=$1} END{printf "%.0f", s}')
 SRC_MB=$(calc "$SRC_BYTES / 1e6")
 ((NSRC > 0)) || die "archive $ARCHIVE is empty"
-log "archive: $NSRC files, $(fmt_num "$SRC_MB" %.1f) MB; dicomfs: $DICOMFS; runs: $RUNS"
+log "archive: $NSRC files, $(fmt_num "$SRC_MB" %.1f) MB; dicomfs: $DICOMFS_ORIG; runs: $RUNS"
 cat_all "$ARCHIVE" # warm the page cache
 
 # ================================================================ 1. warm
@@ -369,7 +374,7 @@ x() { [[ $1 = n/a ]] && echo n/a || printf '%.2fx' "$1"; }
 {
 echo
 echo "$HDR"
-echo "archive: $ARCHIVE   binary: $DICOMFS"
+echo "archive: $ARCHIVE   binary: $DICOMFS_ORIG ($(sha256sum "$DICOMFS" | cut -c1-12), $(date -u -r "$DICOMFS_ORIG" '+built %Y-%m-%d %H:%MZ'))"
 echo
 printf '%-58s %16s\n' "1. INDEX BUILD" "files/s"
 printf '  %-56s %16s   (%s to mounted)\n' "dicomfs build, warm, launch->mounted" "$(fmt_int "$BUILD_W_FPS")" "$(ms "$BUILD_W")"

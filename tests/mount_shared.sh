@@ -1,0 +1,46 @@
+#!/bin/bash
+# Two mounts of one archive with one index: the second mount cannot update
+# the index the first one serves, so it builds a private one; neither
+# corrupts the shared index, and both serve the same tree. Also: rsync -a
+# of the tree twice transfers nothing the second time (stable sizes/mtimes).
+. "${srcdir:-$(dirname "$0")/..}/tests/lib.sh"
+setup
+
+ARCH="$TMP/arch"
+IDX="$TMP/idx"
+"$PY" "$GEN" "$ARCH" --expected "$TMP/expected" || fatal "gen_archive.py failed"
+
+mount_start "$TMP/m1" "$ARCH" -o index="$IDX" || exit 1
+PID1=$MOUNT_PID LOG1=$MOUNT_LOG
+[ "$(status_get "$TMP/m1" private_index)" = False ] && ok "first mount uses the shared index" ||
+	fail "first mount: private_index = $(status_get "$TMP/m1" private_index)"
+# change the archive so that the second mount must update the index
+touch -d '2001-01-01' "$ARCH/PATIENT1/STUDY1/SERIES1/IM000001" 2>/dev/null ||
+	touch -d '2001-01-01' "$(find "$ARCH" -type f -name 'IM*' | head -1)"
+M1=$MOUNTED
+MOUNTED=
+mount_start "$TMP/m2" "$ARCH" -o index="$IDX" || exit 1
+PID2=$MOUNT_PID LOG2=$MOUNT_LOG
+[ "$(status_get "$TMP/m2" private_index)" = True ] && ok "second mount built a private index" ||
+	fail "second mount: private_index = $(status_get "$TMP/m2" private_index)"
+grep -q "in use by another mount" "$LOG2" && ok "and said so" || fail "no log line about the private index"
+if diff <(list_tree "$TMP/m1/patients") <(list_tree "$TMP/m2/patients") >/dev/null; then
+	ok "both mounts serve the same tree"
+else
+	fail "the two mounts differ"
+fi
+# rsync from the up-to-date mount: the second run has nothing to transfer
+# (on the first mount the touched file is an EIO: it changed under it)
+rsync -a "$TMP/m2/patients/" "$TMP/backup/" || fail "rsync -a failed"
+n=$(rsync -a -i "$TMP/m2/patients/" "$TMP/backup/" | wc -l)
+[ "$n" = 0 ] && ok "a second rsync -a transfers nothing" || fail "second rsync -a lists $n changes"
+diff -r "$TMP/m2/patients" "$TMP/backup" >/dev/null && ok "backup equals the mount" || fail "backup differs"
+mount_stop
+MOUNTED=$M1 MOUNT_PID=$PID1 MOUNT_LOG=$LOG1
+mount_stop
+# the shared index is intact: a remount sees only the touched file
+mount_start "$TMP/m1" "$ARCH" -o index="$IDX" || exit 1
+[ "$(status_get "$TMP/m1" files_parsed)" = 1 ] && ok "shared index intact (1 file re-parsed)" ||
+	fail "files_parsed after remount = $(status_get "$TMP/m1" files_parsed), want 1"
+mount_stop
+exit 0
