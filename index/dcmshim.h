@@ -52,6 +52,49 @@ int dcmshim_parse_header(const void *buf, size_t len, int whole,
 			 const uint32_t *tags, size_t ntags, dcmshim_attr_fn fn,
 			 void *ctx, struct dcmshim_info *info);
 
+/*
+ * dcmshim_walk(buf, len, whole, bulk_min, ops, ctx, info)
+ *   parses buf[0, len) as dcmshim_parse_header() does (same rules for buf
+ *   and whole) and reports the WHOLE data set, depth first, in tag order
+ *   (GDCM keeps each data set sorted):
+ *     element(tag, vr, value, len, offset) for every element that is not a
+ *       sequence. vr: the element's VR; implicit VR files: the dictionary VR
+ *       (private tags: GDCM's private dictionary by creator, else "UN");
+ *       "US or SS" is resolved with PixelRepresentation (this data set or an
+ *       enclosing one; US when absent), "OB or OW" is OW, LUT Data (0028,3006)
+ *       is US when LUTDescriptor[0] == 1, else OW. A public UN element whose
+ *       dictionary VR is known is reported with that VR (like pydicom).
+ *       value: text VRs raw (padding included, character set not decoded);
+ *       binary VRs (numbers and OB/OW/OF/OD/OL/OV/UN) in LITTLE-ENDIAN byte
+ *       order whatever the transfer syntax; an encapsulated value (fragments)
+ *       as its encoded item stream without the sequence delimiter.
+ *       offset: for binary VRs with len >= bulk_min, the position in buf of
+ *       bytes identical to value (verified byte for byte), else -1; always
+ *       -1 when whole (deflated: buf does not hold the values).
+ *     charset(value, len) first in every data set (top level or item) that
+ *       has (0008,0005), before its other elements (it is reported again as
+ *       an element in tag order);
+ *     seq_begin(tag) / item_begin() ... item_end() / seq_end(tag) around
+ *       sequences and their items.
+ *   Group lengths (gggg,0000), the File Meta group (0002) and item/delimiter
+ *   tags (FFFE,xxxx) are not reported. Any callback may be NULL.
+ *   Returns 0 or DFS_EPARSE, info as for dcmshim_parse_header (partial: GDCM
+ *   stopped early; what it read was reported).
+ */
+struct dcmshim_walk_ops {
+	void (*element)(void *ctx, uint32_t tag, const char vr[2],
+			const uint8_t *value, size_t len, int64_t offset);
+	void (*charset)(void *ctx, const char *value, size_t len);
+	void (*seq_begin)(void *ctx, uint32_t tag);
+	void (*seq_end)(void *ctx, uint32_t tag);
+	void (*item_begin)(void *ctx);
+	void (*item_end)(void *ctx);
+};
+
+int dcmshim_walk(const void *buf, size_t len, int whole, size_t bulk_min,
+		 const struct dcmshim_walk_ops *ops, void *ctx,
+		 struct dcmshim_info *info);
+
 #ifdef __cplusplus
 }
 #endif

@@ -600,6 +600,8 @@ int index_status_json(struct index *ix, char **buf, size_t *len)
 		  "  \"skipped\": %llu,\n  \"errors\": %llu,\n  \"duplicates\": %llu,\n"
 		  "  \"runtime_errors\": %llu,\n  \"tree_rebuilt\": %s,\n"
 		  "  \"built_at\": %lld,\n  \"build_seconds\": %.3f,\n"
+		  "  \"walk_seconds\": %.3f,\n  \"parse_seconds\": %.3f,\n"
+		  "  \"tree_seconds\": %.3f,\n  \"commit_seconds\": %.3f,\n"
 		  "  \"files_per_second\": %.0f\n}\n",
 		  (unsigned long long)s->files_seen, (unsigned long long)s->files_parsed,
 		  (unsigned long long)s->files_removed, (unsigned long long)s->instances,
@@ -607,7 +609,8 @@ int index_status_json(struct index *ix, char **buf, size_t *len)
 		  (unsigned long long)s->series, (unsigned long long)s->skipped,
 		  (unsigned long long)s->errors, (unsigned long long)s->duplicates,
 		  (unsigned long long)run, s->tree_rebuilt ? "true" : "false",
-		  (long long)ix->built_at, s->scan_seconds, s->files_per_second);
+		  (long long)ix->built_at, s->scan_seconds, s->walk_seconds,
+		  s->parse_seconds, s->tree_seconds, s->commit_seconds, s->files_per_second);
 	if (!t.s)
 		return -ENOMEM;
 	*buf = t.s;

@@ -43,7 +43,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#define INDEX_FORMAT "dicomfs-index 2"
+#define INDEX_FORMAT "dicomfs-index 3"
 
 enum dfs_kind {
 	KIND_DIR = 1,
@@ -120,6 +120,7 @@ struct index_stats {
 	uint64_t instances, patients, studies, series;
 	uint64_t skipped, errors, duplicates;
 	double scan_seconds, files_per_second;
+	double walk_seconds, parse_seconds, tree_seconds, commit_seconds;
 	int tree_rebuilt, index_fresh, private_index;
 };
 

@@ -898,6 +898,7 @@ int scan_update(struct index *ix, char *msg, size_t msglen)
 	}
 	qsort(cv.v, cv.n, sizeof(*cv.v), cmp_cand);
 	ix->stats.files_seen = cv.n;
+	ix->stats.walk_seconds = now_s() - t0;
 	todo = malloc((cv.n + 1) * sizeof(*todo));
 	ids = malloc((cv.n + 1) * sizeof(*ids));
 	if (!todo || !ids) {
@@ -914,6 +915,8 @@ int scan_update(struct index *ix, char *msg, size_t msglen)
 		next_id = ID_FIRST;
 
 	/* merge the sorted candidates with the files DB */
+	MDB_stat fst;
+	int append = mdb_stat(txn, ix->files, &fst) == 0 && fst.ms_entries == 0;
 	rc = dfs_from_mdb(mdb_cursor_open(txn, ix->files, &cur));
 	if (rc)
 		goto abort;
@@ -967,6 +970,7 @@ int scan_update(struct index *ix, char *msg, size_t msglen)
 		if (rc)
 			goto abort;
 	}
+	double tp = now_s();
 	if (ntodo) {
 		struct job j = { .ix = ix, .todo = todo, .ids = ids, .n = ntodo };
 		int nt = ix->opts.scan_threads > 0 ? ix->opts.scan_threads : nproc();
@@ -1003,8 +1007,10 @@ int scan_update(struct index *ix, char *msg, size_t msglen)
 			struct rec_buf *rb = &j.slots[i % WINDOW];
 			MDB_val kk = { todo[i]->rel_len, todo[i]->rel };
 			MDB_val dd = { rb->len, rb->data };
+			/* a fresh index gets its records in key order: append */
 			if (rb->len && !rc)
-				rc = dfs_from_mdb(mdb_put(txn, ix->files, &kk, &dd, 0));
+				rc = dfs_from_mdb(mdb_put(txn, ix->files, &kk, &dd,
+							  append ? MDB_APPEND : 0));
 			pthread_mutex_lock(&j.lock);
 			j.done[i % WINDOW] = 0;
 			j.written = i + 1;
@@ -1038,6 +1044,8 @@ join:
 			goto abort;
 	}
 	ix->stats.files_parsed = ntodo;
+	ix->stats.parse_seconds = now_s() - tp;
+	tp = now_s();
 	rc = meta_put_u64(txn, ix->meta, "next_id", next_id);
 	if (rc)
 		goto abort;
@@ -1062,10 +1070,13 @@ join:
 		if (!meta_get_u64(txn, ix->meta, "n_errors", &v)) ix->stats.errors = v;
 		if (!meta_get_u64(txn, ix->meta, "n_duplicates", &v)) ix->stats.duplicates = v;
 	}
+	ix->stats.tree_seconds = now_s() - tp;
+	tp = now_s();
 	rc = dfs_from_mdb(mdb_txn_commit(txn));
 	txn = NULL;
 	if (rc)
 		goto abort;
+	ix->stats.commit_seconds = now_s() - tp;
 	ix->stats.scan_seconds = now_s() - t0;
 	ix->stats.files_per_second = ix->stats.scan_seconds > 0 ?
 		cv.n / ix->stats.scan_seconds : 0;

@@ -15,6 +15,7 @@ const struct dfs_tag dfs_tags[] = {
 	{ 0x00080060, "Modality", 'E' },
 	{ 0x00080070, "Manufacturer", 'E' },
 	{ 0x00080090, "ReferringPhysicianName", 'S' },
+	{ 0x00080201, "TimezoneOffsetFromUTC", 'S' },
 	{ 0x00081030, "StudyDescription", 'S' },
 	{ 0x0008103E, "SeriesDescription", 'E' },
 	{ 0x00100010, "PatientName", 'P' },

@@ -55,7 +55,80 @@ struct sib {
 	uint64_t id;
 };
 
+/*
+ * Staged puts: the tree DBs are empty when the build starts, so all their
+ * records are collected, sorted by key and appended (MDB_APPEND), which is
+ * several times faster than random inserts.
+ */
+struct kv {
+	unsigned char *k, *v;
+	size_t kl, vl;
+};
+
+struct stage {
+	struct kv *v;
+	size_t n, cap;
+};
+
+static int stage_put(struct stage *st, const void *k, size_t kl, const void *v1,
+		     size_t l1, const void *v2, size_t l2, const void *v3, size_t l3)
+{
+	if (st->n == st->cap) {
+		size_t cap = st->cap ? st->cap * 2 : 4096;
+		struct kv *nv = realloc(st->v, cap * sizeof(*nv));
+		if (!nv)
+			return -ENOMEM;
+		st->v = nv;
+		st->cap = cap;
+	}
+	struct kv *e = &st->v[st->n];
+	e->kl = kl;
+	e->vl = l1 + l2 + l3;
+	e->k = malloc(kl + e->vl);
+	if (!e->k)
+		return -ENOMEM;
+	e->v = e->k + kl;
+	memcpy(e->k, k, kl);
+	if (l1)
+		memcpy(e->v, v1, l1);
+	if (l2)
+		memcpy(e->v + l1, v2, l2);
+	if (l3)
+		memcpy(e->v + l1 + l2, v3, l3);
+	st->n++;
+	return 0;
+}
+
+static int cmp_kv(const void *a, const void *b)
+{
+	const struct kv *x = a, *y = b;
+	size_t l = x->kl < y->kl ? x->kl : y->kl;
+	int c = memcmp(x->k, y->k, l);
+	return c ? c : (x->kl < y->kl ? -1 : x->kl > y->kl);
+}
+
+static int stage_flush(struct stage *st, MDB_txn *txn, MDB_dbi dbi)
+{
+	int rc = 0;
+	qsort(st->v, st->n, sizeof(*st->v), cmp_kv);
+	for (size_t i = 0; i < st->n && !rc; i++) {
+		MDB_val k = { st->v[i].kl, st->v[i].k }, d = { st->v[i].vl, st->v[i].v };
+		rc = dfs_from_mdb(mdb_put(txn, dbi, &k, &d, MDB_APPEND));
+	}
+	return rc;
+}
+
+static void stage_release(struct stage *st)
+{
+	for (size_t i = 0; i < st->n; i++)
+		free(st->v[i].k);
+	free(st->v);
+	st->v = NULL;
+	st->n = st->cap = 0;
+}
+
 struct build {
+	struct stage nodes, names, dirents;
 	struct index *ix;
 	MDB_txn *txn;
 	uint64_t *next_id;
@@ -168,15 +241,8 @@ static int put_node(struct build *b, uint64_t id, uint8_t type, uint64_t parent,
 		r.mtime_ns = g->mtime;
 	}
 	be64_put(kb, id);
-	MDB_val k = { 8, kb }, d = { sizeof(r) + nl + pl, NULL };
-	rc = mdb_put(b->txn, b->ix->nodes, &k, &d, MDB_RESERVE);
-	if (rc)
-		return dfs_from_mdb(rc);
-	memcpy(d.mv_data, &r, sizeof(r));
-	memcpy((char *)d.mv_data + sizeof(r), name, nl);
-	if (pl)
-		memcpy((char *)d.mv_data + sizeof(r) + nl, in->rel.s, pl);
-	return 0;
+	rc = stage_put(&b->nodes, kb, 8, &r, sizeof(r), name, nl, pl ? in->rel.s : NULL, pl);
+	return rc;
 }
 
 static int put_dirent(struct build *b, uint64_t parent, uint32_t seq,
@@ -186,16 +252,12 @@ static int put_dirent(struct build *b, uint64_t parent, uint32_t seq,
 	unsigned char kb[12], nk[8 + NAME_BUF];
 	be64_put(kb, parent);
 	be32_put(kb + 8, seq);
-	MDB_val k = { 12, kb }, d = { 8 + nl, NULL };
-	int rc = mdb_put(b->txn, b->ix->dirents, &k, &d, MDB_RESERVE);
+	int rc = stage_put(&b->dirents, kb, 12, &ino, 8, name, nl, NULL, 0);
 	if (rc)
-		return dfs_from_mdb(rc);
-	memcpy(d.mv_data, &ino, 8);
-	memcpy((char *)d.mv_data + 8, name, nl);
+		return rc;
 	be64_put(nk, parent);
 	memcpy(nk + 8, name, nl);
-	MDB_val k2 = { 8 + nl, nk }, d2 = { 8, &ino };
-	return dfs_from_mdb(mdb_put(b->txn, b->ix->names, &k2, &d2, 0));
+	return stage_put(&b->names, nk, 8 + nl, &ino, 8, NULL, 0, NULL, 0);
 }
 
 /* Persistent id for a directory key (level letter + NUL-separated parts). */
@@ -670,6 +732,10 @@ int tree_build(struct index *ix, MDB_txn *txn, uint64_t *next_id)
 	    (rc = put_dirent(&b, ID_DOTDIR, 0, ino_make(ID_DOTDIR, KIND_ERRORS), "errors.tsv")) ||
 	    (rc = put_dirent(&b, ID_DOTDIR, 1, ino_make(ID_DOTDIR, KIND_STATUS), "status.json")))
 		goto free_insts;
+	if ((rc = stage_flush(&b.nodes, txn, ix->nodes)) ||
+	    (rc = stage_flush(&b.names, txn, ix->names)) ||
+	    (rc = stage_flush(&b.dirents, txn, ix->dirents)))
+		goto free_insts;
 	if ((rc = meta_put_str(txn, ix->meta, "dups", dups.s ? dups.s : "", dups.len)) ||
 	    (rc = meta_put_u64(txn, ix->meta, "n_instances", b.n)) ||
 	    (rc = meta_put_u64(txn, ix->meta, "n_patients", b.patients)) ||
@@ -692,6 +758,9 @@ free_insts:
 		free(b.v[i].pkey_buf);
 	}
 	free(b.v);
+	stage_release(&b.nodes);
+	stage_release(&b.names);
+	stage_release(&b.dirents);
 	tb_release(&dups);
 	return rc;
 }
