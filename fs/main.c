@@ -212,8 +212,17 @@ int main(int argc, char *argv[])
 
 	fs.timeout = 86400.0;
 	/* read-only, and the kernel checks permissions against our modes */
-	char fsname[PATH_MAX + 16];
-	snprintf(fsname, sizeof(fsname), "-ofsname=dicomfs");
+	/* fsname: the archive, as `mount` and `df` show it (',' escaped) */
+	char fsname[2 * PATH_MAX + 16];
+	size_t fl = (size_t)snprintf(fsname, sizeof(fsname), "-ofsname=");
+	char *real = realpath(o.archive, NULL);
+	for (const char *p = real ? real : o.archive; *p && fl + 3 < sizeof(fsname); p++) {
+		if (*p == ',' || *p == '\\')
+			fsname[fl++] = '\\';
+		fsname[fl++] = *p;
+	}
+	fsname[fl] = 0;
+	free(real);
 	if (fuse_opt_add_arg(&args, "-oro") || fuse_opt_add_arg(&args, "-odefault_permissions") ||
 	    fuse_opt_add_arg(&args, fsname) || fuse_opt_add_arg(&args, "-osubtype=dicomfs")) {
 		ret = EXIT_FUSE;
