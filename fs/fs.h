@@ -17,6 +17,7 @@ struct dfs {
 	double timeout;        /* entry/attr timeout for immutable nodes */
 	uid_t uid;
 	gid_t gid;
+	uint64_t cache_bytes;  /* decoded-pixel cache bound (-o cache_size) */
 };
 
 /* An open file (fi->fh). */
@@ -26,6 +27,7 @@ struct dfs_file {
 	char *buf;             /* generated content, or NULL */
 	size_t len;
 	uint64_t id;
+	void *priv;            /* kind-specific open state */
 };
 
 struct kind_ops {
@@ -46,6 +48,24 @@ struct kind_ops {
 
 extern const struct kind_ops *const dfs_kinds[KIND_MAX];
 extern const struct kind_ops kind_dir, kind_dcm, kind_status, kind_errors;
+extern const struct kind_ops kind_npy, kind_png;
+/* kind_pixels.c: "dicomfs --decode-worker", the pixel decoder process */
+int dfs_decode_worker_main(void);
+/* kind_json.c: <instance>.json (DICOM JSON Model) */
+extern const struct kind_ops kind_json;
+/* kind_level.c: the level files */
+extern const struct kind_ops kind_series_json, kind_study_json, kind_patient_json,
+	kind_study_fhir, kind_patient_fhir;
+
+/*
+ * user.dicom.<Keyword> extended attributes of inode ino (kind_level.c):
+ * the NUL-terminated names, or one value; malloc()ed into *buf.
+ * 0, -ENODATA (no such attribute), -EOPNOTSUPP (a namespace other than
+ * user.*) or another negative error.
+ */
+int dfs_xattr_list(struct dfs *fs, uint64_t ino, char **buf, size_t *len);
+int dfs_xattr_get(struct dfs *fs, uint64_t ino, const char *name, char **buf,
+		  size_t *len);
 
 /* close f->fd: the release of kinds that keep a source fd */
 void kind_fd_release(struct dfs_file *f);

@@ -42,6 +42,14 @@ const struct kind_ops kind_dir = {
 const struct kind_ops *const dfs_kinds[KIND_MAX] = {
 	[KIND_DIR] = &kind_dir,
 	[KIND_DCM] = &kind_dcm,
+	[KIND_JSON] = &kind_json,
 	[KIND_STATUS] = &kind_status,
 	[KIND_ERRORS] = &kind_errors,
+	[KIND_NPY] = &kind_npy,
+	[KIND_PNG] = &kind_png,
+	[KIND_SERIES_JSON] = &kind_series_json,
+	[KIND_STUDY_JSON] = &kind_study_json,
+	[KIND_PATIENT_JSON] = &kind_patient_json,
+	[KIND_STUDY_FHIR] = &kind_study_fhir,
+	[KIND_PATIENT_FHIR] = &kind_patient_fhir,
 };

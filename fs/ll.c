@@ -306,22 +306,35 @@ static void ll_statfs(fuse_req_t req, fuse_ino_t ino)
 	fuse_reply_statfs(req, &st);
 }
 
+/* user.dicom.<Keyword> (kind_level.c); size 0 asks for the length */
+static void reply_xattr(fuse_req_t req, int rc, char *buf, size_t len, size_t size)
+{
+	if (rc)
+		reply_err(req, rc);
+	else if (size == 0)
+		fuse_reply_xattr(req, len);
+	else if (len > size)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, len ? buf : NULL, len);
+	free(buf);
+}
+
 static void ll_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			size_t size)
 {
-	(void)ino;
-	(void)name;
-	(void)size;
-	fuse_reply_err(req, ENODATA);
+	char *buf = NULL;
+	size_t len = 0;
+	int rc = dfs_xattr_get(fs_of(req), ino, name, &buf, &len);
+	reply_xattr(req, rc, buf, len, size);
 }
 
 static void ll_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
-	(void)ino;
-	if (size == 0)
-		fuse_reply_xattr(req, 0);
-	else
-		fuse_reply_buf(req, NULL, 0);
+	char *buf = NULL;
+	size_t len = 0;
+	int rc = dfs_xattr_list(fs_of(req), ino, &buf, &len);
+	reply_xattr(req, rc, buf, len, size);
 }
 
 /* ---- everything that would write ---- */

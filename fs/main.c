@@ -36,6 +36,7 @@ struct options {
 	int scan_threads;
 	int follow_symlinks;
 	int quiet;
+	char *cache_size;   /* MB of decoded pixels kept (default 256) */
 };
 
 #define OPT(t, p) { t, offsetof(struct options, p), 1 }
@@ -44,6 +45,7 @@ static const struct fuse_opt dfs_opts[] = {
 	OPT("scan_threads=%d", scan_threads),
 	OPT("follow_symlinks", follow_symlinks),
 	OPT("quiet", quiet),
+	OPT("cache_size=%s", cache_size),
 	FUSE_OPT_END
 };
 
@@ -72,6 +74,8 @@ static void usage(const char *prog)
 	       "    -o scan_threads=N      header-parsing threads (default: number of CPUs)\n"
 	       "    -o follow_symlinks     follow symlinks that leave the archive\n"
 	       "    -o quiet               no indexing progress on stderr\n"
+	       "    -o cache_size=MB       decoded pixels of compressed instances kept in\n"
+	       "                           memory for .npy/.png (default: 256)\n"
 	       "    --version              print the version\n\n"
 	       "exit status: 0 ok, 1 usage, 2 archive, 3 mountpoint, 4 index, 5 fuse\n\n",
 	       prog);
@@ -122,6 +126,8 @@ int main(int argc, char *argv[])
 
 	if (argc == 3 && strcmp(argv[1], "--parse-worker") == 0)
 		return index_parse_worker_main(argv[2]);
+	if (argc == 2 && strcmp(argv[1], "--decode-worker") == 0)
+		return dfs_decode_worker_main();
 	if (fuse_opt_parse(&args, &o, dfs_opts, opt_proc) == -1)
 		goto free_args;
 	if (fuse_parse_cmdline(&args, &copts) != 0) {
@@ -151,6 +157,18 @@ int main(int argc, char *argv[])
 		goto free_args;
 	}
 
+	fs.cache_bytes = (uint64_t)256 << 20;
+	if (o.cache_size) {
+		char *end;
+		errno = 0;
+		unsigned long long mb = strtoull(o.cache_size, &end, 10);
+		if (errno || end == o.cache_size || *end || mb > ((uint64_t)1 << 40)) {
+			fprintf(stderr, "dicomfs: bad -o cache_size=%s (megabytes)\n", o.cache_size);
+			ret = EXIT_USAGE;
+			goto free_args;
+		}
+		fs.cache_bytes = (uint64_t)mb << 20;
+	}
 	struct stat st;
 	if (stat(o.archive, &st) || !S_ISDIR(st.st_mode)) {
 		fprintf(stderr, "dicomfs: archive '%s': %s\n", o.archive,
@@ -274,6 +292,7 @@ free_args:
 	free(o.archive);
 	free(o.mountpoint);
 	free(o.index);
+	free(o.cache_size);
 	fuse_opt_free_args(&args);
 	return ret;
 }

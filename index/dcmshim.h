@@ -62,8 +62,9 @@ int dcmshim_parse_header(const void *buf, size_t len, int whole,
  *       (private tags: GDCM's private dictionary by creator, else "UN");
  *       "US or SS" is resolved with PixelRepresentation (this data set or an
  *       enclosing one; US when absent), "OB or OW" is OW, LUT Data (0028,3006)
- *       is US when LUTDescriptor[0] == 1, else OW. A public UN element whose
- *       dictionary VR is known is reported with that VR (like pydicom).
+ *       is US when LUTDescriptor[0] == 1, else OW. A UN element whose
+ *       dictionary VR is known (public, or private by its creator; private
+ *       creators are LO) is reported with that VR (as pydicom does).
  *       value: text VRs raw (padding included, character set not decoded);
  *       binary VRs (numbers and OB/OW/OF/OD/OL/OV/UN) in LITTLE-ENDIAN byte
  *       order whatever the transfer syntax; an encapsulated value (fragments)
@@ -94,6 +95,32 @@ struct dcmshim_walk_ops {
 int dcmshim_walk(const void *buf, size_t len, int whole, size_t bulk_min,
 		 const struct dcmshim_walk_ops *ops, void *ctx,
 		 struct dcmshim_info *info);
+
+/*
+ * Pixels (index/dcmshim_pixels.cc).
+ *   dcmshim_decode_pixels(buf, len, palette, alloc, ctx, px)
+ *                   decodes the pixel data of the whole file held in
+ *                   buf[0, len) with gdcm::ImageReader (every transfer
+ *                   syntax GDCM reads: native, deflated, RLE, JPEG, JPEG-LS,
+ *                   JPEG 2000). palette: apply a PALETTE COLOR lookup table
+ *                   (the result is RGB). The decoded bytes (little-endian,
+ *                   as GDCM lays them out: planar configuration and colour
+ *                   space in px) go to alloc(ctx, n), which returns a buffer
+ *                   of at least n bytes or NULL. Returns 0, -ENOMEM, or
+ *                   DFS_EPARSE with px->error set. Reentrant.
+ */
+struct dcmshim_pixels {
+	uint32_t rows, cols, frames, spp;
+	uint32_t bits_alloc, bits_stored, pixrep, planar;
+	int is_float;             /* 0, 4 or 8 */
+	char photometric[32];     /* of the decoded buffer */
+	uint64_t len;             /* bytes written */
+	char error[160];
+};
+typedef void *(*dcmshim_alloc_fn)(void *ctx, size_t len);
+int dcmshim_decode_pixels(const void *buf, size_t len, int palette,
+			  dcmshim_alloc_fn alloc, void *ctx,
+			  struct dcmshim_pixels *px);
 
 #ifdef __cplusplus
 }

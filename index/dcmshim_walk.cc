@@ -329,13 +329,12 @@ struct walker {
 				continue;
 			uint32_t tag = (uint32_t)g << 16 | t.GetElement();
 			gdcm::VR::VRType vt = (gdcm::VR::VRType)de.GetVR();
-			if (vt == gdcm::VR::INVALID || vt == gdcm::VR::UN) {
-				gdcm::VR::VRType d = dict_vr(t, ds);
-				if (vt == gdcm::VR::INVALID || !t.IsPrivate())
-					vt = d == gdcm::VR::INVALID ? gdcm::VR::UN : d;
-			}
+			if (vt == gdcm::VR::INVALID || vt == gdcm::VR::UN)
+				vt = dict_vr(t, ds);
 			vt = resolve(vt, t);
-			gdcm::SmartPointer<gdcm::SequenceOfItems> sq = de.GetSequenceOfItems();
+			const gdcm::SequenceOfItems *sq = nullptr;
+			if (!de.IsEmpty())
+				sq = dynamic_cast<const gdcm::SequenceOfItems *>(&de.GetValue());
 			if (sq) {
 				sequence(tag, sq);
 				continue;

@@ -43,7 +43,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#define INDEX_FORMAT "dicomfs-index 3"
+#define INDEX_FORMAT "dicomfs-index 4"
 
 enum dfs_kind {
 	KIND_DIR = 1,

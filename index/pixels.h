@@ -46,6 +46,7 @@ struct px_info {
 	uint32_t nbits;         /* significant bits: HighBit + 1 */
 	/* the source */
 	int native;             /* uncompressed, served by pread */
+	int encapsulated;       /* pixel_offset: start of the item sequence */
 	int big_endian;         /* native data is big-endian */
 	int identity;           /* native bytes == .npy data bytes */
 	uint64_t pixel_offset, src_len;  /* native: where, how many bytes */
@@ -106,6 +107,15 @@ struct px_decoded {
 /* Convert a decoded buffer into the .npy data layout (out: data_len bytes). */
 int px_normalize(const struct px_info *pi, const struct px_decoded *d,
 		 void *out, const char **why);
+
+/*
+ * RLE Lossless in C (GDCM 3.0 mangles multi-byte colour RLE): pix/len are
+ * the encapsulated pixel data value (items) to the end of the file. Returns
+ * 0, 1 when this is not RLE (first fragment has no RLE header: let GDCM
+ * decode it), or a negative error with *why.
+ */
+int px_rle_decode(const struct px_info *pi, const unsigned char *pix, size_t len,
+		  void *out, const char **why);
 
 /* Samples in place: clear bits above nbits / sign-extend (integer types). */
 void px_mask(void *data, uint64_t nsamples, uint32_t bytes, uint32_t nbits,

@@ -47,11 +47,13 @@ struct rec_head {
 	uint64_t pixel_offset, pixel_length;
 	uint32_t pixel_tag;
 	uint32_t header_end;
-	uint64_t json_size;   /* bytes of the instance's DICOM JSON; 0: none */
-	uint64_t reserved[3];
+	uint64_t json_size;   /* bytes of the instance's DICOM JSON without
+			       * the instance name; 0: none (dcmjson.h) */
+	uint64_t json_bulk;   /* BulkDataURIs in it: each adds the name once */
+	uint64_t reserved[2];
 };
 
-#define REC_VERSION 2
+#define REC_VERSION 3
 
 struct rec_buf {
 	unsigned char *data;

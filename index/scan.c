@@ -43,6 +43,7 @@
 #include "index_int.h"
 #include "charset.h"
 #include "dcmshim.h"
+#include "dcmjson.h"
 #include "dcmwalk.h"
 #include "error.h"
 #include "record.h"
@@ -351,7 +352,7 @@ static void parse_one(struct index *ix, const struct cand *c, uint64_t id,
 	struct dcmshim_info info;
 	struct attr_ctx a = { 0 };
 	uint64_t size = (uint64_t)c->st.st_size;
-	int rc, fd;
+	int rc, fd = -1;
 
 	h.version = REC_VERSION;
 	h.id = id;
@@ -388,7 +389,7 @@ static void parse_one(struct index *ix, const struct cand *c, uint64_t id,
 		rc = pbuf_fill(b, fd, have, (size_t)want);
 		have = (size_t)want;
 	}
-	close(fd);
+	/* fd stays open for the JSON (Pixel Data extent); closed at the end */
 	if (rc == DFS_ENOTDICOM) {
 		h.status = REC_SKIPPED;
 		h.err = rc;
@@ -442,7 +443,19 @@ static void parse_one(struct index *ix, const struct cand *c, uint64_t id,
 			h.err = DFS_ENOUID;
 		}
 	}
+	/* the size of <instance>.json, without the instance name (dcmjson.h);
+	 * DICOMFS_NO_JSON=1 skips it (a benchmark knob: no .json files) */
+	if (h.status == REC_OK && !getenv("DICOMFS_NO_JSON")) {
+		struct dcmjson_out jo = { 0 };
+		if (dcmjson_build(b->p, have, size, &w, fd, NULL, 0, &jo) == 0) {
+			h.json_size = jo.len;
+			h.json_bulk = jo.nbulk;
+		}
+		dcmjson_release(&jo);
+	}
 out_keep:
+	if (fd >= 0)
+		close(fd);
 	/* keep the attributes read, patch the head */
 	{
 		struct rec_head cur;
@@ -455,6 +468,8 @@ oom:
 	h.err = -ENOMEM;
 	h.status = REC_ERROR;
 out:
+	if (fd >= 0)
+		close(fd);
 	h.nattrs = 0;
 	if (rec_begin(rec, &h) == 0)
 		return;

@@ -24,6 +24,7 @@
 #include "index_int.h"
 #include "error.h"
 #include "naming.h"
+#include "pixels.h"
 #include "record.h"
 #include "tags.h"
 
@@ -352,13 +353,12 @@ static int put_level_files(struct build *b, uint64_t id, const struct level_file
 	return n;
 }
 
+/* .npy/.png are listed when the indexed attributes describe servable
+ * pixels (pixels.h: px_info_from_record); decoding may still fail (EIO) */
 static int has_pixels(const struct inst *in)
 {
-	const char *v;
-	size_t l;
-	return in->h.pixel_tag != 0 &&
-	       rec_attr(in->rec, in->rec_len, 0x00280010, &v, &l) && l &&
-	       rec_attr(in->rec, in->rec_len, 0x00280011, &v, &l) && l;
+	struct px_info pi;
+	return px_info_from_record(in->rec, in->rec_len, &in->h, &pi, NULL) == 0;
 }
 
 static int width_of(const struct str *nums, size_t n, int min)

@@ -146,6 +146,7 @@ trap 'exit 143' TERM
 # run a private copy, so that a rebuild of the binary during the run cannot
 # disturb it (the path of the original is what the report shows)
 DICOMFS_ORIG=$DICOMFS
+DICOMFS_BUILT=$(date -u -r "$DICOMFS" '+%Y-%m-%d %H:%MZ')
 cp "$DICOMFS" "$TMP/dicomfs" || die "cannot copy $DICOMFS"
 DICOMFS=$TMP/dicomfs
 
@@ -237,6 +238,7 @@ SRC_MB=$(calc "$SRC_BYTES / 1e6")
 ((NSRC > 0)) || die "archive $ARCHIVE is empty"
 log "archive: $NSRC files, $(fmt_num "$SRC_MB" %.1f) MB; dicomfs: $DICOMFS_ORIG; runs: $RUNS"
 cat_all "$ARCHIVE" # warm the page cache
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ================================================================ 1. warm
 log "1. readfloor (warm) ..."
@@ -374,7 +376,8 @@ x() { [[ $1 = n/a ]] && echo n/a || printf '%.2fx' "$1"; }
 {
 echo
 echo "$HDR"
-echo "archive: $ARCHIVE   binary: $DICOMFS_ORIG ($(sha256sum "$DICOMFS" | cut -c1-12), $(date -u -r "$DICOMFS_ORIG" '+built %Y-%m-%d %H:%MZ'))"
+echo "load average at start: $LOAD_START, at end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews the figures)"
+echo "archive: $ARCHIVE   binary: $DICOMFS_ORIG ($(sha256sum "$DICOMFS" | cut -c1-12), built $DICOMFS_BUILT)"
 echo
 printf '%-58s %16s\n' "1. INDEX BUILD" "files/s"
 printf '  %-56s %16s   (%s to mounted)\n' "dicomfs build, warm, launch->mounted" "$(fmt_int "$BUILD_W_FPS")" "$(ms "$BUILD_W")"
@@ -428,6 +431,7 @@ printf '  %-56s %16s\n' "ratio mount/source, readfloor -a 2 threads, repeated" "
 echo
 echo "----- summary (paste into README) -----"
 echo "$HDR"
+echo "load average at start: $LOAD_START"
 echo
 echo "| measurement | dicomfs | baseline | ratio | target |"
 echo "|---|---|---|---|---|"
