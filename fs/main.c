@@ -71,7 +71,7 @@ static void usage(const char *prog)
 	       "    -o index=DIR           where the LMDB index lives (default: a per-archive\n"
 	       "                           directory under $XDG_CACHE_HOME/dicomfs, or\n"
 	       "                           /var/cache/dicomfs for root)\n"
-	       "    -o scan_threads=N      header-parsing threads (default: number of CPUs)\n"
+	       "    -o scan_threads=N      header parsers (default: twice the number of CPUs)\n"
 	       "    -o follow_symlinks     follow symlinks that leave the archive\n"
 	       "    -o quiet               no indexing progress on stderr\n"
 	       "    -o cache_size=MB       decoded pixels of compressed instances kept in\n"

@@ -988,7 +988,8 @@ int scan_update(struct index *ix, char *msg, size_t msglen)
 	double tp = now_s();
 	if (ntodo) {
 		struct job j = { .ix = ix, .todo = todo, .ids = ids, .n = ntodo };
-		int nt = ix->opts.scan_threads > 0 ? ix->opts.scan_threads : nproc();
+		/* more parsers than cores: a cold cache leaves them waiting on I/O */
+		int nt = ix->opts.scan_threads > 0 ? ix->opts.scan_threads : 2 * nproc();
 		pthread_t th[256];
 		double last = 0;
 		if (nt > 256)

@@ -145,18 +145,6 @@ static int str_cmp(struct str a, struct str b)
 	return c ? c : (a.l < b.l ? -1 : a.l > b.l);
 }
 
-static struct str attr(const struct inst *in, uint32_t tag)
-{
-	struct str s = { "", 0 };
-	const char *v;
-	size_t l;
-	if (rec_attr(in->rec, in->rec_len, tag, &v, &l)) {
-		s.s = v;
-		s.l = l;
-	}
-	return s;
-}
-
 static int cmp_sop(const void *a, const void *b)
 {
 	const struct inst *x = a, *y = b;
@@ -635,18 +623,33 @@ static int load(struct build *b, uint64_t *skipped, uint64_t *errors)
 		in->h = h;
 		in->rel.s = (char *)in->rec + d.mv_size;
 		in->rel.l = k.mv_size;
-		in->pname = attr(in, TAG_PATIENT_NAME);
-		in->pid = attr(in, TAG_PATIENT_ID);
-		in->study = attr(in, TAG_STUDY_INSTANCE_UID);
-		in->sdate = attr(in, TAG_STUDY_DATE);
-		in->sdesc = attr(in, TAG_STUDY_DESCRIPTION);
-		in->acc = attr(in, TAG_ACCESSION_NUMBER);
-		in->series = attr(in, TAG_SERIES_INSTANCE_UID);
-		in->snum = attr(in, TAG_SERIES_NUMBER);
-		in->modality = attr(in, TAG_MODALITY);
-		in->sedesc = attr(in, TAG_SERIES_DESCRIPTION);
-		in->sop = attr(in, TAG_SOP_INSTANCE_UID);
-		in->inum = attr(in, TAG_INSTANCE_NUMBER);
+		/* one pass over the attributes */
+		{
+			size_t pos = 0, l;
+			uint32_t tag;
+			char vr[2];
+			const char *v;
+			struct str none = { "", 0 };
+			in->pname = in->pid = in->study = in->sdate = in->sdesc = in->acc = none;
+			in->series = in->snum = in->modality = in->sedesc = in->sop = in->inum = none;
+			while (rec_next(in->rec, in->rec_len, &pos, &tag, vr, &v, &l)) {
+				struct str x = { v, l };
+				switch (tag) {
+				case TAG_PATIENT_NAME: in->pname = x; break;
+				case TAG_PATIENT_ID: in->pid = x; break;
+				case TAG_STUDY_INSTANCE_UID: in->study = x; break;
+				case TAG_STUDY_DATE: in->sdate = x; break;
+				case TAG_STUDY_DESCRIPTION: in->sdesc = x; break;
+				case TAG_ACCESSION_NUMBER: in->acc = x; break;
+				case TAG_SERIES_INSTANCE_UID: in->series = x; break;
+				case TAG_SERIES_NUMBER: in->snum = x; break;
+				case TAG_MODALITY: in->modality = x; break;
+				case TAG_SERIES_DESCRIPTION: in->sedesc = x; break;
+				case TAG_SOP_INSTANCE_UID: in->sop = x; break;
+				case TAG_INSTANCE_NUMBER: in->inum = x; break;
+				}
+			}
+		}
 		if (in->pid.l) {
 			in->pkey = in->pid;
 		} else {
