@@ -51,6 +51,20 @@ extern const struct kind_ops kind_dir, kind_dcm, kind_status, kind_errors;
 extern const struct kind_ops kind_npy, kind_png;
 /* kind_pixels.c: "dicomfs --decode-worker", the pixel decoder process */
 int dfs_decode_worker_main(void);
+/*
+ * kind_pixels.c: the pixel pipeline for other kinds. A held source of one
+ * instance's .npy data bytes: native sources are pread (and converted) per
+ * read, others decoded once into the shared decode cache (held until
+ * close). 0 or negative error (-EIO for undecodable pixels).
+ */
+struct dfs_pixsrc;
+struct px_info;
+int dfs_pixsrc_open(struct dfs *fs, uint64_t id, struct dfs_pixsrc **out);
+const struct px_info *dfs_pixsrc_info(const struct dfs_pixsrc *s);
+int dfs_pixsrc_read(struct dfs_pixsrc *s, void *out, uint64_t off, size_t len);
+void dfs_pixsrc_close(struct dfs_pixsrc *s);
+/* kind_volume.c: volume.nii, volume.npy */
+extern const struct kind_ops kind_volume_nii, kind_volume_npy;
 /* kind_json.c: <instance>.json (DICOM JSON Model) */
 extern const struct kind_ops kind_json;
 /* kind_level.c: the level files */
@@ -66,6 +80,21 @@ extern const struct kind_ops kind_series_json, kind_study_json, kind_patient_jso
 int dfs_xattr_list(struct dfs *fs, uint64_t ino, char **buf, size_t *len);
 int dfs_xattr_get(struct dfs *fs, uint64_t ino, const char *name, char **buf,
 		  size_t *len);
+
+/*
+ * kind_query.c: query/<level>/<Keyword=value>/... (dynamic ids, see index.h).
+ * The directories, manifests and symlinks of the query space bypass the
+ * node lookup of the other kinds: ll.c routes them here.
+ */
+extern const struct kind_ops kind_qmanifest, kind_qother;
+int dfs_query_kind(unsigned kind);
+int dfs_query_stat(struct dfs *fs, uint64_t ino, struct stat *st);
+int dfs_query_lookup(struct dfs *fs, uint64_t parent, const char *name,
+		     struct fuse_entry_param *e);
+int dfs_query_readdir(struct dfs *fs, fuse_req_t req, uint64_t ino, size_t size,
+		      off_t off, int plus);
+int dfs_query_readlink(struct dfs *fs, uint64_t ino, char **out);
+void dfs_query_forget(uint64_t ino, uint64_t nlookup);
 
 /* close f->fd: the release of kinds that keep a source fd */
 void kind_fd_release(struct dfs_file *f);

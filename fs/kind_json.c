@@ -54,7 +54,7 @@ static int json_getattr(struct dfs *fs, uint64_t id, const struct node_view *nv,
 	if (rc)
 		return rc;
 	st->st_mode = S_IFREG | (nv->rec->mode & 0444);
-	st->st_nlink = 1;
+	st->st_nlink = nv->rec->nlink ? nv->rec->nlink : 1; /* patients/ + uids/ */
 	st->st_uid = nv->rec->uid;
 	st->st_gid = nv->rec->gid;
 	st->st_size = (off_t)json_len(nv, &h);

@@ -52,4 +52,12 @@ const struct kind_ops *const dfs_kinds[KIND_MAX] = {
 	[KIND_PATIENT_JSON] = &kind_patient_json,
 	[KIND_STUDY_FHIR] = &kind_study_fhir,
 	[KIND_PATIENT_FHIR] = &kind_patient_fhir,
+	[KIND_QLINK_STUDY] = &kind_qother,
+	[KIND_QLINK_SERIES] = &kind_qother,
+	[KIND_QLINK_INSTANCE] = &kind_qother,
+	[KIND_QMANIFEST_CSV] = &kind_qmanifest,
+	[KIND_QMANIFEST_JSONL] = &kind_qmanifest,
+	[KIND_QDIR] = &kind_qother,
+	[KIND_VOLUME_NII] = &kind_volume_nii,
+	[KIND_VOLUME_NPY] = &kind_volume_npy,
 };

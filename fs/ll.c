@@ -35,6 +35,8 @@ int dfs_stat(struct dfs *fs, uint64_t ino, struct stat *st)
 	const struct kind_ops *k = kind_of(ino);
 	if (!k || !k->getattr)
 		return -ENOENT;
+	if (dfs_query_kind(ino_kind(ino)))
+		return dfs_query_stat(fs, ino, st);
 	int rc = index_node(fs->ix, ino_id(ino), &nv);
 	if (rc)
 		return rc == -ENOENT ? -ENOENT : rc;
@@ -71,6 +73,14 @@ static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	uint64_t ino;
 	int rc;
 
+	if (ino_kind(parent) == KIND_QDIR) {
+		rc = dfs_query_lookup(fs, parent, name, &e);
+		if (rc)
+			reply_err(req, rc);
+		else
+			fuse_reply_entry(req, &e);
+		return;
+	}
 	if (ino_kind(parent) != KIND_DIR) {
 		fuse_reply_err(req, ENOTDIR);
 		return;
@@ -107,7 +117,7 @@ static void ll_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 static void ll_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	if (ino_kind(ino) != KIND_DIR) {
+	if (ino_kind(ino) != KIND_DIR && ino_kind(ino) != KIND_QDIR) {
 		fuse_reply_err(req, ENOTDIR);
 		return;
 	}
@@ -130,7 +140,7 @@ struct rd {
 };
 
 static int rd_add(struct rd *r, uint64_t ino, const char *name, size_t nl,
-		  uint64_t next)
+		  uint64_t next, int nonode)
 {
 	char nm[NAME_MAX + 1];
 	size_t n;
@@ -140,7 +150,15 @@ static int rd_add(struct rd *r, uint64_t ino, const char *name, size_t nl,
 	nm[nl] = 0;
 	if (r->plus) {
 		struct fuse_entry_param e;
-		int rc = fill_entry(r->fs, ino, &e);
+		int rc = 0;
+		if (nonode) {
+			/* a readdirplus entry without a node (nodeid 0) */
+			memset(&e, 0, sizeof(e));
+			e.attr.st_ino = ino;
+			e.attr.st_mode = S_IFDIR;
+		} else {
+			rc = fill_entry(r->fs, ino, &e);
+		}
 		if (rc) {
 			r->err = rc;
 			return 1;
@@ -163,7 +181,7 @@ static int rd_cb(void *ctx, uint64_t ino, const char *name, size_t nl,
 		 uint64_t next_pos)
 {
 	/* positions 0 and 1 are "." and ".."; index position p is offset p+2 */
-	return rd_add(ctx, ino, name, nl, next_pos + 2);
+	return rd_add(ctx, ino, name, nl, next_pos + 2, 0);
 }
 
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -174,6 +192,12 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct node_view nv;
 	int rc;
 
+	if (ino_kind(ino) == KIND_QDIR) {
+		rc = dfs_query_readdir(fs, req, ino, size, off, plus);
+		if (rc)
+			reply_err(req, rc);
+		return;
+	}
 	r.buf = malloc(size);
 	if (!r.buf) {
 		fuse_reply_err(req, ENOMEM);
@@ -182,16 +206,14 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	rc = index_node(fs->ix, ino_id(ino), &nv);
 	if (rc)
 		goto reply_error;
-	if (off == 0 && rd_add(&r, ino, ".", 1, 1))
+	if (off == 0 && rd_add(&r, ino, ".", 1, 1, 0))
 		goto reply;
 	if (off <= 1) {
 		uint64_t pino = ino_make(nv.rec->parent, KIND_DIR);
-		/* ".." of the root is outside the mount: plain entry */
-		int saved = r.plus;
-		r.plus = r.plus && ino != FUSE_ROOT_ID;
-		int full = rd_add(&r, ino == FUSE_ROOT_ID ? FUSE_ROOT_ID : pino, "..", 2, 2);
-		r.plus = saved;
-		if (full)
+		/* ".." of the root is outside the mount: no node. (A plain
+		 * fuse_dirent in a readdirplus reply corrupts the reply: EIO.) */
+		if (rd_add(&r, ino == FUSE_ROOT_ID ? FUSE_ROOT_ID : pino, "..", 2, 2,
+			   ino == FUSE_ROOT_ID))
 			goto reply;
 	}
 	rc = index_readdir(fs->ix, ino_id(ino), off < 2 ? 0 : (uint64_t)off - 2, rd_cb, &r);
@@ -240,7 +262,7 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, k ? EISDIR : ENOENT);
 		return;
 	}
-	rc = index_node(fs->ix, ino_id(ino), &nv);
+	rc = dfs_query_kind(ino_kind(ino)) ? 0 : index_node(fs->ix, ino_id(ino), &nv);
 	if (rc) {
 		reply_err(req, rc);
 		return;
@@ -325,7 +347,8 @@ static void ll_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 {
 	char *buf = NULL;
 	size_t len = 0;
-	int rc = dfs_xattr_get(fs_of(req), ino, name, &buf, &len);
+	int rc = dfs_query_kind(ino_kind(ino)) ? -ENODATA :
+		 dfs_xattr_get(fs_of(req), ino, name, &buf, &len);
 	reply_xattr(req, rc, buf, len, size);
 }
 
@@ -333,8 +356,35 @@ static void ll_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
 	char *buf = NULL;
 	size_t len = 0;
-	int rc = dfs_xattr_list(fs_of(req), ino, &buf, &len);
+	int rc = dfs_query_kind(ino_kind(ino)) ? 0 : dfs_xattr_list(fs_of(req), ino, &buf, &len);
 	reply_xattr(req, rc, buf, len, size);
+}
+
+/* query/ symlinks (kind_query.c) */
+static void ll_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	char *t = NULL;
+	int rc = dfs_query_readlink(fs_of(req), ino, &t);
+	if (rc)
+		reply_err(req, rc);
+	else
+		fuse_reply_readlink(req, t);
+	free(t);
+}
+
+/* lookup counts matter only for the dynamic query directories */
+static void ll_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	dfs_query_forget(ino, nlookup);
+	fuse_reply_none(req);
+}
+
+static void ll_forget_multi(fuse_req_t req, size_t count,
+			    struct fuse_forget_data *forgets)
+{
+	for (size_t i = 0; i < count; i++)
+		dfs_query_forget(forgets[i].ino, forgets[i].nlookup);
+	fuse_reply_none(req);
 }
 
 /* ---- everything that would write ---- */
@@ -432,6 +482,9 @@ static void ll_init(void *userdata, struct fuse_conn_info *conn)
 const struct fuse_lowlevel_ops dfs_ll_ops = {
 	.init = ll_init,
 	.lookup = ll_lookup,
+	.readlink = ll_readlink,
+	.forget = ll_forget,
+	.forget_multi = ll_forget_multi,
 	.getattr = ll_getattr,
 	.opendir = ll_opendir,
 	.readdir = ll_readdir,

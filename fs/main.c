@@ -23,6 +23,7 @@
 #include "fs.h"
 #include "error.h"
 #include "log.h"
+#include "tags.h"
 
 enum {
 	EXIT_USAGE = 1, EXIT_ARCHIVE = 2, EXIT_MOUNTPOINT = 3, EXIT_INDEX = 4,
@@ -37,6 +38,7 @@ struct options {
 	int follow_symlinks;
 	int quiet;
 	char *cache_size;   /* MB of decoded pixels kept (default 256) */
+	char *index_tags;   /* extra indexed tags: Keyword,GGGGEEEE,... */
 };
 
 #define OPT(t, p) { t, offsetof(struct options, p), 1 }
@@ -46,6 +48,7 @@ static const struct fuse_opt dfs_opts[] = {
 	OPT("follow_symlinks", follow_symlinks),
 	OPT("quiet", quiet),
 	OPT("cache_size=%s", cache_size),
+	OPT("index_tags=%s", index_tags),
 	FUSE_OPT_END
 };
 
@@ -59,6 +62,18 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	}
 	if (key == FUSE_OPT_KEY_NONOPT && !o->mountpoint)
 		o->mountpoint = strdup(arg);
+	/* -o index_tags=A,B,C: fuse_opt splits at the commas; the parts after
+	 * the first (a keyword, which starts upper case, or GGGGEEEE) are ours */
+	if (key == FUSE_OPT_KEY_OPT && o->index_tags && !strchr(arg, '=') &&
+	    ((arg[0] >= 'A' && arg[0] <= 'Z') ||
+	     (strlen(arg) == 8 && strspn(arg, "0123456789abcdefABCDEF") == 8))) {
+		char *n = NULL;
+		if (asprintf(&n, "%s,%s", o->index_tags, arg) < 0)
+			return -1;
+		free(o->index_tags);
+		o->index_tags = n;
+		return 0;
+	}
 	return 1;
 }
 
@@ -76,6 +91,8 @@ static void usage(const char *prog)
 	       "    -o quiet               no indexing progress on stderr\n"
 	       "    -o cache_size=MB       decoded pixels of compressed instances kept in\n"
 	       "                           memory for .npy/.png (default: 256)\n"
+	       "    -o index_tags=LIST     also index these tags (Keyword or GGGGEEEE,\n"
+	       "                           private ones too), so query/ can match them\n"
 	       "    --version              print the version\n\n"
 	       "exit status: 0 ok, 1 usage, 2 archive, 3 mountpoint, 4 index, 5 fuse\n\n",
 	       prog);
@@ -124,8 +141,8 @@ int main(int argc, char *argv[])
 	char msg[PATH_MAX + 256] = "";
 	int ret = EXIT_USAGE, rc;
 
-	if (argc == 3 && strcmp(argv[1], "--parse-worker") == 0)
-		return index_parse_worker_main(argv[2]);
+	if ((argc == 3 || argc == 4) && strcmp(argv[1], "--parse-worker") == 0)
+		return index_parse_worker_main(argv[2], argc == 4 ? argv[3] : NULL);
 	if (argc == 2 && strcmp(argv[1], "--decode-worker") == 0)
 		return dfs_decode_worker_main();
 	if (fuse_opt_parse(&args, &o, dfs_opts, opt_proc) == -1)
@@ -189,6 +206,15 @@ int main(int argc, char *argv[])
 		goto free_args;
 	}
 
+	uint32_t *extra = NULL;
+	size_t nextra = 0;
+	if (o.index_tags && tags_parse_list(o.index_tags, &extra, &nextra, msg, sizeof(msg))) {
+		fprintf(stderr, "dicomfs: %s\n", msg);
+		ret = EXIT_USAGE;
+		goto free_args;
+	}
+	io.extra_tags = extra;
+	io.n_extra_tags = nextra;
 	io.archive = o.archive;
 	io.path = o.index;
 	io.scan_threads = o.scan_threads;
@@ -293,6 +319,8 @@ free_args:
 	free(o.mountpoint);
 	free(o.index);
 	free(o.cache_size);
+	free(o.index_tags);
+	free((void *)io.extra_tags);
 	fuse_opt_free_args(&args);
 	return ret;
 }

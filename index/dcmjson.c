@@ -50,6 +50,7 @@ struct em {
 	uint64_t px_off, px_len;
 	int px_be;
 	int fd;
+	const struct dcmjson_attrs *attrs;  /* or NULL */
 };
 
 /* ---- output ---- */
@@ -633,10 +634,27 @@ static void before_member(struct em *e, uint32_t tag)
 		pixel_flush(e);
 }
 
+static int tag_wanted(const struct dcmjson_attrs *a, uint32_t tag)
+{
+	size_t lo = 0, hi = a->ntags;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (a->tags[mid] == tag)
+			return 1;
+		if (a->tags[mid] < tag)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return 0;
+}
+
 static void cb_element(void *ctx, uint32_t tag, const char vr[2],
 		       const uint8_t *v, size_t n, int64_t off)
 {
 	struct em *e = ctx;
+	if (e->attrs && e->depth == 0 && !e->overflow && tag_wanted(e->attrs, tag))
+		e->attrs->fn(e->attrs->ctx, tag, vr, v, n);
 	if (e->overflow || e->err)
 		return;
 	before_member(e, tag);
@@ -733,6 +751,11 @@ static const struct dcmshim_walk_ops walk_ops = {
 	.item_end = cb_item_end,
 };
 
+static int dcmjson_build_named(const uint8_t *file, size_t flen, uint64_t file_size,
+			       const struct dcmwalk_result *w, int fd, const char *name,
+			       size_t name_len, const struct dcmjson_attrs *a,
+			       struct dcmjson_out *out);
+
 void dcmjson_header_range(const struct dcmwalk_result *w, size_t *skip, int *whole)
 {
 	/* as parse_one (scan.c): GDCM trusts the meta transfer syntax, so a
@@ -744,6 +767,22 @@ void dcmjson_header_range(const struct dcmwalk_result *w, size_t *skip, int *who
 int dcmjson_build(const uint8_t *file, size_t flen, uint64_t file_size,
 		  const struct dcmwalk_result *w, int fd, const char *name,
 		  size_t name_len, struct dcmjson_out *out)
+{
+	return dcmjson_build_named(file, flen, file_size, w, fd, name, name_len,
+				   NULL, out);
+}
+
+int dcmjson_build_attrs(const uint8_t *file, size_t flen, uint64_t file_size,
+			const struct dcmwalk_result *w, int fd,
+			const struct dcmjson_attrs *a, struct dcmjson_out *out)
+{
+	return dcmjson_build_named(file, flen, file_size, w, fd, NULL, 0, a, out);
+}
+
+static int dcmjson_build_named(const uint8_t *file, size_t flen, uint64_t file_size,
+			       const struct dcmwalk_result *w, int fd, const char *name,
+			       size_t name_len, const struct dcmjson_attrs *a,
+			       struct dcmjson_out *out)
 {
 	struct dcmshim_info info;
 	struct em *e;
@@ -763,6 +802,7 @@ int dcmjson_build(const uint8_t *file, size_t flen, uint64_t file_size,
 	e->name = name ? name : "";
 	e->name_len = name ? name_len : 0;
 	e->fd = fd;
+	e->attrs = a;
 	dcmjson_header_range(w, &skip, &whole);
 	e->base = skip;
 	pixel_setup(e, file, flen, file_size, w);

@@ -65,6 +65,23 @@ void dcmjson_header_range(const struct dcmwalk_result *w, size_t *skip,
 int dcmjson_build(const uint8_t *file, size_t flen, uint64_t file_size,
 		  const struct dcmwalk_result *w, int fd, const char *name,
 		  size_t name_len, struct dcmjson_out *out);
+
+/*
+ * The same, also handing the top-level elements whose tags are in a->tags
+ * (sorted ascending) to a->fn as they pass: value as the walk reports it
+ * (text raw, binary numbers little-endian). The index uses it to take its
+ * attributes and the JSON size from one GDCM parse.
+ */
+struct dcmjson_attrs {
+	const uint32_t *tags;
+	size_t ntags;
+	void (*fn)(void *ctx, uint32_t tag, const char vr[2],
+		   const uint8_t *value, size_t len);
+	void *ctx;
+};
+int dcmjson_build_attrs(const uint8_t *file, size_t flen, uint64_t file_size,
+			const struct dcmwalk_result *w, int fd,
+			const struct dcmjson_attrs *a, struct dcmjson_out *out);
 void dcmjson_release(struct dcmjson_out *out);
 
 /* Bytes one occurrence of name adds to the JSON (percent-encoded). */

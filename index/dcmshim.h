@@ -38,6 +38,28 @@
 extern "C" {
 #endif
 
+/*
+ * Loading. The implementation (the dcmshim*.cc files, GDCM and its C++
+ * runtime) is a separate module, dicomfs-gdcm.so, that index/dcmshim_load.c
+ * loads with dlopen() on the first call of any function below: GDCM costs
+ * ~0.1 s of relocations and static set-up per process, and a remount of an
+ * unchanged archive, or a mount that only serves .dcm files, never needs
+ * it. The module is looked for at $DICOMFS_GDCM, next to the executable
+ * (the build tree), then in PKGLIBDIR (installed). dcmshim_load() returns
+ * 0 or -ENOENT (the module or GDCM is missing: every call then fails with
+ * DFS_EPARSE, and the reason is logged once).
+ * Inside the module the functions carry a dcmshim_gdcm_ prefix, so that the
+ * executable's trampolines cannot interpose on them.
+ */
+#ifdef DCMSHIM_MODULE
+#define dcmshim_init dcmshim_gdcm_init
+#define dcmshim_parse_header dcmshim_gdcm_parse_header
+#define dcmshim_walk dcmshim_gdcm_walk
+#define dcmshim_decode_pixels dcmshim_gdcm_decode_pixels
+#else
+int dcmshim_load(void);
+#endif
+
 typedef void (*dcmshim_attr_fn)(void *ctx, uint32_t tag, const char vr[2],
 				const char *value, size_t len);
 

@@ -49,6 +49,17 @@ static int is_vr(const uint8_t *p)
 	return p[0] >= 'A' && p[0] <= 'Z' && p[1] >= 'A' && p[1] <= 'Z';
 }
 
+/* a VR of PS3.5 (GDCM throws on any other, then re-reads the whole data set
+ * as implicit VR and allocates whatever the garbage lengths say) */
+static int vr_known(const uint8_t *p)
+{
+	static const char kv[] = "AEASATCSDADSDTFDFLISLOLTOBODOFOLOVOWPNSHSLSQSSSTSVTMUCUIULUNURUSUTUV";
+	for (size_t i = 0; i + 1 < sizeof(kv); i += 2)
+		if (p[0] == kv[i] && p[1] == kv[i + 1])
+			return 1;
+	return 0;
+}
+
 static int vr_long(const uint8_t *p)
 {
 	static const char *const lv[] = { "OB", "OD", "OF", "OL", "OV", "OW", "SQ",
@@ -92,7 +103,7 @@ static int read_elem(const struct walk *w, uint64_t pos, int explicit_vr, int be
 		e->hdr = 8;
 		return 0;
 	}
-	if (!is_vr(p + 4))
+	if (!is_vr(p + 4) || !vr_known(p + 4))
 		return DFS_EPARSE;
 	e->vr[0] = p[4];
 	e->vr[1] = p[5];

@@ -18,6 +18,7 @@
 #include "error.h"
 #include "naming.h"
 #include "record.h"
+#include "volreport.h"
 
 /* ---- small text buffers ---- */
 
@@ -426,10 +427,17 @@ void index_free(struct index *ix)
 	pthread_mutex_destroy(&ix->err_lock);
 	free(ix->archive_real);
 	free(ix->path);
+	free(ix->tags);
+	free(ix->tags_note);
 	free(ix);
 }
 
 const char *index_path(const struct index *ix) { return ix->path; }
+void index_tags(const struct index *ix, const uint32_t **tags, size_t *n)
+{
+	*tags = ix->tags;
+	*n = ix->ntags;
+}
 int index_archive_fd(const struct index *ix) { return ix->archive_fd; }
 const struct index_stats *index_stats(const struct index *ix) { return &ix->stats; }
 
@@ -577,6 +585,14 @@ static void json_str(struct textbuf *t, const char *s)
 	tb_add(t, "\"", 1);
 }
 
+static uint64_t pixel_decodes;   /* debug counter: decodes started */
+
+void index_count_decode(struct index *ix)
+{
+	(void)ix;
+	__atomic_add_fetch(&pixel_decodes, 1, __ATOMIC_RELAXED);
+}
+
 int index_status_json(struct index *ix, char **buf, size_t *len)
 {
 	struct textbuf t = { 0 };
@@ -602,7 +618,7 @@ int index_status_json(struct index *ix, char **buf, size_t *len)
 		  "  \"built_at\": %lld,\n  \"build_seconds\": %.3f,\n"
 		  "  \"walk_seconds\": %.3f,\n  \"parse_seconds\": %.3f,\n"
 		  "  \"tree_seconds\": %.3f,\n  \"commit_seconds\": %.3f,\n"
-		  "  \"files_per_second\": %.0f\n}\n",
+		  "  \"files_per_second\": %.0f,\n",
 		  (unsigned long long)s->files_seen, (unsigned long long)s->files_parsed,
 		  (unsigned long long)s->files_removed, (unsigned long long)s->instances,
 		  (unsigned long long)s->patients, (unsigned long long)s->studies,
@@ -611,6 +627,20 @@ int index_status_json(struct index *ix, char **buf, size_t *len)
 		  (unsigned long long)run, s->tree_rebuilt ? "true" : "false",
 		  (long long)ix->built_at, s->scan_seconds, s->walk_seconds,
 		  s->parse_seconds, s->tree_seconds, s->commit_seconds, s->files_per_second);
+	tb_printf(&t, "  \"pixel_decodes\": %llu,\n",
+		  (unsigned long long)__atomic_load_n(&pixel_decodes, __ATOMIC_RELAXED));
+	/* the tags the index holds (query/ can match them), and whether this
+	 * mount re-parsed everything because the set grew */
+	tb_add(&t, "  \"indexed_tags\": [", 19);
+	for (size_t i = 0; i < ix->ntags; i++)
+		tb_printf(&t, "%s\"%08X\"", i ? ", " : "", ix->tags[i]);
+	tb_printf(&t, "],\n  \"tags_reindexed\": %s,\n  \"tags_note\": ",
+		  s->tags_reindexed ? "true" : "false");
+	if (ix->tags_note)
+		json_str(&t, ix->tags_note);
+	else
+		tb_add(&t, "null", 4);
+	tb_add(&t, "\n}\n", 3);
 	if (!t.s)
 		return -ENOMEM;
 	*buf = t.s;
@@ -651,6 +681,7 @@ int index_errors_tsv(struct index *ix, char **buf, size_t *len)
 	MDB_val dk = { 4, "dups" };
 	if (mdb_get(txn, ix->meta, &dk, &d) == 0)
 		tb_add(&t, d.mv_data, d.mv_size);
+	volreport_errors(ix, txn, &t);
 	pthread_mutex_lock(&ix->err_lock);
 	if (ix->run_errors.s)
 		tb_add(&t, ix->run_errors.s, ix->run_errors.len);

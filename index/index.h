@@ -43,7 +43,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#define INDEX_FORMAT "dicomfs-index 4"
+#define INDEX_FORMAT "dicomfs-index 5"
 
 enum dfs_kind {
 	KIND_DIR = 1,
@@ -60,12 +60,33 @@ enum dfs_kind {
 	KIND_PATIENT_FHIR = 12,  /* patient.fhir.json: FHIR R4 Patient */
 	KIND_VOLUME_NII = 13,    /* volume.nii */
 	KIND_VOLUME_NPY = 14,    /* volume.npy */
+	/* query/ (fs/kind_query.c): symlinks to a study / series / instance
+	 * (the id is the target's, plus the link's depth, see QLINK_*), and
+	 * the directories and manifests of the dynamic query id space */
+	KIND_QLINK_STUDY = 15,
+	KIND_QLINK_SERIES = 16,
+	KIND_QLINK_INSTANCE = 17,
+	KIND_QMANIFEST_CSV = 18, /* <query>/manifest.csv */
+	KIND_QMANIFEST_JSONL = 19, /* <query>/manifest.jsonl */
+	KIND_QDIR = 20,          /* a query directory (dynamic id) */
 	KIND_MAX = 32,
 };
 
 #define ID_ROOT     0
 #define ID_PATIENTS 1
 #define ID_DOTDIR   2
+#define ID_QUERY    3   /* query/ */
+#define ID_UIDS     4   /* uids/ */
+/*
+ * Query directories (query/<level>/<Keyword=value>/...) have dynamic ids
+ * >= QUERY_ID_BASE, from a hash of their path, mapped to the parsed query
+ * by an in-memory table of the mount (fs/kind_query.c); nothing about them
+ * is stored. QUERY_ID_BASE + 0/1/2: query/studies, series, instances.
+ * A query symlink's id is its target's id (< 2^QLINK_DEPTH_SHIFT) with the
+ * link's depth below the mount root in bits QLINK_DEPTH_SHIFT.. .
+ */
+#define QUERY_ID_BASE ((uint64_t)1 << 57)
+#define QLINK_DEPTH_SHIFT 48
 #define ID_FIRST    16
 
 #define INO_KIND_BITS 5
@@ -113,6 +134,9 @@ struct index_opts {
 	const char *worker_exe;  /* parse in "exe --parse-worker" processes, so a
 				  * parser crash or hang costs one file; NULL:
 				  * parse in threads of this process */
+	const uint32_t *extra_tags; /* -o index_tags: indexed on top of
+				  * dfs_tags[] (any order, duplicates ok) */
+	size_t n_extra_tags;
 };
 
 struct index_stats {
@@ -122,6 +146,7 @@ struct index_stats {
 	double scan_seconds, files_per_second;
 	double walk_seconds, parse_seconds, tree_seconds, commit_seconds;
 	int tree_rebuilt, index_fresh, private_index;
+	int tags_reindexed;      /* the indexed tag set grew: all re-parsed */
 };
 
 struct index;
@@ -138,10 +163,11 @@ int index_open(struct index **out, const struct index_opts *o, char *msg,
 int index_update(struct index *ix, struct index_stats *st, char *msg,
 		 size_t msglen);
 /*
- * The parser process: "exe --parse-worker ARCHIVE" calls this. Reads jobs on
+ * The parser process: "exe --parse-worker ARCHIVE TAGS" calls this (TAGS:
+ * the indexed tags, comma-separated GGGGEEEE, ascending). Reads jobs on
  * stdin, answers records on stdout, until end of input. Returns an exit code.
  */
-int index_parse_worker_main(const char *archive);
+int index_parse_worker_main(const char *archive, const char *tags);
 
 /* Close the LMDB environment (before fork) / reopen it read-only after. */
 void index_close_env(struct index *ix);
@@ -164,8 +190,13 @@ int index_readdir(struct index *ix, uint64_t dir_id, uint64_t pos,
 int index_file_record(struct index *ix, const char *relpath, size_t len,
 		      const void **val, size_t *vlen);
 
+/* The tags the index holds values of (ascending; valid while mounted). */
+void index_tags(const struct index *ix, const uint32_t **tags, size_t *n);
+
 /* Runtime problems with a source file, shown in errors.tsv and logged. */
 void index_report_error(struct index *ix, const char *relpath, const char *why);
+/* A pixel decode started (fs/, for the "pixel_decodes" debug counter). */
+void index_count_decode(struct index *ix);
 /* malloc()ed texts of .dicomfs/status.json and .dicomfs/errors.tsv */
 int index_status_json(struct index *ix, char **buf, size_t *len);
 int index_errors_tsv(struct index *ix, char **buf, size_t *len);

@@ -32,6 +32,9 @@ struct index {
 	struct textbuf walk_errors;   /* this mount's walk problems (TSV) */
 	struct textbuf run_errors;    /* problems found while mounted (TSV) */
 	int64_t built_at;
+	uint32_t *tags;               /* indexed tags, ascending (scan.c) */
+	size_t ntags;
+	char *tags_note;              /* what changed in the tag set, or NULL */
 };
 
 int scan_update(struct index *ix, char *msg, size_t msglen);

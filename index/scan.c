@@ -18,6 +18,8 @@
  *   child processes (one per scan thread, address space limited). A job
  *   whose child dies or exceeds JOB_TIMEOUT_MS becomes an error record for
  *   that one file; the child is replaced and the rest of its batch resent.
+ *   DICOMFS_INPROCESS=1 (a benchmark knob, contrib/bench/
+ *   bench_containment.sh) parses in threads of the mount process instead.
  * - Symlinks: followed when they stay inside the archive; a directory seen
  *   twice (by device and inode) is a loop and is not entered again.
  */
@@ -307,6 +309,61 @@ static void attr_cb(void *ctx, uint32_t tag, const char vr[2], const char *v,
 		a->err = -ENOMEM;
 }
 
+/* The walk hands binary numbers over raw (little-endian): make them text
+ * as dcmshim_parse_header does ("512", "0.5\\1", values split by '\\'). */
+static void attr_cb_raw(void *ctx, uint32_t tag, const char vr[2],
+			const uint8_t *v, size_t len)
+{
+	char text[1024];
+	size_t o = 0, w = 0;
+	if (vr_is(vr, "US") || vr_is(vr, "SS") || vr_is(vr, "AT"))
+		w = 2;
+	else if (vr_is(vr, "UL") || vr_is(vr, "SL") || vr_is(vr, "FL"))
+		w = 4;
+	else if (vr_is(vr, "FD") || vr_is(vr, "SV") || vr_is(vr, "UV"))
+		w = 8;
+	if (!w) {
+		attr_cb(ctx, tag, vr, (const char *)v, len);
+		return;
+	}
+	for (size_t i = 0; i + w <= len && o + 40 < sizeof(text); i += w) {
+		uint64_t u = 0;
+		for (size_t k = 0; k < w; k++)
+			u |= (uint64_t)v[i + k] << (8 * k);
+		if (i)
+			text[o++] = '\\';
+		if (vr_is(vr, "US") || vr_is(vr, "UL") || vr_is(vr, "UV"))
+			o += (size_t)snprintf(text + o, sizeof(text) - o, "%llu", (unsigned long long)u);
+		else if (vr_is(vr, "SS"))
+			o += (size_t)snprintf(text + o, sizeof(text) - o, "%d", (int16_t)u);
+		else if (vr_is(vr, "SL"))
+			o += (size_t)snprintf(text + o, sizeof(text) - o, "%d", (int32_t)u);
+		else if (vr_is(vr, "SV"))
+			o += (size_t)snprintf(text + o, sizeof(text) - o, "%lld", (long long)u);
+		else if (vr_is(vr, "AT"))
+			o += (size_t)snprintf(text + o, sizeof(text) - o, "%04X", (unsigned)u);
+		else if (vr_is(vr, "FL")) {
+			uint32_t b32 = (uint32_t)u;
+			float f;
+			memcpy(&f, &b32, 4);
+			o += dcmjson_fmt_float(f, text + o);
+		} else {
+			double d;
+			memcpy(&d, &u, 8);
+			o += dcmjson_fmt_double(d, text + o);
+		}
+	}
+	attr_cb(ctx, tag, vr, text, o);
+}
+
+static int no_json(void)
+{
+	static int v = -1;
+	if (v < 0)
+		v = getenv("DICOMFS_NO_JSON") != NULL;
+	return v;
+}
+
 static int is_dicomdir_name(const char *rel)
 {
 	const char *b = strrchr(rel, '/');
@@ -352,6 +409,7 @@ static void parse_one(struct index *ix, const struct cand *c, uint64_t id,
 	struct dcmshim_info info;
 	struct attr_ctx a = { 0 };
 	uint64_t size = (uint64_t)c->st.st_size;
+	uint64_t json_size = 0, json_bulk = 0;
 	int rc, fd = -1;
 
 	h.version = REC_VERSION;
@@ -412,19 +470,49 @@ static void parse_one(struct index *ix, const struct cand *c, uint64_t id,
 	if (rec_begin(rec, &h))
 		goto oom;
 	a.rec = rec;
-	/* GDCM trusts the meta transfer syntax and would read garbage lengths
-	 * (and allocate gigabytes) when the data set disagrees: give it the
-	 * data set alone and let it detect the encoding, as for no-meta files */
-	size_t skip = w.ts_mismatch ? (size_t)w.dataset_start : 0;
-	rc = dcmshim_parse_header(b->p + skip, (size_t)w.header_end - skip, w.deflated, dfs_tag_numbers(),
-				  dfs_ntags, attr_cb, &a, &info);
-	if (a.err)
-		goto oom;
-	if (rc) {
-		h.err = rc;
-		goto out_keep;
+	/*
+	 * One GDCM parse gives both the indexed attributes and the size of the
+	 * instance's .json (dcmjson_build_attrs); when that fails, or JSON is
+	 * off (DICOMFS_NO_JSON=1, a benchmark knob), the attributes alone.
+	 */
+	const uint32_t *tags = ix->tags ? ix->tags : dfs_tag_numbers();
+	size_t ntags = ix->tags ? ix->ntags : dfs_ntags;
+	int parsed = 0, partial = 0;
+	if (!no_json()) {
+		struct dcmjson_out jo = { 0 };
+		struct dcmjson_attrs at = { tags, ntags, attr_cb_raw, &a };
+		if (dcmjson_build_attrs(b->p, have, size, &w, fd, &at, &jo) == 0 && !a.err) {
+			parsed = 1;
+			partial = jo.partial;
+			json_size = jo.len;
+			json_bulk = jo.nbulk;
+		} else {
+			/* start the attributes again on the plain path */
+			if (rec_begin(rec, &h)) {
+				dcmjson_release(&jo);
+				goto oom;
+			}
+			a.err = a.warn = 0;
+			a.charset_len = 0;
+		}
+		dcmjson_release(&jo);
 	}
-	if (info.partial)
+	if (!parsed) {
+		/* GDCM trusts the meta transfer syntax and would read garbage
+		 * lengths (and allocate gigabytes) when the data set disagrees:
+		 * give it the data set alone and let it detect the encoding */
+		size_t skip = w.ts_mismatch ? (size_t)w.dataset_start : 0;
+		rc = dcmshim_parse_header(b->p + skip, (size_t)w.header_end - skip, w.deflated,
+					  tags, ntags, attr_cb, &a, &info);
+		if (a.err)
+			goto oom;
+		if (rc) {
+			h.err = rc;
+			goto out_keep;
+		}
+		partial = info.partial;
+	}
+	if (partial)
 		h.flags |= RECF_PARTIAL;
 	if (a.warn)
 		h.flags |= RECF_CHARSET_WARN;
@@ -443,15 +531,10 @@ static void parse_one(struct index *ix, const struct cand *c, uint64_t id,
 			h.err = DFS_ENOUID;
 		}
 	}
-	/* the size of <instance>.json, without the instance name (dcmjson.h);
-	 * DICOMFS_NO_JSON=1 skips it (a benchmark knob: no .json files) */
-	if (h.status == REC_OK && !getenv("DICOMFS_NO_JSON")) {
-		struct dcmjson_out jo = { 0 };
-		if (dcmjson_build(b->p, have, size, &w, fd, NULL, 0, &jo) == 0) {
-			h.json_size = jo.len;
-			h.json_bulk = jo.nbulk;
-		}
-		dcmjson_release(&jo);
+	/* the size of <instance>.json, without the instance name (dcmjson.h) */
+	if (h.status == REC_OK) {
+		h.json_size = json_size;
+		h.json_bulk = json_bulk;
 	}
 out_keep:
 	if (fd >= 0)
@@ -596,7 +679,80 @@ static int rd_need(struct rdbuf *rb, size_t n, int timeout_ms)
 	return 0;
 }
 
-int index_parse_worker_main(const char *archive)
+/* "00080016,00100010,...": the tag list of the parser processes */
+static char *tags_arg(const struct index *ix)
+{
+	char *s = malloc(ix->ntags * 9 + 1);
+	if (!s)
+		return NULL;
+	size_t o = 0;
+	s[0] = 0;
+	for (size_t i = 0; i < ix->ntags; i++)
+		o += (size_t)sprintf(s + o, "%s%08X", i ? "," : "", ix->tags[i]);
+	return s;
+}
+
+static int tags_from_arg(struct index *ix, const char *arg)
+{
+	size_t n = 0, cap = 0;
+	ix->tags = NULL;
+	ix->ntags = 0;
+	if (!arg)
+		return 0;
+	for (const char *p = arg; *p;) {
+		char *end;
+		unsigned long t = strtoul(p, &end, 16);
+		if (end == p)
+			return -EINVAL;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 64;
+			uint32_t *v = realloc(ix->tags, cap * sizeof(*v));
+			if (!v)
+				return -ENOMEM;
+			ix->tags = v;
+		}
+		ix->tags[n++] = (uint32_t)t;
+		p = *end == ',' ? end + 1 : end;
+	}
+	ix->ntags = n;
+	return 0;
+}
+
+/*
+ * GDCM allocates (and zeroes) whatever a garbage length says, up to 4 GiB,
+ * before it finds the stream too short; on a crafted 1 KiB file that is
+ * gigabytes and tens of seconds per file. So per file the worker's address
+ * space may only grow by JOB_AS_BASE + JOB_AS_PER_BYTE x the file size
+ * (soft limit, under the hard WORKER_AS_LIMIT): such an allocation fails
+ * at once (std::bad_alloc, caught in the shim: "GDCM cannot parse").
+ */
+#define JOB_AS_BASE ((uint64_t)256 << 20)
+#define JOB_AS_PER_BYTE 8
+static void job_as_limit(uint64_t size)
+{
+#ifndef __SANITIZE_ADDRESS__
+	static int fd = -2;
+	char b[64];
+	unsigned long long vm_pages = 0;
+	if (fd == -2)
+		fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? pread(fd, b, sizeof(b) - 1, 0) : -1;
+	if (n <= 0)
+		return;
+	b[n] = 0;
+	vm_pages = strtoull(b, NULL, 10);
+	if (size > MAX_HEADER)
+		size = MAX_HEADER;
+	uint64_t lim = vm_pages * (uint64_t)sysconf(_SC_PAGESIZE) + JOB_AS_BASE +
+		       JOB_AS_PER_BYTE * size;
+	struct rlimit rl = { lim < WORKER_AS_LIMIT ? lim : WORKER_AS_LIMIT, WORKER_AS_LIMIT };
+	setrlimit(RLIMIT_AS, &rl);
+#else
+	(void)size;
+#endif
+}
+
+int index_parse_worker_main(const char *archive, const char *tags)
 {
 	struct index ix = { 0 };
 	struct pbuf b = { 0 };
@@ -607,8 +763,15 @@ int index_parse_worker_main(const char *archive)
 	char rel[PATH_MAX];
 	int rc = 0;
 
+#ifndef __SANITIZE_ADDRESS__
+	/* (ASan reserves terabytes of shadow address space: no limit there) */
 	setrlimit(RLIMIT_AS, &rl);
+#else
+	(void)rl;
+#endif
 	setrlimit(RLIMIT_CORE, &core);
+	if (tags_from_arg(&ix, tags))
+		return 1;
 	/* nothing of the parent (LMDB files, FUSE device) is ours to touch */
 	for (int fd = 3; fd < 1024; fd++)
 		close(fd);
@@ -646,6 +809,7 @@ int index_parse_worker_main(const char *archive)
 		c.st.st_mode = m.mode;
 		c.st.st_uid = m.uid;
 		c.st.st_gid = m.gid;
+		job_as_limit(m.size);
 		parse_one(&ix, &c, m.id, &b, &rec);
 		struct res_msg r = { m.idx, (uint32_t)rec.len, 0 };
 		if (tb_add(&out, (const char *)&r, sizeof(r)) ||
@@ -661,6 +825,7 @@ int index_parse_worker_main(const char *archive)
 	rec_release(&rec);
 	free(b.p);
 	close(ix.archive_fd);
+	free(ix.tags);
 	return rc;
 }
 
@@ -673,15 +838,21 @@ static int wproc_spawn(struct index *ix, struct wproc *w)
 {
 	int a[2], b[2];
 	posix_spawn_file_actions_t fa;
+	char *targ = tags_arg(ix);
 	char *argv[] = { (char *)ix->opts.worker_exe, "--parse-worker",
-			 ix->archive_real, NULL };
+			 ix->archive_real, targ, NULL };
 	extern char **environ;
 	int rc;
 
-	if (pipe2(a, O_CLOEXEC))
+	if (!targ)
+		return -ENOMEM;
+	if (pipe2(a, O_CLOEXEC)) {
+		free(targ);
 		return -errno;
+	}
 	if (pipe2(b, O_CLOEXEC)) {
 		rc = -errno;
+		free(targ);
 		goto close_a;
 	}
 	posix_spawn_file_actions_init(&fa);
@@ -690,6 +861,7 @@ static int wproc_spawn(struct index *ix, struct wproc *w)
 	posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
 	rc = -posix_spawn(&w->pid, ix->opts.worker_exe, &fa, NULL, argv, environ);
 	posix_spawn_file_actions_destroy(&fa);
+	free(targ);
 	close(a[0]);
 	close(b[1]);
 	if (rc) {
@@ -888,6 +1060,76 @@ static int nproc(void)
 	return n > 0 ? (int)n : 1;
 }
 
+/*
+ * The indexed tag set: dfs_tags[] + -o index_tags + what the index already
+ * holds (meta "tags": u32 array, ascending). When it grows, every record
+ * lacks the new tags' values, which are only in the files: all files are
+ * re-parsed (the simplest honest approach; ids and so inode numbers are
+ * kept). A tag set never shrinks: a tag once added stays indexed.
+ */
+static int scan_tags(struct index *ix, MDB_txn *txn, int *reparse_all)
+{
+	MDB_val k = { 4, "tags" }, d;
+	size_t nold = 0, n = dfs_ntags + ix->opts.n_extra_tags, nnew = 0;
+	const uint32_t *old = NULL;
+	MDB_stat fst;
+	int rc = mdb_get(txn, ix->meta, &k, &d);
+	if (rc == 0 && d.mv_size % 4 == 0) {
+		old = d.mv_data;
+		nold = d.mv_size / 4;
+	}
+	uint32_t *v = malloc((n + nold + 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	memcpy(v, dfs_tag_numbers(), dfs_ntags * sizeof(*v));
+	if (ix->opts.n_extra_tags)
+		memcpy(v + dfs_ntags, ix->opts.extra_tags, ix->opts.n_extra_tags * sizeof(*v));
+	if (nold)
+		memcpy(v + n, old, nold * sizeof(*v));
+	n = tags_sort_unique(v, n + nold);
+	free(ix->tags);
+	ix->tags = v;
+	ix->ntags = n;
+	/* tags new to this index */
+	struct textbuf added = { 0 };
+	for (size_t i = 0; i < n; i++) {
+		int have = 0;
+		for (size_t j = 0; j < nold && !have; j++)
+			have = old[j] == v[i];
+		if (!have) {
+			char kw[80];
+			char vr[3];
+			nnew++;
+			if (dcmdict_by_tag(v[i], vr, kw, sizeof(kw)))
+				snprintf(kw, sizeof(kw), "private");
+			tb_printf(&added, "%s%08X (%s)", added.len ? ", " : "", v[i], kw);
+		}
+	}
+	int have_files = mdb_stat(txn, ix->files, &fst) == 0 && fst.ms_entries > 0;
+	if (nnew && have_files) {
+		*reparse_all = 1;
+		ix->stats.tags_reindexed = 1;
+		free(ix->tags_note);
+		ix->tags_note = NULL;
+		if (asprintf(&ix->tags_note,
+			     "the indexed tag set grew by %zu tag(s): %s; the index held %zu tags "
+			     "and their values are only in the files, so all %zu indexed files "
+			     "are re-parsed once (inode numbers are kept)",
+			     nnew, added.s ? added.s : "", nold, (size_t)fst.ms_entries) < 0)
+			ix->tags_note = NULL;
+		if (ix->tags_note)
+			dfs_log("index '%s': %s", ix->path, ix->tags_note);
+	}
+	tb_release(&added);
+	if (nnew || nold != n) {
+		MDB_val dd = { n * sizeof(*v), v };
+		rc = dfs_from_mdb(mdb_put(txn, ix->meta, &k, &dd, 0));
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
 int scan_update(struct index *ix, char *msg, size_t msglen)
 {
 	struct candv cv = { 0 };
@@ -928,6 +1170,10 @@ int scan_update(struct index *ix, char *msg, size_t msglen)
 	meta_get_u64(txn, ix->meta, "tree_valid", &tree_valid);
 	if (next_id < ID_FIRST)
 		next_id = ID_FIRST;
+	int reparse_all = 0;
+	rc = scan_tags(ix, txn, &reparse_all);
+	if (rc)
+		goto abort;
 
 	/* merge the sorted candidates with the files DB */
 	MDB_stat fst;
@@ -964,7 +1210,7 @@ int scan_update(struct index *ix, char *msg, size_t msglen)
 		} else {
 			struct rec_head h;
 			struct cand *cd = &cv.v[ci];
-			if (rec_head_get(d.mv_data, d.mv_size, &h) ||
+			if (rec_head_get(d.mv_data, d.mv_size, &h) || reparse_all ||
 			    h.size != (uint64_t)cd->st.st_size ||
 			    h.mtime_ns != mtime_ns(&cd->st) || h.ino != cd->st.st_ino ||
 			    h.mode != (cd->st.st_mode & 07777) || h.uid != cd->st.st_uid ||
@@ -1009,7 +1255,8 @@ int scan_update(struct index *ix, char *msg, size_t msglen)
 		int started = 0;
 		for (; started < nt; started++)
 			if (pthread_create(&th[started], NULL,
-					   ix->opts.worker_exe ? proc_worker : worker, &j))
+					   ix->opts.worker_exe && !getenv("DICOMFS_INPROCESS") ?
+					   proc_worker : worker, &j))
 				break;
 		if (!started) {
 			rc = -EAGAIN;

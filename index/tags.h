@@ -41,4 +41,20 @@ extern const uint32_t *dfs_tag_numbers(void);
 const struct dfs_tag *tags_by_tag(uint32_t tag);
 const struct dfs_tag *tags_by_keyword(const char *keyword);
 
+/*
+ * tags_parse: a keyword (this table first, then GDCM's public dictionary)
+ * or a tag as GGGGEEEE or (GGGG,EEEE) -> tag number and dictionary VR
+ * ("UN" when unknown: private tags). 0 or -ENOENT.
+ */
+int tags_parse(const char *s, uint32_t *tag, char vr[3]);
+/* "Keyword,GGGGEEEE,..." -> malloc()ed tags (unsorted); -EINVAL with msg */
+int tags_parse_list(const char *list, uint32_t **out, size_t *n, char *msg,
+		    size_t msglen);
+/* sort ascending and drop duplicates; returns the new count */
+size_t tags_sort_unique(uint32_t *v, size_t n);
+
+/* GDCM's dictionary (index/dcmdict.cc). 0 or -ENOENT. */
+int dcmdict_by_keyword(const char *kw, uint32_t *tag, char vr[3]);
+int dcmdict_by_tag(uint32_t tag, char vr[3], char *kw, size_t kwlen);
+
 #endif

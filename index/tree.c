@@ -27,6 +27,7 @@
 #include "pixels.h"
 #include "record.h"
 #include "tags.h"
+#include "volreport.h"
 
 struct str {
 	const char *s;
@@ -136,6 +137,7 @@ struct build {
 	struct inst *v;
 	size_t n;
 	uint64_t patients, studies, series;
+	struct textbuf novol;  /* volreport.h: series that are not volumes */
 };
 
 static int str_cmp(struct str a, struct str b)
@@ -327,11 +329,12 @@ static void sib_finish(struct sib *s, size_t n, const struct level_file *lf)
 }
 
 /* Write the level files of directory id; returns how many (the next seq). */
-static int put_level_files(struct build *b, uint64_t id, const struct level_file *lf)
+static int put_level_files_skip(struct build *b, uint64_t id,
+				const struct level_file *lf, uint32_t skip)
 {
 	int n = 0;
 	for (; lf->name; lf++) {
-		if (!(b->ix->opts.kinds & (1u << lf->kind)))
+		if (!(b->ix->opts.kinds & (1u << lf->kind)) || (skip & (1u << lf->kind)))
 			continue;
 		int rc = put_dirent(b, id, (uint32_t)n, ino_make(id, lf->kind), lf->name);
 		if (rc)
@@ -339,6 +342,11 @@ static int put_level_files(struct build *b, uint64_t id, const struct level_file
 		n++;
 	}
 	return n;
+}
+
+static int put_level_files(struct build *b, uint64_t id, const struct level_file *lf)
+{
+	return put_level_files_skip(b, id, lf, 0);
 }
 
 /* .npy/.png are listed when the indexed attributes describe servable
@@ -382,7 +390,23 @@ static int do_series(struct build *b, uint64_t series_id, size_t a, size_t e,
 		s[i].a = a + i;
 	}
 	sib_finish(s, n, series_files);
-	int seq = put_level_files(b, series_id, series_files);
+	/* volume.nii/.npy only for series that form a volume (volreport.h) */
+	struct vol_in *vin = calloc(n, sizeof(*vin));
+	if (!vin) {
+		rc = -ENOMEM;
+		goto free_s;
+	}
+	for (size_t i = 0; i < n; i++)
+		vin[i] = (struct vol_in){ b->v[a + i].rec, b->v[a + i].rec_len, b->v[a + i].h,
+					  b->v[a + i].h.id };
+	int isvol = volreport_series(b->ix, &b->novol, series_id, vin, n);
+	free(vin);
+	if (isvol < 0) {
+		rc = isvol;
+		goto free_s;
+	}
+	int seq = put_level_files_skip(b, series_id, series_files,
+				       isvol ? 0 : (1u << KIND_VOLUME_NII | 1u << KIND_VOLUME_NPY));
 	if (seq < 0) {
 		rc = seq;
 		goto free_s;
@@ -393,7 +417,8 @@ static int do_series(struct build *b, uint64_t series_id, size_t a, size_t e,
 	for (size_t i = 0; i < n && !rc; i++) {
 		struct inst *in = &b->v[s[i].a];
 		agg_file(out, &in->h);
-		rc = put_node(b, in->h.id, NODE_INSTANCE, series_id, s[i].name, NULL, 1, 0, in);
+		/* nlink 2: the instance's files are listed in patients/ and uids/ */
+		rc = put_node(b, in->h.id, NODE_INSTANCE, series_id, s[i].name, NULL, 2, 0, in);
 		for (size_t f = 0; f < sizeof(files) / sizeof(files[0]) && !rc; f++) {
 			char fname[NAME_BUF + 8];
 			unsigned k = files[f].kind;
@@ -580,6 +605,189 @@ free_s:
 	return rc ? rc : (int)n;
 }
 
+/* ---- uids/<StudyInstanceUID>/<SeriesInstanceUID>/<SOPInstanceUID>.* ----
+ *
+ * A second view of the same instances whose names are the UIDs, so a name
+ * never changes when other files arrive. The instance files are the very
+ * inodes of patients/ (same id and kind: hard links, nlink 2); the study
+ * and series directories get ids from "keys" with level letters 'u' / 'v'
+ * (a study filed under two patients is one directory here). Level files:
+ * study.json, series.json only.
+ */
+static const struct level_file uid_study_files[] = {
+	{ KIND_STUDY_JSON, "study.json" }, { 0, NULL } };
+static const struct level_file uid_series_files[] = {
+	{ KIND_SERIES_JSON, "series.json" }, { 0, NULL } };
+
+static int cmp_uidview(const void *a, const void *b, void *ctx)
+{
+	const struct inst *v = ctx, *x = &v[*(const size_t *)a], *y = &v[*(const size_t *)b];
+	int c;
+	if ((c = str_cmp(x->study, y->study)) || (c = str_cmp(x->series, y->series)))
+		return c;
+	return str_cmp(x->sop, y->sop);
+}
+
+static void uid_name(struct str uid, char out[NAME_BUF])
+{
+	size_t l = name_sanitize(uid.s, uid.l, out, NAME_BASE_MAX + 1);
+	out[l] = 0;
+}
+
+static int uids_series(struct build *b, const size_t *ix, size_t a, size_t e,
+		       uint64_t ser_id, struct agg *out)
+{
+	size_t n = e - a;
+	struct sib *s = calloc(n ? n : 1, sizeof(*s));
+	int rc = 0;
+	if (!s)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		uid_name(b->v[ix[a + i]].sop, s[i].name);
+		s[i].uid = b->v[ix[a + i]].sop;
+		s[i].a = ix[a + i];
+	}
+	sib_finish(s, n, uid_series_files);
+	int seq = put_level_files(b, ser_id, uid_series_files);
+	if (seq < 0) {
+		free(s);
+		return seq;
+	}
+	static const struct { unsigned kind; const char *ext; } files[] = {
+		{ KIND_DCM, "dcm" }, { KIND_JSON, "json" }, { KIND_NPY, "npy" },
+		{ KIND_PNG, "png" } };
+	for (size_t i = 0; i < n && !rc; i++) {
+		struct inst *in = &b->v[s[i].a];
+		agg_file(out, &in->h);
+		for (size_t f = 0; f < sizeof(files) / sizeof(files[0]) && !rc; f++) {
+			char fname[NAME_BUF + 8];
+			unsigned k = files[f].kind;
+			if (!(b->ix->opts.kinds & (1u << k)) ||
+			    (k == KIND_JSON && !in->h.json_size) ||
+			    ((k == KIND_NPY || k == KIND_PNG) && !has_pixels(in)))
+				continue;
+			snprintf(fname, sizeof(fname), "%s.%s", s[i].name, files[f].ext);
+			rc = put_dirent(b, ser_id, (uint32_t)seq++, ino_make(in->h.id, k), fname);
+		}
+	}
+	free(s);
+	return rc;
+}
+
+static int uids_study(struct build *b, const size_t *ix, size_t a, size_t e,
+		      uint64_t st_id, struct agg *out)
+{
+	struct sib *s = NULL;
+	size_t n = 0, cap = 0;
+	int rc = 0;
+	struct str none = { "", 0 };
+	for (size_t i = a; i < e;) {
+		size_t j = i + 1;
+		while (j < e && str_cmp(b->v[ix[i]].series, b->v[ix[j]].series) == 0)
+			j++;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 16;
+			struct sib *ns = realloc(s, cap * sizeof(*s));
+			if (!ns) {
+				free(s);
+				return -ENOMEM;
+			}
+			s = ns;
+		}
+		memset(&s[n], 0, sizeof(s[n]));
+		uid_name(b->v[ix[i]].series, s[n].name);
+		s[n].uid = b->v[ix[i]].series;
+		s[n].a = i;
+		s[n].b = j;
+		n++;
+		i = j;
+	}
+	sib_finish(s, n, uid_study_files);
+	int seq = put_level_files(b, st_id, uid_study_files);
+	if (seq < 0)
+		rc = seq;
+	for (size_t i = 0; i < n && !rc; i++) {
+		struct agg g = { 0 };
+		uint64_t id;
+		rc = key_id(b, 'v', b->v[ix[s[i].a]].study, s[i].uid, none, 2, &id);
+		if (!rc)
+			rc = uids_series(b, ix, s[i].a, s[i].b, id, &g);
+		if (!rc)
+			rc = put_node(b, id, NODE_SERIES, st_id, s[i].name, &g, 2,
+				      s[i].b - s[i].a, NULL);
+		if (!rc)
+			rc = put_dirent(b, st_id, (uint32_t)seq++, ino_make(id, KIND_DIR), s[i].name);
+		agg_merge(out, &g);
+	}
+	free(s);
+	return rc ? rc : (int)n;
+}
+
+/* uids/ (ID_UIDS); returns the number of studies */
+static int do_uids(struct build *b, struct agg *out)
+{
+	size_t *ix = malloc((b->n ? b->n : 1) * sizeof(*ix));
+	struct sib *s = NULL;
+	size_t n = 0, cap = 0;
+	int rc = 0;
+	struct str none = { "", 0 };
+	if (!ix)
+		return -ENOMEM;
+	for (size_t i = 0; i < b->n; i++)
+		ix[i] = i;
+	qsort_r(ix, b->n, sizeof(*ix), cmp_uidview, b->v);
+	for (size_t i = 0; i < b->n;) {
+		size_t j = i + 1;
+		while (j < b->n && str_cmp(b->v[ix[i]].study, b->v[ix[j]].study) == 0)
+			j++;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 16;
+			struct sib *ns = realloc(s, cap * sizeof(*s));
+			if (!ns) {
+				rc = -ENOMEM;
+				goto out;
+			}
+			s = ns;
+		}
+		memset(&s[n], 0, sizeof(s[n]));
+		uid_name(b->v[ix[i]].study, s[n].name);
+		s[n].uid = b->v[ix[i]].study;
+		s[n].a = i;
+		s[n].b = j;
+		n++;
+		i = j;
+	}
+	sib_finish(s, n, NULL);
+	for (size_t i = 0; i < n && !rc; i++) {
+		struct agg g = { 0 };
+		uint64_t id;
+		rc = key_id(b, 'u', s[i].uid, none, none, 1, &id);
+		int nser = rc ? rc : uids_study(b, ix, s[i].a, s[i].b, id, &g);
+		rc = nser < 0 ? nser : 0;
+		if (!rc)
+			rc = put_node(b, id, NODE_STUDY, ID_UIDS, s[i].name, &g,
+				      2 + (uint32_t)nser, (uint64_t)nser, NULL);
+		if (!rc)
+			rc = put_dirent(b, ID_UIDS, (uint32_t)i, ino_make(id, KIND_DIR), s[i].name);
+		agg_merge(out, &g);
+	}
+out:
+	free(ix);
+	free(s);
+	return rc ? rc : (int)n;
+}
+
+/* query/: studies, series, instances: query directories (fs/kind_query.c) */
+static int do_query_top(struct build *b, const struct agg *all)
+{
+	static const char *const lv[] = { "instances", "series", "studies" };
+	static const uint64_t qid[] = { QUERY_ID_BASE + 2, QUERY_ID_BASE + 1, QUERY_ID_BASE + 0 };
+	int rc = put_node(b, ID_QUERY, NODE_TOP, ID_ROOT, "query", all, 5, 3, NULL);
+	for (uint32_t i = 0; i < 3 && !rc; i++)
+		rc = put_dirent(b, ID_QUERY, i, ino_make(qid[i], KIND_QDIR), lv[i]);
+	return rc;
+}
+
 static int load(struct build *b, uint64_t *skipped, uint64_t *errors)
 {
 	MDB_cursor *c;
@@ -726,9 +934,20 @@ int tree_build(struct index *ix, MDB_txn *txn, uint64_t *next_id)
 		}
 	}
 	none = all;
-	if ((rc = put_node(&b, ID_ROOT, NODE_ROOT, ID_ROOT, "", &all, 4, 2, NULL)) ||
+	struct agg uall = { 0 };
+	int nu = do_uids(&b, &uall);
+	if (nu < 0) {
+		rc = nu;
+		goto free_insts;
+	}
+	if ((rc = put_node(&b, ID_ROOT, NODE_ROOT, ID_ROOT, "", &all, 6, 4, NULL)) ||
 	    (rc = put_dirent(&b, ID_ROOT, 0, ino_make(ID_DOTDIR, KIND_DIR), ".dicomfs")) ||
 	    (rc = put_dirent(&b, ID_ROOT, 1, ino_make(ID_PATIENTS, KIND_DIR), "patients")) ||
+	    (rc = put_dirent(&b, ID_ROOT, 2, ino_make(ID_QUERY, KIND_DIR), "query")) ||
+	    (rc = put_dirent(&b, ID_ROOT, 3, ino_make(ID_UIDS, KIND_DIR), "uids")) ||
+	    (rc = do_query_top(&b, &all)) ||
+	    (rc = put_node(&b, ID_UIDS, NODE_TOP, ID_ROOT, "uids", &all,
+			   2 + (uint32_t)nu, (uint64_t)nu, NULL)) ||
 	    (rc = put_node(&b, ID_PATIENTS, NODE_TOP, ID_ROOT, "patients", &all,
 			   2 + (uint32_t)np, (uint64_t)np, NULL)) ||
 	    (rc = put_node(&b, ID_DOTDIR, NODE_TOP, ID_ROOT, ".dicomfs", &none, 2, 2, NULL)) ||
@@ -746,7 +965,8 @@ int tree_build(struct index *ix, MDB_txn *txn, uint64_t *next_id)
 	    (rc = meta_put_u64(txn, ix->meta, "n_series", b.series)) ||
 	    (rc = meta_put_u64(txn, ix->meta, "n_skipped", skipped)) ||
 	    (rc = meta_put_u64(txn, ix->meta, "n_errors", errors)) ||
-	    (rc = meta_put_u64(txn, ix->meta, "n_duplicates", ndup)))
+	    (rc = meta_put_u64(txn, ix->meta, "n_duplicates", ndup)) ||
+	    (rc = volreport_store(ix, txn, &b.novol)))
 		goto free_insts;
 	ix->stats.instances = b.n;
 	ix->stats.patients = b.patients;
@@ -765,5 +985,6 @@ free_insts:
 	stage_release(&b.names);
 	stage_release(&b.dirents);
 	tb_release(&dups);
+	tb_release(&b.novol);
 	return rc;
 }

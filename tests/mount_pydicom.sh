@@ -94,6 +94,8 @@ with open(os.path.join(mnt, ".dicomfs", "errors.tsv"), encoding="utf-8", errors=
         read_errors.append("errors.tsv header is %r" % header)
     for line in f:
         path, _, reason = line.rstrip("\n").partition("\t")
+        if reason.startswith("no volume:"):   # a series directory, not a file
+            continue
         errors[path] = reason
 
 bad = list(read_errors)

@@ -150,13 +150,23 @@ DICOMFS_BUILT=$(date -u -r "$DICOMFS" '+%Y-%m-%d %H:%MZ')
 cp "$DICOMFS" "$TMP/dicomfs" || die "cannot copy $DICOMFS"
 DICOMFS=$TMP/dicomfs
 
+MNT_ESC=${MNT//\\/\\134}; MNT_ESC=${MNT_ESC// /\\040}
+in_mount_table() { # is $MNT in /proc/self/mountinfo? (no fork)
+	local _a _b _c _d mp _rest
+	while read -r _a _b _c _d mp _rest; do [[ $mp = "$MNT_ESC" ]] && return 0; done </proc/self/mountinfo
+	return 1
+}
 mount_fs() { # mount_fs INDEXPATH: mount, set MOUNT_SECS (launch to mounted)
 	local idx=$1 a b start=$SECONDS rc
 	echo "=== $(date '+%T') $DICOMFS -f -o index=$idx $ARCHIVE $MNT" >>"$LOG"
 	stamp a
 	"$DICOMFS" -f -o "index=$idx" "$ARCHIVE" "$MNT" >>"$LOG" 2>&1 &
 	DPID=$!
-	until mountpoint -q "$MNT"; do
+	# Wait for the mount table entry (a bash loop: cheap, cannot block),
+	# then for the file system to answer a stat of its root (a builtin
+	# test, so that no fork+exec latency of a helper lands in the figure);
+	# mountpoint -q confirms afterwards.
+	until in_mount_table; do
 		if ! kill -0 "$DPID" 2>/dev/null; then
 			wait "$DPID"; rc=$?; DPID=
 			die "dicomfs exited with status $rc before mounting"
@@ -164,7 +174,9 @@ mount_fs() { # mount_fs INDEXPATH: mount, set MOUNT_SECS (launch to mounted)
 		((SECONDS - start > MOUNT_TIMEOUT)) && die "not mounted after ${MOUNT_TIMEOUT}s"
 		sleep 0.002
 	done
+	[[ -d $MNT/. ]] || die "mounted, but stat of the mount point fails"
 	stamp b
+	timeout 60 mountpoint -q "$MNT" || die "mountpoint -q $MNT fails after mounting"
 	MOUNT_SECS=$(awk -v a="$a" -v b="$b" 'BEGIN{printf "%.6f", b-a}')
 	[[ -r $MNT/.dicomfs/status.json ]] || log "warning: $MNT/.dicomfs/status.json not readable"
 }
@@ -199,18 +211,48 @@ new_index() { IDXN=$((IDXN + 1)); NEWIDX=$TMP/index.$IDXN; rm -rf "$NEWIDX" "$NE
 rm_index() { rm -rf "$1" "$1"-lock; }
 
 # build_once warm|cold: fresh index, mount, read status, unmount.
-# Sets B_WALL (s), B_SFPS, B_SBS (status.json files_per_second/build_seconds).
+# Sets B_WALL (s), B_SFPS, B_SBS (status.json files_per_second/build_seconds)
+# and B_PH (status.json walk/parse/tree/commit seconds, "n/a" where absent).
 build_once() {
 	new_index
 	[[ $1 = cold ]] && { drop_caches || die "drop_caches failed"; }
 	mount_fs "$NEWIDX"
 	B_WALL=$MOUNT_SECS
-	read -r B_SFPS B_SBS < <(status_get files_per_second build_seconds)
+	read -r B_SFPS B_SBS B_PH < <(status_get files_per_second build_seconds \
+		walk_seconds parse_seconds tree_seconds commit_seconds)
 	[[ $IDXN = 1 ]] && { log "status.json after the first build:"; cat "$MNT/.dicomfs/status.json" >&2; echo >&2; }
 	umount_fs
 }
 
 tree_ls() { ls -lR "$1" >/dev/null; }
+clone_tree() { # clone_tree SRC DST: same names, types, sizes, modes, mtimes
+	"$PY" - "$1" "$2" <<'EOF'
+import os, sys
+src, dst = sys.argv[1], sys.argv[2]
+dirs = []
+def walk(s, d):
+    st = os.lstat(s)
+    os.mkdir(d)
+    dirs.append((d, st))
+    with os.scandir(s) as it:
+        for e in it:
+            sp, dp = os.path.join(s, e.name), os.path.join(d, e.name)
+            if e.is_dir(follow_symlinks=False):
+                walk(sp, dp)
+            elif e.is_symlink():
+                os.symlink(os.readlink(sp), dp)
+            else:
+                est = e.stat(follow_symlinks=False)
+                with open(dp, "wb") as f:
+                    f.truncate(est.st_size)
+                os.chmod(dp, est.st_mode & 0o7777)
+                os.utime(dp, ns=(est.st_atime_ns, est.st_mtime_ns))
+walk(src, dst)
+for d, st in reversed(dirs):
+    os.chmod(d, st.st_mode & 0o7777)
+    os.utime(d, ns=(st.st_atime_ns, st.st_mtime_ns))
+EOF
+}
 cat_dcm() { find "$1" -type f -name '*.dcm' -print0 | xargs -0 -r cat >/dev/null; }
 cat_all() { find "$1" -type f -print0 | xargs -0 -r cat >/dev/null; }
 find_stat() { find "$1" -type f -printf '%s %T@\n' >/dev/null; }
@@ -252,11 +294,11 @@ for ((r = 0; r < RUNS; r++)); do timeit t find_stat "$ARCHIVE"; a+=("$t"); done
 FIND_W=$(median "${a[@]}")
 
 log "1. dicomfs index build (warm, fresh index each run) ..."
-a=(); s=(); sb=()
+a=(); s=(); sb=(); ph=()
 for ((r = 0; r < RUNS; r++)); do
 	build_once warm
-	a+=("$B_WALL"); s+=("$B_SFPS"); sb+=("$B_SBS")
-	log "   build $((r + 1)): ${B_WALL}s to mounted; status.json files_per_second=$B_SFPS build_seconds=$B_SBS"
+	a+=("$B_WALL"); s+=("$B_SFPS"); sb+=("$B_SBS"); ph+=("$B_PH")
+	log "   build $((r + 1)): ${B_WALL}s to mounted; status.json files_per_second=$B_SFPS build_seconds=$B_SBS walk/parse/tree/commit=$B_PH"
 	((r < RUNS - 1)) && rm_index "$NEWIDX"
 done
 KEEPIDX=$NEWIDX # the remount tests reuse this index
@@ -264,6 +306,9 @@ BUILD_W=$(median "${a[@]}")
 BUILD_W_FPS=$(div "$NSRC" "$BUILD_W")
 if [[ " ${s[*]} " = *" n/a "* ]]; then ST_FPS_W=n/a; else ST_FPS_W=$(median "${s[@]}"); fi
 if [[ " ${sb[*]} " = *" n/a "* ]]; then ST_BS_W=n/a; else ST_BS_W=$(median "${sb[@]}"); fi
+# phases of the build whose wall time is the median one
+ST_PH_W=n/a
+for ((r = 0; r < RUNS; r++)); do [[ ${a[r]} = "$BUILD_W" ]] && ST_PH_W=${ph[r]}; done
 
 log "1. pydicom dcmread(stop_before_pixels=True) over $PYDICOM_SAMPLE files (warm) ..."
 pydicom_fps() { # prints "files failed seconds files_per_second"
@@ -292,13 +337,15 @@ read -r PYN PYFAIL PYT PY_W < <(pydicom_fps) || die "pydicom measurement failed 
 
 # ================================================================ 2. remount
 log "2. remount with existing index (warm) ..."
-a=()
+a=(); b=()
 for ((r = 0; r < RUNS; r++)); do
 	mount_fs "$KEEPIDX"; a+=("$MOUNT_SECS")
-	((r == 0)) && log "   status.json on remount: files_per_second/build_seconds = $(status_get files_per_second build_seconds)"
+	b+=("$(status_get build_seconds)")
 	umount_fs
 done
 REMOUNT_W=$(median "${a[@]}")
+if [[ " ${b[*]} " = *" n/a "* ]]; then ST_REMOUNT_BS=n/a; else ST_REMOUNT_BS=$(median "${b[@]}"); fi
+log "   remount: ${REMOUNT_W}s to mounted; status.json build_seconds=$ST_REMOUNT_BS"
 
 # ================================================================ 3. ls -lR
 log "3. ls -lR: fresh mount vs tmpfs copy ..."
@@ -309,7 +356,13 @@ mount_fs "$KEEPIDX"
 timeit LS1 tree_ls "$MNT/patients" || log "warning: ls -lR on the mount reported errors"
 timeit LS2 tree_ls "$MNT/patients" || log "warning: ls -lR on the mount reported errors"
 SHM=$(mktemp -d /dev/shm/dicomfs-bench.XXXXXX) || die "mktemp in /dev/shm failed"
-cp -a "$MNT/patients" "$SHM/" || die "cp -a of the mount to tmpfs failed"
+# Copy the tree's metadata only (names, types, sizes as sparse files, modes,
+# mtimes): ls -lR does not look at contents, and cp -a would read every file
+# (rendering every derived .png/.npy) and every user.dicom.* xattr through
+# FUSE, minutes for nothing.
+timeit t clone_tree "$MNT/patients" "$SHM/patients" || die "copying the tree to tmpfs failed"
+NMNT_ALL=$(find "$SHM/patients" -type f -printf . | wc -c)
+log "   (copied the tree's metadata to tmpfs in ${t}s: $NMNT_ALL files)"
 umount_fs
 a=()
 for ((r = 0; r < RUNS + 1; r++)); do timeit t tree_ls "$SHM/patients"; a+=("$t"); done
@@ -382,6 +435,8 @@ echo
 printf '%-58s %16s\n' "1. INDEX BUILD" "files/s"
 printf '  %-56s %16s   (%s to mounted)\n' "dicomfs build, warm, launch->mounted" "$(fmt_int "$BUILD_W_FPS")" "$(ms "$BUILD_W")"
 printf '  %-56s %16s   (build_seconds %s)\n' "dicomfs build, warm, status.json files_per_second" "$(fmt_int "$ST_FPS_W")" "$ST_BS_W"
+[[ $ST_PH_W != n/a && $ST_PH_W != "n/a n/a n/a n/a" ]] &&
+	printf '    (status.json phases: walk %s s, parse %s s, tree %s s, commit %s s)\n' $ST_PH_W
 printf '  %-56s %16s\n' "readfloor 1 thread, warm" "$(fmt_int "$RF1_W")"
 printf '  %-56s %16s\n' "readfloor 2 threads, warm" "$(fmt_int "$RF2_W")"
 printf '  %-56s %16s   (%s files sampled)\n' "pydicom dcmread(stop_before_pixels=True), warm" "$(fmt_int "$PY_W")" "$PYN"
@@ -401,13 +456,14 @@ printf '  %-56s %16s   target >= 20000 %s\n' "warm build files/s (launch->mounte
 echo
 printf '%-58s %16s\n' "2. REMOUNT (index exists, archive unchanged)" "time"
 printf '  %-56s %16s\n' "dicomfs remount, warm, launch->mounted" "$(ms "$REMOUNT_W")"
+printf '  %-56s %16s\n' "  of which inside dicomfs (status.json build_seconds)" "$(ms "$ST_REMOUNT_BS")"
 printf '  %-56s %16s\n' "find ARCHIVE -type f -printf '%s %T@\\n', warm" "$(ms "$FIND_W")"
 printf '  %-56s %16s   target <= 2     %s\n' "ratio remount/find, warm" "$(x "$R_REMOUNT_W")" "$V_REMOUNT"
 printf '  %-56s %16s\n' "dicomfs remount, cold" "$(ms "$REMOUNT_C")"
 printf '  %-56s %16s\n' "find ..., cold" "$(ms "$FIND_C")"
 printf '  %-56s %16s\n' "ratio remount/find, cold" "$(x "$R_REMOUNT_C")"
 echo
-printf '%-58s %16s\n' "3. ls -lR MNT/patients ($NMNT .dcm files in the mount)" "time"
+printf '%-58s %16s\n' "3. ls -lR MNT/patients ($NMNT_ALL files, $NMNT .dcm)" "time"
 printf '  %-56s %16s\n' "mount, first (fresh mount)" "$(ms "$LS1")"
 printf '  %-56s %16s\n' "mount, second" "$(ms "$LS2")"
 printf '  %-56s %16s\n' "tmpfs copy of the same tree (best of $((RUNS + 1)))" "$(ms "$LS_TMPFS")"

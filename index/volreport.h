@@ -1,0 +1,25 @@
+/*
+ * volreport.h - the index side of volumes: at tree-build time decide which
+ * series directories list volume.nii / volume.npy, and keep the reasons
+ * of the others (meta DB key "novolume") for .dicomfs/errors.tsv.
+ * Only tree.c and index.c use this.
+ */
+#ifndef DICOMFS_VOLREPORT_H
+#define DICOMFS_VOLREPORT_H
+#include <lmdb.h>
+#include "index_int.h"
+#include "volume.h"
+
+/*
+ * Series series_id with instances in[0, n): returns 1 when it is a volume
+ * (and a volume kind is served), 0 when not (its reason appended to
+ * report as "<id hex>\t<reason>\n"), or a negative error.
+ */
+int volreport_series(struct index *ix, struct textbuf *report, uint64_t series_id,
+		     const struct vol_in *in, size_t n);
+/* Store the report in the meta DB (tree build transaction). */
+int volreport_store(struct index *ix, MDB_txn *txn, const struct textbuf *report);
+/* Append "patients/<series path>\tno volume: <reason>" lines to out. */
+void volreport_errors(struct index *ix, MDB_txn *txn, struct textbuf *out);
+
+#endif

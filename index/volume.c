@@ -1,0 +1,663 @@
+/*
+ * volume.c - volume geometry and grouping (see volume.h).
+ *
+ * Design notes
+ * - Input order does not matter: images are sorted by (projection on the
+ *   normal, the 4-D attribute, the instance id) before anything else.
+ * - Tolerances (positions and cosines are decimal text, often rounded):
+ *   two images are at the same position when their projections differ by
+ *   less than POS_EPS mm; orientations agree within COS_EPS per cosine;
+ *   the step between consecutive positions may differ from the mean step
+ *   by STEP_ABS + STEP_REL * |mean step| mm.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "volume.h"
+#include "pixels.h"
+#include "record.h"
+
+#define POS_EPS  0.01
+#define COS_EPS  1e-3
+#define SPC_EPS  1e-3
+#define STEP_ABS 0.02
+#define STEP_REL 0.01
+
+#define TAG_IMAGE_TYPE 0x00080008u
+#define TAG_ACQ_TIME 0x00080032u
+#define TAG_ECHO     0x00180086u
+#define TAG_IPP      0x00200032u
+#define TAG_IOP      0x00200037u
+#define TAG_TPI      0x00200100u
+#define TAG_FRAMES   0x00280008u
+#define TAG_SPACING  0x00280030u
+#define TAG_INTER    0x00281052u
+#define TAG_SLOPE    0x00281053u
+
+const char *vol_dim4_name(int dim4)
+{
+	switch (dim4) {
+	case VOL_4D_TEMPORAL: return "TemporalPositionIdentifier";
+	case VOL_4D_ECHO: return "EchoNumbers";
+	case VOL_4D_ACQTIME: return "AcquisitionTime";
+	}
+	return "";
+}
+
+int vol_parse_ds(const char *s, size_t l, double *out, int max)
+{
+	char b[256];
+	int n = 0;
+	if (l >= sizeof(b))
+		return 0;
+	memcpy(b, s, l);
+	b[l] = 0;
+	char *p = b;
+	while (n < max) {
+		char *end;
+		while (*p == ' ')
+			p++;
+		double v = strtod(p, &end);
+		if (end == p || !isfinite(v))
+			return n;
+		while (*end == ' ')
+			end++;
+		out[n++] = v;
+		if (*end != '\\')
+			break;
+		p = end + 1;
+	}
+	return n;
+}
+
+static int attr_ds(const struct vol_in *in, uint32_t tag, double *out, int max)
+{
+	const char *v;
+	size_t l;
+	if (!rec_attr(in->rec, in->len, tag, &v, &l) || !l)
+		return 0;
+	return vol_parse_ds(v, l, out, max);
+}
+
+/* "HHMMSS.frac" (or "HH:MM:SS.frac") -> seconds; 0 when absent/bad */
+static int attr_time(const struct vol_in *in, double *out)
+{
+	const char *v;
+	size_t l;
+	char b[64], d[64];
+	size_t n = 0;
+	if (!rec_attr(in->rec, in->len, TAG_ACQ_TIME, &v, &l) || !l || l >= sizeof(b))
+		return 0;
+	memcpy(b, v, l);
+	b[l] = 0;
+	for (size_t i = 0; i < l; i++)
+		if (b[i] != ':')
+			d[n++] = b[i];
+	d[n] = 0;
+	char *dot = strchr(d, '.');
+	size_t ip = dot ? (size_t)(dot - d) : n;
+	if (ip < 2 || ip > 6 || ip % 2)
+		return 0;
+	double f[3] = { 0, 0, 0 };
+	for (size_t i = 0; i < ip; i++)
+		if (d[i] < '0' || d[i] > '9')
+			return 0;
+	for (size_t i = 0; i < ip / 2; i++)
+		f[i] = (d[2 * i] - '0') * 10 + (d[2 * i + 1] - '0');
+	double frac = 0;
+	if (dot) {
+		char *end;
+		frac = strtod(dot, &end);
+		if (*end || !isfinite(frac))
+			return 0;
+	}
+	*out = f[0] * 3600 + f[1] * 60 + f[2] + frac;
+	return 1;
+}
+
+struct item {
+	const struct vol_in *in;
+	double pos[3], d;
+	double slope, inter;
+	double key[3];        /* TPI, echo, acquisition time */
+	int has[3];
+	size_t grp;
+};
+
+static int cmp_d(const void *a, const void *b)
+{
+	const struct item *x = a, *y = b;
+	if (x->d != y->d)
+		return x->d < y->d ? -1 : 1;
+	return x->in->id < y->in->id ? -1 : x->in->id > y->in->id;
+}
+
+static int cmp_dbl(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static void say(char *why, size_t whylen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void say(char *why, size_t whylen, const char *fmt, ...)
+{
+	va_list ap;
+	if (!why || !whylen)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(why, whylen, fmt, ap);
+	va_end(ap);
+}
+
+static double dot3(const double *a, const double *b)
+{
+	return a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
+}
+
+static double norm3(const double *a)
+{
+	return sqrt(dot3(a, a));
+}
+
+void vol_plan_free(struct vol_plan *p)
+{
+	free(p->ids);
+	free(p->slopes);
+	free(p->inters);
+	p->ids = NULL;
+	p->slopes = p->inters = NULL;
+}
+
+int vol_plan_copy(struct vol_plan *dst, const struct vol_plan *src)
+{
+	*dst = *src;
+	dst->ids = NULL;
+	dst->slopes = dst->inters = NULL;
+	dst->ids = malloc(src->nslices * sizeof(*dst->ids));
+	if (!dst->ids)
+		return -ENOMEM;
+	memcpy(dst->ids, src->ids, src->nslices * sizeof(*dst->ids));
+	if (src->rescale_float) {
+		dst->slopes = malloc(src->nslices * sizeof(double));
+		dst->inters = malloc(src->nslices * sizeof(double));
+		if (!dst->slopes || !dst->inters) {
+			vol_plan_free(dst);
+			return -ENOMEM;
+		}
+		memcpy(dst->slopes, src->slopes, src->nslices * sizeof(double));
+		memcpy(dst->inters, src->inters, src->nslices * sizeof(double));
+	}
+	return 0;
+}
+
+/* insertion sort of a group by key k, ties by id (groups are small) */
+static void sort_group(struct item *g, size_t m, int k)
+{
+	for (size_t i = 1; i < m; i++) {
+		struct item t = g[i];
+		size_t j = i;
+		while (j > 0 && (g[j - 1].key[k] > t.key[k] ||
+				 (g[j - 1].key[k] == t.key[k] && g[j - 1].in->id > t.in->id))) {
+			g[j] = g[j - 1];
+			j--;
+		}
+		g[j] = t;
+	}
+}
+
+/* can key k split every group of m images (groups at gs[], ng groups)? */
+static int splits(struct item *v, size_t ng, size_t m, int k)
+{
+	for (size_t g = 0; g < ng; g++)
+		for (size_t i = 0; i < m; i++)
+			if (!v[g * m + i].has[k])
+				return 0;
+	double *ref = malloc(m * sizeof(double)), *cur = malloc(m * sizeof(double));
+	int ok = ref && cur;
+	for (size_t g = 0; g < ng && ok; g++) {
+		double *dst = g ? cur : ref;
+		for (size_t i = 0; i < m; i++)
+			dst[i] = v[g * m + i].key[k];
+		qsort(dst, m, sizeof(double), cmp_dbl);
+		for (size_t i = 1; i < m && ok; i++)
+			if (dst[i] == dst[i - 1])
+				ok = 0;
+		/* TPI and echo: the same values at every position */
+		if (ok && g && k < 2)
+			for (size_t i = 0; i < m && ok; i++)
+				if (cur[i] != ref[i])
+					ok = 0;
+	}
+	free(ref);
+	free(cur);
+	return ok;
+}
+
+int vol_plan_make(const struct vol_in *in, size_t n, struct vol_plan *p,
+		  char *why, size_t whylen)
+{
+	struct item *v = NULL;
+	struct px_info pi0;
+	double iop0[6] = { 0 }, sp0[2] = { 0 }, nrm[3] = { 0 };
+	int rc = 1;
+
+	memset(p, 0, sizeof(*p));
+	for (size_t i = 0; i < n; i++) {
+		long long fr;
+		if (px_attr_long(in[i].rec, in[i].len, TAG_FRAMES, &fr) > 0 && fr > 1) {
+			say(why, whylen, "multi-frame images (per-frame geometry of enhanced "
+			    "objects is not indexed)");
+			return 1;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		const char *it;
+		size_t il;
+		if (rec_attr(in[i].rec, in[i].len, TAG_IMAGE_TYPE, &it, &il) &&
+		    memmem(it, il, "MOSAIC", 6)) {
+			say(why, whylen, "Siemens mosaic images (slices are tiles of each image; "
+			    "not demosaiced)");
+			return 1;
+		}
+	}
+	if (n < 2) {
+		say(why, whylen, n ? "single image" : "no images");
+		return 1;
+	}
+	v = calloc(n, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		const struct vol_in *x = &in[i];
+		struct px_info pi;
+		const char *pw = NULL;
+		double iop[6], sp[2], t;
+		if (px_info_from_record(x->rec, x->len, &x->h, &pi, &pw)) {
+			say(why, whylen, "an image has no servable pixels (%s)", pw ? pw : "?");
+			goto out;
+		}
+		if (pi.out_spp != 1) {
+			say(why, whylen, "colour images");
+			goto out;
+		}
+		if (attr_ds(x, TAG_IPP, v[i].pos, 3) != 3) {
+			say(why, whylen, "missing or bad ImagePositionPatient");
+			goto out;
+		}
+		if (attr_ds(x, TAG_IOP, iop, 6) != 6) {
+			say(why, whylen, "missing or bad ImageOrientationPatient");
+			goto out;
+		}
+		if (attr_ds(x, TAG_SPACING, sp, 2) != 2 || !(sp[0] > 0) || !(sp[1] > 0)) {
+			say(why, whylen, "missing or bad PixelSpacing");
+			goto out;
+		}
+		if (i == 0) {
+			double nr = norm3(iop), nc = norm3(iop + 3);
+			if (fabs(nr - 1) > 0.01 || fabs(nc - 1) > 0.01 ||
+			    fabs(dot3(iop, iop + 3)) > 0.01) {
+				say(why, whylen, "ImageOrientationPatient is not two orthogonal unit vectors");
+				goto out;
+			}
+			for (int k = 0; k < 3; k++) {
+				iop0[k] = iop[k] / nr;
+				iop0[3 + k] = iop[3 + k] / nc;
+			}
+			nrm[0] = iop0[1] * iop0[5] - iop0[2] * iop0[4];
+			nrm[1] = iop0[2] * iop0[3] - iop0[0] * iop0[5];
+			nrm[2] = iop0[0] * iop0[4] - iop0[1] * iop0[3];
+			double nn = norm3(nrm);
+			for (int k = 0; k < 3; k++)
+				nrm[k] /= nn;
+			sp0[0] = sp[0];
+			sp0[1] = sp[1];
+			pi0 = pi;
+		} else {
+			for (int k = 0; k < 6; k++)
+				if (fabs(iop[k] - iop0[k]) > COS_EPS) {
+					say(why, whylen, "mixed orientations");
+					goto out;
+				}
+			if (pi.rows != pi0.rows || pi.cols != pi0.cols) {
+				say(why, whylen, "different image sizes (%ux%u and %ux%u)",
+				    pi0.cols, pi0.rows, pi.cols, pi.rows);
+				goto out;
+			}
+			if (fabs(sp[0] - sp0[0]) > SPC_EPS || fabs(sp[1] - sp0[1]) > SPC_EPS) {
+				say(why, whylen, "different pixel spacings");
+				goto out;
+			}
+			if (pi.out_bytes != pi0.out_bytes || pi.out_signed != pi0.out_signed ||
+			    pi.is_float != pi0.is_float) {
+				say(why, whylen, "different pixel formats (%s and %s)", pi0.descr,
+				    pi.descr);
+				goto out;
+			}
+		}
+		v[i].in = x;
+		v[i].d = dot3(v[i].pos, nrm);
+		v[i].slope = 1;
+		v[i].inter = 0;
+		if (attr_ds(x, TAG_SLOPE, &t, 1) == 1 && t != 0)
+			v[i].slope = t;
+		if (attr_ds(x, TAG_INTER, &t, 1) == 1)
+			v[i].inter = t;
+		long long lv;
+		if (px_attr_long(x->rec, x->len, TAG_TPI, &lv) > 0) {
+			v[i].key[0] = (double)lv;
+			v[i].has[0] = 1;
+		}
+		if (px_attr_long(x->rec, x->len, TAG_ECHO, &lv) > 0) {
+			v[i].key[1] = (double)lv;
+			v[i].has[1] = 1;
+		}
+		v[i].has[2] = attr_time(x, &v[i].key[2]);
+	}
+	qsort(v, n, sizeof(*v), cmp_d);
+
+	/* group by position */
+	size_t ng = 0, m = 0;
+	for (size_t i = 0; i < n;) {
+		size_t j = i + 1;
+		while (j < n && v[j].d - v[j - 1].d < POS_EPS)
+			j++;
+		for (size_t k = i + 1; k < j; k++) {
+			double dd[3] = { v[k].pos[0] - v[i].pos[0], v[k].pos[1] - v[i].pos[1],
+					 v[k].pos[2] - v[i].pos[2] };
+			if (norm3(dd) > 10 * POS_EPS + STEP_ABS) {
+				say(why, whylen, "images in one slice plane at different in-plane positions");
+				goto out;
+			}
+		}
+		if (ng == 0)
+			m = j - i;
+		else if (j - i != m) {
+			say(why, whylen, "duplicate positions that do not split evenly (%zu and %zu images "
+			    "at different positions)", m, j - i);
+			goto out;
+		}
+		ng++;
+		i = j;
+	}
+	if (ng < 2) {
+		say(why, whylen, "%zu images at a single slice position", n);
+		goto out;
+	}
+	int dim4 = VOL_4D_NONE;
+	if (m > 1) {
+		for (int k = 0; k < 3 && !dim4; k++)
+			if (splits(v, ng, m, k))
+				dim4 = k + 1;
+		if (!dim4) {
+			say(why, whylen, "%zu images at each of %zu positions, not told apart by "
+			    "TemporalPositionIdentifier, EchoNumbers or AcquisitionTime", m, ng);
+			goto out;
+		}
+		for (size_t g = 0; g < ng; g++)
+			sort_group(v + g * m, m, dim4 - 1);
+	}
+
+	/* spacing: the mean step between consecutive positions, checked */
+	double step[3];
+	const double *first = v[0].pos, *last = v[(ng - 1) * m].pos;
+	for (int k = 0; k < 3; k++)
+		step[k] = (last[k] - first[k]) / (double)(ng - 1);
+	double sl = norm3(step), tol = STEP_ABS + STEP_REL * sl;
+	for (size_t g = 1; g < ng; g++) {
+		const double *a = v[(g - 1) * m].pos, *b = v[g * m].pos;
+		double dd[3] = { b[0] - a[0] - step[0], b[1] - a[1] - step[1], b[2] - a[2] - step[2] };
+		if (norm3(dd) > tol) {
+			say(why, whylen, "uneven slice spacing (step %.3f mm between positions %zu and %zu, "
+			    "mean %.3f mm)", norm3((double[3]){ b[0] - a[0], b[1] - a[1], b[2] - a[2] }),
+			    g - 1, g, sl);
+			goto out;
+		}
+	}
+
+	/* the plan */
+	p->nx = pi0.cols;
+	p->ny = pi0.rows;
+	p->nz = (uint32_t)ng;
+	p->nt = (uint32_t)m;
+	p->dim4 = dim4;
+	p->in_bytes = pi0.out_bytes;
+	p->in_signed = pi0.out_signed;
+	p->in_float = pi0.is_float;
+	p->nslices = n;
+	p->slope = v[0].slope;
+	p->inter = v[0].inter;
+	for (size_t i = 1; i < n; i++)
+		if (v[i].slope != p->slope || v[i].inter != p->inter)
+			p->rescale_float = 1;
+	if (p->rescale_float) {
+		p->vox_bytes = 4;
+		p->datatype = 16;
+		memcpy(p->descr, "<f4", 4);
+		p->slope = 1;
+		p->inter = 0;
+	} else {
+		p->vox_bytes = pi0.out_bytes;
+		memcpy(p->descr, pi0.descr, 4);
+		if (pi0.is_float)
+			p->datatype = pi0.out_bytes == 8 ? 64 : 16;
+		else if (pi0.out_bytes == 1)
+			p->datatype = pi0.out_signed ? 256 : 2;
+		else if (pi0.out_bytes == 2)
+			p->datatype = pi0.out_signed ? 4 : 512;
+		else if (pi0.out_bytes == 4)
+			p->datatype = pi0.out_signed ? 8 : 768;
+		else {
+			say(why, whylen, "unsupported sample size");
+			goto out;
+		}
+	}
+	p->slice_bytes = (uint64_t)p->nx * p->ny * p->vox_bytes;
+	p->data_len = p->slice_bytes * n;
+	p->spacing[0] = sp0[1];
+	p->spacing[1] = sp0[0];
+	p->spacing[2] = fabs(dot3(step, nrm));
+	/* LPS affine, then x and y negated */
+	for (int r = 0; r < 3; r++) {
+		double sgn = r < 2 ? -1 : 1;
+		p->sform[r][0] = sgn * iop0[r] * sp0[1];
+		p->sform[r][1] = sgn * iop0[3 + r] * sp0[0];
+		p->sform[r][2] = sgn * step[r];
+		p->sform[r][3] = sgn * first[r];
+	}
+	p->ids = malloc(n * sizeof(*p->ids));
+	if (p->rescale_float) {
+		p->slopes = malloc(n * sizeof(double));
+		p->inters = malloc(n * sizeof(double));
+	}
+	if (!p->ids || (p->rescale_float && (!p->slopes || !p->inters))) {
+		vol_plan_free(p);
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (size_t g = 0; g < ng; g++)
+		for (size_t t = 0; t < m; t++) {
+			const struct item *it = &v[g * m + t];
+			size_t s = t * ng + g;
+			p->ids[s] = it->in->id;
+			if (p->rescale_float) {
+				p->slopes[s] = it->slope;
+				p->inters[s] = it->inter;
+			}
+		}
+	rc = 0;
+out:
+	free(v);
+	if (rc)
+		memset(p, 0, sizeof(*p));
+	return rc;
+}
+
+/* ---- headers ---- */
+
+static void put16(unsigned char *b, size_t off, int16_t v) { memcpy(b + off, &v, 2); }
+static void put32(unsigned char *b, size_t off, int32_t v) { memcpy(b + off, &v, 4); }
+static void putf(unsigned char *b, size_t off, double v)
+{
+	float f = (float)v;
+	memcpy(b + off, &f, 4);
+}
+
+/* nifti1_io's nifti_mat44_to_quatern for an orthonormal R (columns u0 u1 u2) */
+static void quatern(double R[3][3], double *qb, double *qc, double *qd, double *qfac)
+{
+	double det = R[0][0] * (R[1][1] * R[2][2] - R[1][2] * R[2][1]) -
+		     R[0][1] * (R[1][0] * R[2][2] - R[1][2] * R[2][0]) +
+		     R[0][2] * (R[1][0] * R[2][1] - R[1][1] * R[2][0]);
+	*qfac = 1;
+	if (det < 0) {
+		*qfac = -1;
+		for (int r = 0; r < 3; r++)
+			R[r][2] = -R[r][2];
+	}
+	double a = R[0][0] + R[1][1] + R[2][2] + 1, b, c, d;
+	if (a > 0.5) {
+		a = 0.5 * sqrt(a);
+		b = 0.25 * (R[2][1] - R[1][2]) / a;
+		c = 0.25 * (R[0][2] - R[2][0]) / a;
+		d = 0.25 * (R[1][0] - R[0][1]) / a;
+	} else {
+		double xd = 1 + R[0][0] - (R[1][1] + R[2][2]);
+		double yd = 1 + R[1][1] - (R[0][0] + R[2][2]);
+		double zd = 1 + R[2][2] - (R[0][0] + R[1][1]);
+		if (xd > 1) {
+			b = 0.5 * sqrt(xd);
+			c = 0.25 * (R[0][1] + R[1][0]) / b;
+			d = 0.25 * (R[0][2] + R[2][0]) / b;
+			a = 0.25 * (R[2][1] - R[1][2]) / b;
+		} else if (yd > 1) {
+			c = 0.5 * sqrt(yd);
+			b = 0.25 * (R[0][1] + R[1][0]) / c;
+			d = 0.25 * (R[1][2] + R[2][1]) / c;
+			a = 0.25 * (R[0][2] - R[2][0]) / c;
+		} else {
+			d = 0.5 * sqrt(zd);
+			b = 0.25 * (R[0][2] + R[2][0]) / d;
+			c = 0.25 * (R[1][2] + R[2][1]) / d;
+			a = 0.25 * (R[1][0] - R[0][1]) / d;
+		}
+		if (a < 0) {
+			b = -b;
+			c = -c;
+			d = -d;
+		}
+	}
+	*qb = b;
+	*qc = c;
+	*qd = d;
+}
+
+void vol_nii_header(const struct vol_plan *p, unsigned char h[VOL_NII_HDR])
+{
+	memset(h, 0, VOL_NII_HDR);
+	put32(h, 0, 348);
+	h[38] = 'r';                                  /* regular */
+	int nd = p->nt > 1 ? 4 : 3;
+	int16_t dim[8] = { (int16_t)nd, (int16_t)p->nx, (int16_t)p->ny, (int16_t)p->nz,
+			   (int16_t)p->nt, 1, 1, 1 };
+	for (int i = 0; i < 8; i++)
+		put16(h, 40 + 2 * i, dim[i]);
+	put16(h, 70, p->datatype);
+	put16(h, 72, (int16_t)(p->vox_bytes * 8));
+	/* qform: rotation from the cosines, slice axis along the normal */
+	double R[3][3], qb, qc, qd, qfac;
+	for (int r = 0; r < 3; r++) {
+		R[r][0] = p->sform[r][0] / p->spacing[0];
+		R[r][1] = p->sform[r][1] / p->spacing[1];
+	}
+	/* normal (RAS) = u0 x u1, pointing along the slice step */
+	double nv[3] = { R[1][0] * R[2][1] - R[2][0] * R[1][1],
+			 R[2][0] * R[0][1] - R[0][0] * R[2][1],
+			 R[0][0] * R[1][1] - R[1][0] * R[0][1] };
+	double nn = sqrt(nv[0] * nv[0] + nv[1] * nv[1] + nv[2] * nv[2]);
+	double sd = nv[0] * p->sform[0][2] + nv[1] * p->sform[1][2] + nv[2] * p->sform[2][2];
+	for (int r = 0; r < 3; r++)
+		R[r][2] = (sd < 0 ? -1 : 1) * nv[r] / nn;
+	quatern(R, &qb, &qc, &qd, &qfac);
+	float pixdim[8] = { (float)qfac, (float)p->spacing[0], (float)p->spacing[1],
+			    (float)p->spacing[2], 1, 1, 1, 1 };
+	for (int i = 0; i < 8; i++)
+		putf(h, 76 + 4 * i, pixdim[i]);
+	putf(h, 108, VOL_NII_HDR);                    /* vox_offset */
+	putf(h, 112, p->slope);
+	putf(h, 116, p->inter);
+	h[123] = 2;                                   /* xyzt_units: mm */
+	char descr[80];
+	snprintf(descr, sizeof(descr), "dicomfs%s%s%s", p->dim4 ? " 4-D by " : "",
+		 vol_dim4_name(p->dim4), p->rescale_float ? " rescaled" : "");
+	memcpy(h + 148, descr, strlen(descr));
+	put16(h, 252, 1);                             /* qform_code: scanner */
+	put16(h, 254, 1);                             /* sform_code: scanner */
+	putf(h, 256, qb);
+	putf(h, 260, qc);
+	putf(h, 264, qd);
+	putf(h, 268, p->sform[0][3]);
+	putf(h, 272, p->sform[1][3]);
+	putf(h, 276, p->sform[2][3]);
+	for (int r = 0; r < 3; r++)
+		for (int c = 0; c < 4; c++)
+			putf(h, 280 + 16 * r + 4 * c, p->sform[r][c]);
+	memcpy(h + 344, "n+1\0", 4);
+	/* 348..351: extension flag 0 */
+}
+
+uint32_t vol_npy_header(const struct vol_plan *p, char out[256])
+{
+	char dict[200], shape[80];
+	if (p->nt > 1)
+		snprintf(shape, sizeof(shape), "%u, %u, %u, %u", p->nt, p->nz, p->ny, p->nx);
+	else
+		snprintf(shape, sizeof(shape), "%u, %u, %u", p->nz, p->ny, p->nx);
+	int dl = snprintf(dict, sizeof(dict),
+			  "{'descr': '%s', 'fortran_order': False, 'shape': (%s), }",
+			  p->descr, shape);
+	uint32_t total = (uint32_t)(10 + dl + 1 + 63) / 64 * 64;
+	memcpy(out, "\x93NUMPY\x01\x00", 8);
+	out[8] = (char)((total - 10) & 0xff);
+	out[9] = (char)((total - 10) >> 8);
+	memcpy(out + 10, dict, (size_t)dl);
+	memset(out + 10 + dl, ' ', total - 10 - (size_t)dl - 1);
+	out[total - 1] = '\n';
+	return total;
+}
+
+void vol_rescale(const struct vol_plan *p, size_t s, const void *in, float *out,
+		 size_t count)
+{
+	double a = p->slopes ? p->slopes[s] : 1, b = p->inters ? p->inters[s] : 0;
+	const unsigned char *q = in;
+	for (size_t i = 0; i < count; i++, q += p->in_bytes) {
+		double x;
+		if (p->in_float) {
+			if (p->in_bytes == 8) {
+				double d;
+				memcpy(&d, q, 8);
+				x = d;
+			} else {
+				float f;
+				memcpy(&f, q, 4);
+				x = f;
+			}
+		} else if (p->in_bytes == 1) {
+			x = p->in_signed ? (double)*(const int8_t *)q : (double)*q;
+		} else if (p->in_bytes == 2) {
+			uint16_t u;
+			memcpy(&u, q, 2);
+			x = p->in_signed ? (double)(int16_t)u : (double)u;
+		} else {
+			uint32_t u;
+			memcpy(&u, q, 4);
+			x = p->in_signed ? (double)(int32_t)u : (double)u;
+		}
+		out[i] = (float)(x * a + b);
+	}
+}

@@ -1,0 +1,112 @@
+/*
+ * volume.h - which series form a volume, and the geometry of volume.nii /
+ * volume.npy, in plain C (no FUSE, no LMDB): a pure function of the
+ * instances' index records.
+ *
+ * Conventions (the README describes them for users)
+ * - Slices are ordered by the projection of ImagePositionPatient on the
+ *   slice normal (row cosine x column cosine of ImageOrientationPatient),
+ *   ascending; never by InstanceNumber or file name.
+ * - Several images at each position (the same count at every position)
+ *   make a 4-D volume, ordered by the first attribute of
+ *   TemporalPositionIdentifier, EchoNumbers, AcquisitionTime that is
+ *   present in every image and distinct among the images of each position
+ *   (for the first two: the same set of values at every position).
+ * - NIfTI voxel axes: i = column, j = row, k = slice (, t = volume); the
+ *   data is each slice's .npy data in order (t slowest). volume.npy has
+ *   shape (slices, rows, cols), (volumes, slices, rows, cols) for 4-D.
+ * - Voxels: the stored values in the stored dtype with scl_slope/scl_inter
+ *   = RescaleSlope/RescaleIntercept when those are equal for every image;
+ *   otherwise float32 with each image's rescale applied (scl 1/0).
+ * - Affine (sform, exact): columns row cosine * column spacing, column
+ *   cosine * row spacing, the mean step between consecutive slice
+ *   positions (so a gantry tilt is a shear), the first slice position;
+ *   DICOM LPS -> NIfTI RAS (x, y negated). qform: the same rotation with
+ *   the slice axis along the normal and pixdim[3] = the step along the
+ *   normal (for an untilted series identical to the sform; for a tilted
+ *   one the nearest rigid approximation).
+ * - Not a volume (a reason in why): fewer than two slice positions, an
+ *   image without servable single-frame greyscale pixels, Siemens mosaics
+ *   (ImageType MOSAIC: not demosaiced), multi-frame
+ *   instances (per-frame geometry is not indexed), missing or bad
+ *   ImagePositionPatient / ImageOrientationPatient / PixelSpacing,
+ *   different orientations, sizes, spacings or pixel formats, uneven
+ *   slice spacing, duplicate positions that do not split evenly.
+ *
+ * Everything here is thread-safe (no globals).
+ */
+#ifndef DICOMFS_VOLUME_H
+#define DICOMFS_VOLUME_H
+#include <stdint.h>
+#include <stddef.h>
+#include "record.h"
+
+#define VOL_NII_HDR 352     /* 348-byte header + 4-byte extension flag */
+
+enum vol_dim4 {
+	VOL_4D_NONE = 0, VOL_4D_TEMPORAL, VOL_4D_ECHO, VOL_4D_ACQTIME,
+};
+
+/* One instance of the series. */
+struct vol_in {
+	const void *rec;          /* its index record */
+	size_t len;
+	struct rec_head h;
+	uint64_t id;              /* instance id (opaque here) */
+};
+
+struct vol_plan {
+	uint32_t nx, ny, nz, nt;  /* columns, rows, slices, volumes */
+	int dim4;                 /* enum vol_dim4 */
+	/* one instance's .npy data sample */
+	uint32_t in_bytes;
+	int in_signed, in_float;
+	/* the volume's voxels */
+	int rescale_float;        /* float32, each slice rescaled */
+	double slope, inter;      /* !rescale_float: scl_slope, scl_inter */
+	uint32_t vox_bytes;
+	int16_t datatype;         /* NIfTI DT_* */
+	char descr[4];            /* numpy dtype: "<i2" ... */
+	double sform[3][4];       /* RAS, mm */
+	double spacing[3];        /* column spacing, row spacing, slice step along the normal */
+	uint64_t slice_bytes;     /* nx * ny * vox_bytes */
+	uint64_t data_len;        /* slice_bytes * nz * nt */
+	size_t nslices;           /* nz * nt */
+	uint64_t *ids;            /* [t * nz + k] -> instance id */
+	double *slopes, *inters;  /* rescale_float: per slice */
+};
+
+/*
+ * Decide whether the n instances form a volume; 0 and *p filled (free
+ * with vol_plan_free), or 1 with a reason in why (not a volume), or
+ * -ENOMEM. The result does not depend on the order of in[].
+ */
+int vol_plan_make(const struct vol_in *in, size_t n, struct vol_plan *p,
+		  char *why, size_t whylen);
+void vol_plan_free(struct vol_plan *p);
+/* deep copy */
+int vol_plan_copy(struct vol_plan *dst, const struct vol_plan *src);
+
+static inline uint64_t vol_nii_size(const struct vol_plan *p)
+{
+	return VOL_NII_HDR + p->data_len;
+}
+/* The NIfTI-1 header (352 bytes, little-endian). */
+void vol_nii_header(const struct vol_plan *p, unsigned char out[VOL_NII_HDR]);
+/* The .npy header (multiple of 64 bytes, at most 256); returns its length. */
+uint32_t vol_npy_header(const struct vol_plan *p, char out[256]);
+
+/*
+ * rescale_float: convert count samples of slice s (in the instance .npy
+ * layout, in_bytes each) to float32 voxels.
+ */
+void vol_rescale(const struct vol_plan *p, size_t s, const void *in, float *out,
+		 size_t count);
+
+/* Names of the 4-D attributes, for messages ("" for none). */
+const char *vol_dim4_name(int dim4);
+
+/* Parse up to max backslash-separated decimal values; returns how many. */
+int vol_parse_ds(const char *s, size_t l, double *out, int max);
+
+#endif

@@ -1,0 +1,337 @@
+/* unit_volume.c - volume grouping, ordering, affine and headers (index/volume.c). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "unit.h"
+#include "record.h"
+#include "volume.h"
+
+#define MAXI 64
+
+struct img {
+	double pos[3];
+	const char *iop;      /* NULL: axial */
+	const char *spacing;  /* NULL: "0.5\\0.75" */
+	int rows, cols;       /* 0: 4 x 3 */
+	int tpi, echo;        /* 0: absent */
+	const char *acq;      /* NULL: absent */
+	const char *slope, *inter;
+	int frames;
+	int no_ipp;
+};
+
+static struct rec_buf bufs[MAXI];
+static struct vol_in ins[MAXI];
+
+static void add(struct rec_buf *b, uint32_t tag, const char *vr, const char *v)
+{
+	rec_add(b, tag, vr, v, strlen(v));
+}
+
+/* records sorted by tag, as the index stores them */
+static void mk(size_t i, const struct img *m)
+{
+	struct rec_head h;
+	char t[128];
+	memset(&h, 0, sizeof(h));
+	h.version = REC_VERSION;
+	h.pixel_tag = 0x7FE00010;
+	h.pixel_offset = 0x100;
+	h.pixel_length = 1 << 20;
+	h.id = 1000 + i;
+	rec_release(&bufs[i]);
+	rec_begin(&bufs[i], &h);
+	if (m->acq)
+		add(&bufs[i], 0x00080032, "TM", m->acq);
+	if (m->echo) {
+		snprintf(t, sizeof(t), "%d", m->echo);
+		add(&bufs[i], 0x00180086, "IS", t);
+	}
+	if (!m->no_ipp) {
+		snprintf(t, sizeof(t), "%.6f\\%.6f\\%.6f", m->pos[0], m->pos[1], m->pos[2]);
+		add(&bufs[i], 0x00200032, "DS", t);
+	}
+	add(&bufs[i], 0x00200037, "DS", m->iop ? m->iop : "1\\0\\0\\0\\1\\0");
+	if (m->tpi) {
+		snprintf(t, sizeof(t), "%d", m->tpi);
+		add(&bufs[i], 0x00200100, "IS", t);
+	}
+	if (m->frames) {
+		snprintf(t, sizeof(t), "%d", m->frames);
+		add(&bufs[i], 0x00280008, "IS", t);
+	}
+	snprintf(t, sizeof(t), "%d", m->rows ? m->rows : 4);
+	add(&bufs[i], 0x00280010, "US", t);
+	snprintf(t, sizeof(t), "%d", m->cols ? m->cols : 3);
+	add(&bufs[i], 0x00280011, "US", t);
+	add(&bufs[i], 0x00280030, "DS", m->spacing ? m->spacing : "0.5\\0.75");
+	add(&bufs[i], 0x00280100, "US", "16");
+	add(&bufs[i], 0x00280101, "US", "16");
+	add(&bufs[i], 0x00280102, "US", "15");
+	add(&bufs[i], 0x00280103, "US", "1");
+	if (m->inter)
+		add(&bufs[i], 0x00281052, "DS", m->inter);
+	if (m->slope)
+		add(&bufs[i], 0x00281053, "DS", m->slope);
+	ins[i].rec = bufs[i].data;
+	ins[i].len = bufs[i].len;
+	rec_head_get(bufs[i].data, bufs[i].len, &ins[i].h);
+	ins[i].id = h.id;
+}
+
+static int plan(size_t n, struct vol_plan *p, char *why)
+{
+	why[0] = 0;
+	return vol_plan_make(ins, n, p, why, 256);
+}
+
+static int near(double a, double b) { return fabs(a - b) < 1e-6; }
+
+static void test_axial_shuffled(void)
+{
+	struct img m = { 0 };
+	struct vol_plan p;
+	char why[256];
+	/* positions z = 10, 12.5, 15, ... given in a scrambled order */
+	int order[5] = { 3, 0, 4, 1, 2 };
+	for (size_t i = 0; i < 5; i++) {
+		m.pos[0] = -20;
+		m.pos[1] = -30;
+		m.pos[2] = 10 + 2.5 * order[i];
+		mk(i, &m);
+	}
+	int rc = plan(5, &p, why);
+	CHECK(rc == 0, "axial: rc %d (%s)", rc, why);
+	if (rc)
+		return;
+	CHECK(p.nx == 3 && p.ny == 4 && p.nz == 5 && p.nt == 1, "dims %u %u %u %u", p.nx, p.ny,
+	      p.nz, p.nt);
+	for (size_t k = 0; k < 5; k++)
+		CHECK(p.ids[k] == 1000 + (size_t)(k == 0 ? 1 : k == 1 ? 3 : k == 2 ? 4 : k == 3 ? 0 : 2),
+		      "slice %zu is id %llu", k, (unsigned long long)p.ids[k]);
+	/* RAS: x, y negated; column spacing 0.75 along +x (LPS) */
+	CHECK(near(p.sform[0][0], -0.75) && near(p.sform[1][1], -0.5) && near(p.sform[2][2], 2.5),
+	      "diag %g %g %g", p.sform[0][0], p.sform[1][1], p.sform[2][2]);
+	CHECK(near(p.sform[0][3], 20) && near(p.sform[1][3], 30) && near(p.sform[2][3], 10),
+	      "offset %g %g %g", p.sform[0][3], p.sform[1][3], p.sform[2][3]);
+	CHECK(p.datatype == 4 && p.vox_bytes == 2 && !p.rescale_float, "dtype %d", p.datatype);
+	CHECK(p.data_len == 3 * 4 * 5 * 2, "data_len %llu", (unsigned long long)p.data_len);
+	unsigned char h[VOL_NII_HDR];
+	vol_nii_header(&p, h);
+	int32_t sz;
+	int16_t dim[8], dt;
+	float vo, srow[4], qb, qc, qd, pd[8];
+	memcpy(&sz, h, 4);
+	memcpy(dim, h + 40, 16);
+	memcpy(&dt, h + 70, 2);
+	memcpy(&vo, h + 108, 4);
+	memcpy(srow, h + 280, 16);
+	memcpy(&qb, h + 256, 4);
+	memcpy(&qc, h + 260, 4);
+	memcpy(&qd, h + 264, 4);
+	memcpy(pd, h + 76, 32);
+	CHECK(sz == 348 && dim[0] == 3 && dim[1] == 3 && dim[2] == 4 && dim[3] == 5 && dt == 4,
+	      "header dims");
+	CHECK(vo == 352.0f && memcmp(h + 344, "n+1", 4) == 0, "vox_offset / magic");
+	CHECK(srow[0] == -0.75f && srow[3] == 20.0f, "srow_x %g %g", srow[0], srow[3]);
+	/* LPS->RAS of an axial: rotation by 180 degrees about z: quaternion (0,0,0,1) */
+	CHECK(fabsf(qb) < 1e-6 && fabsf(qc) < 1e-6 && fabsf(qd - 1) < 1e-6 && pd[0] == 1.0f,
+	      "quatern %g %g %g qfac %g", qb, qc, qd, pd[0]);
+	CHECK(near(pd[3], 2.5), "pixdim3 %g", pd[3]);
+	char nh[256];
+	uint32_t nl = vol_npy_header(&p, nh);
+	nh[nl - 1] = 0;
+	CHECK(nl % 64 == 0 && strstr(nh + 10, "'shape': (5, 4, 3)") && strstr(nh + 10, "'<i2'"),
+	      "npy header %u %s", nl, nh + 10);
+	vol_plan_free(&p);
+}
+
+static void test_tilt_and_oblique(void)
+{
+	struct img m = { 0 };
+	struct vol_plan p;
+	char why[256];
+	/* gantry tilt: positions step along z and y (shear) */
+	for (size_t i = 0; i < 4; i++) {
+		m.pos[0] = 0;
+		m.pos[1] = 0.5 * (double)i;
+		m.pos[2] = 3.0 * (double)i;
+		mk(i, &m);
+	}
+	int rc = plan(4, &p, why);
+	CHECK(rc == 0, "tilt: %s", why);
+	if (!rc) {
+		CHECK(near(p.sform[1][2], -0.5) && near(p.sform[2][2], 3), "tilt step %g %g",
+		      p.sform[1][2], p.sform[2][2]);
+		CHECK(near(p.spacing[2], 3), "tilt spacing %g", p.spacing[2]);
+		vol_plan_free(&p);
+	}
+	/* oblique: rotated about x by 30 degrees; slices along the normal */
+	double c = cos(M_PI / 6), s = sin(M_PI / 6);
+	char iop[128];
+	snprintf(iop, sizeof(iop), "1\\0\\0\\0\\%.8f\\%.8f", c, s);
+	m.iop = iop;
+	double n[3] = { 0, -s, c };   /* row x col */
+	for (size_t i = 0; i < 4; i++) {
+		for (int k = 0; k < 3; k++)
+			m.pos[k] = 5 + 2.0 * (double)(3 - i) * n[k];
+		mk(i, &m);
+	}
+	rc = plan(4, &p, why);
+	CHECK(rc == 0, "oblique: %s", why);
+	if (!rc) {
+		CHECK(p.ids[0] == 1003, "oblique first slice id %llu", (unsigned long long)p.ids[0]);
+		CHECK(near(p.sform[1][2], 2 * s) && near(p.sform[2][2], 2 * c), "oblique step");
+		CHECK(near(p.spacing[2], 2), "oblique spacing %g", p.spacing[2]);
+		vol_plan_free(&p);
+	}
+}
+
+static void test_4d(void)
+{
+	struct img m = { 0 };
+	struct vol_plan p;
+	char why[256];
+	size_t n = 0;
+	for (int t = 3; t >= 1; t--)
+		for (int z = 0; z < 4; z++) {
+			m.pos[2] = z * 2.0;
+			m.tpi = t;
+			mk(n++, &m);
+		}
+	int rc = plan(n, &p, why);
+	CHECK(rc == 0 && p.nz == 4 && p.nt == 3 && p.dim4 == VOL_4D_TEMPORAL, "4-D tpi: %s", why);
+	if (!rc) {
+		/* volume t=0 (TPI 1) slice 0: made at t=1 -> index 8 */
+		CHECK(p.ids[0] == 1008 && p.ids[4 * 2 + 3] == 1003, "4-D order");
+		unsigned char h[VOL_NII_HDR];
+		int16_t dim[8];
+		vol_nii_header(&p, h);
+		memcpy(dim, h + 40, 16);
+		CHECK(dim[0] == 4 && dim[4] == 3, "4-D header dims");
+		vol_plan_free(&p);
+	}
+	/* echoes instead */
+	n = 0;
+	m.tpi = 0;
+	for (int e = 1; e <= 2; e++)
+		for (int z = 0; z < 3; z++) {
+			m.pos[2] = z;
+			m.echo = e;
+			mk(n++, &m);
+		}
+	rc = plan(n, &p, why);
+	CHECK(rc == 0 && p.dim4 == VOL_4D_ECHO && p.nt == 2, "4-D echo: %s", why);
+	if (!rc)
+		vol_plan_free(&p);
+	/* duplicates without a distinguishing attribute */
+	n = 0;
+	m.echo = 0;
+	for (int e = 1; e <= 2; e++)
+		for (int z = 0; z < 3; z++) {
+			m.pos[2] = z;
+			mk(n++, &m);
+		}
+	rc = plan(n, &p, why);
+	CHECK(rc == 1 && strstr(why, "not told apart"), "dups: %d %s", rc, why);
+	/* uneven counts */
+	rc = plan(5, &p, why);
+	CHECK(rc == 1 && strstr(why, "do not split evenly"), "uneven: %d %s", rc, why);
+	/* acquisition time */
+	n = 0;
+	static const char *acq[2][3] = { { "101500.5", "101501", "101502" },
+					 { "101600", "101601.25", "101602" } };
+	for (int e = 0; e < 2; e++)
+		for (int z = 0; z < 3; z++) {
+			m.pos[2] = z;
+			m.acq = acq[1 - e][z];
+			mk(n++, &m);
+		}
+	rc = plan(n, &p, why);
+	CHECK(rc == 0 && p.dim4 == VOL_4D_ACQTIME && p.ids[0] == 1003, "4-D acq: %s", why);
+	if (!rc)
+		vol_plan_free(&p);
+}
+
+static void test_rejects(void)
+{
+	struct img m = { 0 };
+	struct vol_plan p;
+	char why[256];
+	mk(0, &m);
+	CHECK(plan(1, &p, why) == 1 && strstr(why, "single image"), "single: %s", why);
+	m.pos[2] = 1;
+	m.iop = "0\\1\\0\\0\\0\\-1";
+	mk(1, &m);
+	CHECK(plan(2, &p, why) == 1 && strstr(why, "mixed orientations"), "mixed: %s", why);
+	m.iop = NULL;
+	m.rows = 5;
+	mk(1, &m);
+	CHECK(plan(2, &p, why) == 1 && strstr(why, "different image sizes"), "sizes: %s", why);
+	m.rows = 0;
+	m.no_ipp = 1;
+	mk(1, &m);
+	CHECK(plan(2, &p, why) == 1 && strstr(why, "ImagePositionPatient"), "no ipp: %s", why);
+	m.no_ipp = 0;
+	m.frames = 3;
+	mk(1, &m);
+	CHECK(plan(2, &p, why) == 1 && strstr(why, "multi-frame"), "frames: %s", why);
+	m.frames = 0;
+	/* uneven spacing: 0, 1, 3 */
+	m.pos[2] = 1;
+	mk(1, &m);
+	m.pos[2] = 3;
+	mk(2, &m);
+	CHECK(plan(3, &p, why) == 1 && strstr(why, "uneven slice spacing"), "spacing: %s", why);
+	/* same position only */
+	m.pos[2] = 0;
+	m.tpi = 1;
+	mk(0, &m);
+	m.tpi = 2;
+	mk(1, &m);
+	CHECK(plan(2, &p, why) == 1 && strstr(why, "single slice position"), "one pos: %s", why);
+}
+
+static void test_rescale(void)
+{
+	struct img m = { 0 };
+	struct vol_plan p;
+	char why[256];
+	for (size_t i = 0; i < 3; i++) {
+		m.pos[2] = (double)i;
+		m.slope = "2";
+		m.inter = "-1024";
+		mk(i, &m);
+	}
+	int rc = plan(3, &p, why);
+	CHECK(rc == 0 && !p.rescale_float && p.slope == 2 && p.inter == -1024, "same rescale");
+	if (!rc)
+		vol_plan_free(&p);
+	m.slope = "0.5";
+	m.pos[2] = 1;
+	mk(1, &m);
+	rc = plan(3, &p, why);
+	CHECK(rc == 0 && p.rescale_float && p.datatype == 16 && p.vox_bytes == 4, "float rescale: %d %s", rc, why);
+	if (!rc) {
+		int16_t in[2] = { 10, -4 };
+		float out[2];
+		vol_rescale(&p, 1, in, out, 2);
+		CHECK(out[0] == -1019.0f && out[1] == -1026.0f, "rescaled %g %g", out[0], out[1]);
+		vol_rescale(&p, 0, in, out, 2);
+		CHECK(out[0] == -1004.0f, "rescaled slice 0 %g", out[0]);
+		vol_plan_free(&p);
+	}
+}
+
+int main(void)
+{
+	test_axial_shuffled();
+	test_tilt_and_oblique();
+	test_4d();
+	test_rejects();
+	test_rescale();
+	for (size_t i = 0; i < MAXI; i++)
+		rec_release(&bufs[i]);
+	return unit_done();
+}
