@@ -193,27 +193,73 @@ static int table_build(struct dfs *fs)
 	return T.err;
 }
 
-/* The values of tag for every instance (under T.lock). */
+/*
+ * Make sure the columns of tags[0..n) exist (under T.lock): one pass over
+ * the records for all missing ones (attributes are stored in ascending tag
+ * order, so each record is read up to the largest tag wanted).
+ */
+static int columns_fill(const uint32_t *tags, size_t n)
+{
+	uint32_t miss[MAX_TERMS];
+	struct sv *cv[MAX_TERMS];
+	size_t nm = 0;
+	uint32_t maxtag = 0;
+	for (size_t k = 0; k < n && nm < MAX_TERMS; k++) {
+		int have = 0;
+		for (size_t i = 0; i < T.ncols && !have; i++)
+			have = T.cols[i].tag == tags[k];
+		for (size_t i = 0; i < nm && !have; i++)
+			have = miss[i] == tags[k];
+		if (!have)
+			miss[nm++] = tags[k];
+	}
+	if (!nm)
+		return 0;
+	struct column *nc = realloc(T.cols, (T.ncols + nm) * sizeof(*nc));
+	if (!nc)
+		return -ENOMEM;
+	T.cols = nc;
+	for (size_t k = 0; k < nm; k++) {
+		cv[k] = calloc(T.ninst ? T.ninst : 1, sizeof(struct sv));
+		if (!cv[k]) {
+			while (k--)
+				free(cv[k]);
+			return -ENOMEM;
+		}
+		if (miss[k] > maxtag)
+			maxtag = miss[k];
+	}
+	for (size_t i = 0; i < T.ninst; i++) {
+		size_t pos = 0, l, found = 0;
+		uint32_t t;
+		char vr[2];
+		const char *v;
+		while (found < nm && rec_next(T.inst[i].rec, T.inst[i].rec_len, &pos, &t, vr, &v, &l)) {
+			if (t > maxtag)
+				break;
+			for (size_t k = 0; k < nm; k++)
+				if (miss[k] == t) {
+					cv[k][i].s = v;
+					cv[k][i].l = l;
+					found++;
+				}
+		}
+	}
+	for (size_t k = 0; k < nm; k++) {
+		T.cols[T.ncols].tag = miss[k];
+		T.cols[T.ncols++].v = cv[k];
+	}
+	return 0;
+}
+
 static const struct sv *column(uint32_t tag)
 {
 	for (size_t i = 0; i < T.ncols; i++)
 		if (T.cols[i].tag == tag)
 			return T.cols[i].v;
-	struct column *nc = realloc(T.cols, (T.ncols + 1) * sizeof(*nc));
-	if (!nc)
+	if (columns_fill(&tag, 1))
 		return NULL;
-	T.cols = nc;
-	struct sv *v = malloc((T.ninst ? T.ninst : 1) * sizeof(*v));
-	if (!v)
-		return NULL;
-	for (size_t i = 0; i < T.ninst; i++)
-		if (!rec_attr(T.inst[i].rec, T.inst[i].rec_len, tag, &v[i].s, &v[i].l)) {
-			v[i].s = "";
-			v[i].l = 0;
-		}
-	T.cols[T.ncols].tag = tag;
-	T.cols[T.ncols++].v = v;
-	return v;
+	return T.cols[T.ncols - 1].v;
 }
 
 /* ---- parsing a component ---- */
@@ -768,6 +814,12 @@ static int evaluate(struct query *q, struct qres **out)
 	int err = 0;
 	if (!r)
 		return -ENOMEM;
+	{
+		uint32_t need[MAX_TERMS];
+		for (size_t k = 0; k < q->nt; k++)
+			need[k] = q->t[k].tag == TAG_MODALITIES_IN_STUDY ? TAG_MODALITY : q->t[k].tag;
+		err = columns_fill(need, q->nt);
+	}
 	for (size_t k = 0; k < q->nt && !err; k++)
 		cols[k] = col_or_fail(q->t[k].tag == TAG_MODALITIES_IN_STUDY ? TAG_MODALITY
 								    : q->t[k].tag, &err);
@@ -992,7 +1044,58 @@ static void json_str(struct tb *b, const char *s, size_t l)
 
 /* Value of column c for match x: the instance's own value, or for a
  * series / study the first non-empty one among its instances (tree order) */
-static struct sv cell(const struct mcol *c, const struct sv *col, int level, uint32_t x,
+static struct sv rec_val(uint32_t i, uint32_t tag)
+{
+	struct sv v = { "", 0 };
+	if (!rec_attr(T.inst[i].rec, T.inst[i].rec_len, tag, &v.s, &v.l)) {
+		v.s = "";
+		v.l = 0;
+	}
+	return v;
+}
+
+/* First non-empty value of every column over the instances of match x
+ * (one pass over each record, stopping when all are found) */
+static void row_values(const struct mcol *mc, size_t nc, int level, uint32_t x,
+		       struct sv *vals)
+{
+	uint32_t a, e;
+	size_t missing = 0;
+	if (level == LV_INSTANCES) {
+		a = x;
+		e = x + 1;
+	} else if (level == LV_SERIES) {
+		a = T.series[x].first;
+		e = T.series[x].end;
+	} else {
+		a = T.study[x].first;
+		e = T.study[x].end;
+	}
+	for (size_t k = 0; k < nc; k++) {
+		vals[k].s = "";
+		vals[k].l = 0;
+		missing += mc[k].tag && !mc[k].count && mc[k].tag != TAG_MODALITIES_IN_STUDY;
+	}
+	for (uint32_t i = a; i < e && missing; i++) {
+		size_t pos = 0, l;
+		uint32_t t;
+		char vr[2];
+		const char *v;
+		while (rec_next(T.inst[i].rec, T.inst[i].rec_len, &pos, &t, vr, &v, &l)) {
+			if (!l)
+				continue;
+			/* columns are in ascending tag order after the UIDs: linear is fine */
+			for (size_t k = 0; k < nc; k++)
+				if (mc[k].tag == t && !vals[k].l && !mc[k].count) {
+					vals[k].s = v;
+					vals[k].l = l;
+					missing--;
+				}
+		}
+	}
+}
+
+static struct sv cell(const struct mcol *c, int level, uint32_t x,
 		      char *tmp, size_t tmplen, struct tb *mods)
 {
 	struct sv v = { "", 0 };
@@ -1026,7 +1129,7 @@ static struct sv cell(const struct mcol *c, const struct sv *col, int level, uin
 		if (mods->s)
 			mods->s[0] = 0;
 		for (uint32_t i = a; i < e; i++) {
-			struct sv m = col[i];
+			struct sv m = rec_val(i, TAG_MODALITY);
 			if (!m.l)
 				continue;
 			int seen = 0;
@@ -1047,29 +1150,19 @@ static struct sv cell(const struct mcol *c, const struct sv *col, int level, uin
 		v.l = mods->len;
 		return v;
 	}
-	for (uint32_t i = a; i < e; i++)
-		if (col[i].l)
-			return col[i];
-	return v;
+	return v;   /* attributes: row_values() */
 }
 
 static int manifests(struct dfs *fs, struct query *q)
 {
 	struct qres *r = q->res;
-	struct mcol mc[512];
-	const struct sv *cols[512];
+	static __thread struct mcol mc[512];
+	static __thread struct sv vals[512];
 	size_t nc = manifest_cols(fs, q->level, mc, 512);
 	struct tb csv = { 0 }, js = { 0 }, path = { 0 }, mods = { 0 };
 	char tmp[32];
-	int err = 0;
 	if (r->csv)
 		return 0;
-	for (size_t k = 0; k < nc && !err; k++)
-		cols[k] = mc[k].count ? NULL :
-			  col_or_fail(mc[k].tag == TAG_MODALITIES_IN_STUDY ? TAG_MODALITY : mc[k].tag,
-				      &err);
-	if (err)
-		return err;
 	tb_str(&csv, "path,link");
 	for (size_t k = 0; k < nc; k++) {
 		tb_add(&csv, ",", 1);
@@ -1087,9 +1180,10 @@ static int manifests(struct dfs *fs, struct query *q)
 		json_str(&js, ps, path.len);
 		tb_str(&js, ",\"link\":");
 		json_str(&js, r->names[i], strlen(r->names[i]));
+		row_values(mc, nc, q->level, r->idx[i], vals);
 		for (size_t k = 0; k < nc; k++) {
-			struct sv v = cell(&mc[k], cols[k], q->level, r->idx[i], tmp, sizeof(tmp),
-					   &mods);
+			struct sv v = mc[k].count || mc[k].tag == TAG_MODALITIES_IN_STUDY ?
+				      cell(&mc[k], q->level, r->idx[i], tmp, sizeof(tmp), &mods) : vals[k];
 			tb_add(&csv, ",", 1);
 			csv_field(&csv, v.s, v.l);
 			tb_add(&js, ",", 1);
