@@ -45,6 +45,8 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 
 #include "fs.h"
 #include "error.h"
@@ -97,24 +99,116 @@ static struct {
 	size_t ninst, cinst;
 	struct column *cols;
 	size_t ncols;
+	/* per series: bit j set when an instance has a non-empty value of the
+	 * j-th indexed tag (j < 64); NULL until computed (table_masks) */
+	uint64_t *smask;
+	const uint32_t *mtags;
+	size_t nmtags;
+	/* every indexed tag's values, copied out of the map (table_masks):
+	 * vcell[j * ninst + i] is the offset in vpool of instance i's value
+	 * of mtags[j] (a uint16 length, then the bytes; 0: absent). Equal
+	 * values of consecutive instances share one copy. NULL until done. */
+	uint32_t *vcell;
+	char *vpool;
+	size_t vpool_len;
 	/* attributes of the root, for every query object */
 	uint32_t uid, gid;
 	int64_t mtime;
 } T = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
+static double QT_now(void){struct timespec ts;clock_gettime(CLOCK_MONOTONIC,&ts);return ts.tv_sec*1e3+ts.tv_nsec/1e6;}
 struct walk {
-	struct dfs *fs;
+	struct index *ix;
 	int level;            /* 0 patients/, 1 patient, 2 study, 3 series */
 	uint32_t parent;
 	int err;
 };
+
+/*
+ * Big arrays (the table, the columns, large results) live in mappings
+ * advised for transparent huge pages: on a VM a 4 KiB page fault can cost
+ * tens of microseconds, and the table touches megabytes on its first use.
+ * Small ones are malloc()ed; a 16-byte header says which (and the size).
+ */
+#define HUGE_MIN ((size_t)256 << 10)
+#define HUGE_PAGE ((size_t)2 << 20)
+
+static void *hmalloc(size_t size)
+{
+	size_t *h;
+	if (size > SIZE_MAX / 2)
+		return NULL;
+	if (size + 16 < HUGE_MIN) {
+		if (!(h = malloc(size + 16)))
+			return NULL;
+		h[0] = 0;
+		h[1] = size;
+		return h + 2;
+	}
+	size_t need = (size + 16 + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+	size_t len = need + HUGE_PAGE;
+	char *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED)
+		return NULL;
+	char *a = (char *)(((uintptr_t)m + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1));
+	if (a > m)
+		munmap(m, (size_t)(a - m));
+	if (a + need < m + len)
+		munmap(a + need, (size_t)(m + len - (a + need)));
+#ifdef MADV_HUGEPAGE
+	(void)madvise(a, need, MADV_HUGEPAGE);
+#endif
+	h = (size_t *)a;
+	h[0] = need;
+	h[1] = size;
+	return h + 2;
+}
+
+static void *hcalloc(size_t n, size_t sz)
+{
+	if (sz && n > SIZE_MAX / 2 / sz)
+		return NULL;
+	void *p = hmalloc(n * sz);
+	size_t *h = p;
+	if (p && !h[-2])
+		memset(p, 0, n * sz);   /* fresh mappings are zero already */
+	return p;
+}
+
+static void hfree(void *p)
+{
+	if (!p)
+		return;
+	size_t *h = (size_t *)p - 2;
+	if (h[0])
+		munmap(h, h[0]);
+	else
+		free(h);
+}
+
+static void *hrealloc(void *p, size_t size)
+{
+	if (!p)
+		return hmalloc(size);
+	size_t *h = (size_t *)p - 2;
+	if (h[0] && size + 16 <= h[0]) {
+		h[1] = size;
+		return p;
+	}
+	void *np = hmalloc(size);
+	if (!np)
+		return NULL;
+	memcpy(np, p, h[1] < size ? h[1] : size);
+	hfree(p);
+	return np;
+}
 
 static int grow(void **p, size_t *cap, size_t n, size_t sz)
 {
 	if (n < *cap)
 		return 0;
 	size_t nc = *cap ? *cap * 2 : 256;
-	void *np = realloc(*p, nc * sz);
+	void *np = hrealloc(*p, nc * sz);
 	if (!np)
 		return -ENOMEM;
 	*p = np;
@@ -122,7 +216,135 @@ static int grow(void **p, size_t *cap, size_t n, size_t sz)
 	return 0;
 }
 
-static int walk_dir(struct dfs *fs, uint64_t id, int level, uint32_t parent);
+static int walk_dir(struct index *ix, uint64_t id, int level, uint32_t parent);
+
+/* rec_next() (record.c), inlined: the hot loop of column fills and manifests */
+static inline int rec_step(const unsigned char *p, size_t len, size_t *pos,
+			   uint32_t *tag, const char **v, size_t *l)
+{
+	uint16_t l16;
+	if (*pos == 0)
+		*pos = sizeof(struct rec_head);
+	if (len < sizeof(struct rec_head) || *pos + 8 > len)
+		return 0;
+	memcpy(tag, p + *pos, 4);
+	memcpy(&l16, p + *pos + 6, 2);
+	if (*pos + 8 + l16 > len)
+		return 0;
+	*v = (const char *)p + *pos + 8;
+	*l = l16;
+	*pos += 8 + l16;
+	return 1;
+}
+
+/*
+ * The file records by instance id, from one cursor pass over the "files" DB
+ * (much cheaper than a node and a record lookup per instance). Only while
+ * the table is built.
+ */
+struct frec {
+	uint64_t id;
+	const void *rec;
+	size_t len;
+};
+
+static struct {
+	struct frec *v;
+	size_t n, cap;
+	uint32_t *direct;     /* id -> index + 1, when ids are dense enough */
+	uint64_t maxid;
+	int err;
+} F;
+
+static int frec_cb(void *ctx, const char *relpath, size_t len, const void *val,
+		   size_t vlen)
+{
+	const struct rec_head *h = val;
+	(void)ctx; (void)relpath; (void)len;
+	if (vlen < sizeof(*h) || h->status != REC_OK)
+		return 0;
+	if ((F.err = grow((void **)&F.v, &F.cap, F.n, sizeof(*F.v))))
+		return 1;
+	F.v[F.n].id = h->id;
+	F.v[F.n].rec = val;
+	F.v[F.n++].len = vlen;
+	if (h->id > F.maxid)
+		F.maxid = h->id;
+	return 0;
+}
+
+static int frec_cmp(const void *a, const void *b)
+{
+	uint64_t x = ((const struct frec *)a)->id, y = ((const struct frec *)b)->id;
+	return x < y ? -1 : x > y;
+}
+
+static int frec_load(struct index *ix)
+{
+	struct rusage ru0, ru1; getrusage(RUSAGE_THREAD, &ru0); double a0=QT_now();
+	int rc = index_files_scan(ix, frec_cb, NULL);
+	getrusage(RUSAGE_THREAD, &ru1); fprintf(stderr,"QT scan=%.1f minflt=%ld majflt=%ld n=%zu\n",QT_now()-a0, ru1.ru_minflt-ru0.ru_minflt, ru1.ru_majflt-ru0.ru_majflt, F.n);
+	if (!rc)
+		rc = F.err;
+	if (rc)
+		return rc;
+	if (F.n && F.n < UINT32_MAX && F.maxid < 8 * (uint64_t)F.n + (1u << 20)) {
+		F.direct = hcalloc(F.maxid + 1, sizeof(*F.direct));
+		if (F.direct) {
+			for (size_t i = 0; i < F.n; i++)
+				F.direct[F.v[i].id] = (uint32_t)i + 1;
+			return 0;
+		}
+	}
+	qsort(F.v, F.n, sizeof(*F.v), frec_cmp);
+	return 0;
+}
+
+struct frec_job {
+	struct index *ix;
+	int rc;
+};
+
+static void *frec_main(void *arg)
+{
+	struct frec_job *j = arg;
+	j->rc = frec_load(j->ix);
+	return NULL;
+}
+
+static int frec_find(uint64_t id, const void **rec, size_t *len)
+{
+	const struct frec *f = NULL;
+	if (F.direct) {
+		if (id <= F.maxid && F.direct[id])
+			f = &F.v[F.direct[id] - 1];
+	} else {
+		size_t lo = 0, hi = F.n;
+		while (lo < hi) {
+			size_t m = (lo + hi) / 2;
+			if (F.v[m].id == id) {
+				f = &F.v[m];
+				break;
+			}
+			if (F.v[m].id < id)
+				lo = m + 1;
+			else
+				hi = m;
+		}
+	}
+	if (!f)
+		return 0;
+	*rec = f->rec;
+	*len = f->len;
+	return 1;
+}
+
+static void frec_free(void)
+{
+	hfree(F.v);
+	hfree(F.direct);
+	memset(&F, 0, sizeof(F));
+}
 
 static int walk_cb(void *ctx, uint64_t ino, const char *name, size_t nl,
 		   uint64_t next)
@@ -143,12 +365,11 @@ static int walk_cb(void *ctx, uint64_t ino, const char *name, size_t nl,
 		d->parent = w->parent;
 		d->first = (uint32_t)T.ninst;
 		uint32_t me = (uint32_t)(*n)++;
-		w->err = walk_dir(w->fs, d->id, w->level + 1, me);
+		w->err = walk_dir(w->ix, d->id, w->level + 1, me);
 		(*v)[me].end = (uint32_t)T.ninst;
 		return w->err != 0;
 	}
 	if (w->level == 3 && k == KIND_DCM) {
-		struct node_view nv;
 		if ((w->err = grow((void **)&T.inst, &T.cinst, T.ninst, sizeof(*T.inst))))
 			return 1;
 		struct tinst *t = &T.inst[T.ninst];
@@ -156,41 +377,246 @@ static int walk_cb(void *ctx, uint64_t ino, const char *name, size_t nl,
 		t->name.s = name;
 		t->name.l = nl;
 		t->series = w->parent;
-		w->err = index_node(w->fs->ix, t->id, &nv);
-		if (!w->err)
-			w->err = index_file_record(w->fs->ix, nv.relpath, nv.rec->path_len,
-						   &t->rec, &t->rec_len);
-		if (w->err)
-			return 1;
+		t->rec = NULL;   /* from the "files" pass, see table_build_ix */
+		t->rec_len = 0;
 		T.ninst++;
 	}
 	return 0;
 }
 
-static int walk_dir(struct dfs *fs, uint64_t id, int level, uint32_t parent)
+static int walk_dir(struct index *ix, uint64_t id, int level, uint32_t parent)
 {
-	struct walk w = { fs, level, parent, 0 };
-	int rc = index_readdir(fs->ix, id, 0, walk_cb, &w);
+	struct walk w = { ix, level, parent, 0 };
+	int rc = index_readdir(ix, id, 0, walk_cb, &w);
 	return rc ? rc : w.err;
 }
 
 /* under T.lock */
-static int table_build(struct dfs *fs)
+static int table_build_ix(struct index *ix)
 {
 	struct node_view nv;
 	if (T.built)
 		return T.err;
 	T.built = 1;
-	T.err = index_node(fs->ix, ID_ROOT, &nv);
+	T.err = index_node(ix, ID_ROOT, &nv);
 	if (!T.err) {
 		T.uid = nv.rec->uid;
 		T.gid = nv.rec->gid;
 		T.mtime = nv.rec->mtime_ns;
-		T.err = walk_dir(fs, ID_PATIENTS, 0, 0);
+		double a=QT_now();
+		/* the records (one pass over "files") on a second thread while
+		 * this one walks the tree: both mostly wait on first touches of
+		 * the map's pages */
+		pthread_t th;
+		struct frec_job job = { ix, 0 };
+		int threaded = pthread_create(&th, NULL, frec_main, &job) == 0;
+		if (!threaded)
+			job.rc = frec_load(ix);
+		T.err = walk_dir(ix, ID_PATIENTS, 0, 0);
+		if (threaded)
+			pthread_join(th, NULL);
+		if (!T.err)
+			T.err = job.rc;
+		fprintf(stderr,"QT walk+frec=%.1f\n",QT_now()-a);
+		/* the instances' records, by id */
+		for (size_t i = 0; i < T.ninst && !T.err; i++) {
+			struct tinst *t = &T.inst[i];
+			if (frec_find(t->id, &t->rec, &t->rec_len))
+				continue;
+			/* not in the id map (should not happen): look it up */
+			T.err = index_node(ix, t->id, &nv);
+			if (!T.err)
+				T.err = index_file_record(ix, nv.relpath, nv.rec->path_len,
+							  &t->rec, &t->rec_len);
+		}
+		frec_free();
+		fprintf(stderr,"QT table=%.1f n=%zu\n",QT_now()-a,T.ninst);
 	}
 	if (T.err)
 		dfs_log("query: cannot load the index: %s", dfs_strerror(T.err));
 	return T.err;
+}
+
+/*
+ * The presence masks of the series: one pass over every record, so that a
+ * manifest row stops reading a study's or series' records once it has
+ * every value that exists there. Runs after the table is built, without
+ * T.lock (the table does not change once built), then publishes them.
+ */
+static void table_masks(struct index *ix)
+{
+	const uint32_t *tags;
+	size_t nt;
+	index_tags(ix, &tags, &nt);
+	if (!tags) {
+		tags = dfs_tag_numbers();
+		nt = dfs_ntags;
+	}
+	size_t n = T.ninst;
+	uint64_t *m = hcalloc(T.nseries ? T.nseries : 1, sizeof(*m));
+	uint32_t *cell = NULL, *prev = NULL;
+	char *pool = NULL;
+	size_t plen = 8, pcap = 0;   /* offset 0 (and up to 7): "absent" */
+	int ok = m != NULL;
+	if (ok && nt && n && n <= UINT32_MAX / nt) {
+		cell = hcalloc(nt * n, sizeof(*cell));
+		prev = calloc(nt, sizeof(*prev));
+		pcap = (size_t)64 << 20;
+		pool = hmalloc(pcap);
+		if (!cell || !prev || !pool) {
+			hfree(cell);
+			hfree(pool);
+			cell = NULL;
+			pool = NULL;
+		}
+	}
+	for (size_t i = 0; ok && i < n; i++) {
+		size_t pos = 0, l, j = 0;
+		uint32_t t;
+		const char *v;
+		uint64_t bits = 0;
+		while (j < nt && rec_step(T.inst[i].rec, T.inst[i].rec_len, &pos, &t, &v, &l)) {
+			while (j < nt && tags[j] < t)
+				j++;
+			if (j >= nt || tags[j] != t)
+				continue;
+			if (l && j < 64)
+				bits |= (uint64_t)1 << j;
+			if (!cell || cell[j * n + i])
+				continue;   /* a repeated tag: the first one counts */
+			uint32_t o = prev[j];
+			uint16_t pl;
+			if (o) {
+				memcpy(&pl, pool + o, 2);
+				if (pl == l && memcmp(pool + o + 2, v, l) == 0) {
+					cell[j * n + i] = o;
+					continue;
+				}
+			}
+			if (plen + 2 + l > pcap) {
+				char *np = pcap * 2 <= UINT32_MAX ? hrealloc(pool, pcap * 2) : NULL;
+				if (!np) {
+					hfree(cell);
+					hfree(pool);
+					cell = NULL;
+					pool = NULL;
+					continue;
+				}
+				pool = np;
+				pcap *= 2;
+			}
+			pl = (uint16_t)l;
+			memcpy(pool + plen, &pl, 2);
+			memcpy(pool + plen + 2, v, l);
+			cell[j * n + i] = prev[j] = (uint32_t)plen;
+			plen += 2 + l;
+		}
+		if (m)
+			m[T.inst[i].series] |= bits;
+	}
+	free(prev);
+	pthread_mutex_lock(&T.lock);
+	if (T.smask || !m) {
+		hfree(m);
+		hfree(cell);
+		hfree(pool);
+	} else {
+		T.mtags = tags;
+		T.nmtags = nt;
+		T.smask = m;
+		T.vcell = cell;
+		T.vpool = pool;
+		T.vpool_len = plen;
+	}
+	pthread_mutex_unlock(&T.lock);
+}
+
+/* A column: the copied values when there, else values in the map */
+struct colref {
+	const uint32_t *off;
+	const struct sv *sv;
+};
+
+static inline struct sv colv(const struct colref *c, size_t i)
+{
+	if (c->off) {
+		struct sv v = { "", 0 };
+		uint32_t o = c->off[i];
+		if (o) {
+			uint16_t l;
+			memcpy(&l, T.vpool + o, 2);
+			v.s = T.vpool + o + 2;
+			v.l = l;
+		}
+		return v;
+	}
+	return c->sv[i];
+}
+
+/* the copied column of tag, or NULL */
+static const uint32_t *vcolumn(uint32_t tag)
+{
+	if (!T.vcell)
+		return NULL;
+	size_t lo = 0, hi = T.nmtags;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (T.mtags[mid] < tag)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo >= T.nmtags || T.mtags[lo] != tag)
+		return NULL;
+	return T.vcell + lo * T.ninst;
+}
+
+/* May the instances a..e hold a non-empty value of tag? (masks) */
+static int mask_may_have(uint32_t a, uint32_t e, uint32_t tag)
+{
+	if (!T.smask || a >= e)
+		return 1;
+	size_t lo = 0, hi = T.nmtags;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (T.mtags[mid] < tag)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo >= T.nmtags || T.mtags[lo] != tag || lo >= 64)
+		return 1;
+	for (uint32_t s = T.inst[a].series; s <= T.inst[e - 1].series; s++)
+		if (T.smask[s] >> lo & 1)
+			return 1;
+	return 0;
+}
+
+static int table_build(struct dfs *fs)
+{
+	return table_build_ix(fs->ix);
+}
+
+/*
+ * The table is loaded on a thread of its own as soon as the index is
+ * reopened for the mount (index_set_warm), so it is usually ready before
+ * the first query; a query that comes earlier waits for it on T.lock.
+ */
+static void table_warm(struct index *ix)
+{
+	pthread_mutex_lock(&T.lock);
+	int rc = table_build_ix(ix);
+	pthread_mutex_unlock(&T.lock);
+	if (!rc) {
+		double a = QT_now();
+		table_masks(ix);
+		fprintf(stderr, "QT masks=%.1f\n", QT_now() - a);
+	}
+}
+
+__attribute__((constructor)) static void table_warm_register(void)
+{
+	index_set_warm(table_warm);
 }
 
 /*
@@ -220,10 +646,10 @@ static int columns_fill(const uint32_t *tags, size_t n)
 		return -ENOMEM;
 	T.cols = nc;
 	for (size_t k = 0; k < nm; k++) {
-		cv[k] = calloc(T.ninst ? T.ninst : 1, sizeof(struct sv));
+		cv[k] = hcalloc(T.ninst ? T.ninst : 1, sizeof(struct sv));
 		if (!cv[k]) {
 			while (k--)
-				free(cv[k]);
+				hfree(cv[k]);
 			return -ENOMEM;
 		}
 		if (miss[k] > maxtag)
@@ -232,9 +658,8 @@ static int columns_fill(const uint32_t *tags, size_t n)
 	for (size_t i = 0; i < T.ninst; i++) {
 		size_t pos = 0, l, found = 0;
 		uint32_t t;
-		char vr[2];
 		const char *v;
-		while (found < nm && rec_next(T.inst[i].rec, T.inst[i].rec_len, &pos, &t, vr, &v, &l)) {
+		while (found < nm && rec_step(T.inst[i].rec, T.inst[i].rec_len, &pos, &t, &v, &l)) {
 			if (t > maxtag)
 				break;
 			for (size_t k = 0; k < nm; k++)
@@ -326,7 +751,7 @@ static void res_free(struct qres *r)
 	for (size_t i = 0; i < r->n; i++)
 		free(r->names[i]);
 	free(r->names);
-	free(r->idx);
+	hfree(r->idx);
 	free(r->by_name);
 	free(r->csv);
 	free(r->jsonl);
@@ -809,20 +1234,34 @@ static int cmp_names(const void *a, const void *b, void *ctx)
 static int evaluate(struct query *q, struct qres **out)
 {
 	struct qres *r = calloc(1, sizeof(*r));
-	const struct sv *cols[MAX_TERMS];
+	struct colref cols[MAX_TERMS];
+	uint32_t lastoff[MAX_TERMS];
+	int lastres[MAX_TERMS];
 	unsigned char *study_ok = NULL;
 	int err = 0;
 	if (!r)
 		return -ENOMEM;
 	{
+		/* columns not copied by table_masks (not yet, or not indexed):
+		 * from the records, one pass for all */
 		uint32_t need[MAX_TERMS];
-		for (size_t k = 0; k < q->nt; k++)
-			need[k] = q->t[k].tag == TAG_MODALITIES_IN_STUDY ? TAG_MODALITY : q->t[k].tag;
-		err = columns_fill(need, q->nt);
+		size_t nn = 0;
+		for (size_t k = 0; k < q->nt; k++) {
+			uint32_t tag = q->t[k].tag == TAG_MODALITIES_IN_STUDY ? TAG_MODALITY : q->t[k].tag;
+			if (!vcolumn(tag))
+				need[nn++] = tag;
+		}
+		double a=QT_now();
+		err = columns_fill(need, nn);
+		if(QT_now()-a>1)fprintf(stderr,"QT cols=%.1f\n",QT_now()-a);
 	}
-	for (size_t k = 0; k < q->nt && !err; k++)
-		cols[k] = col_or_fail(q->t[k].tag == TAG_MODALITIES_IN_STUDY ? TAG_MODALITY
-								    : q->t[k].tag, &err);
+	for (size_t k = 0; k < q->nt && !err; k++) {
+		uint32_t tag = q->t[k].tag == TAG_MODALITIES_IN_STUDY ? TAG_MODALITY : q->t[k].tag;
+		cols[k].off = vcolumn(tag);
+		cols[k].sv = cols[k].off ? NULL : col_or_fail(tag, &err);
+		lastoff[k] = 0;
+		lastres[k] = -1;
+	}
 	/* ModalitiesInStudy: per study */
 	for (size_t k = 0; k < q->nt && !err; k++) {
 		if (q->t[k].tag != TAG_MODALITIES_IN_STUDY || q->t[k].m == M_ANY)
@@ -837,22 +1276,47 @@ static int evaluate(struct query *q, struct qres **out)
 		}
 		for (size_t s = 0; s < T.nstudy; s++) {
 			int any = 0;
-			for (uint32_t i = T.study[s].first; i < T.study[s].end && !any; i++)
-				any = match_mis(&q->t[k], cols[k][i]);
+			for (uint32_t i = T.study[s].first; i < T.study[s].end && !any; i++) {
+				if (cols[k].off && cols[k].off[i] == lastoff[k] && lastres[k] >= 0) {
+					any = lastres[k];
+					continue;
+				}
+				any = match_mis(&q->t[k], colv(&cols[k], i));
+				if (cols[k].off) {
+					lastoff[k] = cols[k].off[i];
+					lastres[k] = any;
+				}
+			}
 			study_ok[s] &= (unsigned char)any;
 		}
 	}
 	size_t cap = 0;
 	int64_t last = -1;
+	for (size_t k = 0; k < q->nt; k++) {
+		lastoff[k] = 0;
+		lastres[k] = -1;
+	}
 	for (size_t i = 0; i < T.ninst && !err; i++) {
 		const struct tinst *in = &T.inst[i];
 		uint32_t ser = in->series, st = T.series[ser].parent;
 		if (study_ok && !study_ok[st])
 			continue;
 		int ok = 1;
-		for (size_t k = 0; k < q->nt && ok; k++)
-			if (q->t[k].tag != TAG_MODALITIES_IN_STUDY)
-				ok = match_term(&q->t[k], cols[k][i]);
+		for (size_t k = 0; k < q->nt && ok; k++) {
+			if (q->t[k].tag == TAG_MODALITIES_IN_STUDY)
+				continue;
+			if (cols[k].off) {
+				/* equal consecutive values share an offset: match once */
+				uint32_t o = cols[k].off[i];
+				if (o != lastoff[k] || lastres[k] < 0) {
+					lastoff[k] = o;
+					lastres[k] = match_term(&q->t[k], colv(&cols[k], i));
+				}
+				ok = lastres[k];
+			} else {
+				ok = match_term(&q->t[k], cols[k].sv[i]);
+			}
+		}
 		if (!ok)
 			continue;
 		uint32_t v = q->level == LV_INSTANCES ? (uint32_t)i :
@@ -862,7 +1326,7 @@ static int evaluate(struct query *q, struct qres **out)
 		last = v;
 		if (r->n == cap) {
 			cap = cap ? cap * 2 : 256;
-			uint32_t *nv = realloc(r->idx, cap * sizeof(*nv));
+			uint32_t *nv = hrealloc(r->idx, cap * sizeof(*nv));
 			if (!nv) {
 				err = -ENOMEM;
 				break;
@@ -1074,23 +1538,41 @@ static void row_values(const struct mcol *mc, size_t nc, int level, uint32_t x,
 	for (size_t k = 0; k < nc; k++) {
 		vals[k].s = "";
 		vals[k].l = 0;
-		missing += mc[k].tag && !mc[k].count && mc[k].tag != TAG_MODALITIES_IN_STUDY;
+		missing += mc[k].tag && !mc[k].count && mc[k].tag != TAG_MODALITIES_IN_STUDY &&
+			   (e - a <= 1 || mask_may_have(a, e, mc[k].tag));
 	}
+	/* the wanted tags, ascending (attributes are stored in ascending tag
+	 * order): one merge pass per record, up to the largest tag wanted */
+	uint64_t want[512];
+	size_t nw = 0;
+	for (size_t k = 0; k < nc && nw < 512; k++)
+		if (mc[k].tag && !mc[k].count && mc[k].tag != TAG_MODALITIES_IN_STUDY)
+			want[nw++] = (uint64_t)mc[k].tag << 32 | k;
+	for (size_t i = 1; i < nw; i++)   /* nearly sorted: insertion sort */
+		for (size_t j = i; j > 0 && want[j - 1] > want[j]; j--) {
+			uint64_t x = want[j];
+			want[j] = want[j - 1];
+			want[j - 1] = x;
+		}
+	uint32_t maxtag = nw ? (uint32_t)(want[nw - 1] >> 32) : 0;
 	for (uint32_t i = a; i < e && missing; i++) {
-		size_t pos = 0, l;
+		size_t pos = 0, l, w = 0;
 		uint32_t t;
-		char vr[2];
 		const char *v;
-		while (rec_next(T.inst[i].rec, T.inst[i].rec_len, &pos, &t, vr, &v, &l)) {
-			if (!l)
-				continue;
-			/* columns are in ascending tag order after the UIDs: linear is fine */
-			for (size_t k = 0; k < nc; k++)
-				if (mc[k].tag == t && !vals[k].l && !mc[k].count) {
+		while (w < nw && rec_step(T.inst[i].rec, T.inst[i].rec_len, &pos, &t, &v, &l)) {
+			if (t > maxtag)
+				break;
+			while (w < nw && (uint32_t)(want[w] >> 32) < t)
+				w++;
+			for (size_t u = w; u < nw && (uint32_t)(want[u] >> 32) == t; u++) {
+				size_t k = (size_t)(want[u] & 0xFFFFFFFFu);
+				if (l && !vals[k].l) {
 					vals[k].s = v;
 					vals[k].l = l;
-					missing--;
+					if (missing)
+						missing--;
 				}
+			}
 		}
 	}
 }
@@ -1113,10 +1595,25 @@ static struct sv cell(const struct mcol *c, int level, uint32_t x,
 	if (c->count) {
 		uint64_t n = e - a;
 		if (c->count == 1) {
-			n = 0;
-			for (size_t s = 0; s < T.nseries; s++)
-				if (T.series[s].parent == x)
-					n++;
+			/* series are in tree order: a study's are contiguous */
+			size_t lo = 0, hi = T.nseries, b;
+			while (lo < hi) {
+				size_t m = (lo + hi) / 2;
+				if (T.series[m].parent < x)
+					lo = m + 1;
+				else
+					hi = m;
+			}
+			b = lo;
+			hi = T.nseries;
+			while (lo < hi) {
+				size_t m = (lo + hi) / 2;
+				if (T.series[m].parent <= x)
+					lo = m + 1;
+				else
+					hi = m;
+			}
+			n = lo - b;
 		}
 		snprintf(tmp, tmplen, "%llu", (unsigned long long)n);
 		v.s = tmp;
@@ -1128,8 +1625,11 @@ static struct sv cell(const struct mcol *c, int level, uint32_t x,
 		mods->len = 0;
 		if (mods->s)
 			mods->s[0] = 0;
+		struct colref mcol = { vcolumn(TAG_MODALITY), NULL };
+		if (!mcol.off)
+			mcol.sv = column(TAG_MODALITY);
 		for (uint32_t i = a; i < e; i++) {
-			struct sv m = rec_val(i, TAG_MODALITY);
+			struct sv m = mcol.off || mcol.sv ? colv(&mcol, i) : rec_val(i, TAG_MODALITY);
 			if (!m.l)
 				continue;
 			int seen = 0;
@@ -1364,9 +1864,11 @@ static int q_child(struct dfs *fs, struct query *p, const char *name, struct que
 
 static int q_results(struct dfs *fs, struct query *q, int want_manifests)
 {
+	double t0=QT_now();
 	int rc = table_build(fs);
 	if (rc)
 		return rc;
+	double t1=QT_now();
 	q->used = ++Q.clock;
 	if (!q->res) {
 		rc = evaluate(q, &q->res);
@@ -1374,8 +1876,11 @@ static int q_results(struct dfs *fs, struct query *q, int want_manifests)
 			return rc;
 		Q.cache_bytes += q->res->bytes;
 	}
+	double t2=QT_now();
 	if (want_manifests && (rc = manifests(fs, q)))
 		return rc;
+	double t3=QT_now();
+	if (t3-t0>2) fprintf(stderr,"QT %s build=%.1f eval=%.1f man=%.1f\n",q->key,t1-t0,t2-t1,t3-t2);
 	cache_trim(q);
 	return 0;
 }

@@ -380,8 +380,30 @@ int index_update(struct index *ix, struct index_stats *st, char *msg,
 	return rc;
 }
 
+/* A job run on its own thread once the environment is reopened for the
+ * mount (fs/kind_query.c: loading its table before the first query);
+ * joined before the environment closes. One index per process. */
+static void (*warm_fn)(struct index *);
+static pthread_t warm_thread;
+static int warm_running;
+
+void index_set_warm(void (*fn)(struct index *))
+{
+	warm_fn = fn;
+}
+
+static void *warm_main(void *arg)
+{
+	warm_fn(arg);
+	return NULL;
+}
+
 void index_close_env(struct index *ix)
 {
+	if (warm_running) {
+		pthread_join(warm_thread, NULL);
+		warm_running = 0;
+	}
 	if (ix->txn_key_ok) {
 		MDB_txn *t = pthread_getspecific(ix->txn_key);
 		if (t)
@@ -403,6 +425,8 @@ int index_reopen(struct index *ix)
 	if (pthread_key_create(&ix->txn_key, txn_destroy))
 		return -EAGAIN;
 	ix->txn_key_ok = 1;
+	if (warm_fn && !warm_running)
+		warm_running = pthread_create(&warm_thread, NULL, warm_main, ix) == 0;
 	return 0;
 }
 
@@ -551,6 +575,27 @@ int index_file_record(struct index *ix, const char *relpath, size_t len,
 	return 0;
 }
 
+int index_files_scan(struct index *ix, index_file_fn fn, void *ctx)
+{
+	MDB_cursor *c;
+	MDB_txn *t = rtxn(ix);
+	if (!t)
+		return -EIO;
+	MDB_val k, d;
+	int rc = mdb_cursor_open(t, ix->files, &c);
+	if (rc)
+		return dfs_from_mdb(rc);
+	rc = mdb_cursor_get(c, &k, &d, MDB_FIRST);
+	while (rc == 0) {
+		if (fn(ctx, k.mv_data, k.mv_size, d.mv_data, d.mv_size))
+			break;
+		rc = mdb_cursor_get(c, &k, &d, MDB_NEXT);
+	}
+	rc = rc == MDB_NOTFOUND || rc == 0 ? 0 : dfs_from_mdb(rc);
+	mdb_cursor_close(c);
+	return rc;
+}
+
 void index_report_error(struct index *ix, const char *relpath, const char *why)
 {
 	dfs_log("%s: %s", relpath, why);
@@ -617,7 +662,8 @@ int index_status_json(struct index *ix, char **buf, size_t *len)
 		  "  \"runtime_errors\": %llu,\n  \"tree_rebuilt\": %s,\n"
 		  "  \"built_at\": %lld,\n  \"build_seconds\": %.3f,\n"
 		  "  \"walk_seconds\": %.3f,\n  \"parse_seconds\": %.3f,\n"
-		  "  \"tree_seconds\": %.3f,\n  \"commit_seconds\": %.3f,\n"
+		  "  \"tree_seconds\": %.3f,\n  \"tree_cpu_seconds\": %.3f,\n"
+		  "  \"commit_seconds\": %.3f,\n"
 		  "  \"files_per_second\": %.0f,\n",
 		  (unsigned long long)s->files_seen, (unsigned long long)s->files_parsed,
 		  (unsigned long long)s->files_removed, (unsigned long long)s->instances,
@@ -626,7 +672,7 @@ int index_status_json(struct index *ix, char **buf, size_t *len)
 		  (unsigned long long)s->errors, (unsigned long long)s->duplicates,
 		  (unsigned long long)run, s->tree_rebuilt ? "true" : "false",
 		  (long long)ix->built_at, s->scan_seconds, s->walk_seconds,
-		  s->parse_seconds, s->tree_seconds, s->commit_seconds, s->files_per_second);
+		  s->parse_seconds, s->tree_seconds, s->tree_cpu_seconds, s->commit_seconds, s->files_per_second);
 	tb_printf(&t, "  \"pixel_decodes\": %llu,\n",
 		  (unsigned long long)__atomic_load_n(&pixel_decodes, __ATOMIC_RELAXED));
 	/* the tags the index holds (query/ can match them), and whether this

@@ -145,6 +145,7 @@ struct index_stats {
 	uint64_t skipped, errors, duplicates;
 	double scan_seconds, files_per_second;
 	double walk_seconds, parse_seconds, tree_seconds, commit_seconds;
+	double tree_cpu_seconds;  /* CPU time of the tree phase (contention-free) */
 	int tree_rebuilt, index_fresh, private_index;
 	int tags_reindexed;      /* the indexed tag set grew: all re-parsed */
 };
@@ -189,6 +190,14 @@ int index_readdir(struct index *ix, uint64_t dir_id, uint64_t pos,
 /* The file record of an instance (see record.h). */
 int index_file_record(struct index *ix, const char *relpath, size_t len,
 		      const void **val, size_t *vlen);
+/* Calls fn for every file record (relpath order, pointers valid while
+ * mounted); fn returns nonzero to stop. */
+typedef int (*index_file_fn)(void *ctx, const char *relpath, size_t len,
+			     const void *val, size_t vlen);
+int index_files_scan(struct index *ix, index_file_fn fn, void *ctx);
+/* fn(ix) runs on a thread of its own each time index_reopen succeeds (the
+ * mount), joined by index_close_env; set before index_reopen. */
+void index_set_warm(void (*fn)(struct index *));
 
 /* The tags the index holds values of (ascending; valid while mounted). */
 void index_tags(const struct index *ix, const uint32_t **tags, size_t *n);

@@ -28,6 +28,8 @@
 
 #define PX_IDAT_MAX (1u << 20)
 #define PX_CHUNK 65536     /* pixels converted per step */
+#define PX_MAX_RATIO 16384 /* decoded bytes per byte of a compressed file */
+#define PX_RATIO_FLOOR ((uint64_t)64 << 20)  /* ... above this size */
 
 /* ---- attributes ---- */
 
@@ -209,6 +211,12 @@ int px_info_from_record(const void *rec, size_t len, const struct rec_head *h,
 	    __builtin_mul_overflow(ofb, (uint64_t)pi->frames, &total) ||
 	    total > PX_MAX_BYTES)
 		FAIL(DFS_ETOOBIG, "pixel data too large");
+	/* a compressed source cannot stand for more than PX_MAX_RATIO times
+	 * its file size (RLE expands 64x at most, zlib ~1000x): otherwise a
+	 * 4 KiB file saying 65535 x 65535 makes the mount allocate, decode
+	 * and serve 4 GiB (GDCM fills what the codestream lacks) */
+	if (!pi->native && total > PX_RATIO_FLOOR && total / PX_MAX_RATIO > h->size)
+		FAIL(DFS_ETOOBIG, "pixel data too large for the size of the file");
 	pi->frame_pixels = fp;
 	pi->out_frame_bytes = ofb;
 	pi->data_len = total;

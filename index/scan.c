@@ -1090,8 +1090,10 @@ static int scan_tags(struct index *ix, MDB_txn *txn, int *reparse_all)
 	free(ix->tags);
 	ix->tags = v;
 	ix->ntags = n;
-	/* tags new to this index */
+	/* tags new to this index (named only when files must be re-parsed:
+	 * GDCM's dictionary is not loaded for a fresh index) */
 	struct textbuf added = { 0 };
+	int have_files = mdb_stat(txn, ix->files, &fst) == 0 && fst.ms_entries > 0;
 	for (size_t i = 0; i < n; i++) {
 		int have = 0;
 		for (size_t j = 0; j < nold && !have; j++)
@@ -1100,12 +1102,16 @@ static int scan_tags(struct index *ix, MDB_txn *txn, int *reparse_all)
 			char kw[80];
 			char vr[3];
 			nnew++;
-			if (dcmdict_by_tag(v[i], vr, kw, sizeof(kw)))
+			if (!have_files)
+				continue;
+			const struct dfs_tag *dt = tags_by_tag(v[i]);
+			if (dt)
+				snprintf(kw, sizeof(kw), "%s", dt->keyword);
+			else if (dcmdict_by_tag(v[i], vr, kw, sizeof(kw)))
 				snprintf(kw, sizeof(kw), "private");
 			tb_printf(&added, "%s%08X (%s)", added.len ? ", " : "", v[i], kw);
 		}
 	}
-	int have_files = mdb_stat(txn, ix->files, &fst) == 0 && fst.ms_entries > 0;
 	if (nnew && have_files) {
 		*reparse_all = 1;
 		ix->stats.tags_reindexed = 1;
@@ -1144,7 +1150,7 @@ int scan_update(struct index *ix, char *msg, size_t msglen)
 	int rc;
 	struct stat rst;
 
-	dcmshim_init();
+	/* GDCM is not loaded here: the parser processes load it (dcmshim.h) */
 	signal(SIGPIPE, SIG_IGN); /* a dying parser must not take us with it */
 	if (fstat(ix->archive_fd, &rst) == 0)
 		seen_add(&seen, rst.st_dev, rst.st_ino);
@@ -1309,6 +1315,8 @@ join:
 	ix->stats.files_parsed = ntodo;
 	ix->stats.parse_seconds = now_s() - tp;
 	tp = now_s();
+	struct timespec c0, c1;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
 	rc = meta_put_u64(txn, ix->meta, "next_id", next_id);
 	if (rc)
 		goto abort;
@@ -1334,6 +1342,8 @@ join:
 		if (!meta_get_u64(txn, ix->meta, "n_duplicates", &v)) ix->stats.duplicates = v;
 	}
 	ix->stats.tree_seconds = now_s() - tp;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+	ix->stats.tree_cpu_seconds = (c1.tv_sec - c0.tv_sec) + (c1.tv_nsec - c0.tv_nsec) / 1e9;
 	tp = now_s();
 	rc = dfs_from_mdb(mdb_txn_commit(txn));
 	txn = NULL;

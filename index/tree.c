@@ -70,7 +70,31 @@ struct kv {
 struct stage {
 	struct kv *v;
 	size_t n, cap;
+	/* the bytes of the records: an arena of 1 MiB chunks (no malloc each) */
+	unsigned char **chunks;
+	size_t nchunks, used;
 };
+
+#define STAGE_CHUNK ((size_t)1 << 20)
+
+static unsigned char *stage_alloc(struct stage *st, size_t n)
+{
+	if (n > STAGE_CHUNK)
+		return NULL;
+	if (!st->nchunks || st->used + n > STAGE_CHUNK) {
+		unsigned char **nc = realloc(st->chunks, (st->nchunks + 1) * sizeof(*nc));
+		if (!nc)
+			return NULL;
+		st->chunks = nc;
+		if (!(nc[st->nchunks] = malloc(STAGE_CHUNK)))
+			return NULL;
+		st->nchunks++;
+		st->used = 0;
+	}
+	unsigned char *p = st->chunks[st->nchunks - 1] + st->used;
+	st->used += (n + 7) & ~(size_t)7;
+	return p;
+}
 
 static int stage_put(struct stage *st, const void *k, size_t kl, const void *v1,
 		     size_t l1, const void *v2, size_t l2, const void *v3, size_t l3)
@@ -86,7 +110,7 @@ static int stage_put(struct stage *st, const void *k, size_t kl, const void *v1,
 	struct kv *e = &st->v[st->n];
 	e->kl = kl;
 	e->vl = l1 + l2 + l3;
-	e->k = malloc(kl + e->vl);
+	e->k = stage_alloc(st, kl + e->vl);
 	if (!e->k)
 		return -ENOMEM;
 	e->v = e->k + kl;
@@ -122,8 +146,11 @@ static int stage_flush(struct stage *st, MDB_txn *txn, MDB_dbi dbi)
 
 static void stage_release(struct stage *st)
 {
-	for (size_t i = 0; i < st->n; i++)
-		free(st->v[i].k);
+	for (size_t i = 0; i < st->nchunks; i++)
+		free(st->chunks[i]);
+	free(st->chunks);
+	st->chunks = NULL;
+	st->nchunks = st->used = 0;
 	free(st->v);
 	st->v = NULL;
 	st->n = st->cap = 0;
