@@ -643,7 +643,8 @@ static int rd_need(struct rdbuf *rb, size_t n, int timeout_ms)
 {
 	if (rb->len - rb->pos >= n)
 		return 0;
-	memmove(rb->p, rb->p + rb->pos, rb->len - rb->pos);
+	if (rb->pos)  /* (rb->p is NULL before the first read) */
+		memmove(rb->p, rb->p + rb->pos, rb->len - rb->pos);
 	rb->len -= rb->pos;
 	rb->pos = 0;
 	if (n > rb->cap) {

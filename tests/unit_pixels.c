@@ -190,7 +190,7 @@ int main(void)
 		int bad = 0;
 		for (int i = 0; i < 105; i++) {
 			int16_t raw = (int16_t)(file[0x100 + 2 * i] << 8 | file[0x101 + 2 * i]);
-			int16_t want = (int16_t)(raw << 4) >> 4;
+			int16_t want = (int16_t)((uint16_t)raw << 4) >> 4;
 			bad += out[i] != want;
 		}
 		CHECK(!bad, "big-endian 12-bit signed values");
