@@ -98,6 +98,11 @@ void dfs_query_forget(uint64_t ino, uint64_t nlookup);
 
 /* close f->fd: the release of kinds that keep a source fd */
 void kind_fd_release(struct dfs_file *f);
+/* serve / free f->buf[0, f->len): the read and release of kinds whose
+ * content is generated into memory on open */
+int kind_buf_read(struct dfs *fs, struct dfs_file *f, fuse_req_t req,
+		  size_t size, off_t off);
+void kind_buf_release(struct dfs_file *f);
 
 static inline void stat_times(struct stat *st, int64_t ns)
 {

@@ -60,32 +60,12 @@ static int text_open(struct dfs *fs, uint64_t id, const struct node_view *nv,
 	return text_make(fs, f->kind, &f->buf, &f->len);
 }
 
-static int text_read(struct dfs *fs, struct dfs_file *f, fuse_req_t req,
-		     size_t size, off_t off)
-{
-	(void)fs;
-	if (off < 0)
-		return -EINVAL;
-	if ((size_t)off >= f->len)
-		size = 0;
-	else if (size > f->len - (size_t)off)
-		size = f->len - (size_t)off;
-	fuse_reply_buf(req, size ? f->buf + off : NULL, size);
-	return 0;
-}
-
-static void text_release(struct dfs_file *f)
-{
-	free(f->buf);
-	f->buf = NULL;
-}
-
 const struct kind_ops kind_status = {
 	.name = "status.json",
 	.getattr = status_getattr,
 	.open = text_open,
-	.read = text_read,
-	.release = text_release,
+	.read = kind_buf_read,
+	.release = kind_buf_release,
 	.direct_io = 1,
 	.volatile_attr = 1,
 };
@@ -94,8 +74,8 @@ const struct kind_ops kind_errors = {
 	.name = "errors.tsv",
 	.getattr = errors_getattr,
 	.open = text_open,
-	.read = text_read,
-	.release = text_release,
+	.read = kind_buf_read,
+	.release = kind_buf_release,
 	.direct_io = 1,
 	.volatile_attr = 1,
 };

@@ -153,30 +153,10 @@ fail:
 	return rc;
 }
 
-static int json_read(struct dfs *fs, struct dfs_file *f, fuse_req_t req,
-		     size_t size, off_t off)
-{
-	(void)fs;
-	if (off < 0)
-		return -EINVAL;
-	if ((size_t)off >= f->len)
-		size = 0;
-	else if (size > f->len - (size_t)off)
-		size = f->len - (size_t)off;
-	fuse_reply_buf(req, size ? f->buf + off : NULL, size);
-	return 0;
-}
-
-static void json_release(struct dfs_file *f)
-{
-	free(f->buf);
-	f->buf = NULL;
-}
-
 const struct kind_ops kind_json = {
 	.name = "json",
 	.getattr = json_getattr,
 	.open = json_open,
-	.read = json_read,
-	.release = json_release,
+	.read = kind_buf_read,
+	.release = kind_buf_release,
 };

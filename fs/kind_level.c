@@ -1419,33 +1419,13 @@ static int level_open(struct dfs *fs, uint64_t id, const struct node_view *nv,
 	return level_content(fs, id, f->kind, nv, &f->buf, &f->len);
 }
 
-static int level_read(struct dfs *fs, struct dfs_file *f, fuse_req_t req,
-		      size_t size, off_t off)
-{
-	(void)fs;
-	if (off < 0)
-		return -EINVAL;
-	if ((size_t)off >= f->len)
-		size = 0;
-	else if (size > f->len - (size_t)off)
-		size = f->len - (size_t)off;
-	fuse_reply_buf(req, size ? f->buf + off : NULL, size);
-	return 0;
-}
-
-static void level_release(struct dfs_file *f)
-{
-	free(f->buf);
-	f->buf = NULL;
-}
-
 #define LEVEL_KIND(var, nm, ga)                                                \
 	const struct kind_ops var = {                                          \
 		.name = nm,                                                    \
 		.getattr = ga,                                                 \
 		.open = level_open,                                            \
-		.read = level_read,                                            \
-		.release = level_release,                                      \
+		.read = kind_buf_read,                                            \
+		.release = kind_buf_release,                                      \
 	};
 LEVEL_KIND(kind_series_json, "series.json", series_json_getattr)
 LEVEL_KIND(kind_study_json, "study.json", study_json_getattr)

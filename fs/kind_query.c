@@ -2232,26 +2232,6 @@ static int manifest_open(struct dfs *fs, uint64_t id, const struct node_view *nv
 	return rc;
 }
 
-static int manifest_read(struct dfs *fs, struct dfs_file *f, fuse_req_t req,
-			 size_t size, off_t off)
-{
-	(void)fs;
-	if (off < 0)
-		return -EINVAL;
-	if ((size_t)off >= f->len)
-		size = 0;
-	else if (size > f->len - (size_t)off)
-		size = f->len - (size_t)off;
-	fuse_reply_buf(req, size ? f->buf + off : NULL, size);
-	return 0;
-}
-
-static void manifest_release(struct dfs_file *f)
-{
-	free(f->buf);
-	f->buf = NULL;
-}
-
 static int query_getattr(struct dfs *fs, uint64_t id, const struct node_view *nv,
 			 struct stat *st)
 {
@@ -2263,8 +2243,8 @@ const struct kind_ops kind_qmanifest = {
 	.name = "manifest",
 	.getattr = query_getattr,
 	.open = manifest_open,
-	.read = manifest_read,
-	.release = manifest_release,
+	.read = kind_buf_read,
+	.release = kind_buf_release,
 };
 
 const struct kind_ops kind_qother = {

@@ -39,6 +39,26 @@ const struct kind_ops kind_dir = {
 	.getattr = dir_getattr,
 };
 
+int kind_buf_read(struct dfs *fs, struct dfs_file *f, fuse_req_t req,
+		  size_t size, off_t off)
+{
+	(void)fs;
+	if (off < 0)
+		return -EINVAL;
+	if ((size_t)off >= f->len)
+		size = 0;
+	else if (size > f->len - (size_t)off)
+		size = f->len - (size_t)off;
+	fuse_reply_buf(req, size ? f->buf + off : NULL, size);
+	return 0;
+}
+
+void kind_buf_release(struct dfs_file *f)
+{
+	free(f->buf);
+	f->buf = NULL;
+}
+
 const struct kind_ops *const dfs_kinds[KIND_MAX] = {
 	[KIND_DIR] = &kind_dir,
 	[KIND_DCM] = &kind_dcm,
