@@ -542,6 +542,7 @@ int dfs_decode_worker_main(void)
 	struct tls_bufs t = { 0 };
 	unsigned char *out = NULL;
 	size_t out_cap = 0;
+	int rc = 0;
 	setrlimit(RLIMIT_CORE, &core);
 	signal(SIGPIPE, SIG_IGN);
 	for (int fd = 3; fd < 1024; fd++)
@@ -555,8 +556,10 @@ int dfs_decode_worker_main(void)
 		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
 				     .msg_controllen = sizeof(cbuf) };
 		ssize_t r = recvmsg(0, &mh, MSG_WAITALL | MSG_CMSG_CLOEXEC);
-		if (r != (ssize_t)sizeof(rq))
-			return r == 0 ? 0 : 1;
+		if (r != (ssize_t)sizeof(rq)) {
+			rc = r == 0 ? 0 : 1;
+			break;
+		}
 		struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
 		int fd = -1;
 		if (cm && cm->cmsg_type == SCM_RIGHTS)
@@ -594,16 +597,23 @@ int dfs_decode_worker_main(void)
 				out_cap = 0;
 			}
 		}
-		if (full_io(0, &rs, sizeof(rs), 1, 0))
-			return 1;
-		if (rs.rc == 0 && full_io(0, out, (size_t)rq.pi.data_len, 1, 0))
-			return 1;
+		if (full_io(0, &rs, sizeof(rs), 1, 0) ||
+		    (rs.rc == 0 && full_io(0, out, (size_t)rq.pi.data_len, 1, 0))) {
+			rc = 1;
+			break;
+		}
 		if (out_cap > TLS_KEEP) {
 			free(out);
 			out = NULL;
 			out_cap = 0;
 		}
 	}
+	/* parent gone: free what we hold (LeakSanitizer runs at exit) */
+	free(t.file);
+	free(t.dec);
+	px_scratch_free(&t.scratch);
+	free(out);
+	return rc;
 }
 
 /* Decode the instance into out (pi->data_len bytes). */
