@@ -58,6 +58,8 @@ extern "C" {
 #define dcmshim_decode_pixels dcmshim_gdcm_decode_pixels
 #else
 int dcmshim_load(void);
+/* Where the module is (0), or -ENOENT; does not load it. */
+int dcmshim_locate(char *path, size_t len);
 #endif
 
 typedef void (*dcmshim_attr_fn)(void *ctx, uint32_t tag, const char vr[2],

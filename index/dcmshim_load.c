@@ -35,6 +35,35 @@ static int (*p_decode_pixels)(const void *, size_t, int, dcmshim_alloc_fn, void 
 static int (*p_dict_by_keyword)(const char *, uint32_t *, char[3]);
 static int (*p_dict_by_tag)(uint32_t, char[3], char *, size_t);
 
+/* The path the module would be loaded from, or -ENOENT (no dlopen: the
+ * mount process checks before it starts parser processes). */
+int dcmshim_locate(char *out, size_t outlen)
+{
+	const char *env = getenv("DICOMFS_GDCM");
+	char path[PATH_MAX];
+	if (env && *env && access(env, R_OK) == 0) {
+		snprintf(out, outlen, "%s", env);
+		return 0;
+	}
+	ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - sizeof(MODULE) - 2);
+	if (n > 0) {
+		path[n] = 0;
+		char *slash = strrchr(path, '/');
+		if (slash) {
+			strcpy(slash + 1, MODULE);
+			if (access(path, R_OK) == 0) {
+				snprintf(out, outlen, "%s", path);
+				return 0;
+			}
+		}
+	}
+	if (access(PKGLIBDIR "/" MODULE, R_OK) == 0) {
+		snprintf(out, outlen, "%s", PKGLIBDIR "/" MODULE);
+		return 0;
+	}
+	return -ENOENT;
+}
+
 static void *try_open(const char *path, char *why, size_t whylen)
 {
 	void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);

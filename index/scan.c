@@ -1240,6 +1240,18 @@ int scan_update(struct index *ix, char *msg, size_t msglen)
 	}
 	double tp = now_s();
 	if (ntodo) {
+		char mod[PATH_MAX];
+		if (dcmshim_locate(mod, sizeof(mod))) {
+			rc = -ENOENT;
+			snprintf(msg, msglen, "cannot find the GDCM module dicomfs-gdcm.so next to "
+				 "the executable or in %s (set DICOMFS_GDCM=PATH, or make install); "
+				 "%zu files need parsing", PKGLIBDIR, ntodo);
+			mdb_txn_abort(txn);
+			txn = NULL;
+			goto free_cands;
+		}
+	}
+	if (ntodo) {
 		struct job j = { .ix = ix, .todo = todo, .ids = ids, .n = ntodo };
 		/* more parsers than cores: a cold cache leaves them waiting on I/O */
 		int nt = ix->opts.scan_threads > 0 ? ix->opts.scan_threads : 2 * nproc();

@@ -148,6 +148,10 @@ trap 'exit 143' TERM
 DICOMFS_ORIG=$DICOMFS
 DICOMFS_BUILT=$(date -u -r "$DICOMFS" '+%Y-%m-%d %H:%MZ')
 cp "$DICOMFS" "$TMP/dicomfs" || die "cannot copy $DICOMFS"
+# the GDCM module lives next to the binary (or in PKGLIBDIR when installed)
+if [[ -f $(dirname "$DICOMFS")/dicomfs-gdcm.so ]]; then
+	cp "$(dirname "$DICOMFS")/dicomfs-gdcm.so" "$TMP/" || die "cannot copy the GDCM module"
+fi
 DICOMFS=$TMP/dicomfs
 
 MNT_ESC=${MNT//\\/\\134}; MNT_ESC=${MNT_ESC// /\\040}
