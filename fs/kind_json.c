@@ -1,6 +1,6 @@
 /*
  * kind_json.c - <instance>.json: the instance's data set in the DICOM JSON
- * Model (index/dcmjson.h has the conventions).
+ * Model (index/dicom/dcmjson.h has the conventions).
  *
  * st_size comes from the index without reading the source: json_size (the
  * JSON with an empty instance name, measured when the file was indexed)

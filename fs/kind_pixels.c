@@ -1,6 +1,6 @@
 /*
  * kind_pixels.c - <instance>.npy (decoded pixels) and <instance>.png (an
- * 8-bit preview of the first frame). Conventions: index/pixels.h.
+ * 8-bit preview of the first frame). Conventions: index/dicom/pixels.h.
  *
  * Design notes
  * - getattr derives both sizes from the indexed attributes (px_info):

@@ -1,7 +1,7 @@
 /*
  * kind_volume.c - volume.nii (NIfTI-1, single file) and volume.npy of a
  * series whose instances form a volume. Geometry, slice order and the
- * headers: index/volume.h; which series: decided at tree-build time
+ * headers: index/dicom/volume.h; which series: decided at tree-build time
  * (index/volreport.c), the same function recomputed here from the records.
  *
  * Design notes

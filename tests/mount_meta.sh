@@ -12,7 +12,7 @@ setup
 ARCH="$TMP/arch"
 MNT="$TMP/mnt"
 ORACLE="$srcdir/tests/meta_oracle.py"
-TAGS_C="$srcdir/index/tags.c"
+TAGS_C="$srcdir/index/dicom/tags.c"
 
 log "generating the messy archive"
 "$PY" "$GEN" "$ARCH" || fatal "gen_archive.py failed"

@@ -1,5 +1,5 @@
 /*
- * unit_charset.c - unit test for index/charset.c.
+ * unit_charset.c - unit test for index/dicom/charset.c.
  *
  * Expected strings were produced once with pydicom 2.3.1 (Debian
  * python3-pydicom) from the files in pydicom/data/charset_files:
@@ -8,7 +8,7 @@
  * Hand-made cases at the end cover the edge rules of charset.h.
  *
  * Build: gcc -std=c11 -D_GNU_SOURCE -Wall -Wextra -O2 -Iindex \
- *            tests/unit_charset.c index/charset.c -o /tmp/unit_charset
+ *            tests/unit_charset.c index/dicom/charset.c -o /tmp/unit_charset
  */
 #include <stdio.h>
 #include <stdlib.h>

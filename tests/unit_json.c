@@ -1,5 +1,5 @@
 /* unit_json.c - number formatting, base64, names, and one small data set
- * through dcmjson_build() (index/dcmjson.h). */
+ * through dcmjson_build() (index/dicom/dcmjson.h). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

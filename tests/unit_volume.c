@@ -1,4 +1,4 @@
-/* unit_volume.c - volume grouping, ordering, affine and headers (index/volume.c). */
+/* unit_volume.c - volume grouping, ordering, affine and headers (index/dicom/volume.c). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 /*
- * fuzz_pixels - the .npy / .png generators of index/pixels.c on attribute
+ * fuzz_pixels - the .npy / .png generators of index/dicom/pixels.c on attribute
  * combinations and pixel bytes chosen by the fuzzer (structured input, so
  * every branch is reachable without a whole DICOM file):
  *   bytes 0..11  Rows, Columns, NumberOfFrames, SamplesPerPixel,

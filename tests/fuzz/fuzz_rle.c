@@ -1,5 +1,5 @@
 /*
- * fuzz_rle - px_rle_decode() (index/pixels.c, RLE Lossless in C) on
+ * fuzz_rle - px_rle_decode() (index/dicom/pixels.c, RLE Lossless in C) on
  * attribute combinations from the first FZ_HDR bytes (fuzz_rec.h) and an
  * encapsulated item stream: the rest of the input as it is (byte 12 odd),
  * or split into one fragment per frame after an empty offset table, so

@@ -32,7 +32,7 @@ command -v "$CC" >/dev/null || { log "clang not found (contrib/install-deps inst
 # ---- build (incremental: make-style timestamps) ----
 mkdir -p "$OUT/obj" "$OUT/bin" "$OUT/crashes" "$OUT/contained"
 printf '#define PACKAGE_VERSION "fuzz"\n' >"$OUT/config.h"
-CPPF="-D_GNU_SOURCE -include $OUT/config.h -I$SRC/index -I$SRC/tests/fuzz $(pkg-config --cflags lmdb json-c 2>/dev/null)"
+CPPF="-D_GNU_SOURCE -include $OUT/config.h -I$SRC/index -I$SRC/index/base -I$SRC/index/dicom -I$SRC/index/dicom/gdcm -I$SRC/tests/fuzz $(pkg-config --cflags lmdb json-c 2>/dev/null)"
 GDCM_CFLAGS=${GDCM_CFLAGS:--I/usr/include/gdcm-3.0}
 GDCM_LIBS=${GDCM_LIBS:--lgdcmMSFF -lgdcmDSED -lgdcmDICT -lgdcmIOD -lgdcmCommon}
 objs=()
@@ -48,7 +48,7 @@ build_obj() { # src obj compiler flags...
 # through the module loader dcmshim_load.c)
 lib_sources() {
 	tr ' \t\\' '\n\n\n' <"$SRC/Makefile.am" | grep -E "^index/.*\.$1\$" |
-		grep -v '^index/dcmshim_load\.c$' | sort -u
+		grep -v '^index/dicom/gdcm/dcmshim_load\.c$' | sort -u
 }
 for s in $(lib_sources c); do
 	s=$SRC/$s

@@ -53,7 +53,7 @@ int tags_parse_list(const char *list, uint32_t **out, size_t *n, char *msg,
 /* sort ascending and drop duplicates; returns the new count */
 size_t tags_sort_unique(uint32_t *v, size_t n);
 
-/* GDCM's dictionary (index/dcmdict.cc). 0 or -ENOENT. */
+/* GDCM's dictionary (index/dicom/gdcm/dcmdict.cc). 0 or -ENOENT. */
 int dcmdict_by_keyword(const char *kw, uint32_t *tag, char vr[3]);
 int dcmdict_by_tag(uint32_t tag, char vr[3], char *kw, size_t kwlen);
 

@@ -40,7 +40,7 @@ extern "C" {
 
 /*
  * Loading. The implementation (the dcmshim*.cc files, GDCM and its C++
- * runtime) is a separate module, dicomfs-gdcm.so, that index/dcmshim_load.c
+ * runtime) is a separate module, dicomfs-gdcm.so, that index/dicom/gdcm/dcmshim_load.c
  * loads with dlopen() on the first call of any function below: GDCM costs
  * ~0.1 s of relocations and static set-up per process, and a remount of an
  * unchanged archive, or a mount that only serves .dcm files, never needs
@@ -121,7 +121,7 @@ int dcmshim_walk(const void *buf, size_t len, int whole, size_t bulk_min,
 		 struct dcmshim_info *info);
 
 /*
- * Pixels (index/dcmshim_pixels.cc).
+ * Pixels (index/dicom/gdcm/dcmshim_pixels.cc).
  *   dcmshim_decode_pixels(buf, len, palette, alloc, ctx, px)
  *                   decodes the pixel data of the whole file held in
  *                   buf[0, len) with gdcm::ImageReader (every transfer
