@@ -18,6 +18,12 @@ struct dfs {
 	uid_t uid;
 	gid_t gid;
 	uint64_t cache_bytes;  /* decoded-pixel cache bound (-o cache_size) */
+	/* catalog.c: the current snapshot of the index, guarded by
+	 * catalog->lock (catalog_get/catalog_put); set by catalog_start */
+	struct catalog_slot *catalog;
+	/* view_query.c: the query/ directories and their result cache,
+	 * guarded by query->lock; set by dfs_query_start */
+	struct qview *query;
 };
 
 /* An open file (fi->fh). */
@@ -82,11 +88,15 @@ int dfs_xattr_get(struct dfs *fs, uint64_t ino, const char *name, char **buf,
 		  size_t *len);
 
 /*
- * kind_query.c: query/<level>/<Keyword=value>/... (dynamic ids, see index.h).
+ * view_query.c: query/<level>/<Keyword=value>/... (dynamic ids, see index.h).
  * The directories, manifests and symlinks of the query space bypass the
- * node lookup of the other kinds: ll.c routes them here.
+ * node lookup of the other kinds: ll.c routes them here. dfs_query_start
+ * (0 or -ENOMEM) makes the view's state, after catalog_start;
+ * dfs_query_stop frees it (before catalog_stop; safe if never started).
  */
 extern const struct kind_ops kind_qmanifest, kind_qother;
+int dfs_query_start(struct dfs *fs);
+void dfs_query_stop(struct dfs *fs);
 int dfs_query_kind(unsigned kind);
 int dfs_query_stat(struct dfs *fs, uint64_t ino, struct stat *st);
 int dfs_query_lookup(struct dfs *fs, uint64_t parent, const char *name,
@@ -94,7 +104,7 @@ int dfs_query_lookup(struct dfs *fs, uint64_t parent, const char *name,
 int dfs_query_readdir(struct dfs *fs, fuse_req_t req, uint64_t ino, size_t size,
 		      off_t off, int plus);
 int dfs_query_readlink(struct dfs *fs, uint64_t ino, char **out);
-void dfs_query_forget(uint64_t ino, uint64_t nlookup);
+void dfs_query_forget(struct dfs *fs, uint64_t ino, uint64_t nlookup);
 
 /* close f->fd: the release of kinds that keep a source fd */
 void kind_fd_release(struct dfs_file *f);

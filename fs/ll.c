@@ -360,7 +360,7 @@ static void ll_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	reply_xattr(req, rc, buf, len, size);
 }
 
-/* query/ symlinks (kind_query.c) */
+/* query/ symlinks (view_query.c) */
 static void ll_readlink(fuse_req_t req, fuse_ino_t ino)
 {
 	char *t = NULL;
@@ -375,7 +375,7 @@ static void ll_readlink(fuse_req_t req, fuse_ino_t ino)
 /* lookup counts matter only for the dynamic query directories */
 static void ll_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
-	dfs_query_forget(ino, nlookup);
+	dfs_query_forget(fs_of(req), ino, nlookup);
 	fuse_reply_none(req);
 }
 
@@ -383,7 +383,7 @@ static void ll_forget_multi(fuse_req_t req, size_t count,
 			    struct fuse_forget_data *forgets)
 {
 	for (size_t i = 0; i < count; i++)
-		dfs_query_forget(forgets[i].ino, forgets[i].nlookup);
+		dfs_query_forget(fs_of(req), forgets[i].ino, forgets[i].nlookup);
 	fuse_reply_none(req);
 }
 

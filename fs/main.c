@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "catalog.h"
 #include "fs.h"
 #include "error.h"
 #include "log.h"
@@ -295,6 +296,12 @@ int main(int argc, char *argv[])
 		ret = EXIT_INDEX;
 		goto unmount;
 	}
+	/* the catalog (built in the background, catalog.h C1) and query/ */
+	if (catalog_start(&fs) || dfs_query_start(&fs)) {
+		dfs_log("cannot start the catalog: out of memory");
+		ret = EXIT_INDEX;
+		goto unmount;
+	}
 	if (copts.singlethread) {
 		rc = fuse_session_loop(se);
 	} else {
@@ -312,6 +319,8 @@ remove_handlers:
 destroy_session:
 	fuse_session_destroy(se);
 free_index:
+	dfs_query_stop(&fs);
+	catalog_stop(&fs);
 	index_free(fs.ix);
 free_args:
 	free(copts.mountpoint);

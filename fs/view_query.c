@@ -1,0 +1,927 @@
+/*
+ * view_query.c - the query/<level>/<Keyword=value>/.../ directories:
+ *
+ *   query/studies/Modality=CT/PatientSex=F/   the matching studies as
+ *   query/series/...                          relative symlinks into
+ *   query/instances/...                       patients/, plus manifest.csv
+ *                                             and manifest.jsonl
+ *
+ * The FUSE protocol of the query space (lookup, readdir, readlink, stat,
+ * forget, manifest open) and the cache of results. The query language and
+ * the matching rules are index/dicom/query.h; the table queries run over is
+ * fs/catalog.h; the manifests are fs/manifest.h.
+ *
+ * Design notes
+ * (V1) Answered from the catalog only (catalog_get: waits for the mount's
+ *      background build). A study / series matches when one of its
+ *      instances matches every component; ModalitiesInStudy is matched per
+ *      study against its distinct modalities (catalog.h C4, query.h Q5).
+ * (V2) Errors are not "no matches": a malformed component is EINVAL, a
+ *      known tag that the index does not hold EOPNOTSUPP (query.h Q2);
+ *      each logs what to do.
+ * (V3) Ids: query directories get dynamic ids >= QUERY_ID_BASE from the
+ *      FNV-1a hash of their path below query/ (the next free one on a
+ *      collision); the three level directories are QUERY_ID_BASE + level.
+ *      A table id -> parsed query lives in struct qview, bounded
+ *      (QTABLE_MAX): when it is full, entries the kernel no longer knows
+ *      (lookup count 0, see forget) are dropped.
+ * (V4) Results (matches, names, manifests) are cached per query directory,
+ *      dropped beyond QCACHE_BYTES (least recently used first) and
+ *      recomputed, deterministically, when needed again. They index the
+ *      catalog they were computed from: the view holds a reference to it
+ *      and drops every result when the current catalog changes (C2).
+ * (V5) Symlinks need no state: their id is the target's id plus the depth
+ *      of the directory they are in, enough to write the relative target
+ *      from the nodes.
+ * (V6) Listing order: tree order of the targets (stable). Names: the
+ *      target's tree name; names that collide within one listing all get
+ *      " ~xxxxxxxx" (FNV-1a of the target's path), before ".dcm" for
+ *      instances (and "~<position>" if those still collide).
+ * Threading: one lock (qview.lock) serialises the query table, the
+ * results and evaluation; readlink needs none.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "catalog.h"
+#include "fs.h"
+#include "error.h"
+#include "log.h"
+#include "manifest.h"
+#include "query.h"
+#include "strbuf.h"
+#include "tags.h"
+
+#define QTABLE_MAX 4096
+#define QCACHE_BYTES ((size_t)512 << 20)
+#define MAX_TERMS 64
+
+static const char *const level_names[] = { "studies", "series", "instances" };
+
+struct qres {
+	uint32_t *idx;        /* matched instance / series / study indexes */
+	size_t n;
+	char **names;         /* link names, parallel to idx */
+	uint32_t *by_name;    /* positions sorted by name */
+	char *csv, *jsonl;    /* NULL until wanted */
+	size_t csv_len, jsonl_len;
+	size_t bytes;
+};
+
+/* One query directory */
+struct qdir {
+	uint64_t qid;
+	char *key;            /* "series/Modality=CT/..." */
+	int level, depth;
+	uint64_t parent_ino;
+	struct query_term *t;
+	size_t nt;
+	uint64_t nlookup;
+	uint64_t used;
+	struct qres *res;     /* V4 */
+};
+
+struct qview {
+	pthread_mutex_t lock;
+	struct qdir **v;      /* lock */
+	size_t n, cap;        /* lock */
+	uint64_t clock;       /* lock */
+	size_t cache_bytes;   /* lock: bytes of every res */
+	struct catalog *cat;  /* lock: the results' catalog (V4), a reference */
+	struct dfs *fs;
+};
+
+/* ---- results ---- */
+
+static void res_free(struct qres *r)
+{
+	if (!r)
+		return;
+	for (size_t i = 0; i < r->n; i++)
+		free(r->names[i]);
+	free(r->names);
+	catalog_hfree(r->idx);
+	free(r->by_name);
+	free(r->csv);
+	free(r->jsonl);
+	free(r);
+}
+
+static void res_drop(struct qview *qv, struct qdir *q)
+{
+	if (!q->res)
+		return;
+	qv->cache_bytes -= q->res->bytes;
+	res_free(q->res);
+	q->res = NULL;
+}
+
+static void qdir_free(struct qview *qv, struct qdir *q)
+{
+	if (!q)
+		return;
+	res_drop(qv, q);
+	for (size_t i = 0; i < q->nt; i++)
+		query_term_free(&q->t[i]);
+	free(q->t);
+	free(q->key);
+	free(q);
+}
+
+static int cmp_names(const void *a, const void *b, void *ctx)
+{
+	char **n = ctx;
+	return strcmp(n[*(const uint32_t *)a], n[*(const uint32_t *)b]);
+}
+
+/* ModalitiesInStudy terms: per study (V1); *ok stays NULL without any */
+static int match_studies(struct catalog *c, const struct qdir *q, unsigned char **ok)
+{
+	*ok = NULL;
+	for (size_t k = 0; k < q->nt; k++) {
+		if (q->t[k].tag != QUERY_TAG_MODALITIES_IN_STUDY || q->t[k].m == QM_ANY)
+			continue;
+		if (!*ok) {
+			*ok = malloc(c->nstudy ? c->nstudy : 1);
+			if (!*ok)
+				return -ENOMEM;
+			memset(*ok, 1, c->nstudy);
+		}
+		for (size_t s = 0; s < c->nstudy; s++) {
+			int any = 0;
+			for (uint32_t m = c->mod_first[s]; m < c->mod_first[s + 1] && !any; m++)
+				any = query_match_modality(&q->t[k], c->mods[m].s, c->mods[m].l);
+			(*ok)[s] &= (unsigned char)any;
+		}
+	}
+	return 0;
+}
+
+/* The matches of q, in tree order, into r->idx */
+static int match_all(struct catalog *c, const struct qdir *q, struct qres *r)
+{
+	struct cat_col cols[MAX_TERMS];
+	uint32_t tags[MAX_TERMS], lastoff[MAX_TERMS];
+	int lastres[MAX_TERMS];
+	unsigned char *study_ok = NULL;
+	for (size_t k = 0; k < q->nt; k++) {
+		tags[k] = q->t[k].tag == QUERY_TAG_MODALITIES_IN_STUDY ? TAG_MODALITY : q->t[k].tag;
+		lastoff[k] = 0;
+		lastres[k] = -1;
+	}
+	int err = catalog_columns(c, tags, q->nt, cols);
+	if (!err)
+		err = match_studies(c, q, &study_ok);
+	size_t cap = 0;
+	int64_t last = -1;
+	for (size_t i = 0; i < c->ninst && !err; i++) {
+		uint32_t ser = c->inst[i].series, st = c->series[ser].parent;
+		if (study_ok && !study_ok[st])
+			continue;
+		int ok = 1;
+		for (size_t k = 0; k < q->nt && ok; k++) {
+			if (q->t[k].tag == QUERY_TAG_MODALITIES_IN_STUDY)
+				continue;
+			if (cols[k].off) {
+				/* equal consecutive values share an offset (C5): match once */
+				uint32_t o = cols[k].off[i];
+				if (o != lastoff[k] || lastres[k] < 0) {
+					struct cat_sv v = catalog_colv(c, &cols[k], i);
+					lastoff[k] = o;
+					lastres[k] = query_match(&q->t[k], v.s, v.l);
+				}
+				ok = lastres[k];
+			} else {
+				ok = query_match(&q->t[k], cols[k].sv[i].s, cols[k].sv[i].l);
+			}
+		}
+		if (!ok)
+			continue;
+		uint32_t v = q->level == CAT_INSTANCES ? (uint32_t)i :
+			     q->level == CAT_SERIES ? ser : st;
+		if ((int64_t)v == last)
+			continue;
+		last = v;
+		if (r->n == cap) {
+			cap = cap ? cap * 2 : 256;
+			uint32_t *nv = catalog_hrealloc(r->idx, cap * sizeof(*nv));
+			if (!nv) {
+				err = -ENOMEM;
+				break;
+			}
+			r->idx = nv;
+		}
+		r->idx[r->n++] = v;
+	}
+	free(study_ok);
+	return err;
+}
+
+/* Make the names of colliding entries unique (V6); pass 0 or 1 */
+static int dedup_names(struct catalog *c, int level, struct qres *r, int pass,
+		       int *changed)
+{
+	struct strbuf p = STRBUF_INIT;
+	int err = 0;
+	*changed = 0;
+	qsort_r(r->by_name, r->n, sizeof(*r->by_name), cmp_names, r->names);
+	for (size_t i = 0; i < r->n && !err;) {
+		size_t j = i + 1;
+		while (j < r->n && strcmp(r->names[r->by_name[i]], r->names[r->by_name[j]]) == 0)
+			j++;
+		for (size_t k = i; j - i > 1 && k < j && !err; k++) {
+			uint32_t pos = r->by_name[k];
+			char sfx[40], *nm = r->names[pos];
+			strbuf_reset(&p);
+			catalog_path(c, level, r->idx[pos], &p);
+			uint64_t h = fnv1a(FNV1A_INIT, strbuf_str(&p), p.len);
+			if (pass == 0)
+				snprintf(sfx, sizeof(sfx), " ~%08llx", (unsigned long long)(h >> 32));
+			else
+				snprintf(sfx, sizeof(sfx), "~%u", (unsigned)pos);
+			size_t nl = strlen(nm), el = 0;
+			if (level == CAT_INSTANCES && nl > 4 && strcmp(nm + nl - 4, ".dcm") == 0)
+				el = 4;
+			char *n2 = NULL;
+			if (asprintf(&n2, "%.*s%s%s", (int)(nl - el), nm, sfx, nm + nl - el) < 0) {
+				err = -ENOMEM;
+				break;
+			}
+			free(nm);
+			r->names[pos] = n2;
+			*changed = 1;
+		}
+		i = j;
+	}
+	if (!err && strbuf_error(&p))
+		err = -ENOMEM;
+	strbuf_release(&p);
+	return err;
+}
+
+/* Evaluate q over catalog c */
+static int evaluate(struct catalog *c, const struct qdir *q, struct qres **out)
+{
+	struct qres *r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	int err = match_all(c, q, r);
+	/* names: the tree name; colliding ones all get " ~xxxxxxxx" */
+	if (!err && r->n) {
+		r->names = calloc(r->n, sizeof(*r->names));
+		r->by_name = malloc(r->n * sizeof(*r->by_name));
+		if (!r->names || !r->by_name)
+			err = -ENOMEM;
+	}
+	for (size_t i = 0; i < r->n && !err; i++) {
+		uint32_t x = r->idx[i];
+		struct cat_sv nm = q->level == CAT_INSTANCES ? c->inst[x].name :
+				   q->level == CAT_SERIES ? c->series[x].name : c->study[x].name;
+		if (!(r->names[i] = strndup(nm.s, nm.l)))
+			err = -ENOMEM;
+		r->by_name[i] = (uint32_t)i;
+	}
+	for (int pass = 0; pass < 2 && !err && r->n; pass++) {
+		int changed;
+		err = dedup_names(c, q->level, r, pass, &changed);
+		if (err || !changed)
+			break;
+		if (pass == 1)
+			qsort_r(r->by_name, r->n, sizeof(*r->by_name), cmp_names, r->names);
+	}
+	if (err) {
+		res_free(r);
+		return err;
+	}
+	r->bytes = sizeof(*r) + r->n * (sizeof(uint32_t) * 2 + sizeof(char *) + 32);
+	*out = r;
+	return 0;
+}
+
+static int manifests(struct qview *qv, struct qdir *q)
+{
+	struct qres *r = q->res;
+	struct strbuf csv = STRBUF_INIT, js = STRBUF_INIT;
+	if (r->csv)
+		return 0;
+	int rc = manifest_write(qv->cat, q->level, r->idx, r->names, r->n, &csv, &js);
+	if (rc) {
+		strbuf_release(&csv);
+		strbuf_release(&js);
+		return rc;
+	}
+	r->csv = strbuf_detach(&csv, &r->csv_len);
+	r->jsonl = strbuf_detach(&js, &r->jsonl_len);
+	if (!r->jsonl && !(r->jsonl = strdup(""))) {
+		free(r->csv);
+		r->csv = NULL;
+		return -ENOMEM;
+	}
+	r->bytes += r->csv_len + r->jsonl_len;
+	qv->cache_bytes += r->csv_len + r->jsonl_len;
+	return 0;
+}
+
+/* ---- the query table ---- */
+
+static struct qdir *q_find(struct qview *qv, uint64_t qid)
+{
+	for (size_t i = 0; i < qv->n; i++)
+		if (qv->v[i]->qid == qid)
+			return qv->v[i];
+	return NULL;
+}
+
+static struct qdir *q_find_key(struct qview *qv, const char *key)
+{
+	for (size_t i = 0; i < qv->n; i++)
+		if (strcmp(qv->v[i]->key, key) == 0)
+			return qv->v[i];
+	return NULL;
+}
+
+/* Drop cached results beyond QCACHE_BYTES (except keep's), V4 */
+static void cache_trim(struct qview *qv, struct qdir *keep)
+{
+	while (qv->cache_bytes > QCACHE_BYTES) {
+		struct qdir *old = NULL;
+		for (size_t i = 0; i < qv->n; i++)
+			if (qv->v[i] != keep && qv->v[i]->res &&
+			    (!old || qv->v[i]->used < old->used))
+				old = qv->v[i];
+		if (!old)
+			break;
+		res_drop(qv, old);
+	}
+}
+
+static int q_insert(struct qview *qv, struct qdir *q)
+{
+	if (qv->n >= QTABLE_MAX) {
+		/* forget queries the kernel does not know any more (V3) */
+		size_t w = 0;
+		for (size_t i = 0; i < qv->n; i++) {
+			if (qv->v[i]->nlookup == 0 && qv->v[i]->qid >= QUERY_ID_BASE + 3)
+				qdir_free(qv, qv->v[i]);
+			else
+				qv->v[w++] = qv->v[i];
+		}
+		qv->n = w;
+	}
+	if (qv->n == qv->cap) {
+		size_t nc = qv->cap ? qv->cap * 2 : 64;
+		struct qdir **nv = realloc(qv->v, nc * sizeof(*nv));
+		if (!nv)
+			return -ENOMEM;
+		qv->v = nv;
+		qv->cap = nc;
+	}
+	qv->v[qv->n++] = q;
+	return 0;
+}
+
+/* The query of directory qid: top levels are made on demand */
+static struct qdir *q_get(struct qview *qv, uint64_t qid)
+{
+	struct qdir *q = q_find(qv, qid);
+	if (q || qid >= QUERY_ID_BASE + 3 || qid < QUERY_ID_BASE)
+		return q;
+	q = calloc(1, sizeof(*q));
+	if (!q)
+		return NULL;
+	q->qid = qid;
+	q->level = (int)(qid - QUERY_ID_BASE);
+	q->key = strdup(level_names[q->level]);
+	q->depth = 2;
+	q->parent_ino = ino_make(ID_QUERY, KIND_DIR);
+	if (!q->key || q_insert(qv, q)) {
+		qdir_free(qv, q);
+		return NULL;
+	}
+	return q;
+}
+
+static int is_indexed(void *ctx, uint32_t tag)
+{
+	const struct dfs *fs = ctx;
+	const uint32_t *v;
+	size_t n;
+	index_tags(fs->ix, &v, &n);
+	if (!v)   /* an index that predates the recorded tag set */
+		return tags_by_tag(tag) != NULL;
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t m = (lo + hi) / 2;
+		if (v[m] == tag)
+			return 1;
+		if (v[m] < tag)
+			lo = m + 1;
+		else
+			hi = m;
+	}
+	return 0;
+}
+
+/* The terms of key ("level/comp/comp..."), re-parsed from the path so that
+ * each query owns its memory; 0 or an error with a log line (V2) */
+static int parse_key(struct qview *qv, struct qdir *q)
+{
+	char why[512];
+	const char *s = strchr(q->key, '/');
+	int rc = 0;
+	while (s && !rc) {
+		const char *e = strchr(s + 1, '/');
+		char *comp = strndup(s + 1, e ? (size_t)(e - s - 1) : strlen(s + 1));
+		if (!comp)
+			return -ENOMEM;
+		rc = query_term_parse(comp, is_indexed, qv->fs, &q->t[q->nt], why, sizeof(why));
+		free(comp);
+		if (!rc)
+			q->nt++;
+		s = e;
+	}
+	if (rc && rc != -ENOMEM)
+		dfs_log("query '%s': %s (%s)", q->key, why,
+			rc == -EOPNOTSUPP ? "EOPNOTSUPP" : "EINVAL");
+	return rc;
+}
+
+/* Child query "parent/name"; 0 or an error with a log line */
+static int q_child(struct qview *qv, struct qdir *p, const char *name, struct qdir **out)
+{
+	struct qdir *q;
+	char *key = NULL;
+	if (asprintf(&key, "%s/%s", p->key, name) < 0)
+		return -ENOMEM;
+	if ((q = q_find_key(qv, key))) {
+		free(key);
+		*out = q;
+		return 0;
+	}
+	if (p->nt + 1 > MAX_TERMS || p->depth + 1 >= (1 << (57 - QLINK_DEPTH_SHIFT))) {
+		dfs_log("query '%s': too many components (at most %d)", key, MAX_TERMS);
+		free(key);
+		return -EINVAL;
+	}
+	q = calloc(1, sizeof(*q));
+	if (!q) {
+		free(key);
+		return -ENOMEM;
+	}
+	q->key = key;
+	q->level = p->level;
+	q->depth = p->depth + 1;
+	q->parent_ino = ino_make(p->qid, KIND_QDIR);
+	q->t = calloc(p->nt + 1, sizeof(*q->t));
+	int rc = q->t ? parse_key(qv, q) : -ENOMEM;
+	if (rc) {
+		qdir_free(qv, q);
+		return rc;
+	}
+	const uint64_t span = ((uint64_t)1 << 58) - 3;
+	uint64_t h = fnv1a(FNV1A_INIT, key, strlen(key)) % span;
+	q->qid = QUERY_ID_BASE + 3 + h;
+	while (q_find(qv, q->qid))   /* a hash collision: next free id */
+		q->qid = QUERY_ID_BASE + 3 + (q->qid - QUERY_ID_BASE - 3 + 1) % span;
+	if ((rc = q_insert(qv, q))) {
+		qdir_free(qv, q);
+		return rc;
+	}
+	*out = q;
+	return 0;
+}
+
+static int q_results(struct qview *qv, struct qdir *q, int want_manifests)
+{
+	int rc;
+	q->used = ++qv->clock;
+	if (!q->res) {
+		rc = evaluate(qv->cat, q, &q->res);
+		if (rc)
+			return rc;
+		qv->cache_bytes += q->res->bytes;
+	}
+	if (want_manifests && (rc = manifests(qv, q)))
+		return rc;
+	cache_trim(qv, q);
+	return 0;
+}
+
+/*
+ * Enter the view for a request: the current catalog (V1; results of an
+ * older one dropped, V4), then qv->lock. 0 (leave with view_leave) or the
+ * catalog's error (nothing to leave).
+ */
+static int view_enter(struct dfs *fs, struct qview **out)
+{
+	struct qview *qv = fs->query;
+	struct catalog *c;
+	int rc = catalog_get(fs, &c);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&qv->lock);
+	if (qv->cat != c) {
+		for (size_t i = 0; i < qv->n; i++)
+			res_drop(qv, qv->v[i]);
+		catalog_put(qv->cat);
+		qv->cat = c;   /* the view keeps this reference */
+	} else {
+		catalog_put(c);
+	}
+	*out = qv;
+	return 0;
+}
+
+static void view_leave(struct qview *qv)
+{
+	pthread_mutex_unlock(&qv->lock);
+}
+
+int dfs_query_start(struct dfs *fs)
+{
+	struct qview *qv = calloc(1, sizeof(*qv));
+	if (!qv)
+		return -ENOMEM;
+	pthread_mutex_init(&qv->lock, NULL);
+	qv->fs = fs;
+	fs->query = qv;
+	return 0;
+}
+
+void dfs_query_stop(struct dfs *fs)
+{
+	struct qview *qv = fs->query;
+	if (!qv)
+		return;
+	for (size_t i = 0; i < qv->n; i++)
+		qdir_free(qv, qv->v[i]);
+	free(qv->v);
+	catalog_put(qv->cat);
+	pthread_mutex_destroy(&qv->lock);
+	free(qv);
+	fs->query = NULL;
+}
+
+/* ---- symlinks: target from the nodes (no state needed, V5) ---- */
+
+static int link_target(struct dfs *fs, uint64_t ino, struct strbuf *b)
+{
+	unsigned k = ino_kind(ino);
+	uint64_t id = ino_id(ino);
+	unsigned depth = (unsigned)(id >> QLINK_DEPTH_SHIFT);
+	uint64_t tid = id & (((uint64_t)1 << QLINK_DEPTH_SHIFT) - 1);
+	int up = k == KIND_QLINK_STUDY ? 1 : k == KIND_QLINK_SERIES ? 2 : 3;
+	const char *parts[4];
+	size_t lens[4];
+	struct node_view nv;
+	for (int i = up; i >= 0; i--) {
+		int rc = index_node(fs->ix, tid, &nv);
+		if (rc)
+			return rc;
+		parts[i] = nv.name;
+		lens[i] = nv.rec->name_len;
+		tid = nv.rec->parent;
+	}
+	if (tid != ID_PATIENTS)
+		return -ENOENT;
+	for (unsigned i = 0; i < depth; i++)
+		strbuf_add(b, "../", 3);
+	strbuf_addstr(b, "patients");
+	for (int i = 0; i <= up; i++) {
+		strbuf_addch(b, '/');
+		strbuf_add(b, parts[i], lens[i]);
+	}
+	if (k == KIND_QLINK_INSTANCE)
+		strbuf_add(b, ".dcm", 4);
+	return strbuf_error(b);
+}
+
+/* ---- the FUSE side (called from ll.c) ---- */
+
+int dfs_query_kind(unsigned kind)
+{
+	return kind >= KIND_QLINK_STUDY && kind <= KIND_QDIR;
+}
+
+static int is_link_kind(unsigned k)
+{
+	return k == KIND_QLINK_STUDY || k == KIND_QLINK_SERIES || k == KIND_QLINK_INSTANCE;
+}
+
+static void base_stat(const struct catalog *c, struct stat *st)
+{
+	st->st_uid = c->uid;
+	st->st_gid = c->gid;
+	stat_times(st, c->mtime);
+}
+
+static uint64_t link_ino(const struct catalog *c, const struct qdir *q, uint32_t x)
+{
+	static const unsigned kinds[] = { KIND_QLINK_STUDY, KIND_QLINK_SERIES, KIND_QLINK_INSTANCE };
+	uint64_t tid = q->level == CAT_INSTANCES ? c->inst[x].id :
+		       q->level == CAT_SERIES ? c->series[x].id : c->study[x].id;
+	return ino_make(tid | (uint64_t)q->depth << QLINK_DEPTH_SHIFT, kinds[q->level]);
+}
+
+/* under qv->lock */
+static int stat_locked(struct qview *qv, uint64_t ino, struct stat *st)
+{
+	unsigned k = ino_kind(ino);
+	int rc;
+	memset(st, 0, sizeof(*st));
+	st->st_ino = ino;
+	st->st_blksize = 65536;
+	base_stat(qv->cat, st);
+	if (is_link_kind(k)) {
+		struct strbuf b = STRBUF_INIT;
+		rc = link_target(qv->fs, ino, &b);
+		st->st_size = (off_t)b.len;
+		strbuf_release(&b);
+		if (rc)
+			return rc;
+		st->st_mode = S_IFLNK | 0777;
+		st->st_nlink = 1;
+		return 0;
+	}
+	struct qdir *q = q_get(qv, ino_id(ino));
+	if (!q)
+		return -ESTALE;
+	if (k == KIND_QDIR) {
+		st->st_mode = S_IFDIR | 0555;
+		st->st_nlink = 2;
+		st->st_size = 4096;
+		st->st_blocks = 8;
+		return 0;
+	}
+	rc = q_results(qv, q, 1);
+	if (rc)
+		return rc;
+	st->st_mode = S_IFREG | 0444;
+	st->st_nlink = 1;
+	st->st_size = (off_t)(k == KIND_QMANIFEST_CSV ? q->res->csv_len : q->res->jsonl_len);
+	st->st_blocks = (st->st_size + 511) / 512;
+	return 0;
+}
+
+int dfs_query_stat(struct dfs *fs, uint64_t ino, struct stat *st)
+{
+	struct qview *qv;
+	int rc = view_enter(fs, &qv);
+	if (rc)
+		return rc;
+	rc = stat_locked(qv, ino, st);
+	view_leave(qv);
+	return rc;
+}
+
+static int counted_kind(unsigned k)
+{
+	return k == KIND_QDIR || k == KIND_QMANIFEST_CSV || k == KIND_QMANIFEST_JSONL;
+}
+
+static void ref(struct qview *qv, uint64_t ino)
+{
+	if (counted_kind(ino_kind(ino))) {
+		struct qdir *q = q_find(qv, ino_id(ino));
+		if (q)
+			q->nlookup++;
+	}
+}
+
+void dfs_query_forget(struct dfs *fs, uint64_t ino, uint64_t n)
+{
+	struct qview *qv = fs->query;
+	if (!counted_kind(ino_kind(ino)) || !qv)
+		return;
+	pthread_mutex_lock(&qv->lock);
+	struct qdir *q = q_find(qv, ino_id(ino));
+	if (q)
+		q->nlookup = q->nlookup > n ? q->nlookup - n : 0;
+	pthread_mutex_unlock(&qv->lock);
+}
+
+static void entry_of(struct dfs *fs, const struct stat *st, struct fuse_entry_param *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->ino = st->st_ino;
+	e->generation = 1;
+	e->attr = *st;
+	e->entry_timeout = fs->timeout;
+	e->attr_timeout = fs->timeout;
+}
+
+/* The link named name in the results of p: its inode, or 0 */
+static uint64_t find_link(struct qview *qv, struct qdir *p, const char *name)
+{
+	struct qres *r = p->res;
+	size_t lo = 0, hi = r->n;
+	while (lo < hi) {
+		size_t m = (lo + hi) / 2;
+		int c = strcmp(r->names[r->by_name[m]], name);
+		if (c == 0)
+			return link_ino(qv->cat, p, r->idx[r->by_name[m]]);
+		if (c < 0)
+			lo = m + 1;
+		else
+			hi = m;
+	}
+	return 0;
+}
+
+/* The inode of name in directory p (under qv->lock) */
+static int lookup_locked(struct qview *qv, struct qdir *p, const char *name, uint64_t *ino)
+{
+	struct qdir *c;
+	int rc;
+	if (strcmp(name, "manifest.csv") == 0) {
+		*ino = ino_make(p->qid, KIND_QMANIFEST_CSV);
+	} else if (strcmp(name, "manifest.jsonl") == 0) {
+		*ino = ino_make(p->qid, KIND_QMANIFEST_JSONL);
+	} else if (query_is_term_name(name)) {
+		if ((rc = q_child(qv, p, name, &c)))
+			return rc;
+		*ino = ino_make(c->qid, KIND_QDIR);
+	} else {
+		if ((rc = q_results(qv, p, 0)))
+			return rc;
+		if (!(*ino = find_link(qv, p, name)))
+			return -ENOENT;
+	}
+	return 0;
+}
+
+int dfs_query_lookup(struct dfs *fs, uint64_t parent, const char *name,
+		     struct fuse_entry_param *e)
+{
+	struct stat st;
+	struct qview *qv;
+	uint64_t ino = 0;
+	int rc = view_enter(fs, &qv);
+	if (rc)
+		return rc;
+	struct qdir *p = q_get(qv, ino_id(parent));
+	rc = p ? lookup_locked(qv, p, name, &ino) : -ESTALE;
+	if (!rc)
+		rc = stat_locked(qv, ino, &st);
+	if (!rc) {
+		entry_of(fs, &st, e);
+		ref(qv, ino);
+	}
+	view_leave(qv);
+	return rc;
+}
+
+int dfs_query_readlink(struct dfs *fs, uint64_t ino, char **out)
+{
+	struct strbuf b = STRBUF_INIT;
+	if (!is_link_kind(ino_kind(ino)))
+		return -EINVAL;
+	int rc = link_target(fs, ino, &b);
+	if (rc) {
+		strbuf_release(&b);
+		return rc;
+	}
+	*out = strbuf_detach(&b, NULL);
+	return *out ? 0 : -ENOMEM;
+}
+
+/* One readdirplus entry at position pos >= 2 into st (under qv->lock) */
+static int plus_stat(struct qview *qv, struct qdir *q, size_t pos, uint64_t eino,
+		     struct strbuf *path, struct stat *st)
+{
+	if (pos < 4)
+		return stat_locked(qv, eino, st);
+	/* the link's size from the table: no node lookups */
+	strbuf_reset(path);
+	catalog_path(qv->cat, q->level, q->res->idx[pos - 4], path);
+	st->st_mode = S_IFLNK | 0777;
+	st->st_nlink = 1;
+	st->st_size = (off_t)(path->len + 3 * (size_t)q->depth);
+	st->st_blksize = 65536;
+	base_stat(qv->cat, st);
+	return 0;
+}
+
+/* Directory listing: ".", "..", manifest.csv, manifest.jsonl, the links */
+int dfs_query_readdir(struct dfs *fs, fuse_req_t req, uint64_t ino, size_t size,
+		      off_t off, int plus)
+{
+	char *buf = malloc(size);
+	size_t len = 0;
+	struct qview *qv;
+	struct strbuf path = STRBUF_INIT;
+	if (!buf)
+		return -ENOMEM;
+	int rc = view_enter(fs, &qv);
+	if (rc) {
+		free(buf);
+		return rc;
+	}
+	struct qdir *q = q_get(qv, ino_id(ino));
+	rc = q ? q_results(qv, q, plus) : -ESTALE;
+	size_t total = rc ? 0 : 4 + q->res->n;
+	for (size_t pos = (size_t)off; pos < total; pos++) {
+		struct stat st;
+		const char *name;
+		uint64_t eino;
+		if (pos == 0) {
+			name = ".";
+			eino = ino;
+		} else if (pos == 1) {
+			name = "..";
+			eino = q->parent_ino;
+		} else if (pos == 2) {
+			name = "manifest.csv";
+			eino = ino_make(q->qid, KIND_QMANIFEST_CSV);
+		} else if (pos == 3) {
+			name = "manifest.jsonl";
+			eino = ino_make(q->qid, KIND_QMANIFEST_JSONL);
+		} else {
+			name = q->res->names[pos - 4];
+			eino = link_ino(qv->cat, q, q->res->idx[pos - 4]);
+		}
+		memset(&st, 0, sizeof(st));
+		st.st_ino = eino;
+		size_t n;
+		if (plus && pos >= 2) {
+			struct fuse_entry_param e;
+			if ((rc = plus_stat(qv, q, pos, eino, &path, &st)))
+				break;
+			entry_of(fs, &st, &e);
+			n = fuse_add_direntry_plus(req, buf + len, size - len, name, &e,
+						   (off_t)pos + 1);
+			if (n <= size - len)
+				ref(qv, eino);
+		} else if (plus) {
+			struct fuse_entry_param e;
+			memset(&e, 0, sizeof(e));
+			e.attr.st_mode = S_IFDIR;
+			e.attr.st_ino = eino;
+			n = fuse_add_direntry_plus(req, buf + len, size - len, name, &e,
+						   (off_t)pos + 1);
+		} else {
+			st.st_mode = pos < 2 ? S_IFDIR : pos < 4 ? S_IFREG : S_IFLNK;
+			n = fuse_add_direntry(req, buf + len, size - len, name, &st,
+					      (off_t)pos + 1);
+		}
+		if (n > size - len)
+			break;
+		len += n;
+	}
+	strbuf_release(&path);
+	if (rc && len)
+		rc = 0;
+	view_leave(qv);
+	if (!rc)
+		fuse_reply_buf(req, buf, len);
+	free(buf);
+	return rc;
+}
+
+/* ---- manifests as file kinds ---- */
+
+static int manifest_open(struct dfs *fs, uint64_t id, const struct node_view *nv,
+			 struct dfs_file *f)
+{
+	struct qview *qv;
+	(void)nv;
+	int rc = view_enter(fs, &qv);
+	if (rc)
+		return rc;
+	struct qdir *q = q_get(qv, id);
+	rc = q ? q_results(qv, q, 1) : -ESTALE;
+	if (!rc) {
+		const char *s = f->kind == KIND_QMANIFEST_CSV ? q->res->csv : q->res->jsonl;
+		f->len = f->kind == KIND_QMANIFEST_CSV ? q->res->csv_len : q->res->jsonl_len;
+		f->buf = malloc(f->len ? f->len : 1);
+		if (!f->buf)
+			rc = -ENOMEM;
+		else
+			memcpy(f->buf, s, f->len);
+	}
+	view_leave(qv);
+	return rc;
+}
+
+static int query_getattr(struct dfs *fs, uint64_t id, const struct node_view *nv,
+			 struct stat *st)
+{
+	(void)fs; (void)id; (void)nv; (void)st;
+	return -ENOENT;   /* dfs_stat calls dfs_query_stat for these kinds */
+}
+
+const struct kind_ops kind_qmanifest = {
+	.name = "manifest",
+	.getattr = query_getattr,
+	.open = manifest_open,
+	.read = kind_buf_read,
+	.release = kind_buf_release,
+};
+
+const struct kind_ops kind_qother = {
+	.name = "query",
+	.getattr = query_getattr,
+};
