@@ -27,7 +27,7 @@ for k in range(1, 4):
     ds.SOPInstanceUID = "%s.1.1.%d" % (R, k)
     ds.StudyDate = "20230310"
     ds.StudyTime = "101500"
-    ds.Modality = "CT"
+    ds.Modality = "SR" if k == 1 else "CT"   # ModalitiesInStudy: sorted, not SR\\CT
     ds.StudyDescription = "A/B test"
     ds.SeriesDescription = "QA series"
     ds.PatientName = "QA^Alice"

@@ -219,10 +219,41 @@ def check_query(level, comps, want_nonempty=False):
             ds = pydicom.dcmread(lp, stop_before_pixels=True, force=True)
             if ds.SOPInstanceUID != r["SOPInstanceUID"]:
                 bad.append("%s: %s has SOP UID %s" % (label, r["link"], ds.SOPInstanceUID))
+    if level == "studies":
+        check_modalities(label, rows)
     # stable: a second listing is identical
     if sorted(os.listdir(path)) != names:
         bad.append("%s: listing changed" % label)
     print("oracle: %-70s %4d matches" % (label[:70], len(got)))
+
+
+def study_modalities(path):
+    """ModalitiesInStudy as dicomfs gives it: the distinct non-empty
+    Modality values of the study's instances, sorted (by bytes), '\\'-joined."""
+    mods = set()
+    for root, dirs, files in os.walk(os.path.join(MNT, path)):
+        for f in files:
+            if f.endswith(".dcm"):
+                ds = pydicom.dcmread(os.path.join(root, f), stop_before_pixels=True, force=True)
+                m = raw_text(ds, 0x00080060)
+                if m:
+                    mods.add(m)
+    return "\\".join(sorted(mods, key=lambda m: m.encode()))
+
+
+def check_modalities(label, rows):
+    """manifest ModalitiesInStudy == pydicom's == study.json's (00080061)"""
+    for r in rows:
+        want = study_modalities(r["path"])
+        if r["ModalitiesInStudy"] != want:
+            bad.append("%s: %s: ModalitiesInStudy %r, want %r" % (
+                label, r["path"], r["ModalitiesInStudy"], want))
+        sj = os.path.join(MNT, r["path"], "study.json")
+        if os.path.exists(sj):
+            a = json.load(open(sj, encoding="utf-8")).get("00080061", {})
+            if "\\".join(a.get("Value", [])) != r["ModalitiesInStudy"]:
+                bad.append("%s: %s: study.json ModalitiesInStudy %r, manifest %r" % (
+                    label, r["path"], a.get("Value"), r["ModalitiesInStudy"]))
 
 
 def check_errno(level, comp, want):
