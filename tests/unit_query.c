@@ -1,0 +1,225 @@
+/* unit_query.c - the query term parser and the PS3.4 matcher (query.h). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include "unit.h"
+#include "query.h"
+#include "tags.h"
+
+#define S(x) x, strlen(x)
+
+static char why[512];
+
+/* parse name (every tag indexed); the result code */
+static int parse(const char *name, struct query_term *t)
+{
+	why[0] = 0;
+	return query_term_parse(name, NULL, NULL, t, why, sizeof(why));
+}
+
+/* does value v match the term name? -1 when name does not parse */
+static int m(const char *name, const char *v)
+{
+	struct query_term t;
+	if (parse(name, &t))
+		return -1;
+	int r = t.tag == QUERY_TAG_MODALITIES_IN_STUDY ? query_match_modality(&t, S(v)) :
+		query_match(&t, S(v));
+	query_term_free(&t);
+	return r;
+}
+
+#define MATCH(name, v) CHECK(m(name, v) == 1, "'%s' should match '%s'", name, v)
+#define NOMATCH(name, v) CHECK(m(name, v) == 0, "'%s' should not match '%s'", name, v)
+#define BAD(name, err) do { struct query_term t_; int r_ = parse(name, &t_); \
+	CHECK(r_ == (err), "'%s': %d, want %d (%s)", name, r_, err, why); \
+	CHECK(r_ == 0 || why[0], "'%s': no reason given", name); \
+	CHECK(t_.val == NULL && t_.list == NULL, "'%s': error left memory", name); \
+	if (!r_) query_term_free(&t_); } while (0)
+
+static int only_modality(void *ctx, uint32_t tag)
+{
+	(void)ctx;
+	return tag == TAG_MODALITY;
+}
+
+int main(void)
+{
+	char out[32];
+	struct query_term t;
+
+	/* URL decoding */
+	char *d = query_url_decode(S("A%2FB%20c%41"));
+	CHECK_STR(d ? d : "(null)", "A/B cA");
+	free(d);
+	CHECK(query_url_decode(S("x%2")) == NULL, "truncated escape");
+	CHECK(query_url_decode(S("x%zz")) == NULL, "bad hex");
+	CHECK(query_url_decode(S("x%00y")) == NULL, "%%00");
+	d = query_url_decode(S("%e9%C3%a9"));
+	CHECK(d && strcmp(d, "\xe9\xc3\xa9") == 0, "mixed case hex");
+	free(d);
+
+	/* the shape of names */
+	CHECK(query_is_term_name("Modality=CT"), "term");
+	CHECK(query_is_term_name("(0008,0060)=CT"), "(g,e) term");
+	CHECK(!query_is_term_name("=CT"), "no keyword");
+	CHECK(!query_is_term_name("manifest.csv"), "file");
+	CHECK(!query_is_term_name("1 CT.dcm"), "link");
+
+	/* parse: tags, VRs, match types */
+	CHECK(parse("Modality=CT", &t) == 0 && t.tag == TAG_MODALITY && t.m == QM_STR &&
+	      strcmp(t.vr, "CS") == 0, "Modality");
+	query_term_free(&t);
+	CHECK(parse("00100010=doe", &t) == 0 && t.tag == TAG_PATIENT_NAME && t.m == QM_PN,
+	      "GGGGEEEE");
+	query_term_free(&t);
+	CHECK(parse("PatientName=", &t) == 0 && t.m == QM_ANY, "empty: any");
+	query_term_free(&t);
+	CHECK(parse("SOPInstanceUID=1.2,3.4\\5.6", &t) == 0 && t.m == QM_UID && t.nlist == 3 &&
+	      strcmp(t.list[2], "5.6") == 0, "UID list");
+	query_term_free(&t);
+	CHECK(parse("StudyDate=20200101-", &t) == 0 && t.m == QM_RANGE && t.has_lo &&
+	      !t.has_hi && strcmp(t.lo, "20200101") == 0, "open range");
+	query_term_free(&t);
+	CHECK(parse("StudyTime=10-11:30", &t) == 0 && strcmp(t.lo, "100000.000000") == 0 &&
+	      strcmp(t.hi, "113000.000000") == 0, "TM range padded");
+	query_term_free(&t);
+	CHECK(parse("ModalitiesInStudy=CT,M?", &t) == 0 &&
+	      t.tag == QUERY_TAG_MODALITIES_IN_STUDY && t.nlist == 2 && t.wild, "MIS");
+	query_term_free(&t);
+	CHECK(parse("00080061=CT", &t) == 0 && t.tag == QUERY_TAG_MODALITIES_IN_STUDY, "MIS tag");
+	query_term_free(&t);
+	CHECK(parse("SeriesNumber=7", &t) == 0 && t.numeric && t.num == 7, "IS numeric");
+	query_term_free(&t);
+	CHECK(parse("StudyDescription=A%2FB", &t) == 0 && strcmp(t.val, "A/B") == 0, "decoded");
+	query_term_free(&t);
+	query_term_free(&t);   /* twice is fine */
+
+	/* parse: errors (Q2) */
+	BAD("Modality", -EINVAL);
+	BAD("=CT", -EINVAL);
+	BAD("Foo=1", -EINVAL);
+	BAD("StudyDescription=%zz", -EINVAL);
+	BAD("StudyDescription=%00", -EINVAL);
+	BAD("SOPInstanceUID=1.2*", -EINVAL);
+	BAD("StudyDate=2020-01-01", -EINVAL);
+	BAD("StudyDate=2020x", -EINVAL);
+	BAD("StudyDate=202001", -EINVAL);
+	BAD("StudyDate=-", -EINVAL);
+	BAD("StudyDate=2020*", -EINVAL);
+	BAD("StudyTime=1", -EINVAL);
+	BAD("StudyTime=1230.5", -EINVAL);
+	BAD("StudyTime=123000.1234567", -EINVAL);
+	{
+		char longkw[200];
+		memset(longkw, 'A', 150);
+		strcpy(longkw + 150, "=x");
+		BAD(longkw, -EINVAL);
+	}
+	/* not indexed: EOPNOTSUPP, after the keyword and escape checks */
+	why[0] = 0;
+	CHECK(query_term_parse("PatientSex=F", only_modality, NULL, &t, why, sizeof(why)) ==
+	      -EOPNOTSUPP && strstr(why, "index_tags=00100040"), "not indexed: %s", why);
+	CHECK(query_term_parse("Foo=F", only_modality, NULL, &t, why, sizeof(why)) == -EINVAL,
+	      "bad keyword first");
+	CHECK(query_term_parse("PatientSex=%z", only_modality, NULL, &t, why, sizeof(why)) ==
+	      -EINVAL, "bad escape first");
+	CHECK(query_term_parse("ModalitiesInStudy=CT", only_modality, NULL, &t, why,
+			       sizeof(why)) == 0, "MIS is always there");
+	query_term_free(&t);
+	CHECK(query_term_parse("Modality=CT", only_modality, NULL, &t, why, sizeof(why)) == 0,
+	      "indexed");
+	query_term_free(&t);
+
+	/* DA / TM / DT normalisation */
+	CHECK(query_norm_dt("DA", S("20200115"), out) == 0 && strcmp(out, "20200115") == 0, "DA");
+	CHECK(query_norm_dt("DA", S("2020011"), out) != 0, "short DA");
+	CHECK(query_norm_dt("DA", S("2020.0115"), out) != 0, "DA with a dot");
+	CHECK(query_norm_dt("TM", S("10:15"), out) == 0 && strcmp(out, "101500.000000") == 0,
+	      "TM with ':'");
+	CHECK(query_norm_dt("TM", S("101500.5"), out) == 0 && strcmp(out, "101500.500000") == 0,
+	      "TM fraction");
+	CHECK(query_norm_dt("TM", S("1015.5"), out) != 0, "fraction without seconds");
+	CHECK(query_norm_dt("DT", S("2020"), out) == 0 && strcmp(out, "20200000000000.000000") == 0,
+	      "DT year");
+	CHECK(query_norm_dt("DT", S("20"), out) != 0, "DT too short");
+	CHECK(query_norm_dt("DT", S("202001011230"), out) == 0 &&
+	      strcmp(out, "20200101123000.000000") == 0, "DT minutes");
+
+	/* ranges */
+	MATCH("StudyDate=20200101-20201231", "20200615");
+	MATCH("StudyDate=20200101-20201231", "20200101");
+	MATCH("StudyDate=20200101-20201231", "20201231");
+	NOMATCH("StudyDate=20200101-20201231", "20210101");
+	MATCH("StudyDate=20200201-", "20300101");
+	NOMATCH("StudyDate=20200201-", "20200131");
+	MATCH("StudyDate=-20191231", "19991231");
+	NOMATCH("StudyDate=-20191231", "20200101");
+	MATCH("StudyDate=20200115", "20200115");
+	NOMATCH("StudyDate=20200115", "20200116");
+	NOMATCH("StudyDate=20200115", "");
+	NOMATCH("StudyDate=20200101-", "garbage");
+	MATCH("StudyTime=10-11", "103000");
+	MATCH("StudyTime=10-11", "110000");
+	NOMATCH("StudyTime=10-11", "110000.1");
+	MATCH("StudyTime=1030", "103000.000");
+	MATCH("AcquisitionDateTime=2020-2022", "20210630120000");
+	/* the ends are padded with zeros, not to the end of their period */
+	NOMATCH("AcquisitionDateTime=2020-2021", "20210630120000");
+	MATCH("AcquisitionDateTime=2020-2021", "20210000000000");
+
+	/* UIDs: exact, lists */
+	MATCH("SOPInstanceUID=1.2.3", "1.2.3");
+	NOMATCH("SOPInstanceUID=1.2.3", "1.2.34");
+	MATCH("SOPInstanceUID=1.2,1.3", "1.3");
+	MATCH("SOPInstanceUID=1.2\\1.3", "1.2");
+	NOMATCH("SOPInstanceUID=1.2,1.3", "1.4");
+
+	/* wildcards, case, multi-valued */
+	MATCH("SeriesDescription=*T1*", "AX T1 POST");
+	NOMATCH("SeriesDescription=*T1*", "AX t1 POST");
+	MATCH("SeriesDescription=C? *", "CT HEAD");
+	NOMATCH("SeriesDescription=C? *", "CTA HEAD");
+	NOMATCH("SeriesDescription=*", "");   /* Q4: not an empty attribute */
+	MATCH("SeriesDescription=", "");
+	NOMATCH("SeriesDescription=x", "");
+	MATCH("Modality=CT", "CT");
+	NOMATCH("Modality=CT", "ct");
+	MATCH("ImageType=DERIVED", "ORIGINAL\\DERIVED\\AXIAL");
+	MATCH("ImageType=AX*", "ORIGINAL\\PRIMARY\\AXIAL");
+	NOMATCH("ImageType=PRIMARY", "ORIGINAL\\PRIMARYX");
+	CHECK(query_wild("a*b?c", S("axxbyc"), 0), "wild");
+	CHECK(!query_wild("a*b?c", S("axxbc"), 0), "wild ? needs a char");
+	CHECK(query_wild("**", S(""), 0), "stars match empty");
+	CHECK(query_wild("A*", S("abc"), 1), "ci");
+
+	/* IS / DS numerically */
+	MATCH("SeriesNumber=7", "7");
+	MATCH("SeriesNumber=7", "007");
+	MATCH("SliceThickness=2.5", "2.50");
+	MATCH("SliceThickness=2.5", "2.5 ");
+	NOMATCH("SeriesNumber=7", "17");
+	MATCH("SeriesNumber=1*", "17");
+
+	/* PN: case-insensitive, whole value or any component */
+	MATCH("PatientName=doe*", "Doe^John");
+	MATCH("PatientName=JOHN", "Doe^John");
+	MATCH("PatientName=doe^john", "Doe^John^^^");
+	MATCH("PatientName=doe^john", "Doe^John==");
+	MATCH("PatientName=*mada*", "Yamada^Taro=\xe5\xb1\xb1\xe7\x94\xb0^\xe5\xa4\xaa\xe9\x83\x8e");
+	MATCH("PatientName=\xe5\xb1\xb1\xe7\x94\xb0", "Yamada^Taro=\xe5\xb1\xb1\xe7\x94\xb0^\xe5\xa4\xaa\xe9\x83\x8e");
+	MATCH("PatientName=john", "Doe^ John ");
+	NOMATCH("PatientName=jo", "Doe^John");
+	NOMATCH("PatientName=doe", "");
+	MATCH("PatientName=", "");
+
+	/* ModalitiesInStudy: one distinct Modality of the study */
+	MATCH("ModalitiesInStudy=CT,MR", "MR");
+	MATCH("ModalitiesInStudy=CT\\MR", "CT");
+	NOMATCH("ModalitiesInStudy=CT,MR", "SR");
+	MATCH("ModalitiesInStudy=?R", "SR");
+	NOMATCH("ModalitiesInStudy=CT", "");
+	MATCH("ModalitiesInStudy=", "");
+
+	return unit_done();
+}
