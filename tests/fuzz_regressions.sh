@@ -8,7 +8,7 @@
 REG="$srcdir/tests/fuzz/regressions"
 n=$(ls "$REG" | wc -l)
 [ "$n" -gt 0 ] || fatal "no regression inputs in $REG"
-for h in header json pixels rle; do
+for h in header json pixels rle query; do
 	bin=./tests/fuzz/replay_$h
 	[ -x "$bin" ] || fatal "$bin not built (make check builds it)"
 	out=$(timeout 60 "$bin" "$REG" 2>&1)
@@ -20,5 +20,8 @@ for h in header json pixels rle; do
 		printf '%s\n' "$out" | tail -25 | sed 's/^/    /'
 	fi
 done
+# the query parser's seeds (tests/fuzz/seeds/query/) are its regressions too
+out=$(timeout 60 ./tests/fuzz/replay_query "$srcdir/tests/fuzz/seeds/query" 2>&1) &&
+	ok "replay_query: the query seeds" || { fail "replay_query on the query seeds:"; printf '%s\n' "$out" | tail -25; }
 [ "$FAILURES" -eq 0 ] || exit 1
 log PASSED

@@ -3,7 +3,7 @@
 # (ASan + UBSan) in a separate build directory and run each for a bounded
 # time, seeded from the test corpus.
 #
-# Usage: tests/fuzz/run.sh [HARNESS...]      (default: all four)
+# Usage: tests/fuzz/run.sh [HARNESS...]      (default: all five)
 # Environment:
 #   FUZZ_SECONDS  seconds per harness (default 20)
 #   FUZZ_OUT      build + corpus directory (default ./build-fuzz)
@@ -20,7 +20,7 @@ SRC=$(cd "$(dirname "$0")/../.." && pwd)
 OUT=$(mkdir -p "${FUZZ_OUT:-./build-fuzz}" && cd "${FUZZ_OUT:-./build-fuzz}" && pwd)
 SECS=${FUZZ_SECONDS:-20}
 JOBS=${FUZZ_JOBS:-1}
-HARNESSES=${*:-fuzz_header fuzz_json fuzz_pixels fuzz_rle}
+HARNESSES=${*:-fuzz_header fuzz_json fuzz_pixels fuzz_rle fuzz_query}
 CC=${FUZZ_CC:-clang}
 CXX=${FUZZ_CXX:-clang++}
 PY=/usr/bin/python3
@@ -151,10 +151,12 @@ for h in $HARNESSES; do
 	rm -rf "$seeds"
 	case $h in
 	fuzz_pixels | fuzz_rle) seed_struct "$seeds"; maxlen=16384 ;;
+	fuzz_query) mkdir -p "$seeds"; cp "$SRC"/tests/fuzz/seeds/query/* "$seeds"/; maxlen=4096 ;;
 	*) seed_files "$seeds"; maxlen=300000 ;;
 	esac
 	dict=
 	[ -f "$SRC/tests/fuzz/dict/dicom.dict" ] && case $h in fuzz_header | fuzz_json) dict="-dict=$SRC/tests/fuzz/dict/dicom.dict" ;; esac
+	[ "$h" = fuzz_query ] && dict="-dict=$SRC/tests/fuzz/dict/query.dict"
 	log "$h: ${SECS}s, $(ls "$seeds" | wc -l) seeds, corpus $(ls "$corpus" | wc -l)"
 	# -fork: a contained (GDCM) crash does not end the run; each crash is
 	# left in $OUT/crashes/$h-* and classified below
