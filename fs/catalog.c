@@ -408,11 +408,9 @@ static void table_columns(struct catalog *c, struct index *ix)
 	c->vpool_len = plen;
 }
 
-/* the copied column of tag (C5), or NULL */
-static const uint32_t *vcolumn(const struct catalog *c, uint32_t tag)
+/* the position of tag in c->tags, or c->ntags */
+static size_t tag_pos(const struct catalog *c, uint32_t tag)
 {
-	if (!c->vcell)
-		return NULL;
 	size_t lo = 0, hi = c->ntags;
 	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
@@ -421,9 +419,14 @@ static const uint32_t *vcolumn(const struct catalog *c, uint32_t tag)
 		else
 			hi = mid;
 	}
-	if (lo >= c->ntags || c->tags[lo] != tag)
-		return NULL;
-	return c->vcell + lo * c->ninst;
+	return lo < c->ntags && c->tags[lo] == tag ? lo : c->ntags;
+}
+
+/* the copied column of tag (C5), or NULL */
+static const uint32_t *vcolumn(const struct catalog *c, uint32_t tag)
+{
+	size_t j = tag_pos(c, tag);
+	return c->vcell && j < c->ntags ? c->vcell + j * c->ninst : NULL;
 }
 
 static int sv_cmp(const void *x, const void *y)
@@ -767,18 +770,11 @@ static int mask_may_have(const struct catalog *c, uint32_t a, uint32_t e, uint32
 {
 	if (!c->smask || a >= e)
 		return 1;
-	size_t lo = 0, hi = c->ntags;
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		if (c->tags[mid] < tag)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	if (lo >= c->ntags || c->tags[lo] != tag || lo >= 64)
+	size_t j = tag_pos(c, tag);
+	if (j >= c->ntags || j >= 64)
 		return 1;
 	for (uint32_t s = c->inst[a].series; s <= c->inst[e - 1].series; s++)
-		if (c->smask[s] >> lo & 1)
+		if (c->smask[s] >> j & 1)
 			return 1;
 	return 0;
 }
