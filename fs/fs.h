@@ -18,11 +18,12 @@ struct dfs {
 	uid_t uid;
 	gid_t gid;
 	uint64_t cache_bytes;  /* decoded-pixel cache bound (-o cache_size) */
-	/* catalog.c: the current snapshot of the index, guarded by
-	 * catalog->lock (catalog_get/catalog_put); set by catalog_start */
+	/* catalog.h: the current snapshot of the index; its fields are
+	 * guarded by catalog_slot.lock (use catalog_get/catalog_put); the
+	 * pointer is set by catalog_start before the session loop */
 	struct catalog_slot *catalog;
 	/* view_query.c: the query/ directories and their result cache,
-	 * guarded by query->lock; set by dfs_query_start */
+	 * guarded by qview.lock; set by dfs_query_start */
 	struct qview *query;
 };
 
