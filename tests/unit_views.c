@@ -39,9 +39,10 @@ static int copy_file(const char *from, const char *to)
 }
 
 /* index the archive into a fresh index dir with these views and kinds, and
- * open it for reading; NULL on failure (*rc says why) */
+ * open it for reading; NULL on failure (*rc says why: expected when
+ * expect_rc is nonzero, else a failed check) */
 static struct index *build(const char *name, const struct view *const *views,
-			   uint32_t kinds, int *rc)
+			   uint32_t kinds, int expect_rc, int *rc)
 {
 	char idx[700], msg[512];
 	struct index *ix;
@@ -50,7 +51,7 @@ static struct index *build(const char *name, const struct view *const *views,
 	struct index_opts o = { .archive = archive, .path = idx, .scan_threads = 1,
 				.kinds = kinds, .views = views };
 	if ((*rc = index_open(&ix, &o, msg, sizeof(msg)))) {
-		printf("index_open: %s\n", msg);
+		CHECK(0, "index_open: %s", msg);
 		return NULL;
 	}
 	if ((*rc = index_update(ix, &st, msg, sizeof(msg))) == 0) {
@@ -59,8 +60,9 @@ static struct index *build(const char *name, const struct view *const *views,
 	}
 	if (*rc) {
 		index_free(ix);
-		return NULL;
+		ix = NULL;
 	}
+	CHECK(!ix == !!expect_rc, "build %s: %d", name, *rc);
 	return ix;
 }
 
@@ -110,6 +112,36 @@ static void check_node(struct index *ix, uint64_t id, unsigned type, uint64_t pa
 		CHECK(nv.rec->mode == 0555, "%s: mode %o", name, nv.rec->mode);
 }
 
+static void expect(const struct listing *l, size_t i, uint64_t ino, const char *name)
+{
+	CHECK(i < l->n && l->e[i].ino == ino && strcmp(l->e[i].name, name) == 0,
+	      "entry %zu: want %s ino %llu, got %s ino %llu", i, name, (unsigned long long)ino,
+	      i < l->n ? l->e[i].name : "(none)",
+	      i < l->n ? (unsigned long long)l->e[i].ino : 0ULL);
+}
+
+struct want {
+	uint64_t ino;
+	const char *name;
+};
+
+/* directory id lists exactly want[0..n) in this order */
+static void check_dir(struct index *ix, uint64_t id, const struct want *want, size_t n)
+{
+	struct listing l;
+	list(ix, id, &l);
+	CHECK(l.n == n, "dir %llu lists %zu, want %zu", (unsigned long long)id, l.n, n);
+	for (size_t i = 0; i < n; i++)
+		expect(&l, i, want[i].ino, want[i].name);
+}
+
+/* (V2) the root: nlink 2 + n, the n views in name order */
+static void check_root(struct index *ix, const struct want *want, size_t n)
+{
+	check_node(ix, ID_ROOT, NODE_ROOT, ID_ROOT, 2 + (uint32_t)n, n, "");
+	check_dir(ix, ID_ROOT, want, n);
+}
+
 static void test_registry(void)
 {
 	size_t n = view_count(view_registry);
@@ -131,31 +163,19 @@ static void test_registry(void)
 	CHECK(view_instance_files[0].kind == KIND_DCM, "dcm kind");
 }
 
-static void expect(const struct listing *l, size_t i, uint64_t ino, const char *name)
-{
-	CHECK(i < l->n && l->e[i].ino == ino && strcmp(l->e[i].name, name) == 0,
-	      "entry %zu: want %s ino %llu, got %s ino %llu", i, name, (unsigned long long)ino,
-	      i < l->n ? l->e[i].name : "(none)",
-	      i < l->n ? (unsigned long long)l->e[i].ino : 0ULL);
-}
-
 static void test_default_views(void)
 {
 	int rc;
-	struct index *ix = build("default", NULL, ALL_KINDS, &rc);
+	struct index *ix = build("default", NULL, ALL_KINDS, 0, &rc);
 	struct listing l, p;
 	uint64_t ino;
-	CHECK(ix != NULL, "build: %d", rc);
 	if (!ix)
 		return;
-	/* (V2) the root: the four views in name order, nlink 2 + 4 */
-	check_node(ix, ID_ROOT, NODE_ROOT, ID_ROOT, 6, 4, "");
-	list(ix, ID_ROOT, &l);
-	CHECK(l.n == 4, "root lists %zu", l.n);
-	expect(&l, 0, ino_make(ID_DOTDIR, KIND_DIR), ".dicomfs");
-	expect(&l, 1, ino_make(ID_PATIENTS, KIND_DIR), "patients");
-	expect(&l, 2, ino_make(ID_QUERY, KIND_DIR), "query");
-	expect(&l, 3, ino_make(ID_UIDS, KIND_DIR), "uids");
+	check_root(ix, (const struct want[]){
+		{ ino_make(ID_DOTDIR, KIND_DIR), ".dicomfs" },
+		{ ino_make(ID_PATIENTS, KIND_DIR), "patients" },
+		{ ino_make(ID_QUERY, KIND_DIR), "query" },
+		{ ino_make(ID_UIDS, KIND_DIR), "uids" } }, 4);
 	CHECK(index_lookup(ix, ID_ROOT, "query", &ino) == 0 &&
 	      ino == ino_make(ID_QUERY, KIND_DIR), "lookup query");
 	CHECK(index_lookup(ix, ID_ROOT, "nothing", &ino) == -ENOENT, "lookup nothing");
@@ -165,15 +185,13 @@ static void test_default_views(void)
 	check_node(ix, ID_UIDS, NODE_TOP, ID_ROOT, 4, 2, "uids");
 	check_node(ix, ID_QUERY, NODE_TOP, ID_ROOT, 5, 3, "query");
 	check_node(ix, ID_DOTDIR, NODE_TOP, ID_ROOT, 2, 2, ".dicomfs");
-	list(ix, ID_QUERY, &l);
-	CHECK(l.n == 3, "query lists %zu", l.n);
-	expect(&l, 0, ino_make(QUERY_ID_BASE + 2, KIND_QDIR), "instances");
-	expect(&l, 1, ino_make(QUERY_ID_BASE + 1, KIND_QDIR), "series");
-	expect(&l, 2, ino_make(QUERY_ID_BASE + 0, KIND_QDIR), "studies");
-	list(ix, ID_DOTDIR, &l);
-	CHECK(l.n == 2, ".dicomfs lists %zu", l.n);
-	expect(&l, 0, ino_make(ID_DOTDIR, KIND_ERRORS), "errors.tsv");
-	expect(&l, 1, ino_make(ID_DOTDIR, KIND_STATUS), "status.json");
+	check_dir(ix, ID_QUERY, (const struct want[]){
+		{ ino_make(QUERY_ID_BASE + 2, KIND_QDIR), "instances" },
+		{ ino_make(QUERY_ID_BASE + 1, KIND_QDIR), "series" },
+		{ ino_make(QUERY_ID_BASE + 0, KIND_QDIR), "studies" } }, 3);
+	check_dir(ix, ID_DOTDIR, (const struct want[]){
+		{ ino_make(ID_DOTDIR, KIND_ERRORS), "errors.tsv" },
+		{ ino_make(ID_DOTDIR, KIND_STATUS), "status.json" } }, 2);
 
 	/* (V4) level files first, named by the views' tables */
 	list(ix, ID_PATIENTS, &p);
@@ -237,23 +255,19 @@ static void test_own_view(void)
 	const struct view *const views[] = { &test_view, &view_patients, &view_uids,
 					     &view_query, &view_dotdir, NULL };
 	int rc;
-	struct index *ix = build("own", views, ALL_KINDS & ~(1u << KIND_ERRORS), &rc);
-	struct listing l;
-	CHECK(ix != NULL, "build: %d", rc);
+	struct index *ix = build("own", views, ALL_KINDS & ~(1u << KIND_ERRORS), 0, &rc);
 	if (!ix)
 		return;
-	check_node(ix, ID_ROOT, NODE_ROOT, ID_ROOT, 7, 5, "");
-	list(ix, ID_ROOT, &l);
-	CHECK(l.n == 5, "root lists %zu", l.n);
-	expect(&l, 0, ino_make(ID_DOTDIR, KIND_DIR), ".dicomfs");
-	expect(&l, 1, ino_make(ID_TEST, KIND_DIR), "aaa-test");
-	expect(&l, 2, ino_make(ID_PATIENTS, KIND_DIR), "patients");
-	expect(&l, 4, ino_make(ID_UIDS, KIND_DIR), "uids");
+	check_root(ix, (const struct want[]){
+		{ ino_make(ID_DOTDIR, KIND_DIR), ".dicomfs" },
+		{ ino_make(ID_TEST, KIND_DIR), "aaa-test" },
+		{ ino_make(ID_PATIENTS, KIND_DIR), "patients" },
+		{ ino_make(ID_QUERY, KIND_DIR), "query" },
+		{ ino_make(ID_UIDS, KIND_DIR), "uids" } }, 5);
 	check_node(ix, ID_TEST, NODE_TOP, ID_ROOT, 3, 2, "aaa-test");
-	list(ix, ID_TEST, &l);
-	CHECK(l.n == 2, "test view lists %zu", l.n);
-	expect(&l, 0, ino_make(ID_PATIENTS, KIND_DIR), "all-patients");
-	expect(&l, 1, ino_make(ID_TEST, KIND_STATUS), "status.json");
+	check_dir(ix, ID_TEST, (const struct want[]){
+		{ ino_make(ID_PATIENTS, KIND_DIR), "all-patients" },
+		{ ino_make(ID_TEST, KIND_STATUS), "status.json" } }, 2);
 	/* errors.tsv is not served: not listed, not counted */
 	check_node(ix, ID_DOTDIR, NODE_TOP, ID_ROOT, 2, 1, ".dicomfs");
 	index_free(ix);
@@ -273,8 +287,8 @@ static void test_bad_registries(void)
 		char name[32];
 		int rc;
 		snprintf(name, sizeof(name), "bad%zu", i);
-		struct index *ix = build(name, views, ALL_KINDS, &rc);
-		CHECK(!ix && rc == -EINVAL, "registry with %s refused: %d", bad[i]->name, rc);
+		struct index *ix = build(name, views, ALL_KINDS, -EINVAL, &rc);
+		CHECK(rc == -EINVAL, "registry with %s refused: %d", bad[i]->name, rc);
 		if (ix)
 			index_free(ix);
 	}
@@ -282,17 +296,17 @@ static void test_bad_registries(void)
 
 int main(void)
 {
-	char p[700];
-	if (!mkdtemp(tmpdir)) {
-		CHECK(0, "mkdtemp");
-		return unit_done();
-	}
+	/* two instances of two patients, each its own study and series */
+	static const char *const sources[][2] = {
+		{ "ct.dcm", PYDICOM "CT_small.dcm" }, { "mr.dcm", PYDICOM "MR_small.dcm" } };
+	CHECK(mkdtemp(tmpdir) != NULL, "mkdtemp");
 	snprintf(archive, sizeof(archive), "%s/archive", tmpdir);
-	mkdir(archive, 0755);
-	snprintf(p, sizeof(p), "%s/ct.dcm", archive);
-	CHECK(copy_file(PYDICOM "CT_small.dcm", p) == 0, "copy CT_small");
-	snprintf(p, sizeof(p), "%s/mr.dcm", archive);
-	CHECK(copy_file(PYDICOM "MR_small.dcm", p) == 0, "copy MR_small");
+	CHECK(mkdir(archive, 0755) == 0, "mkdir archive");
+	for (size_t i = 0; i < 2; i++) {
+		char p[700];
+		snprintf(p, sizeof(p), "%s/%s", archive, sources[i][0]);
+		CHECK(copy_file(sources[i][1], p) == 0, "copy %s", sources[i][1]);
+	}
 
 	test_registry();
 	test_default_views();
