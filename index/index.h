@@ -7,8 +7,8 @@
  *
  * Design notes (invariants)
  * - Id spaces. A node id is a 59-bit number; an inode number is
- *   (id << 5 | kind), kind from enum dfs_kind. Ids 0..15 are reserved: 0 root, and one
- *   per top-level view (ID_* below, view.h (V1)). Directory ids come from the "keys" DB (one id per
+ *   (id << 5 | kind), kind from enum dfs_kind. Ids 0..15 are reserved: 0 root, 1 patients/,
+ *   2 .dicomfs/. Directory ids come from the "keys" DB (one id per
  *   patient / patient+study / patient+study+series key, allocated once and
  *   kept), instance ids from the instance's file record (allocated when the
  *   path is first indexed and kept while it exists). So inode numbers are
