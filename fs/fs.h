@@ -46,6 +46,34 @@ struct kind_ops {
 	int volatile_attr;     /* content may change while mounted */
 };
 
+/*
+ * The FUSE side of a view whose nodes are not in the index (index/view.h):
+ * for the kinds in `kinds`, ll.c asks these hooks instead of the index
+ * (no index_node for getattr/open, no xattrs), and for the directory kinds
+ * among them (`dir_kinds`) lookup and readdir too. Registered in fs/views.c,
+ * one line per view. Replies and timeouts: as documented at each hook.
+ * Threading: any FUSE thread.
+ */
+struct view_fs_ops {
+	const char *name;    /* the view's name at the root (view.h) */
+	uint32_t kinds;      /* bit k: kind k is this view's */
+	uint32_t dir_kinds;  /* bit k: kind k is one of its directories */
+	/* st of inode ino; 0 or negative error */
+	int (*stat)(struct dfs *fs, uint64_t ino, struct stat *st);
+	/* entry name in directory parent, e filled (timeouts included) */
+	int (*lookup)(struct dfs *fs, uint64_t parent, const char *name,
+		      struct fuse_entry_param *e);
+	/* replies to req itself on success (returns 0) */
+	int (*readdir)(struct dfs *fs, fuse_req_t req, uint64_t ino, size_t size,
+		       off_t off, int plus);
+	/* malloc()ed target of a symlink; -EINVAL for other kinds */
+	int (*readlink)(struct dfs *fs, uint64_t ino, char **out);
+	/* the kernel dropped nlookup references to ino (any kind of the view) */
+	void (*forget)(struct dfs *fs, uint64_t ino, uint64_t nlookup);
+};
+/* The view owning kind k when its nodes are not in the index, else NULL. */
+const struct view_fs_ops *dfs_view_of(unsigned kind);
+
 extern const struct kind_ops *const dfs_kinds[KIND_MAX];
 extern const struct kind_ops kind_dir, kind_dcm, kind_status, kind_errors;
 extern const struct kind_ops kind_npy, kind_png;
@@ -84,8 +112,7 @@ int dfs_xattr_get(struct dfs *fs, uint64_t ino, const char *name, char **buf,
 /*
  * kind_query.c: query/<level>/<Keyword=value>/... (dynamic ids, see index.h).
  * The directories, manifests and symlinks of the query space bypass the
- * node lookup of the other kinds: ll.c routes them here through the query
- * view's struct view_fs_ops (fs/views.c).
+ * node lookup of the other kinds: ll.c routes them here.
  */
 extern const struct kind_ops kind_qmanifest, kind_qother;
 int dfs_query_kind(unsigned kind);
@@ -96,34 +123,6 @@ int dfs_query_readdir(struct dfs *fs, fuse_req_t req, uint64_t ino, size_t size,
 		      off_t off, int plus);
 int dfs_query_readlink(struct dfs *fs, uint64_t ino, char **out);
 void dfs_query_forget(uint64_t ino, uint64_t nlookup);
-
-/*
- * The FUSE side of a view whose nodes are not in the index (index/view.h):
- * for the kinds in `kinds`, ll.c asks these hooks instead of the index
- * (no index_node for getattr/open, no xattrs), and for the directory kinds
- * among them (`dir_kinds`) lookup and readdir too. Registered in fs/views.c,
- * one line per view. Replies and timeouts: as documented at each hook.
- * Threading: any FUSE thread.
- */
-struct view_fs_ops {
-	const char *name;    /* the view's name at the root (view.h) */
-	uint32_t kinds;      /* bit k: kind k is this view's */
-	uint32_t dir_kinds;  /* bit k: kind k is one of its directories */
-	/* st of inode ino; 0 or negative error */
-	int (*stat)(struct dfs *fs, uint64_t ino, struct stat *st);
-	/* entry name in directory parent, e filled (timeouts included) */
-	int (*lookup)(struct dfs *fs, uint64_t parent, const char *name,
-		      struct fuse_entry_param *e);
-	/* replies to req itself on success (returns 0) */
-	int (*readdir)(struct dfs *fs, fuse_req_t req, uint64_t ino, size_t size,
-		       off_t off, int plus);
-	/* malloc()ed target of a symlink; -EINVAL for other kinds */
-	int (*readlink)(struct dfs *fs, uint64_t ino, char **out);
-	/* the kernel dropped nlookup references to ino (any kind of the view) */
-	void (*forget)(uint64_t ino, uint64_t nlookup);
-};
-/* The view owning kind k when its nodes are not in the index, else NULL. */
-const struct view_fs_ops *dfs_view_of(unsigned kind);
 
 /* close f->fd: the release of kinds that keep a source fd */
 void kind_fd_release(struct dfs_file *f);

@@ -395,16 +395,16 @@ static void ll_readlink(fuse_req_t req, fuse_ino_t ino)
 }
 
 /* lookup counts matter only for the nodes of views outside the index */
-static void forget_one(uint64_t ino, uint64_t nlookup)
+static void forget_one(struct dfs *fs, uint64_t ino, uint64_t nlookup)
 {
 	const struct view_fs_ops *v = view_of(ino);
 	if (v && v->forget)
-		v->forget(ino, nlookup);
+		v->forget(fs, ino, nlookup);
 }
 
 static void ll_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
-	forget_one(ino, nlookup);
+	forget_one(fs_of(req), ino, nlookup);
 	fuse_reply_none(req);
 }
 
@@ -412,7 +412,7 @@ static void ll_forget_multi(fuse_req_t req, size_t count,
 			    struct fuse_forget_data *forgets)
 {
 	for (size_t i = 0; i < count; i++)
-		forget_one(forgets[i].ino, forgets[i].nlookup);
+		forget_one(fs_of(req), forgets[i].ino, forgets[i].nlookup);
 	fuse_reply_none(req);
 }
 

@@ -9,6 +9,12 @@
 
 #define KBIT(k) (1u << (k))
 
+static void query_forget(struct dfs *fs, uint64_t ino, uint64_t nlookup)
+{
+	(void)fs;
+	dfs_query_forget(ino, nlookup);
+}
+
 /* query/: query directories, manifests and symlinks (kind_query.c) */
 static const struct view_fs_ops query_fs = {
 	.name = "query",
@@ -20,7 +26,7 @@ static const struct view_fs_ops query_fs = {
 	.lookup = dfs_query_lookup,
 	.readdir = dfs_query_readdir,
 	.readlink = dfs_query_readlink,
-	.forget = dfs_query_forget,
+	.forget = query_forget,
 };
 
 static const struct view_fs_ops *const registry[] = {
