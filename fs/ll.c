@@ -381,7 +381,7 @@ static void ll_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	reply_xattr(req, rc, buf, len, size);
 }
 
-/* symlinks exist only in views outside the index (query/) */
+/* query/ symlinks (kind_query.c) */
 static void ll_readlink(fuse_req_t req, fuse_ino_t ino)
 {
 	const struct view_fs_ops *v = view_of(ino);
