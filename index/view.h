@@ -13,9 +13,10 @@
  * view_fs_ops), one line per such view.
  *
  * Adding a view: index/views/view_x.c (its struct view with a reserved id
- * from index.h and a build function) + one line at the end of the registry
- * in index/views.c + its Makefile.am line; for a dynamic view also its
- * struct view_fs_ops and one line in fs/views.c.
+ * from index.h and a build function) + its line at the end of the registry
+ * in index/views.c (and its name in the extern there) + its Makefile.am
+ * line; for a dynamic view also its struct view_fs_ops and one line in
+ * fs/views.c.
  *
  * Design notes (invariants; code cites them as (V1) ...)
  * (V1) Ids. Every view owns one reserved id (1 .. ID_FIRST-1, index.h) for
@@ -37,7 +38,9 @@
  * (V4) Derived files. The names of the files a directory level lists (the
  *      level files such as "series.json", and the extensions of an
  *      instance's files) are the views' and live in the tables below, not in
- *      tree.c. A directory lists its level files first (positions 0..),
+ *      tree.c. (The instance listing of tree.c still spells the four
+ *      extensions itself, twice; it is to iterate view_instance_files once
+ *      the two listings are one function.) A directory lists its level files first (positions 0..),
  *      then its children; a child whose name equals a level file's gets a
  *      suffix (tree.c). Only the kinds the mount serves (index_opts.kinds)
  *      are listed. The kind numbers themselves (enum dfs_kind, index.h) are
