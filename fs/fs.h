@@ -53,6 +53,34 @@ struct kind_ops {
 	int volatile_attr;     /* content may change while mounted */
 };
 
+/*
+ * The FUSE side of a view whose nodes are not in the index (index/view.h):
+ * for the kinds in `kinds`, ll.c asks these hooks instead of the index
+ * (no index_node for getattr/open, no xattrs), and for the directory kinds
+ * among them (`dir_kinds`) lookup and readdir too. Registered in fs/views.c,
+ * one line per view. Replies and timeouts: as documented at each hook.
+ * Threading: any FUSE thread.
+ */
+struct view_fs_ops {
+	const char *name;    /* the view's name at the root (view.h) */
+	uint32_t kinds;      /* bit k: kind k is this view's */
+	uint32_t dir_kinds;  /* bit k: kind k is one of its directories */
+	/* st of inode ino; 0 or negative error */
+	int (*stat)(struct dfs *fs, uint64_t ino, struct stat *st);
+	/* entry name in directory parent, e filled (timeouts included) */
+	int (*lookup)(struct dfs *fs, uint64_t parent, const char *name,
+		      struct fuse_entry_param *e);
+	/* replies to req itself on success (returns 0) */
+	int (*readdir)(struct dfs *fs, fuse_req_t req, uint64_t ino, size_t size,
+		       off_t off, int plus);
+	/* malloc()ed target of a symlink; -EINVAL for other kinds */
+	int (*readlink)(struct dfs *fs, uint64_t ino, char **out);
+	/* the kernel dropped nlookup references to ino (any kind of the view) */
+	void (*forget)(struct dfs *fs, uint64_t ino, uint64_t nlookup);
+};
+/* The view owning kind k when its nodes are not in the index, else NULL. */
+const struct view_fs_ops *dfs_view_of(unsigned kind);
+
 extern const struct kind_ops *const dfs_kinds[KIND_MAX];
 extern const struct kind_ops kind_dir, kind_dcm, kind_status, kind_errors;
 extern const struct kind_ops kind_npy, kind_png;

@@ -7,6 +7,8 @@
  * cache; only the .dicomfs status files are volatile (direct_io, no attr
  * cache). Every request gets exactly one reply; errors from the project
  * convention are converted with dfs_errno() here and nowhere else.
+ * The kinds of a view whose nodes are not in the index (query/) are routed
+ * to that view's hooks (fs.h: struct view_fs_ops, fs/views.c).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -17,6 +19,7 @@
 
 #include "fs.h"
 #include "error.h"
+#include "view.h"
 
 static struct dfs *fs_of(fuse_req_t req)
 {
@@ -29,14 +32,29 @@ static const struct kind_ops *kind_of(uint64_t ino)
 	return k < KIND_MAX ? dfs_kinds[k] : NULL;
 }
 
+/* the view that serves ino without the index, or NULL */
+static const struct view_fs_ops *view_of(uint64_t ino)
+{
+	return dfs_view_of(ino_kind(ino));
+}
+
+/* the view whose directory ino is, or NULL (an index directory or no
+ * directory) */
+static const struct view_fs_ops *view_dir_of(uint64_t ino)
+{
+	const struct view_fs_ops *v = view_of(ino);
+	return v && (v->dir_kinds & (1u << ino_kind(ino))) ? v : NULL;
+}
+
 int dfs_stat(struct dfs *fs, uint64_t ino, struct stat *st)
 {
 	struct node_view nv;
 	const struct kind_ops *k = kind_of(ino);
+	const struct view_fs_ops *v = view_of(ino);
 	if (!k || !k->getattr)
 		return -ENOENT;
-	if (dfs_query_kind(ino_kind(ino)))
-		return dfs_query_stat(fs, ino, st);
+	if (v)
+		return v->stat(fs, ino, st);
 	int rc = index_node(fs->ix, ino_id(ino), &nv);
 	if (rc)
 		return rc == -ENOENT ? -ENOENT : rc;
@@ -70,11 +88,12 @@ static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct dfs *fs = fs_of(req);
 	struct fuse_entry_param e;
+	const struct view_fs_ops *v = view_dir_of(parent);
 	uint64_t ino;
 	int rc;
 
-	if (ino_kind(parent) == KIND_QDIR) {
-		rc = dfs_query_lookup(fs, parent, name, &e);
+	if (v) {
+		rc = v->lookup(fs, parent, name, &e);
 		if (rc)
 			reply_err(req, rc);
 		else
@@ -117,7 +136,7 @@ static void ll_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 static void ll_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	if (ino_kind(ino) != KIND_DIR && ino_kind(ino) != KIND_QDIR) {
+	if (ino_kind(ino) != KIND_DIR && !view_dir_of(ino)) {
 		fuse_reply_err(req, ENOTDIR);
 		return;
 	}
@@ -189,11 +208,12 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
 	struct dfs *fs = fs_of(req);
 	struct rd r = { req, fs, NULL, size, 0, plus, 0 };
+	const struct view_fs_ops *v = view_dir_of(ino);
 	struct node_view nv;
 	int rc;
 
-	if (ino_kind(ino) == KIND_QDIR) {
-		rc = dfs_query_readdir(fs, req, ino, size, off, plus);
+	if (v) {
+		rc = v->readdir(fs, req, ino, size, off, plus);
 		if (rc)
 			reply_err(req, rc);
 		return;
@@ -262,7 +282,7 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, k ? EISDIR : ENOENT);
 		return;
 	}
-	rc = dfs_query_kind(ino_kind(ino)) ? 0 : index_node(fs->ix, ino_id(ino), &nv);
+	rc = view_of(ino) ? 0 : index_node(fs->ix, ino_id(ino), &nv);
 	if (rc) {
 		reply_err(req, rc);
 		return;
@@ -322,7 +342,9 @@ static void ll_statfs(fuse_req_t req, fuse_ino_t ino)
 	(void)ino;
 	st.f_bsize = 65536;
 	st.f_frsize = 65536;
-	st.f_files = s->instances + s->series + s->studies + s->patients + 5;
+	/* the root and the views' top directories, and the stored levels */
+	st.f_files = s->instances + s->series + s->studies + s->patients + 1 +
+		     view_count(view_registry);
 	st.f_namemax = 255;
 	st.f_flag = ST_RDONLY | ST_NOSUID | ST_NODEV;
 	fuse_reply_statfs(req, &st);
@@ -347,8 +369,7 @@ static void ll_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 {
 	char *buf = NULL;
 	size_t len = 0;
-	int rc = dfs_query_kind(ino_kind(ino)) ? -ENODATA :
-		 dfs_xattr_get(fs_of(req), ino, name, &buf, &len);
+	int rc = view_of(ino) ? -ENODATA : dfs_xattr_get(fs_of(req), ino, name, &buf, &len);
 	reply_xattr(req, rc, buf, len, size);
 }
 
@@ -356,15 +377,16 @@ static void ll_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
 	char *buf = NULL;
 	size_t len = 0;
-	int rc = dfs_query_kind(ino_kind(ino)) ? 0 : dfs_xattr_list(fs_of(req), ino, &buf, &len);
+	int rc = view_of(ino) ? 0 : dfs_xattr_list(fs_of(req), ino, &buf, &len);
 	reply_xattr(req, rc, buf, len, size);
 }
 
 /* query/ symlinks (view_query.c) */
 static void ll_readlink(fuse_req_t req, fuse_ino_t ino)
 {
+	const struct view_fs_ops *v = view_of(ino);
 	char *t = NULL;
-	int rc = dfs_query_readlink(fs_of(req), ino, &t);
+	int rc = v && v->readlink ? v->readlink(fs_of(req), ino, &t) : -EINVAL;
 	if (rc)
 		reply_err(req, rc);
 	else
@@ -372,10 +394,17 @@ static void ll_readlink(fuse_req_t req, fuse_ino_t ino)
 	free(t);
 }
 
-/* lookup counts matter only for the dynamic query directories */
+/* lookup counts matter only for the nodes of views outside the index */
+static void forget_one(struct dfs *fs, uint64_t ino, uint64_t nlookup)
+{
+	const struct view_fs_ops *v = view_of(ino);
+	if (v && v->forget)
+		v->forget(fs, ino, nlookup);
+}
+
 static void ll_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
-	dfs_query_forget(fs_of(req), ino, nlookup);
+	forget_one(fs_of(req), ino, nlookup);
 	fuse_reply_none(req);
 }
 
@@ -383,7 +412,7 @@ static void ll_forget_multi(fuse_req_t req, size_t count,
 			    struct fuse_forget_data *forgets)
 {
 	for (size_t i = 0; i < count; i++)
-		dfs_query_forget(fs_of(req), forgets[i].ino, forgets[i].nlookup);
+		forget_one(fs_of(req), forgets[i].ino, forgets[i].nlookup);
 	fuse_reply_none(req);
 }
 

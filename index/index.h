@@ -45,6 +45,11 @@
 
 #define INDEX_FORMAT "dicomfs-index 5"
 
+/*
+ * File kinds. The numbers are part of the inode scheme (above), hence of
+ * INDEX_FORMAT: they stay here. What a kind is called and which directory
+ * lists it are the views' (view.h (V4)); what it serves is fs/'s (kinds.c).
+ */
 enum dfs_kind {
 	KIND_DIR = 1,
 	KIND_DCM = 2,            /* <instance>.dcm: the original bytes */
@@ -72,11 +77,12 @@ enum dfs_kind {
 	KIND_MAX = 32,
 };
 
+/* Reserved ids: the root, and one per top-level view (view.h (V1)). */
 #define ID_ROOT     0
-#define ID_PATIENTS 1
-#define ID_DOTDIR   2
-#define ID_QUERY    3   /* query/ */
-#define ID_UIDS     4   /* uids/ */
+#define ID_PATIENTS 1   /* patients/ (index/views/view_patients.c) */
+#define ID_DOTDIR   2   /* .dicomfs/ (view_dotdir.c) */
+#define ID_QUERY    3   /* query/ (view_query.c) */
+#define ID_UIDS     4   /* uids/ (view_uids.c) */
 /*
  * Query directories (query/<level>/<Keyword=value>/...) have dynamic ids
  * >= QUERY_ID_BASE, from a hash of their path, mapped to the parsed query
@@ -122,6 +128,8 @@ struct node_view {
 	const char *relpath;
 };
 
+struct view;
+
 struct index_opts {
 	const char *archive;     /* as given */
 	const char *path;        /* index directory, or NULL for the default */
@@ -131,6 +139,8 @@ struct index_opts {
 	uint32_t kinds;          /* bit k set: file kind k is served (fs/ sets it
 				  * from its kinds table); the tree lists only
 				  * those */
+	const struct view *const *views; /* the top-level views, NULL-terminated
+				  * (view.h); NULL: view_registry */
 	const char *worker_exe;  /* parse in "exe --parse-worker" processes, so a
 				  * parser crash or hang costs one file; NULL:
 				  * parse in threads of this process */

@@ -27,6 +27,7 @@
 #include "pixels.h"
 #include "record.h"
 #include "tags.h"
+#include "view.h"
 #include "volreport.h"
 
 struct str {
@@ -314,19 +315,11 @@ static int key_id(struct build *b, char level, struct str p1, struct str p2,
 	return rc;
 }
 
-/* Level files of a directory, listed before its children. */
-struct level_file {
-	unsigned kind;
-	const char *name;
-};
-
-static const struct level_file patient_files[] = {
-	{ KIND_PATIENT_JSON, "patient.json" }, { KIND_PATIENT_FHIR, "patient.fhir.json" }, { 0, NULL } };
-static const struct level_file study_files[] = {
-	{ KIND_STUDY_JSON, "study.json" }, { KIND_STUDY_FHIR, "study.fhir.json" }, { 0, NULL } };
-static const struct level_file series_files[] = {
-	{ KIND_SERIES_JSON, "series.json" }, { KIND_VOLUME_NII, "volume.nii" },
-	{ KIND_VOLUME_NPY, "volume.npy" }, { 0, NULL } };
+/* Level files of a directory, listed before its children: the names are
+ * the views' (view.h (V4)). */
+static const struct level_file *const patient_files = view_patient_files;
+static const struct level_file *const study_files = view_study_files;
+static const struct level_file *const series_files = view_series_files;
 
 static int reserved(const char *name, const struct level_file *lf)
 {
@@ -633,18 +626,9 @@ free_s:
 }
 
 /* ---- uids/<StudyInstanceUID>/<SeriesInstanceUID>/<SOPInstanceUID>.* ----
- *
- * A second view of the same instances whose names are the UIDs, so a name
- * never changes when other files arrive. The instance files are the very
- * inodes of patients/ (same id and kind: hard links, nlink 2); the study
- * and series directories get ids from "keys" with level letters 'u' / 'v'
- * (a study filed under two patients is one directory here). Level files:
- * study.json, series.json only.
- */
-static const struct level_file uid_study_files[] = {
-	{ KIND_STUDY_JSON, "study.json" }, { 0, NULL } };
-static const struct level_file uid_series_files[] = {
-	{ KIND_SERIES_JSON, "series.json" }, { 0, NULL } };
+ * (view_uids.c: what the view is and the names of its level files) */
+static const struct level_file *const uid_study_files = view_uid_study_files;
+static const struct level_file *const uid_series_files = view_uid_series_files;
 
 static int cmp_uidview(const void *a, const void *b, void *ctx)
 {
@@ -804,17 +788,6 @@ out:
 	return rc ? rc : (int)n;
 }
 
-/* query/: studies, series, instances: query directories (fs/kind_query.c) */
-static int do_query_top(struct build *b, const struct agg *all)
-{
-	static const char *const lv[] = { "instances", "series", "studies" };
-	static const uint64_t qid[] = { QUERY_ID_BASE + 2, QUERY_ID_BASE + 1, QUERY_ID_BASE + 0 };
-	int rc = put_node(b, ID_QUERY, NODE_TOP, ID_ROOT, "query", all, 5, 3, NULL);
-	for (uint32_t i = 0; i < 3 && !rc; i++)
-		rc = put_dirent(b, ID_QUERY, i, ino_make(qid[i], KIND_QDIR), lv[i]);
-	return rc;
-}
-
 static int load(struct build *b, uint64_t *skipped, uint64_t *errors)
 {
 	MDB_cursor *c;
@@ -909,12 +882,115 @@ static int load(struct build *b, uint64_t *skipped, uint64_t *errors)
 	return rc == MDB_NOTFOUND ? 0 : dfs_from_mdb(rc);
 }
 
+/* ---- the root and the views (view.h) ---- */
+
+struct tree_builder {
+	struct build *b;
+};
+
+int tree_add(struct tree_builder *tb, uint64_t dir, uint32_t *pos, uint64_t id,
+	     unsigned kind, const char *name)
+{
+	if (kind >= KIND_MAX || !(tb->b->ix->opts.kinds & (1u << kind)))
+		return 0;
+	if (strlen(name) >= NAME_BUF)
+		return -ENAMETOOLONG;
+	int rc = put_dirent(tb->b, dir, *pos, ino_make(id, kind), name);
+	if (!rc)
+		(*pos)++;
+	return rc;
+}
+
+/* the patients/ and uids/ hierarchies as view builds: fn writes below the
+ * fixed id top_id, every entry of which is a directory */
+static int hierarchy(struct tree_builder *tb, const struct view *v, uint64_t top_id,
+		     int (*fn)(struct build *, struct agg *), struct view_top *top)
+{
+	struct agg g = { 0 };
+	if (v->id != top_id)
+		return -EINVAL;
+	int n = fn(tb->b, &g);
+	if (n < 0)
+		return n;
+	top->nentries = (uint64_t)n;
+	top->nsubdirs = (uint32_t)n;
+	return 0;
+}
+
+int tree_patients(struct tree_builder *tb, const struct view *v, struct view_top *top)
+{
+	return hierarchy(tb, v, ID_PATIENTS, do_patients, top);
+}
+
+int tree_uids(struct tree_builder *tb, const struct view *v, struct view_top *top)
+{
+	return hierarchy(tb, v, ID_UIDS, do_uids, top);
+}
+
+static int cmp_view_name(const void *a, const void *b)
+{
+	const struct view *const *x = a, *const *y = b;
+	return strcmp((*x)->name, (*y)->name);
+}
+
+/* Build the views in registry order (V3), each under its own top node, then
+ * the root listing them in name order (V2); all: the whole archive's
+ * attributes. 0, -EINVAL for a registry that breaks (V1), or an error. */
+static int build_views(struct build *b, const struct view *const *views,
+		       const struct agg *all)
+{
+	/* unique ids in 1 .. ID_FIRST-1: at most ID_FIRST-1 views */
+	const struct view *byname[ID_FIRST];
+	struct tree_builder tb = { b };
+	size_t n;
+	int rc = 0;
+	for (n = 0; views[n]; n++) {
+		const struct view *v = views[n];
+		if (v->id == ID_ROOT || v->id >= ID_FIRST || !v->name[0] ||
+		    strchr(v->name, '/') || strlen(v->name) >= NAME_BUF || !v->build)
+			return -EINVAL;
+		for (size_t j = 0; j < n; j++)
+			if (views[j]->id == v->id || strcmp(views[j]->name, v->name) == 0)
+				return -EINVAL;
+		byname[n] = v;
+	}
+	for (size_t i = 0; i < n && !rc; i++) {
+		struct view_top top = { 0, 0 };
+		rc = views[i]->build(&tb, views[i], &top);
+		if (!rc)
+			rc = put_node(b, views[i]->id, NODE_TOP, ID_ROOT, views[i]->name, all,
+				      2 + top.nsubdirs, top.nentries, NULL);
+	}
+	qsort(byname, n, sizeof(*byname), cmp_view_name);
+	if (!rc)
+		rc = put_node(b, ID_ROOT, NODE_ROOT, ID_ROOT, "", all, 2 + (uint32_t)n, n, NULL);
+	for (size_t i = 0; i < n && !rc; i++)
+		rc = put_dirent(b, ID_ROOT, (uint32_t)i, ino_make(byname[i]->id, KIND_DIR),
+				byname[i]->name);
+	return rc;
+}
+
+/* The mtime and owner of the whole archive (V2): of all its instances, or
+ * of the archive directory when there are none. */
+static void archive_attrs(const struct build *b, struct agg *all)
+{
+	struct stat st;
+	for (size_t i = 0; i < b->n; i++)
+		agg_file(all, &b->v[i].h);
+	if (!all->any && fstat(b->ix->archive_fd, &st) == 0) {
+		all->mtime = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+		all->uid = st.st_uid;
+		all->gid = st.st_gid;
+		all->any = 1;
+	}
+}
+
 int tree_build(struct index *ix, MDB_txn *txn, uint64_t *next_id)
 {
 	struct build b = { .ix = ix, .txn = txn, .next_id = next_id };
 	struct textbuf dups = { 0 };
 	uint64_t skipped = 0, errors = 0, ndup = 0;
-	struct agg all = { 0 }, none = { 0 };
+	struct agg all = { 0 };
 	int rc;
 
 	rc = load(&b, &skipped, &errors);
@@ -946,40 +1022,8 @@ int tree_build(struct index *ix, MDB_txn *txn, uint64_t *next_id)
 		if ((rc = dfs_from_mdb(mdb_drop(txn, tree[i], 0))))
 			goto free_insts;
 
-	int np = do_patients(&b, &all);
-	if (np < 0) {
-		rc = np;
-		goto free_insts;
-	}
-	if (!all.any) {
-		struct stat st;
-		if (fstat(ix->archive_fd, &st) == 0) {
-			all.mtime = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
-			all.uid = st.st_uid;
-			all.gid = st.st_gid;
-			all.any = 1;
-		}
-	}
-	none = all;
-	struct agg uall = { 0 };
-	int nu = do_uids(&b, &uall);
-	if (nu < 0) {
-		rc = nu;
-		goto free_insts;
-	}
-	if ((rc = put_node(&b, ID_ROOT, NODE_ROOT, ID_ROOT, "", &all, 6, 4, NULL)) ||
-	    (rc = put_dirent(&b, ID_ROOT, 0, ino_make(ID_DOTDIR, KIND_DIR), ".dicomfs")) ||
-	    (rc = put_dirent(&b, ID_ROOT, 1, ino_make(ID_PATIENTS, KIND_DIR), "patients")) ||
-	    (rc = put_dirent(&b, ID_ROOT, 2, ino_make(ID_QUERY, KIND_DIR), "query")) ||
-	    (rc = put_dirent(&b, ID_ROOT, 3, ino_make(ID_UIDS, KIND_DIR), "uids")) ||
-	    (rc = do_query_top(&b, &all)) ||
-	    (rc = put_node(&b, ID_UIDS, NODE_TOP, ID_ROOT, "uids", &all,
-			   2 + (uint32_t)nu, (uint64_t)nu, NULL)) ||
-	    (rc = put_node(&b, ID_PATIENTS, NODE_TOP, ID_ROOT, "patients", &all,
-			   2 + (uint32_t)np, (uint64_t)np, NULL)) ||
-	    (rc = put_node(&b, ID_DOTDIR, NODE_TOP, ID_ROOT, ".dicomfs", &none, 2, 2, NULL)) ||
-	    (rc = put_dirent(&b, ID_DOTDIR, 0, ino_make(ID_DOTDIR, KIND_ERRORS), "errors.tsv")) ||
-	    (rc = put_dirent(&b, ID_DOTDIR, 1, ino_make(ID_DOTDIR, KIND_STATUS), "status.json")))
+	archive_attrs(&b, &all);
+	if ((rc = build_views(&b, ix->opts.views ? ix->opts.views : view_registry, &all)))
 		goto free_insts;
 	if ((rc = stage_flush(&b.nodes, txn, ix->nodes)) ||
 	    (rc = stage_flush(&b.names, txn, ix->names)) ||
