@@ -9,7 +9,10 @@
  * the file to a decoder process). The local folder (source_local.c) is the
  * first implementation; another one (a DICOMweb server, a tar file) is one
  * new file with a struct source_ops plus one line in source_registry[]
- * (source.c).
+ * (source.c). (Today index_open still resolves the archive argument with
+ * realpath() for the index's name and its "archive" meta before it calls
+ * source_create: a spec that is not a folder needs that step to ask the
+ * source for a stable name instead.)
  *
  * Design notes (invariants; code cites them as R1..R7)
  * (R1) walk() yields every regular file once, in key order: memcmp order
