@@ -12,8 +12,16 @@
 #include <sys/stat.h>
 #include "index.h"
 
+struct source;
+struct source_file;
+struct dfs_pixels;
+
+/* One mount. Set up by main.c before the FUSE loop; the fields are
+ * read-only while mounted unless marked otherwise. */
 struct dfs {
 	struct index *ix;
+	const struct source *src;  /* where bytes come from: index_source(ix),
+				    * no lock needed (source.h, R7) */
 	double timeout;        /* entry/attr timeout for immutable nodes */
 	uid_t uid;
 	gid_t gid;
@@ -25,6 +33,9 @@ struct dfs {
 	/* view_query.c: the query/ directories and their result cache,
 	 * guarded by qview.lock; set by dfs_query_start */
 	struct qview *query;
+	struct dfs_pixels *px; /* kind_pixels.c: decode cache (its own lock),
+				* decoder pool (worker.h, its own lock) and
+				* per-thread buffers; dfs_pixels_new/free */
 };
 
 /* An open file (fi->fh). */
@@ -87,6 +98,21 @@ extern const struct kind_ops kind_npy, kind_png;
 /* kind_pixels.c: "dicomfs --decode-worker", the pixel decoder process */
 int dfs_decode_worker_main(void);
 /*
+ * kind_pixels.c: fs->px, from fs->cache_bytes; decoders are children of
+ * exe (NULL: decode in-process), started on first use. 0 or -errno.
+ * dfs_pixels_free after the FUSE loop (no file open any more).
+ */
+int dfs_pixels_new(struct dfs *fs, const char *exe);
+void dfs_pixels_free(struct dfs *fs);
+/*
+ * kind_dcm.c: open the source of instance node nv and verify it is the
+ * indexed file (source.h R2: regular, size, mtime, inode). On failure one
+ * errors.tsv line, its reason prefixed with what ("" or "json: "), and
+ * -ENOENT (gone) or -EIO. Close with source_close(fs->src, f).
+ */
+int dfs_source_open(struct dfs *fs, const struct node_view *nv, const char *what,
+		    struct source_file *f);
+/*
  * kind_pixels.c: the pixel pipeline for other kinds. A held source of one
  * instance's .npy data bytes: native sources are pread (and converted) per
  * read, others decoded once into the shared decode cache (held until
@@ -135,8 +161,6 @@ int dfs_query_readdir(struct dfs *fs, fuse_req_t req, uint64_t ino, size_t size,
 int dfs_query_readlink(struct dfs *fs, uint64_t ino, char **out);
 void dfs_query_forget(struct dfs *fs, uint64_t ino, uint64_t nlookup);
 
-/* close f->fd: the release of kinds that keep a source fd */
-void kind_fd_release(struct dfs_file *f);
 /* serve / free f->buf[0, f->len): the read and release of kinds whose
  * content is generated into memory on open */
 int kind_buf_read(struct dfs *fs, struct dfs_file *f, fuse_req_t req,

@@ -1,19 +1,51 @@
 /*
- * kind_dcm.c - <instance>.dcm: the original file, byte for byte (pread/splice).
+ * kind_dcm.c - <instance>.dcm: the original file, byte for byte (splice
+ * from the source's fd, or its bytes read through the source), and
+ * dfs_source_open: the one "open the source and check it is the indexed
+ * file" of every kind (fs.h; source.h R2).
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "fs.h"
 #include "error.h"
 #include "log.h"
+#include "record.h"
+#include "source.h"
+
+int dfs_source_open(struct dfs *fs, const struct node_view *nv, const char *what,
+		    struct source_file *f)
+{
+	struct source_expect exp = { nv->rec->size, nv->rec->mtime_ns, 0 };
+	struct rec_head h;
+	const void *val;
+	size_t vlen;
+	char why[160];
+	/* the inode is in the file record, not in the node */
+	if (index_file_record(fs->ix, nv->relpath, nv->rec->path_len, &val, &vlen) == 0 &&
+	    rec_head_get(val, vlen, &h) == 0)
+		exp.ino = h.ino;
+	int rc = source_open(fs->src, nv->relpath, nv->rec->path_len, &exp, f, why,
+			     sizeof(why));
+	if (rc) {
+		char rel[4096], line[200];
+		snprintf(rel, sizeof(rel), "%.*s", (int)nv->rec->path_len, nv->relpath);
+		snprintf(line, sizeof(line), "%s%s", what, why);
+		index_report_error(fs->ix, rel, line);
+		return rc == -ENOENT ? -ENOENT : -EIO;
+	}
+	return 0;
+}
 
 /* ---- .dcm: the original bytes ---- */
+
+struct dcm_open {
+	const struct source *src;
+	struct source_file sf;
+};
 
 static int dcm_getattr(struct dfs *fs, uint64_t id, const struct node_view *nv,
 		       struct stat *st)
@@ -35,46 +67,60 @@ static int dcm_getattr(struct dfs *fs, uint64_t id, const struct node_view *nv,
 static int dcm_open(struct dfs *fs, uint64_t id, const struct node_view *nv,
 		    struct dfs_file *f)
 {
-	char rel[4096];
-	struct stat st;
+	struct dcm_open *o = malloc(sizeof(*o));
 	(void)id;
-	snprintf(rel, sizeof(rel), "%.*s", (int)nv->rec->path_len, nv->relpath);
-	f->fd = openat(index_archive_fd(fs->ix), rel, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (f->fd < 0) {
-		int e = errno;
-		char why[128];
-		snprintf(why, sizeof(why), "cannot open source: %s", strerror(e));
-		index_report_error(fs->ix, rel, why);
-		return e == ENOENT ? -ENOENT : -EIO;
+	if (!o)
+		return -ENOMEM;
+	o->src = fs->src;
+	int rc = dfs_source_open(fs, nv, "", &o->sf);
+	if (rc) {
+		free(o);
+		return rc;
 	}
-	if (fstat(f->fd, &st) || (uint64_t)st.st_size != nv->rec->size ||
-	    (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec != nv->rec->mtime_ns) {
-		index_report_error(fs->ix, rel,
-				   "source changed since it was indexed (remount to re-index)");
-		close(f->fd);
-		f->fd = -1;
-		return -EIO;
-	}
+	f->fd = o->sf.fd;
+	f->priv = o;
 	return 0;
 }
 
 static int dcm_read(struct dfs *fs, struct dfs_file *f, fuse_req_t req,
 		    size_t size, off_t off)
 {
+	struct dcm_open *o = f->priv;
 	(void)fs;
-	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
-	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-	buf.buf[0].fd = f->fd;
-	buf.buf[0].pos = off;
-	/* fuse_reply_data() replies in every case, with EIO if pread fails */
-	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
-	return 0;
+	if (f->fd >= 0) {
+		struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+		buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+		buf.buf[0].fd = f->fd;
+		buf.buf[0].pos = off;
+		/* fuse_reply_data() replies in every case, with EIO if pread fails */
+		fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+		return 0;
+	}
+	/* a source without an fd (source.h R5) */
+	if ((uint64_t)off >= o->sf.size) {
+		fuse_reply_buf(req, NULL, 0);
+		return 0;
+	}
+	if (size > o->sf.size - (uint64_t)off)
+		size = (size_t)(o->sf.size - (uint64_t)off);
+	char *b = malloc(size ? size : 1);
+	if (!b)
+		return -ENOMEM;
+	int rc = source_read(o->src, &o->sf, b, size, (uint64_t)off);
+	if (!rc)
+		fuse_reply_buf(req, b, size);
+	free(b);
+	return rc ? -EIO : 0;
 }
 
-void kind_fd_release(struct dfs_file *f)
+static void dcm_release(struct dfs_file *f)
 {
-	if (f->fd >= 0)
-		close(f->fd);
+	struct dcm_open *o = f->priv;
+	if (o) {
+		source_close(o->src, &o->sf);
+		free(o);
+	}
+	f->priv = NULL;
 	f->fd = -1;
 }
 
@@ -83,6 +129,5 @@ const struct kind_ops kind_dcm = {
 	.getattr = dcm_getattr,
 	.open = dcm_open,
 	.read = dcm_read,
-	.release = kind_fd_release,
+	.release = dcm_release,
 };
-

@@ -7,7 +7,8 @@
  * plus json_bulk times the bytes the name adds to each BulkDataURI. open
  * re-reads the source header, regenerates the JSON with the node's name
  * and checks it has exactly that length; a source that vanished or changed
- * is EIO for this file only (logged, listed in errors.tsv). The content is
+ * is EIO for this file only (dfs_source_open: logged, listed in errors.tsv
+ * with a "json: " reason). The content is
  * served from memory and stays in the page cache (keep_cache).
  */
 #include <errno.h>
@@ -24,6 +25,7 @@
 #include "error.h"
 #include "log.h"
 #include "record.h"
+#include "source.h"
 
 static int json_head(struct dfs *fs, const struct node_view *nv, struct rec_head *h)
 {
@@ -63,48 +65,25 @@ static int json_getattr(struct dfs *fs, uint64_t id, const struct node_view *nv,
 	return 0;
 }
 
-static int pread_full(int fd, uint8_t *p, size_t n, size_t from)
-{
-	while (from < n) {
-		ssize_t r = pread(fd, p + from, n - from, (off_t)from);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return -1;
-		from += (size_t)r;
-	}
-	return 0;
-}
-
 static int json_open(struct dfs *fs, uint64_t id, const struct node_view *nv,
 		     struct dfs_file *f)
 {
 	char rel[4096], why[160];
 	struct rec_head h;
-	struct stat st;
+	struct source_file sf;
 	struct dcmwalk_result w;
 	struct dcmjson_out out = { 0 };
 	uint8_t *buf = NULL;
 	size_t have = 0;
-	int fd, rc;
+	int rc;
 	(void)id;
 
 	rc = json_head(fs, nv, &h);
 	if (rc)
 		return rc;
 	snprintf(rel, sizeof(rel), "%.*s", (int)nv->rec->path_len, nv->relpath);
-	fd = openat(index_archive_fd(fs->ix), rel, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0) {
-		snprintf(why, sizeof(why), "json: cannot open source: %s", strerror(errno));
-		index_report_error(fs->ix, rel, why);
+	if (dfs_source_open(fs, nv, "json: ", &sf))
 		return -EIO;
-	}
-	if (fstat(fd, &st) || (uint64_t)st.st_size != h.size ||
-	    (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec != h.mtime_ns) {
-		snprintf(why, sizeof(why),
-			 "json: source changed since it was indexed (remount to re-index)");
-		goto eio;
-	}
 	/* the header, and what dcmwalk reads of the Pixel Data element */
 	size_t want = (size_t)h.header_end + 16;
 	for (int tries = 0; tries < 4; tries++) {
@@ -116,7 +95,7 @@ static int json_open(struct dfs *fs, uint64_t id, const struct node_view *nv,
 			goto fail;
 		}
 		buf = nb;
-		if (pread_full(fd, buf, want, have)) {
+		if (want > have && source_read(fs->src, &sf, buf + have, want - have, have)) {
 			snprintf(why, sizeof(why), "json: cannot read the source header");
 			goto eio;
 		}
@@ -130,7 +109,7 @@ static int json_open(struct dfs *fs, uint64_t id, const struct node_view *nv,
 		snprintf(why, sizeof(why), "json: the source header no longer reads as indexed");
 		goto eio;
 	}
-	rc = dcmjson_build(buf, have, h.size, &w, fd, nv->name, nv->rec->name_len, &out);
+	rc = dcmjson_build(buf, have, h.size, &w, sf.fd, nv->name, nv->rec->name_len, &out);
 	if (rc || out.len != json_len(nv, &h)) {
 		snprintf(why, sizeof(why),
 			 "json: regenerated JSON has %zu bytes, %llu announced%s%s",
@@ -139,7 +118,7 @@ static int json_open(struct dfs *fs, uint64_t id, const struct node_view *nv,
 		goto eio;
 	}
 	free(buf);
-	close(fd);
+	source_close(fs->src, &sf);
 	f->buf = out.buf;
 	f->len = out.len;
 	return 0;
@@ -149,7 +128,7 @@ eio:
 fail:
 	dcmjson_release(&out);
 	free(buf);
-	close(fd);
+	source_close(fs->src, &sf);
 	return rc;
 }
 

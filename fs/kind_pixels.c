@@ -18,19 +18,21 @@
  *   and reused; each FUSE thread reuses its file and decoder buffers.
  * - A decode failure is EIO on open plus one errors.tsv line and log line;
  *   the failure is remembered (no retry until remount).
+ * - Every byte comes through the mount's source (source.h): native files
+ *   are opened and verified by dfs_source_open (R2) and spliced when the
+ *   source has an fd (R5); decoders get the fd or the bytes.
+ * - State is per mount (struct dfs_pixels at fs->px, made and freed by
+ *   main.c): the cache under its lock, the decoder pool (worker.h) and the
+ *   key of the per-thread buffers. No globals here but constants.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/resource.h>
-#include <sys/socket.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -41,11 +43,15 @@
 #include "log.h"
 #include "pixels.h"
 #include "record.h"
+#include "source.h"
+#include "worker.h"
 
 #define PC_BUCKETS 4096
 #define PC_MAX_ENTRIES 100000
 #define POOL_N 4
 #define TLS_KEEP ((size_t)64 << 20)   /* per-thread buffers kept up to this */
+#define MAX_DECODERS 8
+#define DECODE_TIMEOUT_MS 120000
 
 enum { PC_DECODING, PC_READY, PC_ERROR };
 
@@ -59,15 +65,18 @@ struct pc_entry {
 	pthread_cond_t cond;
 };
 
-static struct {
-	pthread_mutex_t lock;
-	struct pc_entry *bucket[PC_BUCKETS];
-	struct pc_entry lru;        /* sentinel: next = newest */
-	uint64_t bytes, cap;
-	size_t n;
-	struct { unsigned char *p; size_t cap; } pool[POOL_N];
-	int init;
-} pc = { .lock = PTHREAD_MUTEX_INITIALIZER };
+/* The pixel state of one mount (fs->px): dfs_pixels_new / dfs_pixels_free. */
+struct dfs_pixels {
+	pthread_mutex_t lock;                 /* guards the cache fields below */
+	struct pc_entry *bucket[PC_BUCKETS];  /* lock */
+	struct pc_entry lru;                  /* lock; sentinel: next = newest */
+	uint64_t bytes;                       /* lock */
+	uint64_t cap;                         /* read-only: -o cache_size */
+	size_t n;                             /* lock */
+	struct { unsigned char *p; size_t cap; } pool[POOL_N];   /* lock */
+	pthread_key_t tls_key;                /* read-only; each thread's buffers */
+	struct worker_pool *decoders;         /* its own lock (worker.h) */
+};
 
 static void lru_unlink(struct pc_entry *e)
 {
@@ -75,91 +84,82 @@ static void lru_unlink(struct pc_entry *e)
 	e->next->prev = e->prev;
 }
 
-static void lru_front(struct pc_entry *e)
+static void lru_front(struct dfs_pixels *pc, struct pc_entry *e)
 {
-	e->next = pc.lru.next;
-	e->prev = &pc.lru;
-	pc.lru.next->prev = e;
-	pc.lru.next = e;
+	e->next = pc->lru.next;
+	e->prev = &pc->lru;
+	pc->lru.next->prev = e;
+	pc->lru.next = e;
 }
 
-static void pc_init_locked(struct dfs *fs)
-{
-	if (pc.init)
-		return;
-	pc.lru.next = pc.lru.prev = &pc.lru;
-	pc.cap = fs->cache_bytes;
-	pc.init = 1;
-}
-
-static unsigned char *pool_take_locked(size_t need, size_t *cap)
+static unsigned char *pool_take_locked(struct dfs_pixels *pc, size_t need, size_t *cap)
 {
 	int best = -1;
 	for (int i = 0; i < POOL_N; i++)
-		if (pc.pool[i].p && pc.pool[i].cap >= need && pc.pool[i].cap / 2 <= need &&
-		    (best < 0 || pc.pool[i].cap < pc.pool[best].cap))
+		if (pc->pool[i].p && pc->pool[i].cap >= need && pc->pool[i].cap / 2 <= need &&
+		    (best < 0 || pc->pool[i].cap < pc->pool[best].cap))
 			best = i;
 	if (best < 0)
 		return NULL;
-	unsigned char *p = pc.pool[best].p;
-	*cap = pc.pool[best].cap;
-	pc.pool[best].p = NULL;
+	unsigned char *p = pc->pool[best].p;
+	*cap = pc->pool[best].cap;
+	pc->pool[best].p = NULL;
 	return p;
 }
 
-static void pool_put_locked(unsigned char *p, size_t cap)
+static void pool_put_locked(struct dfs_pixels *pc, unsigned char *p, size_t cap)
 {
 	int slot = -1;
 	for (int i = 0; i < POOL_N; i++)
-		if (!pc.pool[i].p) {
+		if (!pc->pool[i].p) {
 			slot = i;
 			break;
-		} else if (slot < 0 || pc.pool[i].cap < pc.pool[slot].cap) {
+		} else if (slot < 0 || pc->pool[i].cap < pc->pool[slot].cap) {
 			slot = i;  /* replace the smallest */
 		}
-	if (cap > pc.cap / 2 + 1 || (pc.pool[slot].p && pc.pool[slot].cap >= cap)) {
+	if (cap > pc->cap / 2 + 1 || (pc->pool[slot].p && pc->pool[slot].cap >= cap)) {
 		free(p);
 		return;
 	}
-	free(pc.pool[slot].p);
-	pc.pool[slot].p = p;
-	pc.pool[slot].cap = cap;
+	free(pc->pool[slot].p);
+	pc->pool[slot].p = p;
+	pc->pool[slot].cap = cap;
 }
 
-static void remove_locked(struct pc_entry *e)
+static void remove_locked(struct dfs_pixels *pc, struct pc_entry *e)
 {
-	struct pc_entry **pp = &pc.bucket[e->id % PC_BUCKETS];
+	struct pc_entry **pp = &pc->bucket[e->id % PC_BUCKETS];
 	while (*pp != e)
 		pp = &(*pp)->hnext;
 	*pp = e->hnext;
 	lru_unlink(e);
 	if (e->buf) {
-		pc.bytes -= e->cap;
-		pool_put_locked(e->buf, e->cap);
+		pc->bytes -= e->cap;
+		pool_put_locked(pc, e->buf, e->cap);
 	}
 	pthread_cond_destroy(&e->cond);
 	free(e);
-	pc.n--;
+	pc->n--;
 }
 
-static void evict_locked(void)
+static void evict_locked(struct dfs_pixels *pc)
 {
-	struct pc_entry *e = pc.lru.prev;
-	while (e != &pc.lru && (pc.bytes > pc.cap || pc.n > PC_MAX_ENTRIES)) {
+	struct pc_entry *e = pc->lru.prev;
+	while (e != &pc->lru && (pc->bytes > pc->cap || pc->n > PC_MAX_ENTRIES)) {
 		struct pc_entry *prev = e->prev;
 		if (e->refs == 0 && e->state != PC_DECODING &&
-		    (e->buf || pc.n > PC_MAX_ENTRIES))
-			remove_locked(e);
+		    (e->buf || pc->n > PC_MAX_ENTRIES))
+			remove_locked(pc, e);
 		e = prev;
 	}
 }
 
-static void pc_put(struct pc_entry *e)
+static void pc_put(struct dfs_pixels *pc, struct pc_entry *e)
 {
-	pthread_mutex_lock(&pc.lock);
+	pthread_mutex_lock(&pc->lock);
 	e->refs--;
-	evict_locked();
-	pthread_mutex_unlock(&pc.lock);
+	evict_locked(pc);
+	pthread_mutex_unlock(&pc->lock);
 }
 
 /* ---- per-thread buffers ---- */
@@ -170,9 +170,6 @@ struct tls_bufs {
 	struct px_scratch scratch;
 };
 
-static pthread_key_t tls_key;
-static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
-
 static void tls_free(void *p)
 {
 	struct tls_bufs *t = p;
@@ -182,19 +179,13 @@ static void tls_free(void *p)
 	free(t);
 }
 
-static void tls_make(void)
+static struct tls_bufs *tls(struct dfs_pixels *px)
 {
-	pthread_key_create(&tls_key, tls_free);
-}
-
-static struct tls_bufs *tls(void)
-{
-	pthread_once(&tls_once, tls_make);
-	struct tls_bufs *t = pthread_getspecific(tls_key);
+	struct tls_bufs *t = pthread_getspecific(px->tls_key);
 	if (!t) {
 		t = calloc(1, sizeof(*t));
 		if (t)
-			pthread_setspecific(tls_key, t);
+			pthread_setspecific(px->tls_key, t);
 	}
 	return t;
 }
@@ -224,28 +215,96 @@ static void *dec_alloc(void *ctx, size_t n)
 	return t->dec;
 }
 
+/* ---- the mount's pixel state ---- */
+
+int dfs_pixels_new(struct dfs *fs, const char *exe)
+{
+	struct dfs_pixels *px = calloc(1, sizeof(*px));
+	/* DICOMFS_INPROCESS=1: decode in the mount process (a benchmark knob,
+	 * contrib/bench/bench_containment.sh) */
+	const char *args[] = { "--decode-worker", NULL };
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	struct worker_spec ws = {
+		.exe = getenv("DICOMFS_INPROCESS") ? NULL : exe, .args = args,
+		.max = n < 1 ? 1 : n > MAX_DECODERS ? MAX_DECODERS : (int)n,
+		.timeout_ms = DECODE_TIMEOUT_MS,
+		.broken_msg = "cannot start decoder processes: decoding in the mount process",
+	};
+	int rc;
+	if (!px)
+		return -ENOMEM;
+	pthread_mutex_init(&px->lock, NULL);
+	px->lru.next = px->lru.prev = &px->lru;
+	px->cap = fs->cache_bytes;
+	rc = -pthread_key_create(&px->tls_key, tls_free);
+	if (rc) {
+		pthread_mutex_destroy(&px->lock);
+		free(px);
+		return rc;
+	}
+	rc = worker_pool_new(&ws, &px->decoders);
+	if (rc) {
+		pthread_key_delete(px->tls_key);
+		pthread_mutex_destroy(&px->lock);
+		free(px);
+		return rc;
+	}
+	fs->px = px;
+	return 0;
+}
+
+/* After the FUSE loop: no entry is held, no decoder is out. */
+void dfs_pixels_free(struct dfs *fs)
+{
+	struct dfs_pixels *px = fs->px;
+	if (!px)
+		return;
+	worker_pool_free(px->decoders);
+	while (px->lru.next != &px->lru)
+		remove_locked(px, px->lru.next);
+	for (int i = 0; i < POOL_N; i++)
+		free(px->pool[i].p);
+	/* the other threads' buffers went with them (tls_free) */
+	struct tls_bufs *t = pthread_getspecific(px->tls_key);
+	if (t)
+		tls_free(t);
+	pthread_key_delete(px->tls_key);
+	pthread_mutex_destroy(&px->lock);
+	free(px);
+	fs->px = NULL;
+}
+
 /* ---- sources ---- */
 
-struct src {
-	int fd;
+/* px_pread_fn over an open source file (R4; short is EIO) */
+struct px_src {
+	const struct source *src;
+	const struct source_file *f;
 };
 
-static int src_pread(void *ctx, void *buf, size_t len, uint64_t off)
+static int px_src_read(void *ctx, void *buf, size_t len, uint64_t off)
 {
-	struct src *s = ctx;
-	char *p = buf;
-	while (len) {
-		ssize_t r = pread(s->fd, p, len, (off_t)off);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (r == 0)
-			return -EIO;
-		p += r;
-		len -= (size_t)r;
-		off += (uint64_t)r;
+	struct px_src *s = ctx;
+	int rc = source_read(s->src, s->f, buf, len, off);
+	return rc == DFS_ETRUNC ? -EIO : rc;
+}
+
+/* The whole source into t->file: 0, -ENOMEM, or -EIO with msg set. */
+static int read_whole(const struct source *src, const struct source_file *sf, size_t size,
+		      struct tls_bufs *t, char *msg, size_t msglen)
+{
+	if (t->file_cap < size) {
+		free(t->file);
+		t->file = malloc(size ? size : 1);
+		t->file_cap = t->file ? size : 0;
+	}
+	if (!t->file)
+		return -ENOMEM;
+	int rc = source_read(src, sf, t->file, size, 0);
+	if (rc) {
+		snprintf(msg, msglen, "cannot read source: %s",
+			 dfs_strerror(rc == DFS_ETRUNC ? -EIO : rc));
+		return -EIO;
 	}
 	return 0;
 }
@@ -275,27 +334,6 @@ static int node_info(struct dfs *fs, const struct node_view *nv, struct px_info 
 static void relpath(const struct node_view *nv, char *rel, size_t cap)
 {
 	snprintf(rel, cap, "%.*s", (int)nv->rec->path_len, nv->relpath);
-}
-
-static int open_source(struct dfs *fs, const struct node_view *nv, const char *rel)
-{
-	struct stat st;
-	int fd = openat(index_archive_fd(fs->ix), rel, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0) {
-		int e = errno;
-		char why[128];
-		snprintf(why, sizeof(why), "cannot open source: %s", strerror(e));
-		index_report_error(fs->ix, rel, why);
-		return e == ENOENT ? -ENOENT : -EIO;
-	}
-	if (fstat(fd, &st) || (uint64_t)st.st_size != nv->rec->size ||
-	    (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec != nv->rec->mtime_ns) {
-		index_report_error(fs->ix, rel,
-				   "source changed since it was indexed (remount to re-index)");
-		close(fd);
-		return -EIO;
-	}
-	return fd;
 }
 
 /* GDCM decode of a whole file in memory + normalization into out. */
@@ -346,259 +384,131 @@ static int decode_buffer(const void *file, size_t size, const struct px_info *pi
 
 /* ---- decoder processes ----
  * GDCM and its codecs assert (abort) on some malformed input, so decoding
- * runs in "dicomfs --decode-worker" children: the parent passes the open
- * source (SCM_RIGHTS) and the px_info over a socketpair, the child answers
- * a status and the normalized .npy data. A child that dies or exceeds
- * WORKER_TIMEOUT_MS costs that one decode (EIO) and is replaced.
+ * runs in "dicomfs --decode-worker" children of the mount's decoder pool
+ * (worker.h). A request is one frame: struct wreq, with the open source
+ * passed along (SCM_RIGHTS, W5) or, for a source without an fd (R5), its
+ * bytes as the rest of the payload. The answer is one frame: aux 0 and
+ * the normalized .npy data, or aux = the error and its message. A child
+ * that dies or misses DECODE_TIMEOUT_MS (W1) costs that one decode (EIO)
+ * and is replaced (W4).
  */
-#define MAX_WORKERS 8
-#define WORKER_TIMEOUT_MS 120000
 
 struct wreq {
 	struct px_info pi;
 	uint64_t size;
 };
 
-struct wresp {
-	int32_t rc;
-	char msg[220];
-};
+#define WMSG 220   /* bytes of an error message from a decoder */
 
-static struct {
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	int idle[MAX_WORKERS];   /* sockets of idle workers */
-	pid_t idle_pid[MAX_WORKERS];
-	int nidle, nlive, max, broken;
-	char exe[4096];
-} wp = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
-
-static int full_io(int fd, void *p, size_t n, int wr, int timeout_ms)
+/* 0, -ENOMEM, -EIO (msg set), or 1: no decoder process, decode in-process */
+static int worker_decode(struct dfs_pixels *px, const struct source *src,
+			 const struct source_file *sf, uint64_t size, const struct px_info *pi,
+			 unsigned char *out, struct tls_bufs *t, char *msg, size_t msglen)
 {
-	char *c = p;
-	while (n) {
-		if (!wr && timeout_ms > 0) {
-			struct pollfd pf = { fd, POLLIN, 0 };
-			int r = poll(&pf, 1, timeout_ms);
-			if (r == 0)
-				return DFS_ETIMEOUT;
-			if (r < 0) {
-				if (errno == EINTR)
-					continue;
-				return -errno;
-			}
-		}
-		ssize_t r = wr ? send(fd, c, n, MSG_NOSIGNAL) : read(fd, c, n);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (r == 0)
-			return -EPIPE;
-		c += r;
-		n -= (size_t)r;
-	}
-	return 0;
-}
-
-static int worker_spawn(int *sock, pid_t *pid)
-{
-	int sv[2];
-	posix_spawn_file_actions_t fa;
-	char *argv[] = { wp.exe, "--decode-worker", NULL };
-	extern char **environ;
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
-		return -errno;
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, sv[1], 0);
-	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-	posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-	int rc = -posix_spawn(pid, wp.exe, &fa, NULL, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	close(sv[1]);
-	if (rc) {
-		close(sv[0]);
-		return rc;
-	}
-	*sock = sv[0];
-	return 0;
-}
-
-/* An idle worker (spawned when needed); -1 when none can be had. */
-static int worker_get(int *sock, pid_t *pid)
-{
-	pthread_mutex_lock(&wp.lock);
-	if (!wp.exe[0] && !wp.broken) {
-		ssize_t l = readlink("/proc/self/exe", wp.exe, sizeof(wp.exe) - 1);
-		/* DICOMFS_INPROCESS=1: decode in the mount process (a benchmark
-		 * knob, contrib/bench/bench_containment.sh) */
-		if (l <= 0 || getenv("DICOMFS_INPROCESS"))
-			wp.broken = 1;
-		else
-			wp.exe[l] = 0;
-		long n = sysconf(_SC_NPROCESSORS_ONLN);
-		wp.max = n < 1 ? 1 : n > MAX_WORKERS ? MAX_WORKERS : (int)n;
-	}
-	for (;;) {
-		if (wp.broken) {
-			pthread_mutex_unlock(&wp.lock);
-			return -1;
-		}
-		if (wp.nidle) {
-			wp.nidle--;
-			*sock = wp.idle[wp.nidle];
-			*pid = wp.idle_pid[wp.nidle];
-			pthread_mutex_unlock(&wp.lock);
-			return 0;
-		}
-		if (wp.nlive < wp.max) {
-			wp.nlive++;
-			pthread_mutex_unlock(&wp.lock);
-			if (worker_spawn(sock, pid) == 0)
-				return 0;
-			pthread_mutex_lock(&wp.lock);
-			wp.nlive--;
-			wp.broken = 1;
-			dfs_log("cannot start decoder processes: decoding in the mount process");
-			pthread_cond_broadcast(&wp.cond);
-			continue;
-		}
-		pthread_cond_wait(&wp.cond, &wp.lock);
-	}
-}
-
-static void worker_put(int sock, pid_t pid, int ok, char *why, size_t whylen)
-{
-	if (!ok) {
-		int st = 0;
-		close(sock);
-		kill(pid, SIGKILL);
-		if (waitpid(pid, &st, 0) > 0 && why) {
-			if (WIFSIGNALED(st) && WTERMSIG(st) != SIGKILL)
-				snprintf(why, whylen, "the decoder died on it (signal %d, %s)",
-					 WTERMSIG(st), strsignal(WTERMSIG(st)));
-		}
-	}
-	pthread_mutex_lock(&wp.lock);
-	if (ok) {
-		wp.idle[wp.nidle] = sock;
-		wp.idle_pid[wp.nidle] = pid;
-		wp.nidle++;
-	} else {
-		wp.nlive--;
-	}
-	pthread_cond_signal(&wp.cond);
-	pthread_mutex_unlock(&wp.lock);
-}
-
-/* 0, -ENOMEM, -EIO (msg set), or 1: no worker, decode in-process */
-static int worker_decode(int fd, uint64_t size, const struct px_info *pi,
-			 unsigned char *out, char *msg, size_t msglen)
-{
-	int sock = -1;
-	pid_t pid = 0;
-	if (worker_get(&sock, &pid))
-		return 1;
+	struct worker *w;
+	struct worker_head hd;
 	struct wreq rq = { *pi, size };
-	struct wresp rs;
-	char cbuf[CMSG_SPACE(sizeof(int))];
-	struct iovec iov = { &rq, sizeof(rq) };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-			     .msg_controllen = sizeof(cbuf) };
-	memset(cbuf, 0, sizeof(cbuf));
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
-	int rc = sendmsg(sock, &mh, MSG_NOSIGNAL) == (ssize_t)sizeof(rq) ? 0 : -EPIPE;
+	struct iovec iov[2] = { { &rq, sizeof(rq) }, { NULL, 0 } };
+	char text[WMSG + 1];
+	int rc;
+	if (worker_get(px->decoders, &w))
+		return 1;
+	if (sf->fd < 0) {
+		rc = read_whole(src, sf, (size_t)size, t, msg, msglen);
+		if (rc) {
+			worker_put(px->decoders, w, WORKER_KEEP, NULL);
+			return rc;
+		}
+		iov[1].iov_base = t->file;
+		iov[1].iov_len = (size_t)size;
+	}
+	rc = worker_send(w, 0, 0, iov, 2, sf->fd);
 	if (!rc)
-		rc = full_io(sock, &rs, sizeof(rs), 0, WORKER_TIMEOUT_MS);
-	if (!rc && rs.rc == 0)
-		rc = full_io(sock, out, (size_t)pi->data_len, 0, WORKER_TIMEOUT_MS);
+		rc = worker_recv_head(w, &hd);
+	if (!rc && hd.len != (hd.aux ? hd.len : pi->data_len))
+		rc = -EPROTO;
+	if (!rc && hd.aux && hd.len > WMSG)
+		rc = -EPROTO;
+	if (!rc)
+		rc = worker_recv_body(w, hd.aux ? (void *)text : out, hd.len);
 	if (rc) {
+		int st = 0;
 		snprintf(msg, msglen, "cannot decode pixel data: %s",
 			 rc == DFS_ETIMEOUT ? "the decoder took too long (killed)"
 					    : "the decoder died on it");
-		char why[160] = "";
-		worker_put(sock, pid, 0, why, sizeof(why));
-		if (why[0])
-			snprintf(msg, msglen, "cannot decode pixel data: %s", why);
+		worker_put(px->decoders, w, WORKER_KILL, &st);
+		if (WIFSIGNALED(st) && WTERMSIG(st) != SIGKILL)
+			snprintf(msg, msglen,
+				 "cannot decode pixel data: the decoder died on it (signal %d, %s)",
+				 WTERMSIG(st), strsignal(WTERMSIG(st)));
 		return -EIO;
 	}
-	worker_put(sock, pid, 1, NULL, 0);
-	if (rs.rc) {
-		rs.msg[sizeof(rs.msg) - 1] = 0;
-		snprintf(msg, msglen, "%s", rs.msg);
-		return rs.rc == -ENOMEM ? -ENOMEM : -EIO;
+	worker_put(px->decoders, w, WORKER_KEEP, NULL);
+	if (hd.aux) {
+		text[hd.len] = 0;
+		snprintf(msg, msglen, "%s", text);
+		return hd.aux == -ENOMEM ? -ENOMEM : -EIO;
 	}
 	return 0;
 }
 
 int dfs_decode_worker_main(void)
 {
-	struct rlimit core = { 0, 0 };
+	struct worker ch;
 	struct tls_bufs t = { 0 };
+	/* a passed fd reads through the local source (R5) */
+	const struct source fdsrc = { &source_local, NULL };
 	unsigned char *out = NULL;
 	size_t out_cap = 0;
 	int rc = 0;
-	setrlimit(RLIMIT_CORE, &core);
-	signal(SIGPIPE, SIG_IGN);
-	for (int fd = 3; fd < 1024; fd++)
-		close(fd);
+	worker_child_begin(&ch);   /* W3; no core files: the pool's limits (W2) */
 	dcmshim_init();
 	for (;;) {
+		struct worker_head hd;
 		struct wreq rq;
-		struct wresp rs;
-		char cbuf[CMSG_SPACE(sizeof(int))];
-		struct iovec iov = { &rq, sizeof(rq) };
-		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-				     .msg_controllen = sizeof(cbuf) };
-		ssize_t r = recvmsg(0, &mh, MSG_WAITALL | MSG_CMSG_CLOEXEC);
-		if (r != (ssize_t)sizeof(rq)) {
-			rc = r == 0 ? 0 : 1;
+		char msg[WMSG] = "";
+		int st;
+		rc = worker_recv_head(&ch, &hd);
+		if (rc) {
+			rc = rc == -EPIPE ? 0 : 1;   /* end of input: done */
 			break;
 		}
-		struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-		int fd = -1;
-		if (cm && cm->cmsg_type == SCM_RIGHTS)
-			memcpy(&fd, CMSG_DATA(cm), sizeof(int));
-		memset(&rs, 0, sizeof(rs));
-		if (fd < 0) {
-			rs.rc = -EIO;
-			snprintf(rs.msg, sizeof(rs.msg), "cannot decode pixel data: no source");
-		} else {
-			size_t size = (size_t)rq.size;
+		if (hd.len < sizeof(rq) || worker_recv_body(&ch, &rq, sizeof(rq))) {
+			rc = 1;
+			break;
+		}
+		struct source_file sf = { .fd = worker_take_fd(&ch), .size = rq.size };
+		size_t size = (size_t)rq.size;
+		if (out_cap < rq.pi.data_len) {
+			free(out);
+			out = malloc((size_t)rq.pi.data_len);
+			out_cap = out ? (size_t)rq.pi.data_len : 0;
+		}
+		if (sf.fd < 0 && hd.len - sizeof(rq) == rq.size) {
+			/* the bytes came along */
 			if (t.file_cap < size) {
 				free(t.file);
 				t.file = malloc(size ? size : 1);
 				t.file_cap = t.file ? size : 0;
 			}
-			if (out_cap < rq.pi.data_len) {
-				free(out);
-				out = malloc((size_t)rq.pi.data_len);
-				out_cap = out ? (size_t)rq.pi.data_len : 0;
+			if (!t.file || worker_recv_body(&ch, t.file, size)) {
+				rc = 1;
+				break;
 			}
-			struct src s = { fd };
-			if (!t.file || !out)
-				rs.rc = -ENOMEM;
-			else if ((rs.rc = src_pread(&s, t.file, size, 0)))
-				snprintf(rs.msg, sizeof(rs.msg), "cannot read source: %s",
-					 dfs_strerror(rs.rc));
-			else
-				rs.rc = decode_buffer(t.file, size, &rq.pi, out, &t, rs.msg,
-						      sizeof(rs.msg));
-			close(fd);
-			tls_trim(&t);
-			if (out_cap > TLS_KEEP && rs.rc) {
-				free(out);
-				out = NULL;
-				out_cap = 0;
-			}
+			st = out ? 0 : -ENOMEM;
+		} else if (sf.fd < 0 || hd.len != sizeof(rq)) {
+			rc = 1;     /* a request this decoder cannot follow */
+			break;
+		} else {
+			st = out ? read_whole(&fdsrc, &sf, size, &t, msg, sizeof(msg)) : -ENOMEM;
+			close(sf.fd);
 		}
-		if (full_io(0, &rs, sizeof(rs), 1, 0) ||
-		    (rs.rc == 0 && full_io(0, out, (size_t)rq.pi.data_len, 1, 0))) {
+		if (!st)
+			st = decode_buffer(t.file, size, &rq.pi, out, &t, msg, sizeof(msg));
+		tls_trim(&t);
+		struct iovec iov = st ? (struct iovec){ msg, strlen(msg) }
+				      : (struct iovec){ out, (size_t)rq.pi.data_len };
+		if (worker_send(&ch, 0, st, &iov, 1, -1)) {
 			rc = 1;
 			break;
 		}
@@ -609,6 +519,7 @@ int dfs_decode_worker_main(void)
 		}
 	}
 	/* parent gone: free what we hold (LeakSanitizer runs at exit) */
+	worker_child_end(&ch);
 	free(t.file);
 	free(t.dec);
 	px_scratch_free(&t.scratch);
@@ -620,34 +531,26 @@ int dfs_decode_worker_main(void)
 static int decode_into(struct dfs *fs, const struct node_view *nv, const char *rel,
 		       const struct px_info *pi, unsigned char *out)
 {
-	struct tls_bufs *t = tls();
+	struct tls_bufs *t = tls(fs->px);
+	struct source_file sf;
 	char msg[256] = "";
 	int rc;
 
 	if (!t)
 		return -ENOMEM;
-	int fd = open_source(fs, nv, rel);
-	if (fd < 0)
-		return fd;
+	rc = dfs_source_open(fs, nv, "", &sf);
+	if (rc)
+		return rc;
 	size_t size = (size_t)nv->rec->size;
-	rc = worker_decode(fd, size, pi, out, msg, sizeof(msg));
+	rc = worker_decode(fs->px, fs->src, &sf, size, pi, out, t, msg, sizeof(msg));
 	if (rc == 1) {
 		/* no decoder process: decode here */
-		if (t->file_cap < size) {
-			free(t->file);
-			t->file = malloc(size ? size : 1);
-			t->file_cap = t->file ? size : 0;
-		}
-		struct src s = { fd };
-		if (!t->file)
-			rc = -ENOMEM;
-		else if ((rc = src_pread(&s, t->file, size, 0)))
-			snprintf(msg, sizeof(msg), "cannot read source: %s", dfs_strerror(rc)), rc = -EIO;
-		else
+		rc = read_whole(fs->src, &sf, size, t, msg, sizeof(msg));
+		if (!rc)
 			rc = decode_buffer(t->file, size, pi, out, t, msg, sizeof(msg));
-		tls_trim(t);
 	}
-	close(fd);
+	tls_trim(t);
+	source_close(fs->src, &sf);
 	if (rc && rc != -ENOMEM)
 		index_report_error(fs->ix, rel, msg[0] ? msg : "cannot decode pixel data");
 	return rc == -ENOMEM ? rc : rc ? -EIO : 0;
@@ -657,49 +560,49 @@ static int decode_into(struct dfs *fs, const struct node_view *nv, const char *r
 static int pc_get(struct dfs *fs, uint64_t id, const struct node_view *nv,
 		  const struct px_info *pi, struct pc_entry **out)
 {
+	struct dfs_pixels *pc = fs->px;
 	struct pc_entry *e;
 	char rel[4096];
 	int rc;
 
-	pthread_mutex_lock(&pc.lock);
-	pc_init_locked(fs);
-	for (e = pc.bucket[id % PC_BUCKETS]; e; e = e->hnext)
+	pthread_mutex_lock(&pc->lock);
+	for (e = pc->bucket[id % PC_BUCKETS]; e; e = e->hnext)
 		if (e->id == id)
 			break;
 	if (e) {
 		e->refs++;
 		lru_unlink(e);
-		lru_front(e);
+		lru_front(pc, e);
 		while (e->state == PC_DECODING)
-			pthread_cond_wait(&e->cond, &pc.lock);
+			pthread_cond_wait(&e->cond, &pc->lock);
 		if (e->state == PC_ERROR) {
 			rc = e->err;
 			e->refs--;
-			evict_locked();
-			pthread_mutex_unlock(&pc.lock);
+			evict_locked(pc);
+			pthread_mutex_unlock(&pc->lock);
 			return rc;
 		}
 		*out = e;
-		pthread_mutex_unlock(&pc.lock);
+		pthread_mutex_unlock(&pc->lock);
 		return 0;
 	}
 	e = calloc(1, sizeof(*e));
 	if (!e) {
-		pthread_mutex_unlock(&pc.lock);
+		pthread_mutex_unlock(&pc->lock);
 		return -ENOMEM;
 	}
 	e->id = id;
 	e->state = PC_DECODING;
 	e->refs = 1;
 	pthread_cond_init(&e->cond, NULL);
-	e->hnext = pc.bucket[id % PC_BUCKETS];
-	pc.bucket[id % PC_BUCKETS] = e;
-	lru_front(e);
-	pc.n++;
+	e->hnext = pc->bucket[id % PC_BUCKETS];
+	pc->bucket[id % PC_BUCKETS] = e;
+	lru_front(pc, e);
+	pc->n++;
 	size_t need = pi->data_len ? (size_t)pi->data_len : 1;
 	size_t cap = 0;
-	unsigned char *buf = pool_take_locked(need, &cap);
-	pthread_mutex_unlock(&pc.lock);
+	unsigned char *buf = pool_take_locked(pc, need, &cap);
+	pthread_mutex_unlock(&pc->lock);
 
 	if (!buf) {
 		buf = malloc(need);
@@ -709,7 +612,7 @@ static int pc_get(struct dfs *fs, uint64_t id, const struct node_view *nv,
 	index_count_decode(fs->ix);
 	rc = buf ? decode_into(fs, nv, rel, pi, buf) : -ENOMEM;
 
-	pthread_mutex_lock(&pc.lock);
+	pthread_mutex_lock(&pc->lock);
 	if (rc) {
 		free(buf);
 		e->state = PC_ERROR;
@@ -717,29 +620,77 @@ static int pc_get(struct dfs *fs, uint64_t id, const struct node_view *nv,
 		e->refs--;
 		pthread_cond_broadcast(&e->cond);
 		if (rc == -ENOMEM && e->refs == 0)
-			remove_locked(e);   /* transient: try again next time */
-		evict_locked();
-		pthread_mutex_unlock(&pc.lock);
+			remove_locked(pc, e);   /* transient: try again next time */
+		evict_locked(pc);
+		pthread_mutex_unlock(&pc->lock);
 		return rc;
 	}
 	e->buf = buf;
 	e->len = (size_t)pi->data_len;
 	e->cap = cap;
-	pc.bytes += cap;
+	pc->bytes += cap;
 	e->state = PC_READY;
 	pthread_cond_broadcast(&e->cond);
-	evict_locked();
+	evict_locked(pc);
 	*out = e;
-	pthread_mutex_unlock(&pc.lock);
+	pthread_mutex_unlock(&pc->lock);
 	return 0;
 }
 
-/* ---- open files ---- */
+/* ---- open files ----
+ * An open .npy, and a dfs_pixsrc of the other kinds, hold the instance's
+ * data bytes: native sources as an open source file, read and converted
+ * per read; others as a decode cache entry.
+ */
 
-struct px_open {
+struct dfs_pixsrc {
 	struct px_info pi;
-	struct pc_entry *ent;   /* decoded sources */
+	struct dfs_pixels *px;
+	const struct source *src;
+	struct source_file sf;  /* native: sf.fd >= 0 or opened */
+	int opened;
+	struct pc_entry *ent;   /* decoded */
 };
+
+/* Hold the data of the instance described in h->pi: 0, -ENOENT, -EIO, -ENOMEM. */
+static int hold_open(struct dfs *fs, uint64_t id, const struct node_view *nv,
+		     struct dfs_pixsrc *h)
+{
+	int rc;
+	h->px = fs->px;
+	h->src = fs->src;
+	if (h->pi.native) {
+		rc = dfs_source_open(fs, nv, "", &h->sf);
+		h->opened = !rc;
+		return rc;
+	}
+	rc = pc_get(fs, id, nv, &h->pi, &h->ent);
+	return rc && rc != -ENOMEM ? -EIO : rc;
+}
+
+/* len data bytes at off (native: pread and converted) */
+static int hold_read(struct dfs_pixsrc *h, void *out, uint64_t off, size_t len)
+{
+	if (h->ent) {
+		memcpy(out, h->ent->buf + off, len);
+		return 0;
+	}
+	struct tls_bufs *t = tls(h->px);
+	struct px_src s = { h->src, &h->sf };
+	if (!t)
+		return -ENOMEM;
+	return px_native_read(&h->pi, px_src_read, &s, out, off, len, &t->scratch) ? -EIO : 0;
+}
+
+static void hold_close(struct dfs_pixsrc *h)
+{
+	if (h->opened)
+		source_close(h->src, &h->sf);
+	h->opened = 0;
+	if (h->ent)
+		pc_put(h->px, h->ent);
+	h->ent = NULL;
+}
 
 static int px_getattr_common(struct dfs *fs, const struct node_view *nv,
 			     struct stat *st, int png)
@@ -775,41 +726,29 @@ static int png_getattr(struct dfs *fs, uint64_t id, const struct node_view *nv,
 static int npy_open(struct dfs *fs, uint64_t id, const struct node_view *nv,
 		    struct dfs_file *f)
 {
-	struct px_open *po = calloc(1, sizeof(*po));
-	char rel[4096];
+	struct dfs_pixsrc *h = calloc(1, sizeof(*h));
 	int rc;
-	if (!po)
+	if (!h)
 		return -ENOMEM;
-	rc = node_info(fs, nv, &po->pi, NULL, NULL, NULL);
+	rc = node_info(fs, nv, &h->pi, NULL, NULL, NULL);
 	if (rc) {
-		free(po);
+		free(h);
 		return -ENOENT;
 	}
-	if (po->pi.native) {
-		relpath(nv, rel, sizeof(rel));
-		f->fd = open_source(fs, nv, rel);
-		if (f->fd < 0) {
-			rc = f->fd;
-			f->fd = -1;
-			free(po);
-			return rc;
-		}
-	} else {
-		rc = pc_get(fs, id, nv, &po->pi, &po->ent);
-		if (rc) {
-			free(po);
-			return rc == -ENOMEM ? rc : -EIO;
-		}
+	rc = hold_open(fs, id, nv, h);
+	if (rc) {
+		free(h);
+		return rc;
 	}
-	f->priv = po;
+	f->priv = h;
 	return 0;
 }
 
 static int npy_read(struct dfs *fs, struct dfs_file *f, fuse_req_t req,
 		    size_t size, off_t off)
 {
-	struct px_open *po = f->priv;
-	const struct px_info *pi = &po->pi;
+	struct dfs_pixsrc *h = f->priv;
+	const struct px_info *pi = &h->pi;
 	uint64_t total = pi->hdr_len + pi->data_len, o = (uint64_t)off;
 	(void)fs;
 	if (o >= total || !size) {
@@ -824,17 +763,17 @@ static int npy_read(struct dfs *fs, struct dfs_file *f, fuse_req_t req,
 	uint64_t doff = o + hpart - pi->hdr_len;   /* data offset */
 	size_t dlen = size - hpart;
 
-	if (po->ent) {
+	if (h->ent) {
 		struct iovec iov[2] = {
 			{ (char *)pi->hdr + o, hpart },
-			{ po->ent->buf + doff, dlen } };
+			{ h->ent->buf + doff, dlen } };
 		if (!hpart)
 			fuse_reply_iov(req, iov + 1, 1);
 		else
 			fuse_reply_iov(req, iov, dlen ? 2 : 1);
 		return 0;
 	}
-	if (pi->identity) {
+	if (pi->identity && h->sf.fd >= 0) {   /* splice (R5) */
 		struct {
 			struct fuse_bufvec v;
 			struct fuse_buf extra;
@@ -849,7 +788,7 @@ static int npy_read(struct dfs *fs, struct dfs_file *f, fuse_req_t req,
 		if (dlen) {
 			struct fuse_buf *b = bv.v.count ? &bv.extra : &bv.v.buf[0];
 			b->flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK | FUSE_BUF_FD_RETRY;
-			b->fd = f->fd;
+			b->fd = h->sf.fd;
 			b->pos = (off_t)(pi->pixel_offset + doff);
 			b->size = dlen;
 			bv.v.count++;
@@ -858,17 +797,13 @@ static int npy_read(struct dfs *fs, struct dfs_file *f, fuse_req_t req,
 		return 0;
 	}
 	char *buf = malloc(size);
-	struct tls_bufs *t = tls();
-	if (!buf || !t) {
-		free(buf);
+	if (!buf)
 		return -ENOMEM;
-	}
 	memcpy(buf, pi->hdr + o, hpart);
-	struct src s = { f->fd };
-	int rc = dlen ? px_native_read(pi, src_pread, &s, buf + hpart, doff, dlen, &t->scratch) : 0;
+	int rc = dlen ? hold_read(h, buf + hpart, doff, dlen) : 0;
 	if (rc) {
 		free(buf);
-		return -EIO;
+		return rc;
 	}
 	fuse_reply_buf(req, buf, size);
 	free(buf);
@@ -877,12 +812,10 @@ static int npy_read(struct dfs *fs, struct dfs_file *f, fuse_req_t req,
 
 static void npy_release(struct dfs_file *f)
 {
-	struct px_open *po = f->priv;
-	kind_fd_release(f);
-	if (po) {
-		if (po->ent)
-			pc_put(po->ent);
-		free(po);
+	struct dfs_pixsrc *h = f->priv;
+	if (h) {
+		hold_close(h);
+		free(h);
 	}
 	f->priv = NULL;
 }
@@ -890,52 +823,41 @@ static void npy_release(struct dfs_file *f)
 static int png_open(struct dfs *fs, uint64_t id, const struct node_view *nv,
 		    struct dfs_file *f)
 {
-	struct px_info pi;
+	struct dfs_pixsrc h = { 0 };
 	struct px_window w;
 	const void *rec;
 	size_t rlen;
-	char rel[4096];
-	int rc = node_info(fs, nv, &pi, &rec, &rlen, NULL);
+	int rc = node_info(fs, nv, &h.pi, &rec, &rlen, NULL);
 	if (rc)
 		return -ENOENT;
 	px_window_from_record(rec, rlen, &w);
-	uint64_t size = px_png_size(&pi);
+	uint64_t size = px_png_size(&h.pi);
 	unsigned char *png = malloc((size_t)size);
 	if (!png)
 		return -ENOMEM;
-	if (pi.native) {
-		struct tls_bufs *t = tls();
-		unsigned char *frame = malloc((size_t)pi.out_frame_bytes);
-		relpath(nv, rel, sizeof(rel));
-		int fd = open_source(fs, nv, rel);
-		if (!t || !frame || fd < 0) {
-			free(frame);
-			free(png);
-			if (fd >= 0)
-				close(fd);
-			return fd < 0 ? fd : -ENOMEM;
-		}
-		struct src s = { fd };
-		rc = px_native_read(&pi, src_pread, &s, frame, 0, (size_t)pi.out_frame_bytes,
-				    &t->scratch);
-		close(fd);
+	unsigned char *frame = h.pi.native ? malloc((size_t)h.pi.out_frame_bytes) : NULL;
+	if (h.pi.native && !frame) {
+		free(png);
+		return -ENOMEM;
+	}
+	rc = hold_open(fs, id, nv, &h);
+	if (!rc && h.pi.native) {
+		rc = hold_read(&h, frame, 0, (size_t)h.pi.out_frame_bytes);
 		if (!rc)
-			rc = px_png_write(&pi, &w, frame, png);
-		free(frame);
-		if (rc) {
+			rc = px_png_write(&h.pi, &w, frame, png);
+		if (rc && rc != -ENOMEM) {   /* (-ENOMEM: no thread buffers) */
+			char rel[4096];
+			relpath(nv, rel, sizeof(rel));
 			index_report_error(fs->ix, rel, "cannot read pixel data for the preview");
 			rc = -EIO;
 		}
-	} else {
-		struct pc_entry *e;
-		rc = pc_get(fs, id, nv, &pi, &e);
-		if (!rc) {
-			rc = px_png_write(&pi, &w, e->buf, png);
-			pc_put(e);
-		}
+	} else if (!rc) {
+		rc = px_png_write(&h.pi, &w, h.ent->buf, png);
 		if (rc)
 			rc = rc == -ENOMEM ? rc : -EIO;
 	}
+	hold_close(&h);
+	free(frame);
 	if (rc) {
 		free(png);
 		return rc;
@@ -983,36 +905,20 @@ const struct kind_ops kind_png = {
 
 /* ---- the pipeline for other kinds (fs.h: dfs_pixsrc_*) ---- */
 
-struct dfs_pixsrc {
-	struct px_info pi;
-	int fd;                 /* native */
-	struct pc_entry *ent;   /* decoded */
-};
-
 int dfs_pixsrc_open(struct dfs *fs, uint64_t id, struct dfs_pixsrc **out)
 {
 	struct node_view nv;
-	char rel[4096];
 	int rc = index_node(fs->ix, id, &nv);
 	if (rc)
 		return rc;
 	struct dfs_pixsrc *s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
-	s->fd = -1;
 	if (node_info(fs, &nv, &s->pi, NULL, NULL, NULL)) {
 		free(s);
 		return -EIO;
 	}
-	if (s->pi.native) {
-		relpath(&nv, rel, sizeof(rel));
-		s->fd = open_source(fs, &nv, rel);
-		rc = s->fd < 0 ? s->fd : 0;
-	} else {
-		rc = pc_get(fs, id, &nv, &s->pi, &s->ent);
-		if (rc && rc != -ENOMEM)
-			rc = -EIO;
-	}
+	rc = hold_open(fs, id, &nv, s);
 	if (rc) {
 		free(s);
 		return rc;
@@ -1030,24 +936,13 @@ int dfs_pixsrc_read(struct dfs_pixsrc *s, void *out, uint64_t off, size_t len)
 {
 	if (off > s->pi.data_len || len > s->pi.data_len - off)
 		return -EINVAL;
-	if (s->ent) {
-		memcpy(out, s->ent->buf + off, len);
-		return 0;
-	}
-	struct tls_bufs *t = tls();
-	if (!t)
-		return -ENOMEM;
-	struct src src = { s->fd };
-	return px_native_read(&s->pi, src_pread, &src, out, off, len, &t->scratch) ? -EIO : 0;
+	return hold_read(s, out, off, len);
 }
 
 void dfs_pixsrc_close(struct dfs_pixsrc *s)
 {
 	if (!s)
 		return;
-	if (s->fd >= 0)
-		close(s->fd);
-	if (s->ent)
-		pc_put(s->ent);
+	hold_close(s);
 	free(s);
 }

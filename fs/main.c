@@ -254,6 +254,14 @@ int main(int argc, char *argv[])
 			(unsigned long long)s->duplicates, s->scan_seconds, s->files_per_second);
 	}
 	index_close_env(fs.ix);
+	fs.src = index_source(fs.ix);
+	/* per-mount pixel state; decoders start on first use (after daemonize) */
+	rc = dfs_pixels_new(&fs, io.worker_exe);
+	if (rc) {
+		fprintf(stderr, "dicomfs: %s\n", dfs_strerror(rc));
+		ret = EXIT_FUSE;
+		goto free_index;
+	}
 
 	fs.timeout = 86400.0;
 	/* read-only, and the kernel checks permissions against our modes */
@@ -321,6 +329,7 @@ destroy_session:
 free_index:
 	dfs_query_stop(&fs);
 	catalog_stop(&fs);
+	dfs_pixels_free(&fs);
 	index_free(fs.ix);
 free_args:
 	free(copts.mountpoint);

@@ -329,6 +329,10 @@ int index_open(struct index **out, const struct index_opts *o, char *msg,
 		snprintf(msg, msglen, "archive '%s': %s", o->archive, strerror(errno));
 		goto free_ix;
 	}
+	struct source_opts so = { .follow_symlinks = o->follow_symlinks };
+	rc = source_create(ix->archive_real, &so, &ix->src, msg, msglen);
+	if (rc)
+		goto free_ix;
 	ix->path = o->path ? strdup(o->path) : default_index_path(ix->archive_real);
 	if (!ix->path) {
 		rc = -ENOMEM;
@@ -446,6 +450,7 @@ void index_free(struct index *ix)
 		close(ix->lock_fd);
 	if (ix->archive_fd >= 0)
 		close(ix->archive_fd);
+	source_destroy(&ix->src);
 	tb_release(&ix->walk_errors);
 	tb_release(&ix->run_errors);
 	pthread_mutex_destroy(&ix->err_lock);
@@ -463,6 +468,7 @@ void index_tags(const struct index *ix, const uint32_t **tags, size_t *n)
 	*n = ix->ntags;
 }
 int index_archive_fd(const struct index *ix) { return ix->archive_fd; }
+const struct source *index_source(const struct index *ix) { return &ix->src; }
 const struct index_stats *index_stats(const struct index *ix) { return &ix->stats; }
 
 /* ---- read side ---- */

@@ -187,6 +187,9 @@ void index_free(struct index *ix);
 
 const char *index_path(const struct index *ix);
 int index_archive_fd(const struct index *ix);
+/* Where the archive's bytes come from (source.h); valid until index_free. */
+struct source;
+const struct source *index_source(const struct index *ix);
 const struct index_stats *index_stats(const struct index *ix);
 
 int index_node(struct index *ix, uint64_t id, struct node_view *nv);

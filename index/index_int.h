@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <lmdb.h>
 #include "index.h"
+#include "source.h"
 
 struct textbuf {
 	char *s;
@@ -20,6 +21,7 @@ struct index {
 	struct index_opts opts;
 	char *archive_real;
 	int archive_fd;
+	struct source src;            /* where bytes come from (source.h) */
 	char *path;
 	int lock_fd;
 	int private_index;

@@ -2,9 +2,10 @@
  * scan.c - walk the archive, parse what changed, write the "files" DB.
  *
  * Design notes
- * - The walk is single-threaded (readdir + fstatat, sorted per directory)
- *   and yields candidates in memcmp order of their relative paths, the key
- *   order of the "files" DB, so the comparison with the index is one merge.
+ * - The archive's source (source.h) walks it and yields candidates in
+ *   memcmp order of their relative paths (R1), the key order of the
+ *   "files" DB, so the comparison with the index is one merge. Every byte
+ *   parsed is read through the source too (here and in the parsers).
  * - A candidate whose (size, mtime_ns, st_ino) equals its record is not
  *   opened at all: a remount of an unchanged archive is a stat walk.
  * - Changed files are parsed by scan_threads workers; the main thread writes
@@ -15,16 +16,15 @@
  * - Parsing: read a PREFIX, let dcmwalk find the header extent, widen to it
  *   when needed (never past MAX_HEADER), then hand GDCM exactly the header.
  * - Containment: with opts.worker_exe, parsing runs in "--parse-worker"
- *   child processes (one per scan thread, address space limited). A job
- *   whose child dies or exceeds JOB_TIMEOUT_MS becomes an error record for
- *   that one file; the child is replaced and the rest of its batch resent.
- *   DICOMFS_INPROCESS=1 (a benchmark knob, contrib/bench/
+ *   child processes of a worker pool (worker.h; one child per scan thread,
+ *   address space limited, W2). Jobs go out in batches of JOB_BATCH. A job
+ *   whose child dies or exceeds JOB_TIMEOUT_MS (W1) becomes an error
+ *   record for that one file; the child is replaced (W4) and the rest of
+ *   its batch resent. DICOMFS_INPROCESS=1 (a benchmark knob, contrib/bench/
  *   bench_containment.sh) parses in threads of the mount process instead.
- * - Symlinks: followed when they stay inside the archive; a directory seen
- *   twice (by device and inode) is a loop and is not entered again.
+ * - Symlinks, loops, walk problems: source_local.c.
  */
 #include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -34,12 +34,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
-#include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/resource.h>
 #include <sys/uio.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "index_int.h"
@@ -49,7 +46,9 @@
 #include "dcmwalk.h"
 #include "error.h"
 #include "record.h"
+#include "source.h"
 #include "tags.h"
+#include "worker.h"
 
 #define PREFIX      (16 * 1024)
 #define MAX_HEADER  ((uint64_t)256 << 20)
@@ -64,18 +63,6 @@ extern int dcmshim_locate(char *path, size_t len) __attribute__((weak));
 #define JOB_TIMEOUT_MS 30000
 #define WORKER_AS_LIMIT ((rlim_t)4 << 30)
 
-struct cand {
-	char *rel;
-	size_t rel_len;
-	struct stat st;
-	uint64_t old_id;    /* id of the existing record, 0 if none */
-};
-
-struct candv {
-	struct cand *v;
-	size_t n, cap;
-};
-
 static double now_s(void)
 {
 	struct timespec ts;
@@ -88,177 +75,11 @@ static int64_t mtime_ns(const struct stat *st)
 	return (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
 }
 
-/* ---- walk ---- */
-
-struct seen {
-	dev_t *dev;
-	ino_t *ino;
-	size_t n, cap;
-};
-
-static int seen_add(struct seen *s, dev_t d, ino_t i)
+/* a problem of the walk: one errors.tsv line (R1) */
+static void walk_problem(void *ctx, const char *path, const char *why)
 {
-	for (size_t k = 0; k < s->n; k++)
-		if (s->dev[k] == d && s->ino[k] == i)
-			return 1;
-	if (s->n == s->cap) {
-		size_t cap = s->cap ? s->cap * 2 : 64;
-		dev_t *nd = realloc(s->dev, cap * sizeof(*nd));
-		if (!nd)
-			return -ENOMEM;
-		s->dev = nd;
-		ino_t *ni = realloc(s->ino, cap * sizeof(*ni));
-		if (!ni)
-			return -ENOMEM;
-		s->ino = ni;
-		s->cap = cap;
-	}
-	s->dev[s->n] = d;
-	s->ino[s->n++] = i;
-	return 0;
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static int cand_push(struct candv *cv, const char *rel, const struct stat *st)
-{
-	if (cv->n == cv->cap) {
-		size_t cap = cv->cap ? cv->cap * 2 : 1024;
-		struct cand *p = realloc(cv->v, cap * sizeof(*p));
-		if (!p)
-			return -ENOMEM;
-		cv->v = p;
-		cv->cap = cap;
-	}
-	struct cand *c = &cv->v[cv->n];
-	c->rel = strdup(rel);
-	if (!c->rel)
-		return -ENOMEM;
-	c->rel_len = strlen(rel);
-	c->st = *st;
-	c->old_id = 0;
-	cv->n++;
-	return 0;
-}
-
-static int inside_archive(const struct index *ix, const char *real)
-{
-	size_t l = strlen(ix->archive_real);
-	if (strcmp(ix->archive_real, "/") == 0)
-		return 1;
-	return strncmp(real, ix->archive_real, l) == 0 &&
-	       (real[l] == '/' || real[l] == 0);
-}
-
-static int walk_dir(struct index *ix, const char *rel, struct candv *cv,
-		    struct seen *seen, int depth)
-{
-	int dfd = rel[0] ? openat(ix->archive_fd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-			 : dup(ix->archive_fd);
-	char **names = NULL;
-	size_t n = 0, cap = 0;
-	int rc = 0;
-
-	if (dfd < 0) {
-		tb_tsv(&ix->walk_errors, rel, strerror(errno));
-		dfs_log("%s: cannot open directory: %s", rel, strerror(errno));
-		return 0;
-	}
-	DIR *d = fdopendir(dfd);
-	if (!d) {
-		close(dfd);
-		return -errno;
-	}
-	struct dirent *de;
-	while ((de = readdir(d))) {
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		if (n == cap) {
-			cap = cap ? cap * 2 : 64;
-			char **p = realloc(names, cap * sizeof(*p));
-			if (!p) {
-				rc = -ENOMEM;
-				goto free_names;
-			}
-			names = p;
-		}
-		if (!(names[n++] = strdup(de->d_name))) {
-			rc = -ENOMEM;
-			goto free_names;
-		}
-	}
-	qsort(names, n, sizeof(*names), cmp_str);
-	for (size_t i = 0; i < n && !rc; i++) {
-		char path[PATH_MAX];
-		struct stat st;
-		if (snprintf(path, sizeof(path), "%s%s%s", rel, rel[0] ? "/" : "",
-			     names[i]) >= (int)sizeof(path)) {
-			tb_tsv(&ix->walk_errors, names[i], "path too long");
-			continue;
-		}
-		if (fstatat(dirfd(d), names[i], &st, AT_SYMLINK_NOFOLLOW)) {
-			tb_tsv(&ix->walk_errors, path, strerror(errno));
-			continue;
-		}
-		if (S_ISLNK(st.st_mode)) {
-			char full[PATH_MAX * 2], *real;
-			snprintf(full, sizeof(full), "%s/%s", ix->archive_real, path);
-			real = realpath(full, NULL);
-			if (!real) {
-				tb_tsv(&ix->walk_errors, path, "dangling symlink (not followed)");
-				continue;
-			}
-			int in = inside_archive(ix, real);
-			free(real);
-			if (!in && !ix->opts.follow_symlinks) {
-				tb_tsv(&ix->walk_errors, path,
-				       "symlink leaves the archive (not followed; see -o follow_symlinks)");
-				continue;
-			}
-			if (fstatat(dirfd(d), names[i], &st, 0)) {
-				tb_tsv(&ix->walk_errors, path, strerror(errno));
-				continue;
-			}
-		}
-		if (S_ISDIR(st.st_mode)) {
-			int r = seen_add(seen, st.st_dev, st.st_ino);
-			if (r < 0) {
-				rc = r;
-				break;
-			}
-			if (r == 1) {
-				tb_tsv(&ix->walk_errors, path,
-				       "directory already visited (symlink loop; not entered again)");
-				continue;
-			}
-			if (depth >= 64) {
-				tb_tsv(&ix->walk_errors, path, "directory nesting too deep");
-				continue;
-			}
-			rc = walk_dir(ix, path, cv, seen, depth + 1);
-		} else if (S_ISREG(st.st_mode)) {
-			rc = cand_push(cv, path, &st);
-		}
-	}
-free_names:
-	for (size_t i = 0; i < n; i++)
-		free(names[i]);
-	free(names);
-	closedir(d);
-	return rc;
-}
-
-static int cmp_cand(const void *a, const void *b)
-{
-	const struct cand *x = a, *y = b;
-	size_t l = x->rel_len < y->rel_len ? x->rel_len : y->rel_len;
-	int c = memcmp(x->rel, y->rel, l);
-	if (c)
-		return c;
-	return x->rel_len < y->rel_len ? -1 : x->rel_len > y->rel_len;
+	struct index *ix = ctx;
+	tb_tsv(&ix->walk_errors, path, why);
 }
 
 /* ---- parse ---- */
@@ -381,7 +202,9 @@ struct pbuf {
 	size_t cap;
 };
 
-static int pbuf_fill(struct pbuf *b, int fd, size_t have, size_t want)
+/* b->p[have, want) from the source (DFS_ETRUNC: shrank since the walk) */
+static int pbuf_fill(struct pbuf *b, const struct source *src, const struct source_file *f,
+		     size_t have, size_t want)
 {
 	if (want > b->cap) {
 		size_t cap = (want + 65535) & ~(size_t)65535;
@@ -391,22 +214,11 @@ static int pbuf_fill(struct pbuf *b, int fd, size_t have, size_t want)
 		b->p = n;
 		b->cap = cap;
 	}
-	while (have < want) {
-		ssize_t r = pread(fd, b->p + have, want - have, (off_t)have);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (r == 0)
-			return DFS_ETRUNC; /* shrank since the walk */
-		have += (size_t)r;
-	}
-	return 0;
+	return want > have ? source_read(src, f, b->p + have, want - have, have) : 0;
 }
 
 /* Parse one candidate into rec (always a complete record, maybe an error). */
-static void parse_one(struct index *ix, const struct cand *c, uint64_t id,
+static void parse_one(struct index *ix, const struct source_entry *c, uint64_t id,
 		      struct pbuf *b, struct rec_buf *rec)
 {
 	struct rec_head h = { 0 };
@@ -415,7 +227,8 @@ static void parse_one(struct index *ix, const struct cand *c, uint64_t id,
 	struct attr_ctx a = { 0 };
 	uint64_t size = (uint64_t)c->st.st_size;
 	uint64_t json_size = 0, json_bulk = 0;
-	int rc, fd = -1;
+	struct source_file sf = { .fd = -1 };
+	int rc, opened = 0;
 
 	h.version = REC_VERSION;
 	h.id = id;
@@ -427,13 +240,14 @@ static void parse_one(struct index *ix, const struct cand *c, uint64_t id,
 	h.ino = c->st.st_ino;
 	h.status = REC_ERROR;
 
-	fd = openat(ix->archive_fd, c->rel, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd < 0) {
-		h.err = -errno;
+	rc = source_open(&ix->src, c->rel, c->rel_len, NULL, &sf, NULL, 0);
+	if (rc) {
+		h.err = rc;
 		goto out;
 	}
+	opened = 1;
 	size_t have = size < PREFIX ? (size_t)size : PREFIX;
-	rc = pbuf_fill(b, fd, 0, have);
+	rc = pbuf_fill(b, &ix->src, &sf, 0, have);
 	for (;;) {
 		if (rc)
 			break;
@@ -449,10 +263,10 @@ static void parse_one(struct index *ix, const struct cand *c, uint64_t id,
 			rc = want > MAX_HEADER ? DFS_ETOOBIG : DFS_ETRUNC;
 			break;
 		}
-		rc = pbuf_fill(b, fd, have, (size_t)want);
+		rc = pbuf_fill(b, &ix->src, &sf, have, (size_t)want);
 		have = (size_t)want;
 	}
-	/* fd stays open for the JSON (Pixel Data extent); closed at the end */
+	/* sf stays open for the JSON (Pixel Data extent); closed at the end */
 	if (rc == DFS_ENOTDICOM) {
 		h.status = REC_SKIPPED;
 		h.err = rc;
@@ -486,7 +300,7 @@ static void parse_one(struct index *ix, const struct cand *c, uint64_t id,
 	if (!no_json()) {
 		struct dcmjson_out jo = { 0 };
 		struct dcmjson_attrs at = { tags, ntags, attr_cb_raw, &a };
-		if (dcmjson_build_attrs(b->p, have, size, &w, fd, &at, &jo) == 0 && !a.err) {
+		if (dcmjson_build_attrs(b->p, have, size, &w, sf.fd, &at, &jo) == 0 && !a.err) {
 			parsed = 1;
 			partial = jo.partial;
 			json_size = jo.len;
@@ -542,8 +356,8 @@ static void parse_one(struct index *ix, const struct cand *c, uint64_t id,
 		h.json_bulk = json_bulk;
 	}
 out_keep:
-	if (fd >= 0)
-		close(fd);
+	if (opened)
+		source_close(&ix->src, &sf);
 	/* keep the attributes read, patch the head */
 	{
 		struct rec_head cur;
@@ -556,8 +370,8 @@ oom:
 	h.err = -ENOMEM;
 	h.status = REC_ERROR;
 out:
-	if (fd >= 0)
-		close(fd);
+	if (opened)
+		source_close(&ix->src, &sf);
 	h.nattrs = 0;
 	if (rec_begin(rec, &h) == 0)
 		return;
@@ -568,7 +382,7 @@ out:
 
 struct job {
 	struct index *ix;
-	struct cand **todo;      /* candidates to parse, in key order */
+	struct source_entry **todo;  /* candidates to parse, in key order */
 	uint64_t *ids;
 	struct rec_buf *slots;   /* WINDOW slots, slot i % WINDOW */
 	int *done;
@@ -578,9 +392,21 @@ struct job {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	atomic_size_t parsed;
+	struct worker_pool *pool;  /* parser processes, or NULL (in-process) */
 };
 
-static void *worker(void *arg)
+/* slot i holds its record: hand it to the writer */
+static void slot_store(struct job *j, size_t i)
+{
+	pthread_mutex_lock(&j->lock);
+	j->done[i % WINDOW] = 1;
+	atomic_fetch_add(&j->parsed, 1);
+	pthread_cond_broadcast(&j->cond);
+	pthread_mutex_unlock(&j->lock);
+}
+
+/* A scan thread parsing in this process. */
+static void *parse_thread(void *arg)
 {
 	struct job *j = arg;
 	struct pbuf b = { 0 };
@@ -596,94 +422,25 @@ static void *worker(void *arg)
 		pthread_mutex_unlock(&j->lock);
 
 		parse_one(j->ix, j->todo[i], j->ids[i], &b, &j->slots[i % WINDOW]);
-
-		pthread_mutex_lock(&j->lock);
-		j->done[i % WINDOW] = 1;
-		atomic_fetch_add(&j->parsed, 1);
-		pthread_cond_broadcast(&j->cond);
-		pthread_mutex_unlock(&j->lock);
+		slot_store(j, i);
 	}
 	free(b.p);
 	return NULL;
 }
 
-/* ---- parser processes ---- */
+/* ---- parser processes (worker.h) ----
+ * A job is a frame tagged with its index in todo: struct job_msg, then
+ * the relative path. The answer is a frame with the same tag whose
+ * payload is the record.
+ */
 
 struct job_msg {
-	uint64_t idx, id, size, ino;
+	uint64_t id, size, ino;
 	int64_t mtime_ns;
 	uint32_t mode, uid, gid, rel_len;
 };
 
-struct res_msg {
-	uint64_t idx;
-	uint32_t len, pad;
-};
-
-static int write_full(int fd, const void *p, size_t n)
-{
-	const char *c = p;
-	while (n) {
-		ssize_t r = write(fd, c, n);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		c += r;
-		n -= (size_t)r;
-	}
-	return 0;
-}
-
-/* A buffered reader over a pipe, with an optional poll timeout. */
-struct rdbuf {
-	int fd;
-	char *p;
-	size_t len, pos, cap;
-};
-
-/* Make n bytes available at p + pos: 0, -EPIPE, DFS_ETIMEOUT or -errno. */
-static int rd_need(struct rdbuf *rb, size_t n, int timeout_ms)
-{
-	if (rb->len - rb->pos >= n)
-		return 0;
-	if (rb->pos)  /* (rb->p is NULL before the first read) */
-		memmove(rb->p, rb->p + rb->pos, rb->len - rb->pos);
-	rb->len -= rb->pos;
-	rb->pos = 0;
-	if (n > rb->cap) {
-		size_t cap = n < 65536 ? 65536 : n;
-		char *np = realloc(rb->p, cap);
-		if (!np)
-			return -ENOMEM;
-		rb->p = np;
-		rb->cap = cap;
-	}
-	while (rb->len < n) {
-		if (timeout_ms >= 0) {
-			struct pollfd pf = { rb->fd, POLLIN, 0 };
-			int r = poll(&pf, 1, timeout_ms);
-			if (r == 0)
-				return DFS_ETIMEOUT;
-			if (r < 0) {
-				if (errno == EINTR)
-					continue;
-				return -errno;
-			}
-		}
-		ssize_t r = read(rb->fd, rb->p + rb->len, rb->cap - rb->len);
-		if (r == 0)
-			return -EPIPE;
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		rb->len += (size_t)r;
-	}
-	return 0;
-}
+#define MAX_RECORD (16u << 20)
 
 /* "00080016,00100010,...": the tag list of the parser processes */
 static char *tags_arg(const struct index *ix)
@@ -760,51 +517,34 @@ static void job_as_limit(uint64_t size)
 
 int index_parse_worker_main(const char *archive, const char *tags)
 {
+	struct worker ch;
 	struct index ix = { 0 };
 	struct pbuf b = { 0 };
 	struct rec_buf rec = { 0 };
-	struct rdbuf in = { 0, NULL, 0, 0, 0 };
-	struct textbuf out = { 0 };
-	struct rlimit rl = { WORKER_AS_LIMIT, WORKER_AS_LIMIT }, core = { 0, 0 };
-	char rel[PATH_MAX];
+	struct source_opts so = { 0 };
+	char rel[PATH_MAX], msg[256];
 	int rc = 0;
 
-#ifndef __SANITIZE_ADDRESS__
-	/* (ASan reserves terabytes of shadow address space: no limit there) */
-	setrlimit(RLIMIT_AS, &rl);
-#else
-	(void)rl;
-#endif
-	setrlimit(RLIMIT_CORE, &core);
-	if (tags_from_arg(&ix, tags))
+	worker_child_begin(&ch);   /* W3 (the limits are the pool's, W2) */
+	if (tags_from_arg(&ix, tags) ||
+	    source_create(archive, &so, &ix.src, msg, sizeof(msg))) {
+		free(ix.tags);
 		return 1;
-	/* nothing of the parent (LMDB files, FUSE device) is ours to touch */
-	for (int fd = 3; fd < 1024; fd++)
-		close(fd);
-	ix.archive_fd = open(archive, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (ix.archive_fd < 0)
-		return 1;
+	}
 	dcmshim_init();
 	for (;;) {
+		struct worker_head hd;
 		struct job_msg m;
-		struct cand c = { 0 };
-		size_t avail = in.len - in.pos;
-		/* answer what is done before waiting for more work */
-		if (avail < sizeof(m) ||
-		    avail < sizeof(m) + ((struct job_msg *)(void *)(in.p + in.pos))->rel_len) {
-			if (out.len && write_full(1, out.s, out.len))
-				return 1;
-			out.len = 0;
-		}
-		if (rd_need(&in, sizeof(m), -1))
-			break;
-		memcpy(&m, in.p + in.pos, sizeof(m));
-		if (m.rel_len >= sizeof(rel) || rd_need(&in, sizeof(m) + m.rel_len, -1)) {
+		struct source_entry c = { 0 };
+		/* answers what is done before it waits for more work (W6) */
+		if (worker_recv_head(&ch, &hd))
+			break;     /* end of input */
+		if (hd.len < sizeof(m) || hd.len - sizeof(m) >= sizeof(rel) ||
+		    worker_recv_body(&ch, &m, sizeof(m)) || m.rel_len != hd.len - sizeof(m) ||
+		    worker_recv_body(&ch, rel, m.rel_len)) {
 			rc = 1;
 			break;
 		}
-		memcpy(rel, in.p + in.pos + sizeof(m), m.rel_len);
-		in.pos += sizeof(m) + m.rel_len;
 		rel[m.rel_len] = 0;
 		c.rel = rel;
 		c.rel_len = m.rel_len;
@@ -817,104 +557,25 @@ int index_parse_worker_main(const char *archive, const char *tags)
 		c.st.st_gid = m.gid;
 		job_as_limit(m.size);
 		parse_one(&ix, &c, m.id, &b, &rec);
-		struct res_msg r = { m.idx, (uint32_t)rec.len, 0 };
-		if (tb_add(&out, (const char *)&r, sizeof(r)) ||
-		    tb_add(&out, (const char *)rec.data, rec.len)) {
+		struct iovec iov = { rec.data, rec.len };
+		if (worker_queue(&ch, hd.tag, 0, &iov, 1)) {
 			rc = 1;
 			break;
 		}
 	}
-	if (out.len && write_full(1, out.s, out.len))
+	if (worker_flush(&ch))
 		rc = 1;
-	tb_release(&out);
-	free(in.p);
+	worker_child_end(&ch);
 	rec_release(&rec);
 	free(b.p);
-	close(ix.archive_fd);
+	source_destroy(&ix.src);
 	free(ix.tags);
 	return rc;
 }
 
-struct wproc {
-	pid_t pid;
-	int to, from;
-};
-
-static int wproc_spawn(struct index *ix, struct wproc *w)
-{
-	int a[2], b[2];
-	posix_spawn_file_actions_t fa;
-	char *targ = tags_arg(ix);
-	char *argv[] = { (char *)ix->opts.worker_exe, "--parse-worker",
-			 ix->archive_real, targ, NULL };
-	extern char **environ;
-	int rc;
-
-	if (!targ)
-		return -ENOMEM;
-	if (pipe2(a, O_CLOEXEC)) {
-		free(targ);
-		return -errno;
-	}
-	if (pipe2(b, O_CLOEXEC)) {
-		rc = -errno;
-		free(targ);
-		goto close_a;
-	}
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, a[0], 0);
-	posix_spawn_file_actions_adddup2(&fa, b[1], 1);
-	posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-	rc = -posix_spawn(&w->pid, ix->opts.worker_exe, &fa, NULL, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	free(targ);
-	close(a[0]);
-	close(b[1]);
-	if (rc) {
-		close(a[1]);
-		close(b[0]);
-		return rc;
-	}
-	w->to = a[1];
-	w->from = b[0];
-	return 0;
-close_a:
-	close(a[0]);
-	close(a[1]);
-	return rc;
-}
-
-/* Stop a child; returns its wait status description in why. */
-static void wproc_reap(struct wproc *w, int kill_it, char *why, size_t whylen)
-{
-	int st = 0;
-	if (w->to >= 0)
-		close(w->to);
-	if (w->from >= 0)
-		close(w->from);
-	w->to = w->from = -1;
-	if (kill_it)
-		kill(w->pid, SIGKILL);
-	if (waitpid(w->pid, &st, 0) > 0 && why) {
-		if (WIFSIGNALED(st))
-			snprintf(why, whylen, "signal %d (%s)", WTERMSIG(st), strsignal(WTERMSIG(st)));
-		else
-			snprintf(why, whylen, "exit status %d", WEXITSTATUS(st));
-	}
-}
-
-static void slot_store(struct job *j, size_t i)
-{
-	pthread_mutex_lock(&j->lock);
-	j->done[i % WINDOW] = 1;
-	atomic_fetch_add(&j->parsed, 1);
-	pthread_cond_broadcast(&j->cond);
-	pthread_mutex_unlock(&j->lock);
-}
-
 static void error_record(struct job *j, size_t i, int err, const char *why)
 {
-	struct cand *c = j->todo[i];
+	struct source_entry *c = j->todo[i];
 	struct rec_head h = { 0 };
 	h.version = REC_VERSION;
 	h.id = j->ids[i];
@@ -931,6 +592,31 @@ static void error_record(struct job *j, size_t i, int err, const char *why)
 	dfs_log("%s: %s (%s)", c->rel, dfs_strerror(err), why);
 }
 
+/* The answer to job i into its slot: 0, or the child failed (W4). */
+static int proc_answer(struct job *j, struct worker *w, size_t i)
+{
+	struct worker_head hd;
+	struct rec_buf *res = &j->slots[i % WINDOW];
+	int rc = worker_recv_head(w, &hd);   /* W1 */
+	if (rc)
+		return rc;
+	if (hd.tag != i || hd.len > MAX_RECORD)
+		return -EPROTO;
+	if (hd.len > res->cap) {
+		unsigned char *p = realloc(res->data, hd.len);
+		if (!p)
+			return -ENOMEM;
+		res->data = p;
+		res->cap = hd.len;
+	}
+	rc = worker_recv_body(w, res->data, hd.len);
+	if (rc)
+		return rc;
+	res->len = hd.len;
+	slot_store(j, i);
+	return 0;
+}
+
 /*
  * Drive one parser process. Jobs go out in batches; the child answers a
  * batch at once, so when it dies the culprit is not known: the unanswered
@@ -940,14 +626,11 @@ static void error_record(struct job *j, size_t i, int err, const char *why)
 static void *proc_worker(void *arg)
 {
 	struct job *j = arg;
-	struct wproc w = { -1, -1, -1 };
-	struct rdbuf rb = { -1, NULL, 0, 0, 0 };
+	struct worker *w;
 	size_t batch[JOB_BATCH], nb = 0, suspects = 0;
-	struct textbuf req = { 0 };
 
-	if (wproc_spawn(j->ix, &w))
-		return worker(arg);    /* cannot spawn: parse in-process */
-	rb.fd = w.from;
+	if (worker_get(j->pool, &w))
+		return parse_thread(arg);    /* no children (W7): in-process */
 	for (;;) {
 		if (nb == 0) {
 			pthread_mutex_lock(&j->lock);
@@ -960,47 +643,18 @@ static void *proc_worker(void *arg)
 			if (nb == 0)
 				break;
 		}
-		size_t send = suspects ? 1 : nb;
-		req.len = 0;
-		for (size_t k = 0; k < send; k++) {
-			struct cand *c = j->todo[batch[k]];
-			struct job_msg m = { batch[k], j->ids[batch[k]], (uint64_t)c->st.st_size,
+		size_t send = suspects ? 1 : nb, k = 0;
+		int rc = 0;
+		for (size_t q = 0; q < send && !rc; q++) {
+			struct source_entry *c = j->todo[batch[q]];
+			struct job_msg m = { j->ids[batch[q]], (uint64_t)c->st.st_size,
 					     c->st.st_ino, mtime_ns(&c->st), c->st.st_mode,
 					     c->st.st_uid, c->st.st_gid, (uint32_t)c->rel_len };
-			tb_add(&req, (const char *)&m, sizeof(m));
-			tb_add(&req, c->rel, c->rel_len);
+			struct iovec iov[2] = { { &m, sizeof(m) }, { c->rel, c->rel_len } };
+			rc = worker_queue(w, batch[q], 0, iov, 2);
 		}
-		int rc = write_full(w.to, req.s, req.len);
-		size_t k = 0;
-		for (; !rc && k < send; k++) {
-			struct res_msg r;
-			size_t i = batch[k];
-			struct rec_buf *res = &j->slots[i % WINDOW];
-			rc = rd_need(&rb, sizeof(r), JOB_TIMEOUT_MS);
-			if (rc)
-				break;
-			memcpy(&r, rb.p + rb.pos, sizeof(r));
-			if (r.idx != i || r.len > (16u << 20)) {
-				rc = -EPROTO;
-				break;
-			}
-			rc = rd_need(&rb, sizeof(r) + r.len, JOB_TIMEOUT_MS);
-			if (rc)
-				break;
-			if (r.len > res->cap) {
-				unsigned char *p = realloc(res->data, r.len);
-				if (!p) {
-					rc = -ENOMEM;
-					break;
-				}
-				res->data = p;
-				res->cap = r.len;
-			}
-			memcpy(res->data, rb.p + rb.pos + sizeof(r), r.len);
-			rb.pos += sizeof(r) + r.len;
-			res->len = r.len;
-			slot_store(j, i);
-		}
+		while (!rc && k < send && !(rc = proc_answer(j, w, batch[k])))
+			k++;
 		if (!rc) {
 			memmove(batch, batch + send, (nb - send) * sizeof(*batch));
 			nb -= send;
@@ -1008,10 +662,11 @@ static void *proc_worker(void *arg)
 				suspects--;
 			continue;
 		}
-		/* the child died, hung or misbehaved */
+		/* the child died, hung or misbehaved: replace it (W4) */
 		char why[96] = "";
-		wproc_reap(&w, 1, why, sizeof(why));
-		rb.len = rb.pos = 0;
+		int st = 0;
+		worker_put(j->pool, w, WORKER_KILL, &st);
+		worker_status_text(st, why, sizeof(why));
 		if (send == 1) {
 			error_record(j, batch[0], rc == DFS_ETIMEOUT ? DFS_ETIMEOUT : DFS_ECRASH,
 				     rc == DFS_ETIMEOUT ? "killed" : why);
@@ -1024,7 +679,7 @@ static void *proc_worker(void *arg)
 		}
 		memmove(batch, batch + k, (nb - k) * sizeof(*batch));
 		nb -= k;
-		if (wproc_spawn(j->ix, &w)) {
+		if (worker_get(j->pool, &w)) {
 			/* no more children: finish in-process */
 			for (size_t q = 0; q < nb; q++) {
 				struct pbuf b = { 0 };
@@ -1033,15 +688,10 @@ static void *proc_worker(void *arg)
 				free(b.p);
 				slot_store(j, batch[q]);
 			}
-			tb_release(&req);
-			free(rb.p);
-			return worker(arg);
+			return parse_thread(arg);
 		}
-		rb.fd = w.from;
 	}
-	wproc_reap(&w, 0, NULL, 0);
-	tb_release(&req);
-	free(rb.p);
+	worker_put(j->pool, w, WORKER_KEEP, NULL);
 	return NULL;
 }
 
@@ -1144,9 +794,8 @@ static int scan_tags(struct index *ix, MDB_txn *txn, int *reparse_all)
 
 int scan_update(struct index *ix, char *msg, size_t msglen)
 {
-	struct candv cv = { 0 };
-	struct seen seen = { 0 };
-	struct cand **todo = NULL;
+	struct source_list cv = { 0 };
+	struct source_entry **todo = NULL;
 	uint64_t *ids = NULL;
 	MDB_txn *txn = NULL;
 	MDB_cursor *cur = NULL;
@@ -1154,18 +803,14 @@ int scan_update(struct index *ix, char *msg, size_t msglen)
 	size_t ntodo = 0, removed = 0;
 	double t0 = now_s();
 	int rc;
-	struct stat rst;
 
 	/* GDCM is not loaded here: the parser processes load it (dcmshim.h) */
 	signal(SIGPIPE, SIG_IGN); /* a dying parser must not take us with it */
-	if (fstat(ix->archive_fd, &rst) == 0)
-		seen_add(&seen, rst.st_dev, rst.st_ino);
-	rc = walk_dir(ix, "", &cv, &seen, 0);
+	rc = source_walk(&ix->src, &cv, walk_problem, ix);   /* R1: sorted */
 	if (rc) {
 		snprintf(msg, msglen, "scanning '%s': %s", ix->archive_real, dfs_strerror(rc));
 		goto free_cands;
 	}
-	qsort(cv.v, cv.n, sizeof(*cv.v), cmp_cand);
 	ix->stats.files_seen = cv.n;
 	ix->stats.walk_seconds = now_s() - t0;
 	todo = malloc((cv.n + 1) * sizeof(*todo));
@@ -1203,8 +848,7 @@ int scan_update(struct index *ix, char *msg, size_t msglen)
 		else if (ci >= cv.n)
 			c = 1;
 		else {
-			struct cand key = { .rel = k.mv_data, .rel_len = k.mv_size };
-			c = cmp_cand(&cv.v[ci], &key);
+			c = source_key_cmp(cv.v[ci].rel, cv.v[ci].rel_len, k.mv_data, k.mv_size);
 		}
 		if (c < 0) {            /* new file */
 			todo[ntodo] = &cv.v[ci];
@@ -1221,7 +865,7 @@ int scan_update(struct index *ix, char *msg, size_t msglen)
 			mrc = mdb_cursor_get(cur, &k, &d, MDB_NEXT);
 		} else {
 			struct rec_head h;
-			struct cand *cd = &cv.v[ci];
+			struct source_entry *cd = &cv.v[ci];
 			if (rec_head_get(d.mv_data, d.mv_size, &h) || reparse_all ||
 			    h.size != (uint64_t)cd->st.st_size ||
 			    h.mtime_ns != mtime_ns(&cd->st) || h.ino != cd->st.st_ino ||
@@ -1274,13 +918,23 @@ int scan_update(struct index *ix, char *msg, size_t msglen)
 			rc = -ENOMEM;
 			goto abort;
 		}
+		if (ix->opts.worker_exe && !getenv("DICOMFS_INPROCESS")) {
+			char *targ = tags_arg(ix);
+			const char *args[] = { "--parse-worker", ix->archive_real, targ, NULL };
+			struct worker_spec ws = { .exe = ix->opts.worker_exe, .args = args,
+						  .as_limit = WORKER_AS_LIMIT, .max = nt,
+						  .timeout_ms = JOB_TIMEOUT_MS };
+			/* (without a pool: parse in-process) */
+			if (targ && worker_pool_new(&ws, &j.pool))
+				j.pool = NULL;
+			free(targ);
+		}
 		pthread_mutex_init(&j.lock, NULL);
 		pthread_cond_init(&j.cond, NULL);
 		int started = 0;
 		for (; started < nt; started++)
 			if (pthread_create(&th[started], NULL,
-					   ix->opts.worker_exe && !getenv("DICOMFS_INPROCESS") ?
-					   proc_worker : worker, &j))
+					   j.pool ? proc_worker : parse_thread, &j))
 				break;
 		if (!started) {
 			rc = -EAGAIN;
@@ -1321,6 +975,7 @@ int scan_update(struct index *ix, char *msg, size_t msglen)
 join:
 		for (int i = 0; i < started; i++)
 			pthread_join(th[i], NULL);
+		worker_pool_free(j.pool);   /* W8 */
 		for (size_t i = 0; i < WINDOW; i++)
 			rec_release(&j.slots[i]);
 		free(j.slots);
@@ -1379,11 +1034,7 @@ abort:
 		mdb_txn_abort(txn);
 	snprintf(msg, msglen, "updating index '%s': %s", ix->path, dfs_strerror(rc));
 free_cands:
-	for (size_t i = 0; i < cv.n; i++)
-		free(cv.v[i].rel);
-	free(cv.v);
-	free(seen.dev);
-	free(seen.ino);
+	source_list_free(&cv);
 	free(todo);
 	free(ids);
 	return rc;

@@ -7,8 +7,9 @@
  * the JSON again with an instance name, whose length must be the one
  * announced in st_size (json_size + nbulk * name bytes).
  *
- * The file is served from a memfd through /proc/self/fd/N (openat ignores
- * the archive fd for an absolute path).
+ * The file is served from a memfd through /proc/self/fd/N, read through a
+ * local source of "/" (source.h; openat ignores the folder for an absolute
+ * path).
  */
 
 #include "../../index/scan.c"
@@ -17,6 +18,7 @@
 
 static int mfd = -1;
 static char mpath[64];
+static struct source root;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n);
@@ -25,7 +27,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
+	char msg[128];
 	dcmshim_init();
+	if (source_create("/", NULL, &root, msg, sizeof(msg)))
+		abort();
 	mfd = memfd_create("fuzz_header", MFD_CLOEXEC);
 	if (mfd < 0)
 		abort();
@@ -38,7 +43,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
 	static struct pbuf b;
 	static struct rec_buf rec;
 	struct index ix;
-	struct cand c;
+	struct source_entry c;
 	struct rec_head h;
 
 	if (mfd < 0)
@@ -47,6 +52,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
 		abort();
 	memset(&ix, 0, sizeof(ix));
 	ix.archive_fd = AT_FDCWD;
+	ix.src = root;
 	memset(&c, 0, sizeof(c));
 	c.rel = mpath;
 	c.rel_len = strlen(mpath);

@@ -1,0 +1,48 @@
+/*
+ * source.c - the registry of sources (see source.h).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "source.h"
+
+/*
+ * One line a source, tried in order: a source that takes only some specs
+ * (a URL scheme) goes before source_local, which takes any folder path.
+ */
+const struct source_ops *const source_registry[] = {
+	&source_local,
+	NULL,
+};
+
+int source_create(const char *spec, const struct source_opts *o, struct source *out,
+		  char *msg, size_t msglen)
+{
+	for (const struct source_ops *const *r = source_registry; *r; r++) {
+		int rc = (*r)->create(spec, o, &out->inst, msg, msglen);
+		if (rc == -ENOTSUP)
+			continue;
+		out->ops = rc ? NULL : *r;
+		return rc;
+	}
+	snprintf(msg, msglen, "archive '%s': no source takes it", spec);
+	return -ENOTSUP;
+}
+
+void source_destroy(struct source *s)
+{
+	if (s->ops)
+		s->ops->destroy(s->inst);
+	s->ops = NULL;
+	s->inst = NULL;
+}
+
+void source_list_free(struct source_list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i].rel);
+	free(l->v);
+	l->v = NULL;
+	l->n = l->cap = 0;
+}

@@ -1,0 +1,163 @@
+/*
+ * source.h - where the bytes of the archive come from.
+ *
+ * The index and the file kinds never open archive files themselves: they
+ * ask the mount's source (after squashfuse's struct sqfs_input and
+ * ratarmount's MountSource). A source lists the archive in key order for
+ * the scan, opens an indexed instance and verifies it is the one that was
+ * indexed, reads bytes, and may offer an fd (for splice and for handing
+ * the file to a decoder process). The local folder (source_local.c) is the
+ * first implementation; another one (a DICOMweb server, a tar file) is one
+ * new file with a struct source_ops plus one line in source_registry[]
+ * (source.c). (Today index_open still resolves the archive argument with
+ * realpath() for the index's name and its "archive" meta before it calls
+ * source_create: a spec that is not a folder needs that step to ask the
+ * source for a stable name instead.)
+ *
+ * Design notes (invariants; code cites them as R1..R7)
+ * (R1) walk() yields every regular file once, in key order: memcmp order
+ *      of the relative paths (the key order of the index's "files" DB),
+ *      so the scan merges it with the index in one pass. Problems (an
+ *      unreadable directory, a dangling symlink, a loop) are reported
+ *      through the problem callback, one line each, and are not fatal;
+ *      only running out of memory is.
+ * (R2) open() with an expectation verifies the file is the indexed one:
+ *      a regular file with the indexed size and mtime, and the indexed
+ *      inode when the record holds one (exp->ino != 0). Anything else is
+ *      -EIO with why = "source changed since it was indexed (remount to
+ *      re-index)"; a file that cannot be opened is -ENOENT (gone) or -EIO,
+ *      why = "cannot open source: <strerror>". Without an expectation
+ *      (the scan, which has just stat()ed the file) nothing is verified.
+ * (R3) open() never blocks on what was swapped in: a FIFO, device or
+ *      symlink put in the place of an indexed file gives -EIO at once.
+ * (R4) read() fills the whole range or fails: 0, DFS_ETRUNC when the file
+ *      ends first, or -errno. Any thread, any number at once.
+ * (R5) struct source_file.fd is an fd of the open file when the source
+ *      has one (splice, SCM_RIGHTS to a decoder), else -1: users must
+ *      then go through read().
+ * (R6) can_change: the source may change while mounted (the local folder
+ *      can: R2 catches it per file). watch, when not NULL, reports changes
+ *      as they happen (see struct source_ops).
+ * (R7) A source is immutable after create (its fields are read-only), so
+ *      every thread may use it without a lock; a struct source_file
+ *      belongs to the thread that opened it until close.
+ *
+ * Errors: 0 or negative errno / DFS_* (error.h).
+ */
+#ifndef DICOMFS_SOURCE_H
+#define DICOMFS_SOURCE_H
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/stat.h>
+
+struct source_opts {
+	int follow_symlinks;   /* follow symlinks that leave the archive */
+};
+
+/* One file of the walk; rel is malloc()ed (freed by source_list_free). */
+struct source_entry {
+	char *rel;
+	size_t rel_len;
+	struct stat st;        /* of the file (symlinks followed) */
+};
+
+struct source_list {
+	struct source_entry *v;
+	size_t n, cap;
+};
+
+/* The key order of R1: memcmp, then the shorter first. */
+static inline int source_key_cmp(const char *a, size_t al, const char *b, size_t bl)
+{
+	int c = memcmp(a, b, al < bl ? al : bl);
+	return c ? c : al < bl ? -1 : al > bl;
+}
+
+/* What the index knows of an instance (R2); ino 0: not known. */
+struct source_expect {
+	uint64_t size;
+	int64_t mtime_ns;
+	uint64_t ino;
+};
+
+struct source_file {
+	int fd;                /* R5 */
+	uint64_t size;
+	void *priv;            /* the source's own state, or NULL */
+};
+
+/* A problem of the walk: path relative to the archive, why one line. */
+typedef void (*source_problem_fn)(void *ctx, const char *path, const char *why);
+/* A change seen by a watch: the relative path that changed. */
+typedef void (*source_change_fn)(void *ctx, const char *rel, size_t rel_len);
+
+struct source_ops {
+	const char *name;      /* "local" */
+	/*
+	 * Make an instance for the archive spec (a folder, a URL, ...):
+	 * -ENOTSUP when the spec is not of this kind (the registry tries the
+	 * next one), other errors with a line in msg.
+	 */
+	int (*create)(const char *spec, const struct source_opts *o, void **inst,
+		      char *msg, size_t msglen);
+	void (*destroy)(void *inst);
+	/* R1: the files, sorted, into *out (empty on entry) */
+	int (*walk)(void *inst, struct source_list *out, source_problem_fn problem,
+		    void *ctx);
+	/* R2, R3: exp may be NULL; why (may be NULL) gets one line */
+	int (*open)(void *inst, const char *rel, size_t rel_len,
+		    const struct source_expect *exp, struct source_file *f,
+		    char *why, size_t whylen);
+	int (*read)(void *inst, const struct source_file *f, void *buf, size_t len,
+		    uint64_t off);   /* R4 */
+	void (*close)(void *inst, struct source_file *f);
+	/*
+	 * Optional (NULL: changes are found by the next mount's walk and, per
+	 * file, by R2). A watch would start a thread (inotify/fanotify for a
+	 * folder, a ChangeFeed poll for a server) that calls fn for every path
+	 * added, changed or removed while mounted, until destroy; the caller
+	 * re-parses those files and builds a new index generation.
+	 */
+	int (*watch)(void *inst, source_change_fn fn, void *ctx);
+	int can_change;        /* R6 */
+};
+
+/* A source: its operations and the instance they act on. */
+struct source {
+	const struct source_ops *ops;
+	void *inst;
+};
+
+/* source.c: the registry (one line a source) */
+extern const struct source_ops *const source_registry[];
+extern const struct source_ops source_local;
+
+/* The first source of the registry that takes spec. */
+int source_create(const char *spec, const struct source_opts *o, struct source *out,
+		  char *msg, size_t msglen);
+void source_destroy(struct source *s);
+void source_list_free(struct source_list *l);
+
+static inline int source_walk(const struct source *s, struct source_list *out,
+			      source_problem_fn problem, void *ctx)
+{
+	return s->ops->walk(s->inst, out, problem, ctx);
+}
+static inline int source_open(const struct source *s, const char *rel, size_t rel_len,
+			      const struct source_expect *exp, struct source_file *f,
+			      char *why, size_t whylen)
+{
+	return s->ops->open(s->inst, rel, rel_len, exp, f, why, whylen);
+}
+static inline int source_read(const struct source *s, const struct source_file *f,
+			      void *buf, size_t len, uint64_t off)
+{
+	return s->ops->read(s->inst, f, buf, len, off);
+}
+static inline void source_close(const struct source *s, struct source_file *f)
+{
+	s->ops->close(s->inst, f);
+}
+
+#endif

@@ -1,0 +1,165 @@
+/*
+ * unit_source.c - the local folder source (index/source.h): walk order and
+ * problems, open-and-verify (R2), nothing swapped in blocks or passes
+ * (R3), full reads (R4).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "unit.h"
+#include "error.h"
+#include "source.h"
+
+#define CHANGED "source changed since it was indexed (remount to re-index)"
+
+static char dir[64];
+static char probs[2048];
+
+static void problem(void *ctx, const char *path, const char *why)
+{
+	(void)ctx;
+	size_t l = strlen(probs);
+	snprintf(probs + l, sizeof(probs) - l, "%s: %s\n", path, why);
+}
+
+static void put(const char *rel, const char *data)
+{
+	char p[256];
+	snprintf(p, sizeof(p), "%s/%s", dir, rel);
+	FILE *f = fopen(p, "w");
+	fputs(data, f);
+	fclose(f);
+	/* one mtime for all: only the inode tells same-sized files apart */
+	struct timespec ts[2] = { { 1000000000, 5 }, { 1000000000, 5 } };
+	utimensat(AT_FDCWD, p, ts, 0);
+}
+
+static struct source_expect expect(const char *rel)
+{
+	char p[256];
+	struct stat st;
+	snprintf(p, sizeof(p), "%s/%s", dir, rel);
+	stat(p, &st);
+	struct source_expect e = { (uint64_t)st.st_size,
+				   (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec,
+				   st.st_ino };
+	return e;
+}
+
+static double now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+int main(void)
+{
+	struct source s;
+	struct source_list l = { 0 };
+	struct source_file f;
+	char msg[256], why[256], p[256], q[256], buf[16];
+
+	snprintf(dir, sizeof(dir), "/tmp/unit_source.XXXXXX");
+	if (!mkdtemp(dir))
+		return 1;
+	snprintf(p, sizeof(p), "%s/a", dir);
+	mkdir(p, 0755);
+	put("b", "bbbb");
+	put("a.b", "ab");
+	put("a/x", "xxxx");
+	put("a/y", "yyyy");
+	put("z", "zz");
+	snprintf(p, sizeof(p), "%s/l", dir);
+	CHECK(symlink("z", p) == 0, "symlink l");
+	snprintf(p, sizeof(p), "%s/loop", dir);
+	CHECK(symlink(".", p) == 0, "symlink loop");
+	snprintf(p, sizeof(p), "%s/dang", dir);
+	CHECK(symlink("nope", p) == 0, "symlink dang");
+	snprintf(p, sizeof(p), "%s/out", dir);
+	CHECK(symlink("/proc/self/status", p) == 0, "symlink out");
+	snprintf(p, sizeof(p), "%s/fifo", dir);
+	CHECK(mkfifo(p, 0644) == 0, "fifo");
+
+	CHECK(source_create("/nonexistent/dir", NULL, &s, msg, sizeof(msg)) == -ENOENT,
+	      "a missing folder");
+	CHECK(strstr(msg, "/nonexistent/dir") != NULL, "msg: %s", msg);
+	CHECK(source_create(dir, NULL, &s, msg, sizeof(msg)) == 0, "create: %s", msg);
+	CHECK_STR(s.ops->name, "local");
+	CHECK(s.ops->can_change && !s.ops->watch, "can change, no watch yet");
+
+	/* R1: regular files only, in memcmp order ("a.b" before "a/x") */
+	CHECK(source_walk(&s, &l, problem, NULL) == 0, "walk");
+	const char *want[] = { "a.b", "a/x", "a/y", "b", "l", "z" };
+	CHECK(l.n == 6, "%zu files", l.n);
+	for (size_t i = 0; i < l.n && i < 6; i++)
+		CHECK_STR(l.v[i].rel, want[i]);
+	CHECK(l.n >= 5 && l.v[4].st.st_ino == l.v[5].st.st_ino, "l is followed to z");
+	CHECK(strstr(probs, "dang: dangling symlink (not followed)\n") != NULL, "%s", probs);
+	CHECK(strstr(probs, "loop: directory already visited") != NULL, "%s", probs);
+	CHECK(strstr(probs, "out: symlink leaves the archive") != NULL, "%s", probs);
+	source_list_free(&l);
+
+	/* R2: the indexed file opens; R4: whole reads or DFS_ETRUNC */
+	struct source_expect e = expect("b");
+	CHECK(source_open(&s, "b", 1, &e, &f, why, sizeof(why)) == 0, "open b: %s", why);
+	CHECK(f.fd >= 0, "an fd (R5)");
+	CHECK(source_read(&s, &f, buf, 4, 0) == 0 && !memcmp(buf, "bbbb", 4), "read");
+	CHECK(source_read(&s, &f, buf, 4, 2) == DFS_ETRUNC, "short read: DFS_ETRUNC");
+	CHECK(!(fcntl(f.fd, F_GETFL) & O_NONBLOCK), "O_NONBLOCK cleared for splice");
+	source_close(&s, &f);
+	struct source_expect bad = e;
+	bad.mtime_ns++;
+	why[0] = 0;
+	CHECK(source_open(&s, "b", 1, &bad, &f, why, sizeof(why)) == -EIO, "other mtime");
+	CHECK_STR(why, CHANGED);
+	bad = e;
+	bad.size++;
+	CHECK(source_open(&s, "b", 1, &bad, &f, why, sizeof(why)) == -EIO, "other size");
+	bad = e;
+	bad.ino++;
+	CHECK(source_open(&s, "b", 1, &bad, &f, why, sizeof(why)) == -EIO, "other inode");
+	CHECK(source_open(&s, "gone", 4, &e, &f, why, sizeof(why)) == -ENOENT, "gone");
+	CHECK_STR(why, "cannot open source: No such file or directory");
+
+	/* an indexed file reached through a symlink: verified by its inode */
+	struct source_expect ez = expect("z");
+	CHECK(source_open(&s, "l", 1, &ez, &f, why, sizeof(why)) == 0, "l: %s", why);
+	source_close(&s, &f);
+	ez.ino = 0;
+	CHECK(source_open(&s, "l", 1, &ez, &f, why, sizeof(why)) == -EIO,
+	      "through a symlink without an indexed inode: EIO");
+
+	/* R3: a FIFO swapped in: EIO at once, no block */
+	snprintf(p, sizeof(p), "%s/fifo", dir);
+	snprintf(q, sizeof(q), "%s/b", dir);
+	CHECK(rename(p, q) == 0, "swap in a FIFO");
+	double t0 = now();
+	CHECK(source_open(&s, "b", 1, &e, &f, why, sizeof(why)) == -EIO, "FIFO: EIO");
+	CHECK(now() - t0 < 1, "FIFO: no block");
+	/* a symlink to a same-sized file with the same mtime swapped in */
+	struct source_expect ex = expect("a/x");
+	snprintf(p, sizeof(p), "%s/a/x", dir);
+	unlink(p);
+	CHECK(symlink("y", p) == 0, "swap in a symlink");
+	CHECK(source_open(&s, "a/x", 3, &ex, &f, why, sizeof(why)) == -EIO, "symlink: EIO");
+	CHECK_STR(why, CHANGED);
+	/* the scan's open (no expectation) follows, does not verify */
+	CHECK(source_open(&s, "a/x", 3, NULL, &f, why, sizeof(why)) == 0, "scan open");
+	CHECK(source_read(&s, &f, buf, 4, 0) == 0 && !memcmp(buf, "yyyy", 4), "scan read");
+	source_close(&s, &f);
+	source_destroy(&s);
+
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd))
+		return 1;
+	return unit_done();
+}
