@@ -42,7 +42,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "index_int.h"
+#include "store.h"
+#include "update.h"
 #include "charset.h"
 #include "dcmshim.h"
 #include "dcmjson.h"
@@ -163,7 +164,7 @@ static int walk_dir(struct index *ix, const char *rel, struct candv *cv,
 	int rc = 0;
 
 	if (dfd < 0) {
-		tb_tsv(&ix->walk_errors, rel, strerror(errno));
+		strbuf_add_tsv2(&ix->walk_errors, rel, strerror(errno));
 		dfs_log("%s: cannot open directory: %s", rel, strerror(errno));
 		return 0;
 	}
@@ -196,11 +197,11 @@ static int walk_dir(struct index *ix, const char *rel, struct candv *cv,
 		struct stat st;
 		if (snprintf(path, sizeof(path), "%s%s%s", rel, rel[0] ? "/" : "",
 			     names[i]) >= (int)sizeof(path)) {
-			tb_tsv(&ix->walk_errors, names[i], "path too long");
+			strbuf_add_tsv2(&ix->walk_errors, names[i], "path too long");
 			continue;
 		}
 		if (fstatat(dirfd(d), names[i], &st, AT_SYMLINK_NOFOLLOW)) {
-			tb_tsv(&ix->walk_errors, path, strerror(errno));
+			strbuf_add_tsv2(&ix->walk_errors, path, strerror(errno));
 			continue;
 		}
 		if (S_ISLNK(st.st_mode)) {
@@ -208,18 +209,18 @@ static int walk_dir(struct index *ix, const char *rel, struct candv *cv,
 			snprintf(full, sizeof(full), "%s/%s", ix->archive_real, path);
 			real = realpath(full, NULL);
 			if (!real) {
-				tb_tsv(&ix->walk_errors, path, "dangling symlink (not followed)");
+				strbuf_add_tsv2(&ix->walk_errors, path, "dangling symlink (not followed)");
 				continue;
 			}
 			int in = inside_archive(ix, real);
 			free(real);
 			if (!in && !ix->opts.follow_symlinks) {
-				tb_tsv(&ix->walk_errors, path,
+				strbuf_add_tsv2(&ix->walk_errors, path,
 				       "symlink leaves the archive (not followed; see -o follow_symlinks)");
 				continue;
 			}
 			if (fstatat(dirfd(d), names[i], &st, 0)) {
-				tb_tsv(&ix->walk_errors, path, strerror(errno));
+				strbuf_add_tsv2(&ix->walk_errors, path, strerror(errno));
 				continue;
 			}
 		}
@@ -230,12 +231,12 @@ static int walk_dir(struct index *ix, const char *rel, struct candv *cv,
 				break;
 			}
 			if (r == 1) {
-				tb_tsv(&ix->walk_errors, path,
+				strbuf_add_tsv2(&ix->walk_errors, path,
 				       "directory already visited (symlink loop; not entered again)");
 				continue;
 			}
 			if (depth >= 64) {
-				tb_tsv(&ix->walk_errors, path, "directory nesting too deep");
+				strbuf_add_tsv2(&ix->walk_errors, path, "directory nesting too deep");
 				continue;
 			}
 			rc = walk_dir(ix, path, cv, seen, depth + 1);
@@ -764,7 +765,7 @@ int index_parse_worker_main(const char *archive, const char *tags)
 	struct pbuf b = { 0 };
 	struct rec_buf rec = { 0 };
 	struct rdbuf in = { 0, NULL, 0, 0, 0 };
-	struct textbuf out = { 0 };
+	struct strbuf out = STRBUF_INIT;
 	struct rlimit rl = { WORKER_AS_LIMIT, WORKER_AS_LIMIT }, core = { 0, 0 };
 	char rel[PATH_MAX];
 	int rc = 0;
@@ -792,9 +793,9 @@ int index_parse_worker_main(const char *archive, const char *tags)
 		/* answer what is done before waiting for more work */
 		if (avail < sizeof(m) ||
 		    avail < sizeof(m) + ((struct job_msg *)(void *)(in.p + in.pos))->rel_len) {
-			if (out.len && write_full(1, out.s, out.len))
+			if (out.len && write_full(1, out.buf, out.len))
 				return 1;
-			out.len = 0;
+			strbuf_reset(&out);
 		}
 		if (rd_need(&in, sizeof(m), -1))
 			break;
@@ -818,15 +819,15 @@ int index_parse_worker_main(const char *archive, const char *tags)
 		job_as_limit(m.size);
 		parse_one(&ix, &c, m.id, &b, &rec);
 		struct res_msg r = { m.idx, (uint32_t)rec.len, 0 };
-		if (tb_add(&out, (const char *)&r, sizeof(r)) ||
-		    tb_add(&out, (const char *)rec.data, rec.len)) {
+		if (strbuf_add(&out, &r, sizeof(r)) ||
+		    strbuf_add(&out, rec.data, rec.len)) {
 			rc = 1;
 			break;
 		}
 	}
-	if (out.len && write_full(1, out.s, out.len))
+	if (out.len && write_full(1, out.buf, out.len))
 		rc = 1;
-	tb_release(&out);
+	strbuf_release(&out);
 	free(in.p);
 	rec_release(&rec);
 	free(b.p);
@@ -943,7 +944,7 @@ static void *proc_worker(void *arg)
 	struct wproc w = { -1, -1, -1 };
 	struct rdbuf rb = { -1, NULL, 0, 0, 0 };
 	size_t batch[JOB_BATCH], nb = 0, suspects = 0;
-	struct textbuf req = { 0 };
+	struct strbuf req = STRBUF_INIT;
 
 	if (wproc_spawn(j->ix, &w))
 		return worker(arg);    /* cannot spawn: parse in-process */
@@ -961,16 +962,16 @@ static void *proc_worker(void *arg)
 				break;
 		}
 		size_t send = suspects ? 1 : nb;
-		req.len = 0;
+		strbuf_reset(&req);
 		for (size_t k = 0; k < send; k++) {
 			struct cand *c = j->todo[batch[k]];
 			struct job_msg m = { batch[k], j->ids[batch[k]], (uint64_t)c->st.st_size,
 					     c->st.st_ino, mtime_ns(&c->st), c->st.st_mode,
 					     c->st.st_uid, c->st.st_gid, (uint32_t)c->rel_len };
-			tb_add(&req, (const char *)&m, sizeof(m));
-			tb_add(&req, c->rel, c->rel_len);
+			strbuf_add(&req, &m, sizeof(m));
+			strbuf_add(&req, c->rel, c->rel_len);
 		}
-		int rc = write_full(w.to, req.s, req.len);
+		int rc = write_full(w.to, req.buf, req.len);
 		size_t k = 0;
 		for (; !rc && k < send; k++) {
 			struct res_msg r;
@@ -1033,14 +1034,14 @@ static void *proc_worker(void *arg)
 				free(b.p);
 				slot_store(j, batch[q]);
 			}
-			tb_release(&req);
+			strbuf_release(&req);
 			free(rb.p);
 			return worker(arg);
 		}
 		rb.fd = w.from;
 	}
 	wproc_reap(&w, 0, NULL, 0);
-	tb_release(&req);
+	strbuf_release(&req);
 	free(rb.p);
 	return NULL;
 }
@@ -1098,7 +1099,7 @@ static int scan_tags(struct index *ix, MDB_txn *txn, int *reparse_all)
 	ix->ntags = n;
 	/* tags new to this index (named only when files must be re-parsed:
 	 * GDCM's dictionary is not loaded for a fresh index) */
-	struct textbuf added = { 0 };
+	struct strbuf added = STRBUF_INIT;
 	int have_files = mdb_stat(txn, ix->files, &fst) == 0 && fst.ms_entries > 0;
 	for (size_t i = 0; i < n; i++) {
 		int have = 0;
@@ -1115,7 +1116,7 @@ static int scan_tags(struct index *ix, MDB_txn *txn, int *reparse_all)
 				snprintf(kw, sizeof(kw), "%s", dt->keyword);
 			else if (dcmdict_by_tag(v[i], vr, kw, sizeof(kw)))
 				snprintf(kw, sizeof(kw), "private");
-			tb_printf(&added, "%s%08X (%s)", added.len ? ", " : "", v[i], kw);
+			strbuf_addf(&added, "%s%08X (%s)", added.len ? ", " : "", v[i], kw);
 		}
 	}
 	if (nnew && have_files) {
@@ -1127,12 +1128,12 @@ static int scan_tags(struct index *ix, MDB_txn *txn, int *reparse_all)
 			     "the indexed tag set grew by %zu tag(s): %s; the index held %zu tags "
 			     "and their values are only in the files, so all %zu indexed files "
 			     "are re-parsed once (inode numbers are kept)",
-			     nnew, added.s ? added.s : "", nold, (size_t)fst.ms_entries) < 0)
+			     nnew, strbuf_str(&added), nold, (size_t)fst.ms_entries) < 0)
 			ix->tags_note = NULL;
 		if (ix->tags_note)
 			dfs_log("index '%s': %s", ix->path, ix->tags_note);
 	}
-	tb_release(&added);
+	strbuf_release(&added);
 	if (nnew || nold != n) {
 		MDB_val dd = { n * sizeof(*v), v };
 		rc = dfs_from_mdb(mdb_put(txn, ix->meta, &k, &dd, 0));
