@@ -341,20 +341,28 @@ static int put_dirent(struct build *b, uint64_t parent, uint32_t seq,
 }
 
 /*
- * A directory level of a view. Its directories get persistent ids from
- * "keys" (I2): the key is the level letter, then the parts (fields of the
- * directory's first instance) separated by NUL bytes. fill lists a
- * directory's contents (instances [a, e) of ord) and returns how many
- * subdirectories it has (a series: 0; its nchildren is its instances).
+ * A directory level of a view, as data. A directory's id comes from "keys"
+ * (I2): the level letter, then the parts (fields of its first instance)
+ * separated by NUL bytes. Its listing is its level files, then either its
+ * instances (instances(): a series) or its child directories, one a run of
+ * equal field `runs`, named by name() and of level child.
  */
 struct level {
-	char letter;          /* P S E: patients/; u v: uids/ */
+	char letter;          /* P S E: patients/; u v: uids/; 0: a top directory */
 	uint8_t type;         /* enum node_type */
 	int nparts;
-	size_t parts[3];
-	int (*fill)(struct build *b, const size_t *ord, uint64_t id, size_t a,
-		    size_t e, struct agg *out);
+	size_t parts[3];      /* offsetof(struct inst, <struct str>) */
+	const struct level_file *files;
+	int (*instances)(struct build *b, const size_t *ord, uint64_t id, size_t a,
+			 size_t e, struct agg *out);
+	size_t runs;
+	int (*name)(const struct build *b, const size_t *ord, struct sib *s, size_t n);
+	const struct level *child;
+	size_t counter;       /* offsetof(struct build, count of children), or 0 */
 };
+
+static int fill(struct build *b, const struct level *lv, const size_t *ord,
+		uint64_t id, size_t a, size_t e, struct agg *out);
 
 /* Persistent id of the directory of level lv whose first instance is in. */
 static int key_id(struct build *b, const struct level *lv, const struct inst *in,
@@ -465,7 +473,7 @@ static int put_listing(struct build *b, uint64_t dir_id, const struct level_file
 		struct agg g = { 0 };
 		uint64_t id;
 		rc = key_id(b, lv, inst_at(b, ord, s[i].a), &id);
-		int nsub = rc ? rc : lv->fill(b, ord, id, s[i].a, s[i].b, &g);
+		int nsub = rc ? rc : fill(b, lv, ord, id, s[i].a, s[i].b, &g);
 		rc = nsub < 0 ? nsub : 0;
 		uint64_t nchildren = lv->type == NODE_SERIES ? s[i].b - s[i].a : (uint64_t)nsub;
 		if (!rc)
@@ -529,6 +537,28 @@ static int width_of(const struct str *nums, size_t n, int min)
 	return w;
 }
 
+/*
+ * The contents of directory id of level lv: the instances [a, e) of ord.
+ * Returns its number of subdirectories, or an error.
+ */
+static int fill(struct build *b, const struct level *lv, const size_t *ord,
+		uint64_t id, size_t a, size_t e, struct agg *out)
+{
+	if (lv->instances)
+		return lv->instances(b, ord, id, a, e, out);
+	struct sib *s;
+	int n = sib_runs(b, ord, a, e, lv->runs, &s);
+	if (n < 0)
+		return n;
+	int rc = lv->name(b, ord, s, (size_t)n);
+	if (!rc)
+		rc = put_listing(b, id, lv->files, lv->child, ord, s, (size_t)n, out);
+	if (lv->counter)
+		*(uint64_t *)(void *)((char *)b + lv->counter) += (uint64_t)n;
+	free(s);
+	return rc ? rc : n;
+}
+
 /* ---- patients/<patient>/<study>/<series>/<instance>.* ---- */
 
 static int do_series(struct build *b, const size_t *ord, uint64_t series_id,
@@ -571,76 +601,42 @@ free_s:
 	return rc;
 }
 
-static const struct level lv_series = {
-	'E', NODE_SERIES, 3,
-	{ offsetof(struct inst, pkey), offsetof(struct inst, study), offsetof(struct inst, series) },
-	do_series };
-
-static int do_study(struct build *b, const size_t *ord, uint64_t study_id,
-		    size_t a, size_t e, struct agg *out)
+static int series_names(const struct build *b, const size_t *ord, struct sib *s, size_t n)
 {
-	struct sib *s;
-	int n = sib_runs(b, ord, a, e, offsetof(struct inst, series), &s);
-	if (n < 0)
-		return n;
-	struct str *nums = calloc(n ? (size_t)n : 1, sizeof(*nums));
-	int rc = -ENOMEM;
-	if (nums) {
-		for (int i = 0; i < n; i++)
-			nums[i] = inst_at(b, ord, s[i].a)->snum;
-		int w = width_of(nums, (size_t)n, 3);
-		for (int i = 0; i < n; i++) {
-			struct inst *in = inst_at(b, ord, s[i].a);
-			name_series(in->snum.s, in->snum.l, w, in->modality.s, in->modality.l,
-				    in->sedesc.s, in->sedesc.l, in->series.s, in->series.l,
-				    s[i].name);
-		}
-		rc = put_listing(b, study_id, study_files, &lv_series, ord, s, (size_t)n, out);
-		b->series += (uint64_t)n;
+	struct str *nums = calloc(n ? n : 1, sizeof(*nums));
+	if (!nums)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		nums[i] = inst_at(b, ord, s[i].a)->snum;
+	int w = width_of(nums, n, 3);
+	for (size_t i = 0; i < n; i++) {
+		const struct inst *in = inst_at(b, ord, s[i].a);
+		name_series(in->snum.s, in->snum.l, w, in->modality.s, in->modality.l,
+			    in->sedesc.s, in->sedesc.l, in->series.s, in->series.l,
+			    s[i].name);
 	}
-	free(s);
 	free(nums);
-	return rc ? rc : n;
+	return 0;
 }
 
-static const struct level lv_study = {
-	'S', NODE_STUDY, 2, { offsetof(struct inst, pkey), offsetof(struct inst, study) },
-	do_study };
-
-static int do_patient(struct build *b, const size_t *ord, uint64_t pat_id,
-		      size_t a, size_t e, struct agg *out)
+static int study_names(const struct build *b, const size_t *ord, struct sib *s, size_t n)
 {
-	struct sib *s;
-	int n = sib_runs(b, ord, a, e, offsetof(struct inst, study), &s);
-	if (n < 0)
-		return n;
-	for (int i = 0; i < n; i++) {
-		struct inst *in = inst_at(b, ord, s[i].a);
+	for (size_t i = 0; i < n; i++) {
+		const struct inst *in = inst_at(b, ord, s[i].a);
 		name_study(in->sdate.s, in->sdate.l, in->sdesc.s, in->sdesc.l, in->acc.s,
 			   in->acc.l, in->study.s, in->study.l, s[i].name);
 	}
-	int rc = put_listing(b, pat_id, patient_files, &lv_study, ord, s, (size_t)n, out);
-	b->studies += (uint64_t)n;
-	free(s);
-	return rc ? rc : n;
+	return 0;
 }
 
-static const struct level lv_patient = {
-	'P', NODE_PATIENT, 1, { offsetof(struct inst, pkey) }, do_patient };
-
-/* patients/ (ID_PATIENTS); returns the number of patients */
-static int do_patients(struct build *b, struct agg *out)
+static int patient_names(const struct build *b, const size_t *ord, struct sib *s, size_t n)
 {
-	struct sib *s;
-	int n = sib_runs(b, NULL, 0, b->n, offsetof(struct inst, pkey), &s);
-	if (n < 0)
-		return n;
-	for (int i = 0; i < n; i++) {
+	for (size_t i = 0; i < n; i++) {
 		/* the smallest non-empty PatientName of the patient */
-		const struct inst *first = &b->v[s[i].a];
+		const struct inst *first = inst_at(b, ord, s[i].a);
 		struct str name = first->pname;
 		for (size_t j = s[i].a + 1; j < s[i].b; j++) {
-			struct str pn = b->v[j].pname;
+			struct str pn = inst_at(b, ord, j)->pname;
 			if (pn.l && (!name.l || str_cmp(pn, name) < 0))
 				name = pn;
 		}
@@ -648,10 +644,30 @@ static int do_patients(struct build *b, struct agg *out)
 			s[i].uid = first->pid;
 		name_patient(name.s, name.l, first->pid.s, first->pid.l, s[i].name);
 	}
-	int rc = put_listing(b, ID_PATIENTS, NULL, &lv_patient, NULL, s, (size_t)n, out);
-	b->patients += (uint64_t)n;
-	free(s);
-	return rc ? rc : n;
+	return 0;
+}
+
+#define PARTS(...) { __VA_ARGS__ }
+#define F(field) offsetof(struct inst, field)
+static const struct level lv_series = {
+	.letter = 'E', .type = NODE_SERIES, .nparts = 3,
+	.parts = PARTS(F(pkey), F(study), F(series)), .instances = do_series };
+static const struct level lv_study = {
+	.letter = 'S', .type = NODE_STUDY, .nparts = 2, .parts = PARTS(F(pkey), F(study)),
+	.files = study_files, .runs = F(series), .name = series_names,
+	.child = &lv_series, .counter = offsetof(struct build, series) };
+static const struct level lv_patient = {
+	.letter = 'P', .type = NODE_PATIENT, .nparts = 1, .parts = PARTS(F(pkey)),
+	.files = patient_files, .runs = F(study), .name = study_names,
+	.child = &lv_study, .counter = offsetof(struct build, studies) };
+static const struct level lv_patients = {
+	.type = NODE_TOP, .runs = F(pkey), .name = patient_names,
+	.child = &lv_patient, .counter = offsetof(struct build, patients) };
+
+/* patients/ (ID_PATIENTS); returns the number of patients */
+static int do_patients(struct build *b, struct agg *out)
+{
+	return fill(b, &lv_patients, NULL, ID_PATIENTS, 0, b->n, out);
 }
 
 /* ---- uids/<StudyInstanceUID>/<SeriesInstanceUID>/<SOPInstanceUID>.* ----
@@ -678,12 +694,15 @@ static int cmp_uidview(const void *a, const void *b, void *ctx)
 }
 
 /* each sibling named after its uid */
-static void uid_names(struct sib *s, size_t n)
+static int uid_names(const struct build *b, const size_t *ord, struct sib *s, size_t n)
 {
+	(void)b;
+	(void)ord;
 	for (size_t i = 0; i < n; i++) {
 		size_t l = name_sanitize(s[i].uid.s, s[i].uid.l, s[i].name, NAME_BASE_MAX + 1);
 		s[i].name[l] = 0;
 	}
+	return 0;
 }
 
 static int uids_series(struct build *b, const size_t *ord, uint64_t ser_id,
@@ -698,7 +717,7 @@ static int uids_series(struct build *b, const size_t *ord, uint64_t ser_id,
 		s[i].uid = in->sop;
 		s[i].a = (size_t)(in - b->v);
 	}
-	uid_names(s, n);
+	uid_names(b, ord, s, n);
 	sib_finish(s, n, uid_series_files);
 	int rc = put_level_files(b, ser_id, uid_series_files, 0);
 	if (rc >= 0)
@@ -708,44 +727,29 @@ static int uids_series(struct build *b, const size_t *ord, uint64_t ser_id,
 }
 
 static const struct level lv_uid_series = {
-	'v', NODE_SERIES, 2, { offsetof(struct inst, study), offsetof(struct inst, series) },
-	uids_series };
-
-static int uids_study(struct build *b, const size_t *ord, uint64_t st_id,
-		      size_t a, size_t e, struct agg *out)
-{
-	struct sib *s;
-	int n = sib_runs(b, ord, a, e, offsetof(struct inst, series), &s);
-	if (n < 0)
-		return n;
-	uid_names(s, (size_t)n);
-	int rc = put_listing(b, st_id, uid_study_files, &lv_uid_series, ord, s, (size_t)n, out);
-	free(s);
-	return rc ? rc : n;
-}
-
+	.letter = 'v', .type = NODE_SERIES, .nparts = 2, .parts = PARTS(F(study), F(series)),
+	.instances = uids_series };
 static const struct level lv_uid_study = {
-	'u', NODE_STUDY, 1, { offsetof(struct inst, study) }, uids_study };
+	.letter = 'u', .type = NODE_STUDY, .nparts = 1, .parts = PARTS(F(study)),
+	.files = uid_study_files, .runs = F(series), .name = uid_names,
+	.child = &lv_uid_series };
+static const struct level lv_uids = {
+	.type = NODE_TOP, .runs = F(study), .name = uid_names, .child = &lv_uid_study };
+#undef F
+#undef PARTS
 
 /* uids/ (ID_UIDS); returns the number of studies */
 static int do_uids(struct build *b, struct agg *out)
 {
 	size_t *ord = malloc((b->n ? b->n : 1) * sizeof(*ord));
-	struct sib *s = NULL;
 	if (!ord)
 		return -ENOMEM;
 	for (size_t i = 0; i < b->n; i++)
 		ord[i] = i;
 	qsort_r(ord, b->n, sizeof(*ord), cmp_uidview, b->v);
-	int n = sib_runs(b, ord, 0, b->n, offsetof(struct inst, study), &s);
-	int rc = n < 0 ? n : 0;
-	if (!rc) {
-		uid_names(s, (size_t)n);
-		rc = put_listing(b, ID_UIDS, NULL, &lv_uid_study, ord, s, (size_t)n, out);
-	}
+	int rc = fill(b, &lv_uids, ord, ID_UIDS, 0, b->n, out);
 	free(ord);
-	free(s);
-	return rc ? rc : n;
+	return rc;
 }
 
 /* query/: studies, series, instances: query directories (fs/kind_query.c) */
