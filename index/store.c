@@ -192,7 +192,7 @@ static int env_open(struct index *ix, int rdonly)
 	rc = mdb_txn_begin(ix->env, NULL, rdonly ? MDB_RDONLY : 0, &txn);
 	if (rc)
 		goto close_env;
-	unsigned fl = rdonly ? 0 : MDB_CREATE;
+	unsigned fl = rdonly ? 0 : MDB_CREATE;     /* the named DBs (I3) */
 	if ((rc = mdb_dbi_open(txn, "meta", fl, &ix->meta)) ||
 	    (rc = mdb_dbi_open(txn, "files", fl, &ix->files)) ||
 	    (rc = mdb_dbi_open(txn, "keys", fl, &ix->keys)) ||

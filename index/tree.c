@@ -496,8 +496,9 @@ static int has_pixels(const struct inst *in)
 
 /*
  * The files of the instances s[0, n) (s[i].a: index in b->v) in directory
- * dir_id, listed from seq on. with_nodes: also the instance nodes (the
- * patients/ view's; uids/ lists the same inodes: nlink 2).
+ * dir_id, listed from seq on: one inode per kind, all with the instance's
+ * id (I1). with_nodes: also the instance nodes (the patients/ view's;
+ * uids/ lists the same inodes: nlink 2).
  */
 static int put_instances(struct build *b, uint64_t dir_id, const struct sib *s,
 			 size_t n, uint32_t seq, int with_nodes, struct agg *out)
