@@ -14,6 +14,9 @@
  * - Directory attributes: mtime = newest file below; mode = 0555 limited to
  *   the read bits present on some source below (r implies x); owner and
  *   group = those of the sources when they all agree, else root.
+ * - The views are data: each directory level is a struct level (its key in
+ *   "keys", its level files, how its children are grouped and named), and
+ *   one fill() / put_listing() writes every level of patients/ and uids/.
  */
 #include <errno.h>
 #include <stddef.h>
