@@ -146,19 +146,29 @@ static int update(const char *archive, const char *idx, struct index_stats *st)
 	return rc;
 }
 
+/* A temporary dir (from its XXXXXX template) with dir/archive/a.dcm
+ * (CT_small); 0 or -1. */
+static int make_archive(char *dir, char arch[600])
+{
+	char p[700];
+	if (!mkdtemp(dir)) {
+		CHECK(0, "mkdtemp");
+		return -1;
+	}
+	snprintf(arch, 600, "%s/archive", dir);
+	mkdir(arch, 0755);
+	snprintf(p, sizeof(p), "%s/a.dcm", arch);
+	CHECK(copy_file(PYDICOM "CT_small.dcm", p) == 0, "copy");
+	return 0;
+}
+
 static void test_incremental(void)
 {
 	char dir[] = "/tmp/dicomfs-unit-XXXXXX", arch[600], idx[600], p[700];
 	struct index_stats st;
-	if (!mkdtemp(dir)) {
-		CHECK(0, "mkdtemp");
+	if (make_archive(dir, arch))
 		return;
-	}
-	snprintf(arch, sizeof(arch), "%s/archive", dir);
 	snprintf(idx, sizeof(idx), "%s/index", dir);
-	mkdir(arch, 0755);
-	snprintf(p, sizeof(p), "%s/a.dcm", arch);
-	CHECK(copy_file(PYDICOM "CT_small.dcm", p) == 0, "copy");
 	snprintf(p, sizeof(p), "%s/b", arch);
 	CHECK(copy_file(PYDICOM "MR_small.dcm", p) == 0, "copy");
 	snprintf(p, sizeof(p), "%s/junk.txt", arch);
@@ -229,15 +239,9 @@ static int count_lines(const char *s, const char *needle)
 static void test_store_reports(void)
 {
 	char dir[] = "/tmp/dicomfs-unit-XXXXXX", arch[600], cache[600], p[700];
-	if (!mkdtemp(dir)) {
-		CHECK(0, "mkdtemp");
+	if (make_archive(dir, arch))
 		return;
-	}
-	snprintf(arch, sizeof(arch), "%s/archive", dir);
 	snprintf(cache, sizeof(cache), "%s/cache", dir);
-	mkdir(arch, 0755);
-	snprintf(p, sizeof(p), "%s/a.dcm", arch);
-	CHECK(copy_file(PYDICOM "CT_small.dcm", p) == 0, "copy");
 	snprintf(p, sizeof(p), "%s/junk.txt", arch);
 	FILE *f = fopen(p, "w");
 	if (f) {
