@@ -5,33 +5,70 @@
  * this directory", "what are the attributes of node N", "list directory D
  * from position P", in terms of node ids and inode numbers.
  *
- * Design notes (invariants)
- * - Id spaces. A node id is a 59-bit number; an inode number is
- *   (id << 5 | kind), kind from enum dfs_kind. Ids 0..15 are reserved: 0 root, 1 patients/,
- *   2 .dicomfs/. Directory ids come from the "keys" DB (one id per
- *   patient / patient+study / patient+study+series key, allocated once and
- *   kept), instance ids from the instance's file record (allocated when the
- *   path is first indexed and kept while it exists). So inode numbers are
- *   stable across remounts, and all files derived from one instance share
- *   its id (only the kind differs).
- * - Named DBs in one environment:
- *     meta     "format" -> INDEX_FORMAT, "archive" -> real path of the
- *              archive, "next_id" -> u64, "dups" -> TSV text, "stats" ...
- *     files    relative source path -> struct rec_head + attributes
- *     keys     level letter + key text -> u64 node id
- *     nodes    u64 BE id -> struct node_rec + name [+ source relpath]
- *     names    u64 BE parent id + name -> u64 inode
- *     dirents  u64 BE parent id + u32 BE position -> u64 inode + name
- * - The tree (nodes/names/dirents) is a pure function of the OK records of
- *   "files" and of "keys": it is rebuilt in the same write transaction as
- *   any change to "files", so a reader never sees one without the other.
- * - While mounted nothing writes: the mount holds a shared flock on the
- *   index directory's lock file, an updater needs it exclusive. Each FUSE
- *   thread keeps one read transaction open for the life of the mount, so
- *   pointers into the map stay valid and every thread sees one snapshot.
- * - The index records its format version and the archive it was built from
- *   and is rebuilt from scratch when either does not match or LMDB reports
- *   the environment corrupt.
+ * Design notes. The invariants are numbered; code that relies on one cites
+ * it ("(I5)").
+ * (I1) Id spaces. A node id is a 59-bit number; an inode number is
+ *      (id << 5 | kind), kind from enum dfs_kind, so all files derived from
+ *      one instance share its id (only the kind differs). Ids 0..15 are
+ *      reserved (ID_ROOT, ID_PATIENTS, ID_DOTDIR, ID_QUERY, ID_UIDS); query
+ *      directories live at QUERY_ID_BASE and above and are never stored.
+ * (I2) Ids are stable across remounts: a directory's id comes from the
+ *      "keys" DB (one id per level letter + key, allocated once from meta
+ *      "next_id" and kept), an instance's from its file record (allocated
+ *      when the path is first indexed, kept while it exists).
+ * (I3) Named DBs in one environment:
+ *        meta     "format" -> INDEX_FORMAT, "archive" -> real path of the
+ *                 archive, "next_id" -> u64, "tree_valid" -> u64, "tags" ->
+ *                 u32 array (the indexed tag set), "dups" and "novolume" ->
+ *                 TSV text, "n_*" -> u64 counts
+ *        files    relative source path -> struct rec_head + attributes
+ *        keys     level letter + key text -> u64 node id
+ *        nodes    u64 BE id -> struct node_rec + name [+ source relpath]
+ *        names    u64 BE parent id + name -> u64 inode
+ *        dirents  u64 BE parent id + u32 BE position -> u64 inode + name
+ * (I4) The tree (nodes/names/dirents) is a pure function of the OK records
+ *      of "files" and of "keys": it is rebuilt in the same write transaction
+ *      as any change to "files", so a reader never sees one without the
+ *      other.
+ * (I5) Nothing writes the index while a mount holds the shared lock: the
+ *      mount holds a shared flock on the index directory's "lock" file, an
+ *      updater needs it exclusive and, when it cannot have it, builds a
+ *      private index of its own instead.
+ * (I6) Each FUSE thread keeps one read transaction open for the life of
+ *      the mount, so pointers into the map (struct node_view, file records)
+ *      stay valid and every thread sees one snapshot.
+ * (I7) The index records its format version and the archive it was built
+ *      from and is rebuilt from scratch when either does not match or LMDB
+ *      reports the environment corrupt.
+ * (I8) The environment is never open across fork(): the update closes it
+ *      (index_close_env) before the mount daemonizes and the mount reopens
+ *      it read-only (index_reopen).
+ *
+ * Layers (include and call graph, no circle; tests/index_layers.sh checks):
+ *
+ *     fs/ --> index.h (+ report.h)           the public API
+ *     index.c    index_update: the top  --> update.h
+ *     scan.c     walk + parse           --> update.h (tree_build), store.h
+ *     tree.c     the tree               --> update.h, volreport.h, store.h
+ *     report.c   status.json, errors.tsv --> report.h, volreport.h, store.h
+ *     volreport.c                       --> volreport.h --> store.h
+ *     store.c    env, lock, meta, reads --> store.h --> index.h, base/
+ *     (all of them may use index/dicom/ and index/base/, which use nothing
+ *     of index/)
+ *
+ * INDEX_FORMAT changelog (bump it when what is stored changes meaning; an
+ * index of another format is rebuilt, I7):
+ *   1  first release: files, keys, nodes, names, dirents; inode = id << 4 |
+ *      kind (kinds dir, dcm, status.json, errors.tsv).
+ *   2  5-bit kinds (id << 5 | kind) for the derived files (.json, .npy,
+ *      .png, level JSON and FHIR, volumes); records carry json_size
+ *      (REC_VERSION 2); the tree lists the level files and the kinds served.
+ *   3  (0008,0201) TimezoneOffsetFromUTC indexed; the tree DBs are written
+ *      by sorted appends.
+ *   4  records carry json_bulk beside json_size (REC_VERSION 3).
+ *   5  ids 3 query/ and 4 uids/ reserved, the uids/ view (keys 'u', 'v';
+ *      instance nodes nlink 2), meta "tags" (the indexed tag set may grow:
+ *      -o index_tags) and meta "novolume" (series without a volume).
  *
  * Errors: 0 or negative errno / DFS_* (error.h).
  * Threading: index_open/update/close_env/reopen on one thread, before the
@@ -215,12 +252,7 @@ void index_set_warm(void (*fn)(struct index *));
 /* The tags the index holds values of (ascending; valid while mounted). */
 void index_tags(const struct index *ix, const uint32_t **tags, size_t *n);
 
-/* Runtime problems with a source file, shown in errors.tsv and logged. */
-void index_report_error(struct index *ix, const char *relpath, const char *why);
-/* A pixel decode started (fs/, for the "pixel_decodes" debug counter). */
-void index_count_decode(struct index *ix);
-/* malloc()ed texts of .dicomfs/status.json and .dicomfs/errors.tsv */
-int index_status_json(struct index *ix, char **buf, size_t *len);
-int index_errors_tsv(struct index *ix, char **buf, size_t *len);
+/* The texts of .dicomfs/ and the runtime problems: report.h. */
+#include "report.h"
 
 #endif

@@ -39,7 +39,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "index_int.h"
+#include "store.h"
+#include "update.h"
 #include "charset.h"
 #include "dcmshim.h"
 #include "dcmjson.h"
@@ -79,7 +80,7 @@ static int64_t mtime_ns(const struct stat *st)
 static void walk_problem(void *ctx, const char *path, const char *why)
 {
 	struct index *ix = ctx;
-	tb_tsv(&ix->walk_errors, path, why);
+	strbuf_add_tsv2(&ix->walk_errors, path, why);
 }
 
 /* ---- parse ---- */
@@ -748,7 +749,7 @@ static int scan_tags(struct index *ix, MDB_txn *txn, int *reparse_all)
 	ix->ntags = n;
 	/* tags new to this index (named only when files must be re-parsed:
 	 * GDCM's dictionary is not loaded for a fresh index) */
-	struct textbuf added = { 0 };
+	struct strbuf added = STRBUF_INIT;
 	int have_files = mdb_stat(txn, ix->files, &fst) == 0 && fst.ms_entries > 0;
 	for (size_t i = 0; i < n; i++) {
 		int have = 0;
@@ -765,7 +766,7 @@ static int scan_tags(struct index *ix, MDB_txn *txn, int *reparse_all)
 				snprintf(kw, sizeof(kw), "%s", dt->keyword);
 			else if (dcmdict_by_tag(v[i], vr, kw, sizeof(kw)))
 				snprintf(kw, sizeof(kw), "private");
-			tb_printf(&added, "%s%08X (%s)", added.len ? ", " : "", v[i], kw);
+			strbuf_addf(&added, "%s%08X (%s)", added.len ? ", " : "", v[i], kw);
 		}
 	}
 	if (nnew && have_files) {
@@ -777,12 +778,12 @@ static int scan_tags(struct index *ix, MDB_txn *txn, int *reparse_all)
 			     "the indexed tag set grew by %zu tag(s): %s; the index held %zu tags "
 			     "and their values are only in the files, so all %zu indexed files "
 			     "are re-parsed once (inode numbers are kept)",
-			     nnew, added.s ? added.s : "", nold, (size_t)fst.ms_entries) < 0)
+			     nnew, strbuf_str(&added), nold, (size_t)fst.ms_entries) < 0)
 			ix->tags_note = NULL;
 		if (ix->tags_note)
 			dfs_log("index '%s': %s", ix->path, ix->tags_note);
 	}
-	tb_release(&added);
+	strbuf_release(&added);
 	if (nnew || nold != n) {
 		MDB_val dd = { n * sizeof(*v), v };
 		rc = dfs_from_mdb(mdb_put(txn, ix->meta, &k, &dd, 0));

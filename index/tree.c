@@ -3,7 +3,7 @@
  *
  * Design notes
  * - Input: every REC_OK record of "files". Output: the three tree DBs,
- *   dropped and rewritten in the caller's write transaction.
+ *   dropped and rewritten in the caller's write transaction (I4).
  * - Determinism: the result depends only on the set of records, never on
  *   scan order: instances are sorted by (patient key, study UID, series UID,
  *   SOP UID, source path); duplicates of a SOP Instance UID keep the
@@ -14,14 +14,19 @@
  * - Directory attributes: mtime = newest file below; mode = 0555 limited to
  *   the read bits present on some source below (r implies x); owner and
  *   group = those of the sources when they all agree, else root.
+ * - The views are data: each directory level is a struct level (its key in
+ *   "keys", its level files, how its children are grouped and named), and
+ *   one fill() / put_listing() writes every level of patients/ and uids/.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <stdio.h>
 #include <sys/stat.h>
 
-#include "index_int.h"
+#include "store.h"
+#include "update.h"
 #include "error.h"
 #include "naming.h"
 #include "pixels.h"
@@ -78,6 +83,20 @@ struct stage {
 
 #define STAGE_CHUNK ((size_t)1 << 20)
 
+/* v (n elements of size bytes used, *cap allocated) with room for one more:
+ * doubled when full (first: the first capacity); NULL when out of memory
+ * (v is still valid then). */
+static void *grow(void *v, size_t n, size_t *cap, size_t size, size_t first)
+{
+	if (n < *cap)
+		return v;
+	size_t c = *cap ? *cap * 2 : first;
+	void *p = realloc(v, c * size);
+	if (p)
+		*cap = c;
+	return p;
+}
+
 static unsigned char *stage_alloc(struct stage *st, size_t n)
 {
 	if (n > STAGE_CHUNK)
@@ -100,14 +119,10 @@ static unsigned char *stage_alloc(struct stage *st, size_t n)
 static int stage_put(struct stage *st, const void *k, size_t kl, const void *v1,
 		     size_t l1, const void *v2, size_t l2, const void *v3, size_t l3)
 {
-	if (st->n == st->cap) {
-		size_t cap = st->cap ? st->cap * 2 : 4096;
-		struct kv *nv = realloc(st->v, cap * sizeof(*nv));
-		if (!nv)
-			return -ENOMEM;
-		st->v = nv;
-		st->cap = cap;
-	}
+	struct kv *nv = grow(st->v, st->n, &st->cap, sizeof(*nv), 4096);
+	if (!nv)
+		return -ENOMEM;
+	st->v = nv;
 	struct kv *e = &st->v[st->n];
 	e->kl = kl;
 	e->vl = l1 + l2 + l3;
@@ -165,7 +180,7 @@ struct build {
 	struct inst *v;
 	size_t n;
 	uint64_t patients, studies, series;
-	struct textbuf novol;  /* volreport.h: series that are not volumes */
+	struct strbuf novol;   /* volreport.h: series that are not volumes */
 };
 
 static int str_cmp(struct str a, struct str b)
@@ -229,6 +244,56 @@ static void agg_merge(struct agg *g, const struct agg *c)
 	g->rbits |= c->rbits;
 }
 
+/*
+ * Instances in an order: the patients/ view walks b->v as sorted (ord
+ * NULL), uids/ an array of indexes into it sorted by UIDs. A field of an
+ * instance is named by its offsetof(struct inst, <struct str field>).
+ */
+static struct inst *inst_at(const struct build *b, const size_t *ord, size_t i)
+{
+	return &b->v[ord ? ord[i] : i];
+}
+
+static struct str inst_str(const struct inst *in, size_t off)
+{
+	struct str s;
+	memcpy(&s, (const char *)in + off, sizeof(s));
+	return s;
+}
+
+/*
+ * Split positions [a, e) of ord into runs of equal field off: one sibling
+ * a run, zeroed but for its run [a, b) and its uid (the field). Returns how
+ * many (*out malloc()ed, NULL when none), or -ENOMEM.
+ */
+static int sib_runs(const struct build *b, const size_t *ord, size_t a, size_t e,
+		    size_t off, struct sib **out)
+{
+	struct sib *s = NULL;
+	size_t n = 0, cap = 0;
+	*out = NULL;
+	for (size_t i = a; i < e;) {
+		struct str key = inst_str(inst_at(b, ord, i), off);
+		size_t j = i + 1;
+		while (j < e && str_cmp(key, inst_str(inst_at(b, ord, j), off)) == 0)
+			j++;
+		struct sib *ns = grow(s, n, &cap, sizeof(*s), 16);
+		if (!ns) {
+			free(s);
+			return -ENOMEM;
+		}
+		s = ns;
+		memset(&s[n], 0, sizeof(s[n]));
+		s[n].a = i;
+		s[n].b = j;
+		s[n].uid = key;
+		n++;
+		i = j;
+	}
+	*out = s;
+	return (int)n;
+}
+
 /* ---- writing ---- */
 
 static int put_node(struct build *b, uint64_t id, uint8_t type, uint64_t parent,
@@ -279,26 +344,48 @@ static int put_dirent(struct build *b, uint64_t parent, uint32_t seq,
 	return stage_put(&b->names, nk, 8 + nl, &ino, 8, NULL, 0, NULL, 0);
 }
 
-/* Persistent id for a directory key (level letter + NUL-separated parts). */
-static int key_id(struct build *b, char level, struct str p1, struct str p2,
-		  struct str p3, int nparts, uint64_t *id)
+/*
+ * A directory level of a view, as data. A directory's id comes from "keys"
+ * (I2): the level letter, then the parts (fields of its first instance)
+ * separated by NUL bytes. Its listing is its level files, then either its
+ * instances (instances(): a series) or its child directories, one a run of
+ * equal field `runs`, named by name() and of level child.
+ */
+struct level {
+	char letter;          /* P S E: patients/; u v: uids/; 0: a top directory */
+	uint8_t type;         /* enum node_type */
+	int nparts;
+	size_t parts[3];      /* offsetof(struct inst, <struct str>) */
+	const struct level_file *files;
+	int (*instances)(struct build *b, const size_t *ord, uint64_t id, size_t a,
+			 size_t e, struct agg *out);
+	size_t runs;
+	int (*name)(const struct build *b, const size_t *ord, struct sib *s, size_t n);
+	const struct level *child;
+	size_t counter;       /* offsetof(struct build, count of children), or 0 */
+};
+
+static int fill(struct build *b, const struct level *lv, const size_t *ord,
+		uint64_t id, size_t a, size_t e, struct agg *out);
+
+/* Persistent id of the directory of level lv whose first instance is in. */
+static int key_id(struct build *b, const struct level *lv, const struct inst *in,
+		  uint64_t *id)
 {
-	size_t len = 1 + p1.l + (nparts > 1 ? 1 + p2.l : 0) + (nparts > 2 ? 1 + p3.l : 0);
+	size_t len = 1;
+	for (int k = 0; k < lv->nparts; k++)
+		len += (k ? 1 : 0) + inst_str(in, lv->parts[k]).l;
 	char *kb = malloc(len), *p = kb;
 	int rc;
 	if (!kb)
 		return -ENOMEM;
-	*p++ = level;
-	memcpy(p, p1.s, p1.l);
-	p += p1.l;
-	if (nparts > 1) {
-		*p++ = 0;
-		memcpy(p, p2.s, p2.l);
-		p += p2.l;
-	}
-	if (nparts > 2) {
-		*p++ = 0;
-		memcpy(p, p3.s, p3.l);
+	*p++ = lv->letter;
+	for (int k = 0; k < lv->nparts; k++) {
+		struct str part = inst_str(in, lv->parts[k]);
+		if (k)
+			*p++ = 0;
+		memcpy(p, part.s, part.l);
+		p += part.l;
 	}
 	MDB_val k = { len, kb }, d;
 	rc = mdb_get(b->txn, b->ix->keys, &k, &d);
@@ -348,12 +435,13 @@ static void sib_finish(struct sib *s, size_t n, const struct level_file *lf)
 	qsort(s, n, sizeof(*s), cmp_sib);
 }
 
-/* Write the level files of directory id; returns how many (the next seq). */
-static int put_level_files_skip(struct build *b, uint64_t id,
-				const struct level_file *lf, uint32_t skip)
+/* Write the level files of directory id (lf NULL: none) but the kinds in
+ * skip; returns how many (the next seq). */
+static int put_level_files(struct build *b, uint64_t id,
+			   const struct level_file *lf, uint32_t skip)
 {
 	int n = 0;
-	for (; lf->name; lf++) {
+	for (; lf && lf->name; lf++) {
 		if (!(b->ix->opts.kinds & (1u << lf->kind)) || (skip & (1u << lf->kind)))
 			continue;
 		int rc = put_dirent(b, id, (uint32_t)n, ino_make(id, lf->kind), lf->name);
@@ -364,9 +452,34 @@ static int put_level_files_skip(struct build *b, uint64_t id,
 	return n;
 }
 
-static int put_level_files(struct build *b, uint64_t id, const struct level_file *lf)
+/*
+ * The listing of directory dir_id: its level files lf, then its child
+ * directories s[0, n) of level lv (named, not yet made unique): for each,
+ * its id, its contents, its node and its dirent. Returns 0 or an error.
+ */
+static int put_listing(struct build *b, uint64_t dir_id, const struct level_file *lf,
+		       const struct level *lv, const size_t *ord, struct sib *s,
+		       size_t n, struct agg *out)
 {
-	return put_level_files_skip(b, id, lf, 0);
+	sib_finish(s, n, lf);
+	int rc = put_level_files(b, dir_id, lf, 0);
+	uint32_t seq = rc < 0 ? 0 : (uint32_t)rc;
+	rc = rc < 0 ? rc : 0;
+	for (size_t i = 0; i < n && !rc; i++) {
+		struct agg g = { 0 };
+		uint64_t id;
+		rc = key_id(b, lv, inst_at(b, ord, s[i].a), &id);
+		int nsub = rc ? rc : fill(b, lv, ord, id, s[i].a, s[i].b, &g);
+		rc = nsub < 0 ? nsub : 0;
+		uint64_t nchildren = lv->type == NODE_SERIES ? s[i].b - s[i].a : (uint64_t)nsub;
+		if (!rc)
+			rc = put_node(b, id, lv->type, dir_id, s[i].name, &g,
+				      2 + (uint32_t)nsub, nchildren, NULL);
+		if (!rc)
+			rc = put_dirent(b, dir_id, seq++, ino_make(id, KIND_DIR), s[i].name);
+		agg_merge(out, &g);
+	}
+	return rc;
 }
 
 /* .npy/.png are listed when the indexed attributes describe servable
@@ -375,6 +488,38 @@ static int has_pixels(const struct inst *in)
 {
 	struct px_info pi;
 	return px_info_from_record(in->rec, in->rec_len, &in->h, &pi, NULL) == 0;
+}
+
+/*
+ * The files of the instances s[0, n) (s[i].a: index in b->v) in directory
+ * dir_id, listed from seq on: one inode per kind, all with the instance's
+ * id (I1). with_nodes: also the instance nodes (the patients/ view's;
+ * uids/ lists the same inodes: nlink 2).
+ */
+static int put_instances(struct build *b, uint64_t dir_id, const struct sib *s,
+			 size_t n, uint32_t seq, int with_nodes, struct agg *out)
+{
+	static const struct { unsigned kind; const char *ext; } files[] = {
+		{ KIND_DCM, "dcm" }, { KIND_JSON, "json" }, { KIND_NPY, "npy" },
+		{ KIND_PNG, "png" } };
+	int rc = 0;
+	for (size_t i = 0; i < n && !rc; i++) {
+		struct inst *in = &b->v[s[i].a];
+		agg_file(out, &in->h);
+		if (with_nodes)
+			rc = put_node(b, in->h.id, NODE_INSTANCE, dir_id, s[i].name, NULL, 2, 0, in);
+		for (size_t f = 0; f < sizeof(files) / sizeof(files[0]) && !rc; f++) {
+			char fname[NAME_BUF + 8];
+			unsigned k = files[f].kind;
+			if (!(b->ix->opts.kinds & (1u << k)) ||
+			    (k == KIND_JSON && !in->h.json_size) ||
+			    ((k == KIND_NPY || k == KIND_PNG) && !has_pixels(in)))
+				continue;
+			snprintf(fname, sizeof(fname), "%s.%s", s[i].name, files[f].ext);
+			rc = put_dirent(b, dir_id, seq++, ino_make(in->h.id, k), fname);
+		}
+	}
+	return rc;
 }
 
 static int width_of(const struct str *nums, size_t n, int min)
@@ -389,240 +534,137 @@ static int width_of(const struct str *nums, size_t n, int min)
 	return w;
 }
 
-static int do_series(struct build *b, uint64_t series_id, size_t a, size_t e,
-		     struct agg *out)
+/*
+ * The contents of directory id of level lv: the instances [a, e) of ord.
+ * Returns its number of subdirectories, or an error.
+ */
+static int fill(struct build *b, const struct level *lv, const size_t *ord,
+		uint64_t id, size_t a, size_t e, struct agg *out)
+{
+	if (lv->instances)
+		return lv->instances(b, ord, id, a, e, out);
+	struct sib *s;
+	int n = sib_runs(b, ord, a, e, lv->runs, &s);
+	if (n < 0)
+		return n;
+	int rc = lv->name(b, ord, s, (size_t)n);
+	if (!rc)
+		rc = put_listing(b, id, lv->files, lv->child, ord, s, (size_t)n, out);
+	if (lv->counter)
+		*(uint64_t *)(void *)((char *)b + lv->counter) += (uint64_t)n;
+	free(s);
+	return rc ? rc : n;
+}
+
+/* ---- patients/<patient>/<study>/<series>/<instance>.* ---- */
+
+static int do_series(struct build *b, const size_t *ord, uint64_t series_id,
+		     size_t a, size_t e, struct agg *out)
 {
 	size_t n = e - a;
 	struct sib *s = calloc(n, sizeof(*s));
 	struct str *nums = calloc(n, sizeof(*nums));
+	struct vol_in *vin = calloc(n, sizeof(*vin));
 	int rc = 0;
-	if (!s || !nums) {
+	if (!s || !nums || !vin) {
 		rc = -ENOMEM;
 		goto free_s;
 	}
 	for (size_t i = 0; i < n; i++)
-		nums[i] = b->v[a + i].inum;
+		nums[i] = inst_at(b, ord, a + i)->inum;
 	int w = width_of(nums, n, 1);
 	for (size_t i = 0; i < n; i++) {
-		struct inst *in = &b->v[a + i];
+		struct inst *in = inst_at(b, ord, a + i);
 		name_instance(in->inum.s, in->inum.l, w, in->sop.s, in->sop.l, s[i].name);
 		s[i].uid = in->sop;
-		s[i].a = a + i;
+		s[i].a = (size_t)(in - b->v);
+		vin[i] = (struct vol_in){ in->rec, in->rec_len, in->h, in->h.id };
 	}
 	sib_finish(s, n, series_files);
 	/* volume.nii/.npy only for series that form a volume (volreport.h) */
-	struct vol_in *vin = calloc(n, sizeof(*vin));
-	if (!vin) {
-		rc = -ENOMEM;
-		goto free_s;
-	}
-	for (size_t i = 0; i < n; i++)
-		vin[i] = (struct vol_in){ b->v[a + i].rec, b->v[a + i].rec_len, b->v[a + i].h,
-					  b->v[a + i].h.id };
 	int isvol = volreport_series(b->ix, &b->novol, series_id, vin, n);
-	free(vin);
 	if (isvol < 0) {
 		rc = isvol;
 		goto free_s;
 	}
-	int seq = put_level_files_skip(b, series_id, series_files,
-				       isvol ? 0 : (1u << KIND_VOLUME_NII | 1u << KIND_VOLUME_NPY));
-	if (seq < 0) {
-		rc = seq;
-		goto free_s;
-	}
-	static const struct { unsigned kind; const char *ext; } files[] = {
-		{ KIND_DCM, "dcm" }, { KIND_JSON, "json" }, { KIND_NPY, "npy" },
-		{ KIND_PNG, "png" } };
-	for (size_t i = 0; i < n && !rc; i++) {
-		struct inst *in = &b->v[s[i].a];
-		agg_file(out, &in->h);
-		/* nlink 2: the instance's files are listed in patients/ and uids/ */
-		rc = put_node(b, in->h.id, NODE_INSTANCE, series_id, s[i].name, NULL, 2, 0, in);
-		for (size_t f = 0; f < sizeof(files) / sizeof(files[0]) && !rc; f++) {
-			char fname[NAME_BUF + 8];
-			unsigned k = files[f].kind;
-			if (!(b->ix->opts.kinds & (1u << k)) ||
-			    (k == KIND_JSON && !in->h.json_size) ||
-			    ((k == KIND_NPY || k == KIND_PNG) && !has_pixels(in)))
-				continue;
-			snprintf(fname, sizeof(fname), "%s.%s", s[i].name, files[f].ext);
-			rc = put_dirent(b, series_id, (uint32_t)seq++, ino_make(in->h.id, k), fname);
-		}
-	}
+	rc = put_level_files(b, series_id, series_files,
+			     isvol ? 0 : (1u << KIND_VOLUME_NII | 1u << KIND_VOLUME_NPY));
+	if (rc >= 0)
+		rc = put_instances(b, series_id, s, n, (uint32_t)rc, 1, out);
 free_s:
 	free(s);
 	free(nums);
+	free(vin);
 	return rc;
 }
 
-static int do_study(struct build *b, struct str pkey, uint64_t study_id,
-		    size_t a, size_t e, struct agg *out)
+static int series_names(const struct build *b, const size_t *ord, struct sib *s, size_t n)
 {
-	struct sib *s = NULL;
-	struct str *nums = NULL;
-	size_t n = 0, cap = 0;
-	int rc = 0;
-	for (size_t i = a; i < e;) {
-		size_t j = i + 1;
-		while (j < e && str_cmp(b->v[i].series, b->v[j].series) == 0)
-			j++;
-		if (n == cap) {
-			cap = cap ? cap * 2 : 16;
-			struct sib *ns = realloc(s, cap * sizeof(*s));
-			struct str *nn = ns ? realloc(nums, cap * sizeof(*nums)) : NULL;
-			if (ns)
-				s = ns;
-			if (nn)
-				nums = nn;
-			if (!ns || !nn) {
-				rc = -ENOMEM;
-				goto free_s;
-			}
-		}
-		s[n].a = i;
-		s[n].b = j;
-		s[n].uid = b->v[i].series;
-		nums[n++] = b->v[i].snum;
-		i = j;
-	}
+	struct str *nums = calloc(n ? n : 1, sizeof(*nums));
+	if (!nums)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		nums[i] = inst_at(b, ord, s[i].a)->snum;
 	int w = width_of(nums, n, 3);
 	for (size_t i = 0; i < n; i++) {
-		struct inst *in = &b->v[s[i].a];
+		const struct inst *in = inst_at(b, ord, s[i].a);
 		name_series(in->snum.s, in->snum.l, w, in->modality.s, in->modality.l,
 			    in->sedesc.s, in->sedesc.l, in->series.s, in->series.l,
 			    s[i].name);
 	}
-	sib_finish(s, n, study_files);
-	int seq = put_level_files(b, study_id, study_files);
-	if (seq < 0) {
-		rc = seq;
-		goto free_s;
-	}
-	for (size_t i = 0; i < n && !rc; i++) {
-		struct agg g = { 0 };
-		uint64_t id;
-		rc = key_id(b, 'E', pkey, b->v[s[i].a].study, s[i].uid, 3, &id);
-		if (!rc)
-			rc = do_series(b, id, s[i].a, s[i].b, &g);
-		if (!rc)
-			rc = put_node(b, id, NODE_SERIES, study_id, s[i].name, &g, 2,
-				      s[i].b - s[i].a, NULL);
-		if (!rc)
-			rc = put_dirent(b, study_id, (uint32_t)seq++, ino_make(id, KIND_DIR), s[i].name);
-		agg_merge(out, &g);
-		b->series++;
-	}
-free_s:
-	free(s);
 	free(nums);
-	return rc ? rc : (int)n;
+	return 0;
 }
 
-static int do_patient(struct build *b, uint64_t pat_id, size_t a, size_t e,
-		      struct agg *out)
+static int study_names(const struct build *b, const size_t *ord, struct sib *s, size_t n)
 {
-	struct sib *s = NULL;
-	size_t n = 0, cap = 0;
-	int rc = 0;
-	for (size_t i = a; i < e;) {
-		size_t j = i + 1;
-		while (j < e && str_cmp(b->v[i].study, b->v[j].study) == 0)
-			j++;
-		if (n == cap) {
-			cap = cap ? cap * 2 : 16;
-			struct sib *ns = realloc(s, cap * sizeof(*s));
-			if (!ns) {
-				rc = -ENOMEM;
-				goto free_s;
-			}
-			s = ns;
-		}
-		struct inst *in = &b->v[i];
-		s[n].a = i;
-		s[n].b = j;
-		s[n].uid = in->study;
+	for (size_t i = 0; i < n; i++) {
+		const struct inst *in = inst_at(b, ord, s[i].a);
 		name_study(in->sdate.s, in->sdate.l, in->sdesc.s, in->sdesc.l, in->acc.s,
-			   in->acc.l, in->study.s, in->study.l, s[n].name);
-		n++;
-		i = j;
+			   in->acc.l, in->study.s, in->study.l, s[i].name);
 	}
-	sib_finish(s, n, patient_files);
-	int seq = put_level_files(b, pat_id, patient_files);
-	if (seq < 0) {
-		rc = seq;
-		goto free_s;
-	}
-	for (size_t i = 0; i < n && !rc; i++) {
-		struct agg g = { 0 };
-		uint64_t id;
-		struct str none = { "", 0 };
-		rc = key_id(b, 'S', b->v[s[i].a].pkey, s[i].uid, none, 2, &id);
-		int nser = rc ? rc : do_study(b, b->v[s[i].a].pkey, id, s[i].a, s[i].b, &g);
-		rc = nser < 0 ? nser : 0;
-		if (!rc)
-			rc = put_node(b, id, NODE_STUDY, pat_id, s[i].name, &g,
-				      2 + (uint32_t)nser, (uint64_t)nser, NULL);
-		if (!rc)
-			rc = put_dirent(b, pat_id, (uint32_t)seq++, ino_make(id, KIND_DIR), s[i].name);
-		agg_merge(out, &g);
-		b->studies++;
-	}
-free_s:
-	free(s);
-	return rc ? rc : (int)n;
+	return 0;
 }
 
-static int do_patients(struct build *b, struct agg *out)
+static int patient_names(const struct build *b, const size_t *ord, struct sib *s, size_t n)
 {
-	struct sib *s = NULL;
-	size_t n = 0, cap = 0;
-	int rc = 0;
-	for (size_t i = 0; i < b->n;) {
-		size_t j = i + 1;
-		struct str name = b->v[i].pname;
-		while (j < b->n && str_cmp(b->v[i].pkey, b->v[j].pkey) == 0) {
-			struct str pn = b->v[j].pname;
+	for (size_t i = 0; i < n; i++) {
+		/* the smallest non-empty PatientName of the patient */
+		const struct inst *first = inst_at(b, ord, s[i].a);
+		struct str name = first->pname;
+		for (size_t j = s[i].a + 1; j < s[i].b; j++) {
+			struct str pn = inst_at(b, ord, j)->pname;
 			if (pn.l && (!name.l || str_cmp(pn, name) < 0))
 				name = pn;
-			j++;
 		}
-		if (n == cap) {
-			cap = cap ? cap * 2 : 16;
-			struct sib *ns = realloc(s, cap * sizeof(*s));
-			if (!ns) {
-				rc = -ENOMEM;
-				goto free_s;
-			}
-			s = ns;
-		}
-		s[n].a = i;
-		s[n].b = j;
-		s[n].uid = b->v[i].pid.l ? b->v[i].pid : b->v[i].pkey;
-		name_patient(name.s, name.l, b->v[i].pid.s, b->v[i].pid.l, s[n].name);
-		n++;
-		i = j;
+		if (first->pid.l)
+			s[i].uid = first->pid;
+		name_patient(name.s, name.l, first->pid.s, first->pid.l, s[i].name);
 	}
-	sib_finish(s, n, NULL);
-	for (size_t i = 0; i < n && !rc; i++) {
-		struct agg g = { 0 };
-		uint64_t id;
-		struct str none = { "", 0 };
-		rc = key_id(b, 'P', b->v[s[i].a].pkey, none, none, 1, &id);
-		int nst = rc ? rc : do_patient(b, id, s[i].a, s[i].b, &g);
-		rc = nst < 0 ? nst : 0;
-		if (!rc)
-			rc = put_node(b, id, NODE_PATIENT, ID_PATIENTS, s[i].name, &g,
-				      2 + (uint32_t)nst, (uint64_t)nst, NULL);
-		if (!rc)
-			rc = put_dirent(b, ID_PATIENTS, (uint32_t)i, ino_make(id, KIND_DIR),
-					s[i].name);
-		agg_merge(out, &g);
-		b->patients++;
-	}
-free_s:
-	free(s);
-	return rc ? rc : (int)n;
+	return 0;
+}
+
+#define PARTS(...) { __VA_ARGS__ }
+#define F(field) offsetof(struct inst, field)
+static const struct level lv_series = {
+	.letter = 'E', .type = NODE_SERIES, .nparts = 3,
+	.parts = PARTS(F(pkey), F(study), F(series)), .instances = do_series };
+static const struct level lv_study = {
+	.letter = 'S', .type = NODE_STUDY, .nparts = 2, .parts = PARTS(F(pkey), F(study)),
+	.files = study_files, .runs = F(series), .name = series_names,
+	.child = &lv_series, .counter = offsetof(struct build, series) };
+static const struct level lv_patient = {
+	.letter = 'P', .type = NODE_PATIENT, .nparts = 1, .parts = PARTS(F(pkey)),
+	.files = patient_files, .runs = F(study), .name = study_names,
+	.child = &lv_study, .counter = offsetof(struct build, studies) };
+static const struct level lv_patients = {
+	.type = NODE_TOP, .runs = F(pkey), .name = patient_names,
+	.child = &lv_patient, .counter = offsetof(struct build, patients) };
+
+/* patients/ (ID_PATIENTS); returns the number of patients */
+static int do_patients(struct build *b, struct agg *out)
+{
+	return fill(b, &lv_patients, NULL, ID_PATIENTS, 0, b->n, out);
 }
 
 /* ---- uids/<StudyInstanceUID>/<SeriesInstanceUID>/<SOPInstanceUID>.* ----
@@ -639,153 +681,63 @@ static int cmp_uidview(const void *a, const void *b, void *ctx)
 	return str_cmp(x->sop, y->sop);
 }
 
-static void uid_name(struct str uid, char out[NAME_BUF])
+/* each sibling named after its uid */
+static int uid_names(const struct build *b, const size_t *ord, struct sib *s, size_t n)
 {
-	size_t l = name_sanitize(uid.s, uid.l, out, NAME_BASE_MAX + 1);
-	out[l] = 0;
+	(void)b;
+	(void)ord;
+	for (size_t i = 0; i < n; i++) {
+		size_t l = name_sanitize(s[i].uid.s, s[i].uid.l, s[i].name, NAME_BASE_MAX + 1);
+		s[i].name[l] = 0;
+	}
+	return 0;
 }
 
-static int uids_series(struct build *b, const size_t *ix, size_t a, size_t e,
-		       uint64_t ser_id, struct agg *out)
+static int uids_series(struct build *b, const size_t *ord, uint64_t ser_id,
+		       size_t a, size_t e, struct agg *out)
 {
 	size_t n = e - a;
 	struct sib *s = calloc(n ? n : 1, sizeof(*s));
-	int rc = 0;
 	if (!s)
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {
-		uid_name(b->v[ix[a + i]].sop, s[i].name);
-		s[i].uid = b->v[ix[a + i]].sop;
-		s[i].a = ix[a + i];
+		struct inst *in = inst_at(b, ord, a + i);
+		s[i].uid = in->sop;
+		s[i].a = (size_t)(in - b->v);
 	}
+	uid_names(b, ord, s, n);
 	sib_finish(s, n, uid_series_files);
-	int seq = put_level_files(b, ser_id, uid_series_files);
-	if (seq < 0) {
-		free(s);
-		return seq;
-	}
-	static const struct { unsigned kind; const char *ext; } files[] = {
-		{ KIND_DCM, "dcm" }, { KIND_JSON, "json" }, { KIND_NPY, "npy" },
-		{ KIND_PNG, "png" } };
-	for (size_t i = 0; i < n && !rc; i++) {
-		struct inst *in = &b->v[s[i].a];
-		agg_file(out, &in->h);
-		for (size_t f = 0; f < sizeof(files) / sizeof(files[0]) && !rc; f++) {
-			char fname[NAME_BUF + 8];
-			unsigned k = files[f].kind;
-			if (!(b->ix->opts.kinds & (1u << k)) ||
-			    (k == KIND_JSON && !in->h.json_size) ||
-			    ((k == KIND_NPY || k == KIND_PNG) && !has_pixels(in)))
-				continue;
-			snprintf(fname, sizeof(fname), "%s.%s", s[i].name, files[f].ext);
-			rc = put_dirent(b, ser_id, (uint32_t)seq++, ino_make(in->h.id, k), fname);
-		}
-	}
+	int rc = put_level_files(b, ser_id, uid_series_files, 0);
+	if (rc >= 0)
+		rc = put_instances(b, ser_id, s, n, (uint32_t)rc, 0, out);
 	free(s);
 	return rc;
 }
 
-static int uids_study(struct build *b, const size_t *ix, size_t a, size_t e,
-		      uint64_t st_id, struct agg *out)
-{
-	struct sib *s = NULL;
-	size_t n = 0, cap = 0;
-	int rc = 0;
-	struct str none = { "", 0 };
-	for (size_t i = a; i < e;) {
-		size_t j = i + 1;
-		while (j < e && str_cmp(b->v[ix[i]].series, b->v[ix[j]].series) == 0)
-			j++;
-		if (n == cap) {
-			cap = cap ? cap * 2 : 16;
-			struct sib *ns = realloc(s, cap * sizeof(*s));
-			if (!ns) {
-				free(s);
-				return -ENOMEM;
-			}
-			s = ns;
-		}
-		memset(&s[n], 0, sizeof(s[n]));
-		uid_name(b->v[ix[i]].series, s[n].name);
-		s[n].uid = b->v[ix[i]].series;
-		s[n].a = i;
-		s[n].b = j;
-		n++;
-		i = j;
-	}
-	sib_finish(s, n, uid_study_files);
-	int seq = put_level_files(b, st_id, uid_study_files);
-	if (seq < 0)
-		rc = seq;
-	for (size_t i = 0; i < n && !rc; i++) {
-		struct agg g = { 0 };
-		uint64_t id;
-		rc = key_id(b, 'v', b->v[ix[s[i].a]].study, s[i].uid, none, 2, &id);
-		if (!rc)
-			rc = uids_series(b, ix, s[i].a, s[i].b, id, &g);
-		if (!rc)
-			rc = put_node(b, id, NODE_SERIES, st_id, s[i].name, &g, 2,
-				      s[i].b - s[i].a, NULL);
-		if (!rc)
-			rc = put_dirent(b, st_id, (uint32_t)seq++, ino_make(id, KIND_DIR), s[i].name);
-		agg_merge(out, &g);
-	}
-	free(s);
-	return rc ? rc : (int)n;
-}
+static const struct level lv_uid_series = {
+	.letter = 'v', .type = NODE_SERIES, .nparts = 2, .parts = PARTS(F(study), F(series)),
+	.instances = uids_series };
+static const struct level lv_uid_study = {
+	.letter = 'u', .type = NODE_STUDY, .nparts = 1, .parts = PARTS(F(study)),
+	.files = uid_study_files, .runs = F(series), .name = uid_names,
+	.child = &lv_uid_series };
+static const struct level lv_uids = {
+	.type = NODE_TOP, .runs = F(study), .name = uid_names, .child = &lv_uid_study };
+#undef F
+#undef PARTS
 
 /* uids/ (ID_UIDS); returns the number of studies */
 static int do_uids(struct build *b, struct agg *out)
 {
-	size_t *ix = malloc((b->n ? b->n : 1) * sizeof(*ix));
-	struct sib *s = NULL;
-	size_t n = 0, cap = 0;
-	int rc = 0;
-	struct str none = { "", 0 };
-	if (!ix)
+	size_t *ord = malloc((b->n ? b->n : 1) * sizeof(*ord));
+	if (!ord)
 		return -ENOMEM;
 	for (size_t i = 0; i < b->n; i++)
-		ix[i] = i;
-	qsort_r(ix, b->n, sizeof(*ix), cmp_uidview, b->v);
-	for (size_t i = 0; i < b->n;) {
-		size_t j = i + 1;
-		while (j < b->n && str_cmp(b->v[ix[i]].study, b->v[ix[j]].study) == 0)
-			j++;
-		if (n == cap) {
-			cap = cap ? cap * 2 : 16;
-			struct sib *ns = realloc(s, cap * sizeof(*s));
-			if (!ns) {
-				rc = -ENOMEM;
-				goto out;
-			}
-			s = ns;
-		}
-		memset(&s[n], 0, sizeof(s[n]));
-		uid_name(b->v[ix[i]].study, s[n].name);
-		s[n].uid = b->v[ix[i]].study;
-		s[n].a = i;
-		s[n].b = j;
-		n++;
-		i = j;
-	}
-	sib_finish(s, n, NULL);
-	for (size_t i = 0; i < n && !rc; i++) {
-		struct agg g = { 0 };
-		uint64_t id;
-		rc = key_id(b, 'u', s[i].uid, none, none, 1, &id);
-		int nser = rc ? rc : uids_study(b, ix, s[i].a, s[i].b, id, &g);
-		rc = nser < 0 ? nser : 0;
-		if (!rc)
-			rc = put_node(b, id, NODE_STUDY, ID_UIDS, s[i].name, &g,
-				      2 + (uint32_t)nser, (uint64_t)nser, NULL);
-		if (!rc)
-			rc = put_dirent(b, ID_UIDS, (uint32_t)i, ino_make(id, KIND_DIR), s[i].name);
-		agg_merge(out, &g);
-	}
-out:
-	free(ix);
-	free(s);
-	return rc ? rc : (int)n;
+		ord[i] = i;
+	qsort_r(ord, b->n, sizeof(*ord), cmp_uidview, b->v);
+	int rc = fill(b, &lv_uids, ord, ID_UIDS, 0, b->n, out);
+	free(ord);
+	return rc;
 }
 
 static int load(struct build *b, uint64_t *skipped, uint64_t *errors)
@@ -809,15 +761,12 @@ static int load(struct build *b, uint64_t *skipped, uint64_t *errors)
 			(*errors)++;
 			continue;
 		}
-		if (b->n == cap) {
-			cap = cap ? cap * 2 : 1024;
-			struct inst *nv = realloc(b->v, cap * sizeof(*nv));
-			if (!nv) {
-				rc = ENOMEM;
-				break;
-			}
-			b->v = nv;
+		struct inst *nv = grow(b->v, b->n, &cap, sizeof(*nv), 1024);
+		if (!nv) {
+			rc = ENOMEM;
+			break;
 		}
+		b->v = nv;
 		struct inst *in = &b->v[b->n];
 		memset(in, 0, sizeof(*in));
 		in->rec = malloc(d.mv_size + k.mv_size);
@@ -988,7 +937,7 @@ static void archive_attrs(const struct build *b, struct agg *all)
 int tree_build(struct index *ix, MDB_txn *txn, uint64_t *next_id)
 {
 	struct build b = { .ix = ix, .txn = txn, .next_id = next_id };
-	struct textbuf dups = { 0 };
+	struct strbuf dups = STRBUF_INIT;
 	uint64_t skipped = 0, errors = 0, ndup = 0;
 	struct agg all = { 0 };
 	int rc;
@@ -1006,7 +955,7 @@ int tree_build(struct index *ix, MDB_txn *txn, uint64_t *next_id)
 			snprintf(why, sizeof(why), "duplicate of SOP Instance UID %.*s (served from %.*s)",
 				 (int)b.v[i].sop.l, b.v[i].sop.s, (int)b.v[w - 1].rel.l,
 				 b.v[w - 1].rel.s);
-			tb_tsv(&dups, path, why);
+			strbuf_add_tsv2(&dups, path, why);
 			free(b.v[i].rec);
 			free(b.v[i].pkey_buf);
 			ndup++;
@@ -1029,7 +978,7 @@ int tree_build(struct index *ix, MDB_txn *txn, uint64_t *next_id)
 	    (rc = stage_flush(&b.names, txn, ix->names)) ||
 	    (rc = stage_flush(&b.dirents, txn, ix->dirents)))
 		goto free_insts;
-	if ((rc = meta_put_str(txn, ix->meta, "dups", dups.s ? dups.s : "", dups.len)) ||
+	if ((rc = meta_put_str(txn, ix->meta, "dups", strbuf_str(&dups), dups.len)) ||
 	    (rc = meta_put_u64(txn, ix->meta, "n_instances", b.n)) ||
 	    (rc = meta_put_u64(txn, ix->meta, "n_patients", b.patients)) ||
 	    (rc = meta_put_u64(txn, ix->meta, "n_studies", b.studies)) ||
@@ -1055,7 +1004,7 @@ free_insts:
 	stage_release(&b.nodes);
 	stage_release(&b.names);
 	stage_release(&b.dirents);
-	tb_release(&dups);
-	tb_release(&b.novol);
+	strbuf_release(&dups);
+	strbuf_release(&b.novol);
 	return rc;
 }

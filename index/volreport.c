@@ -11,7 +11,7 @@
 
 #include "volreport.h"
 
-int volreport_series(struct index *ix, struct textbuf *report, uint64_t series_id,
+int volreport_series(struct index *ix, struct strbuf *report, uint64_t series_id,
 		     const struct vol_in *in, size_t n)
 {
 	struct vol_plan p;
@@ -25,13 +25,12 @@ int volreport_series(struct index *ix, struct textbuf *report, uint64_t series_i
 		vol_plan_free(&p);
 		return 1;
 	}
-	return tb_printf(report, "%016" PRIx64 "\t%s\n", series_id, why) < 0 ? -ENOMEM : 0;
+	return strbuf_addf(report, "%016" PRIx64 "\t%s\n", series_id, why) < 0 ? -ENOMEM : 0;
 }
 
-int volreport_store(struct index *ix, MDB_txn *txn, const struct textbuf *report)
+int volreport_store(struct index *ix, MDB_txn *txn, const struct strbuf *report)
 {
-	return meta_put_str(txn, ix->meta, "novolume", report->s ? report->s : "",
-			    report->len);
+	return meta_put_str(txn, ix->meta, "novolume", strbuf_str(report), report->len);
 }
 
 /* "patients/a/b/c" of node id, or -1 */
@@ -61,7 +60,7 @@ static int node_path(struct index *ix, MDB_txn *txn, uint64_t id, char *out, siz
 	return 0;
 }
 
-void volreport_errors(struct index *ix, MDB_txn *txn, struct textbuf *out)
+void volreport_errors(struct index *ix, MDB_txn *txn, struct strbuf *out)
 {
 	MDB_val k = { 8, "novolume" }, d;
 	if (mdb_get(txn, ix->meta, &k, &d) || !d.mv_size)
@@ -85,7 +84,7 @@ void volreport_errors(struct index *ix, MDB_txn *txn, struct textbuf *out)
 		if (node_path(ix, txn, id, path, sizeof(path)))
 			continue;
 		snprintf(why, sizeof(why), "no volume: %s", tab + 1);
-		tb_tsv(out, path, why);
+		strbuf_add_tsv2(out, path, why);
 	}
 	free(s);
 }

@@ -2,12 +2,14 @@
  * volreport.h - the index side of volumes: at tree-build time decide which
  * series directories list volume.nii / volume.npy, and keep the reasons
  * of the others (meta DB key "novolume") for .dicomfs/errors.tsv.
- * Only tree.c and index.c use this.
+ * Used by tree.c (volreport_series, volreport_store, in the tree build's
+ * write transaction) and report.c (volreport_errors, read side).
  */
 #ifndef DICOMFS_VOLREPORT_H
 #define DICOMFS_VOLREPORT_H
 #include <lmdb.h>
-#include "index_int.h"
+#include "store.h"
+#include "strbuf.h"
 #include "volume.h"
 
 /*
@@ -15,11 +17,11 @@
  * (and a volume kind is served), 0 when not (its reason appended to
  * report as "<id hex>\t<reason>\n"), or a negative error.
  */
-int volreport_series(struct index *ix, struct textbuf *report, uint64_t series_id,
+int volreport_series(struct index *ix, struct strbuf *report, uint64_t series_id,
 		     const struct vol_in *in, size_t n);
 /* Store the report in the meta DB (tree build transaction). */
-int volreport_store(struct index *ix, MDB_txn *txn, const struct textbuf *report);
+int volreport_store(struct index *ix, MDB_txn *txn, const struct strbuf *report);
 /* Append "patients/<series path>\tno volume: <reason>" lines to out. */
-void volreport_errors(struct index *ix, MDB_txn *txn, struct textbuf *out);
+void volreport_errors(struct index *ix, MDB_txn *txn, struct strbuf *out);
 
 #endif

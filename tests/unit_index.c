@@ -146,19 +146,29 @@ static int update(const char *archive, const char *idx, struct index_stats *st)
 	return rc;
 }
 
+/* A temporary dir (from its XXXXXX template) with dir/archive/a.dcm
+ * (CT_small); 0 or -1. */
+static int make_archive(char *dir, char arch[600])
+{
+	char p[700];
+	if (!mkdtemp(dir)) {
+		CHECK(0, "mkdtemp");
+		return -1;
+	}
+	snprintf(arch, 600, "%s/archive", dir);
+	mkdir(arch, 0755);
+	snprintf(p, sizeof(p), "%s/a.dcm", arch);
+	CHECK(copy_file(PYDICOM "CT_small.dcm", p) == 0, "copy");
+	return 0;
+}
+
 static void test_incremental(void)
 {
 	char dir[] = "/tmp/dicomfs-unit-XXXXXX", arch[600], idx[600], p[700];
 	struct index_stats st;
-	if (!mkdtemp(dir)) {
-		CHECK(0, "mkdtemp");
+	if (make_archive(dir, arch))
 		return;
-	}
-	snprintf(arch, sizeof(arch), "%s/archive", dir);
 	snprintf(idx, sizeof(idx), "%s/index", dir);
-	mkdir(arch, 0755);
-	snprintf(p, sizeof(p), "%s/a.dcm", arch);
-	CHECK(copy_file(PYDICOM "CT_small.dcm", p) == 0, "copy");
 	snprintf(p, sizeof(p), "%s/b", arch);
 	CHECK(copy_file(PYDICOM "MR_small.dcm", p) == 0, "copy");
 	snprintf(p, sizeof(p), "%s/junk.txt", arch);
@@ -208,10 +218,136 @@ static void test_incremental(void)
 	CHECK(system(cmd) == 0, "cleanup");
 }
 
+
+static int warm_calls;
+static void warm_count(struct index *ix)
+{
+	(void)ix;
+	__atomic_add_fetch(&warm_calls, 1, __ATOMIC_RELAXED);
+}
+
+static int count_lines(const char *s, const char *needle)
+{
+	int n = 0;
+	for (const char *p = s; (p = strstr(p, needle)); p += strlen(needle))
+		n++;
+	return n;
+}
+
+/* The store (directory, lock, private index, warm job) and the reports
+ * (status.json, errors.tsv, runtime problems) through the public API. */
+static void test_store_reports(void)
+{
+	char dir[] = "/tmp/dicomfs-unit-XXXXXX", arch[600], cache[600], p[700];
+	if (make_archive(dir, arch))
+		return;
+	snprintf(cache, sizeof(cache), "%s/cache", dir);
+	snprintf(p, sizeof(p), "%s/junk.txt", arch);
+	FILE *f = fopen(p, "w");
+	if (f) {
+		fputs("not DICOM\n", f);
+		fclose(f);
+	}
+	char *old_xdg = getenv("XDG_CACHE_HOME") ? strdup(getenv("XDG_CACHE_HOME")) : NULL;
+	char *old_tmp = getenv("TMPDIR") ? strdup(getenv("TMPDIR")) : NULL;
+	setenv("XDG_CACHE_HOME", cache, 1);
+	setenv("TMPDIR", dir, 1);
+
+	/* the default directory: <XDG_CACHE_HOME>/dicomfs/<basename>-<16 hex> */
+	struct index *ix = NULL, *ix2 = NULL;
+	struct index_opts o = { .archive = arch, .scan_threads = 1 };
+	char msg[512] = "";
+	CHECK(index_open(&ix, &o, msg, sizeof(msg)) == 0, "open default: %s", msg);
+	if (!ix)
+		goto out;
+	char want[700];
+	snprintf(want, sizeof(want), "%s/dicomfs/archive-", cache);
+	const char *path = index_path(ix);
+	CHECK(strncmp(path, want, strlen(want)) == 0 && strlen(path) == strlen(want) + 16,
+	      "default index path %s", path);
+	struct stat st;
+	CHECK(stat(path, &st) == 0 && S_ISDIR(st.st_mode) && (st.st_mode & 0777) == 0700,
+	      "default index directory made 0700");
+	CHECK(index_update(ix, NULL, msg, sizeof(msg)) == 0, "update: %s", msg);
+
+	/* the index is in use (shared lock): a second one goes private (I5) */
+	CHECK(index_open(&ix2, &o, msg, sizeof(msg)) == 0, "open second: %s", msg);
+	if (ix2) {
+		char priv[700];
+		snprintf(priv, sizeof(priv), "%s/dicomfs-index-", dir);
+		CHECK(strncmp(index_path(ix2), priv, strlen(priv)) == 0 &&
+		      index_stats(ix2)->private_index, "private index %s", index_path(ix2));
+		snprintf(priv, sizeof(priv), "%s", index_path(ix2));
+		index_free(ix2);
+		CHECK(stat(priv, &st) != 0, "private index removed");
+	}
+
+	/* the mount: reopen read-only; the warm job runs once and is joined */
+	index_set_warm(warm_count);
+	index_close_env(ix);
+	CHECK(index_reopen(ix) == 0, "reopen");
+	index_close_env(ix);
+	CHECK(__atomic_load_n(&warm_calls, __ATOMIC_RELAXED) == 1, "warm job ran %d times",
+	      warm_calls);
+	index_set_warm(NULL);
+	CHECK(index_reopen(ix) == 0, "reopen again");
+
+	index_report_error(ix, "a.dcm", "changed\tsince\nindexing");
+	index_report_error(ix, "a.dcm", "another reason");   /* once per path (R3) */
+	index_report_error(ix, "a.dc", "a prefix is another path");
+	index_count_decode(ix);
+	char *buf = NULL;
+	size_t len = 0;
+	CHECK(index_status_json(ix, &buf, &len) == 0 && buf && strlen(buf) == len, "status.json");
+	if (buf) {
+		char real[700], line[800];
+		CHECK(realpath(arch, real) != NULL, "realpath");
+		snprintf(line, sizeof(line), "\n  \"archive\":\"%s\",\n", real);
+		CHECK(strstr(buf, line) != NULL, "status archive line");
+		CHECK(strncmp(buf, "{\n  \"version\": \"", 16) == 0 &&
+		      strcmp(buf + len - 3, "\n}\n") == 0, "status.json framing");
+		CHECK(strstr(buf, "\n  \"files_seen\": 2,\n  \"files_parsed\": 2,\n") != NULL &&
+		      strstr(buf, "\n  \"instances\": 1,\n") != NULL &&
+		      strstr(buf, "\n  \"skipped\": 1,\n") != NULL, "status counts");
+		CHECK(strstr(buf, "\n  \"runtime_errors\": 2,\n  \"tree_rebuilt\": true,\n"
+			     "  \"built_at\": ") != NULL, "status runtime errors");
+		CHECK(strstr(buf, "\n  \"pixel_decodes\": 1,\n") != NULL, "status decodes");
+		CHECK(strstr(buf, "\n  \"tags_note\": null\n}\n") != NULL, "status tags note");
+		free(buf);
+	}
+	buf = NULL;
+	CHECK(index_errors_tsv(ix, &buf, &len) == 0 && buf && strlen(buf) == len, "errors.tsv");
+	if (buf) {
+		const char *head = "path\treason\njunk.txt\tskipped: not a DICOM file\n";
+		CHECK(strncmp(buf, head, strlen(head)) == 0, "errors.tsv head: %s", buf);
+		CHECK(count_lines(buf, "a.dcm\tchanged since indexing\n") == 1 &&
+		      count_lines(buf, "another reason") == 0 &&
+		      count_lines(buf, "a.dc\ta prefix is another path\n") == 1,
+		      "errors.tsv runtime lines: %s", buf);
+		free(buf);
+	}
+out:
+	index_free(ix);
+	if (old_xdg)
+		setenv("XDG_CACHE_HOME", old_xdg, 1);
+	else
+		unsetenv("XDG_CACHE_HOME");
+	if (old_tmp)
+		setenv("TMPDIR", old_tmp, 1);
+	else
+		unsetenv("TMPDIR");
+	free(old_xdg);
+	free(old_tmp);
+	char cmd[700];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	CHECK(system(cmd) == 0, "cleanup");
+}
+
 int main(void)
 {
 	test_record();
 	test_walk();
 	test_incremental();
+	test_store_reports();
 	return unit_done();
 }

@@ -1,0 +1,544 @@
+/*
+ * store.c - see store.h: the environment's life cycle, the index
+ * directory and its lock, the meta DB and the read side of the index.
+ * The invariants (I1).. are in index.h.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "store.h"
+#include "error.h"
+#include "naming.h"
+
+/* ---- LMDB codes and the meta DB ---- */
+
+int dfs_from_mdb(int rc)
+{
+	switch (rc) {
+	case 0: return 0;
+	case MDB_NOTFOUND: return -ENOENT;
+	case MDB_MAP_FULL: return -ENOSPC;
+	case MDB_CORRUPTED: case MDB_INVALID: case MDB_VERSION_MISMATCH:
+	case MDB_PAGE_NOTFOUND: case MDB_BAD_TXN:
+		return DFS_EINDEX;
+	default:
+		return rc > 0 ? -EIO : rc;
+	}
+}
+
+/* The u64 stored under key k of dbi (meta values, names -> inode). */
+static int get_u64(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, uint64_t *v)
+{
+	MDB_val d;
+	int rc = mdb_get(txn, dbi, k, &d);
+	if (rc)
+		return dfs_from_mdb(rc);
+	if (d.mv_size != 8)
+		return DFS_EINDEX;
+	memcpy(v, d.mv_data, 8);
+	return 0;
+}
+
+int meta_get_u64(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t *v)
+{
+	MDB_val k = { strlen(key), (void *)key };
+	return get_u64(txn, dbi, &k, v);
+}
+
+int meta_put_u64(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t v)
+{
+	return meta_put_str(txn, dbi, key, (const char *)&v, 8);
+}
+
+int meta_put_str(MDB_txn *txn, MDB_dbi dbi, const char *key, const char *v,
+		 size_t len)
+{
+	MDB_val k = { strlen(key), (void *)key }, d = { len, (void *)v };
+	return dfs_from_mdb(mdb_put(txn, dbi, &k, &d, 0));
+}
+
+/* ---- the index directory and its lock ---- */
+
+static int mkdir_p(const char *path)
+{
+	char tmp[PATH_MAX];
+	if (snprintf(tmp, sizeof(tmp), "%s", path) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = 0;
+		if (mkdir(tmp, 0700) && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(tmp, 0700) && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static char *default_dir(const char *archive_real)
+{
+	char base[PATH_MAX], name[NAME_BUF], *out = NULL;
+	const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+	if (geteuid() == 0 && !xdg)
+		snprintf(base, sizeof(base), "/var/cache/dicomfs");
+	else if (xdg && *xdg)
+		snprintf(base, sizeof(base), "%s/dicomfs", xdg);
+	else
+		snprintf(base, sizeof(base), "%s/.cache/dicomfs", home ? home : "/tmp");
+	const char *slash = strrchr(archive_real, '/');
+	const char *bn = slash && slash[1] ? slash + 1 : "root";
+	name_sanitize(bn, strlen(bn), name, 64);
+	uint64_t h = fnv1a(FNV1A_INIT, archive_real, strlen(archive_real));
+	if (asprintf(&out, "%s/%s-%016llx", base, name, (unsigned long long)h) < 0)
+		return NULL;
+	return out;
+}
+
+int store_dir(const char *given, const char *archive_real, const char *in_use,
+	      char **out, char *msg, size_t msglen)
+{
+	char *p = NULL;
+	int rc;
+	if (in_use) {
+		const char *tmp = getenv("TMPDIR");
+		if (asprintf(&p, "%s/dicomfs-index-XXXXXX", tmp && *tmp ? tmp : "/tmp") < 0)
+			return -ENOMEM;
+		rc = mkdtemp(p) ? 0 : -errno;
+		if (rc)
+			snprintf(msg, msglen,
+				 "index '%s' is in use and no private index could be made: %s",
+				 in_use, strerror(-rc));
+	} else {
+		p = given ? strdup(given) : default_dir(archive_real);
+		if (!p)
+			return -ENOMEM;
+		rc = mkdir_p(p);
+		if (rc)
+			snprintf(msg, msglen, "index directory '%s': %s", p, strerror(-rc));
+	}
+	if (rc) {
+		free(p);
+		return rc;
+	}
+	*out = p;
+	return 0;
+}
+
+/* Take the update lock of ix->path exclusively (I5); when another mount
+ * holds it, switch to a private index directory. */
+static int lock_take(struct index *ix, char *msg, size_t msglen)
+{
+	char lp[PATH_MAX];
+	snprintf(lp, sizeof(lp), "%s/lock", ix->path);
+	ix->lock_fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (ix->lock_fd < 0) {
+		snprintf(msg, msglen, "cannot create index lock '%s': %s", lp,
+			 strerror(errno));
+		return -errno;
+	}
+	if (flock(ix->lock_fd, LOCK_EX | LOCK_NB) == 0)
+		return 0;
+	if (errno != EWOULDBLOCK) {
+		snprintf(msg, msglen, "cannot lock index '%s': %s", lp, strerror(errno));
+		return -errno;
+	}
+	/* another mount serves this index: build a private one */
+	close(ix->lock_fd);
+	ix->lock_fd = -1;
+	char *p;
+	int rc = store_dir(NULL, NULL, ix->path, &p, msg, msglen);
+	if (rc)
+		return rc;
+	dfs_log("index '%s' is in use by another mount; using a private index '%s' for this mount",
+		ix->path, p);
+	free(ix->path);
+	ix->path = p;
+	ix->private_index = 1;
+	ix->stats.private_index = 1;
+	return lock_take(ix, msg, msglen);
+}
+
+/* ---- environment ---- */
+
+static void txn_destroy(void *p)
+{
+	mdb_txn_abort(p);
+}
+
+static int env_open(struct index *ix, int rdonly)
+{
+	MDB_txn *txn;
+	int rc = mdb_env_create(&ix->env);
+	if (rc)
+		return dfs_from_mdb(rc);
+	mdb_env_set_maxdbs(ix->env, 8);
+	mdb_env_set_maxreaders(ix->env, 1024);
+	mdb_env_set_mapsize(ix->env, (size_t)1 << 38);
+	rc = mdb_env_open(ix->env, ix->path,
+			  MDB_NOTLS | MDB_NOSYNC | (rdonly ? MDB_RDONLY : 0), 0600);
+	if (rc)
+		goto close_env;
+	int dead;
+	mdb_reader_check(ix->env, &dead);
+	rc = mdb_txn_begin(ix->env, NULL, rdonly ? MDB_RDONLY : 0, &txn);
+	if (rc)
+		goto close_env;
+	unsigned fl = rdonly ? 0 : MDB_CREATE;     /* the named DBs (I3) */
+	if ((rc = mdb_dbi_open(txn, "meta", fl, &ix->meta)) ||
+	    (rc = mdb_dbi_open(txn, "files", fl, &ix->files)) ||
+	    (rc = mdb_dbi_open(txn, "keys", fl, &ix->keys)) ||
+	    (rc = mdb_dbi_open(txn, "nodes", fl, &ix->nodes)) ||
+	    (rc = mdb_dbi_open(txn, "names", fl, &ix->names)) ||
+	    (rc = mdb_dbi_open(txn, "dirents", fl, &ix->dirents))) {
+		mdb_txn_abort(txn);
+		goto close_env;
+	}
+	rc = mdb_txn_commit(txn);
+	if (rc)
+		goto close_env;
+	return 0;
+close_env:
+	mdb_env_close(ix->env);
+	ix->env = NULL;
+	return dfs_from_mdb(rc);
+}
+
+/* Check format and archive; wipe everything when they do not match (I7). */
+static int env_validate(struct index *ix)
+{
+	MDB_txn *txn;
+	MDB_val k = { 6, "format" }, d;
+	int rc = mdb_txn_begin(ix->env, NULL, 0, &txn);
+	if (rc)
+		return dfs_from_mdb(rc);
+	int ok = 0;
+	rc = mdb_get(txn, ix->meta, &k, &d);
+	if (rc == 0 && d.mv_size == strlen(INDEX_FORMAT) &&
+	    memcmp(d.mv_data, INDEX_FORMAT, d.mv_size) == 0) {
+		MDB_val ka = { 7, "archive" };
+		rc = mdb_get(txn, ix->meta, &ka, &d);
+		ok = rc == 0 && d.mv_size == strlen(ix->archive_real) &&
+		     memcmp(d.mv_data, ix->archive_real, d.mv_size) == 0;
+	}
+	if (!ok) {
+		MDB_stat st;
+		mdb_stat(txn, ix->files, &st);
+		if (st.ms_entries)
+			dfs_log("index '%s' was built by another version or for another archive; rebuilding",
+				ix->path);
+		MDB_dbi all[] = { ix->meta, ix->files, ix->keys, ix->nodes,
+				  ix->names, ix->dirents };
+		for (size_t i = 0; i < 6; i++) {
+			rc = mdb_drop(txn, all[i], 0);
+			if (rc)
+				goto abort;
+		}
+		if ((rc = meta_put_str(txn, ix->meta, "format", INDEX_FORMAT,
+				       strlen(INDEX_FORMAT))) ||
+		    (rc = meta_put_str(txn, ix->meta, "archive", ix->archive_real,
+				       strlen(ix->archive_real))) ||
+		    (rc = meta_put_u64(txn, ix->meta, "next_id", ID_FIRST)) ||
+		    (rc = meta_put_u64(txn, ix->meta, "tree_valid", 0)))
+			goto abort_dfs;
+		ix->stats.index_fresh = 1;
+	}
+	return dfs_from_mdb(mdb_txn_commit(txn));
+abort:
+	rc = dfs_from_mdb(rc);
+abort_dfs:
+	mdb_txn_abort(txn);
+	return rc;
+}
+
+static void env_remove_files(const char *path)
+{
+	char p[PATH_MAX];
+	snprintf(p, sizeof(p), "%s/data.mdb", path);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s/lock.mdb", path);
+	unlink(p);
+}
+
+int index_open(struct index **out, const struct index_opts *o, char *msg,
+	       size_t msglen)
+{
+	struct index *ix = calloc(1, sizeof(*ix));
+	int rc;
+	struct stat st;
+
+	if (!ix)
+		return -ENOMEM;
+	ix->opts = *o;
+	ix->archive_fd = -1;
+	ix->lock_fd = -1;
+	pthread_mutex_init(&ix->err_lock, NULL);
+	ix->archive_real = realpath(o->archive, NULL);
+	if (!ix->archive_real || stat(ix->archive_real, &st) || !S_ISDIR(st.st_mode)) {
+		rc = ix->archive_real ? -ENOTDIR : -errno;
+		snprintf(msg, msglen, "archive '%s': %s", o->archive, strerror(-rc));
+		goto free_ix;
+	}
+	ix->archive_fd = open(ix->archive_real, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (ix->archive_fd < 0) {
+		rc = -errno;
+		snprintf(msg, msglen, "archive '%s': %s", o->archive, strerror(errno));
+		goto free_ix;
+	}
+	struct source_opts so = { .follow_symlinks = o->follow_symlinks };
+	rc = source_create(ix->archive_real, &so, &ix->src, msg, msglen);
+	if (rc)
+		goto free_ix;
+	rc = store_dir(o->path, ix->archive_real, NULL, &ix->path, msg, msglen);
+	if (rc) {
+		rc = rc == -ENOENT || rc == -EACCES ? -EROFS : rc;
+		goto free_ix;
+	}
+	rc = lock_take(ix, msg, msglen);
+	if (rc) {
+		rc = -EROFS;
+		goto free_ix;
+	}
+	rc = env_open(ix, 0);
+	if (rc == DFS_EINDEX) {
+		dfs_log("index '%s' is corrupt; rebuilding it", ix->path);
+		env_remove_files(ix->path);
+		rc = env_open(ix, 0);
+	}
+	if (!rc)
+		rc = env_validate(ix);
+	if (rc) {
+		snprintf(msg, msglen, "index '%s': %s", ix->path, dfs_strerror(rc));
+		rc = -EROFS;
+		goto free_ix;
+	}
+	*out = ix;
+	return 0;
+free_ix:
+	index_free(ix);
+	return rc;
+}
+
+/*
+ * The warm job: run on a thread of its own once the environment is
+ * reopened for the mount (fs/kind_query.c loads its table before the first
+ * query), joined before the environment closes. The job is registered once
+ * per process; its thread is the index's.
+ */
+static void (*warm_fn)(struct index *);
+
+void index_set_warm(void (*fn)(struct index *))
+{
+	warm_fn = fn;
+}
+
+static void *warm_main(void *arg)
+{
+	warm_fn(arg);
+	return NULL;
+}
+
+/* (I8): before fork(); every FUSE thread has ended, so the only read txn
+ * left to end is this thread's. */
+void index_close_env(struct index *ix)
+{
+	if (ix->warm_running) {
+		pthread_join(ix->warm_thread, NULL);
+		ix->warm_running = 0;
+	}
+	if (ix->txn_key_ok) {
+		MDB_txn *t = pthread_getspecific(ix->txn_key);
+		if (t)
+			mdb_txn_abort(t);
+		pthread_setspecific(ix->txn_key, NULL);
+		pthread_key_delete(ix->txn_key);
+		ix->txn_key_ok = 0;
+	}
+	if (ix->env)
+		mdb_env_close(ix->env);
+	ix->env = NULL;
+}
+
+int index_reopen(struct index *ix)
+{
+	int rc = env_open(ix, 1);
+	if (rc)
+		return rc;
+	if (pthread_key_create(&ix->txn_key, txn_destroy))
+		return -EAGAIN;
+	ix->txn_key_ok = 1;
+	if (warm_fn && !ix->warm_running)
+		ix->warm_running = pthread_create(&ix->warm_thread, NULL, warm_main, ix) == 0;
+	return 0;
+}
+
+void index_free(struct index *ix)
+{
+	if (!ix)
+		return;
+	index_close_env(ix);
+	if (ix->private_index && ix->path) {
+		char p[PATH_MAX];
+		env_remove_files(ix->path);
+		snprintf(p, sizeof(p), "%s/lock", ix->path);
+		unlink(p);
+		rmdir(ix->path);
+	}
+	if (ix->lock_fd >= 0)
+		close(ix->lock_fd);
+	if (ix->archive_fd >= 0)
+		close(ix->archive_fd);
+	source_destroy(&ix->src);
+	strbuf_release(&ix->walk_errors);
+	strbuf_release(&ix->run_errors);
+	pthread_mutex_destroy(&ix->err_lock);
+	free(ix->archive_real);
+	free(ix->path);
+	free(ix->tags);
+	free(ix->tags_note);
+	free(ix);
+}
+
+const char *index_path(const struct index *ix) { return ix->path; }
+void index_tags(const struct index *ix, const uint32_t **tags, size_t *n)
+{
+	*tags = ix->tags;
+	*n = ix->ntags;
+}
+int index_archive_fd(const struct index *ix) { return ix->archive_fd; }
+const struct source *index_source(const struct index *ix) { return &ix->src; }
+const struct index_stats *index_stats(const struct index *ix) { return &ix->stats; }
+
+/* ---- read side: one snapshot per thread for the life of the mount (I6) ---- */
+
+MDB_txn *store_rtxn(struct index *ix)
+{
+	MDB_txn *t = pthread_getspecific(ix->txn_key);
+	if (t)
+		return t;
+	if (mdb_txn_begin(ix->env, NULL, MDB_RDONLY, &t))
+		return NULL;
+	pthread_setspecific(ix->txn_key, t);
+	return t;
+}
+
+int index_node(struct index *ix, uint64_t id, struct node_view *nv)
+{
+	unsigned char kb[8];
+	MDB_val k = { 8, kb }, d;
+	MDB_txn *t = store_rtxn(ix);
+	if (!t)
+		return -EIO;
+	be64_put(kb, id);
+	int rc = mdb_get(t, ix->nodes, &k, &d);
+	if (rc)
+		return dfs_from_mdb(rc);
+	if (d.mv_size < sizeof(struct node_rec))
+		return DFS_EINDEX;
+	nv->rec = d.mv_data;
+	if (sizeof(struct node_rec) + (uint64_t)nv->rec->name_len +
+	    nv->rec->path_len > d.mv_size)
+		return DFS_EINDEX;
+	/* pointers into the map: valid while this thread's txn lives (I6) */
+	nv->name = (const char *)d.mv_data + sizeof(struct node_rec);
+	nv->relpath = nv->name + nv->rec->name_len;
+	return 0;
+}
+
+int index_lookup(struct index *ix, uint64_t parent_id, const char *name,
+		 uint64_t *ino)
+{
+	unsigned char kb[8 + NAME_BUF];
+	size_t nl = strlen(name);
+	MDB_txn *t = store_rtxn(ix);
+	if (!t)
+		return -EIO;
+	if (nl > NAME_MAX_BYTES)
+		return -ENAMETOOLONG;
+	be64_put(kb, parent_id);
+	memcpy(kb + 8, name, nl);
+	MDB_val k = { 8 + nl, kb };
+	return get_u64(t, ix->names, &k, ino);
+}
+
+int index_readdir(struct index *ix, uint64_t dir_id, uint64_t pos,
+		  index_dirent_fn fn, void *ctx)
+{
+	unsigned char kb[12];
+	MDB_cursor *c;
+	MDB_txn *t = store_rtxn(ix);
+	if (!t)
+		return -EIO;
+	if (pos > UINT32_MAX)
+		return 0;
+	be64_put(kb, dir_id);
+	be32_put(kb + 8, (uint32_t)pos);
+	MDB_val k = { 12, kb }, d;
+	int rc = mdb_cursor_open(t, ix->dirents, &c);
+	if (rc)
+		return dfs_from_mdb(rc);
+	rc = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE);
+	while (rc == 0) {
+		if (k.mv_size != 12 || be64_get(k.mv_data) != dir_id)
+			break;
+		if (d.mv_size < 8) {
+			rc = DFS_EINDEX;
+			goto close_cursor;
+		}
+		uint64_t ino;
+		memcpy(&ino, d.mv_data, 8);
+		uint32_t p = be32_get((const unsigned char *)k.mv_data + 8);
+		if (fn(ctx, ino, (const char *)d.mv_data + 8, d.mv_size - 8,
+		       (uint64_t)p + 1))
+			break;
+		rc = mdb_cursor_get(c, &k, &d, MDB_NEXT);
+	}
+	rc = rc == MDB_NOTFOUND ? 0 : dfs_from_mdb(rc);
+close_cursor:
+	mdb_cursor_close(c);
+	return rc;
+}
+
+int index_file_record(struct index *ix, const char *relpath, size_t len,
+		      const void **val, size_t *vlen)
+{
+	MDB_txn *t = store_rtxn(ix);
+	if (!t)
+		return -EIO;
+	MDB_val k = { len, (void *)relpath }, d;
+	int rc = mdb_get(t, ix->files, &k, &d);
+	if (rc)
+		return dfs_from_mdb(rc);
+	*val = d.mv_data;
+	*vlen = d.mv_size;
+	return 0;
+}
+
+int index_files_scan(struct index *ix, index_file_fn fn, void *ctx)
+{
+	MDB_cursor *c;
+	MDB_txn *t = store_rtxn(ix);
+	if (!t)
+		return -EIO;
+	MDB_val k, d;
+	int rc = mdb_cursor_open(t, ix->files, &c);
+	if (rc)
+		return dfs_from_mdb(rc);
+	rc = mdb_cursor_get(c, &k, &d, MDB_FIRST);
+	while (rc == 0) {
+		if (fn(ctx, k.mv_data, k.mv_size, d.mv_data, d.mv_size))
+			break;
+		rc = mdb_cursor_get(c, &k, &d, MDB_NEXT);
+	}
+	rc = rc == MDB_NOTFOUND || rc == 0 ? 0 : dfs_from_mdb(rc);
+	mdb_cursor_close(c);
+	return rc;
+}

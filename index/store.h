@@ -1,0 +1,123 @@
+/*
+ * store.h - the floor of index/: the LMDB environment of one index, its
+ * directory and lock, the meta DB, the per-thread read transaction and the
+ * read API of index.h (index_node, index_lookup, index_readdir,
+ * index_file_record, index_files_scan). The invariants it keeps are (I1)..
+ * in index.h.
+ *
+ * Who includes it: the update (update.h: index.c, scan.c, tree.c), the
+ * reports (report.c) and volreport.c; never fs/. store.c calls nothing
+ * above it (the layers are drawn in index.h; tests/index_layers.sh checks
+ * that the include and call graphs have no circle).
+ *
+ * Errors: 0 or negative errno / DFS_* (error.h); dfs_from_mdb maps LMDB's.
+ * Threading: see the field groups of struct index.
+ */
+#ifndef DICOMFS_STORE_H
+#define DICOMFS_STORE_H
+#include <pthread.h>
+#include <stdint.h>
+#include <lmdb.h>
+
+#include "index.h"
+#include "log.h"
+#include "strbuf.h"
+#include "source.h"
+
+struct index {
+	/* Set by index_open, read-only after it. */
+	struct index_opts opts;
+	char *archive_real;           /* realpath of the archive */
+	int archive_fd;
+	struct source src;            /* where bytes come from (source.h) */
+	char *path;                   /* index directory (store_dir) */
+	int lock_fd;                  /* "lock": exclusive while updating, shared
+				       * while mounted (I5) */
+	int private_index;            /* path is a private one: removed at exit */
+	MDB_dbi meta, files, keys, nodes, names, dirents;
+
+	/* Opened by index_open / index_reopen, closed by index_close_env (I8),
+	 * on the main thread while no FUSE thread runs. */
+	MDB_env *env;
+	pthread_key_t txn_key;        /* each thread's read txn (I6) */
+	int txn_key_ok;
+	pthread_t warm_thread;        /* the warm job (index_set_warm) */
+	int warm_running;
+
+	/* Written by the update (one thread, before the mount), read-only
+	 * while mounted. */
+	struct index_stats stats;
+	int64_t built_at;
+	uint32_t *tags;               /* indexed tags, ascending (scan.c) */
+	size_t ntags;
+	char *tags_note;              /* what changed in the tag set, or NULL */
+	struct strbuf walk_errors;    /* this update's walk problems (TSV) */
+
+	/* The reports (report.c), any thread while mounted. */
+	pthread_mutex_t err_lock;
+	struct strbuf run_errors;     /* problems found while mounted (TSV);
+				       * guarded by err_lock */
+	uint64_t pixel_decodes;       /* decodes started (atomic) */
+};
+
+/* LMDB's return codes as ours: MDB_NOTFOUND -ENOENT, MDB_MAP_FULL -ENOSPC,
+ * corruption DFS_EINDEX (I7), other positive codes -EIO. */
+int dfs_from_mdb(int rc);
+
+/*
+ * The index directory, created when missing (one place for this, so that
+ * ownership checks can be added here later).
+ * - in_use NULL: `given` (-o index=) when not NULL, else the default
+ *   <cache>/<archive basename, sanitized>-<FNV-1a of archive_real, 16 hex>
+ *   where <cache> is $XDG_CACHE_HOME/dicomfs when XDG_CACHE_HOME is set and
+ *   not empty, /var/cache/dicomfs for root without XDG_CACHE_HOME, else
+ *   $HOME/.cache/dicomfs (/tmp/.cache/dicomfs without HOME). The directory
+ *   and missing parents are made with mode 0700; existing ones are used as
+ *   they are (no owner or mode check yet).
+ * - in_use set (the index there serves another mount, I5): a new private
+ *   directory $TMPDIR/dicomfs-index-XXXXXX (mkdtemp, 0700; /tmp without
+ *   TMPDIR), removed by index_free.
+ * Returns 0 with *out malloc()ed, or a negative errno with msg one line
+ * (-ENOMEM: msg untouched).
+ */
+int store_dir(const char *given, const char *archive_real, const char *in_use,
+	      char **out, char *msg, size_t msglen);
+
+/* This thread's read transaction (I6), begun on first use; NULL when it
+ * cannot be begun. Only between index_reopen and index_close_env. */
+MDB_txn *store_rtxn(struct index *ix);
+
+/* meta DB values: u64 (native order, 8 bytes; DFS_EINDEX for another size)
+ * and raw bytes. */
+int meta_get_u64(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t *v);
+int meta_put_u64(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t v);
+int meta_put_str(MDB_txn *txn, MDB_dbi dbi, const char *key, const char *v,
+		 size_t len);
+
+/* Big-endian keys: ids and positions sort numerically in LMDB's order. */
+static inline void be64_put(unsigned char *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (unsigned char)v;
+}
+static inline void be32_put(unsigned char *p, uint32_t v)
+{
+	for (int i = 3; i >= 0; i--, v >>= 8)
+		p[i] = (unsigned char)v;
+}
+static inline uint64_t be64_get(const unsigned char *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+static inline uint32_t be32_get(const unsigned char *p)
+{
+	uint32_t v = 0;
+	for (int i = 0; i < 4; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+#endif
