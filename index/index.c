@@ -8,10 +8,15 @@
 
 #include "store.h"
 #include "update.h"
+#include "view.h"
 
 int index_update(struct index *ix, struct index_stats *st, char *msg,
 		 size_t msglen)
 {
+	/* the registry is named here, at the top, so that the tree builder
+	 * (which the views call) never refers to the views (index.h layers) */
+	if (!ix->opts.views)
+		ix->opts.views = view_registry;
 	int rc = scan_update(ix, msg, msglen);
 	if (!rc) {
 		mdb_env_sync(ix->env, 1);

@@ -402,12 +402,6 @@ static int key_id(struct build *b, const struct level *lv, const struct inst *in
 	return rc;
 }
 
-/* Level files of a directory, listed before its children: the names are
- * the views' (view.h (V4)). */
-static const struct level_file *const patient_files = view_patient_files;
-static const struct level_file *const study_files = view_study_files;
-static const struct level_file *const series_files = view_series_files;
-
 static int reserved(const char *name, const struct level_file *lf)
 {
 	for (; lf && lf->name; lf++)
@@ -499,23 +493,20 @@ static int has_pixels(const struct inst *in)
 static int put_instances(struct build *b, uint64_t dir_id, const struct sib *s,
 			 size_t n, uint32_t seq, int with_nodes, struct agg *out)
 {
-	static const struct { unsigned kind; const char *ext; } files[] = {
-		{ KIND_DCM, "dcm" }, { KIND_JSON, "json" }, { KIND_NPY, "npy" },
-		{ KIND_PNG, "png" } };
 	int rc = 0;
 	for (size_t i = 0; i < n && !rc; i++) {
 		struct inst *in = &b->v[s[i].a];
 		agg_file(out, &in->h);
 		if (with_nodes)
 			rc = put_node(b, in->h.id, NODE_INSTANCE, dir_id, s[i].name, NULL, 2, 0, in);
-		for (size_t f = 0; f < sizeof(files) / sizeof(files[0]) && !rc; f++) {
+		for (const struct level_file *f = view_instance_files; f->name && !rc; f++) {
 			char fname[NAME_BUF + 8];
-			unsigned k = files[f].kind;
+			unsigned k = f->kind;
 			if (!(b->ix->opts.kinds & (1u << k)) ||
 			    (k == KIND_JSON && !in->h.json_size) ||
 			    ((k == KIND_NPY || k == KIND_PNG) && !has_pixels(in)))
 				continue;
-			snprintf(fname, sizeof(fname), "%s.%s", s[i].name, files[f].ext);
+			snprintf(fname, sizeof(fname), "%s.%s", s[i].name, f->name);
 			rc = put_dirent(b, dir_id, seq++, ino_make(in->h.id, k), fname);
 		}
 	}
@@ -580,14 +571,14 @@ static int do_series(struct build *b, const size_t *ord, uint64_t series_id,
 		s[i].a = (size_t)(in - b->v);
 		vin[i] = (struct vol_in){ in->rec, in->rec_len, in->h, in->h.id };
 	}
-	sib_finish(s, n, series_files);
+	sib_finish(s, n, view_series_files);
 	/* volume.nii/.npy only for series that form a volume (volreport.h) */
 	int isvol = volreport_series(b->ix, &b->novol, series_id, vin, n);
 	if (isvol < 0) {
 		rc = isvol;
 		goto free_s;
 	}
-	rc = put_level_files(b, series_id, series_files,
+	rc = put_level_files(b, series_id, view_series_files,
 			     isvol ? 0 : (1u << KIND_VOLUME_NII | 1u << KIND_VOLUME_NPY));
 	if (rc >= 0)
 		rc = put_instances(b, series_id, s, n, (uint32_t)rc, 1, out);
@@ -651,11 +642,11 @@ static const struct level lv_series = {
 	.parts = PARTS(F(pkey), F(study), F(series)), .instances = do_series };
 static const struct level lv_study = {
 	.letter = 'S', .type = NODE_STUDY, .nparts = 2, .parts = PARTS(F(pkey), F(study)),
-	.files = study_files, .runs = F(series), .name = series_names,
+	.files = view_study_files, .runs = F(series), .name = series_names,
 	.child = &lv_series, .counter = offsetof(struct build, series) };
 static const struct level lv_patient = {
 	.letter = 'P', .type = NODE_PATIENT, .nparts = 1, .parts = PARTS(F(pkey)),
-	.files = patient_files, .runs = F(study), .name = study_names,
+	.files = view_patient_files, .runs = F(study), .name = study_names,
 	.child = &lv_study, .counter = offsetof(struct build, studies) };
 static const struct level lv_patients = {
 	.type = NODE_TOP, .runs = F(pkey), .name = patient_names,
@@ -669,8 +660,6 @@ static int do_patients(struct build *b, struct agg *out)
 
 /* ---- uids/<StudyInstanceUID>/<SeriesInstanceUID>/<SOPInstanceUID>.* ----
  * (view_uids.c: what the view is and the names of its level files) */
-static const struct level_file *const uid_study_files = view_uid_study_files;
-static const struct level_file *const uid_series_files = view_uid_series_files;
 
 static int cmp_uidview(const void *a, const void *b, void *ctx)
 {
@@ -706,8 +695,8 @@ static int uids_series(struct build *b, const size_t *ord, uint64_t ser_id,
 		s[i].a = (size_t)(in - b->v);
 	}
 	uid_names(b, ord, s, n);
-	sib_finish(s, n, uid_series_files);
-	int rc = put_level_files(b, ser_id, uid_series_files, 0);
+	sib_finish(s, n, view_uid_series_files);
+	int rc = put_level_files(b, ser_id, view_uid_series_files, 0);
 	if (rc >= 0)
 		rc = put_instances(b, ser_id, s, n, (uint32_t)rc, 0, out);
 	free(s);
@@ -719,7 +708,7 @@ static const struct level lv_uid_series = {
 	.instances = uids_series };
 static const struct level lv_uid_study = {
 	.letter = 'u', .type = NODE_STUDY, .nparts = 1, .parts = PARTS(F(study)),
-	.files = uid_study_files, .runs = F(series), .name = uid_names,
+	.files = view_uid_study_files, .runs = F(series), .name = uid_names,
 	.child = &lv_uid_series };
 static const struct level lv_uids = {
 	.type = NODE_TOP, .runs = F(study), .name = uid_names, .child = &lv_uid_study };
@@ -972,7 +961,7 @@ int tree_build(struct index *ix, MDB_txn *txn, uint64_t *next_id)
 			goto free_insts;
 
 	archive_attrs(&b, &all);
-	if ((rc = build_views(&b, ix->opts.views ? ix->opts.views : view_registry, &all)))
+	if ((rc = build_views(&b, ix->opts.views, &all)))
 		goto free_insts;
 	if ((rc = stage_flush(&b.nodes, txn, ix->nodes)) ||
 	    (rc = stage_flush(&b.names, txn, ix->names)) ||

@@ -38,9 +38,7 @@
  * (V4) Derived files. The names of the files a directory level lists (the
  *      level files such as "series.json", and the extensions of an
  *      instance's files) are the views' and live in the tables below, not in
- *      tree.c. (The instance listing of tree.c still spells the four
- *      extensions itself, twice; it is to iterate view_instance_files once
- *      the two listings are one function.) A directory lists its level files first (positions 0..),
+ *      tree.c. A directory lists its level files first (positions 0..),
  *      then its children; a child whose name equals a level file's gets a
  *      suffix (tree.c). Only the kinds the mount serves (index_opts.kinds)
  *      are listed. The kind numbers themselves (enum dfs_kind, index.h) are

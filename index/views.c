@@ -26,7 +26,3 @@ size_t view_count(const struct view *const *views)
 	return n;
 }
 
-/* <instance>.<ext> in a series directory (V4) */
-const struct level_file view_instance_files[] = {
-	{ KIND_DCM, "dcm" }, { KIND_JSON, "json" }, { KIND_NPY, "npy" },
-	{ KIND_PNG, "png" }, { 0, NULL } };

@@ -10,16 +10,6 @@
  */
 #include "view.h"
 
-const struct level_file view_patient_files[] = {
-	{ KIND_PATIENT_JSON, "patient.json" }, { KIND_PATIENT_FHIR, "patient.fhir.json" },
-	{ 0, NULL } };
-const struct level_file view_study_files[] = {
-	{ KIND_STUDY_JSON, "study.json" }, { KIND_STUDY_FHIR, "study.fhir.json" },
-	{ 0, NULL } };
-/* volume.nii/.npy are listed only for series that form a volume (volreport.h) */
-const struct level_file view_series_files[] = {
-	{ KIND_SERIES_JSON, "series.json" }, { KIND_VOLUME_NII, "volume.nii" },
-	{ KIND_VOLUME_NPY, "volume.npy" }, { 0, NULL } };
 
 /* built by tree.c (view.h: tree_patients, tree_uids) */
 const struct view view_patients = { "patients", ID_PATIENTS, tree_patients };

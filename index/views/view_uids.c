@@ -11,10 +11,6 @@
  */
 #include "view.h"
 
-const struct level_file view_uid_study_files[] = {
-	{ KIND_STUDY_JSON, "study.json" }, { 0, NULL } };
-const struct level_file view_uid_series_files[] = {
-	{ KIND_SERIES_JSON, "series.json" }, { 0, NULL } };
 
 /* built by tree.c (view.h: tree_patients, tree_uids) */
 const struct view view_uids = { "uids", ID_UIDS, tree_uids };
