@@ -255,6 +255,10 @@ int main(int argc, char *argv[])
 	index_close_env(fs.ix);
 
 	fs.timeout = 86400.0;
+	if (dfs_level_init(&fs)) {
+		ret = EXIT_FUSE;
+		goto free_index;
+	}
 	/* read-only, and the kernel checks permissions against our modes */
 	/* fsname: the archive, as `mount` and `df` show it (',' escaped) */
 	char fsname[2 * PATH_MAX + 16];
@@ -312,6 +316,7 @@ remove_handlers:
 destroy_session:
 	fuse_session_destroy(se);
 free_index:
+	dfs_level_fini(&fs);
 	index_free(fs.ix);
 free_args:
 	free(copts.mountpoint);
