@@ -136,9 +136,10 @@ static void kstr_prefixed(struct jsonw *w, const char *k, const char *prefix,
 	strbuf_add(&t, v.s, v.l);
 	if (k)
 		jsonw_key(w, k);
-	jsonw_str(w, strbuf_str(&t), t.len);
 	if (strbuf_error(&t))
-		w->sb->failed = 1;
+		w->sb->failed = 1;   /* (S2): the output's error, sticky */
+	else
+		jsonw_str(w, strbuf_str(&t), t.len);
 	strbuf_release(&t);
 }
 

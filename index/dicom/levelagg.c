@@ -180,6 +180,8 @@ int levelagg_study_series(struct levelagg_study *st)
 
 int levelagg_study_instance(struct levelagg_study *st, const void *rec, size_t len)
 {
+	if (!st->nser)
+		return -EINVAL;
 	struct levelagg_series *s = &st->ser[st->nser - 1];
 	if (grow1((void **)&s->inst, &s->cap, s->ninst, sizeof(*s->inst), 16))
 		return -ENOMEM;

@@ -18,7 +18,7 @@
  *      study's instances, sorted bytewise (memcmp, shorter first on a tie),
  *      '\'-joined where one string is needed.
  *
- * Errors: 0 or -ENOMEM. Threading: an aggregate belongs to one thread; no
+ * Errors: 0 or -ENOMEM (-EINVAL: misuse, see below). Threading: an aggregate belongs to one thread; no
  * global state.
  */
 #ifndef DICOMFS_LEVELAGG_H
@@ -111,7 +111,7 @@ struct levelagg_study {
 int levelagg_study_init(struct levelagg_study *st);
 /* a new series (the last one until the next call) */
 int levelagg_study_series(struct levelagg_study *st);
-/* an instance record of the last series */
+/* an instance record of the last series; -EINVAL before the first series */
 int levelagg_study_instance(struct levelagg_study *st, const void *rec, size_t len);
 void levelagg_study_finish(struct levelagg_study *st);
 void levelagg_study_free(struct levelagg_study *st);
