@@ -2,16 +2,9 @@
  * kind_dotdir.c - .dicomfs/status.json and .dicomfs/errors.tsv.
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "fs.h"
-#include "error.h"
-#include "log.h"
 
 /* ---- generated text: status.json, errors.tsv ---- */
 
