@@ -15,6 +15,7 @@
 struct source;
 struct source_file;
 struct dfs_pixels;
+struct dfs_lcache;
 
 /* One mount. Set up by main.c before the FUSE loop; the fields are
  * read-only while mounted unless marked otherwise. */
@@ -36,6 +37,11 @@ struct dfs {
 	struct dfs_pixels *px; /* kind_pixels.c: decode cache (its own lock),
 				* decoder pool (worker.h, its own lock) and
 				* per-thread buffers; dfs_pixels_new/free */
+	/* generated level files and xattr sets (kind_level.c): set by
+	 * dfs_level_init() before the session starts, freed by
+	 * dfs_level_fini() after it ended; the pointer is immutable in
+	 * between, the cache guards itself (its own mutex) */
+	struct dfs_lcache *lcache;
 };
 
 /* An open file (fi->fh). */
@@ -131,9 +137,28 @@ extern const struct kind_ops kind_json;
 /* kind_level.c: the level files */
 extern const struct kind_ops kind_series_json, kind_study_json, kind_patient_json,
 	kind_study_fhir, kind_patient_fhir;
+/* kind_level.c: fs->lcache; 0 or -ENOMEM. fini: NULL-safe, idempotent. */
+int dfs_level_init(struct dfs *fs);
+void dfs_level_fini(struct dfs *fs);
+/*
+ * kind_level.c: the per-inode cache of generated content (key: an inode
+ * number; kind 0 for xattr sets). get: 1 when found, *len set and, when
+ * copy, a malloc()ed private copy in *copy; 0 when absent (or no memory for
+ * the copy). put: keep a copy (best effort; the first one stays). Both
+ * thread-safe; no cache (lcache NULL) is a permanent miss.
+ */
+int dfs_level_cache_get(struct dfs *fs, uint64_t key, char **copy, size_t *len);
+void dfs_level_cache_put(struct dfs *fs, uint64_t key, const char *buf, size_t len);
+/*
+ * kind_level.c: offer the instance records below directory id (of node
+ * type `type`) to a, in listing order, until it is full (levelagg.h A1).
+ * 0 or a negative error.
+ */
+struct levelagg;
+int dfs_level_agg(struct dfs *fs, uint64_t id, int type, struct levelagg *a);
 
 /*
- * user.dicom.<Keyword> extended attributes of inode ino (kind_level.c):
+ * user.dicom.<Keyword> extended attributes of inode ino (xattr.c):
  * the NUL-terminated names, or one value; malloc()ed into *buf.
  * 0, -ENODATA (no such attribute), -EOPNOTSUPP (a namespace other than
  * user.*) or another negative error.
@@ -173,6 +198,20 @@ static inline void stat_times(struct stat *st, int64_t ns)
 	st->st_mtim.tv_nsec = ns % 1000000000;
 	st->st_atim = st->st_mtim;
 	st->st_ctim = st->st_mtim;
+}
+
+/* A regular file of size bytes with permissions perm, owned and timed as
+ * node nv (the generated files). */
+static inline void stat_file(struct stat *st, const struct node_view *nv,
+			     mode_t perm, uint64_t size)
+{
+	st->st_mode = S_IFREG | perm;
+	st->st_nlink = 1;
+	st->st_uid = nv->rec->uid;
+	st->st_gid = nv->rec->gid;
+	st->st_size = (off_t)size;
+	st->st_blocks = (st->st_size + 511) / 512;
+	stat_times(st, nv->rec->mtime_ns);
 }
 
 extern const struct fuse_lowlevel_ops dfs_ll_ops;

@@ -264,6 +264,10 @@ int main(int argc, char *argv[])
 	}
 
 	fs.timeout = 86400.0;
+	if (dfs_level_init(&fs)) {
+		ret = EXIT_FUSE;
+		goto free_index;
+	}
 	/* read-only, and the kernel checks permissions against our modes */
 	/* fsname: the archive, as `mount` and `df` show it (',' escaped) */
 	char fsname[2 * PATH_MAX + 16];
@@ -330,6 +334,7 @@ free_index:
 	dfs_query_stop(&fs);
 	catalog_stop(&fs);
 	dfs_pixels_free(&fs);
+	dfs_level_fini(&fs);
 	index_free(fs.ix);
 free_args:
 	free(copts.mountpoint);

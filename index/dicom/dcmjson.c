@@ -11,6 +11,14 @@
  *   inherits its parent's unless it has its own (0008,0005)).
  * - Top-level Pixel Data is outside the bytes GDCM is given; it is written
  *   from the dcmwalk result, in its place in tag order.
+ * (J1) The text goes into a strbuf (strbuf.h) that adopts the caller's
+ *      out->buf (allocated by an earlier call: out->cap is its size) and
+ *      hands it back, so a caller building many instances reuses one
+ *      buffer. out->buf is NUL-terminated at out->len.
+ * (J2) Strings are escaped by strbuf_add_json_str: they are ASCII without
+ *      NUL or charset_to_utf8() output (valid UTF-8, no NUL), so the
+ *      result is the plain JSON escaping (" \ and controls), nothing
+ *      replaced.
  */
 #include <errno.h>
 #include <math.h>
@@ -23,6 +31,7 @@
 #include "dcmshim.h"
 #include "charset.h"
 #include "error.h"
+#include "strbuf.h"
 
 #define MAX_FRAMES 160
 #define CS_MAX 128
@@ -36,6 +45,7 @@ struct frame {
 
 struct em {
 	struct dcmjson_out *o;
+	struct strbuf sb;     /* the output; o->buf adopted, handed back (J1) */
 	const char *name;
 	size_t name_len;
 	uint64_t base;        /* file offset of the buffer given to GDCM */
@@ -55,79 +65,26 @@ struct em {
 
 /* ---- output ---- */
 
-static int grow(struct dcmjson_out *o, size_t n)
-{
-	if (o->len + n <= o->cap)
-		return 0;
-	size_t cap = o->cap ? o->cap : 4096;
-	while (cap < o->len + n)
-		cap *= 2;
-	char *p = realloc(o->buf, cap);
-	if (!p)
-		return -ENOMEM;
-	o->buf = p;
-	o->cap = cap;
-	return 0;
-}
-
 static void put(struct em *e, const char *s, size_t n)
 {
-	if (e->err)
-		return;
-	if (grow(e->o, n)) {
-		e->err = -ENOMEM;
-		return;
-	}
-	memcpy(e->o->buf + e->o->len, s, n);
-	e->o->len += n;
+	strbuf_add(&e->sb, s, n);
 }
 
 static void puts_(struct em *e, const char *s)
 {
-	put(e, s, strlen(s));
+	strbuf_addstr(&e->sb, s);
 }
 
-/* JSON string body (no quotes) of UTF-8 text */
-static void put_escaped(struct em *e, const char *s, size_t n)
-{
-	static const char hex[] = "0123456789abcdef";
-	size_t a = 0;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c >= 0x20 && c != '"' && c != '\\')
-			continue;
-		put(e, s + a, i - a);
-		a = i + 1;
-		char esc[7] = { '\\', 0 };
-		switch (c) {
-		case '"': esc[1] = '"'; put(e, esc, 2); break;
-		case '\\': esc[1] = '\\'; put(e, esc, 2); break;
-		case '\n': esc[1] = 'n'; put(e, esc, 2); break;
-		case '\r': esc[1] = 'r'; put(e, esc, 2); break;
-		case '\t': esc[1] = 't'; put(e, esc, 2); break;
-		case '\b': esc[1] = 'b'; put(e, esc, 2); break;
-		case '\f': esc[1] = 'f'; put(e, esc, 2); break;
-		default:
-			esc[1] = 'u'; esc[2] = '0'; esc[3] = '0';
-			esc[4] = hex[c >> 4]; esc[5] = hex[c & 15];
-			put(e, esc, 6);
-		}
-	}
-	put(e, s + a, n - a);
-}
-
+/* a JSON string of decoded text: valid UTF-8 (charset.h), so the escaper's
+ * U+FFFD replacement never applies (J2) */
 static void put_str(struct em *e, const char *s, size_t n)
 {
-	put(e, "\"", 1);
-	put_escaped(e, s, n);
-	put(e, "\"", 1);
+	strbuf_add_json_str(&e->sb, s, n);
 }
 
 static void put_u64(struct em *e, uint64_t v)
 {
-	char b[24];
-	int n = snprintf(b, sizeof(b), "%llu", (unsigned long long)v);
-	put(e, b, (size_t)n);
+	strbuf_addf(&e->sb, "%llu", (unsigned long long)v);
 }
 
 /* ---- helpers (exposed for the unit test) ---- */
@@ -327,15 +284,11 @@ static void put_bulk_uri(struct em *e, uint64_t off, uint64_t len)
 
 static void put_inline(struct em *e, const uint8_t *v, size_t n)
 {
-	if (e->err)
-		return;
 	puts_(e, ",\"InlineBinary\":\"");
-	size_t b = 4 * ((n + 2) / 3);
-	if (grow(e->o, b)) {
-		e->err = -ENOMEM;
+	if (strbuf_grow(&e->sb, 4 * ((n + 2) / 3)))
 		return;
-	}
-	e->o->len += dcmjson_base64(v, n, e->o->buf + e->o->len);
+	e->sb.len += dcmjson_base64(v, n, e->sb.buf + e->sb.len);
+	e->sb.buf[e->sb.len] = 0;
 	put(e, "\"", 1);
 }
 
@@ -799,6 +752,11 @@ static int dcmjson_build_named(const uint8_t *file, size_t flen, uint64_t file_s
 	if (!e)
 		return -ENOMEM;
 	e->o = out;
+	/* (J1) the caller's buffer is reused: strbuf's (S1) holds for it */
+	e->sb.buf = out->buf;
+	e->sb.alloc = out->cap;
+	if (e->sb.buf)
+		e->sb.buf[0] = 0;
 	e->name = name ? name : "";
 	e->name_len = name ? name_len : 0;
 	e->fd = fd;
@@ -828,10 +786,11 @@ static int dcmjson_build_named(const uint8_t *file, size_t flen, uint64_t file_s
 		put(e, "}\n", 2);
 	}
 	if (!rc)
-		rc = e->err;
+		rc = e->err ? e->err : strbuf_error(&e->sb);
+	out->buf = e->sb.buf;
+	out->cap = e->sb.alloc;
+	out->len = rc ? 0 : e->sb.len;
 	free(e);
-	if (rc)
-		out->len = 0;
 	return rc;
 }
 

@@ -51,8 +51,9 @@
 #define DCMJSON_INLINE_MAX 1024
 
 struct dcmjson_out {
-	char *buf;          /* malloc()ed; dcmjson_release() */
-	size_t len, cap;
+	char *buf;          /* malloc()ed, NUL-terminated at len; reused by
+			     * the next build; dcmjson_release() */
+	size_t len, cap;    /* cap: bytes allocated at buf */
 	uint64_t nbulk;     /* BulkDataURIs written */
 	int partial;        /* GDCM read the header only partly */
 	int charset_warn;   /* some text could not be decoded exactly */
