@@ -98,6 +98,10 @@ struct view_fs_ops {
 /* The view owning kind k when its nodes are not in the index, else NULL. */
 const struct view_fs_ops *dfs_view_of(unsigned kind);
 
+/* a kind_ops of a kind that is served from memory or a source, no flags */
+#define KIND_OPS(nm, ga, op, rd, rl) \
+	{ .name = (nm), .getattr = (ga), .open = (op), .read = (rd), .release = (rl) }
+
 extern const struct kind_ops *const dfs_kinds[KIND_MAX];
 extern const struct kind_ops kind_dir, kind_dcm, kind_status, kind_errors;
 extern const struct kind_ops kind_npy, kind_png;

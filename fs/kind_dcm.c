@@ -124,10 +124,5 @@ static void dcm_release(struct dfs_file *f)
 	f->fd = -1;
 }
 
-const struct kind_ops kind_dcm = {
-	.name = "dcm",
-	.getattr = dcm_getattr,
-	.open = dcm_open,
-	.read = dcm_read,
-	.release = dcm_release,
-};
+const struct kind_ops kind_dcm =
+	KIND_OPS("dcm", dcm_getattr, dcm_open, dcm_read, dcm_release);

@@ -132,10 +132,5 @@ fail:
 	return rc;
 }
 
-const struct kind_ops kind_json = {
-	.name = "json",
-	.getattr = json_getattr,
-	.open = json_open,
-	.read = kind_buf_read,
-	.release = kind_buf_release,
-};
+const struct kind_ops kind_json =
+	KIND_OPS("json", json_getattr, json_open, kind_buf_read, kind_buf_release);

@@ -887,21 +887,11 @@ static void png_release(struct dfs_file *f)
 	f->buf = NULL;
 }
 
-const struct kind_ops kind_npy = {
-	.name = "npy",
-	.getattr = npy_getattr,
-	.open = npy_open,
-	.read = npy_read,
-	.release = npy_release,
-};
+const struct kind_ops kind_npy =
+	KIND_OPS("npy", npy_getattr, npy_open, npy_read, npy_release);
 
-const struct kind_ops kind_png = {
-	.name = "png",
-	.getattr = png_getattr,
-	.open = png_open,
-	.read = png_read,
-	.release = png_release,
-};
+const struct kind_ops kind_png =
+	KIND_OPS("png", png_getattr, png_open, png_read, png_release);
 
 /* ---- the pipeline for other kinds (fs.h: dfs_pixsrc_*) ---- */
 

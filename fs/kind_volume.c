@@ -388,18 +388,8 @@ static void vol_release(struct dfs_file *f)
 	f->priv = NULL;
 }
 
-const struct kind_ops kind_volume_nii = {
-	.name = "volume.nii",
-	.getattr = nii_getattr,
-	.open = vol_open,
-	.read = vol_read,
-	.release = vol_release,
-};
+const struct kind_ops kind_volume_nii =
+	KIND_OPS("volume.nii", nii_getattr, vol_open, vol_read, vol_release);
 
-const struct kind_ops kind_volume_npy = {
-	.name = "volume.npy",
-	.getattr = npy_getattr,
-	.open = vol_open,
-	.read = vol_read,
-	.release = vol_release,
-};
+const struct kind_ops kind_volume_npy =
+	KIND_OPS("volume.npy", npy_getattr, vol_open, vol_read, vol_release);

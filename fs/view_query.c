@@ -913,13 +913,8 @@ static int query_getattr(struct dfs *fs, uint64_t id, const struct node_view *nv
 	return -ENOENT;   /* dfs_stat calls dfs_query_stat for these kinds */
 }
 
-const struct kind_ops kind_qmanifest = {
-	.name = "manifest",
-	.getattr = query_getattr,
-	.open = manifest_open,
-	.read = kind_buf_read,
-	.release = kind_buf_release,
-};
+const struct kind_ops kind_qmanifest =
+	KIND_OPS("manifest", query_getattr, manifest_open, kind_buf_read, kind_buf_release);
 
 const struct kind_ops kind_qother = {
 	.name = "query",

@@ -28,7 +28,6 @@ extern "C" {
 
 namespace {
 
-using dcmshim::membuf;
 
 bool vr_is_string(gdcm::VR::VRType vr)
 {
@@ -109,30 +108,12 @@ extern "C" int dcmshim_parse_header(const void *buf, size_t len, int whole,
 {
 	std::memset(info, 0, sizeof(*info));
 	try {
-		membuf mb(static_cast<const char *>(buf), len);
-		std::istream is(&mb);
 		gdcm::Reader reader;
-		reader.SetStream(is);
-		std::set<gdcm::Tag> skip;
-		skip.insert(gdcm::Tag(0x7fe0, 0x0008));
-		skip.insert(gdcm::Tag(0x7fe0, 0x0009));
-		skip.insert(gdcm::Tag(0x7fe0, 0x0010));
-		bool ok = whole ? reader.Read()
-				: reader.ReadUpToTag(gdcm::Tag(0x7fe0, 0x0008), skip);
+		int rc = dcmshim::read_header(reader, buf, len, whole, info);
+		if (rc)
+			return rc;
 		const gdcm::File &file = reader.GetFile();
 		const gdcm::DataSet &ds = file.GetDataSet();
-		if (!ok) {
-			if (ds.IsEmpty()) {
-				std::snprintf(info->error, sizeof(info->error),
-					      "gdcm could not read the data set");
-				return DFS_EPARSE;
-			}
-			info->partial = 1;
-		}
-		const char *ts = gdcm::TransferSyntax::GetTSString(
-			file.GetHeader().GetDataSetTransferSyntax());
-		if (ts)
-			std::snprintf(info->ts, sizeof(info->ts), "%s", ts);
 		/* SpecificCharacterSet first, then the rest in tag order */
 		for (size_t i = 0; i < ntags; i++) {
 			if (tags[i] != 0x00080005)
