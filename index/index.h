@@ -102,7 +102,7 @@ enum dfs_kind {
 	KIND_PATIENT_FHIR = 12,  /* patient.fhir.json: FHIR R4 Patient */
 	KIND_VOLUME_NII = 13,    /* volume.nii */
 	KIND_VOLUME_NPY = 14,    /* volume.npy */
-	/* query/ (fs/kind_query.c): symlinks to a study / series / instance
+	/* query/ (fs/view_query.c): symlinks to a study / series / instance
 	 * (the id is the target's, plus the link's depth, see QLINK_*), and
 	 * the directories and manifests of the dynamic query id space */
 	KIND_QLINK_STUDY = 15,
@@ -123,7 +123,7 @@ enum dfs_kind {
 /*
  * Query directories (query/<level>/<Keyword=value>/...) have dynamic ids
  * >= QUERY_ID_BASE, from a hash of their path, mapped to the parsed query
- * by an in-memory table of the mount (fs/kind_query.c); nothing about them
+ * by an in-memory table of the mount (fs/view_query.c); nothing about them
  * is stored. QUERY_ID_BASE + 0/1/2: query/studies, series, instances.
  * A query symlink's id is its target's id (< 2^QLINK_DEPTH_SHIFT) with the
  * link's depth below the mount root in bits QLINK_DEPTH_SHIFT.. .
@@ -245,9 +245,6 @@ int index_file_record(struct index *ix, const char *relpath, size_t len,
 typedef int (*index_file_fn)(void *ctx, const char *relpath, size_t len,
 			     const void *val, size_t vlen);
 int index_files_scan(struct index *ix, index_file_fn fn, void *ctx);
-/* fn(ix) runs on a thread of its own each time index_reopen succeeds (the
- * mount), joined by index_close_env; set before index_reopen. */
-void index_set_warm(void (*fn)(struct index *));
 
 /* The tags the index holds values of (ascending; valid while mounted). */
 void index_tags(const struct index *ix, const uint32_t **tags, size_t *n);

@@ -327,33 +327,10 @@ free_ix:
 	return rc;
 }
 
-/*
- * The warm job: run on a thread of its own once the environment is
- * reopened for the mount (fs/kind_query.c loads its table before the first
- * query), joined before the environment closes. The job is registered once
- * per process; its thread is the index's.
- */
-static void (*warm_fn)(struct index *);
-
-void index_set_warm(void (*fn)(struct index *))
-{
-	warm_fn = fn;
-}
-
-static void *warm_main(void *arg)
-{
-	warm_fn(arg);
-	return NULL;
-}
-
 /* (I8): before fork(); every FUSE thread has ended, so the only read txn
  * left to end is this thread's. */
 void index_close_env(struct index *ix)
 {
-	if (ix->warm_running) {
-		pthread_join(ix->warm_thread, NULL);
-		ix->warm_running = 0;
-	}
 	if (ix->txn_key_ok) {
 		MDB_txn *t = pthread_getspecific(ix->txn_key);
 		if (t)
@@ -375,8 +352,6 @@ int index_reopen(struct index *ix)
 	if (pthread_key_create(&ix->txn_key, txn_destroy))
 		return -EAGAIN;
 	ix->txn_key_ok = 1;
-	if (warm_fn && !ix->warm_running)
-		ix->warm_running = pthread_create(&ix->warm_thread, NULL, warm_main, ix) == 0;
 	return 0;
 }
 

@@ -41,8 +41,6 @@ struct index {
 	MDB_env *env;
 	pthread_key_t txn_key;        /* each thread's read txn (I6) */
 	int txn_key_ok;
-	pthread_t warm_thread;        /* the warm job (index_set_warm) */
-	int warm_running;
 
 	/* Written by the update (one thread, before the mount), read-only
 	 * while mounted. */

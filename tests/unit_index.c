@@ -219,12 +219,6 @@ static void test_incremental(void)
 }
 
 
-static int warm_calls;
-static void warm_count(struct index *ix)
-{
-	(void)ix;
-	__atomic_add_fetch(&warm_calls, 1, __ATOMIC_RELAXED);
-}
 
 static int count_lines(const char *s, const char *needle)
 {
@@ -234,7 +228,7 @@ static int count_lines(const char *s, const char *needle)
 	return n;
 }
 
-/* The store (directory, lock, private index, warm job) and the reports
+/* The store (directory, lock, private index, reopen) and the reports
  * (status.json, errors.tsv, runtime problems) through the public API. */
 static void test_store_reports(void)
 {
@@ -282,14 +276,10 @@ static void test_store_reports(void)
 		CHECK(stat(priv, &st) != 0, "private index removed");
 	}
 
-	/* the mount: reopen read-only; the warm job runs once and is joined */
-	index_set_warm(warm_count);
+	/* the mount: reopen read-only, twice (I8) */
 	index_close_env(ix);
 	CHECK(index_reopen(ix) == 0, "reopen");
 	index_close_env(ix);
-	CHECK(__atomic_load_n(&warm_calls, __ATOMIC_RELAXED) == 1, "warm job ran %d times",
-	      warm_calls);
-	index_set_warm(NULL);
 	CHECK(index_reopen(ix) == 0, "reopen again");
 
 	index_report_error(ix, "a.dcm", "changed\tsince\nindexing");

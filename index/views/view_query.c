@@ -4,7 +4,7 @@
  * query/ lists three query directories, studies/, series/ and instances/,
  * with the dynamic ids QUERY_ID_BASE + 0, 1, 2 (index.h) and the kind
  * KIND_QDIR; everything below them is made on demand by the FUSE side
- * (fs/kind_query.c, routed by fs/views.c) and nothing of it is stored.
+ * (fs/view_query.c, routed by fs/views.c) and nothing of it is stored.
  */
 #include "view.h"
 
