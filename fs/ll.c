@@ -350,7 +350,7 @@ static void ll_statfs(fuse_req_t req, fuse_ino_t ino)
 	fuse_reply_statfs(req, &st);
 }
 
-/* user.dicom.<Keyword> (kind_level.c); size 0 asks for the length */
+/* user.dicom.<Keyword> (xattr.c); size 0 asks for the length */
 static void reply_xattr(fuse_req_t req, int rc, char *buf, size_t len, size_t size)
 {
 	if (rc)
