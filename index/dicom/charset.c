@@ -23,6 +23,7 @@
  * - iconv descriptors live in the per-call context (reentrant).
  */
 #include "charset.h"
+#include "strbuf.h"
 
 #include <errno.h>
 #include <iconv.h>
@@ -72,13 +73,9 @@ static const struct charset_set charset_sets[] = {
 
 #define CS_NSETS ((int)(sizeof(charset_sets) / sizeof(charset_sets[0])))
 
-struct charset_buf {
-	char *p;
-	size_t len, cap;
-};
 
 struct charset_ctx {
-	struct charset_buf out, run;
+	struct strbuf out, run;	/* UTF-8 out; run: bytes queued for iconv */
 	const char *run_code;	/* iconv charset of the bytes in run */
 	iconv_t cd;
 	const char *cd_code;	/* charset cd was opened for */
@@ -87,34 +84,10 @@ struct charset_ctx {
 	int is_pn, warn;
 };
 
-static int charset_reserve(struct charset_buf *b, size_t extra)
-{
-	size_t cap = 2 * (b->len + extra) + 32;
-	char *p;
-
-	if (b->len + extra < b->cap)
-		return 0;
-	p = realloc(b->p, cap);
-	if (!p)
-		return -ENOMEM;
-	b->p = p;
-	b->cap = cap;
-	return 0;
-}
-
-static int charset_put(struct charset_buf *b, const char *s, size_t n)
-{
-	if (charset_reserve(b, n))
-		return -ENOMEM;
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	return 0;
-}
-
 static int charset_fffd(struct charset_ctx *c)
 {
 	c->warn = 1;
-	return charset_put(&c->out, "\xef\xbf\xbd", 3);
+	return strbuf_add(&c->out, "\xef\xbf\xbd", 3);
 }
 
 /* Convert n bytes in charset code and append them to c->out. */
@@ -133,14 +106,15 @@ static int charset_iconv(struct charset_ctx *c, const char *code,
 		char *ip = (char *)in, *op;
 		size_t ol, r = (size_t)-1;
 
-		if (charset_reserve(&c->out, extra))
+		if (strbuf_grow(&c->out, extra))
 			return -ENOMEM;
-		op = c->out.p + c->out.len;
-		ol = c->out.cap - c->out.len;
+		op = c->out.buf + c->out.len;
+		ol = c->out.alloc - c->out.len - 1;
 		errno = EILSEQ;		/* without gconv module: all fail */
 		if (c->cd != (iconv_t)-1)
 			r = iconv(c->cd, &ip, &n, &op, &ol);
-		c->out.len = op - c->out.p;
+		c->out.len = op - c->out.buf;
+		c->out.buf[c->out.len] = 0;	/* strbuf (S1) */
 		in = ip;
 		if (r != (size_t)-1)
 			break;
@@ -162,7 +136,7 @@ static int charset_flush(struct charset_ctx *c)
 	size_t n = c->run.len;
 
 	c->run.len = 0;
-	return n ? charset_iconv(c, c->run_code, c->run.p, n) : 0;
+	return n ? charset_iconv(c, c->run_code, c->run.buf, n) : 0;
 }
 
 /* Queue bytes (optionally prefixed by an EUC single shift) for code. */
@@ -179,7 +153,7 @@ static int charset_queue(struct charset_ctx *c, const char *code,
 		tmp[k++] = (char)ss;
 	for (i = 0; i < n; i++)
 		tmp[k++] = (char)(s[i] | 0x80);
-	return charset_put(&c->run, tmp, k);
+	return strbuf_add(&c->run, tmp, k);
 }
 
 /* Match the escape sequence after ESC; returns set index or -1. */
@@ -235,7 +209,7 @@ static int charset_decode_2022(struct charset_ctx *c,
 				g0 = c->init_g0;
 				g1 = c->init_g1;
 			}
-			ret = charset_put(&c->out, (char *)&b, 1);
+			ret = strbuf_add(&c->out, (char *)&b, 1);
 		}
 	}
 	return ret ? ret : charset_flush(c);
@@ -251,7 +225,7 @@ static int charset_decode_utf8(struct charset_ctx *c,
 	size_t i = 0, k, len;
 	unsigned char b, lo, hi;
 
-	if (charset_reserve(&c->out, 3 * n))
+	if (strbuf_grow(&c->out, 3 * n))
 		return -ENOMEM;
 	while (i < n) {
 		b = p[i];
@@ -266,15 +240,16 @@ static int charset_decode_utf8(struct charset_ctx *c,
 			hi = 0xbf;
 		}
 		if (k == len) {		/* len 0 (bad lead byte) has k 1 */
-			memcpy(c->out.p + c->out.len, p + i, len);
+			memcpy(c->out.buf + c->out.len, p + i, len);
 		} else {
-			memcpy(c->out.p + c->out.len, "\xef\xbf\xbd", 3);
+			memcpy(c->out.buf + c->out.len, "\xef\xbf\xbd", 3);
 			len = 3;
 			c->warn = 1;
 		}
 		c->out.len += len;
 		i += k;
 	}
+	c->out.buf[c->out.len] = 0;	/* strbuf (S1) */
 	return 0;
 }
 
@@ -384,26 +359,26 @@ int charset_to_utf8(const char *specific_charset, size_t cs_len,
 			simple = 0;
 
 	if (simple)
-		ret = charset_put(&c.out, in, inlen);
+		ret = strbuf_add(&c.out, in, inlen);
 	else if (whole)
 		ret = charset_decode_whole(&c, whole, in, inlen);
 	else
 		ret = charset_decode_2022(&c, (const unsigned char *)in, inlen);
 	if (!ret)
-		ret = charset_put(&c.out, "", 1);
+		ret = strbuf_add(&c.out, "", 1);
 	if (ret)
 		goto free_out;
 
-	*out = c.out.p;
+	*out = c.out.buf;
 	if (outlen)
 		*outlen = c.out.len - 1;
 	ret = c.warn ? DFS_WARN_CHARSET : 0;
 	goto free_ctx;
 
 free_out:
-	free(c.out.p);
+	strbuf_release(&c.out);
 free_ctx:
-	free(c.run.p);
+	strbuf_release(&c.run);
 	if (c.cd != (iconv_t)-1)
 		iconv_close(c.cd);
 	return ret;
