@@ -11,11 +11,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "store.h"
 #include "error.h"
+#include "log.h"
 #include "naming.h"
 
 /* ---- LMDB codes and the meta DB ---- */
@@ -278,17 +280,40 @@ static void txn_destroy(void *p)
 	mdb_txn_abort(p);
 }
 
+/* The LMDB map: 256 GiB of address space (nothing is allocated), halved
+ * while mmap fails for want of address space (ulimit -v / RLIMIT_AS), down
+ * to MAP_MIN; the index then holds at most that much (-ENOSPC beyond). */
+#define MAP_MAX ((size_t)1 << 38)
+#define MAP_MIN ((size_t)1 << 26)
+
 static int env_open(struct index *ix, int rdonly)
 {
 	MDB_txn *txn;
-	int rc = mdb_env_create(&ix->env);
-	if (rc)
-		return dfs_from_mdb(rc);
-	mdb_env_set_maxdbs(ix->env, 8);
-	mdb_env_set_maxreaders(ix->env, 1024);
-	mdb_env_set_mapsize(ix->env, (size_t)1 << 38);
-	rc = mdb_env_open(ix->env, ix->path,
-			  MDB_NOTLS | MDB_NOSYNC | (rdonly ? MDB_RDONLY : 0), 0600);
+	int rc;
+	size_t map = MAP_MAX;
+	for (;;) {
+		rc = mdb_env_create(&ix->env);
+		if (rc)
+			return dfs_from_mdb(rc);
+		mdb_env_set_maxdbs(ix->env, 8);
+		mdb_env_set_maxreaders(ix->env, 1024);
+		mdb_env_set_mapsize(ix->env, map);
+		rc = mdb_env_open(ix->env, ix->path,
+				  MDB_NOTLS | MDB_NOSYNC | (rdonly ? MDB_RDONLY : 0), 0600);
+		if (rc != ENOMEM || map <= MAP_MIN)
+			break;
+		mdb_env_close(ix->env);
+		ix->env = NULL;
+		map /= 2;
+	}
+	if (rc == ENOMEM) {
+		mdb_env_close(ix->env);
+		ix->env = NULL;
+		return -ENOMEM;   /* index_open: the map-size line */
+	}
+	if (!rc && map < MAP_MAX && !rdonly)
+		dfs_log("index '%s': the address-space limit (ulimit -v) leaves room for a %zu MiB LMDB map only (normally %zu MiB); the index can hold at most that",
+			ix->path, map >> 20, MAP_MAX >> 20);
 	if (rc)
 		goto close_env;
 	int dead;
@@ -419,6 +444,18 @@ int index_open(struct index **out, const struct index_opts *o, char *msg,
 	}
 	if (!rc)
 		rc = env_validate(ix);
+	if (rc == -ENOMEM && !ix->env) {
+		struct rlimit rl;
+		char lim[64] = "unlimited";
+		if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+			snprintf(lim, sizeof(lim), "%llu MiB",
+				 (unsigned long long)(rl.rlim_cur >> 20));
+		snprintf(msg, msglen,
+			 "index '%s': cannot map the LMDB index (not even %zu MiB of address space; the address-space limit, ulimit -v, is %s): raise the limit",
+			 ix->path, MAP_MIN >> 20, lim);
+		rc = -EROFS;
+		goto free_ix;
+	}
 	if (rc) {
 		snprintf(msg, msglen, "index '%s': %s", ix->path, dfs_strerror(rc));
 		rc = -EROFS;
