@@ -19,6 +19,7 @@
 #include "index.h"
 #include "record.h"
 #include "store.h"
+#include "log.h"
 
 #define PYDICOM "/usr/lib/python3/dist-packages/pydicom/data/test_files/"
 
@@ -455,6 +456,27 @@ static void test_store_dir(void)
 	CHECK(system(cmd) == 0, "cleanup");
 }
 
+/* log.h L1 (escaping) and L2 (the limit) */
+static void test_log_escape(void)
+{
+	char out[64];
+	const char in[] = "a\x1b[31m\n\\\x7f\xc3\xa9\xc2\x85\xff\xe2\x82";
+	dfs_log_escape(in, sizeof(in) - 1, out, sizeof(out));
+	CHECK_STR(out, "a\\x1b[31m\\x0a\\\\\\x7f\xc3\xa9\\xc2\\x85\\xff\\xe2\\x82");
+	dfs_log_escape("abcdefghijklmnop", 16, out, 10);
+	CHECK(strlen(out) <= 9 && strstr(out, "...") && strncmp(out, "abc", 3) == 0,
+	      "cut: %s", out);
+	struct dfs_log_limit l;
+	dfs_log_limit_init(&l, 3);
+	int logged = 0;
+	for (int i = 0; i < 10; i++)
+		logged += dfs_log_limited(&l, "unit_index: limited line %d", i);
+	CHECK(logged >= 3 && logged <= 6 && dfs_log_dropped(&l) == (uint64_t)(10 - logged),
+	      "limit: %d logged, %llu dropped", logged,
+	      (unsigned long long)dfs_log_dropped(&l));
+	dfs_log_limit_destroy(&l);
+}
+
 int main(void)
 {
 	test_record();
@@ -462,5 +484,6 @@ int main(void)
 	test_incremental();
 	test_store_reports();
 	test_store_dir();
+	test_log_escape();
 	return unit_done();
 }
