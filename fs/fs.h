@@ -105,8 +105,21 @@ const struct view_fs_ops *dfs_view_of(unsigned kind);
 extern const struct kind_ops *const dfs_kinds[KIND_MAX];
 extern const struct kind_ops kind_dir, kind_dcm, kind_status, kind_errors;
 extern const struct kind_ops kind_npy, kind_png;
-/* kind_pixels.c: "dicomfs --decode-worker", the pixel decoder process */
+/* kind_pixels.c: "dicomfs --decode-worker", the decoder process: the jobs
+ * of the mount that need GDCM, by frame tag (worker.h W5):
+ * DFS_WJOB_PIXELS decodes pixel data (kind_pixels.c), DFS_WJOB_JSON
+ * generates an <instance>.json (kind_json.c: dfs_json_worker_job, which
+ * answers the frame; 0 to go on, 1 when the channel is unusable).
+ * (K1) GDCM (dicomfs-gdcm.so) is never loaded into the mount process for
+ *      .json: only decoder processes run dcmjson_build (tests/mount_json.sh
+ *      checks /proc/PID/maps). */
+enum { DFS_WJOB_PIXELS = 0, DFS_WJOB_JSON = 1 };
 int dfs_decode_worker_main(void);
+struct worker;
+struct worker_head;
+int dfs_json_worker_job(struct worker *ch, const struct worker_head *hd);
+/* kind_pixels.c: the mount's decoder pool (worker.h), or NULL */
+struct worker_pool *dfs_pixels_decoders(struct dfs *fs);
 /*
  * kind_pixels.c: fs->px, from fs->cache_bytes; decoders are children of
  * exe (NULL: decode in-process), started on first use. 0 or -errno.

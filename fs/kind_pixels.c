@@ -253,6 +253,11 @@ int dfs_pixels_new(struct dfs *fs, const char *exe)
 	return 0;
 }
 
+struct worker_pool *dfs_pixels_decoders(struct dfs *fs)
+{
+	return fs->px ? fs->px->decoders : NULL;
+}
+
 /* After the FUSE loop: no entry is held, no decoder is out. */
 void dfs_pixels_free(struct dfs *fs)
 {
@@ -422,7 +427,7 @@ static int worker_decode(struct dfs_pixels *px, const struct source *src,
 		iov[1].iov_base = t->file;
 		iov[1].iov_len = (size_t)size;
 	}
-	rc = worker_send(w, 0, 0, iov, 2, sf->fd);
+	rc = worker_send(w, DFS_WJOB_PIXELS, 0, iov, 2, sf->fd);
 	if (!rc)
 		rc = worker_recv_head(w, &hd);
 	if (!rc && hd.len != (hd.aux ? hd.len : pi->data_len))
@@ -473,7 +478,16 @@ int dfs_decode_worker_main(void)
 			rc = rc == -EPIPE ? 0 : 1;   /* end of input: done */
 			break;
 		}
-		if (hd.len < sizeof(rq) || worker_recv_body(&ch, &rq, sizeof(rq))) {
+		if (hd.tag == DFS_WJOB_JSON) {
+			/* another job type (fs.h): answered there */
+			if (dfs_json_worker_job(&ch, &hd)) {
+				rc = 1;
+				break;
+			}
+			continue;
+		}
+		if (hd.tag != DFS_WJOB_PIXELS || hd.len < sizeof(rq) ||
+		    worker_recv_body(&ch, &rq, sizeof(rq))) {
 			rc = 1;
 			break;
 		}

@@ -100,6 +100,31 @@ static void row_cells(struct catalog *cat, const struct mcol *mc, const uint32_t
 		}
 }
 
+/* One CSV cell (RFC 4180 quoting by strbuf_add_csv). (M1) A cell that a
+ * spreadsheet would take for a formula (first byte = + - @, tab or CR) gets
+ * a single quote in front, as OWASP's "CSV injection" page recommends;
+ * manifest.jsonl keeps such values as they are. */
+static void csv_cell(struct strbuf *csv, const char *s, size_t l)
+{
+	if (!l || !(s[0] == '=' || s[0] == '+' || s[0] == '-' || s[0] == '@' ||
+		    s[0] == '\t' || s[0] == '\r')) {
+		strbuf_add_csv(csv, s, l);
+		return;
+	}
+	int q = memchr(s, ',', l) || memchr(s, '"', l) || memchr(s, '\n', l) ||
+		memchr(s, '\r', l);
+	if (q)
+		strbuf_addch(csv, '"');
+	strbuf_addch(csv, '\'');
+	for (size_t i = 0; i < l; i++) {
+		if (s[i] == '"')
+			strbuf_addch(csv, '"');
+		strbuf_addch(csv, s[i]);
+	}
+	if (q)
+		strbuf_addch(csv, '"');
+}
+
 int manifest_write(struct catalog *cat, int level, const uint32_t *idx,
 		   char *const *names, size_t n, struct strbuf *csv,
 		   struct strbuf *js)
@@ -127,9 +152,9 @@ int manifest_write(struct catalog *cat, int level, const uint32_t *idx,
 	for (size_t i = 0; i < n; i++) {
 		strbuf_reset(&path);
 		catalog_path(cat, level, idx[i], &path);
-		strbuf_add_csv(csv, strbuf_str(&path), path.len);
+		csv_cell(csv, strbuf_str(&path), path.len);
 		strbuf_addch(csv, ',');
-		strbuf_add_csv(csv, names[i], strlen(names[i]));
+		csv_cell(csv, names[i], strlen(names[i]));
 		strbuf_addstr(js, "{\"path\":");
 		strbuf_add_json_str(js, strbuf_str(&path), path.len);
 		strbuf_addstr(js, ",\"link\":");
@@ -138,7 +163,7 @@ int manifest_write(struct catalog *cat, int level, const uint32_t *idx,
 		for (size_t k = 0; k < nc; k++) {
 			struct cat_sv v = vals[k];
 			strbuf_addch(csv, ',');
-			strbuf_add_csv(csv, v.s, v.l);
+			csv_cell(csv, v.s, v.l);
 			strbuf_addch(js, ',');
 			strbuf_add_json_str(js, mc[k].name, strlen(mc[k].name));
 			strbuf_addch(js, ':');

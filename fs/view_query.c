@@ -92,7 +92,10 @@ struct qview {
 	size_t cache_bytes;   /* lock: bytes of every res */
 	struct catalog *cat;  /* lock: the results' catalog (V4), a reference */
 	struct dfs *fs;
+	struct dfs_log_limit loglim;   /* L2: query error lines */
 };
+
+#define QUERY_LOG_PER_SEC 10   /* L2 (log.h) */
 
 /* ---- results ---- */
 
@@ -443,9 +446,13 @@ static int parse_key(struct qview *qv, struct qdir *q)
 			q->nt++;
 		s = e;
 	}
-	if (rc && rc != -ENOMEM)
-		dfs_log("query '%s': %s (%s)", q->key, why,
-			rc == -EOPNOTSUPP ? "EOPNOTSUPP" : "EINVAL");
+	if (rc && rc != -ENOMEM) {
+		char ek[600], ew[700];   /* L1, L2 (log.h) */
+		dfs_log_limited(&qv->loglim, "query '%s': %s (%s)",
+				dfs_log_escape(q->key, strlen(q->key), ek, sizeof(ek)),
+				dfs_log_escape(why, strlen(why), ew, sizeof(ew)),
+				rc == -EOPNOTSUPP ? "EOPNOTSUPP" : "EINVAL");
+	}
 	return rc;
 }
 
@@ -462,7 +469,9 @@ static int q_child(struct qview *qv, struct qdir *p, const char *name, struct qd
 		return 0;
 	}
 	if (p->nt + 1 > MAX_TERMS || p->depth + 1 >= (1 << (57 - QLINK_DEPTH_SHIFT))) {
-		dfs_log("query '%s': too many components (at most %d)", key, MAX_TERMS);
+		char ek[600];   /* L1, L2 (log.h) */
+		dfs_log_limited(&qv->loglim, "query '%s': too many components (at most %d)",
+				dfs_log_escape(key, strlen(key), ek, sizeof(ek)), MAX_TERMS);
 		free(key);
 		return -EINVAL;
 	}
@@ -546,6 +555,7 @@ int dfs_query_start(struct dfs *fs)
 	if (!qv)
 		return -ENOMEM;
 	pthread_mutex_init(&qv->lock, NULL);
+	dfs_log_limit_init(&qv->loglim, QUERY_LOG_PER_SEC);
 	qv->fs = fs;
 	fs->query = qv;
 	return 0;
@@ -561,6 +571,7 @@ void dfs_query_stop(struct dfs *fs)
 	free(qv->v);
 	catalog_put(qv->cat);
 	pthread_mutex_destroy(&qv->lock);
+	dfs_log_limit_destroy(&qv->loglim);
 	free(qv);
 	fs->query = NULL;
 }

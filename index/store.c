@@ -6,15 +6,18 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "store.h"
 #include "error.h"
+#include "log.h"
 #include "naming.h"
 
 /* ---- LMDB codes and the meta DB ---- */
@@ -66,40 +69,127 @@ int meta_put_str(MDB_txn *txn, MDB_dbi dbi, const char *key, const char *v,
 
 /* ---- the index directory and its lock ---- */
 
-static int mkdir_p(const char *path)
+/* One directory of the index path that this user trusts (S1, store.h): a directory
+ * (a symlink only when this user owns it), owned by the effective uid and
+ * not writable by group or others. */
+static int dir_trusted(const char *path, char *msg, size_t msglen)
 {
-	char tmp[PATH_MAX];
-	if (snprintf(tmp, sizeof(tmp), "%s", path) >= (int)sizeof(tmp))
-		return -ENAMETOOLONG;
-	for (char *p = tmp + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = 0;
-		if (mkdir(tmp, 0700) && errno != EEXIST)
-			return -errno;
-		*p = '/';
+	struct stat st;
+	if (lstat(path, &st)) {
+		int e = errno;
+		snprintf(msg, msglen, "index directory '%s': %s", path, strerror(e));
+		return -e;
 	}
-	if (mkdir(tmp, 0700) && errno != EEXIST)
-		return -errno;
+	uid_t me = geteuid();
+	if (S_ISLNK(st.st_mode) && st.st_uid != me) {
+		snprintf(msg, msglen,
+			 "index directory '%s' is a symlink owned by uid %u, not by uid %u (this user); refusing it (remove it or choose another with -o index=)",
+			 path, (unsigned)st.st_uid, (unsigned)me);
+		return -EACCES;
+	}
+	if (S_ISLNK(st.st_mode) && stat(path, &st)) {
+		int e = errno;
+		snprintf(msg, msglen, "index directory '%s': %s", path, strerror(e));
+		return -e;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		snprintf(msg, msglen, "index directory '%s': %s", path, strerror(ENOTDIR));
+		return -ENOTDIR;
+	}
+	if (st.st_uid != me) {
+		snprintf(msg, msglen,
+			 "index directory '%s' is owned by uid %u, not by uid %u (this user); refusing it (remove it or choose another with -o index=)",
+			 path, (unsigned)st.st_uid, (unsigned)me);
+		return -EACCES;
+	}
+	if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+		snprintf(msg, msglen,
+			 "index directory '%s' is writable by group or others (mode %04o); refusing it (chmod go-w it or choose another with -o index=)",
+			 path, (unsigned)(st.st_mode & 07777));
+		return -EACCES;
+	}
 	return 0;
 }
 
-static char *default_dir(const char *archive_real)
+/* mkdir -p with mode 0700; every component at or below `trust_from`
+ * (a prefix length of path) must pass dir_trusted, whether made now or
+ * found. */
+static int mkdir_p(const char *path, size_t trust_from, char *msg, size_t msglen)
+{
+	char tmp[PATH_MAX];
+	if (snprintf(tmp, sizeof(tmp), "%s", path) >= (int)sizeof(tmp)) {
+		snprintf(msg, msglen, "index directory '%s': %s", path,
+			 strerror(ENAMETOOLONG));
+		return -ENAMETOOLONG;
+	}
+	size_t n = strlen(tmp);
+	while (n > 1 && tmp[n - 1] == '/')
+		tmp[--n] = 0;
+	for (char *p = tmp + 1;; p++) {
+		if (*p && *p != '/')
+			continue;
+		char c = *p;
+		*p = 0;
+		if (mkdir(tmp, 0700) && errno != EEXIST) {
+			int e = errno;
+			snprintf(msg, msglen, "index directory '%s': %s", tmp, strerror(e));
+			return -e;
+		}
+		if ((size_t)(p - tmp) > trust_from) {
+			int rc = dir_trusted(tmp, msg, msglen);
+			if (rc)
+				return rc;
+		}
+		*p = c;
+		if (!c)
+			return 0;
+	}
+}
+
+/* The default index directory; *trust_from is the length of the cache root
+ * (the components under it are checked). NULL with msg set when there is
+ * no home directory to put it in. */
+static char *default_dir(const char *archive_real, size_t *trust_from, char *msg,
+			 size_t msglen)
 {
 	char base[PATH_MAX], name[NAME_BUF], *out = NULL;
 	const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
-	if (geteuid() == 0 && !xdg)
-		snprintf(base, sizeof(base), "/var/cache/dicomfs");
-	else if (xdg && *xdg)
-		snprintf(base, sizeof(base), "%s/dicomfs", xdg);
-	else
-		snprintf(base, sizeof(base), "%s/.cache/dicomfs", home ? home : "/tmp");
+	int n;
+	if (geteuid() == 0 && !xdg) {
+		n = snprintf(base, sizeof(base), "/var/cache");
+	} else if (xdg && *xdg) {
+		n = snprintf(base, sizeof(base), "%s", xdg);
+	} else {
+		char pwbuf[4096];
+		struct passwd pw, *pwp = NULL;
+		if (!home || !*home) {
+			if (getpwuid_r(getuid(), &pw, pwbuf, sizeof(pwbuf), &pwp) == 0 &&
+			    pwp && pwp->pw_dir && *pwp->pw_dir == '/')
+				home = pwp->pw_dir;
+		}
+		if (!home || !*home) {
+			snprintf(msg, msglen,
+				 "no index directory: HOME and XDG_CACHE_HOME are unset and uid %u has no home directory; choose one with -o index=",
+				 (unsigned)getuid());
+			errno = ENOENT;
+			return NULL;
+		}
+		n = snprintf(base, sizeof(base), "%s/.cache", home);
+	}
+	if (n < 0 || n >= (int)sizeof(base)) {
+		snprintf(msg, msglen, "index directory: %s", strerror(ENAMETOOLONG));
+		errno = ENAMETOOLONG;
+		return NULL;
+	}
+	*trust_from = (size_t)n;
 	const char *slash = strrchr(archive_real, '/');
 	const char *bn = slash && slash[1] ? slash + 1 : "root";
 	name_sanitize(bn, strlen(bn), name, 64);
 	uint64_t h = fnv1a(FNV1A_INIT, archive_real, strlen(archive_real));
-	if (asprintf(&out, "%s/%s-%016llx", base, name, (unsigned long long)h) < 0)
+	if (asprintf(&out, "%s/dicomfs/%s-%016llx", base, name, (unsigned long long)h) < 0) {
+		errno = ENOMEM;
 		return NULL;
+	}
 	return out;
 }
 
@@ -117,13 +207,29 @@ int store_dir(const char *given, const char *archive_real, const char *in_use,
 			snprintf(msg, msglen,
 				 "index '%s' is in use and no private index could be made: %s",
 				 in_use, strerror(-rc));
+		else
+			rc = dir_trusted(p, msg, msglen);
 	} else {
-		p = given ? strdup(given) : default_dir(archive_real);
-		if (!p)
-			return -ENOMEM;
-		rc = mkdir_p(p);
-		if (rc)
-			snprintf(msg, msglen, "index directory '%s': %s", p, strerror(-rc));
+		size_t trust_from = 0;
+		if (given) {
+			p = strdup(given);
+			if (!p)
+				return -ENOMEM;
+			trust_from = strlen(p);
+			while (trust_from > 1 && p[trust_from - 1] == '/')
+				trust_from--;
+			/* only the directory itself: its parents are the user's choice */
+			char *sl = memrchr(p, '/', trust_from);
+			trust_from = sl ? (size_t)(sl - p) : 0;
+		} else {
+			p = default_dir(archive_real, &trust_from, msg, msglen);
+			if (!p)
+				return errno == ENOMEM ? -ENOMEM : -errno;
+		}
+		rc = mkdir_p(p, trust_from, msg, msglen);
+		size_t ml = strlen(msg);
+		if (rc && !given && !strstr(msg, "-o index=") && ml < msglen)
+			snprintf(msg + ml, msglen - ml, " (the default place; choose another with -o index=)");
 	}
 	if (rc) {
 		free(p);
@@ -174,17 +280,40 @@ static void txn_destroy(void *p)
 	mdb_txn_abort(p);
 }
 
+/* The LMDB map: 256 GiB of address space (nothing is allocated), halved
+ * while mmap fails for want of address space (ulimit -v / RLIMIT_AS), down
+ * to MAP_MIN; the index then holds at most that much (-ENOSPC beyond). */
+#define MAP_MAX ((size_t)1 << 38)
+#define MAP_MIN ((size_t)1 << 26)
+
 static int env_open(struct index *ix, int rdonly)
 {
 	MDB_txn *txn;
-	int rc = mdb_env_create(&ix->env);
-	if (rc)
-		return dfs_from_mdb(rc);
-	mdb_env_set_maxdbs(ix->env, 8);
-	mdb_env_set_maxreaders(ix->env, 1024);
-	mdb_env_set_mapsize(ix->env, (size_t)1 << 38);
-	rc = mdb_env_open(ix->env, ix->path,
-			  MDB_NOTLS | MDB_NOSYNC | (rdonly ? MDB_RDONLY : 0), 0600);
+	int rc;
+	size_t map = MAP_MAX;
+	for (;;) {
+		rc = mdb_env_create(&ix->env);
+		if (rc)
+			return dfs_from_mdb(rc);
+		mdb_env_set_maxdbs(ix->env, 8);
+		mdb_env_set_maxreaders(ix->env, 1024);
+		mdb_env_set_mapsize(ix->env, map);
+		rc = mdb_env_open(ix->env, ix->path,
+				  MDB_NOTLS | MDB_NOSYNC | (rdonly ? MDB_RDONLY : 0), 0600);
+		if (rc != ENOMEM || map <= MAP_MIN)
+			break;
+		mdb_env_close(ix->env);
+		ix->env = NULL;
+		map /= 2;
+	}
+	if (rc == ENOMEM) {
+		mdb_env_close(ix->env);
+		ix->env = NULL;
+		return -ENOMEM;   /* index_open: the map-size line */
+	}
+	if (!rc && map < MAP_MAX && !rdonly)
+		dfs_log("index '%s': the address-space limit (ulimit -v) leaves room for a %zu MiB LMDB map only (normally %zu MiB); the index can hold at most that",
+			ix->path, map >> 20, MAP_MAX >> 20);
 	if (rc)
 		goto close_env;
 	int dead;
@@ -299,7 +428,7 @@ int index_open(struct index **out, const struct index_opts *o, char *msg,
 		goto free_ix;
 	rc = store_dir(o->path, ix->archive_real, NULL, &ix->path, msg, msglen);
 	if (rc) {
-		rc = rc == -ENOENT || rc == -EACCES ? -EROFS : rc;
+		rc = rc == -ENOMEM ? rc : -EROFS;
 		goto free_ix;
 	}
 	rc = lock_take(ix, msg, msglen);
@@ -315,6 +444,18 @@ int index_open(struct index **out, const struct index_opts *o, char *msg,
 	}
 	if (!rc)
 		rc = env_validate(ix);
+	if (rc == -ENOMEM && !ix->env) {
+		struct rlimit rl;
+		char lim[64] = "unlimited";
+		if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+			snprintf(lim, sizeof(lim), "%llu MiB",
+				 (unsigned long long)(rl.rlim_cur >> 20));
+		snprintf(msg, msglen,
+			 "index '%s': cannot map the LMDB index (not even %zu MiB of address space; the address-space limit, ulimit -v, is %s): raise the limit",
+			 ix->path, MAP_MIN >> 20, lim);
+		rc = -EROFS;
+		goto free_ix;
+	}
 	if (rc) {
 		snprintf(msg, msglen, "index '%s': %s", ix->path, dfs_strerror(rc));
 		rc = -EROFS;

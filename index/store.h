@@ -63,20 +63,27 @@ struct index {
 int dfs_from_mdb(int rc);
 
 /*
- * The index directory, created when missing (one place for this, so that
- * ownership checks can be added here later).
+ * The index directory, created when missing.
+ * (S1) The index holds patient data: every directory of it that dicomfs
+ *      trusts is a directory (or a symlink owned by this user to one)
+ *      owned by the effective uid and not writable by group or others;
+ *      anything else is refused with one line in msg (-EACCES), never
+ *      used and never repaired. The trusted directories are the index
+ *      directory itself and, for the default one, every component under
+ *      the cache root (<cache>/dicomfs); missing ones are made 0700.
  * - in_use NULL: `given` (-o index=) when not NULL, else the default
- *   <cache>/<archive basename, sanitized>-<FNV-1a of archive_real, 16 hex>
- *   where <cache> is $XDG_CACHE_HOME/dicomfs when XDG_CACHE_HOME is set and
- *   not empty, /var/cache/dicomfs for root without XDG_CACHE_HOME, else
- *   $HOME/.cache/dicomfs (/tmp/.cache/dicomfs without HOME). The directory
- *   and missing parents are made with mode 0700; existing ones are used as
- *   they are (no owner or mode check yet).
+ *   <cache>/dicomfs/<archive basename, sanitized>-<FNV-1a of archive_real,
+ *   16 hex> where <cache> (the cache root) is $XDG_CACHE_HOME when set and
+ *   not empty, /var/cache for root without XDG_CACHE_HOME, else
+ *   $HOME/.cache, else (HOME unset or empty) the passwd home directory of
+ *   the real uid + /.cache; with none of these the call fails (-ENOENT,
+ *   msg asks for -o index=). Never a shared directory such as /tmp.
  * - in_use set (the index there serves another mount, I5): a new private
  *   directory $TMPDIR/dicomfs-index-XXXXXX (mkdtemp, 0700; /tmp without
  *   TMPDIR), removed by index_free.
  * Returns 0 with *out malloc()ed, or a negative errno with msg one line
- * (-ENOMEM: msg untouched).
+ * (-ENOMEM: msg untouched). index_open turns any failure but -ENOMEM into
+ * -EROFS (exit status 4).
  */
 int store_dir(const char *given, const char *archive_real, const char *in_use,
 	      char **out, char *msg, size_t msglen);

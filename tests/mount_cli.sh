@@ -51,4 +51,42 @@ touch "$TMP/a-file"
 expect_exit 2 "archive is a regular file" "$TMP/a-file" "$MNT"
 expect_exit 3 "nonexistent mountpoint" "$ARCH" "$TMP/no-such-mountpoint"
 expect_exit 4 "unwritable index directory" -o index=/proc/nonexistent "$ARCH" "$MNT"
+# The index directory (store.h S1): never one another user owns or can write
+mkdir "$TMP/idx-foreign" "$TMP/idx-gw"
+chown 65534:65534 "$TMP/idx-foreign"
+chmod 0770 "$TMP/idx-gw"
+expect_exit 4 "index directory owned by another uid" -o index="$TMP/idx-foreign" "$ARCH" "$MNT"
+grep -q "is owned by uid 65534" "$TMP/err" && ok "the line names the owner" ||
+	fail "no 'is owned by uid 65534' in: $(cat "$TMP/err")"
+expect_exit 4 "group-writable index directory" -o index="$TMP/idx-gw" "$ARCH" "$MNT"
+grep -q "writable by group or others" "$TMP/err" && ok "the line names the mode" ||
+	fail "no 'writable by group or others' in: $(cat "$TMP/err")"
+[ -z "$(find "$TMP/idx-foreign" "$TMP/idx-gw" -mindepth 1)" ] && ok "nothing written into refused directories" ||
+	fail "files in refused index directories: $(find "$TMP/idx-foreign" "$TMP/idx-gw" -mindepth 1)"
+# the default place: a <cache>/dicomfs made first by another user
+mkdir -p "$XDG_CACHE_HOME/dicomfs"
+chown 65534:65534 "$XDG_CACHE_HOME/dicomfs"
+expect_exit 4 "default index under a foreign <cache>/dicomfs" "$ARCH" "$MNT"
+grep -q "$XDG_CACHE_HOME/dicomfs' is owned by uid 65534" "$TMP/err" &&
+	ok "the line names the cache directory" || fail "wrong line: $(cat "$TMP/err")"
+rm -rf "$XDG_CACHE_HOME"
+# HOME and XDG_CACHE_HOME unset, not root: the passwd home directory
+# (nobody's is /nonexistent), never /tmp/.cache
+had=$( [ -e /tmp/.cache/dicomfs ] && echo 1)
+chmod 0755 "$TMP" "$ARCH" "$MNT"
+env -u HOME -u XDG_CACHE_HOME setpriv --reuid=65534 --regid=65534 --clear-groups \
+	timeout 20 "$DICOMFS" -f "$ARCH" "$MNT" >"$TMP/out" 2>"$TMP/err" </dev/null
+rc=$?
+chmod 0700 "$TMP"
+if mountpoint -q "$MNT"; then
+	fusermount3 -u "$MNT" || fusermount3 -u -z "$MNT"
+	fail "HOME unset: it mounted"
+fi
+[ "$rc" -eq 4 ] && [ "$(wc -l <"$TMP/err")" -eq 1 ] && ok "HOME unset as nobody: exit 4, one line: $(cat "$TMP/err")" ||
+	fail "HOME unset as nobody: exit $rc, stderr: $(cat "$TMP/err")"
+grep -q -e "-o index=" "$TMP/err" && ok "HOME unset: the line asks for -o index=" ||
+	fail "HOME unset: no '-o index=' in the line"
+grep -q "/tmp/" "$TMP/err" && fail "HOME unset: the line names /tmp: $(cat "$TMP/err")"
+[ -n "$had" ] || [ ! -e /tmp/.cache/dicomfs ] && ok "HOME unset: no /tmp/.cache/dicomfs" ||
+	fail "HOME unset: /tmp/.cache/dicomfs was made"
 exit 0

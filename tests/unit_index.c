@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "unit.h"
@@ -17,6 +18,8 @@
 #include "error.h"
 #include "index.h"
 #include "record.h"
+#include "store.h"
+#include "log.h"
 
 #define PYDICOM "/usr/lib/python3/dist-packages/pydicom/data/test_files/"
 
@@ -333,11 +336,144 @@ out:
 	CHECK(system(cmd) == 0, "cleanup");
 }
 
+/* store_dir (S1): made 0700 and owned; foreign or group/other-writable
+ * directories refused with one line; no HOME never means /tmp/.cache. */
+static void test_store_dir(void)
+{
+	char dir[] = "/tmp/unit_index_dir.XXXXXX", p[600], msg[512], *out = NULL;
+	struct stat st;
+	CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+	uid_t other = geteuid() == 65534 ? 65533 : 65534;
+
+	snprintf(p, sizeof(p), "%s/a/b/idx", dir);
+	msg[0] = 0;
+	CHECK(store_dir(p, NULL, NULL, &out, msg, sizeof(msg)) == 0, "given: %s", msg);
+	CHECK(out && strcmp(out, p) == 0, "given path returned");
+	CHECK(stat(p, &st) == 0 && (st.st_mode & 07777) == 0700 &&
+	      st.st_uid == geteuid(), "made 0700 and owned: %o", st.st_mode);
+	free(out);
+	out = NULL;
+	/* existing and fine: used as it is */
+	CHECK(store_dir(p, NULL, NULL, &out, msg, sizeof(msg)) == 0, "reuse: %s", msg);
+	free(out);
+	out = NULL;
+
+	/* group-writable: refused */
+	chmod(p, 0770);
+	msg[0] = 0;
+	int rc = store_dir(p, NULL, NULL, &out, msg, sizeof(msg));
+	CHECK(rc == -EACCES && !out, "group-writable refused: %d", rc);
+	CHECK(strstr(msg, "writable by group or others") && !strchr(msg, '\n'),
+	      "one clear line: %s", msg);
+	chmod(p, 0703);
+	CHECK(store_dir(p, NULL, NULL, &out, msg, sizeof(msg)) == -EACCES,
+	      "other-writable refused");
+	chmod(p, 0700);
+
+	if (geteuid() == 0) {
+		/* another owner: refused (also a symlink of another owner) */
+		CHECK(chown(p, other, other) == 0, "chown");
+		msg[0] = 0;
+		rc = store_dir(p, NULL, NULL, &out, msg, sizeof(msg));
+		CHECK(rc == -EACCES && !out, "foreign owner refused: %d", rc);
+		CHECK(strstr(msg, "is owned by uid") && strstr(msg, "-o index="),
+		      "owner line: %s", msg);
+		CHECK(chown(p, 0, 0) == 0, "chown back");
+		char ln[640];
+		snprintf(ln, sizeof(ln), "%s/link", dir);
+		CHECK(symlink(p, ln) == 0, "symlink");
+		CHECK(lchown(ln, other, other) == 0, "lchown");
+		CHECK(store_dir(ln, NULL, NULL, &out, msg, sizeof(msg)) == -EACCES &&
+		      strstr(msg, "symlink owned by uid"), "foreign symlink refused: %s", msg);
+
+		/* the default place: a pre-made <cache>/dicomfs of another owner */
+		char cache[640], sub[700];
+		snprintf(cache, sizeof(cache), "%s/cache", dir);
+		snprintf(sub, sizeof(sub), "%s/dicomfs", cache);
+		mkdir(cache, 0755);
+		mkdir(sub, 0700);
+		CHECK(chown(sub, other, other) == 0, "chown sub");
+		setenv("XDG_CACHE_HOME", cache, 1);
+		msg[0] = 0;
+		rc = store_dir(NULL, "/srv/arch", NULL, &out, msg, sizeof(msg));
+		CHECK(rc == -EACCES && !out && strstr(msg, sub), "foreign cache parent refused: %s", msg);
+		CHECK(chown(sub, 0, 0) == 0 && chmod(sub, 0777) == 0, "chmod sub");
+		rc = store_dir(NULL, "/srv/arch", NULL, &out, msg, sizeof(msg));
+		CHECK(rc == -EACCES && strstr(msg, "writable"), "writable cache parent refused: %s", msg);
+		chmod(sub, 0700);
+		rc = store_dir(NULL, "/srv/arch", NULL, &out, msg, sizeof(msg));
+		CHECK(rc == 0 && out && strncmp(out, sub, strlen(sub)) == 0,
+		      "default under XDG_CACHE_HOME: %s", out ? out : msg);
+		free(out);
+		out = NULL;
+
+		/* HOME and XDG_CACHE_HOME unset, not root: the passwd home of the
+		 * real uid (nobody: /nonexistent), never /tmp/.cache */
+		struct stat t0;
+		int had_tmp_cache = stat("/tmp/.cache/dicomfs", &t0) == 0;
+		int fd[2];
+		CHECK(pipe(fd) == 0, "pipe");
+		pid_t pid = fork();
+		if (pid == 0) {
+			close(fd[0]);
+			unsetenv("XDG_CACHE_HOME");
+			unsetenv("HOME");
+			if (setgid(65534) || setuid(65534))
+				_exit(2);
+			char m[512] = "";
+			char *o = NULL;
+			int r = store_dir(NULL, "/srv/arch", NULL, &o, m, sizeof(m));
+			if (write(fd[1], m, strlen(m)) < 0)
+				_exit(3);
+			_exit(r == 0 ? 0 : 1);
+		}
+		close(fd[1]);
+		char m[512] = "";
+		ssize_t n = read(fd[0], m, sizeof(m) - 1);
+		m[n > 0 ? n : 0] = 0;
+		close(fd[0]);
+		int ws;
+		waitpid(pid, &ws, 0);
+		CHECK(WIFEXITED(ws) && WEXITSTATUS(ws) == 1, "no HOME as nobody: refused (%d): %s", ws, m);
+		CHECK(!strstr(m, "/tmp/") && (strstr(m, "-o index=") || strstr(m, "/nonexistent")),
+		      "no HOME: a line about the passwd home or -o index=: %s", m);
+		CHECK(had_tmp_cache || stat("/tmp/.cache/dicomfs", &t0) != 0,
+		      "no /tmp/.cache/dicomfs made");
+		unsetenv("XDG_CACHE_HOME");
+	}
+	char cmd[700];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	CHECK(system(cmd) == 0, "cleanup");
+}
+
+/* log.h L1 (escaping) and L2 (the limit) */
+static void test_log_escape(void)
+{
+	char out[64];
+	const char in[] = "a\x1b[31m\n\\\x7f\xc3\xa9\xc2\x85\xff\xe2\x82";
+	dfs_log_escape(in, sizeof(in) - 1, out, sizeof(out));
+	CHECK_STR(out, "a\\x1b[31m\\x0a\\\\\\x7f\xc3\xa9\\xc2\\x85\\xff\\xe2\\x82");
+	dfs_log_escape("abcdefghijklmnop", 16, out, 10);
+	CHECK(strlen(out) <= 9 && strstr(out, "...") && strncmp(out, "abc", 3) == 0,
+	      "cut: %s", out);
+	struct dfs_log_limit l;
+	dfs_log_limit_init(&l, 3);
+	int logged = 0;
+	for (int i = 0; i < 10; i++)
+		logged += dfs_log_limited(&l, "unit_index: limited line %d", i);
+	CHECK(logged >= 3 && logged <= 6 && dfs_log_dropped(&l) == (uint64_t)(10 - logged),
+	      "limit: %d logged, %llu dropped", logged,
+	      (unsigned long long)dfs_log_dropped(&l));
+	dfs_log_limit_destroy(&l);
+}
+
 int main(void)
 {
 	test_record();
 	test_walk();
 	test_incremental();
 	test_store_reports();
+	test_store_dir();
+	test_log_escape();
 	return unit_done();
 }

@@ -110,6 +110,35 @@ int main(void)
 	BAD("StudyTime=1", -EINVAL);
 	BAD("StudyTime=1230.5", -EINVAL);
 	BAD("StudyTime=123000.1234567", -EINVAL);
+	/* dates and times that do not exist, reversed ranges (Q2) */
+	BAD("StudyDate=00000000-99999999", -EINVAL);
+	BAD("StudyDate=00000000", -EINVAL);
+	BAD("StudyDate=99999999", -EINVAL);
+	BAD("StudyDate=20201301", -EINVAL);
+	BAD("StudyDate=20200132", -EINVAL);
+	BAD("StudyDate=20200100", -EINVAL);
+	BAD("StudyDate=20210229", -EINVAL);
+	BAD("StudyDate=19000229", -EINVAL);
+	BAD("StudyDate=20200431", -EINVAL);
+	BAD("StudyDate=-20201332", -EINVAL);
+	BAD("StudyDate=20201231-20200101", -EINVAL);
+	BAD("StudyTime=240000", -EINVAL);
+	BAD("StudyTime=126000", -EINVAL);
+	BAD("StudyTime=12:30:61", -EINVAL);
+	BAD("StudyTime=130000-120000", -EINVAL);
+	BAD("AcquisitionDateTime=202013", -EINVAL);
+	BAD("AcquisitionDateTime=2020023012", -EINVAL);
+	BAD("AcquisitionDateTime=2020010125", -EINVAL);
+	CHECK(parse("StudyDate=20200229", &t) == 0, "leap day 2020");
+	query_term_free(&t);
+	CHECK(parse("StudyDate=20000229-20001231", &t) == 0, "leap day 2000");
+	query_term_free(&t);
+	CHECK(parse("StudyDate=20200101-20200101", &t) == 0, "one-day range");
+	query_term_free(&t);
+	CHECK(parse("StudyTime=235960", &t) == 0, "leap second");
+	query_term_free(&t);
+	CHECK(parse("AcquisitionDateTime=2020", &t) == 0, "DT year only");
+	query_term_free(&t);
 	{
 		char longkw[200];
 		memset(longkw, 'A', 150);

@@ -291,6 +291,26 @@ static void test_rejects(void)
 	m.tpi = 2;
 	mk(1, &m);
 	CHECK(plan(2, &p, why) == 1 && strstr(why, "single slice position"), "one pos: %s", why);
+	/* NIfTI-1 dim[] is int16: 32767 columns are fine, 32768 are not */
+	struct img w = { 0 };
+	w.rows = 1;
+	w.cols = 32767;
+	mk(0, &w);
+	w.pos[2] = 1;
+	mk(1, &w);
+	CHECK(plan(2, &p, why) == 0 && p.nx == 32767, "32767 columns: %s", why);
+	vol_plan_free(&p);
+	w.cols = 40000;
+	mk(1, &w);
+	w.pos[2] = 0;
+	mk(0, &w);
+	CHECK(plan(2, &p, why) == 1 && strstr(why, "32767"), "40000 columns: %s", why);
+	w.cols = 1;
+	w.rows = 65535;
+	mk(0, &w);
+	w.pos[2] = 1;
+	mk(1, &w);
+	CHECK(plan(2, &p, why) == 1 && strstr(why, "32767"), "65535 rows: %s", why);
 }
 
 static void test_rescale(void)

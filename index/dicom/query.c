@@ -96,6 +96,45 @@ int query_norm_dt(const char *vr, const char *s, size_t l, char out[32])
 	return 0;
 }
 
+/* A query's DA / TM / DT value (already accepted by query_norm_dt) names a
+ * real calendar day and time of day (Q2, query.h): month 01-12, day 01 to
+ * the month's last, hour 00-23, minute 00-59, second 00-60 (leap second);
+ * only the components given are checked. 1 when valid. */
+static int dt_valid(const char *vr, const char *s, size_t l)
+{
+	char d[32];
+	size_t n = 0;
+	for (size_t i = 0; i < l && s[i] != '.' && n < sizeof(d); i++)
+		if (s[i] >= '0' && s[i] <= '9')
+			d[n++] = s[i];
+#define NUM2(p) ((d[(p)] - '0') * 10 + (d[(p) + 1] - '0'))
+	size_t t0 = 0;    /* where the time of day starts in d */
+	if (vr[0] == 'D') {
+		if (n >= 6 && (NUM2(4) < 1 || NUM2(4) > 12))
+			return 0;
+		if (n >= 8) {
+			int y = NUM2(0) * 100 + NUM2(2), m = NUM2(4), day = NUM2(6);
+			static const int dim[12] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+			int last = dim[m - 1];
+			if (m == 2 && !(y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)))
+				last = 28;
+			if (day < 1 || day > last)
+				return 0;
+		}
+		if (vr[1] == 'A')
+			return 1;
+		t0 = 8;
+	}
+	if (n >= t0 + 2 && NUM2(t0) > 23)
+		return 0;
+	if (n >= t0 + 4 && NUM2(t0 + 2) > 59)
+		return 0;
+	if (n >= t0 + 6 && NUM2(t0 + 4) > 60)
+		return 0;
+#undef NUM2
+	return 1;
+}
+
 static char *dupn(const char *s, size_t l)
 {
 	char *o = malloc(l + 1);
@@ -182,6 +221,16 @@ static int parse_value(const char *name, struct query_term *t, char *why, size_t
 			snprintf(why, whylen, "'%s': not a valid %s value (%s)", name, t->vr,
 				 t->vr[0] == 'D' && t->vr[1] == 'A' ? "YYYYMMDD" :
 				 t->vr[0] == 'T' ? "HHMMSS.FFFFFF" : "YYYYMMDDHHMMSS.FFFFFF");
+			return -EINVAL;
+		}
+		if ((al && !dt_valid(t->vr, a, al)) || (bl && !dt_valid(t->vr, b, bl))) {
+			snprintf(why, whylen, "'%s': not a valid %s (no such %s)", name,
+				 t->vr[0] == 'T' ? "time" : "date",
+				 t->vr[0] == 'T' ? "time of day" : "day or time");
+			return -EINVAL;
+		}
+		if (al && bl && dash && strcmp(t->lo, t->hi) > 0) {
+			snprintf(why, whylen, "'%s': the range ends before it starts", name);
 			return -EINVAL;
 		}
 		t->has_lo = al != 0;

@@ -9,8 +9,10 @@
  *      (is a tag indexed?) comes in as a callback; fs/view_query.c is the
  *      caller, tests/unit_query.c and tests/fuzz/fuzz_query.c the others.
  * (Q2) Errors are not "no matches": a malformed component (no '=', bad
- *      %-escape or %00, unknown keyword, bad date/time, wildcard in a UID,
- *      a range with two '-' or none of its ends) is -EINVAL; a known tag
+ *      %-escape or %00, unknown keyword, bad date/time (also a month,
+ *      day, hour, minute or second that does not exist), wildcard in a
+ *      UID, a range with two '-' or none of its ends, a range A-B with
+ *      B before A) is -EINVAL; a known tag
  *      the index does not hold is -EOPNOTSUPP (checked after the keyword
  *      and the %-escapes, before the value); why says what to do.
  * (Q3) Matching, by VR of the keyword:

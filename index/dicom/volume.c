@@ -425,6 +425,13 @@ int vol_plan_make(const struct vol_in *in, size_t n, struct vol_plan *p,
 	p->nz = (uint32_t)ng;
 	p->nt = (uint32_t)m;
 	p->dim4 = dim4;
+	/* NIfTI-1 dim[] is int16: a larger side cannot be written (and one
+	 * volume.npy without its volume.nii would be a trap) */
+	if (p->nx > INT16_MAX || p->ny > INT16_MAX || p->nz > INT16_MAX || p->nt > INT16_MAX) {
+		say(why, whylen, "%u x %u x %u x %u voxels: a side above NIfTI-1's 32767 "
+		    "(dim[] is 16-bit)", p->nx, p->ny, p->nz, p->nt);
+		goto out;
+	}
 	p->in_bytes = pi0.out_bytes;
 	p->in_signed = pi0.out_signed;
 	p->in_float = pi0.is_float;

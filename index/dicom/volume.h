@@ -31,7 +31,9 @@
  *   instances (per-frame geometry is not indexed), missing or bad
  *   ImagePositionPatient / ImageOrientationPatient / PixelSpacing,
  *   different orientations, sizes, spacings or pixel formats, uneven
- *   slice spacing, duplicate positions that do not split evenly.
+ *   slice spacing, duplicate positions that do not split evenly, more
+ *   than 32767 columns, rows, slice positions or time points (NIfTI-1's
+ *   dim[] is int16; neither volume.nii nor volume.npy is offered).
  *
  * Everything here is thread-safe (no globals).
  */
