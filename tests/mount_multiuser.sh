@@ -133,4 +133,19 @@ find "$MNT/patients" -name '*Bravo*' | grep -q . || fail "root lost the protecte
 cat "$sec"/*/*/*.dcm >/dev/null || fail "root cannot read the protected files"
 
 mount_stop || exit 1
+
+# ---- the same archive made readable by everyone: the uniform fast path ----
+chmod -R a+rX "$ARCH"
+setfacl -R -b "$ARCH"
+mount_start "$MNT" "$ARCH" -o index="$TMP/idx",allow_other || exit 1
+grep -q "mixed archive" "$MOUNT_LOG" && fail "a world-readable archive was found mixed"
+as_nobody find "$MNT/patients" "$MNT/uids" >"$SEEN" 2>&1
+for v in "Secret Bravo" HiddenStudyDesc 2.25.903.1.1.2; do
+	grep -qF "$v" "$SEEN" || fail "nobody does not see '$v' once it is world-readable"
+done
+as_nobody cat "$MNT/query/studies/PatientID=PIDBRAVO/manifest.csv" 2>/dev/null | grep -qF 2.25.901.1 ||
+	fail "nobody cannot query a world-readable archive"
+as_nobody cat "$MNT/.dicomfs/errors.tsv" >/dev/null 2>&1 && fail "nobody reads errors.tsv (uniform)"
+[ "$FAILURES" = 0 ] && ok "a world-readable archive is uniform: nobody sees everything, errors.tsv stays the owner's"
+mount_stop || exit 1
 exit 0
