@@ -33,6 +33,8 @@ P = [
      [('2.25.902.1.1', ['2.25.902.1.1.1'])]),
     ('alpha/s2', 'Mixed^Alpha', 'PIDALPHA', '2.25.902.2', 'HiddenStudyDesc',
      [('2.25.902.2.1', ['2.25.902.2.1.1', '2.25.902.2.1.2'])]),
+    ('grp', 'Group^Echo', 'PIDECHO', '2.25.904.1', 'EchoStudy',
+     [('2.25.904.1.1', ['2.25.904.1.1.1'])]),
     ('charlie', 'Acl^Charlie', 'PIDCHARLIE', '2.25.903.1', 'CharlieStudy',
      [('2.25.903.1.1', ['2.25.903.1.1.1', '2.25.903.1.1.2', '2.25.903.1.1.3'])]),
 ]
@@ -53,8 +55,9 @@ chmod -R a+rX "$ARCH"
 chmod 600 "$ARCH"/bravo/*.dcm
 chmod 700 "$ARCH"/alpha/s2
 setfacl -m u:nobody:--- "$ARCH"/charlie/f1.dcm || fatal "setfacl failed"
+chgrp adm "$ARCH"/grp/*.dcm && chmod 640 "$ARCH"/grp/*.dcm   # a supplementary group's
 # values found only in what nobody cannot read
-PROTECTED="Secret Bravo PIDBRAVO 2.25.901 HiddenStudyDesc 2.25.902.2 2.25.903.1.1.2"
+PROTECTED="Secret Bravo PIDBRAVO 2.25.901 HiddenStudyDesc 2.25.902.2 2.25.903.1.1.2 PIDECHO 2.25.904"
 as_nobody() { setpriv --reuid=nobody --regid=nogroup --clear-groups -- "$@"; }
 as_nobody test -r "$ARCH"/charlie/f1.dcm && fatal "the ACL does not deny nobody"
 
@@ -127,6 +130,13 @@ as_nobody cat "$MNT/uids/2.25.902.1/study.json" 2>/dev/null | grep -qF AlphaOpen
 as_nobody ls "$MNT/uids/2.25.903.1" >/dev/null 2>&1 &&
 	fail "nobody lists a study holding the ACL-denied instance" ||
 	ok "the study holding the ACL-denied instance is hidden from nobody"
+
+# a supplementary group counts
+as_adm() { setpriv --reuid=nobody --regid=nogroup --groups=adm -- "$@"; }
+as_adm find "$MNT/patients" "$MNT/uids" 2>&1 | grep -qF 2.25.904.1.1.1 &&
+	as_adm cat "$MNT/uids/2.25.904.1/study.json" 2>/dev/null | grep -qF PIDECHO &&
+	ok "nobody in group adm sees the group-readable patient" ||
+	fail "nobody in group adm does not see the group-readable patient"
 
 # ---- root again: the kernel caches did not carry nobody's view ----
 find "$MNT/patients" -name '*Bravo*' | grep -q . || fail "root lost the protected patient"
