@@ -128,6 +128,21 @@ static int uscan_file(void *ctx, const char *rel, size_t len, const void *val,
 	return 0;
 }
 
+int dfs_access_shared_opts(const struct fuse_args *args)
+{
+	for (int i = 0; i < args->argc; i++) {
+		const char *p = args->argv[i];
+		if (strncmp(p, "-o", 2) == 0)
+			p += 2;
+		/* comma-separated options (a "\," is no separator: close enough,
+		 * a false match only costs speed) */
+		for (const char *t = p; t; t = strchr(t, ',') ? strchr(t, ',') + 1 : NULL)
+			if (strncmp(t, "allow_other", 11) == 0 && (t[11] == ',' || !t[11]))
+				return 1;
+	}
+	return 0;
+}
+
 int dfs_access_init(struct dfs *fs)
 {
 	struct dfs_access *a = calloc(1, sizeof(*a));
@@ -136,7 +151,9 @@ int dfs_access_init(struct dfs *fs)
 	struct uscan u = { .afd = index_archive_fd(fs->ix) };
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	if (!dir_public(u.afd, ""))
+	if (!fs->shared)
+		;   /* A6 */
+	else if (!dir_public(u.afd, ""))
 		u.mixed = 1;
 	else if (index_files_scan(fs->ix, uscan_file, &u) < 0)
 		u.mixed = 1;

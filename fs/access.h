@@ -26,6 +26,8 @@
  *      seconds: a chmod in the archive shows within that time.
  * (A5) A daemon that cannot switch credentials (not root) serves a mixed
  *      archive to its owner only.
+ * (A6) Without -o allow_other the kernel lets only the owner (and with
+ *      allow_root, root) in: the archive counts as uniform, no scan.
  *
  * Errors: 0 or negative errno. Threading: dfs_access_init/fini on the main
  * thread around the session loop; the rest from any FUSE thread.
@@ -50,6 +52,9 @@ struct dfs_caller {
 	fuse_req_t req;
 };
 
+/* 1 when the mount options hold allow_other: only then do users other
+ * than the owner and root reach the mount (A6). */
+int dfs_access_shared_opts(const struct fuse_args *args);
 /* Decide uniform or mixed (A3) and make the cache: 0 or -ENOMEM. */
 int dfs_access_init(struct dfs *fs);
 void dfs_access_fini(struct dfs *fs);

@@ -47,6 +47,7 @@ struct dfs {
 	 * reopened, before the session loop; immutable pointer, the cache
 	 * guards itself); NULL: everyone sees everything */
 	struct dfs_access *access;
+	int shared;            /* -o allow_other (access.h A6) */
 };
 
 /* An open file (fi->fh). */

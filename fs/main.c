@@ -286,6 +286,8 @@ int main(int argc, char *argv[])
 		ret = EXIT_FUSE;
 		goto free_index;
 	}
+	/* before fuse_session_new takes the mount options out of args */
+	fs.shared = dfs_access_shared_opts(&args);
 	se = fuse_session_new(&args, &dfs_ll_ops, sizeof(dfs_ll_ops), &fs);
 	if (!se) {
 		ret = EXIT_FUSE;
