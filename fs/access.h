@@ -39,6 +39,8 @@
 #include "fs.h"
 
 #define ACCESS_TTL 5
+/* a caller with more supplementary groups (or whose groups cannot be
+ * read: fuse_req_getgroups) is refused in a mixed archive */
 #define ACCESS_MAX_GROUPS 64
 
 struct dfs_caller {
