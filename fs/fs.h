@@ -16,6 +16,7 @@ struct source;
 struct source_file;
 struct dfs_pixels;
 struct dfs_lcache;
+struct dfs_access;
 
 /* One mount. Set up by main.c before the FUSE loop; the fields are
  * read-only while mounted unless marked otherwise. */
@@ -42,6 +43,11 @@ struct dfs {
 	 * dfs_level_fini() after it ended; the pointer is immutable in
 	 * between, the cache guards itself (its own mutex) */
 	struct dfs_lcache *lcache;
+	/* access.h: who sees what (set by dfs_access_init after the index is
+	 * reopened, before the session loop; immutable pointer, the cache
+	 * guards itself); NULL: everyone sees everything */
+	struct dfs_access *access;
+	int shared;            /* -o allow_other (access.h A6) */
 };
 
 /* An open file (fi->fh). */

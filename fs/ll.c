@@ -20,6 +20,7 @@
 #include "fs.h"
 #include "error.h"
 #include "view.h"
+#include "access.h"
 
 static struct dfs *fs_of(fuse_req_t req)
 {
@@ -89,9 +90,15 @@ static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct dfs *fs = fs_of(req);
 	struct fuse_entry_param e;
 	const struct view_fs_ops *v = view_dir_of(parent);
+	struct dfs_caller c;
 	uint64_t ino;
 	int rc;
 
+	dfs_caller(fs, req, &c);
+	if (!dfs_access_ino(fs, &c, parent)) {
+		fuse_reply_err(req, v ? EACCES : ENOENT);
+		return;
+	}
 	if (v) {
 		rc = v->lookup(fs, parent, name, &e);
 		if (rc)
@@ -105,6 +112,8 @@ static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return;
 	}
 	rc = index_lookup(fs->ix, ino_id(parent), name, &ino);
+	if (!rc && !dfs_access_ino(fs, &c, ino))
+		rc = -ENOENT;   /* access.h A1, A2: not even the name */
 	if (rc == -ENOENT) {
 		/* negative entry, cached as long as a positive one */
 		memset(&e, 0, sizeof(e));
@@ -124,8 +133,11 @@ static void ll_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 {
 	struct dfs *fs = fs_of(req);
 	struct stat st;
+	struct dfs_caller c;
 	(void)fi;
-	int rc = dfs_stat(fs, ino, &st);
+	dfs_caller(fs, req, &c);
+	int rc = dfs_access_ino(fs, &c, ino) ? dfs_stat(fs, ino, &st)
+					      : (view_of(ino) ? -EACCES : -ENOENT);
 	if (rc) {
 		reply_err(req, rc);
 		return;
@@ -144,8 +156,16 @@ static void ll_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		fuse_reply_err(req, EROFS);
 		return;
 	}
-	fi->cache_readdir = 1;
-	fi->keep_cache = 1;
+	struct dfs *fs = fs_of(req);
+	struct dfs_caller c;
+	dfs_caller(fs, req, &c);
+	if (!dfs_access_ino(fs, &c, ino)) {
+		fuse_reply_err(req, view_dir_of(ino) ? EACCES : ENOENT);
+		return;
+	}
+	/* the readdir cache is shared between users (access.h A3) */
+	fi->cache_readdir = dfs_access_uniform(fs);
+	fi->keep_cache = dfs_access_uniform(fs);
 	fuse_reply_open(req, fi);
 }
 
@@ -156,6 +176,7 @@ struct rd {
 	size_t size, len;
 	int plus;
 	int err;
+	struct dfs_caller *c;  /* entries it may not see are left out */
 };
 
 static int rd_add(struct rd *r, uint64_t ino, const char *name, size_t nl,
@@ -199,6 +220,9 @@ static int rd_add(struct rd *r, uint64_t ino, const char *name, size_t nl,
 static int rd_cb(void *ctx, uint64_t ino, const char *name, size_t nl,
 		 uint64_t next_pos)
 {
+	struct rd *r = ctx;
+	if (!dfs_access_ino(r->fs, r->c, ino))
+		return 0;
 	/* positions 0 and 1 are "." and ".."; index position p is offset p+2 */
 	return rd_add(ctx, ino, name, nl, next_pos + 2, 0);
 }
@@ -207,11 +231,17 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       int plus)
 {
 	struct dfs *fs = fs_of(req);
-	struct rd r = { req, fs, NULL, size, 0, plus, 0 };
+	struct dfs_caller c;
+	struct rd r = { req, fs, NULL, size, 0, plus, 0, &c };
 	const struct view_fs_ops *v = view_dir_of(ino);
 	struct node_view nv;
 	int rc;
 
+	dfs_caller(fs, req, &c);
+	if (!dfs_access_ino(fs, &c, ino)) {
+		fuse_reply_err(req, v ? EACCES : ENOENT);
+		return;
+	}
 	if (v) {
 		rc = v->readdir(fs, req, ino, size, off, plus);
 		if (rc)
@@ -280,6 +310,12 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	if (!k || !k->open) {
 		fuse_reply_err(req, k ? EISDIR : ENOENT);
+		return;
+	}
+	struct dfs_caller c;
+	dfs_caller(fs, req, &c);
+	if (!dfs_access_ino(fs, &c, ino)) {
+		fuse_reply_err(req, EACCES);
 		return;
 	}
 	rc = view_of(ino) ? 0 : index_node(fs->ix, ino_id(ino), &nv);
@@ -369,7 +405,10 @@ static void ll_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 {
 	char *buf = NULL;
 	size_t len = 0;
-	int rc = view_of(ino) ? -ENODATA : dfs_xattr_get(fs_of(req), ino, name, &buf, &len);
+	struct dfs_caller c;
+	dfs_caller(fs_of(req), req, &c);
+	int rc = !dfs_access_ino(fs_of(req), &c, ino) ? -EACCES :
+		 view_of(ino) ? -ENODATA : dfs_xattr_get(fs_of(req), ino, name, &buf, &len);
 	reply_xattr(req, rc, buf, len, size);
 }
 
@@ -377,7 +416,10 @@ static void ll_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
 	char *buf = NULL;
 	size_t len = 0;
-	int rc = view_of(ino) ? 0 : dfs_xattr_list(fs_of(req), ino, &buf, &len);
+	struct dfs_caller c;
+	dfs_caller(fs_of(req), req, &c);
+	int rc = !dfs_access_ino(fs_of(req), &c, ino) ? -EACCES :
+		 view_of(ino) ? 0 : dfs_xattr_list(fs_of(req), ino, &buf, &len);
 	reply_xattr(req, rc, buf, len, size);
 }
 
@@ -386,7 +428,10 @@ static void ll_readlink(fuse_req_t req, fuse_ino_t ino)
 {
 	const struct view_fs_ops *v = view_of(ino);
 	char *t = NULL;
-	int rc = v && v->readlink ? v->readlink(fs_of(req), ino, &t) : -EINVAL;
+	struct dfs_caller c;
+	dfs_caller(fs_of(req), req, &c);
+	int rc = !dfs_access_ino(fs_of(req), &c, ino) ? -EACCES :
+		 v && v->readlink ? v->readlink(fs_of(req), ino, &t) : -EINVAL;
 	if (rc)
 		reply_err(req, rc);
 	else
@@ -498,13 +543,14 @@ static void ll_fallocate(fuse_req_t req, fuse_ino_t i, int m, off_t o, off_t l,
 
 static void ll_init(void *userdata, struct fuse_conn_info *conn)
 {
-	(void)userdata;
+	struct dfs *fs = userdata;
 	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
 		conn->want |= FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE;
 	if (conn->capable & FUSE_CAP_READDIRPLUS)
 		conn->want |= FUSE_CAP_READDIRPLUS;
 	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
-	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
+	/* cached link targets are shared between users (access.h A3) */
+	if ((conn->capable & FUSE_CAP_CACHE_SYMLINKS) && dfs_access_uniform(fs))
 		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
 }
 

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "access.h"
 #include "catalog.h"
 #include "fs.h"
 #include "error.h"
@@ -285,6 +286,8 @@ int main(int argc, char *argv[])
 		ret = EXIT_FUSE;
 		goto free_index;
 	}
+	/* before fuse_session_new takes the mount options out of args */
+	fs.shared = dfs_access_shared_opts(&args);
 	se = fuse_session_new(&args, &dfs_ll_ops, sizeof(dfs_ll_ops), &fs);
 	if (!se) {
 		ret = EXIT_FUSE;
@@ -314,6 +317,14 @@ int main(int argc, char *argv[])
 		ret = EXIT_INDEX;
 		goto unmount;
 	}
+	/* access.h: uniform or mixed archive; the mount owner sees all */
+	fs.uid = getuid();
+	fs.gid = getgid();
+	if (dfs_access_init(&fs)) {
+		dfs_log("cannot start the access model: out of memory");
+		ret = EXIT_INDEX;
+		goto unmount;
+	}
 	if (copts.singlethread) {
 		rc = fuse_session_loop(se);
 	} else {
@@ -335,6 +346,7 @@ free_index:
 	catalog_stop(&fs);
 	dfs_pixels_free(&fs);
 	dfs_level_fini(&fs);
+	dfs_access_fini(&fs);
 	index_free(fs.ix);
 free_args:
 	free(copts.mountpoint);

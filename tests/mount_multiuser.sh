@@ -1,0 +1,161 @@
+#!/bin/bash
+# The access model (README "Access model", fs/access.h) on a shared mount:
+# root mounts with -o allow_other an archive where one patient's files are
+# 0600 root, one study's directory is 0700, and one file has an ACL that
+# denies the user; the user (nobody, via setpriv) then tries everything a
+# hostile local user would: ls -R / find of patients/, uids/, query/
+# (manifests, link names and targets), cat of every reachable file (level
+# files, FHIR, volumes), getfattr of every node, errors.tsv, and direct
+# paths learnt as root. No byte, name, link target or xattr it gets may
+# carry a value that exists only in a source it cannot read; what it can
+# read is still served; root still sees everything.
+. "${srcdir:-$(dirname "$0")/..}/tests/lib.sh"
+setup
+[ "$(id -u)" = 0 ] || { log "SKIP: needs root (allow_other, setpriv)"; exit 77; }
+for t in setpriv setfacl getfattr; do
+	command -v $t >/dev/null || fatal "$t missing (contrib/install-deps: util-linux, acl, attr)"
+done
+chmod 755 "$TMP"    # nobody must reach the mount point and the archive
+ARCH="$TMP/arch"
+MNT="$TMP/mnt"
+CT=/usr/lib/python3/dist-packages/pydicom/data/test_files/CT_small.dcm
+"$PY" - "$ARCH" "$CT" <<'PYEOF' || fatal "could not make the archive"
+import os, sys, pydicom
+d, ct = sys.argv[1], sys.argv[2]
+# patient, study, series, files: (dir, PatientName, PatientID, study uid,
+# study description, [(series uid, [sop uids])])
+P = [
+    ('open', 'Open^Delta', 'PIDDELTA', '2.25.900.1', 'OpenStudy',
+     [('2.25.900.1.1', ['2.25.900.1.1.1', '2.25.900.1.1.2'])]),
+    ('bravo', 'Secret^Bravo', 'PIDBRAVO', '2.25.901.1', 'BravoStudy',
+     [('2.25.901.1.1', ['2.25.901.1.1.1', '2.25.901.1.1.2'])]),
+    ('alpha/s1', 'Mixed^Alpha', 'PIDALPHA', '2.25.902.1', 'AlphaOpen',
+     [('2.25.902.1.1', ['2.25.902.1.1.1'])]),
+    ('alpha/s2', 'Mixed^Alpha', 'PIDALPHA', '2.25.902.2', 'HiddenStudyDesc',
+     [('2.25.902.2.1', ['2.25.902.2.1.1', '2.25.902.2.1.2'])]),
+    ('grp', 'Group^Echo', 'PIDECHO', '2.25.904.1', 'EchoStudy',
+     [('2.25.904.1.1', ['2.25.904.1.1.1'])]),
+    ('charlie', 'Acl^Charlie', 'PIDCHARLIE', '2.25.903.1', 'CharlieStudy',
+     [('2.25.903.1.1', ['2.25.903.1.1.1', '2.25.903.1.1.2', '2.25.903.1.1.3'])]),
+]
+for sub, pn, pid, st, desc, series in P:
+    os.makedirs(os.path.join(d, sub), exist_ok=True)
+    for ser, sops in series:
+        for i, sop in enumerate(sops):
+            ds = pydicom.dcmread(ct)
+            ds.PatientName, ds.PatientID = pn, pid
+            ds.StudyInstanceUID, ds.StudyDescription = st, desc
+            ds.SeriesInstanceUID, ds.SOPInstanceUID = ser, sop
+            ds.file_meta.MediaStorageSOPInstanceUID = sop
+            ds.InstanceNumber = i + 1
+            ds.ImagePositionPatient = [0, 0, i]
+            ds.save_as(os.path.join(d, sub, 'f%d.dcm' % i))
+PYEOF
+chmod -R a+rX "$ARCH"
+chmod 600 "$ARCH"/bravo/*.dcm
+chmod 700 "$ARCH"/alpha/s2
+setfacl -m u:nobody:--- "$ARCH"/charlie/f1.dcm || fatal "setfacl failed"
+chgrp adm "$ARCH"/grp/*.dcm && chmod 640 "$ARCH"/grp/*.dcm   # a supplementary group's
+# values found only in what nobody cannot read
+PROTECTED="Secret Bravo PIDBRAVO 2.25.901 HiddenStudyDesc 2.25.902.2 2.25.903.1.1.2 PIDECHO 2.25.904"
+as_nobody() { setpriv --reuid=nobody --regid=nogroup --clear-groups -- "$@"; }
+as_nobody test -r "$ARCH"/charlie/f1.dcm && fatal "the ACL does not deny nobody"
+
+mount_start "$MNT" "$ARCH" -o index="$TMP/idx",allow_other || exit 1
+
+# ---- root (the mount owner) sees everything ----
+root_all=$(cd "$MNT" && find . 2>&1; cat .dicomfs/errors.tsv)
+for v in "Secret Bravo" PIDBRAVO 2.25.901.1 HiddenStudyDesc 2.25.902.2 2.25.903.1.1.2; do
+	grep -qF "$v" <<<"$root_all" || fail "root does not see '$v'"
+done
+sec=$(find "$MNT/patients" -maxdepth 1 -name '*Bravo*' | head -1)
+mixed=$(find "$MNT/patients" -maxdepth 1 -name '*Alpha*' | head -1)
+[ -n "$sec" ] && [ -n "$mixed" ] || fatal "patients not found as root: $(ls "$MNT/patients")"
+ok "root sees every patient"
+grep -q "mixed archive" "$MOUNT_LOG" && ok "the mount found the archive mixed" ||
+	fail "no 'mixed archive' line in the log"
+
+# ---- nobody: everything reachable, into one file ----
+SEEN="$TMP/seen"
+as_nobody bash -c '
+cd "$1" || exit 1
+ls -laR . 2>&1
+find . 2>&1
+find . -type l -printf "%p -> %l\n" 2>&1
+for d in query/studies query/series query/instances \
+	"query/studies/PatientID=PIDBRAVO" "query/instances/PatientName=secret*" \
+	"query/studies/StudyDescription=HiddenStudyDesc" "query/instances/SOPInstanceUID=2.25.903.1.1.2" \
+	"query/studies/PatientID=PIDDELTA"; do
+	# (stderr would echo the names typed here: only what is served counts)
+	ls -la "$d" 2>/dev/null
+	cat "$d/manifest.csv" "$d/manifest.jsonl" 2>/dev/null
+	for l in "$d"/*; do readlink "$l" 2>/dev/null; done
+done
+find . -type f -print0 2>/dev/null | xargs -0 -r cat 2>&1
+find . -print0 2>/dev/null | xargs -0 -r getfattr -d -m - 2>&1
+cat .dicomfs/errors.tsv 2>&1
+' _ "$MNT" >"$SEEN" 2>&1
+# paths learnt as root, tried directly
+while IFS= read -r -d '' f; do
+	as_nobody cat "$f" >>"$SEEN" 2>/dev/null
+	as_nobody getfattr -d -m - "$f" >>"$SEEN" 2>/dev/null
+	as_nobody ls -la "$f" >>"$SEEN" 2>/dev/null
+done < <(find "$sec" "$mixed" "$MNT/uids" -print0 | grep -zE 'Bravo|2\.25\.90[123]|HiddenStudy' )
+log "nobody got $(wc -c <"$SEEN") bytes"
+for v in $PROTECTED; do
+	if grep -aqF "$v" "$SEEN"; then
+		fail "nobody reached protected value '$v':"
+		grep -aF "$v" "$SEEN" | head -3 | cut -c1-200 | sed 's/^/    /'
+	fi
+done
+[ "$FAILURES" = 0 ] && ok "no protected value in what nobody can reach ($(echo $PROTECTED | wc -w) values)"
+as_nobody cat "$MNT/.dicomfs/errors.tsv" >/dev/null 2>&1 && fail "nobody reads errors.tsv"
+as_nobody cat "$MNT/.dicomfs/status.json" >/dev/null 2>&1 || fail "nobody cannot read status.json"
+
+# ---- what nobody can read is still served ----
+grep -aqF "Open^Delta" "$SEEN" && grep -aqF PIDDELTA "$SEEN" ||
+	fail "nobody does not see the world-readable patient"
+open=$(as_nobody find "$MNT/patients" -maxdepth 1 -name '*Delta*' | head -1)
+[ -n "$open" ] || fatal "nobody does not list the world-readable patient"
+n=0
+while IFS= read -r f; do
+	as_nobody cat "$f" >/dev/null 2>&1 && n=$((n + 1)) || fail "nobody cannot read ${f#$MNT/}"
+done < <(as_nobody find "$open" -type f)
+[ "$n" -ge 8 ] && ok "nobody reads the $n files of the world-readable patient" ||
+	fail "only $n files of the world-readable patient"
+as_nobody cat "$MNT/uids/2.25.902.1/study.json" 2>/dev/null | grep -qF AlphaOpen &&
+	ok "nobody reads the readable study of the mixed patient in uids/" ||
+	fail "nobody cannot read uids/2.25.902.1/study.json"
+# a directory with an instance nobody cannot read is not theirs (access.h A2)
+as_nobody ls "$MNT/uids/2.25.903.1" >/dev/null 2>&1 &&
+	fail "nobody lists a study holding the ACL-denied instance" ||
+	ok "the study holding the ACL-denied instance is hidden from nobody"
+
+# a supplementary group counts
+as_adm() { setpriv --reuid=nobody --regid=nogroup --groups=adm -- "$@"; }
+as_adm find "$MNT/patients" "$MNT/uids" 2>&1 | grep -qF 2.25.904.1.1.1 &&
+	as_adm cat "$MNT/uids/2.25.904.1/study.json" 2>/dev/null | grep -qF PIDECHO &&
+	ok "nobody in group adm sees the group-readable patient" ||
+	fail "nobody in group adm does not see the group-readable patient"
+
+# ---- root again: the kernel caches did not carry nobody's view ----
+find "$MNT/patients" -name '*Bravo*' | grep -q . || fail "root lost the protected patient"
+cat "$sec"/*/*/*.dcm >/dev/null || fail "root cannot read the protected files"
+
+mount_stop || exit 1
+
+# ---- the same archive made readable by everyone: the uniform fast path ----
+chmod -R a+rX "$ARCH"
+setfacl -R -b "$ARCH"
+mount_start "$MNT" "$ARCH" -o index="$TMP/idx",allow_other || exit 1
+grep -q "mixed archive" "$MOUNT_LOG" && fail "a world-readable archive was found mixed"
+as_nobody find "$MNT/patients" "$MNT/uids" >"$SEEN" 2>&1
+for v in "Secret Bravo" HiddenStudyDesc 2.25.903.1.1.2; do
+	grep -qF "$v" "$SEEN" || fail "nobody does not see '$v' once it is world-readable"
+done
+as_nobody cat "$MNT/query/studies/PatientID=PIDBRAVO/manifest.csv" 2>/dev/null | grep -qF 2.25.901.1 ||
+	fail "nobody cannot query a world-readable archive"
+as_nobody cat "$MNT/.dicomfs/errors.tsv" >/dev/null 2>&1 && fail "nobody reads errors.tsv (uniform)"
+[ "$FAILURES" = 0 ] && ok "a world-readable archive is uniform: nobody sees everything, errors.tsv stays the owner's"
+mount_stop || exit 1
+exit 0
