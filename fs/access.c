@@ -294,48 +294,20 @@ static void cache_put(struct dfs_access *a, const struct dfs_caller *c, uint64_t
 
 static int node_ok(struct dfs *fs, struct dfs_caller *c, uint64_t id, int depth);
 
-struct walk {
-	uint64_t *ids;
-	size_t n, cap;
-	int err;
-};
-
-static int walk_cb(void *ctx, uint64_t ino, const char *name, size_t nl, uint64_t next)
-{
-	struct walk *w = ctx;
-	unsigned k = ino_kind(ino);
-	(void)name; (void)nl; (void)next;
-	if (k != KIND_DIR && k != KIND_DCM)
-		return 0;   /* level files (the directory's id) and the other
-			     * files of an instance (its .dcm is listed) */
-	if (w->n == w->cap) {
-		size_t cap = w->cap ? 2 * w->cap : 64;
-		uint64_t *p = realloc(w->ids, cap * sizeof(*p));
-		if (!p) {
-			w->err = 1;
-			return 1;
-		}
-		w->ids = p;
-		w->cap = cap;
-	}
-	w->ids[w->n++] = ino_id(ino);
-	return 0;
-}
-
 /* every instance below directory id readable (A2) */
 static int dir_ok(struct dfs *fs, struct dfs_caller *c, uint64_t id, int depth)
 {
-	struct walk w = { 0 };
+	struct dfs_ids w;
 	if (depth > 8)
 		return 0;
-	if (index_readdir(fs->ix, id, 0, walk_cb, &w) || w.err) {
-		free(w.ids);
+	/* level files carry the directory's id and the other files of an
+	 * instance its id: the subdirectories and the .dcm list each once */
+	if (dfs_children(fs, id, KBIT(KIND_DIR) | KBIT(KIND_DCM), &w))
 		return 0;
-	}
 	int ok = 1;
 	for (size_t i = 0; i < w.n && ok; i++)
-		ok = node_ok(fs, c, w.ids[i], depth + 1);
-	free(w.ids);
+		ok = node_ok(fs, c, w.v[i], depth + 1);
+	free(w.v);
 	return ok;
 }
 

@@ -16,6 +16,7 @@ struct source;
 struct source_file;
 struct dfs_pixels;
 struct dfs_lcache;
+struct dfs_vcache;
 struct dfs_access;
 
 /* One mount. Set up by main.c before the FUSE loop; the fields are
@@ -43,6 +44,9 @@ struct dfs {
 	 * dfs_level_fini() after it ended; the pointer is immutable in
 	 * between, the cache guards itself (its own mutex) */
 	struct dfs_lcache *lcache;
+	/* volume plans of series (kind_volume.c): set by dfs_volume_init(),
+	 * freed by dfs_volume_fini(); guarded by its own mutex */
+	struct dfs_vcache *vcache;
 	/* access.h: who sees what (set by dfs_access_init after the index is
 	 * reopened, before the session loop; immutable pointer, the cache
 	 * guards itself); NULL: everyone sees everything */
@@ -162,6 +166,25 @@ extern const struct kind_ops kind_series_json, kind_study_json, kind_patient_jso
 	kind_study_fhir, kind_patient_fhir;
 /* kind_level.c: fs->lcache; 0 or -ENOMEM. fini: NULL-safe, idempotent. */
 int dfs_level_init(struct dfs *fs);
+/* kind_volume.c: the volume plan cache (fs->vcache), like the level cache */
+int dfs_volume_init(struct dfs *fs);
+void dfs_volume_fini(struct dfs *fs);
+
+/*
+ * kinds.c: the ids of the entries of directory dir_id whose kind is in mask
+ * (bit k: KIND k), in listing order. Pass KBIT(KIND_DIR) for the
+ * subdirectories, KBIT(KIND_DCM) for the instances (each once: every
+ * instance has its .dcm). 0 or a negative error; out->v is malloc()ed
+ * (free it) and NULL on error.
+ */
+#define KBIT(k) (1u << (k))
+struct dfs_ids {
+	uint64_t *v;
+	size_t n, cap;
+	uint32_t mask;
+	int err;
+};
+int dfs_children(struct dfs *fs, uint64_t dir_id, uint32_t mask, struct dfs_ids *out);
 void dfs_level_fini(struct dfs *fs);
 /*
  * kind_level.c: the per-inode cache of generated content (key: an inode

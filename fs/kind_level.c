@@ -50,61 +50,11 @@ static int inst_record(struct dfs *fs, uint64_t id, const void **rec, size_t *le
 }
 
 /* Children of a directory: sub-directories, or (series) instance ids. */
-struct ids {
-	uint64_t *v;
-	size_t n, cap;
-	int dirs;
-	int err;
-};
-
-static int ids_cb(void *ctx, uint64_t ino, const char *name, size_t nl,
-		  uint64_t next)
-{
-	struct ids *c = ctx;
-	unsigned k = ino_kind(ino);
-	uint64_t id = ino_id(ino);
-	(void)name;
-	(void)nl;
-	(void)next;
-	if (c->dirs ? k != KIND_DIR
-		    : (k != KIND_DCM && k != KIND_JSON && k != KIND_NPY && k != KIND_PNG))
-		return 0;
-	if (!c->dirs && c->n && c->v[c->n - 1] == id)
-		return 0;   /* the other files of the same instance */
-	if (c->n == c->cap) {
-		size_t nc = c->cap ? c->cap * 2 : 64;
-		uint64_t *p = realloc(c->v, nc * sizeof(*p));
-		if (!p) {
-			c->err = -ENOMEM;
-			return 1;
-		}
-		c->v = p;
-		c->cap = nc;
-	}
-	c->v[c->n++] = id;
-	return 0;
-}
-
-static int children(struct dfs *fs, uint64_t id, int dirs, struct ids *out)
-{
-	memset(out, 0, sizeof(*out));
-	out->dirs = dirs;
-	int rc = index_readdir(fs->ix, id, 0, ids_cb, out);
-	if (!rc)
-		rc = out->err;
-	if (rc) {
-		free(out->v);
-		out->v = NULL;
-		out->n = 0;
-	}
-	return rc;
-}
-
 /* The instances of series `id` into a (until it is full); *ninst: how many. */
 static int series_walk(struct dfs *fs, uint64_t id, struct levelagg *a, uint64_t *ninst)
 {
-	struct ids in;
-	int rc = children(fs, id, 0, &in);
+	struct dfs_ids in;
+	int rc = dfs_children(fs, id, KBIT(KIND_DCM), &in);
 	for (size_t i = 0; !rc && i < in.n && !levelagg_full(a); i++) {
 		const void *rec;
 		size_t len;
@@ -120,13 +70,13 @@ static int series_walk(struct dfs *fs, uint64_t id, struct levelagg *a, uint64_t
 
 int dfs_level_agg(struct dfs *fs, uint64_t id, int type, struct levelagg *a)
 {
-	struct ids c;
+	struct dfs_ids c;
 	int rc;
 	if (levelagg_full(a))
 		return 0;
 	if (type == NODE_SERIES)
 		return series_walk(fs, id, a, NULL);
-	rc = children(fs, id, 1, &c);
+	rc = dfs_children(fs, id, KBIT(KIND_DIR), &c);
 	for (size_t i = 0; !rc && i < c.n && !levelagg_full(a); i++) {
 		struct node_view nv;
 		rc = index_node(fs->ix, c.v[i], &nv);
@@ -141,8 +91,8 @@ int dfs_level_agg(struct dfs *fs, uint64_t id, int type, struct levelagg *a)
 static int count_below(struct dfs *fs, uint64_t id, int type, uint64_t *nstudies,
 		       uint64_t *nseries, uint64_t *ninst)
 {
-	struct ids c;
-	int rc = children(fs, id, 1, &c);
+	struct dfs_ids c;
+	int rc = dfs_children(fs, id, KBIT(KIND_DIR), &c);
 	for (size_t i = 0; !rc && i < c.n; i++) {
 		struct node_view nv;
 		rc = index_node(fs->ix, c.v[i], &nv);
@@ -163,17 +113,17 @@ static int count_below(struct dfs *fs, uint64_t id, int type, uint64_t *nstudies
 /* Everything study.json and study.fhir.json need, in one pass. */
 static int study_walk(struct dfs *fs, uint64_t id, struct levelagg_study *st)
 {
-	struct ids ser;
+	struct dfs_ids ser;
 	int rc = levelagg_study_init(st);
 	if (!rc)
-		rc = children(fs, id, 1, &ser);
+		rc = dfs_children(fs, id, KBIT(KIND_DIR), &ser);
 	if (rc) {
 		levelagg_study_free(st);
 		return rc;
 	}
 	for (size_t i = 0; !rc && i < ser.n; i++) {
-		struct ids in;
-		if ((rc = levelagg_study_series(st)) || (rc = children(fs, ser.v[i], 0, &in)))
+		struct dfs_ids in;
+		if ((rc = levelagg_study_series(st)) || (rc = dfs_children(fs, ser.v[i], KBIT(KIND_DCM), &in)))
 			break;
 		for (size_t j = 0; !rc && j < in.n; j++) {
 			const void *rec;

@@ -40,48 +40,52 @@ struct pentry {
 	struct pentry *next;
 };
 
-static struct {
+/* fs->vcache: the plans of series, at most PLAN_MAX (then emptied) */
+struct dfs_vcache {
 	pthread_mutex_t lock;
-	struct pentry *b[PLAN_BUCKETS];
-	size_t n;
-} pcache = { .lock = PTHREAD_MUTEX_INITIALIZER };
-
-struct ids {
-	uint64_t *v;
-	size_t n, cap;
-	int err;
+	struct pentry *b[PLAN_BUCKETS];   /* lock */
+	size_t n;                          /* lock */
 };
 
-static int ids_cb(void *ctx, uint64_t ino, const char *name, size_t nl, uint64_t next)
+/* every entry freed; lock held or no other user */
+static void vcache_clear(struct dfs_vcache *vc)
 {
-	struct ids *x = ctx;
-	(void)name;
-	(void)nl;
-	(void)next;
-	if (ino_kind(ino) != KIND_DCM)
-		return 0;
-	if (x->n == x->cap) {
-		size_t cap = x->cap ? x->cap * 2 : 256;
-		uint64_t *nv = realloc(x->v, cap * sizeof(*nv));
-		if (!nv) {
-			x->err = -ENOMEM;
-			return 1;
+	for (size_t i = 0; i < PLAN_BUCKETS; i++)
+		while (vc->b[i]) {
+			struct pentry *x = vc->b[i];
+			vc->b[i] = x->next;
+			if (x->ok)
+				vol_plan_free(&x->p);
+			free(x);
 		}
-		x->v = nv;
-		x->cap = cap;
-	}
-	x->v[x->n++] = ino_id(ino);
+	vc->n = 0;
+}
+
+int dfs_volume_init(struct dfs *fs)
+{
+	fs->vcache = calloc(1, sizeof(*fs->vcache));
+	if (!fs->vcache)
+		return -ENOMEM;
+	pthread_mutex_init(&fs->vcache->lock, NULL);
 	return 0;
+}
+
+void dfs_volume_fini(struct dfs *fs)
+{
+	if (!fs->vcache)
+		return;
+	vcache_clear(fs->vcache);
+	pthread_mutex_destroy(&fs->vcache->lock);
+	free(fs->vcache);
+	fs->vcache = NULL;
 }
 
 /* 0 (a volume), 1 (not), or a negative error */
 static int plan_compute(struct dfs *fs, uint64_t series_id, struct vol_plan *p)
 {
-	struct ids ids = { 0 };
+	struct dfs_ids ids;
 	struct vol_in *in = NULL;
-	int rc = index_readdir(fs->ix, series_id, 0, ids_cb, &ids);
-	if (!rc)
-		rc = ids.err;
+	int rc = dfs_children(fs, series_id, KBIT(KIND_DCM), &ids);
 	if (!rc && !(in = calloc(ids.n ? ids.n : 1, sizeof(*in))))
 		rc = -ENOMEM;
 	for (size_t i = 0; i < ids.n && !rc; i++) {
@@ -106,18 +110,19 @@ static int plan_compute(struct dfs *fs, uint64_t series_id, struct vol_plan *p)
 /* A copy of the plan of series_id: 0, -ENOENT (not a volume) or an error. */
 static int plan_get(struct dfs *fs, uint64_t series_id, struct vol_plan *out)
 {
+	struct dfs_vcache *vc = fs->vcache;
 	struct pentry *e;
 	int rc;
-	pthread_mutex_lock(&pcache.lock);
-	for (e = pcache.b[series_id % PLAN_BUCKETS]; e; e = e->next)
+	pthread_mutex_lock(&vc->lock);
+	for (e = vc->b[series_id % PLAN_BUCKETS]; e; e = e->next)
 		if (e->id == series_id)
 			break;
 	if (e) {
 		rc = e->ok ? vol_plan_copy(out, &e->p) : -ENOENT;
-		pthread_mutex_unlock(&pcache.lock);
+		pthread_mutex_unlock(&vc->lock);
 		return rc;
 	}
-	pthread_mutex_unlock(&pcache.lock);
+	pthread_mutex_unlock(&vc->lock);
 
 	struct vol_plan p;
 	rc = plan_compute(fs, series_id, &p);
@@ -133,23 +138,14 @@ static int plan_get(struct dfs *fs, uint64_t series_id, struct vol_plan *out)
 	e->ok = rc == 0;
 	if (e->ok)
 		e->p = p;
-	pthread_mutex_lock(&pcache.lock);
-	if (pcache.n >= PLAN_MAX) {
-		for (size_t i = 0; i < PLAN_BUCKETS; i++)
-			while (pcache.b[i]) {
-				struct pentry *x = pcache.b[i];
-				pcache.b[i] = x->next;
-				if (x->ok)
-					vol_plan_free(&x->p);
-				free(x);
-			}
-		pcache.n = 0;
-	}
-	e->next = pcache.b[series_id % PLAN_BUCKETS];
-	pcache.b[series_id % PLAN_BUCKETS] = e;
-	pcache.n++;
+	pthread_mutex_lock(&vc->lock);
+	if (vc->n >= PLAN_MAX)
+		vcache_clear(vc);
+	e->next = vc->b[series_id % PLAN_BUCKETS];
+	vc->b[series_id % PLAN_BUCKETS] = e;
+	vc->n++;
 	rc = e->ok ? vol_plan_copy(out, &e->p) : -ENOENT;
-	pthread_mutex_unlock(&pcache.lock);
+	pthread_mutex_unlock(&vc->lock);
 	return rc;
 }
 

@@ -81,3 +81,41 @@ const struct kind_ops *const dfs_kinds[KIND_MAX] = {
 	[KIND_VOLUME_NII] = &kind_volume_nii,
 	[KIND_VOLUME_NPY] = &kind_volume_npy,
 };
+
+/* ---- the children of a directory (fs.h) ---- */
+
+static int children_cb(void *ctx, uint64_t ino, const char *name, size_t nl,
+		       uint64_t next)
+{
+	struct dfs_ids *x = ctx;
+	(void)name;
+	(void)nl;
+	(void)next;
+	if (!(x->mask & KBIT(ino_kind(ino))))
+		return 0;
+	if (x->n == x->cap) {
+		size_t cap = x->cap ? x->cap * 2 : 64;
+		uint64_t *nv = realloc(x->v, cap * sizeof(*nv));
+		if (!nv) {
+			x->err = -ENOMEM;
+			return 1;
+		}
+		x->v = nv;
+		x->cap = cap;
+	}
+	x->v[x->n++] = ino_id(ino);
+	return 0;
+}
+
+int dfs_children(struct dfs *fs, uint64_t dir_id, uint32_t mask, struct dfs_ids *out)
+{
+	*out = (struct dfs_ids){ .mask = mask };
+	int rc = index_readdir(fs->ix, dir_id, 0, children_cb, out);
+	if (!rc)
+		rc = out->err;
+	if (rc) {
+		free(out->v);
+		*out = (struct dfs_ids){ .mask = mask };
+	}
+	return rc;
+}

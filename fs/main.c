@@ -265,7 +265,7 @@ int main(int argc, char *argv[])
 	}
 
 	fs.timeout = 86400.0;
-	if (dfs_level_init(&fs)) {
+	if (dfs_level_init(&fs) || dfs_volume_init(&fs)) {
 		ret = EXIT_FUSE;
 		goto free_index;
 	}
@@ -346,6 +346,7 @@ free_index:
 	catalog_stop(&fs);
 	dfs_pixels_free(&fs);
 	dfs_level_fini(&fs);
+	dfs_volume_fini(&fs);
 	dfs_access_fini(&fs);
 	index_free(fs.ix);
 free_args:

@@ -7,7 +7,6 @@
 
 #include "fs.h"
 
-#define KBIT(k) (1u << (k))
 
 /* query/: query directories, manifests and symlinks (view_query.c) */
 static const struct view_fs_ops query_fs = {
