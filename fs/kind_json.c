@@ -132,10 +132,17 @@ fail:
 	return rc;
 }
 
+/* one regeneration per inode while open (shared_buf.h) */
+static int json_open_shared(struct dfs *fs, uint64_t id, const struct node_view *nv,
+			    struct dfs_file *f)
+{
+	return kind_buf_open_shared(fs, id, nv, f, json_open);
+}
+
 const struct kind_ops kind_json = {
 	.name = "json",
 	.getattr = json_getattr,
-	.open = json_open,
+	.open = json_open_shared,
 	.read = kind_buf_read,
 	.release = kind_buf_release,
 };

@@ -913,10 +913,17 @@ static int query_getattr(struct dfs *fs, uint64_t id, const struct node_view *nv
 	return -ENOENT;   /* dfs_stat calls dfs_query_stat for these kinds */
 }
 
+/* one copy per manifest inode while open (shared_buf.h) */
+static int manifest_open_shared(struct dfs *fs, uint64_t id, const struct node_view *nv,
+				struct dfs_file *f)
+{
+	return kind_buf_open_shared(fs, id, nv, f, manifest_open);
+}
+
 const struct kind_ops kind_qmanifest = {
 	.name = "manifest",
 	.getattr = query_getattr,
-	.open = manifest_open,
+	.open = manifest_open_shared,
 	.read = kind_buf_read,
 	.release = kind_buf_release,
 };
