@@ -107,6 +107,24 @@ grow=$(( (peak - base) * 1024 ))
 log "manifest.jsonl: $msz bytes; 300 opens: resident grew by $((grow / 1024)) KiB"
 [ "$grow" -lt $((msz * 20)) ] && ok "300 opens of a $msz-byte manifest cost $((grow / 1024)) KiB (< 20 copies)" ||
 	fail "300 opens of a $msz-byte manifest cost $((grow / 1024)) KiB"
+# lazy manifests (view_query.c V7): sizes from stat are exact
+q="$MNT/query/instances/Modality=CT"
+ls "$q" >/dev/null || fail "ls $q"
+for m in manifest.csv manifest.jsonl; do
+	a=$(stat -c %s "$q/$m"); b=$(wc -c <"$q/$m")
+	[ "$a" = "$b" ] && ok "$m: st_size $a is exact" || fail "$m: st_size $a, $b bytes read"
+done
+# the query table stays bounded (4,096, an LRU, V3) and keeps answering
+"$PY" - "$MNT/query/instances" <<'PYEOF' || fail "5000 query directories"
+import os, sys
+for i in range(5000):
+    os.stat(os.path.join(sys.argv[1], 'InstanceNumber=%d' % (i + 1)))
+PYEOF
+sleep 1.5   # QDIR_TIMEOUT: the kernel looks the names up again
+n=$(ls "$MNT/query/instances/InstanceNumber=1" | grep -c '\.dcm$')
+[ "$n" = 3 ] && ok "after 5000 query directories the first still answers" || fail "InstanceNumber=1 lists $n instances"
+n=$(ls "$q" | grep -c '\.dcm$')
+[ "$n" = 602 ] && ok "and Modality=CT lists its 602 instances" || fail "Modality=CT lists $n"
 daemon_alive && ok "the daemon survived" || fail "the daemon died"
 mount_stop
 exit 0
