@@ -31,8 +31,9 @@
  * (P3) Nothing the header claims drives an allocation past -o max_image
  *      (default cache_size/2): a decoded .npy (compressed source), a source
  *      file read whole for a decoder, or a .png frame above it is refused
- *      with EFBIG and one errors.tsv line. Native .npy files need no
- *      buffer (read and converted per read) and are not limited.
+ *      with EIO (as any image that cannot be decoded) and one errors.tsv
+ *      line. Native .npy files need no buffer (read and converted per
+ *      read) and are not limited.
  * (P4) Waits with deadlines only: on another opener's decode of the same
  *      instance (DECODE_TIMEOUT_MS + PX_ROOM_WAIT_MS, then EIO), for room
  *      (P2), on a decoder (worker.h W1/W6). Per-thread buffers are
@@ -712,7 +713,7 @@ static int pc_get(struct dfs *fs, uint64_t id, const struct node_view *nv,
 			 (unsigned long long)nv->rec->size, (unsigned long long)pc->max_image);
 		relpath(nv, rel, sizeof(rel));
 		index_report_error(fs->ix, rel, why);
-		return -EFBIG;
+		return -EIO;
 	}
 	if (pc->waiting >= pc->max_waiting) {   /* P5 */
 		pthread_mutex_unlock(&pc->lock);
@@ -814,7 +815,7 @@ static int hold_open(struct dfs *fs, uint64_t id, const struct node_view *nv,
 		return rc;
 	}
 	rc = pc_get(fs, id, nv, &h->pi, &h->ent);
-	return rc && rc != -ENOMEM && rc != -EFBIG && rc != -EAGAIN ? -EIO : rc;
+	return rc && rc != -ENOMEM && rc != -EAGAIN ? -EIO : rc;
 }
 
 /* len data bytes at off (native: pread and converted) */
@@ -990,7 +991,7 @@ static int png_open(struct dfs *fs, uint64_t id, const struct node_view *nv,
 			 (unsigned long long)pc->max_image);
 		relpath(nv, rel, sizeof(rel));
 		index_report_error(fs->ix, rel, why);
-		return -EFBIG;
+		return -EIO;
 	}
 	uint64_t framebytes = h.pi.native ? h.pi.out_frame_bytes : 0;
 	if (framebytes) {   /* P1: the frame buffer counts */

@@ -101,7 +101,7 @@ static void usage(const char *prog)
 	       "                           memory for .npy/.png; decodes in progress and\n"
 	       "                           open .npy files count against it (default: 256)\n"
 	       "    -o max_image=MB        larger decoded images (and .png frames) are\n"
-	       "                           refused with EFBIG (default: cache_size/2)\n"
+	       "                           refused with EIO (default: cache_size/2)\n"
 	       "    -o open_size=MB        generated content (level files, .json, .png,\n"
 	       "                           manifests) of open files, shared per file\n"
 	       "                           (default: 256)\n"
