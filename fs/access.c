@@ -151,7 +151,7 @@ int dfs_access_init(struct dfs *fs)
 	struct uscan u = { .afd = index_archive_fd(fs->ix) };
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	if (!fs->shared)
+	if (!fs->allow_other)
 		;   /* A6 */
 	else if (!dir_public(u.afd, ""))
 		u.mixed = 1;

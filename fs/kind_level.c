@@ -386,11 +386,17 @@ static int level_open(struct dfs *fs, uint64_t id, const struct node_view *nv,
 	return level_content(fs, id, f->kind, nv, &f->buf, &f->len);
 }
 
+static int level_open_shared(struct dfs *fs, uint64_t id, const struct node_view *nv,
+			     struct dfs_file *f)
+{
+	return kind_buf_open_shared(fs, id, nv, f, level_open);
+}
+
 #define LEVEL_KIND(var, nm, ga)                                                \
 	const struct kind_ops var = {                                          \
 		.name = nm,                                                    \
 		.getattr = ga,                                                 \
-		.open = level_open,                                            \
+		.open = level_open_shared,                                     \
 		.read = kind_buf_read,                                         \
 		.release = kind_buf_release,                                   \
 	};

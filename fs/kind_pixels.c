@@ -18,6 +18,40 @@
  *   and reused; each FUSE thread reuses its file and decoder buffers.
  * - A decode failure is EIO on open plus one errors.tsv line and log line;
  *   the failure is remembered (no retry until remount).
+ * Memory (issue 11; P1..P4)
+ * (P1) Every decoded byte in the mount process is counted against
+ *      -o cache_size (pc->bytes): cached entries, entries held by open
+ *      .npy files and volumes, decodes in progress (reserved before the
+ *      buffer is allocated) and the frame buffer of a native .png preview.
+ *      Buffers kept for reuse (the pool) are dropped before anyone waits.
+ * (P2) When the bound is reached a new decode waits for room up to
+ *      PX_ROOM_WAIT_MS (condition variable, deadline), then fails with
+ *      ENOMEM for that file only. An image larger than the whole cache is
+ *      admitted only into an empty cache.
+ * (P3) Nothing the header claims drives an allocation past -o max_image
+ *      (default cache_size/2): a decoded .npy (compressed source), a source
+ *      file read whole for a decoder, or a .png frame above it is refused
+ *      with EIO (as any image that cannot be decoded) and one errors.tsv
+ *      line. Native .npy files need no buffer (read and converted per
+ *      read) and are not limited.
+ * (P4) Waits with deadlines only: on another opener's decode of the same
+ *      instance (DECODE_TIMEOUT_MS + PX_ROOM_WAIT_MS, then EIO), for room
+ *      (P2), on a decoder (worker.h W1/W6). Per-thread buffers are
+ *      not counted (TLS_KEEP each, used only for sources without an fd and
+ *      for in-process decoding); nor is the .png output, which lives in the
+ *      shared, bounded table of generated content (shared_buf.h SB4).
+ * (P5) Fairness: at most max_waiting FUSE threads (half of -o max_threads)
+ *      are inside a decode or wait for one; an open of a .npy/.png/volume
+ *      that would need one more fails at once with EAGAIN, so the other
+ *      threads stay free for metadata and cached data. A decoder busy for
+ *      DECODER_WAIT_MS is EAGAIN for that open too (not remembered).
+ * Every wait of a FUSE thread here, with its bound:
+ *   another opener's decode of the same entry   DECODE_TIMEOUT_MS + PX_ROOM_WAIT_MS
+ *   room in the cache (P2)                       PX_ROOM_WAIT_MS
+ *   a free decoder process (worker.h W9)         DECODER_WAIT_MS
+ *   a decoder's answer (worker.h W1)             DECODE_TIMEOUT_MS per frame
+ *   a shared .png being built (shared_buf.h SB1) SB_WAIT_MS
+ *   reading a source (source.h)                  O_NONBLOCK; a regular file
  * - Every byte comes through the mount's source (source.h): native files
  *   are opened and verified by dfs_source_open (R2) and spliced when the
  *   source has an fd (R5); decoders get the fd or the bytes.
@@ -35,6 +69,7 @@
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fs.h"
@@ -52,12 +87,15 @@
 #define TLS_KEEP ((size_t)64 << 20)   /* per-thread buffers kept up to this */
 #define MAX_DECODERS 8
 #define DECODE_TIMEOUT_MS 120000
+#define PX_ROOM_WAIT_MS 10000
+#define DECODER_WAIT_MS 60000   /* for a free decoder process (worker.h W9) */
 
 enum { PC_DECODING, PC_READY, PC_ERROR };
 
 struct pc_entry {
 	uint64_t id;
 	int state, err;
+	int transient;          /* PC_ERROR to forget when unused (ENOMEM, EAGAIN) */
 	unsigned refs;
 	unsigned char *buf;
 	size_t len, cap;
@@ -72,6 +110,9 @@ struct dfs_pixels {
 	struct pc_entry lru;                  /* lock; sentinel: next = newest */
 	uint64_t bytes;                       /* lock */
 	uint64_t cap;                         /* read-only: -o cache_size */
+	uint64_t max_image;                   /* read-only: -o max_image (P3) */
+	pthread_cond_t room;                  /* lock: bytes went down (P2) */
+	unsigned waiting, max_waiting;        /* lock; read-only: P5 */
 	size_t n;                             /* lock */
 	struct { unsigned char *p; size_t cap; } pool[POOL_N];   /* lock */
 	pthread_key_t tls_key;                /* read-only; each thread's buffers */
@@ -142,10 +183,11 @@ static void remove_locked(struct dfs_pixels *pc, struct pc_entry *e)
 	pc->n--;
 }
 
-static void evict_locked(struct dfs_pixels *pc)
+/* evict unused entries until extra more bytes fit (P1) */
+static void evict_extra_locked(struct dfs_pixels *pc, uint64_t extra)
 {
 	struct pc_entry *e = pc->lru.prev;
-	while (e != &pc->lru && (pc->bytes > pc->cap || pc->n > PC_MAX_ENTRIES)) {
+	while (e != &pc->lru && (pc->bytes + extra > pc->cap || pc->n > PC_MAX_ENTRIES)) {
 		struct pc_entry *prev = e->prev;
 		if (e->refs == 0 && e->state != PC_DECODING &&
 		    (e->buf || pc->n > PC_MAX_ENTRIES))
@@ -154,11 +196,56 @@ static void evict_locked(struct dfs_pixels *pc)
 	}
 }
 
+static void evict_locked(struct dfs_pixels *pc)
+{
+	evict_extra_locked(pc, 0);
+}
+
+static void abs_deadline(struct timespec *ts, long ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+/* Count need bytes against the bound, waiting for room up to the deadline
+ * (P1, P2): 0 or -ENOMEM. */
+static int room_reserve_locked(struct dfs_pixels *pc, uint64_t need)
+{
+	struct timespec dl;
+	abs_deadline(&dl, PX_ROOM_WAIT_MS);
+	for (;;) {
+		evict_extra_locked(pc, need);
+		if (pc->bytes + need > pc->cap)
+			for (int i = 0; i < POOL_N; i++) {
+				free(pc->pool[i].p);
+				pc->pool[i].p = NULL;
+			}
+		if (pc->bytes + need <= pc->cap || pc->bytes == 0) {
+			pc->bytes += need;
+			return 0;
+		}
+		if (pthread_cond_timedwait(&pc->room, &pc->lock, &dl) == ETIMEDOUT)
+			return -ENOMEM;
+	}
+}
+
+static void room_release_locked(struct dfs_pixels *pc, uint64_t n)
+{
+	pc->bytes -= n;
+	pthread_cond_broadcast(&pc->room);
+}
+
 static void pc_put(struct dfs_pixels *pc, struct pc_entry *e)
 {
 	pthread_mutex_lock(&pc->lock);
 	e->refs--;
 	evict_locked(pc);
+	pthread_cond_broadcast(&pc->room);
 	pthread_mutex_unlock(&pc->lock);
 }
 
@@ -228,14 +315,21 @@ int dfs_pixels_new(struct dfs *fs, const char *exe)
 		.exe = getenv("DICOMFS_INPROCESS") ? NULL : exe, .args = args,
 		.max = n < 1 ? 1 : n > MAX_DECODERS ? MAX_DECODERS : (int)n,
 		.timeout_ms = DECODE_TIMEOUT_MS,
+		.get_timeout_ms = DECODER_WAIT_MS,   /* W9, P4 */
 		.broken_msg = "cannot start decoder processes: decoding in the mount process",
 	};
 	int rc;
 	if (!px)
 		return -ENOMEM;
 	pthread_mutex_init(&px->lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&px->room, &ca);
 	px->lru.next = px->lru.prev = &px->lru;
 	px->cap = fs->cache_bytes;
+	px->max_image = fs->max_image ? fs->max_image : fs->cache_bytes / 2;
+	px->max_waiting = fs->max_threads >= 4 ? fs->max_threads / 2 : 1;   /* P5 */
 	rc = -pthread_key_create(&px->tls_key, tls_free);
 	if (rc) {
 		pthread_mutex_destroy(&px->lock);
@@ -274,6 +368,7 @@ void dfs_pixels_free(struct dfs *fs)
 	if (t)
 		tls_free(t);
 	pthread_key_delete(px->tls_key);
+	pthread_cond_destroy(&px->room);
 	pthread_mutex_destroy(&px->lock);
 	free(px);
 	fs->px = NULL;
@@ -415,8 +510,12 @@ static int worker_decode(struct dfs_pixels *px, const struct source *src,
 	struct wreq rq = { *pi, size };
 	struct iovec iov[2] = { { &rq, sizeof(rq) }, { NULL, 0 } };
 	char text[WMSG + 1];
-	int rc;
-	if (worker_get(px->decoders, &w))
+	int rc = worker_get(px->decoders, &w);
+	if (rc == DFS_ETIMEOUT) {   /* W9: busy, not broken */
+		snprintf(msg, msglen, "every decoder stayed busy for %d s", DECODER_WAIT_MS / 1000);
+		return -EAGAIN;
+	}
+	if (rc)
 		return 1;
 	if (sf->fd < 0) {
 		rc = read_whole(src, sf, (size_t)size, t, msg, msglen);
@@ -565,6 +664,10 @@ static int decode_into(struct dfs *fs, const struct node_view *nv, const char *r
 	}
 	tls_trim(t);
 	source_close(fs->src, &sf);
+	if (rc == -EAGAIN) {   /* P5: transient, this open only */
+		dfs_log("%s: %s", rel, msg);
+		return rc;
+	}
 	if (rc && rc != -ENOMEM)
 		index_report_error(fs->ix, rel, msg[0] ? msg : "cannot decode pixel data");
 	return rc == -ENOMEM ? rc : rc ? -EIO : 0;
@@ -584,14 +687,28 @@ static int pc_get(struct dfs *fs, uint64_t id, const struct node_view *nv,
 		if (e->id == id)
 			break;
 	if (e) {
+		struct timespec dl;
+		abs_deadline(&dl, DECODE_TIMEOUT_MS + PX_ROOM_WAIT_MS);
+		if (e->state == PC_DECODING && pc->waiting >= pc->max_waiting) {
+			pthread_mutex_unlock(&pc->lock);   /* P5 */
+			return -EAGAIN;
+		}
 		e->refs++;
 		lru_unlink(e);
 		lru_front(pc, e);
-		while (e->state == PC_DECODING)
-			pthread_cond_wait(&e->cond, &pc->lock);
-		if (e->state == PC_ERROR) {
-			rc = e->err;
+		rc = 0;
+		if (e->state == PC_DECODING) {
+			pc->waiting++;
+			while (e->state == PC_DECODING && !rc)   /* P4 */
+				if (pthread_cond_timedwait(&e->cond, &pc->lock, &dl) == ETIMEDOUT)
+					rc = -EIO;
+			pc->waiting--;
+		}
+		if (rc || e->state == PC_ERROR) {
+			rc = rc ? rc : e->err;
 			e->refs--;
+			if (!e->refs && e->transient && e->state == PC_ERROR)
+				remove_locked(pc, e);
 			evict_locked(pc);
 			pthread_mutex_unlock(&pc->lock);
 			return rc;
@@ -600,20 +717,50 @@ static int pc_get(struct dfs *fs, uint64_t id, const struct node_view *nv,
 		pthread_mutex_unlock(&pc->lock);
 		return 0;
 	}
+	size_t need = pi->data_len ? (size_t)pi->data_len : 1;
+	if (pi->data_len > pc->max_image || nv->rec->size > pc->max_image) {   /* P3 */
+		char why[200];
+		pthread_mutex_unlock(&pc->lock);
+		snprintf(why, sizeof(why),
+			 "image too large: %ux%ux%u decodes to %llu bytes from %llu, max_image is %llu",
+			 pi->rows, pi->cols, pi->frames, (unsigned long long)pi->data_len,
+			 (unsigned long long)nv->rec->size, (unsigned long long)pc->max_image);
+		relpath(nv, rel, sizeof(rel));
+		index_report_error(fs->ix, rel, why);
+		return -EIO;
+	}
+	if (pc->waiting >= pc->max_waiting) {   /* P5 */
+		pthread_mutex_unlock(&pc->lock);
+		return -EAGAIN;
+	}
+	pc->waiting++;
+	rc = room_reserve_locked(pc, need);   /* P1, P2 */
+	if (rc) {
+		pc->waiting--;
+		pthread_mutex_unlock(&pc->lock);
+		return rc;
+	}
 	e = calloc(1, sizeof(*e));
 	if (!e) {
+		pc->waiting--;
+		room_release_locked(pc, need);
 		pthread_mutex_unlock(&pc->lock);
 		return -ENOMEM;
 	}
 	e->id = id;
 	e->state = PC_DECODING;
 	e->refs = 1;
-	pthread_cond_init(&e->cond, NULL);
+	{
+		pthread_condattr_t ca;
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&e->cond, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	e->hnext = pc->bucket[id % PC_BUCKETS];
 	pc->bucket[id % PC_BUCKETS] = e;
 	lru_front(pc, e);
 	pc->n++;
-	size_t need = pi->data_len ? (size_t)pi->data_len : 1;
 	size_t cap = 0;
 	unsigned char *buf = pool_take_locked(pc, need, &cap);
 	pthread_mutex_unlock(&pc->lock);
@@ -627,13 +774,16 @@ static int pc_get(struct dfs *fs, uint64_t id, const struct node_view *nv,
 	rc = buf ? decode_into(fs, nv, rel, pi, buf) : -ENOMEM;
 
 	pthread_mutex_lock(&pc->lock);
+	room_release_locked(pc, need);   /* now counted as the entry's cap */
+	pc->waiting--;
 	if (rc) {
 		free(buf);
 		e->state = PC_ERROR;
 		e->err = rc;
+		e->transient = rc == -ENOMEM || rc == -EAGAIN;
 		e->refs--;
 		pthread_cond_broadcast(&e->cond);
-		if (rc == -ENOMEM && e->refs == 0)
+		if (e->transient && e->refs == 0)
 			remove_locked(pc, e);   /* transient: try again next time */
 		evict_locked(pc);
 		pthread_mutex_unlock(&pc->lock);
@@ -679,7 +829,7 @@ static int hold_open(struct dfs *fs, uint64_t id, const struct node_view *nv,
 		return rc;
 	}
 	rc = pc_get(fs, id, nv, &h->pi, &h->ent);
-	return rc && rc != -ENOMEM ? -EIO : rc;
+	return rc && rc != -ENOMEM && rc != -EAGAIN ? -EIO : rc;
 }
 
 /* len data bytes at off (native: pread and converted) */
@@ -846,13 +996,30 @@ static int png_open(struct dfs *fs, uint64_t id, const struct node_view *nv,
 		return -ENOENT;
 	px_window_from_record(rec, rlen, &w);
 	uint64_t size = px_png_size(&h.pi);
+	struct dfs_pixels *pc = fs->px;
+	if (size > pc->max_image || h.pi.out_frame_bytes > pc->max_image) {   /* P3 */
+		char rel[4096], why[200];
+		snprintf(why, sizeof(why),
+			 "png: image too large: a %ux%u frame of %llu bytes, max_image is %llu",
+			 h.pi.rows, h.pi.cols, (unsigned long long)h.pi.out_frame_bytes,
+			 (unsigned long long)pc->max_image);
+		relpath(nv, rel, sizeof(rel));
+		index_report_error(fs->ix, rel, why);
+		return -EIO;
+	}
+	uint64_t framebytes = h.pi.native ? h.pi.out_frame_bytes : 0;
+	if (framebytes) {   /* P1: the frame buffer counts */
+		pthread_mutex_lock(&pc->lock);
+		rc = room_reserve_locked(pc, framebytes);
+		pthread_mutex_unlock(&pc->lock);
+		if (rc)
+			return rc;
+	}
 	unsigned char *png = malloc((size_t)size);
-	if (!png)
-		return -ENOMEM;
-	unsigned char *frame = h.pi.native ? malloc((size_t)h.pi.out_frame_bytes) : NULL;
-	if (h.pi.native && !frame) {
-		free(png);
-		return -ENOMEM;
+	unsigned char *frame = framebytes ? malloc((size_t)framebytes) : NULL;
+	if (!png || (framebytes && !frame)) {
+		rc = -ENOMEM;
+		goto out;
 	}
 	rc = hold_open(fs, id, nv, &h);
 	if (!rc && h.pi.native) {
@@ -871,7 +1038,13 @@ static int png_open(struct dfs *fs, uint64_t id, const struct node_view *nv,
 			rc = rc == -ENOMEM ? rc : -EIO;
 	}
 	hold_close(&h);
+out:
 	free(frame);
+	if (framebytes) {
+		pthread_mutex_lock(&pc->lock);
+		room_release_locked(pc, framebytes);
+		pthread_mutex_unlock(&pc->lock);
+	}
 	if (rc) {
 		free(png);
 		return rc;
@@ -881,31 +1054,18 @@ static int png_open(struct dfs *fs, uint64_t id, const struct node_view *nv,
 	return 0;
 }
 
-static int png_read(struct dfs *fs, struct dfs_file *f, fuse_req_t req,
-		    size_t size, off_t off)
+/* one preview per inode while open (shared_buf.h) */
+static int png_open_shared(struct dfs *fs, uint64_t id, const struct node_view *nv,
+			   struct dfs_file *f)
 {
-	(void)fs;
-	if ((uint64_t)off >= f->len) {
-		fuse_reply_buf(req, NULL, 0);
-		return 0;
-	}
-	if (size > f->len - (size_t)off)
-		size = f->len - (size_t)off;
-	fuse_reply_buf(req, f->buf + off, size);
-	return 0;
-}
-
-static void png_release(struct dfs_file *f)
-{
-	free(f->buf);
-	f->buf = NULL;
+	return kind_buf_open_shared(fs, id, nv, f, png_open);
 }
 
 const struct kind_ops kind_npy =
 	KIND_OPS("npy", npy_getattr, npy_open, npy_read, npy_release);
 
 const struct kind_ops kind_png =
-	KIND_OPS("png", png_getattr, png_open, png_read, png_release);
+	KIND_OPS("png", png_getattr, png_open_shared, kind_buf_read, kind_buf_release);
 
 /* ---- the pipeline for other kinds (fs.h: dfs_pixsrc_*) ---- */
 

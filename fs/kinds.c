@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "fs.h"
+#include "shared_buf.h"
 #include "error.h"
 #include "log.h"
 
@@ -55,8 +56,52 @@ int kind_buf_read(struct dfs *fs, struct dfs_file *f, fuse_req_t req,
 
 void kind_buf_release(struct dfs_file *f)
 {
-	free(f->buf);
+	if (f->priv)
+		shared_buf_put(f->priv);
+	else
+		free(f->buf);
+	f->priv = NULL;
 	f->buf = NULL;
+}
+
+struct gen_ctx {
+	struct dfs *fs;
+	uint64_t id;
+	const struct node_view *nv;
+	const struct dfs_file *f;
+	kind_gen_fn gen;
+};
+
+static int gen_build(void *ctx, char **buf, size_t *len)
+{
+	struct gen_ctx *g = ctx;
+	struct dfs_file tmp = *g->f;
+	tmp.buf = NULL;
+	tmp.len = 0;
+	tmp.priv = NULL;
+	int rc = g->gen(g->fs, g->id, g->nv, &tmp);
+	if (rc) {
+		free(tmp.buf);
+		return rc;
+	}
+	*buf = tmp.buf;
+	*len = tmp.len;
+	return 0;
+}
+
+int kind_buf_open_shared(struct dfs *fs, uint64_t id, const struct node_view *nv,
+			 struct dfs_file *f, kind_gen_fn gen)
+{
+	struct gen_ctx g = { fs, id, nv, f, gen };
+	struct shared_buf *h;
+	if (!fs->shared)
+		return gen(fs, id, nv, f);
+	int rc = shared_buf_get(fs->shared, ino_make(f->id, f->kind), gen_build, &g, &h);
+	if (rc)
+		return rc;
+	f->buf = (char *)shared_buf_data(h, &f->len);
+	f->priv = h;
+	return 0;
 }
 
 const struct kind_ops *const dfs_kinds[KIND_MAX] = {

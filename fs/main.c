@@ -23,6 +23,7 @@
 #include "access.h"
 #include "catalog.h"
 #include "fs.h"
+#include "shared_buf.h"
 #include "error.h"
 #include "log.h"
 #include "tags.h"
@@ -41,6 +42,9 @@ struct options {
 	int quiet;
 	char *cache_size;   /* MB of decoded pixels kept (default 256) */
 	char *index_tags;   /* extra indexed tags: Keyword,GGGGEEEE,... */
+	char *max_image;    /* MB: largest image decoded / previewed in memory */
+	char *open_size;    /* MB of generated content of open files */
+	int max_threads;    /* FUSE threads at most (default 128) */
 };
 
 #define OPT(t, p) { t, offsetof(struct options, p), 1 }
@@ -51,6 +55,9 @@ static const struct fuse_opt dfs_opts[] = {
 	OPT("quiet", quiet),
 	OPT("cache_size=%s", cache_size),
 	OPT("index_tags=%s", index_tags),
+	OPT("max_image=%s", max_image),
+	OPT("open_size=%s", open_size),
+	OPT("max_threads=%d", max_threads),
 	FUSE_OPT_END
 };
 
@@ -92,12 +99,51 @@ static void usage(const char *prog)
 	       "    -o follow_symlinks     follow symlinks that leave the archive\n"
 	       "    -o quiet               no indexing progress on stderr\n"
 	       "    -o cache_size=MB       decoded pixels of compressed instances kept in\n"
-	       "                           memory for .npy/.png (default: 256)\n"
+	       "                           memory for .npy/.png; decodes in progress and\n"
+	       "                           open .npy files count against it (default: 256)\n"
+	       "    -o max_image=MB        larger decoded images (and .png frames) are\n"
+	       "                           refused with EIO (default: cache_size/2)\n"
+	       "    -o open_size=MB        generated content (level files, .json, .png,\n"
+	       "                           manifests) of open files, shared per file\n"
+	       "                           (default: 256)\n"
+	       "    -o max_threads=N       FUSE threads at most; half of them may wait on\n"
+	       "                           pixel decoders (default: 128)\n"
 	       "    -o index_tags=LIST     also index these tags (Keyword or GGGGEEEE,\n"
 	       "                           private ones too), so query/ can match them\n"
 	       "    --version              print the version\n\n"
 	       "exit status: 0 ok, 1 usage, 2 archive, 3 mountpoint, 4 index, 5 fuse\n\n",
 	       prog);
+}
+
+#if FUSE_VERSION >= FUSE_MAKE_VERSION(3, 12)
+/* libfuse >= 3.12: the loop's thread bound (default 10) is set only through
+ * the opaque config of API 3.12; this file is compiled against API 3.5
+ * (fs.h), where that config type is named like the old struct, so the
+ * pointer is only passed along, never dereferenced. */
+int fuse_session_loop_mt_312(struct fuse_session *se, struct fuse_loop_config *config);
+#endif
+
+/* The multi-threaded loop with at most max_threads threads, so that FUSE
+ * threads waiting on decoders (kind_pixels.c P5: at most half of them)
+ * leave threads for every other request. */
+static int run_loop_mt(struct fuse_session *se, const struct fuse_cmdline_opts *copts,
+		       unsigned max_threads)
+{
+	unsigned idle = copts->max_idle_threads == UINT_MAX ? 10 : copts->max_idle_threads;
+#if FUSE_VERSION >= FUSE_MAKE_VERSION(3, 12)
+	struct fuse_loop_config *cfg = fuse_loop_cfg_create();
+	if (cfg) {
+		fuse_loop_cfg_set_clone_fd(cfg, (unsigned)copts->clone_fd);
+		fuse_loop_cfg_set_idle_threads(cfg, idle);
+		fuse_loop_cfg_set_max_threads(cfg, max_threads);
+		int rc = fuse_session_loop_mt_312(se, cfg);
+		fuse_loop_cfg_destroy(cfg);
+		return rc;
+	}
+#endif
+	(void)max_threads;
+	struct fuse_loop_config old = { .clone_fd = copts->clone_fd, .max_idle_threads = idle };
+	return fuse_session_loop_mt(se, &old);
 }
 
 /* Is path already a mount point (someone mounted there)? */
@@ -188,6 +234,32 @@ int main(int argc, char *argv[])
 		}
 		fs.cache_bytes = (uint64_t)mb << 20;
 	}
+	fs.max_threads = o.max_threads > 0 ? (unsigned)o.max_threads : 128;
+	if (o.max_threads < 0 || o.max_threads > 100000) {
+		fprintf(stderr, "dicomfs: bad -o max_threads=%d\n", o.max_threads);
+		ret = EXIT_USAGE;
+		goto free_args;
+	}
+	fs.max_image = fs.cache_bytes / 2;
+	fs.open_bytes = (uint64_t)256 << 20;
+	struct { const char *name, *val; uint64_t *dst; } mbopts[] = {
+		{ "max_image", o.max_image, &fs.max_image },
+		{ "open_size", o.open_size, &fs.open_bytes },
+	};
+	for (size_t i = 0; i < sizeof(mbopts) / sizeof(mbopts[0]); i++) {
+		char *end;
+		if (!mbopts[i].val)
+			continue;
+		errno = 0;
+		unsigned long long mb = strtoull(mbopts[i].val, &end, 10);
+		if (errno || end == mbopts[i].val || *end || mb > ((uint64_t)1 << 40)) {
+			fprintf(stderr, "dicomfs: bad -o %s=%s (megabytes)\n", mbopts[i].name,
+				mbopts[i].val);
+			ret = EXIT_USAGE;
+			goto free_args;
+		}
+		*mbopts[i].dst = (uint64_t)mb << 20;
+	}
 	struct stat st;
 	if (stat(o.archive, &st) || !S_ISDIR(st.st_mode)) {
 		fprintf(stderr, "dicomfs: archive '%s': %s\n", o.archive,
@@ -265,7 +337,8 @@ int main(int argc, char *argv[])
 	}
 
 	fs.timeout = 86400.0;
-	if (dfs_level_init(&fs) || dfs_volume_init(&fs)) {
+	if (dfs_level_init(&fs) || dfs_volume_init(&fs) ||
+	    shared_bufs_new(fs.open_bytes, &fs.shared)) {
 		ret = EXIT_FUSE;
 		goto free_index;
 	}
@@ -287,7 +360,7 @@ int main(int argc, char *argv[])
 		goto free_index;
 	}
 	/* before fuse_session_new takes the mount options out of args */
-	fs.shared = dfs_access_shared_opts(&args);
+	fs.allow_other = dfs_access_shared_opts(&args);
 	se = fuse_session_new(&args, &dfs_ll_ops, sizeof(dfs_ll_ops), &fs);
 	if (!se) {
 		ret = EXIT_FUSE;
@@ -328,11 +401,7 @@ int main(int argc, char *argv[])
 	if (copts.singlethread) {
 		rc = fuse_session_loop(se);
 	} else {
-		struct fuse_loop_config cfg = {
-			.clone_fd = copts.clone_fd,
-			.max_idle_threads = copts.max_idle_threads == UINT_MAX ?
-				10 : copts.max_idle_threads };
-		rc = fuse_session_loop_mt(se, &cfg);
+		rc = run_loop_mt(se, &copts, fs.max_threads);
 	}
 	ret = rc ? EXIT_FUSE : 0;
 unmount:
@@ -348,6 +417,8 @@ free_index:
 	dfs_level_fini(&fs);
 	dfs_volume_fini(&fs);
 	dfs_access_fini(&fs);
+	shared_bufs_free(fs.shared);
+	fs.shared = NULL;
 	index_free(fs.ix);
 free_args:
 	free(copts.mountpoint);
@@ -356,6 +427,8 @@ free_args:
 	free(o.index);
 	free(o.cache_size);
 	free(o.index_tags);
+	free(o.max_image);
+	free(o.open_size);
 	free((void *)io.extra_tags);
 	fuse_opt_free_args(&args);
 	return ret;

@@ -24,7 +24,18 @@
  *      collision); the three level directories are QUERY_ID_BASE + level.
  *      A table id -> parsed query lives in struct qview, bounded
  *      (QTABLE_MAX): when it is full, entries the kernel no longer knows
- *      (lookup count 0, see forget) are dropped.
+ *      (lookup count 0, see forget) are dropped, then, if it is still
+ *      full, the least recently used eighth (an LRU): the table never
+ *      holds more than QTABLE_MAX entries. An inode the kernel still
+ *      knows whose entry was dropped answers ESTALE until the kernel looks
+ *      its name up again, which makes the same id from the same path: so
+ *      query directories and manifests get entry and attribute timeouts
+ *      of QDIR_TIMEOUT (1 s), not the tree's (links need no entry, V5).
+ * (V7) Manifests are built lazily: a listing (readdir, readdirplus)
+ *      builds neither (readdirplus gives their names without attributes);
+ *      stat and lookup compute their sizes and keep only the sizes; only
+ *      an open keeps the content (in the result cache, V4, and shared per
+ *      inode while open, fs/shared_buf.h).
  * (V4) Results (matches, names, manifests) are cached per query directory,
  *      dropped beyond QCACHE_BYTES (least recently used first) and
  *      recomputed, deterministically, when needed again. They index the
@@ -56,6 +67,7 @@
 #include "tags.h"
 
 #define QTABLE_MAX 4096
+#define QDIR_TIMEOUT 1.0   /* s: entry/attr timeout of query dirs, manifests (V3) */
 #define QCACHE_BYTES ((size_t)512 << 20)
 #define MAX_TERMS 64
 
@@ -66,8 +78,9 @@ struct qres {
 	size_t n;
 	char **names;         /* link names, parallel to idx */
 	uint32_t *by_name;    /* positions sorted by name */
-	char *csv, *jsonl;    /* NULL until wanted */
+	char *csv, *jsonl;    /* NULL until opened (V7) */
 	size_t csv_len, jsonl_len;
+	int sized;            /* csv_len, jsonl_len are known (V7) */
 	size_t bytes;
 };
 
@@ -304,18 +317,25 @@ static int evaluate(struct catalog *c, const struct qdir *q, struct qres **out)
 	return 0;
 }
 
-static int manifests(struct qview *qv, struct qdir *q)
+/* The manifests of q: their sizes only (keep 0), or their content (V7). */
+static int manifests(struct qview *qv, struct qdir *q, int keep)
 {
 	struct qres *r = q->res;
 	struct strbuf csv = STRBUF_INIT, js = STRBUF_INIT;
-	if (r->csv)
+	if (r->csv || (!keep && r->sized))
 		return 0;
 	int rc = manifest_write(qv->cat, q->level, r->idx, r->names, r->n, &csv, &js);
-	if (rc) {
+	if (rc || !keep) {
+		if (!rc) {
+			r->csv_len = csv.len;
+			r->jsonl_len = js.len;
+			r->sized = 1;
+		}
 		strbuf_release(&csv);
 		strbuf_release(&js);
 		return rc;
 	}
+	r->sized = 1;
 	r->csv = strbuf_detach(&csv, &r->csv_len);
 	r->jsonl = strbuf_detach(&js, &r->jsonl_len);
 	if (!r->jsonl && !(r->jsonl = strdup(""))) {
@@ -361,6 +381,12 @@ static void cache_trim(struct qview *qv, struct qdir *keep)
 	}
 }
 
+static int cmp_used(const void *a, const void *b)
+{
+	uint64_t x = (*(struct qdir *const *)a)->used, y = (*(struct qdir *const *)b)->used;
+	return x < y ? -1 : x > y;
+}
+
 static int q_insert(struct qview *qv, struct qdir *q)
 {
 	if (qv->n >= QTABLE_MAX) {
@@ -374,6 +400,21 @@ static int q_insert(struct qview *qv, struct qdir *q)
 		}
 		qv->n = w;
 	}
+	if (qv->n >= QTABLE_MAX) {
+		/* still full: the least recently used eighth goes (V3); the
+		 * caller's entries were used last, the top levels stay */
+		qsort(qv->v, qv->n, sizeof(*qv->v), cmp_used);
+		size_t drop = QTABLE_MAX / 8, w = 0;
+		for (size_t i = 0; i < qv->n; i++) {
+			if (drop && qv->v[i]->qid >= QUERY_ID_BASE + 3) {
+				qdir_free(qv, qv->v[i]);
+				drop--;
+			} else {
+				qv->v[w++] = qv->v[i];
+			}
+		}
+		qv->n = w;
+	}
 	if (qv->n == qv->cap) {
 		size_t nc = qv->cap ? qv->cap * 2 : 64;
 		struct qdir **nv = realloc(qv->v, nc * sizeof(*nv));
@@ -382,6 +423,7 @@ static int q_insert(struct qview *qv, struct qdir *q)
 		qv->v = nv;
 		qv->cap = nc;
 	}
+	q->used = ++qv->clock;
 	qv->v[qv->n++] = q;
 	return 0;
 }
@@ -390,6 +432,8 @@ static int q_insert(struct qview *qv, struct qdir *q)
 static struct qdir *q_get(struct qview *qv, uint64_t qid)
 {
 	struct qdir *q = q_find(qv, qid);
+	if (q)
+		q->used = ++qv->clock;   /* V3: LRU */
 	if (q || qid >= QUERY_ID_BASE + 3 || qid < QUERY_ID_BASE)
 		return q;
 	q = calloc(1, sizeof(*q));
@@ -503,6 +547,7 @@ static int q_child(struct qview *qv, struct qdir *p, const char *name, struct qd
 	return 0;
 }
 
+/* q's results; want_manifests: 0 none, 1 their sizes, 2 their content (V7) */
 static int q_results(struct qview *qv, struct qdir *q, int want_manifests)
 {
 	int rc;
@@ -513,7 +558,7 @@ static int q_results(struct qview *qv, struct qdir *q, int want_manifests)
 			return rc;
 		qv->cache_bytes += q->res->bytes;
 	}
-	if (want_manifests && (rc = manifests(qv, q)))
+	if (want_manifests && (rc = manifests(qv, q, want_manifests == 2)))
 		return rc;
 	cache_trim(qv, q);
 	return 0;
@@ -722,6 +767,13 @@ static void entry_of(struct dfs *fs, const struct stat *st, struct fuse_entry_pa
 	e->attr = *st;
 	e->entry_timeout = fs->timeout;
 	e->attr_timeout = fs->timeout;
+	unsigned k = ino_kind(st->st_ino);
+	if ((k == KIND_QDIR && ino_id(st->st_ino) >= QUERY_ID_BASE + 3) ||
+	    k == KIND_QMANIFEST_CSV || k == KIND_QMANIFEST_JSONL) {
+		/* V3: their table entry may go; the kernel looks again soon */
+		e->entry_timeout = QDIR_TIMEOUT;
+		e->attr_timeout = QDIR_TIMEOUT;
+	}
 }
 
 /* The link named name in the results of p: its inode, or 0 */
@@ -832,7 +884,7 @@ int dfs_query_readdir(struct dfs *fs, fuse_req_t req, uint64_t ino, size_t size,
 		return rc;
 	}
 	struct qdir *q = q_get(qv, ino_id(ino));
-	rc = q ? q_results(qv, q, plus) : -ESTALE;
+	rc = q ? q_results(qv, q, 0) : -ESTALE;   /* V7: no manifests */
 	size_t total = rc ? 0 : 4 + q->res->n;
 	for (size_t pos = (size_t)off; pos < total; pos++) {
 		struct stat st;
@@ -857,7 +909,7 @@ int dfs_query_readdir(struct dfs *fs, fuse_req_t req, uint64_t ino, size_t size,
 		memset(&st, 0, sizeof(st));
 		st.st_ino = eino;
 		size_t n;
-		if (plus && pos >= 2) {
+		if (plus && pos >= 4) {
 			struct fuse_entry_param e;
 			if ((rc = plus_stat(qv, q, pos, eino, &path, &st)))
 				break;
@@ -868,8 +920,8 @@ int dfs_query_readdir(struct dfs *fs, fuse_req_t req, uint64_t ino, size_t size,
 				ref(qv, eino);
 		} else if (plus) {
 			struct fuse_entry_param e;
-			memset(&e, 0, sizeof(e));
-			e.attr.st_mode = S_IFDIR;
+			memset(&e, 0, sizeof(e));   /* a name only (V7) */
+			e.attr.st_mode = pos < 2 ? S_IFDIR : S_IFREG;
 			e.attr.st_ino = eino;
 			n = fuse_add_direntry_plus(req, buf + len, size - len, name, &e,
 						   (off_t)pos + 1);
@@ -903,7 +955,7 @@ static int manifest_open(struct dfs *fs, uint64_t id, const struct node_view *nv
 	if (rc)
 		return rc;
 	struct qdir *q = q_get(qv, id);
-	rc = q ? q_results(qv, q, 1) : -ESTALE;
+	rc = q ? q_results(qv, q, 2) : -ESTALE;
 	if (!rc) {
 		const char *s = f->kind == KIND_QMANIFEST_CSV ? q->res->csv : q->res->jsonl;
 		f->len = f->kind == KIND_QMANIFEST_CSV ? q->res->csv_len : q->res->jsonl_len;
@@ -924,8 +976,15 @@ static int query_getattr(struct dfs *fs, uint64_t id, const struct node_view *nv
 	return -ENOENT;   /* dfs_stat calls dfs_query_stat for these kinds */
 }
 
+/* one copy per manifest inode while open (shared_buf.h) */
+static int manifest_open_shared(struct dfs *fs, uint64_t id, const struct node_view *nv,
+				struct dfs_file *f)
+{
+	return kind_buf_open_shared(fs, id, nv, f, manifest_open);
+}
+
 const struct kind_ops kind_qmanifest =
-	KIND_OPS("manifest", query_getattr, manifest_open, kind_buf_read, kind_buf_release);
+	KIND_OPS("manifest", query_getattr, manifest_open_shared, kind_buf_read, kind_buf_release);
 
 const struct kind_ops kind_qother = {
 	.name = "query",

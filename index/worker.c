@@ -26,7 +26,7 @@ struct worker_pool {
 	/* set by worker_pool_new, read-only after */
 	char **argv;               /* exe, args..., NULL */
 	uint64_t as_limit;
-	int max, timeout_ms;
+	int max, timeout_ms, get_timeout_ms;
 	char *broken_msg;
 	/* under lock */
 	pthread_mutex_t lock;
@@ -50,10 +50,15 @@ int worker_pool_new(const struct worker_spec *spec, struct worker_pool **out)
 	size_t n = 0;
 	if (!p)
 		return -ENOMEM;
+	pthread_condattr_t ca;
 	pthread_mutex_init(&p->lock, NULL);
-	pthread_cond_init(&p->cond, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);   /* W9: deadlines */
+	pthread_cond_init(&p->cond, &ca);
+	pthread_condattr_destroy(&ca);
 	p->max = spec->max > 0 ? spec->max : 1;
 	p->timeout_ms = spec->timeout_ms;
+	p->get_timeout_ms = spec->get_timeout_ms;
 	p->as_limit = spec->as_limit;
 	p->broken = !spec->exe;     /* W7 */
 	while (spec->args && spec->args[n])
@@ -165,6 +170,12 @@ static int spawn(struct worker_pool *p, struct worker **out)
 
 int worker_get(struct worker_pool *p, struct worker **out)
 {
+	struct timespec dl;
+	if (p->get_timeout_ms > 0) {   /* W9 */
+		int64_t t = now_ns() + (int64_t)p->get_timeout_ms * 1000000;
+		dl.tv_sec = (time_t)(t / 1000000000);
+		dl.tv_nsec = (long)(t % 1000000000);
+	}
 	pthread_mutex_lock(&p->lock);
 	for (;;) {
 		if (p->broken) {
@@ -189,7 +200,12 @@ int worker_get(struct worker_pool *p, struct worker **out)
 			pthread_cond_broadcast(&p->cond);
 			continue;
 		}
-		pthread_cond_wait(&p->cond, &p->lock);
+		if (p->get_timeout_ms <= 0)
+			pthread_cond_wait(&p->cond, &p->lock);
+		else if (pthread_cond_timedwait(&p->cond, &p->lock, &dl) == ETIMEDOUT) {
+			pthread_mutex_unlock(&p->lock);
+			return DFS_ETIMEOUT;
+		}
 	}
 }
 

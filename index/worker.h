@@ -41,6 +41,13 @@
  *      fails at once (callers then work in-process), and the spec's
  *      broken_msg is logged once. A pool without an executable is broken
  *      from the start (DICOMFS_INPROCESS=1, a benchmark knob).
+ * (W9) worker_get() waits for a child at most the spec's get_timeout_ms
+ *      (when > 0), then fails with DFS_ETIMEOUT; a busy pool is not a
+ *      broken one (W7): the caller fails that one job, it does not fall
+ *      back to working in-process. Every wait of a parent thread on a child
+ *      thus has a deadline: get (W9), send and receive (W1); the reaping
+ *      after SIGKILL (W4) is the one untimed wait, and it ends when the
+ *      kernel delivers the kill.
  * (W8) worker_pool_free() closes the channel of every idle child and waits
  *      for it (a child exits at end of input); it must not be called while
  *      a child is out (between worker_get and worker_put).
@@ -65,6 +72,8 @@ struct worker_spec {
 	uint64_t as_limit;         /* RLIMIT_AS of each child; 0: none (W2) */
 	int max;                   /* children alive at once (>= 1) */
 	int timeout_ms;            /* per frame awaited by the parent (W1) */
+	int get_timeout_ms;        /* worker_get waits at most this (W9); 0: no
+				    * limit (callers that are not FUSE threads) */
 	const char *broken_msg;    /* logged once when a spawn fails, or NULL */
 };
 
@@ -95,8 +104,9 @@ void worker_pool_free(struct worker_pool *p);   /* W8; NULL is fine */
 
 /*
  * An idle child, spawned when none is idle and fewer than max are alive;
- * waits while max children are out. 0, or a negative error when the pool
- * is broken (W7): the caller works in-process then.
+ * waits while max children are out (up to get_timeout_ms, W9). 0,
+ * DFS_ETIMEOUT (W9: fail the job), or another negative error when the
+ * pool is broken (W7): the caller works in-process then.
  */
 int worker_get(struct worker_pool *p, struct worker **out);
 enum { WORKER_KEEP = 0, WORKER_KILL = 1 };

@@ -1,0 +1,60 @@
+/*
+ * shared_buf.h - generated file content shared per inode while open.
+ *
+ * The kinds that generate their content into memory on open (level files,
+ * <instance>.json, .png previews, query manifests) build it once per inode
+ * and share it between every open of that inode; the last release frees it.
+ * The live content of one mount is bounded (-o open_size): the table counts
+ * the bytes of every live entry and of every build in progress.
+ *
+ * Invariants
+ * (SB1) At most one build per key at a time; later openers of the same key
+ *       wait for it on a condition variable with a deadline (SB_WAIT_MS),
+ *       then share its result (or its error). No build runs under the lock.
+ * (SB2) Content is immutable while shared: readers use it without a lock.
+ * (SB3) An entry lives exactly while it is referenced (refs > 0); the last
+ *       shared_buf_put frees it: memory follows the open inodes, not the
+ *       number of opens.
+ * (SB5) The key names the content: content that differs between callers
+ *       (per-caller filtering) must fold the caller's view into the key,
+ *       or not be shared.
+ * (SB4) bytes (sum of live entries' lengths) <= cap, except that one entry
+ *       is always admitted into an empty table (a file larger than the bound
+ *       is still servable, one at a time). A build whose result would pass
+ *       the bound waits up to SB_WAIT_MS for releases, then fails -ENOMEM
+ *       for that file only.
+ * Threading: every function is thread-safe (one mutex per table).
+ * Errors: 0 or a negative errno; the builder's own error is passed on.
+ */
+#ifndef DICOMFS_SHARED_BUF_H
+#define DICOMFS_SHARED_BUF_H
+#include <stddef.h>
+#include <stdint.h>
+
+#define SB_WAIT_MS 10000
+
+struct shared_bufs;
+struct shared_buf;
+
+/* a table bounded to cap bytes of live content; 0 or -ENOMEM */
+int shared_bufs_new(uint64_t cap, struct shared_bufs **out);
+/* no entry may be held any more; NULL-safe */
+void shared_bufs_free(struct shared_bufs *t);
+
+/* Build the content: a malloc()ed *buf of *len bytes, or a negative error. */
+typedef int (*shared_build_fn)(void *ctx, char **buf, size_t *len);
+
+/*
+ * The content of key, built by build(ctx) unless shared already (SB1):
+ * 0 and *h held (shared_buf_data; shared_buf_put when done), or a negative
+ * error: the builder's (also to the openers that waited for it), -EIO when
+ * another opener's build of key outlasted SB_WAIT_MS, -ENOMEM (SB4).
+ */
+int shared_buf_get(struct shared_bufs *t, uint64_t key, shared_build_fn build,
+		   void *ctx, struct shared_buf **h);
+const char *shared_buf_data(const struct shared_buf *h, size_t *len);
+void shared_buf_put(struct shared_buf *h);
+/* live bytes and entries now (for status and tests) */
+void shared_bufs_usage(struct shared_bufs *t, uint64_t *bytes, size_t *entries);
+
+#endif
