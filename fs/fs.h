@@ -72,6 +72,10 @@ struct dfs_file {
 	void *priv;            /* kind-specific open state */
 };
 
+/* an open that fills f->buf / f->len with generated content */
+typedef int (*kind_gen_fn)(struct dfs *fs, uint64_t id, const struct node_view *nv,
+			   struct dfs_file *f);
+
 struct kind_ops {
 	const char *name;
 	/* fill st (mode, size, times, owner) for node nv */
@@ -84,6 +88,10 @@ struct kind_ops {
 	int (*read)(struct dfs *fs, struct dfs_file *f, fuse_req_t req,
 		    size_t size, off_t off);
 	void (*release)(struct dfs_file *f);
+	/* instead of open: content generated into memory, once per inode
+	 * while open and shared by its opens (kind_buf_open_shared; read and
+	 * release are then kind_buf_read / kind_buf_release) */
+	kind_gen_fn generate;
 	int direct_io;
 	int volatile_attr;     /* content may change while mounted */
 };
@@ -119,6 +127,10 @@ const struct view_fs_ops *dfs_view_of(unsigned kind);
 /* a kind_ops of a kind that is served from memory or a source, no flags */
 #define KIND_OPS(nm, ga, op, rd, rl) \
 	{ .name = (nm), .getattr = (ga), .open = (op), .read = (rd), .release = (rl) }
+/* a kind_ops of a kind whose content is generated and shared while open */
+#define KIND_GENERATED(nm, ga, gen) \
+	{ .name = (nm), .getattr = (ga), .generate = (gen), .read = kind_buf_read, \
+	  .release = kind_buf_release }
 
 extern const struct kind_ops *const dfs_kinds[KIND_MAX];
 extern const struct kind_ops kind_dir, kind_dcm, kind_status, kind_errors;
@@ -253,8 +265,6 @@ void kind_buf_release(struct dfs_file *f);
  * shared content, f->priv holds it. Read with kind_buf_read, release with
  * kind_buf_release. 0 or negative error (gen's, or -ENOMEM / -EIO per SB4).
  */
-typedef int (*kind_gen_fn)(struct dfs *fs, uint64_t id, const struct node_view *nv,
-			   struct dfs_file *f);
 int kind_buf_open_shared(struct dfs *fs, uint64_t id, const struct node_view *nv,
 			 struct dfs_file *f, kind_gen_fn gen);
 

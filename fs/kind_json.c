@@ -293,12 +293,5 @@ static int json_open(struct dfs *fs, uint64_t id, const struct node_view *nv,
 	return 0;
 }
 
-/* one regeneration per inode while open (shared_buf.h) */
-static int json_open_shared(struct dfs *fs, uint64_t id, const struct node_view *nv,
-			    struct dfs_file *f)
-{
-	return kind_buf_open_shared(fs, id, nv, f, json_open);
-}
-
 const struct kind_ops kind_json =
-	KIND_OPS("json", json_getattr, json_open_shared, kind_buf_read, kind_buf_release);
+	KIND_GENERATED("json", json_getattr, json_open);

@@ -386,20 +386,8 @@ static int level_open(struct dfs *fs, uint64_t id, const struct node_view *nv,
 	return level_content(fs, id, f->kind, nv, &f->buf, &f->len);
 }
 
-static int level_open_shared(struct dfs *fs, uint64_t id, const struct node_view *nv,
-			     struct dfs_file *f)
-{
-	return kind_buf_open_shared(fs, id, nv, f, level_open);
-}
-
-#define LEVEL_KIND(var, nm, ga)                                                \
-	const struct kind_ops var = {                                          \
-		.name = nm,                                                    \
-		.getattr = ga,                                                 \
-		.open = level_open_shared,                                     \
-		.read = kind_buf_read,                                         \
-		.release = kind_buf_release,                                   \
-	};
+#define LEVEL_KIND(var, nm, ga) \
+	const struct kind_ops var = KIND_GENERATED(nm, ga, level_open);
 LEVEL_KIND(kind_series_json, "series.json", series_json_getattr)
 LEVEL_KIND(kind_study_json, "study.json", study_json_getattr)
 LEVEL_KIND(kind_patient_json, "patient.json", patient_json_getattr)

@@ -1054,18 +1054,11 @@ out:
 	return 0;
 }
 
-/* one preview per inode while open (shared_buf.h) */
-static int png_open_shared(struct dfs *fs, uint64_t id, const struct node_view *nv,
-			   struct dfs_file *f)
-{
-	return kind_buf_open_shared(fs, id, nv, f, png_open);
-}
-
 const struct kind_ops kind_npy =
 	KIND_OPS("npy", npy_getattr, npy_open, npy_read, npy_release);
 
 const struct kind_ops kind_png =
-	KIND_OPS("png", png_getattr, png_open_shared, kind_buf_read, kind_buf_release);
+	KIND_GENERATED("png", png_getattr, png_open);
 
 /* ---- the pipeline for other kinds (fs.h: dfs_pixsrc_*) ---- */
 

@@ -308,7 +308,7 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, EROFS);
 		return;
 	}
-	if (!k || !k->open) {
+	if (!k || !(k->open || k->generate)) {
 		fuse_reply_err(req, k ? EISDIR : ENOENT);
 		return;
 	}
@@ -331,7 +331,8 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	f->kind = ino_kind(ino);
 	f->fd = -1;
 	f->id = ino_id(ino);
-	rc = k->open(fs, ino_id(ino), &nv, f);
+	rc = k->generate ? kind_buf_open_shared(fs, ino_id(ino), &nv, f, k->generate)
+			 : k->open(fs, ino_id(ino), &nv, f);
 	if (rc) {
 		free(f);
 		reply_err(req, rc);

@@ -976,15 +976,8 @@ static int query_getattr(struct dfs *fs, uint64_t id, const struct node_view *nv
 	return -ENOENT;   /* dfs_stat calls dfs_query_stat for these kinds */
 }
 
-/* one copy per manifest inode while open (shared_buf.h) */
-static int manifest_open_shared(struct dfs *fs, uint64_t id, const struct node_view *nv,
-				struct dfs_file *f)
-{
-	return kind_buf_open_shared(fs, id, nv, f, manifest_open);
-}
-
 const struct kind_ops kind_qmanifest =
-	KIND_OPS("manifest", query_getattr, manifest_open_shared, kind_buf_read, kind_buf_release);
+	KIND_GENERATED("manifest", query_getattr, manifest_open);
 
 const struct kind_ops kind_qother = {
 	.name = "query",
