@@ -223,7 +223,7 @@ static int caller_groups(struct dfs_caller *c)
 	if (n < 0 || n > ACCESS_MAX_GROUPS)
 		return -1;
 	c->ngroups = n;
-	uint64_t h = fnv1a(14695981039346656037ULL, &c->uid, sizeof(c->uid));
+	uint64_t h = fnv1a(FNV1A_INIT, &c->uid, sizeof(c->uid));
 	h = fnv1a(h, &c->gid, sizeof(c->gid));
 	c->gh = fnv1a(h, c->groups, (size_t)n * sizeof(gid_t));
 	return 0;

@@ -1,49 +1,19 @@
 #include <stdio.h>
 #include <string.h>
 #include "naming.h"
+#include "strbuf.h"
 
 uint64_t name_fnv1a(const char *s, size_t len)
 {
-	uint64_t h = 0xcbf29ce484222325ull;
-	for (size_t i = 0; i < len; i++) {
-		h ^= (unsigned char)s[i];
-		h *= 0x100000001b3ull;
-	}
-	return h;
+	return fnv1a(FNV1A_INIT, s, len);
 }
 
-/* Length of the valid UTF-8 sequence at p (1..4), or 0 if invalid. */
+/* Length of the valid UTF-8 sequence at p (1..4), or 0 if invalid or a C1
+ * control (U+0080..U+009F, encoded C2 80..C2 9F): control characters too. */
 static size_t utf8_seq(const unsigned char *p, size_t n)
 {
-	if (p[0] < 0x80)
-		return 1;
-	size_t len;
-	uint32_t cp;
-	if ((p[0] & 0xE0) == 0xC0) {
-		len = 2;
-		cp = p[0] & 0x1F;
-	} else if ((p[0] & 0xF0) == 0xE0) {
-		len = 3;
-		cp = p[0] & 0x0F;
-	} else if ((p[0] & 0xF8) == 0xF0) {
-		len = 4;
-		cp = p[0] & 0x07;
-	} else {
-		return 0;
-	}
-	if (len > n)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((p[i] & 0xC0) != 0x80)
-			return 0;
-		cp = cp << 6 | (p[i] & 0x3F);
-	}
-	if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) ||
-	    (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-	    (cp >= 0xD800 && cp <= 0xDFFF))
-		return 0;
-	/* C1 controls (U+0080..U+009F) are control characters too */
-	if (cp >= 0x80 && cp <= 0x9F)
+	size_t len = utf8_seq_len(p, n);
+	if (len == 2 && p[0] == 0xC2 && p[1] <= 0x9F)
 		return 0;
 	return len;
 }
