@@ -9,12 +9,14 @@
  *   attributes only: getattr and reading the header read no source file
  *   and decode nothing. Plans are cached per series (immutable while
  *   mounted; the cache is emptied when full).
- * - Data bytes of slice s are slice s's instance .npy data bytes (or those
- *   converted to float32 when the rescale differs between slices): a read
+ * - Data bytes of slice s are the .npy data bytes of frame frames[s] of
+ *   instance ids[s] (or those converted to float32 when the rescale differs
+ *   between slices): a read
  *   touches only the slices it overlaps, through the pixel pipeline of
  *   kind_pixels.c (pread for uncompressed sources, the shared decode cache
- *   otherwise). An open file keeps a few open slice sources (fd or held
- *   decode-cache entry) so sequential reads do not reopen them.
+ *   otherwise). An open file keeps a few open instance sources (fd or held
+ *   decode-cache entry), keyed by instance (the frames of an enhanced
+ *   multi-frame object share one), so sequential reads do not reopen them.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -152,7 +154,7 @@ static int plan_get(struct dfs *fs, uint64_t series_id, struct vol_plan *out)
 /* ---- open files ---- */
 
 struct vslot {
-	size_t slice;
+	uint64_t id;            /* the instance (several slices when multi-frame) */
 	struct dfs_pixsrc *src;
 	unsigned refs;
 	uint64_t used;
@@ -225,14 +227,15 @@ static int vol_open(struct dfs *fs, uint64_t id, const struct node_view *nv,
 	return 0;
 }
 
-/* The source of slice s, held (slot_put when done). */
+/* The source of slice s's instance, held (slot_put when done). */
 static int slot_get(struct dfs *fs, struct vopen *vo, size_t s, struct vslot **out,
 		    struct dfs_pixsrc **own)
 {
+	uint64_t id = vo->p.ids[s];
 	*own = NULL;
 	pthread_mutex_lock(&vo->lock);
 	for (int i = 0; i < NSLOTS; i++)
-		if (vo->slot[i].src && vo->slot[i].slice == s) {
+		if (vo->slot[i].src && vo->slot[i].id == id) {
 			vo->slot[i].refs++;
 			vo->slot[i].used = ++vo->tick;
 			*out = &vo->slot[i];
@@ -242,12 +245,13 @@ static int slot_get(struct dfs *fs, struct vopen *vo, size_t s, struct vslot **o
 	pthread_mutex_unlock(&vo->lock);
 
 	struct dfs_pixsrc *src;
-	int rc = dfs_pixsrc_open(fs, vo->p.ids[s], &src);
+	int rc = dfs_pixsrc_open(fs, id, &src);
 	if (rc)
 		return rc;
 	const struct px_info *pi = dfs_pixsrc_info(src);
 	if (pi->rows != vo->p.ny || pi->cols != vo->p.nx || pi->out_bytes != vo->p.in_bytes ||
-	    pi->data_len != (uint64_t)vo->p.nx * vo->p.ny * vo->p.in_bytes) {
+	    pi->out_frame_bytes != (uint64_t)vo->p.nx * vo->p.ny * vo->p.in_bytes ||
+	    vo->p.frames[s] >= (pi->frames ? pi->frames : 1)) {
 		dfs_pixsrc_close(src);
 		return -EIO;
 	}
@@ -256,7 +260,7 @@ static int slot_get(struct dfs *fs, struct vopen *vo, size_t s, struct vslot **o
 	struct vslot *best = NULL;
 	for (int i = 0; i < NSLOTS; i++) {
 		struct vslot *x = &vo->slot[i];
-		if (x->src && x->slice == s) {   /* another reader was quicker */
+		if (x->src && x->id == id) {     /* another reader was quicker */
 			x->refs++;
 			x->used = ++vo->tick;
 			*out = x;
@@ -276,7 +280,7 @@ static int slot_get(struct dfs *fs, struct vopen *vo, size_t s, struct vslot **o
 	}
 	drop = best->src;
 	best->src = src;
-	best->slice = s;
+	best->id = id;
 	best->refs = 1;
 	best->used = ++vo->tick;
 	*out = best;
@@ -307,8 +311,10 @@ static int slice_read(struct dfs *fs, struct vopen *vo, size_t s, unsigned char 
 	if (rc)
 		return rc;
 	struct dfs_pixsrc *src = own ? own : x->src;
+	/* slice s is frame p->frames[s] of its instance's .npy data */
+	uint64_t base = (uint64_t)p->frames[s] * p->nx * p->ny * p->in_bytes;
 	if (!p->rescale_float) {
-		rc = dfs_pixsrc_read(src, out, off, len);
+		rc = dfs_pixsrc_read(src, out, base + off, len);
 	} else {
 		uint64_t v0 = off / 4, v1 = (off + len + 3) / 4;
 		size_t nv = (size_t)(v1 - v0);
@@ -317,7 +323,7 @@ static int slice_read(struct dfs *fs, struct vopen *vo, size_t s, unsigned char 
 			rc = -ENOMEM;
 		} else {
 			float *f = (float *)(tmp + nv * p->in_bytes);
-			rc = dfs_pixsrc_read(src, tmp, v0 * p->in_bytes, nv * p->in_bytes);
+			rc = dfs_pixsrc_read(src, tmp, base + v0 * p->in_bytes, nv * p->in_bytes);
 			if (!rc) {
 				vol_rescale(p, s, tmp, f, nv);
 				memcpy(out, (unsigned char *)f + (off - v0 * 4), len);

@@ -69,6 +69,10 @@
  *   5  ids 3 query/ and 4 uids/ reserved, the uids/ view (keys 'u', 'v';
  *      instance nodes nlink 2), meta "tags" (the indexed tag set may grow:
  *      -o index_tags) and meta "novolume" (series without a volume).
+ *   7  records of instances with NumberOfFrames end with the frame table of
+ *      their functional groups (index/dicom/fgroups.h, attribute
+ *      FG_REC_TAG): volumes of enhanced multi-frame objects. (6 is left to
+ *      a change made in parallel.)
  *
  * Errors: 0 or negative errno / DFS_* (error.h).
  * Threading: index_open/update/close_env/reopen on one thread, before the
@@ -80,7 +84,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#define INDEX_FORMAT "dicomfs-index 5"
+#define INDEX_FORMAT "dicomfs-index 7"
 
 /*
  * File kinds. The numbers are part of the inode scheme (above), hence of

@@ -46,6 +46,8 @@
 #include "dcmjson.h"
 #include "dcmwalk.h"
 #include "error.h"
+#include "fgroups.h"
+#include "pixels.h"
 #include "record.h"
 #include "source.h"
 #include "tags.h"
@@ -218,6 +220,33 @@ static int pbuf_fill(struct pbuf *b, const struct source *src, const struct sour
 	return want > have ? source_read(src, f, b->p + have, want - have, have) : 0;
 }
 
+/*
+ * Instances with NumberOfFrames get the frame table of their functional
+ * groups (fgroups.h) appended to rec (its tag sorts last). A header without
+ * functional groups, or one the walk cannot read, gets none (volume.c then
+ * says why). 0 or -ENOMEM.
+ */
+static int frame_table(const uint8_t *file, const struct dcmwalk_result *w,
+		       struct rec_buf *rec)
+{
+	long long nf;
+	size_t skip, tl;
+	int whole;
+	void *t = NULL;
+	if (px_attr_long(rec->data, rec->len, TAG_NUMBER_OF_FRAMES, &nf) <= 0 || nf < 1 ||
+	    nf > UINT32_MAX)
+		return 0;
+	dcmjson_header_range(w, &skip, &whole);
+	int rc = fg_collect(file + skip, (size_t)w->header_end - skip, whole, (uint32_t)nf,
+			    &t, &tl);
+	if (rc == -ENOMEM)
+		return rc;
+	if (rc == 0)
+		rc = rec_add_blob(rec, FG_REC_TAG, "OB", t, tl);
+	free(t);
+	return rc == -ENOMEM ? rc : 0;
+}
+
 /* Parse one candidate into rec (always a complete record, maybe an error). */
 static void parse_one(struct index *ix, const struct source_entry *c, uint64_t id,
 		      struct pbuf *b, struct rec_buf *rec)
@@ -351,6 +380,9 @@ static void parse_one(struct index *ix, const struct source_entry *c, uint64_t i
 			h.err = DFS_ENOUID;
 		}
 	}
+	/* enhanced multi-frame: the frame table (fgroups.h), last in the record */
+	if (h.status == REC_OK && frame_table(b->p, &w, rec))
+		goto oom;
 	/* the size of <instance>.json, without the instance name (dcmjson.h) */
 	if (h.status == REC_OK) {
 		h.json_size = json_size;

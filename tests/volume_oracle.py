@@ -23,6 +23,8 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 CT = "1.2.840.10008.5.1.4.1.1.2"
 MR = "1.2.840.10008.5.1.4.1.1.4"
+ENH = {"CT": "1.2.840.10008.5.1.4.1.1.2.1", "MR": "1.2.840.10008.5.1.4.1.1.4.1",
+       "PT": "1.2.840.10008.5.1.4.1.1.130", "LEGACY": "1.2.840.10008.5.1.4.1.1.2.2"}
 
 
 def rot(axis, deg):
@@ -81,6 +83,119 @@ def write(path, study, series, desc, num, ipp, iop, pix, spacing=(0.7, 0.9), inu
     ds.HighBit = 15
     ds.PixelRepresentation = 1 if pix.dtype == np.int16 else 0
     ds.PixelData = pix.tobytes()
+    if rle:
+        from pydicom.uid import RLELossless
+        ds.compress(RLELossless)
+    ds.save_as(path, write_like_original=False)
+
+
+def _item(**kw):
+    d = Dataset()
+    for k, v in kw.items():
+        setattr(d, k, v)
+    return d
+
+
+def write_enhanced(path, study, series, desc, num, frames, sop="CT", per_frame=(),
+                   dims=("InStackPositionNumber",), modality=None, rle=False, no_groups=False,
+                   private_ipp=False, manufacturer=None):
+    """one enhanced multi-frame instance. frames: dicts with ipp, iop, pix, spacing,
+    slope, inter, tpi (TemporalPositionIndex), echo (EffectiveEchoTime), acq (DT),
+    stack position k; per_frame: the macros kept per frame even when equal
+    ("orient", "measures", "pvt"); dims: the Dimension Index Pointers."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = ENH[sop]
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = FileDataset(path, {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.is_little_endian = True
+    ds.is_implicit_VR = False
+    ds.SOPClassUID = meta.MediaStorageSOPClassUID
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.PatientName = "Volume^Test"
+    ds.PatientID = "VOL1"
+    ds.StudyInstanceUID = study
+    ds.SeriesInstanceUID = series
+    ds.StudyDate = "20240301"
+    ds.StudyDescription = "volumes"
+    ds.SeriesDescription = desc
+    ds.SeriesNumber = num
+    ds.Modality = modality or ("CT" if sop in ("CT", "LEGACY") else sop)
+    ds.FrameOfReferenceUID = study + ".1"
+    ds.InstanceNumber = 1
+    if manufacturer:
+        ds.Manufacturer = manufacturer
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL", "NONE"]
+    ds.ContentDate = "20240301"
+    ds.ContentTime = "120000"
+    ds.AcquisitionDateTime = "20240301120000"
+    f0 = frames[0]
+    pix0 = f0["pix"]
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.Rows, ds.Columns = pix0.shape
+    ds.BitsAllocated = 16
+    ds.BitsStored = 16
+    ds.HighBit = 15
+    ds.PixelRepresentation = 1 if pix0.dtype == np.int16 else 0
+    ds.NumberOfFrames = len(frames)
+    org = generate_uid()
+    tags = {"StackID": 0x00209056, "InStackPositionNumber": 0x00209057,
+            "TemporalPositionIndex": 0x00209128}
+    if not no_groups:
+        ds.DimensionOrganizationSequence = [_item(DimensionOrganizationUID=org)]
+        ds.DimensionIndexSequence = [
+            _item(DimensionOrganizationUID=org, DimensionIndexPointer=tags[d],
+                  FunctionalGroupPointer=0x00209111) for d in dims]
+
+    def orient(f):
+        return _item(ImageOrientationPatient=["%.8f" % v for v in f["iop"]])
+
+    def measures(f):
+        sp = f.get("spacing", (0.7, 0.9))
+        return _item(PixelSpacing=["%g" % sp[0], "%g" % sp[1]], SliceThickness="1")
+
+    def pvt(f):
+        return _item(RescaleSlope="%g" % f.get("slope", 1), RescaleIntercept="%g" % f.get("inter", 0),
+                     RescaleType="HU" if ds.Modality == "CT" else "US")
+    macros = {"orient": ("PlaneOrientationSequence", orient),
+              "measures": ("PixelMeasuresSequence", measures),
+              "pvt": ("PixelValueTransformationSequence", pvt)}
+    if not no_groups:
+        shared = Dataset()
+        for k, (kw, fn) in macros.items():
+            if k not in per_frame:
+                setattr(shared, kw, [fn(f0)])
+        ds.SharedFunctionalGroupsSequence = [shared]
+        pf = []
+        for f in frames:
+            it = Dataset()
+            fc = _item(StackID="1", InStackPositionNumber=f["k"] + 1,
+                       FrameAcquisitionDateTime=f.get("acq", "20240301120000.000000"))
+            vals = {"StackID": 1, "InStackPositionNumber": f["k"] + 1}
+            if f.get("tpi") is not None:
+                fc.TemporalPositionIndex = f["tpi"]
+                vals["TemporalPositionIndex"] = f["tpi"]
+            fc.DimensionIndexValues = [vals[d] for d in dims]
+            it.FrameContentSequence = [fc]
+            it.PlanePositionSequence = [_item(ImagePositionPatient=["%.6f" % v for v in f["ipp"]])]
+            if f.get("echo") is not None:
+                it.MREchoSequence = [_item(EffectiveEchoTime=f["echo"])]
+            for k, (kw, fn) in macros.items():
+                if k in per_frame:
+                    setattr(it, kw, [fn(f)])
+            if private_ipp:
+                # a private sequence holding another position, as Philips
+                # files have: to be ignored (this dcm2niix reads it)
+                it.add_new(0x20050010, "LO", "DICOMFS TEST")
+                it.add_new(0x20051001, "SQ", [_item(ImagePositionPatient=["1", "2", "3"])])
+            pf.append(it)
+        ds.PerFrameFunctionalGroupsSequence = pf
+    else:
+        ds.ImagePositionPatient = ["%.6f" % v for v in f0["ipp"]]
+        ds.ImageOrientationPatient = ["%.8f" % v for v in f0["iop"]]
+        ds.PixelSpacing = ["0.7", "0.9"]
+    ds.PixelData = np.stack([f["pix"] for f in frames]).tobytes()
     if rle:
         from pydicom.uid import RLELossless
         ds.compress(RLELossless)
@@ -163,46 +278,146 @@ def gen(out):
     series("single", 12, [dict(ipp=(0, 0, 0), iop=ax, inum=1)], "single image", dcm2niix="skip")
     series("dups", 13, [dict(ipp=(0, 0, 2 * (k % 3)), iop=ax, inum=k + 1) for k in range(7)],
            "do not split evenly", dcm2niix="skip")
+    # ---- enhanced multi-frame objects (one instance each). Frames stored
+    # in a shuffled order (the volume is ordered by the functional groups;
+    # the oracle sorts by position) where dcm2niix copes with it, else in
+    # the order of their DimensionIndexValues, as scanners write them
+    def enhanced(desc, num, frames, expect_reason=None, dcm2niix="compare", shuffle=True,
+                 dtype=np.int16, shape=(36, 44), **kw):
+        lo, hi = (-1000, 3000) if dtype == np.int16 else (0, 4000)
+        for f in frames:
+            f["pix"] = nrng.integers(lo, hi, size=shape).astype(dtype)
+        order = list(range(len(frames)))
+        if shuffle:
+            rng.shuffle(order)
+        write_enhanced(fname(), study, generate_uid(), desc, num, [frames[i] for i in order], **kw)
+        expect[desc] = {"volume": expect_reason is None, "reason": expect_reason,
+                        "dcm2niix": dcm2niix}
+
+    enhanced("enh ct", 20, [dict(ipp=(-30.5, -20.25, -50 + 2.5 * k), iop=ax, k=k,
+                                slope=1, inter=-1024) for k in range(10)], sop="CT")
+    R = rot((0.3, 1, 0.2), 20)
+    r, c = R[:, 0], R[:, 1]
+    nrm = np.cross(r, c)
+    enhanced("enh mr oblique", 21,
+             [dict(ipp=tuple(np.array([12.0, -7.0, 30.0]) + 2.2 * k * nrm), iop=list(r) + list(c),
+                   k=k, spacing=(0.8, 0.8)) for k in range(8)],
+             sop="MR", per_frame=("measures",), dtype=np.uint16)
+    # orientation per frame: this dcm2niix then takes SliceThickness for the
+    # slice spacing (its affine is wrong): voxels only
+    enhanced("enh mr orient per frame", 28,
+             [dict(ipp=tuple(np.array([12.0, -7.0, 30.0]) + 2.2 * k * nrm), iop=list(r) + list(c),
+                   k=k, spacing=(0.8, 0.8)) for k in range(8)],
+             sop="MR", per_frame=("orient", "measures"), dtype=np.uint16, dcm2niix="voxels",
+             shuffle=False)
+    # 4-D: 5 positions x 3 temporal positions, dimension index (stack,
+    # temporal position index, in-stack position). This dcm2niix orders the
+    # frames of 4-D enhanced objects right only when they come from Philips
+    enhanced("enh mr 4d", 22, [dict(ipp=(0, 0, 3 * k), iop=ax, k=k, tpi=t + 1,
+                                    acq="20240301120%03d.000000" % (t * 10 + k))
+                               for t in range(3) for k in range(5)],
+             sop="MR", dims=("StackID", "TemporalPositionIndex", "InStackPositionNumber"),
+             dtype=np.uint16, shuffle=False, manufacturer="Philips Medical Systems")
+    # the same with the in-stack position before the temporal index,
+    # frames shuffled
+    enhanced("enh mr 4d instack first", 29,
+             [dict(ipp=(0, 0, 3 * k), iop=ax, k=k, tpi=t + 1) for t in range(4) for k in range(3)],
+             sop="MR", dims=("StackID", "InStackPositionNumber", "TemporalPositionIndex"),
+             dtype=np.uint16, manufacturer="Philips Medical Systems")
+    # per-frame rescale: float32 (this dcm2niix writes the stored values
+    # unscaled: affine only)
+    enhanced("enh pt rescaled", 23, [dict(ipp=(0, 0, 2 * k), iop=ax, k=k, slope=1 + 0.25 * k,
+                                          inter=0) for k in range(6)],
+             sop="PT", per_frame=("pvt",), dtype=np.uint16, dcm2niix="affine")
+    # legacy converted enhanced CT, frames in order, top to bottom
+    enhanced("enh legacy", 24, [dict(ipp=(5, 5, 100 - 1.25 * k), iop=ax, k=k, slope=1,
+                                     inter=-1024) for k in range(12)],
+             sop="LEGACY", shuffle=False)
+    # RLE multi-frame (this dcm2niix cannot decode it: pydicom only); a
+    # private sequence with another position in every frame (ignored)
+    enhanced("enh ct rle", 27, [dict(ipp=(0, 0, 2 * k), iop=ax, k=k) for k in range(16)],
+             sop="CT", rle=True, private_ipp=True, shape=(64, 64), dcm2niix="skip")
+    # not volumes
+    enhanced("enh nogroups", 25, [dict(ipp=(0, 0, 0), iop=ax, k=k) for k in range(4)],
+             "without per-frame geometry", dcm2niix="skip", sop="CT", no_groups=True)
+    enhanced("enh uneven", 26, [dict(ipp=(0, 0, [0, 1, 2, 4, 5][k]), iop=ax, k=k)
+                                for k in range(5)],
+             "uneven slice spacing", dcm2niix="skip", sop="CT")
     with open(out.rstrip("/") + ".expect.json", "w") as f:
         json.dump(expect, f, indent=1)
 
 
 # ---- the oracle ----
 
+def _fg(ds, item, seq, attr):
+    """a functional group value of one frame: per-frame item, else shared"""
+    for src in (item, ds.get("SharedFunctionalGroupsSequence", [None])[0]):
+        if src is not None and seq in src and attr in src[seq][0]:
+            return src[seq][0].get(attr)
+    return None
+
+
+def images(files):
+    """every image of the files: single-frame instances, or each frame of an
+    enhanced multi-frame one (per-frame geometry from its functional groups)"""
+    out = []
+    for f in files:
+        d = pydicom.dcmread(f)
+        if "PerFrameFunctionalGroupsSequence" not in d:
+            out.append(dict(ipp=d.ImagePositionPatient, iop=d.ImageOrientationPatient,
+                            ps=d.PixelSpacing, slope=float(d.get("RescaleSlope", 1)),
+                            inter=float(d.get("RescaleIntercept", 0)), pix=d.pixel_array,
+                            t=[d.get(a) for a in ("TemporalPositionIdentifier", "EchoNumbers",
+                                                  "AcquisitionTime")]))
+            continue
+        arr = d.pixel_array
+        for i, it in enumerate(d.PerFrameFunctionalGroupsSequence):
+            fc = it.FrameContentSequence[0]
+            out.append(dict(
+                ipp=_fg(d, it, "PlanePositionSequence", "ImagePositionPatient"),
+                iop=_fg(d, it, "PlaneOrientationSequence", "ImageOrientationPatient"),
+                ps=_fg(d, it, "PixelMeasuresSequence", "PixelSpacing"),
+                slope=float(_fg(d, it, "PixelValueTransformationSequence", "RescaleSlope") or 1),
+                inter=float(_fg(d, it, "PixelValueTransformationSequence", "RescaleIntercept") or 0),
+                pix=arr[i], t=[fc.get("TemporalPositionIndex"),
+                               _fg(d, it, "MREchoSequence", "EffectiveEchoTime"),
+                               fc.get("FrameAcquisitionDateTime")]))
+    return out
+
+
 def oracle(files):
     """independent volume from pydicom: (data [x, y, z, t] float, raw, affine RAS)"""
-    dss = [pydicom.dcmread(f) for f in files]
-    iop = np.array([float(v) for v in dss[0].ImageOrientationPatient])
+    ims = images(files)
+    iop = np.array([float(v) for v in ims[0]["iop"]])
     r, c = iop[:3], iop[3:]
     nrm = np.cross(r, c)
-    proj = [float(np.dot(np.array([float(v) for v in d.ImagePositionPatient]), nrm)) for d in dss]
+    proj = [float(np.dot(np.array([float(v) for v in m["ipp"]]), nrm)) for m in ims]
     keys = sorted(set(round(p, 3) for p in proj))
     nz = len(keys)
-    nt = len(dss) // nz
+    nt = len(ims) // nz
 
-    def tkey(d):
-        for a in ("TemporalPositionIdentifier", "EchoNumbers", "AcquisitionTime"):
-            if a in d:
-                return float(d.get(a))
+    def tkey(m):
+        for v in m["t"]:
+            if v is not None and v != "":
+                return float(v)
         return 0
     by = {}
-    for d, p in zip(dss, proj):
-        by.setdefault(round(p, 3), []).append(d)
+    for m, p in zip(ims, proj):
+        by.setdefault(round(p, 3), []).append(m)
     slopes = set()
     vols = []
     for k in keys:
         by[k].sort(key=tkey)
     for t in range(nt):
         vols.append([by[k][t] for k in keys])
-    for d in dss:
-        slopes.add((float(d.get("RescaleSlope", 1)), float(d.get("RescaleIntercept", 0))))
-    raw = np.stack([np.stack([d.pixel_array.T for d in v], axis=-1) for v in vols], axis=-1)
-    fl = np.stack([np.stack([d.pixel_array.T * float(d.get("RescaleSlope", 1)) +
-                             float(d.get("RescaleIntercept", 0)) for d in v], axis=-1)
+    for m in ims:
+        slopes.add((m["slope"], m["inter"]))
+    raw = np.stack([np.stack([m["pix"].T for m in v], axis=-1) for v in vols], axis=-1)
+    fl = np.stack([np.stack([m["pix"].T * m["slope"] + m["inter"] for m in v], axis=-1)
                    for v in vols], axis=-1)
-    ps = [float(v) for v in dss[0].PixelSpacing]
-    p0 = np.array([float(v) for v in vols[0][0].ImagePositionPatient])
-    pl = np.array([float(v) for v in vols[0][-1].ImagePositionPatient])
+    ps = [float(v) for v in ims[0]["ps"]]
+    p0 = np.array([float(v) for v in vols[0][0]["ipp"]])
+    pl = np.array([float(v) for v in vols[0][-1]["ipp"]])
     step = (pl - p0) / max(nz - 1, 1)
     A = np.eye(4)
     A[:3, 0] = r * ps[1]
@@ -349,7 +564,7 @@ def d2n(rel, files, img, mode, bad):
         if len(outs) != 1:
             print("    %s: dcm2niix wrote %d files, not compared: %s" % (
                 rel, len(outs), p.stdout.decode(errors="replace").strip().splitlines()[-1:]))
-            if mode == "compare":
+            if mode != "skip":
                 bad.append("%s: dcm2niix wrote %d NIfTI files" % (rel, len(outs)))
             return
         other = nib.load(outs[0])
@@ -358,9 +573,13 @@ def d2n(rel, files, img, mode, bad):
         if da.shape != db.shape:
             bad.append("%s: shape %s, dcm2niix %s" % (rel, da.shape, db.shape))
             return
-        if not np.allclose(a.affine, b.affine, atol=1e-3):
+        # modes "voxels" / "affine": the other half is a known dcm2niix
+        # limitation (gen() says which, per series)
+        if mode != "voxels" and not np.allclose(a.affine, b.affine, atol=1e-3):
             bad.append("%s: affine differs from dcm2niix:\n%s\n%s" % (rel, a.affine, b.affine))
-        if not np.allclose(da, db, atol=1e-3):
+        if mode == "affine":
+            print("    %s: affine equals dcm2niix's (voxels: see the generator)" % rel)
+        elif not np.allclose(da, db, atol=1e-3):
             bad.append("%s: voxels differ from dcm2niix (max %g)" % (rel, np.abs(da - db).max()))
         else:
             print("    %s: equals dcm2niix (shape %s)" % (rel, da.shape))

@@ -101,3 +101,53 @@ int rec_attr(const void *val, size_t len, uint32_t tag, const char **v,
 			return 1;
 	return 0;
 }
+
+int rec_add_blob(struct rec_buf *b, uint32_t tag, const char vr[2],
+		 const void *val, size_t len)
+{
+	const char *p = val;
+	do {
+		size_t n = len > 0xFFFF ? 0xFFFF : len;
+		int rc = rec_add(b, tag, vr, p, n);
+		if (rc)
+			return rc;
+		p += n;
+		len -= n;
+	} while (len);
+	return 0;
+}
+
+int rec_blob(const void *val, size_t len, uint32_t tag, void **out,
+	     size_t *outlen)
+{
+	size_t pos = 0, l, total = 0, start = 0;
+	uint32_t t;
+	char vr[2];
+	const char *v;
+	int found = 0;
+	/* the chunks are consecutive: measure them, then copy */
+	while (rec_next(val, len, &pos, &t, vr, &v, &l)) {
+		if (t != tag) {
+			if (found)
+				break;
+			start = pos;
+			continue;
+		}
+		found = 1;
+		total += l;
+	}
+	if (!found)
+		return 0;
+	char *buf = malloc(total ? total : 1);
+	if (!buf)
+		return -ENOMEM;
+	size_t o = 0;
+	pos = start;
+	while (o < total && rec_next(val, len, &pos, &t, vr, &v, &l) && t == tag) {
+		memcpy(buf + o, v, l);
+		o += l;
+	}
+	*out = buf;
+	*outlen = total;
+	return 1;
+}

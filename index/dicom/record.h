@@ -72,6 +72,18 @@ int rec_head_get(const void *val, size_t len, struct rec_head *h);
 int rec_attr(const void *val, size_t len, uint32_t tag, const char **v,
 	     size_t *l);
 
+/*
+ * A value longer than an attribute can hold (65535 bytes): rec_add_blob
+ * stores it as consecutive attributes with the same tag (chunks of at most
+ * 65535 bytes; an empty value is one empty attribute); rec_blob gives them
+ * back joined, malloc()ed in *out (free it). rec_blob: 1 found, 0 absent
+ * (or the record is corrupt), -ENOMEM.
+ */
+int rec_add_blob(struct rec_buf *b, uint32_t tag, const char vr[2],
+		 const void *val, size_t len);
+int rec_blob(const void *val, size_t len, uint32_t tag, void **out,
+	     size_t *outlen);
+
 /* Iterate: *pos starts at 0; returns 1 per attribute, 0 at the end. */
 int rec_next(const void *val, size_t len, size_t *pos, uint32_t *tag,
 	     char vr[2], const char **v, size_t *l);

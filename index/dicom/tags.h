@@ -25,6 +25,7 @@
 #define TAG_SERIES_INSTANCE_UID  0x0020000Eu
 #define TAG_SERIES_NUMBER        0x00200011u
 #define TAG_INSTANCE_NUMBER      0x00200013u
+#define TAG_NUMBER_OF_FRAMES     0x00280008u
 
 struct dfs_tag {
 	uint32_t tag;

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "volume.h"
+#include "fgroups.h"
 #include "pixels.h"
 #include "record.h"
 
@@ -26,6 +27,8 @@
 #define SPC_EPS  1e-3
 #define STEP_ABS 0.02
 #define STEP_REL 0.01
+
+enum key { KEY_DIM, KEY_TEMPORAL, KEY_ECHO, KEY_TIME, NKEYS };
 
 #define TAG_IMAGE_TYPE 0x00080008u
 #define TAG_ACQ_TIME 0x00080032u
@@ -38,12 +41,13 @@
 #define TAG_INTER    0x00281052u
 #define TAG_SLOPE    0x00281053u
 
-const char *vol_dim4_name(int dim4)
+const char *vol_dim4_name(int dim4, int enhanced)
 {
 	switch (dim4) {
-	case VOL_4D_TEMPORAL: return "TemporalPositionIdentifier";
-	case VOL_4D_ECHO: return "EchoNumbers";
-	case VOL_4D_ACQTIME: return "AcquisitionTime";
+	case VOL_4D_DIMINDEX: return "DimensionIndexValues";
+	case VOL_4D_TEMPORAL: return enhanced ? "TemporalPositionIndex" : "TemporalPositionIdentifier";
+	case VOL_4D_ECHO: return enhanced ? "EffectiveEchoTime" : "EchoNumbers";
+	case VOL_4D_ACQTIME: return enhanced ? "FrameAcquisitionDateTime" : "AcquisitionTime";
 	}
 	return "";
 }
@@ -119,13 +123,17 @@ static int attr_time(const struct vol_in *in, double *out)
 	return 1;
 }
 
+/* One image: a single-frame instance, or one frame of a multi-frame one. */
 struct item {
 	const struct vol_in *in;
+	uint32_t frame;
 	double pos[3], d;
 	double slope, inter;
-	double key[3];        /* TPI, echo, acquisition time */
-	int has[3];
-	size_t grp;
+	double key[NKEYS];    /* see enum key */
+	int has[NKEYS];
+	double iop[6], spacing[2];
+	double dim[FG_MAXDIM];  /* DimensionIndexValues (ndim of them) */
+	uint32_t ndim;          /* 0: none */
 };
 
 static int cmp_d(const void *a, const void *b)
@@ -133,7 +141,9 @@ static int cmp_d(const void *a, const void *b)
 	const struct item *x = a, *y = b;
 	if (x->d != y->d)
 		return x->d < y->d ? -1 : 1;
-	return x->in->id < y->in->id ? -1 : x->in->id > y->in->id;
+	if (x->in->id != y->in->id)
+		return x->in->id < y->in->id ? -1 : 1;
+	return x->frame < y->frame ? -1 : x->frame > y->frame;
 }
 
 static int cmp_dbl(const void *a, const void *b)
@@ -167,42 +177,54 @@ static double norm3(const double *a)
 void vol_plan_free(struct vol_plan *p)
 {
 	free(p->ids);
+	free(p->frames);
 	free(p->slopes);
 	free(p->inters);
 	p->ids = NULL;
+	p->frames = NULL;
 	p->slopes = p->inters = NULL;
+}
+
+static void *dup_n(const void *src, size_t n)
+{
+	void *d = malloc(n ? n : 1);
+	if (d && n)
+		memcpy(d, src, n);
+	return d;
 }
 
 int vol_plan_copy(struct vol_plan *dst, const struct vol_plan *src)
 {
 	*dst = *src;
-	dst->ids = NULL;
+	dst->ids = dup_n(src->ids, src->nslices * sizeof(*dst->ids));
+	dst->frames = dup_n(src->frames, src->nslices * sizeof(*dst->frames));
 	dst->slopes = dst->inters = NULL;
-	dst->ids = malloc(src->nslices * sizeof(*dst->ids));
-	if (!dst->ids)
-		return -ENOMEM;
-	memcpy(dst->ids, src->ids, src->nslices * sizeof(*dst->ids));
 	if (src->rescale_float) {
-		dst->slopes = malloc(src->nslices * sizeof(double));
-		dst->inters = malloc(src->nslices * sizeof(double));
-		if (!dst->slopes || !dst->inters) {
-			vol_plan_free(dst);
-			return -ENOMEM;
-		}
-		memcpy(dst->slopes, src->slopes, src->nslices * sizeof(double));
-		memcpy(dst->inters, src->inters, src->nslices * sizeof(double));
+		dst->slopes = dup_n(src->slopes, src->nslices * sizeof(double));
+		dst->inters = dup_n(src->inters, src->nslices * sizeof(double));
+	}
+	if (!dst->ids || !dst->frames ||
+	    (src->rescale_float && (!dst->slopes || !dst->inters))) {
+		vol_plan_free(dst);
+		return -ENOMEM;
 	}
 	return 0;
 }
 
-/* insertion sort of a group by key k, ties by id (groups are small) */
+static int key_less(const struct item *a, const struct item *b, int k)
+{
+	if (a->key[k] != b->key[k])
+		return a->key[k] < b->key[k];
+	return cmp_d(a, b) < 0;
+}
+
+/* insertion sort of a group by key k, ties by id and frame (groups are small) */
 static void sort_group(struct item *g, size_t m, int k)
 {
 	for (size_t i = 1; i < m; i++) {
 		struct item t = g[i];
 		size_t j = i;
-		while (j > 0 && (g[j - 1].key[k] > t.key[k] ||
-				 (g[j - 1].key[k] == t.key[k] && g[j - 1].in->id > t.in->id))) {
+		while (j > 0 && key_less(&t, &g[j - 1], k)) {
 			g[j] = g[j - 1];
 			j--;
 		}
@@ -210,7 +232,7 @@ static void sort_group(struct item *g, size_t m, int k)
 	}
 }
 
-/* can key k split every group of m images (groups at gs[], ng groups)? */
+/* can key k split every group of m images (ng groups)? */
 static int splits(struct item *v, size_t ng, size_t m, int k)
 {
 	for (size_t g = 0; g < ng; g++)
@@ -227,8 +249,8 @@ static int splits(struct item *v, size_t ng, size_t m, int k)
 		for (size_t i = 1; i < m && ok; i++)
 			if (dst[i] == dst[i - 1])
 				ok = 0;
-		/* TPI and echo: the same values at every position */
-		if (ok && g && k < 2)
+		/* all but the acquisition time: the same values at every position */
+		if (ok && g && k != KEY_TIME)
 			for (size_t i = 0; i < m && ok; i++)
 				if (cur[i] != ref[i])
 					ok = 0;
@@ -238,23 +260,187 @@ static int splits(struct item *v, size_t ng, size_t m, int k)
 	return ok;
 }
 
+/* lexicographic order of the DimensionIndexValues components in mask */
+static int cmp_dimtuple(const struct item *a, const struct item *b, uint32_t mask)
+{
+	for (uint32_t c = 0; c < a->ndim && c < b->ndim; c++)
+		if ((mask >> c & 1) && a->dim[c] != b->dim[c])
+			return a->dim[c] < b->dim[c] ? -1 : 1;
+	return 0;
+}
+
+/*
+ * KEY_DIM: the DimensionIndexValues without the components that stay the
+ * same among the images of each position (the spatial ones: stack, in-stack
+ * position), as a rank (lexicographic order of what is left).
+ */
+static int dim_keys(struct item *v, size_t n, size_t ng, size_t m)
+{
+	uint32_t nd = v[0].ndim, mask = 0;
+	for (size_t i = 0; i < n; i++)
+		if (!v[i].ndim || v[i].ndim != nd)
+			return 0;
+	for (uint32_t c = 0; c < nd; c++)
+		for (size_t g = 0; g < ng && !(mask >> c & 1); g++)
+			for (size_t i = 1; i < m; i++)
+				if (v[g * m + i].dim[c] != v[g * m].dim[c]) {
+					mask |= 1u << c;
+					break;
+				}
+	if (!mask)
+		return 0;
+	/* rank by sorting pointers (n images, n log n) */
+	struct item **o = malloc(n * sizeof(*o));
+	if (!o)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		o[i] = &v[i];
+	/* insertion-free: a merge sort would do; qsort needs the mask */
+	for (size_t w = 1; w < n; w *= 2) {
+		struct item **t = malloc(n * sizeof(*t));
+		if (!t) {
+			free(o);
+			return -ENOMEM;
+		}
+		for (size_t lo = 0; lo < n; lo += 2 * w) {
+			size_t mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n;
+			size_t a = lo, b = mid, k = lo;
+			while (a < mid || b < hi)
+				t[k++] = (b >= hi || (a < mid && cmp_dimtuple(o[a], o[b], mask) <= 0))
+						 ? o[a++] : o[b++];
+		}
+		free(o);
+		o = t;
+	}
+	double rank = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (i && cmp_dimtuple(o[i - 1], o[i], mask))
+			rank++;
+		o[i]->key[KEY_DIM] = rank;
+		o[i]->has[KEY_DIM] = 1;
+	}
+	free(o);
+	return 0;
+}
+
+/* the top-level value when a frame has none */
+static void frame_fill(const struct vol_in *x, double *dst, int nv, uint32_t tag,
+		       const double *fv)
+{
+	if (!isnan(fv[0])) {
+		memcpy(dst, fv, (size_t)nv * sizeof(double));
+		return;
+	}
+	if (attr_ds(x, tag, dst, nv) != nv)
+		for (int k = 0; k < nv; k++)
+			dst[k] = NAN;
+}
+
+/* the images of one instance appended at (*v)[*n]; 1 with why: not a volume */
+static int expand(const struct vol_in *x, struct item **v, size_t *n, size_t *cap,
+		  uint32_t frames, int *enhanced, char *why, size_t whylen)
+{
+	void *t = NULL;
+	size_t tl = 0;
+	struct fg_head fh;
+	int rc = rec_blob(x->rec, x->len, FG_REC_TAG, &t, &tl);
+	if (rc < 0)
+		return rc;
+	int table = rc == 1 && fg_head_get(t, tl, &fh) == 0;
+	if (!table && frames > 1) {
+		free(t);
+		say(why, whylen, "multi-frame images without per-frame geometry (no Plane "
+		    "Position/Orientation functional groups)");
+		return 1;
+	}
+	if (table && fh.nframes != frames) {
+		free(t);
+		say(why, whylen, "the functional groups describe %u frames, NumberOfFrames %u",
+		    fh.nframes, frames);
+		return 1;
+	}
+	if (*n + frames > *cap) {
+		size_t nc = *cap ? *cap * 2 : 64;
+		while (nc < *n + frames)
+			nc *= 2;
+		struct item *nv = realloc(*v, nc * sizeof(**v));
+		if (!nv) {
+			free(t);
+			return -ENOMEM;
+		}
+		*v = nv;
+		*cap = nc;
+	}
+	for (uint32_t f = 0; f < frames; f++) {
+		struct item *it = &(*v)[(*n)++];
+		double t1;
+		long long lv;
+		memset(it, 0, sizeof(*it));
+		it->in = x;
+		it->frame = f;
+		it->slope = 1;
+		it->inter = 0;
+		if (!table) {
+			static const double none[6] = { NAN };
+			frame_fill(x, it->pos, 3, TAG_IPP, none);
+			frame_fill(x, it->iop, 6, TAG_IOP, none);
+			frame_fill(x, it->spacing, 2, TAG_SPACING, none);
+			if (attr_ds(x, TAG_SLOPE, &t1, 1) == 1 && t1 != 0)
+				it->slope = t1;
+			if (attr_ds(x, TAG_INTER, &t1, 1) == 1)
+				it->inter = t1;
+			if (px_attr_long(x->rec, x->len, TAG_TPI, &lv) > 0) {
+				it->key[KEY_TEMPORAL] = (double)lv;
+				it->has[KEY_TEMPORAL] = 1;
+			}
+			if (px_attr_long(x->rec, x->len, TAG_ECHO, &lv) > 0) {
+				it->key[KEY_ECHO] = (double)lv;
+				it->has[KEY_ECHO] = 1;
+			}
+			it->has[KEY_TIME] = attr_time(x, &it->key[KEY_TIME]);
+			continue;
+		}
+		struct fg_frame ff;
+		fg_frame(t, tl, &fh, f, &ff);
+		/* a functional group absent from both sequences: the top level
+		 * (legacy converted objects may keep it there) */
+		frame_fill(x, it->pos, 3, TAG_IPP, ff.pos);
+		frame_fill(x, it->iop, 6, TAG_IOP, ff.iop);
+		frame_fill(x, it->spacing, 2, TAG_SPACING, ff.spacing);
+		if (!isnan(ff.slope) && ff.slope != 0)
+			it->slope = ff.slope;
+		else if (attr_ds(x, TAG_SLOPE, &t1, 1) == 1 && t1 != 0)
+			it->slope = t1;
+		if (!isnan(ff.inter))
+			it->inter = ff.inter;
+		else if (attr_ds(x, TAG_INTER, &t1, 1) == 1)
+			it->inter = t1;
+		double k3[3] = { ff.tpi, ff.echo, ff.time };
+		for (int k = 0; k < 3; k++)
+			if (!isnan(k3[k])) {
+				it->key[KEY_TEMPORAL + k] = k3[k];
+				it->has[KEY_TEMPORAL + k] = 1;
+			}
+		if (fh.ndim && !isnan(ff.dim[0])) {
+			memcpy(it->dim, ff.dim, sizeof(it->dim));
+			it->ndim = fh.ndim;
+		}
+	}
+	free(t);
+	*enhanced |= table;
+	return 0;
+}
+
 int vol_plan_make(const struct vol_in *in, size_t n, struct vol_plan *p,
 		  char *why, size_t whylen)
 {
 	struct item *v = NULL;
+	size_t ni = 0, cap = 0;
 	struct px_info pi0;
 	double iop0[6] = { 0 }, sp0[2] = { 0 }, nrm[3] = { 0 };
-	int rc = 1;
+	int rc = 1, enhanced = 0;
 
 	memset(p, 0, sizeof(*p));
-	for (size_t i = 0; i < n; i++) {
-		long long fr;
-		if (px_attr_long(in[i].rec, in[i].len, TAG_FRAMES, &fr) > 0 && fr > 1) {
-			say(why, whylen, "multi-frame images (per-frame geometry of enhanced "
-			    "objects is not indexed)");
-			return 1;
-		}
-	}
 	for (size_t i = 0; i < n; i++) {
 		const char *it;
 		size_t il;
@@ -265,18 +451,14 @@ int vol_plan_make(const struct vol_in *in, size_t n, struct vol_plan *p,
 			return 1;
 		}
 	}
-	if (n < 2) {
-		say(why, whylen, n ? "single image" : "no images");
+	if (n == 0) {
+		say(why, whylen, "no images");
 		return 1;
 	}
-	v = calloc(n, sizeof(*v));
-	if (!v)
-		return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {
 		const struct vol_in *x = &in[i];
 		struct px_info pi;
 		const char *pw = NULL;
-		double iop[6], sp[2], t;
 		if (px_info_from_record(x->rec, x->len, &x->h, &pi, &pw)) {
 			say(why, whylen, "an image has no servable pixels (%s)", pw ? pw : "?");
 			goto out;
@@ -285,16 +467,42 @@ int vol_plan_make(const struct vol_in *in, size_t n, struct vol_plan *p,
 			say(why, whylen, "colour images");
 			goto out;
 		}
-		if (attr_ds(x, TAG_IPP, v[i].pos, 3) != 3) {
-			say(why, whylen, "missing or bad ImagePositionPatient");
+		if (i == 0) {
+			pi0 = pi;
+		} else if (pi.rows != pi0.rows || pi.cols != pi0.cols) {
+			say(why, whylen, "different image sizes (%ux%u and %ux%u)",
+			    pi0.cols, pi0.rows, pi.cols, pi.rows);
+			goto out;
+		} else if (pi.out_bytes != pi0.out_bytes || pi.out_signed != pi0.out_signed ||
+			   pi.is_float != pi0.is_float) {
+			say(why, whylen, "different pixel formats (%s and %s)", pi0.descr,
+			    pi.descr);
 			goto out;
 		}
-		if (attr_ds(x, TAG_IOP, iop, 6) != 6) {
-			say(why, whylen, "missing or bad ImageOrientationPatient");
+		rc = expand(x, &v, &ni, &cap, pi.frames ? pi.frames : 1, &enhanced, why, whylen);
+		if (rc)
+			goto out;
+		rc = 1;
+	}
+	if (ni < 2) {
+		say(why, whylen, "single image");
+		goto out;
+	}
+	for (size_t i = 0; i < ni; i++) {
+		double *iop = v[i].iop, *sp = v[i].spacing;
+		if (isnan(v[i].pos[0])) {
+			say(why, whylen, "missing or bad ImagePositionPatient%s",
+			    enhanced ? " (Plane Position functional group)" : "");
 			goto out;
 		}
-		if (attr_ds(x, TAG_SPACING, sp, 2) != 2 || !(sp[0] > 0) || !(sp[1] > 0)) {
-			say(why, whylen, "missing or bad PixelSpacing");
+		if (isnan(iop[0])) {
+			say(why, whylen, "missing or bad ImageOrientationPatient%s",
+			    enhanced ? " (Plane Orientation functional group)" : "");
+			goto out;
+		}
+		if (isnan(sp[0]) || !(sp[0] > 0) || !(sp[1] > 0)) {
+			say(why, whylen, "missing or bad PixelSpacing%s",
+			    enhanced ? " (Pixel Measures functional group)" : "");
 			goto out;
 		}
 		if (i == 0) {
@@ -316,55 +524,26 @@ int vol_plan_make(const struct vol_in *in, size_t n, struct vol_plan *p,
 				nrm[k] /= nn;
 			sp0[0] = sp[0];
 			sp0[1] = sp[1];
-			pi0 = pi;
 		} else {
 			for (int k = 0; k < 6; k++)
 				if (fabs(iop[k] - iop0[k]) > COS_EPS) {
 					say(why, whylen, "mixed orientations");
 					goto out;
 				}
-			if (pi.rows != pi0.rows || pi.cols != pi0.cols) {
-				say(why, whylen, "different image sizes (%ux%u and %ux%u)",
-				    pi0.cols, pi0.rows, pi.cols, pi.rows);
-				goto out;
-			}
 			if (fabs(sp[0] - sp0[0]) > SPC_EPS || fabs(sp[1] - sp0[1]) > SPC_EPS) {
 				say(why, whylen, "different pixel spacings");
 				goto out;
 			}
-			if (pi.out_bytes != pi0.out_bytes || pi.out_signed != pi0.out_signed ||
-			    pi.is_float != pi0.is_float) {
-				say(why, whylen, "different pixel formats (%s and %s)", pi0.descr,
-				    pi.descr);
-				goto out;
-			}
 		}
-		v[i].in = x;
 		v[i].d = dot3(v[i].pos, nrm);
-		v[i].slope = 1;
-		v[i].inter = 0;
-		if (attr_ds(x, TAG_SLOPE, &t, 1) == 1 && t != 0)
-			v[i].slope = t;
-		if (attr_ds(x, TAG_INTER, &t, 1) == 1)
-			v[i].inter = t;
-		long long lv;
-		if (px_attr_long(x->rec, x->len, TAG_TPI, &lv) > 0) {
-			v[i].key[0] = (double)lv;
-			v[i].has[0] = 1;
-		}
-		if (px_attr_long(x->rec, x->len, TAG_ECHO, &lv) > 0) {
-			v[i].key[1] = (double)lv;
-			v[i].has[1] = 1;
-		}
-		v[i].has[2] = attr_time(x, &v[i].key[2]);
 	}
-	qsort(v, n, sizeof(*v), cmp_d);
+	qsort(v, ni, sizeof(*v), cmp_d);
 
 	/* group by position */
 	size_t ng = 0, m = 0;
-	for (size_t i = 0; i < n;) {
+	for (size_t i = 0; i < ni;) {
 		size_t j = i + 1;
-		while (j < n && v[j].d - v[j - 1].d < POS_EPS)
+		while (j < ni && v[j].d - v[j - 1].d < POS_EPS)
 			j++;
 		for (size_t k = i + 1; k < j; k++) {
 			double dd[3] = { v[k].pos[0] - v[i].pos[0], v[k].pos[1] - v[i].pos[1],
@@ -385,17 +564,22 @@ int vol_plan_make(const struct vol_in *in, size_t n, struct vol_plan *p,
 		i = j;
 	}
 	if (ng < 2) {
-		say(why, whylen, "%zu images at a single slice position", n);
+		say(why, whylen, "%zu images at a single slice position", ni);
 		goto out;
 	}
 	int dim4 = VOL_4D_NONE;
 	if (m > 1) {
-		for (int k = 0; k < 3 && !dim4; k++)
+		if (enhanced && (rc = dim_keys(v, ni, ng, m)) < 0)
+			goto out;
+		rc = 1;
+		for (int k = 0; k < NKEYS && !dim4; k++)
 			if (splits(v, ng, m, k))
 				dim4 = k + 1;
 		if (!dim4) {
-			say(why, whylen, "%zu images at each of %zu positions, not told apart by "
-			    "TemporalPositionIdentifier, EchoNumbers or AcquisitionTime", m, ng);
+			say(why, whylen, "%zu images at each of %zu positions, not told apart by %s",
+			    m, ng, enhanced ? "DimensionIndexValues, TemporalPositionIndex, "
+			    "EffectiveEchoTime or FrameAcquisitionDateTime" :
+			    "TemporalPositionIdentifier, EchoNumbers or AcquisitionTime");
 			goto out;
 		}
 		for (size_t g = 0; g < ng; g++)
@@ -425,6 +609,7 @@ int vol_plan_make(const struct vol_in *in, size_t n, struct vol_plan *p,
 	p->nz = (uint32_t)ng;
 	p->nt = (uint32_t)m;
 	p->dim4 = dim4;
+	p->enhanced = enhanced;
 	/* NIfTI-1 dim[] is int16: a larger side cannot be written (and one
 	 * volume.npy without its volume.nii would be a trap) */
 	if (p->nx > INT16_MAX || p->ny > INT16_MAX || p->nz > INT16_MAX || p->nt > INT16_MAX) {
@@ -435,10 +620,10 @@ int vol_plan_make(const struct vol_in *in, size_t n, struct vol_plan *p,
 	p->in_bytes = pi0.out_bytes;
 	p->in_signed = pi0.out_signed;
 	p->in_float = pi0.is_float;
-	p->nslices = n;
+	p->nslices = ni;
 	p->slope = v[0].slope;
 	p->inter = v[0].inter;
-	for (size_t i = 1; i < n; i++)
+	for (size_t i = 1; i < ni; i++)
 		if (v[i].slope != p->slope || v[i].inter != p->inter)
 			p->rescale_float = 1;
 	if (p->rescale_float) {
@@ -464,7 +649,7 @@ int vol_plan_make(const struct vol_in *in, size_t n, struct vol_plan *p,
 		}
 	}
 	p->slice_bytes = (uint64_t)p->nx * p->ny * p->vox_bytes;
-	p->data_len = p->slice_bytes * n;
+	p->data_len = p->slice_bytes * ni;
 	p->spacing[0] = sp0[1];
 	p->spacing[1] = sp0[0];
 	p->spacing[2] = fabs(dot3(step, nrm));
@@ -476,12 +661,13 @@ int vol_plan_make(const struct vol_in *in, size_t n, struct vol_plan *p,
 		p->sform[r][2] = sgn * step[r];
 		p->sform[r][3] = sgn * first[r];
 	}
-	p->ids = malloc(n * sizeof(*p->ids));
+	p->ids = malloc(ni * sizeof(*p->ids));
+	p->frames = malloc(ni * sizeof(*p->frames));
 	if (p->rescale_float) {
-		p->slopes = malloc(n * sizeof(double));
-		p->inters = malloc(n * sizeof(double));
+		p->slopes = malloc(ni * sizeof(double));
+		p->inters = malloc(ni * sizeof(double));
 	}
-	if (!p->ids || (p->rescale_float && (!p->slopes || !p->inters))) {
+	if (!p->ids || !p->frames || (p->rescale_float && (!p->slopes || !p->inters))) {
 		vol_plan_free(p);
 		rc = -ENOMEM;
 		goto out;
@@ -491,6 +677,7 @@ int vol_plan_make(const struct vol_in *in, size_t n, struct vol_plan *p,
 			const struct item *it = &v[g * m + t];
 			size_t s = t * ng + g;
 			p->ids[s] = it->in->id;
+			p->frames[s] = it->frame;
 			if (p->rescale_float) {
 				p->slopes[s] = it->slope;
 				p->inters[s] = it->inter;
@@ -600,7 +787,7 @@ void vol_nii_header(const struct vol_plan *p, unsigned char h[VOL_NII_HDR])
 	h[123] = 2;                                   /* xyzt_units: mm */
 	char descr[80];
 	snprintf(descr, sizeof(descr), "dicomfs%s%s%s", p->dim4 ? " 4-D by " : "",
-		 vol_dim4_name(p->dim4), p->rescale_float ? " rescaled" : "");
+		 vol_dim4_name(p->dim4, p->enhanced), p->rescale_float ? " rescaled" : "");
 	memcpy(h + 148, descr, strlen(descr));
 	put16(h, 252, 1);                             /* qform_code: scanner */
 	put16(h, 254, 1);                             /* sform_code: scanner */

@@ -45,8 +45,9 @@
 
 #define VOL_NII_HDR 352     /* 348-byte header + 4-byte extension flag */
 
+/* in the order they are tried (volume.c enum key + 1) */
 enum vol_dim4 {
-	VOL_4D_NONE = 0, VOL_4D_TEMPORAL, VOL_4D_ECHO, VOL_4D_ACQTIME,
+	VOL_4D_NONE = 0, VOL_4D_DIMINDEX, VOL_4D_TEMPORAL, VOL_4D_ECHO, VOL_4D_ACQTIME,
 };
 
 /* One instance of the series. */
@@ -60,6 +61,7 @@ struct vol_in {
 struct vol_plan {
 	uint32_t nx, ny, nz, nt;  /* columns, rows, slices, volumes */
 	int dim4;                 /* enum vol_dim4 */
+	int enhanced;             /* some images are frames of a frame table */
 	/* one instance's .npy data sample */
 	uint32_t in_bytes;
 	int in_signed, in_float;
@@ -75,6 +77,7 @@ struct vol_plan {
 	uint64_t data_len;        /* slice_bytes * nz * nt */
 	size_t nslices;           /* nz * nt */
 	uint64_t *ids;            /* [t * nz + k] -> instance id */
+	uint32_t *frames;         /* [t * nz + k] -> frame of that instance */
 	double *slopes, *inters;  /* rescale_float: per slice */
 };
 
@@ -105,8 +108,9 @@ uint32_t vol_npy_header(const struct vol_plan *p, char out[256]);
 void vol_rescale(const struct vol_plan *p, size_t s, const void *in, float *out,
 		 size_t count);
 
-/* Names of the 4-D attributes, for messages ("" for none). */
-const char *vol_dim4_name(int dim4);
+/* Names of the 4-D attributes, for messages ("" for none); enhanced: the
+ * functional group attribute (TemporalPositionIndex, ...). */
+const char *vol_dim4_name(int dim4, int enhanced);
 
 /* Parse up to max backslash-separated decimal values; returns how many. */
 int vol_parse_ds(const char *s, size_t l, double *out, int max);
