@@ -5,6 +5,7 @@
 #include <string.h>
 #include "unit.h"
 #include "record.h"
+#include "fgroups.h"
 #include "volume.h"
 
 #define MAXI 64
@@ -344,8 +345,123 @@ static void test_rescale(void)
 	}
 }
 
+/* instance i becomes a multi-frame one with frames v[0, n) (a frame table) */
+static void mk_frames(size_t i, const struct fg_frame *v, uint32_t n, uint32_t ndim,
+		      size_t cut)
+{
+	struct img m = { 0 };
+	void *t;
+	size_t tl;
+	m.frames = (int)n;
+	m.no_ipp = 1;
+	mk(i, &m);
+	CHECK(fg_encode(v, n, ndim, &t, &tl) == 0, "fg_encode");
+	rec_add_blob(&bufs[i], FG_REC_TAG, "OB", t, tl - cut);
+	free(t);
+	ins[i].rec = bufs[i].data;
+	ins[i].len = bufs[i].len;
+}
+
+static void frame_at(struct fg_frame *f, double z, double tpi, double stack, double instack)
+{
+	for (size_t k = 0; k < sizeof(*f) / sizeof(double); k++)
+		((double *)f)[k] = NAN;
+	f->pos[0] = 1;
+	f->pos[1] = 2;
+	f->pos[2] = z;
+	memcpy(f->iop, (double[6]){ 1, 0, 0, 0, 1, 0 }, sizeof(f->iop));
+	f->spacing[0] = 0.5;
+	f->spacing[1] = 0.75;
+	f->tpi = tpi;
+	f->dim[0] = stack;
+	f->dim[1] = instack;
+	f->dim[2] = tpi;
+}
+
+static void test_enhanced(void)
+{
+	struct fg_frame v[6];
+	struct vol_plan p;
+	char why[256];
+	/* 3 positions x 2 temporal positions, stored scrambled */
+	static const int z[6] = { 2, 0, 1, 2, 0, 1 }, t[6] = { 2, 1, 2, 1, 2, 1 };
+	for (int f = 0; f < 6; f++)
+		frame_at(&v[f], 10 + 4.0 * z[f], t[f], 1, z[f] + 1);
+	mk_frames(0, v, 6, 3, 0);
+	int rc = plan(1, &p, why);
+	CHECK(rc == 0 && p.nz == 3 && p.nt == 2 && p.dim4 == VOL_4D_DIMINDEX && p.enhanced,
+	      "enhanced 4-D: rc %d nz %u nt %u dim4 %d (%s)", rc, p.nz, p.nt, p.dim4, why);
+	if (!rc) {
+		/* slice t * nz + k is the frame at position k, time t */
+		for (size_t s = 0; s < 6; s++) {
+			uint32_t f = p.frames[s];
+			CHECK(p.ids[s] == 1000 && f < 6 && z[f] == (int)(s % 3) && t[f] == (int)(s / 3) + 1,
+			      "slice %zu is frame %u", s, f);
+		}
+		CHECK(near(p.sform[2][2], 4) && near(p.sform[2][3], 10) && p.data_len == 6 * 24,
+		      "enhanced affine %g %g", p.sform[2][2], p.sform[2][3]);
+		vol_plan_free(&p);
+	}
+	/* without DimensionIndexValues: TemporalPositionIndex */
+	for (int f = 0; f < 6; f++)
+		v[f].dim[0] = v[f].dim[1] = v[f].dim[2] = NAN;
+	mk_frames(0, v, 6, 0, 0);
+	rc = plan(1, &p, why);
+	CHECK(rc == 0 && p.dim4 == VOL_4D_TEMPORAL && p.nt == 2, "by TemporalPositionIndex: %s", why);
+	if (!rc) {
+		CHECK(strcmp(vol_dim4_name(p.dim4, p.enhanced), "TemporalPositionIndex") == 0, "name");
+		vol_plan_free(&p);
+	}
+	/* a per-frame rescale: float32 */
+	for (int f = 0; f < 6; f++) {
+		v[f].slope = 1 + f;
+		v[f].inter = 0;
+	}
+	mk_frames(0, v, 6, 0, 0);
+	rc = plan(1, &p, why);
+	CHECK(rc == 0 && p.rescale_float, "per-frame rescale: %s", why);
+	if (!rc)
+		vol_plan_free(&p);
+	/* a cut table is no table (F2) */
+	mk_frames(0, v, 6, 0, 8);
+	CHECK(plan(1, &p, why) == 1 && strstr(why, "without per-frame geometry"), "cut: %s", why);
+	/* frame count disagrees with NumberOfFrames */
+	{
+		struct img m = { 0 };
+		void *tb;
+		size_t tl;
+		m.frames = 6;
+		mk(0, &m);
+		fg_encode(v, 5, 0, &tb, &tl);
+		rec_add_blob(&bufs[0], FG_REC_TAG, "OB", tb, tl);
+		free(tb);
+		ins[0].rec = bufs[0].data;
+		ins[0].len = bufs[0].len;
+	}
+	CHECK(plan(1, &p, why) == 1 && strstr(why, "5 frames"), "count: %s", why);
+	/* a table over 64 KiB: chunks, read back whole; 3000 slices */
+	size_t n = 3000;
+	struct fg_frame *big = malloc(n * sizeof(*big));
+	for (size_t f = 0; f < n; f++)
+		frame_at(&big[f], 0.5 * (double)(n - 1 - f), NAN, NAN, NAN);
+	mk_frames(0, big, (uint32_t)n, 0, 0);
+	void *tb = NULL;
+	size_t tl = 0;
+	struct fg_head fh;
+	CHECK(rec_blob(ins[0].rec, ins[0].len, FG_REC_TAG, &tb, &tl) == 1 && tl > 65535 &&
+	      fg_head_get(tb, tl, &fh) == 0 && fh.nframes == n, "blob of %zu bytes", tl);
+	free(tb);
+	rc = plan(1, &p, why);
+	CHECK(rc == 0 && p.nz == n && p.frames[0] == n - 1 && p.frames[n - 1] == 0,
+	      "3000 frames: %s", why);
+	if (!rc)
+		vol_plan_free(&p);
+	free(big);
+}
+
 int main(void)
 {
+	test_enhanced();
 	test_axial_shuffled();
 	test_tilt_and_oblique();
 	test_4d();
