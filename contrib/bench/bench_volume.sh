@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# bench_volume.sh [SLICES] - volume.nii through the mount against dcm2niix.
+# bench_volume.sh [SLICES] [classic|enhanced] - volume.nii through the mount
+# against dcm2niix.
 #
 # Generates (once, cached under $BENCH_DIR) a CT series of SLICES (default
-# 300) uncompressed 512x512 int16 slices, then in one run, warm page cache
+# 300) uncompressed 512x512 int16 slices: classic (default) one file per
+# slice; enhanced one Enhanced CT object of SLICES frames (per-frame Plane
+# Position, shared Plane Orientation / Pixel Measures / Pixel Value
+# Transformation), then in one run, warm page cache
 # for the sources (both sides read the same cached .dcm files):
 #   1. dcm2niix -z n converting the series to a NIfTI file on disk;
 #   2. through a fresh mount: time to the first byte of volume.nii, time to
@@ -20,7 +24,9 @@ set -u -o pipefail
 export LC_ALL=C
 
 SLICES=${1:-300}
-case $SLICES in '' | *[!0-9]*) echo "usage: $0 [SLICES]" >&2; exit 2 ;; esac
+KIND=${2:-classic}
+case $SLICES in '' | *[!0-9]*) echo "usage: $0 [SLICES] [classic|enhanced]" >&2; exit 2 ;; esac
+case $KIND in classic | enhanced) ;; *) echo "usage: $0 [SLICES] [classic|enhanced]" >&2; exit 2 ;; esac
 RUNS=${RUNS:-3}
 BENCH_DIR=${BENCH_DIR:-/var/tmp/dicomfs-bench}
 PY=${PYTHON:-/usr/bin/python3}
@@ -34,7 +40,8 @@ die() { log "ERROR: $*"; exit 1; }
 [ -x "$DICOMFS" ] || die "dicomfs not found at $DICOMFS"
 command -v dcm2niix >/dev/null || die "dcm2niix not found (apt-get install dcm2niix)"
 
-ARCH=$BENCH_DIR/volume-$SLICES
+ARCH=$BENCH_DIR/volume-$SLICES${KIND#classic}
+mkdir -p "$BENCH_DIR" || die "mkdir $BENCH_DIR"
 WORK=$(mktemp -d "$BENCH_DIR/volrun.XXXXXX") || die "mktemp"
 MNT=$WORK/mnt
 PID=
@@ -48,18 +55,53 @@ cleanup() {
 trap cleanup EXIT
 
 if [ ! -f "$ARCH/.done" ]; then
-	log "generating $SLICES slices of 512x512 int16 in $ARCH"
+	log "generating $SLICES slices of 512x512 int16 ($KIND) in $ARCH"
 	rm -rf "$ARCH"
 	mkdir -p "$ARCH"
-	"$PY" - "$ARCH" "$SLICES" <<'EOF' || die "generating failed"
+	"$PY" - "$ARCH" "$SLICES" "$KIND" <<'EOF' || die "generating failed"
 import os, sys
 import numpy as np
-from pydicom.dataset import FileDataset, FileMetaDataset
+from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-out, n = sys.argv[1], int(sys.argv[2])
+out, n, kind = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 study, series = generate_uid(), generate_uid()
 rng = np.random.default_rng(1)
 base = rng.integers(-1024, 2000, size=(512, 512)).astype(np.int16)
+def item(**kw):
+    d = Dataset()
+    for k, v in kw.items():
+        setattr(d, k, v)
+    return d
+if kind == "enhanced":
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2.1"
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = FileDataset("", {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.is_little_endian, ds.is_implicit_VR = True, False
+    ds.SOPClassUID = meta.MediaStorageSOPClassUID
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.PatientName, ds.PatientID = "Bench^Volume", "BENCHVOL"
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
+    ds.StudyDate, ds.Modality, ds.SeriesNumber = "20240301", "CT", 1
+    ds.SeriesDescription = "bench enhanced volume"
+    ds.InstanceNumber = 1
+    ds.NumberOfFrames = n
+    ds.SharedFunctionalGroupsSequence = [item(
+        PlaneOrientationSequence=[item(ImageOrientationPatient=["1", "0", "0", "0", "1", "0"])],
+        PixelMeasuresSequence=[item(PixelSpacing=["0.9765625", "0.9765625"], SliceThickness="1.25")],
+        PixelValueTransformationSequence=[item(RescaleSlope="1", RescaleIntercept="-1024",
+                                               RescaleType="HU")])]
+    ds.PerFrameFunctionalGroupsSequence = [item(
+        FrameContentSequence=[item(InStackPositionNumber=k + 1, DimensionIndexValues=[k + 1])],
+        PlanePositionSequence=[item(ImagePositionPatient=["-250", "-250", "%g" % (-300 + 1.25 * k)])])
+        for k in range(n)]
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.Rows = ds.Columns = 512
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
+    ds.PixelData = b"".join(np.roll(base, k, axis=0).tobytes() for k in range(n))
+    ds.save_as(os.path.join(out, "IM00001"), write_like_original=False)
+    sys.exit(0)
 for k in range(n):
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
@@ -152,8 +194,8 @@ CP=$(median <"$WORK/t.cp")
 AGAIN=$(median <"$WORK/t.again")
 MB=$(echo "$SIZE / 1048576" | bc -l)
 
-printf '\nvolume.nii of %d slices 512x512 int16 (%.1f MiB; dcm2niix wrote %.1f MiB), median of %d runs\n' \
-	"$SLICES" "$MB" "$(echo "$D2N_SIZE / 1048576" | bc -l)" "$RUNS"
+printf '\nvolume.nii of %d slices 512x512 int16, %s (%.1f MiB; dcm2niix wrote %.1f MiB), median of %d runs\n' \
+	"$SLICES" "$KIND" "$MB" "$(echo "$D2N_SIZE / 1048576" | bc -l)" "$RUNS"
 printf '  %-44s %8.3f s\n' "dcm2niix -z n (series -> .nii on disk)" "$D2N"
 printf '  %-44s %8.3f s   ratio to dcm2niix %6.3f\n' "mount: first byte of volume.nii" "$FIRST" \
 	"$(echo "$FIRST / $D2N" | bc -l)"

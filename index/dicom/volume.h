@@ -4,17 +4,27 @@
  * instances' index records.
  *
  * Conventions (the README describes them for users)
+ * - Images: each single-frame instance, and each frame of a multi-frame
+ *   instance whose record carries a frame table (enhanced CT/MR/PET, legacy
+ *   converted enhanced: fgroups.h), with that frame's Plane Position,
+ *   Plane Orientation, Pixel Measures and Pixel Value Transformation (a
+ *   group in neither the per-frame nor the shared items: the top-level
+ *   attribute). A series may mix instances of both kinds.
  * - Slices are ordered by the projection of ImagePositionPatient on the
  *   slice normal (row cosine x column cosine of ImageOrientationPatient),
- *   ascending; never by InstanceNumber or file name.
+ *   ascending; never by InstanceNumber, frame number or file name.
  * - Several images at each position (the same count at every position)
- *   make a 4-D volume, ordered by the first attribute of
- *   TemporalPositionIdentifier, EchoNumbers, AcquisitionTime that is
- *   present in every image and distinct among the images of each position
- *   (for the first two: the same set of values at every position).
+ *   make a 4-D volume, ordered by the first of these that is present in
+ *   every image and distinct among the images of each position (for all
+ *   but the times: the same set of values at every position):
+ *   frames: DimensionIndexValues without the components that are constant
+ *   at each position (stack, in-stack position; lexicographic),
+ *   TemporalPositionIndex, EffectiveEchoTime, FrameAcquisitionDateTime;
+ *   single frames: TemporalPositionIdentifier, EchoNumbers, AcquisitionTime.
  * - NIfTI voxel axes: i = column, j = row, k = slice (, t = volume); the
- *   data is each slice's .npy data in order (t slowest). volume.npy has
- *   shape (slices, rows, cols), (volumes, slices, rows, cols) for 4-D.
+ *   data is each slice's .npy data in order (t slowest; a frame's: its
+ *   part of its instance's .npy). volume.npy has shape (slices, rows,
+ *   cols), (volumes, slices, rows, cols) for 4-D.
  * - Voxels: the stored values in the stored dtype with scl_slope/scl_inter
  *   = RescaleSlope/RescaleIntercept when those are equal for every image;
  *   otherwise float32 with each image's rescale applied (scl 1/0).
@@ -26,14 +36,15 @@
  *   normal (for an untilted series identical to the sform; for a tilted
  *   one the nearest rigid approximation).
  * - Not a volume (a reason in why): fewer than two slice positions, an
- *   image without servable single-frame greyscale pixels, Siemens mosaics
- *   (ImageType MOSAIC: not demosaiced), multi-frame
- *   instances (per-frame geometry is not indexed), missing or bad
- *   ImagePositionPatient / ImageOrientationPatient / PixelSpacing,
- *   different orientations, sizes, spacings or pixel formats, uneven
- *   slice spacing, duplicate positions that do not split evenly, more
- *   than 32767 columns, rows, slice positions or time points (NIfTI-1's
- *   dim[] is int16; neither volume.nii nor volume.npy is offered).
+ *   image without servable greyscale pixels, Siemens mosaics (ImageType
+ *   MOSAIC: not demosaiced), multi-frame instances without a frame table
+ *   (no functional groups), a frame table whose frame count differs from
+ *   NumberOfFrames, missing or bad ImagePositionPatient /
+ *   ImageOrientationPatient / PixelSpacing, different orientations, sizes,
+ *   spacings or pixel formats, uneven slice spacing, duplicate positions
+ *   that do not split evenly, more than 32767 columns, rows, slice
+ *   positions or time points (NIfTI-1's dim[] is int16; neither volume.nii
+ *   nor volume.npy is offered).
  *
  * Everything here is thread-safe (no globals).
  */
