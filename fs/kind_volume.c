@@ -10,8 +10,9 @@
  *   and decode nothing. Plans are cached per series (immutable while
  *   mounted; the cache is emptied when full).
  * - Data bytes of slice s are the .npy data bytes of frame frames[s] of
- *   instance ids[s] (or those converted to float32 when the rescale differs
- *   between slices): a read
+ *   instance ids[s], or of tile frames[s] of a mosaic, row by row
+ *   (vol_src_run), converted to float32 when the rescale differs between
+ *   slices: a read
  *   touches only the slices it overlaps, through the pixel pipeline of
  *   kind_pixels.c (pread for uncompressed sources, the shared decode cache
  *   otherwise). An open file keeps a few open instance sources (fd or held
@@ -249,9 +250,11 @@ static int slot_get(struct dfs *fs, struct vopen *vo, size_t s, struct vslot **o
 	if (rc)
 		return rc;
 	const struct px_info *pi = dfs_pixsrc_info(src);
-	if (pi->rows != vo->p.ny || pi->cols != vo->p.nx || pi->out_bytes != vo->p.in_bytes ||
-	    pi->out_frame_bytes != (uint64_t)vo->p.nx * vo->p.ny * vo->p.in_bytes ||
-	    vo->p.frames[s] >= (pi->frames ? pi->frames : 1)) {
+	uint32_t m = vo->p.mosaic ? vo->p.mosaic : 1;
+	if (pi->rows != vo->p.ny * m || pi->cols != vo->p.src_cols || pi->cols != vo->p.nx * m ||
+	    pi->out_bytes != vo->p.in_bytes ||
+	    pi->out_frame_bytes != (uint64_t)pi->rows * pi->cols * vo->p.in_bytes ||
+	    vo->p.frames[s] >= (vo->p.mosaic ? m * m : pi->frames ? pi->frames : 1)) {
 		dfs_pixsrc_close(src);
 		return -EIO;
 	}
@@ -300,6 +303,23 @@ static void slot_put(struct vopen *vo, struct vslot *x, struct dfs_pixsrc *own)
 	pthread_mutex_unlock(&vo->lock);
 }
 
+/* Slice s's .npy bytes [off, off + len) from its instance's (vol_src_run). */
+static int src_read(const struct vol_plan *p, struct dfs_pixsrc *src, size_t s,
+		    unsigned char *out, uint64_t off, size_t len)
+{
+	while (len) {
+		uint64_t so, run = vol_src_run(p, s, off, &so);
+		size_t n = run < len ? (size_t)run : len;
+		int rc = dfs_pixsrc_read(src, out, so, n);
+		if (rc)
+			return rc;
+		out += n;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
 /* Fill out with data bytes [off, off + len) of slice s (within the slice). */
 static int slice_read(struct dfs *fs, struct vopen *vo, size_t s, unsigned char *out,
 		      uint64_t off, size_t len)
@@ -311,10 +331,8 @@ static int slice_read(struct dfs *fs, struct vopen *vo, size_t s, unsigned char 
 	if (rc)
 		return rc;
 	struct dfs_pixsrc *src = own ? own : x->src;
-	/* slice s is frame p->frames[s] of its instance's .npy data */
-	uint64_t base = (uint64_t)p->frames[s] * p->nx * p->ny * p->in_bytes;
 	if (!p->rescale_float) {
-		rc = dfs_pixsrc_read(src, out, base + off, len);
+		rc = src_read(p, src, s, out, off, len);
 	} else {
 		uint64_t v0 = off / 4, v1 = (off + len + 3) / 4;
 		size_t nv = (size_t)(v1 - v0);
@@ -323,7 +341,7 @@ static int slice_read(struct dfs *fs, struct vopen *vo, size_t s, unsigned char 
 			rc = -ENOMEM;
 		} else {
 			float *f = (float *)(tmp + nv * p->in_bytes);
-			rc = dfs_pixsrc_read(src, tmp, base + v0 * p->in_bytes, nv * p->in_bytes);
+			rc = src_read(p, src, s, tmp, v0 * p->in_bytes, nv * p->in_bytes);
 			if (!rc) {
 				vol_rescale(p, s, tmp, f, nv);
 				memcpy(out, (unsigned char *)f + (off - v0 * 4), len);

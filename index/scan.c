@@ -221,20 +221,24 @@ static int pbuf_fill(struct pbuf *b, const struct source *src, const struct sour
 }
 
 /*
- * Instances with NumberOfFrames get the frame table of their functional
- * groups (fgroups.h) appended to rec (its tag sorts last). A header without
- * functional groups, or one the walk cannot read, gets none (volume.c then
- * says why). 0 or -ENOMEM.
+ * Instances with NumberOfFrames, and Siemens mosaics (ImageType MOSAIC), get
+ * the frame table of their functional groups / CSA header (fgroups.h)
+ * appended to rec (its tag sorts last). A header with neither, or one the
+ * walk cannot read, gets none (volume.c then says why). 0 or -ENOMEM.
  */
 static int frame_table(const uint8_t *file, const struct dcmwalk_result *w,
 		       struct rec_buf *rec)
 {
-	long long nf;
+	long long nf = 1;
 	size_t skip, tl;
 	int whole;
 	void *t = NULL;
-	if (px_attr_long(rec->data, rec->len, TAG_NUMBER_OF_FRAMES, &nf) <= 0 || nf < 1 ||
-	    nf > UINT32_MAX)
+	const char *it;
+	size_t il;
+	int frames = px_attr_long(rec->data, rec->len, TAG_NUMBER_OF_FRAMES, &nf) > 0;
+	int mosaic = rec_attr(rec->data, rec->len, TAG_IMAGE_TYPE, &it, &il) &&
+		     memmem(it, il, "MOSAIC", 6);
+	if ((!frames && !mosaic) || nf < 1 || nf > UINT32_MAX)
 		return 0;
 	dcmjson_header_range(w, &skip, &whole);
 	int rc = fg_collect(file + skip, (size_t)w->header_end - skip, whole, (uint32_t)nf,

@@ -5,7 +5,8 @@
 # enhanced multi-frame CT/MR/PET and legacy converted objects, 3-D and 4-D
 # by dimension index, per-frame rescale, RLE multi-frame) and non-volumes (mixed orientations, different sizes, single image, uneven
 # duplicates) with their errors.tsv reasons; real series from Debian
-# packages (pydicom's dicomdirtests, nibabel's Siemens/Philips files).
+# packages (pydicom's dicomdirtests, nibabel's Siemens mosaics and Philips
+# enhanced MR).
 # Voxels and affines against pydicom and `dcm2niix -z n`; st_size == bytes
 # read; reading the header decodes nothing, reading slice k decodes only
 # slice k (status.json pixel_decodes).
@@ -95,7 +96,16 @@ MPR=$(ls -d "$MNT"/patients/*/*/*MPRAGE* 2>/dev/null | head -1)
 [ -n "$MPR" ] && [ -f "$MPR/volume.nii" ] && ! grep -q 'MPRAGE.*no volume' "$MNT/.dicomfs/errors.tsv" &&
 	ok "Philips enhanced multi-frame MPRAGE: a volume from its functional groups" ||
 	fail "the Philips enhanced MPRAGE is not a volume"
-grep -q 'no volume: Siemens mosaic' "$MNT/.dicomfs/errors.tsv" &&
-	ok "Siemens mosaic: left out with its reason" ||
-	fail "no mosaic reason for the Siemens DTI files"
+# the Siemens DWI mosaics (b0, b1000; 7x7 tiles of 128x128, 48 slices)
+# demosaiced into one 4-D volume (compared above with nibabel's
+# MosaicWrapper and dcm2niix); csa_slice_norm.dcm (48 images in a 256x256
+# mosaic) cannot be tiled: its reason
+DWI=$(ls -d "$MNT"/patients/Unknown*/*/*CBU_DTI* 2>/dev/null | head -1)
+[ -n "$DWI" ] && [ "$(stat -c %s "$DWI/volume.nii")" = $((352 + 128 * 128 * 48 * 2 * 2)) ] &&
+	ok "Siemens mosaics: demosaiced into a 128x128x48x2 volume" ||
+	fail "the Siemens DWI mosaics are not a 128x128x48x2 volume"
+grep -q 'no volume: a Siemens mosaic of 48 images whose 256x256 pixels do not split' \
+	"$MNT/.dicomfs/errors.tsv" &&
+	ok "a mosaic that cannot be tiled: left out with its reason" ||
+	fail "no reason for csa_slice_norm.dcm"
 mount_stop

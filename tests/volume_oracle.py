@@ -363,6 +363,19 @@ def images(files):
     out = []
     for f in files:
         d = pydicom.dcmread(f)
+        if "MOSAIC" in d.get("ImageType", []):
+            # Siemens mosaic: nibabel's MosaicWrapper tiles and places them
+            from nibabel.nicom import dicomwrappers
+            w = dicomwrappers.wrapper_from_data(d)
+            data = w.get_data()
+            for k in range(data.shape[2]):
+                out.append(dict(ipp=(w.affine @ [0, 0, k, 1])[:3], iop=d.ImageOrientationPatient,
+                                ps=d.PixelSpacing, slope=float(d.get("RescaleSlope", 1)),
+                                inter=float(d.get("RescaleIntercept", 0)),
+                                pix=data[:, :, k].astype(d.pixel_array.dtype),
+                                t=[d.get(a) for a in ("TemporalPositionIdentifier",
+                                                      "EchoNumbers", "AcquisitionTime")]))
+            continue
         if "PerFrameFunctionalGroupsSequence" not in d:
             out.append(dict(ipp=d.ImagePositionPatient, iop=d.ImageOrientationPatient,
                             ps=d.PixelSpacing, slope=float(d.get("RescaleSlope", 1)),

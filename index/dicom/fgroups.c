@@ -32,7 +32,7 @@
 
 unsigned fg_width(int f, uint32_t ndim)
 {
-	static const unsigned w[FG_NFIELDS] = { 3, 6, 2, 2, 1, 1, 1, 0 };
+	static const unsigned w[FG_NFIELDS] = { 3, 6, 2, 2, 1, 1, 1, 0, 5 };
 	return f == FG_DIM ? ndim : w[f];
 }
 
@@ -47,6 +47,7 @@ static double *field(struct fg_frame *x, int f)
 	case FG_TPI: return &x->tpi;
 	case FG_ECHO: return &x->echo;
 	case FG_TIME: return &x->time;
+	case FG_MOSAIC: return x->mosaic;
 	default: return x->dim;
 	}
 }
@@ -70,6 +71,7 @@ struct col {
 	int any;                  /* a functional group sequence was seen */
 	int err;
 	int depth;
+	uint8_t csa_block;        /* xx of (0029,00xx) "SIEMENS CSA HEADER", 0: none */
 	uint32_t seq[MAX_DEPTH];  /* sequence tag at even depths */
 	uint32_t item[MAX_DEPTH]; /* items so far in the sequence */
 };
@@ -175,12 +177,38 @@ static struct fg_frame *target(struct col *c, uint32_t *macro)
 	return &c->pf[c->item[0] - 1];
 }
 
+/* top-level elements: SpacingBetweenSlices and the CSA image header */
+static void top_element(struct col *c, uint32_t tag, const uint8_t *v, size_t n)
+{
+	double d[3];
+	if (tag == 0x00180088 && ds_values(v, n, d, 1) == 1) {
+		c->shared.mosaic[4] = d[0];
+	} else if ((tag & 0xFFFFFF00u) == 0x00290000u && (tag & 0xFF) >= 0x10) {
+		static const char creator[] = "SIEMENS CSA HEADER";
+		size_t l = n;
+		while (l && (v[l - 1] == ' ' || v[l - 1] == 0))
+			l--;
+		if (l == sizeof(creator) - 1 && memcmp(v, creator, l) == 0 && !c->csa_block)
+			c->csa_block = (uint8_t)(tag & 0xFF);
+	} else if (c->csa_block && tag == (0x00290010u | (uint32_t)c->csa_block << 8)) {
+		/* (0029,xx10): CSA Image Header Info */
+		if (fg_csa_doubles(v, n, "NumberOfImagesInMosaic", d, 1) == 1 && d[0] >= 1)
+			c->shared.mosaic[0] = d[0];
+		if (fg_csa_doubles(v, n, "SliceNormalVector", d, 3) == 3)
+			memcpy(c->shared.mosaic + 1, d, sizeof(d));
+	}
+}
+
 static void cb_element(void *ctx, uint32_t tag, const char vr[2], const uint8_t *v,
 		       size_t n, int64_t off)
 {
 	struct col *c = ctx;
 	uint32_t macro;
 	(void)off;
+	if (c->depth == 0) {
+		top_element(c, tag, v, n);
+		return;
+	}
 	struct fg_frame *x = target(c, &macro);
 	if (!x)
 		return;
@@ -349,7 +377,7 @@ int fg_collect(const void *buf, size_t len, int whole, uint32_t nframes,
 	rc = dcmshim_walk(buf, len, whole, SIZE_MAX, &ops, c, &info);
 	if (!rc && c->err)
 		rc = c->err;
-	if (!rc && !c->any)
+	if (!rc && !c->any && isnan(c->shared.mosaic[0]))
 		rc = 1;
 	if (!rc) {
 		/* one frame per NumberOfFrames; a per-frame item overrides the
@@ -413,4 +441,63 @@ void fg_frame(const void *t, size_t len, const struct fg_head *h, uint32_t i,
 		       w * sizeof(double));
 		d += (size_t)w * (per ? h->nframes : 1) * sizeof(double);
 	}
+}
+
+/* ---- the CSA header ---- */
+
+static uint32_t le32(const uint8_t *p)
+{
+	return (uint32_t)le_uint(p, 4);
+}
+
+int fg_csa_doubles(const uint8_t *buf, size_t len, const char *name, double *out,
+		   int max)
+{
+	size_t o = 0;
+	int sv10 = len >= 4 && memcmp(buf, "SV10", 4) == 0;
+	if (sv10)
+		o = 8;                  /* "SV10" + 4 unused bytes */
+	if (o + 8 > len)
+		return 0;
+	uint32_t ntags = le32(buf + o);
+	o += 8;                         /* count + an unused word */
+	if (ntags == 0 || ntags > 1000)
+		return 0;
+	uint32_t first_items = 0;
+	for (uint32_t t = 0; t < ntags; t++) {
+		/* name[64] vm vr[4] syngodt nitems xx */
+		if (o + 84 > len)
+			return 0;
+		const uint8_t *tn = buf + o;
+		uint32_t nitems = le32(buf + o + 76);
+		o += 84;
+		if (nitems > 1000)
+			return 0;
+		if (t == 1)
+			first_items = nitems;   /* the old layout's item lengths use it */
+		int match = strnlen((const char *)tn, 64) == strlen(name) &&
+			    memcmp(tn, name, strlen(name)) == 0;
+		int got = 0;
+		for (uint32_t i = 0; i < nitems; i++) {
+			if (o + 16 > len)
+				return 0;
+			uint32_t il = sv10 ? le32(buf + o + 4) : le32(buf + o) - first_items;
+			o += 16;
+			if (il > len - o)
+				return match ? got : 0;
+			if (match && got < max && il) {
+				double d;
+				if (ds_values(buf + o, strnlen((const char *)buf + o, il), &d, 1) == 1)
+					out[got++] = d;
+				else
+					return got;
+			}
+			o += (il + 3) & ~(size_t)3;
+			if (o > len)
+				o = len;
+		}
+		if (match)
+			return got;
+	}
+	return 0;
 }

@@ -1,7 +1,8 @@
 /*
  * fgroups.h - the per-frame geometry of enhanced multi-frame objects
  * (Enhanced CT/MR/PET, Legacy Converted Enhanced: Shared and Per-Frame
- * Functional Groups Sequences), collected at index time and kept in the instance's index
+ * Functional Groups Sequences) and the tiling of Siemens mosaics, collected
+ * at index time and kept in the instance's index
  * record as a "frame table" (record attribute FG_REC_TAG, in chunks: see
  * record.h rec_add_blob). volume.c reads it back with fg_frame().
  *
@@ -16,6 +17,9 @@
  *   MR Echo (0018,9114) > EffectiveEchoTime
  * Only elements of those items at exactly that depth count: a private
  * sequence holding an ImagePositionPatient (Philips does) is ignored.
+ * Siemens mosaics (top level, the same for every frame): the CSA image
+ * header (0029,xx10 of the private creator "SIEMENS CSA HEADER"):
+ * NumberOfImagesInMosaic, SliceNormalVector; and SpacingBetweenSlices.
  *
  * (F1) The frame table is a pure function of the header bytes; its layout
  *      (below) is host order, like the rest of the record, and covered by
@@ -42,7 +46,7 @@
 
 enum fg_field {
 	FG_POS, FG_IOP, FG_SPACING, FG_RESCALE, FG_TPI, FG_ECHO, FG_TIME, FG_DIM,
-	FG_NFIELDS
+	FG_MOSAIC, FG_NFIELDS
 };
 
 struct fg_head {
@@ -60,6 +64,8 @@ struct fg_frame {
 	double echo;              /* EffectiveEchoTime */
 	double time;              /* FrameAcquisitionDateTime, seconds */
 	double dim[FG_MAXDIM];    /* DimensionIndexValues (ndim of them) */
+	double mosaic[5];         /* NumberOfImagesInMosaic, SliceNormalVector,
+				   * SpacingBetweenSlices */
 };
 
 /* doubles per value set of field f */
@@ -69,7 +75,8 @@ unsigned fg_width(int f, uint32_t ndim);
  * Collect from the header bytes exactly as dcmjson_build gives them to
  * GDCM (buf[0, len), whole: see dcmshim_walk). nframes: NumberOfFrames
  * (at least 1). Returns 0 with a malloc()ed table in *out / *outlen, 1
- * when the header has no functional groups (nothing to keep), or a negative error (DFS_EPARSE, -ENOMEM).
+ * when the header has neither functional groups nor a CSA image header
+ * with NumberOfImagesInMosaic (nothing to keep), or a negative error (DFS_EPARSE, -ENOMEM).
  */
 int fg_collect(const void *buf, size_t len, int whole, uint32_t nframes,
 	       void **out, size_t *outlen);
@@ -87,5 +94,14 @@ void fg_frame(const void *t, size_t len, const struct fg_head *h, uint32_t i,
  */
 int fg_encode(const struct fg_frame *v, uint32_t n, uint32_t ndim, void **out,
 	      size_t *outlen);
+
+/*
+ * The CSA header (Siemens "SV10" layout or the older one without the
+ * name) in buf[0, len): up to max values of element name as doubles;
+ * returns how many (0: absent, or the header is bad). Every length is
+ * checked against len. Exposed for the unit test.
+ */
+int fg_csa_doubles(const uint8_t *buf, size_t len, const char *name, double *out,
+		   int max);
 
 #endif

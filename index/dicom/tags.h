@@ -26,6 +26,7 @@
 #define TAG_SERIES_NUMBER        0x00200011u
 #define TAG_INSTANCE_NUMBER      0x00200013u
 #define TAG_NUMBER_OF_FRAMES     0x00280008u
+#define TAG_IMAGE_TYPE           0x00080008u
 
 struct dfs_tag {
 	uint32_t tag;

@@ -33,6 +33,7 @@ enum key { KEY_DIM, KEY_TEMPORAL, KEY_ECHO, KEY_TIME, NKEYS };
 #define TAG_IMAGE_TYPE 0x00080008u
 #define TAG_ACQ_TIME 0x00080032u
 #define TAG_ECHO     0x00180086u
+#define TAG_THICKNESS 0x00180050u
 #define TAG_IPP      0x00200032u
 #define TAG_IOP      0x00200037u
 #define TAG_TPI      0x00200100u
@@ -336,121 +337,207 @@ static void frame_fill(const struct vol_in *x, double *dst, int nv, uint32_t tag
 			dst[k] = NAN;
 }
 
-/* the images of one instance appended at (*v)[*n]; 1 with why: not a volume */
-static int expand(const struct vol_in *x, struct item **v, size_t *n, size_t *cap,
-		  uint32_t frames, int *enhanced, char *why, size_t whylen)
+/* the size of an instance's images: whole frames, or mosaic tiles */
+struct shape {
+	uint32_t rows, cols;
+	uint32_t tpr;           /* mosaic: tiles per row (and column); 0: none */
+};
+
+/* an image from the instance's top-level attributes */
+static void item_top(const struct vol_in *x, struct item *it)
+{
+	static const double none[6] = { NAN };
+	double t1;
+	long long lv;
+	frame_fill(x, it->pos, 3, TAG_IPP, none);
+	frame_fill(x, it->iop, 6, TAG_IOP, none);
+	frame_fill(x, it->spacing, 2, TAG_SPACING, none);
+	if (attr_ds(x, TAG_SLOPE, &t1, 1) == 1 && t1 != 0)
+		it->slope = t1;
+	if (attr_ds(x, TAG_INTER, &t1, 1) == 1)
+		it->inter = t1;
+	if (px_attr_long(x->rec, x->len, TAG_TPI, &lv) > 0) {
+		it->key[KEY_TEMPORAL] = (double)lv;
+		it->has[KEY_TEMPORAL] = 1;
+	}
+	if (px_attr_long(x->rec, x->len, TAG_ECHO, &lv) > 0) {
+		it->key[KEY_ECHO] = (double)lv;
+		it->has[KEY_ECHO] = 1;
+	}
+	it->has[KEY_TIME] = attr_time(x, &it->key[KEY_TIME]);
+}
+
+/* an image from frame ff of a frame table (top level where it has none) */
+static void item_frame(const struct vol_in *x, const struct fg_frame *ff, uint32_t ndim,
+		       struct item *it)
+{
+	double t1;
+	frame_fill(x, it->pos, 3, TAG_IPP, ff->pos);
+	frame_fill(x, it->iop, 6, TAG_IOP, ff->iop);
+	frame_fill(x, it->spacing, 2, TAG_SPACING, ff->spacing);
+	if (!isnan(ff->slope) && ff->slope != 0)
+		it->slope = ff->slope;
+	else if (attr_ds(x, TAG_SLOPE, &t1, 1) == 1 && t1 != 0)
+		it->slope = t1;
+	if (!isnan(ff->inter))
+		it->inter = ff->inter;
+	else if (attr_ds(x, TAG_INTER, &t1, 1) == 1)
+		it->inter = t1;
+	double k3[3] = { ff->tpi, ff->echo, ff->time };
+	for (int k = 0; k < 3; k++)
+		if (!isnan(k3[k])) {
+			it->key[KEY_TEMPORAL + k] = k3[k];
+			it->has[KEY_TEMPORAL + k] = 1;
+		}
+	if (ndim && !isnan(ff->dim[0])) {
+		memcpy(it->dim, ff->dim, sizeof(it->dim));
+		it->ndim = ndim;
+	}
+}
+
+/*
+ * The tiles of a Siemens mosaic (as nibabel's MosaicWrapper and dcm2niix
+ * place them): tiles of rows/m x cols/m in an m x m grid, m =
+ * ceil(sqrt(NumberOfImagesInMosaic)), row-major; the position of tile 0 is
+ * ImagePositionPatient moved by half the size difference between the
+ * mosaic and a tile, tile k is k steps of SpacingBetweenSlices (else
+ * SliceThickness, else 1 mm) along SliceNormalVector (else row x column
+ * cosine). base: the instance's image from its top-level attributes.
+ */
+static int mosaic_tiles(const struct vol_in *x, const struct px_info *pi,
+			const struct fg_frame *ff, const struct item *base,
+			struct item *out, struct shape *sh, char *why, size_t whylen)
+{
+	uint32_t nt = (uint32_t)ff->mosaic[0], m = 1;
+	while ((uint64_t)m * m < nt)
+		m++;
+	if (pi->rows % m || pi->cols % m) {
+		say(why, whylen, "a Siemens mosaic of %u images whose %ux%u pixels do not split "
+		    "into %ux%u tiles", nt, pi->cols, pi->rows, m, m);
+		return 1;
+	}
+	sh->rows = pi->rows / m;
+	sh->cols = pi->cols / m;
+	sh->tpr = m;
+	const double *r = base->iop, *c = base->iop + 3;
+	double nrm[3] = { r[1] * c[2] - r[2] * c[1], r[2] * c[0] - r[0] * c[2],
+			  r[0] * c[1] - r[1] * c[0] };
+	if (!isnan(ff->mosaic[1]))
+		memcpy(nrm, ff->mosaic + 1, sizeof(nrm));
+	double step = ff->mosaic[4], t1;
+	if (isnan(step) || !(step > 0))
+		step = attr_ds(x, TAG_THICKNESS, &t1, 1) == 1 && t1 > 0 ? t1 : 1;
+	double dr = (pi->rows - sh->rows) / 2.0, dc = (pi->cols - sh->cols) / 2.0;
+	for (uint32_t k = 0; k < nt; k++) {
+		out[k] = *base;
+		out[k].frame = k;
+		for (int a = 0; a < 3; a++)
+			out[k].pos[a] = base->pos[a] + c[a] * base->spacing[0] * dr +
+					r[a] * base->spacing[1] * dc + k * step * nrm[a];
+	}
+	return 0;
+}
+
+/* the images of one instance appended at (*v)[*n], their size in *sh;
+ * 1 with why: not a volume */
+static int expand(const struct vol_in *x, const struct px_info *pi, struct item **v,
+		  size_t *n, size_t *cap, int *enhanced, struct shape *sh, char *why,
+		  size_t whylen)
 {
 	void *t = NULL;
 	size_t tl = 0;
 	struct fg_head fh;
+	struct fg_frame ff;
+	uint32_t frames = pi->frames ? pi->frames : 1, count = frames;
+	const char *it;
+	size_t il;
 	int rc = rec_blob(x->rec, x->len, FG_REC_TAG, &t, &tl);
 	if (rc < 0)
 		return rc;
 	int table = rc == 1 && fg_head_get(t, tl, &fh) == 0;
+	int mosaic = rec_attr(x->rec, x->len, TAG_IMAGE_TYPE, &it, &il) &&
+		     memmem(it, il, "MOSAIC", 6);
+	rc = 1;
+	sh->rows = pi->rows;
+	sh->cols = pi->cols;
+	sh->tpr = 0;
+	if (table)
+		fg_frame(t, tl, &fh, 0, &ff);
+	if (mosaic && (!table || frames != 1 || isnan(ff.mosaic[0]))) {
+		say(why, whylen, "Siemens mosaic images without NumberOfImagesInMosaic in their "
+		    "CSA image header (not demosaiced)");
+		goto out;
+	}
+	if (mosaic)
+		count = (uint32_t)ff.mosaic[0];
 	if (!table && frames > 1) {
-		free(t);
 		say(why, whylen, "multi-frame images without per-frame geometry (no Plane "
 		    "Position/Orientation functional groups)");
-		return 1;
+		goto out;
 	}
 	if (table && fh.nframes != frames) {
-		free(t);
 		say(why, whylen, "the functional groups describe %u frames, NumberOfFrames %u",
 		    fh.nframes, frames);
-		return 1;
+		goto out;
 	}
-	if (*n + frames > *cap) {
+	if (*n + count > *cap) {
 		size_t nc = *cap ? *cap * 2 : 64;
-		while (nc < *n + frames)
+		while (nc < *n + count)
 			nc *= 2;
 		struct item *nv = realloc(*v, nc * sizeof(**v));
 		if (!nv) {
-			free(t);
-			return -ENOMEM;
+			rc = -ENOMEM;
+			goto out;
 		}
 		*v = nv;
 		*cap = nc;
 	}
-	for (uint32_t f = 0; f < frames; f++) {
-		struct item *it = &(*v)[(*n)++];
-		double t1;
-		long long lv;
-		memset(it, 0, sizeof(*it));
-		it->in = x;
-		it->frame = f;
-		it->slope = 1;
-		it->inter = 0;
-		if (!table) {
-			static const double none[6] = { NAN };
-			frame_fill(x, it->pos, 3, TAG_IPP, none);
-			frame_fill(x, it->iop, 6, TAG_IOP, none);
-			frame_fill(x, it->spacing, 2, TAG_SPACING, none);
-			if (attr_ds(x, TAG_SLOPE, &t1, 1) == 1 && t1 != 0)
-				it->slope = t1;
-			if (attr_ds(x, TAG_INTER, &t1, 1) == 1)
-				it->inter = t1;
-			if (px_attr_long(x->rec, x->len, TAG_TPI, &lv) > 0) {
-				it->key[KEY_TEMPORAL] = (double)lv;
-				it->has[KEY_TEMPORAL] = 1;
-			}
-			if (px_attr_long(x->rec, x->len, TAG_ECHO, &lv) > 0) {
-				it->key[KEY_ECHO] = (double)lv;
-				it->has[KEY_ECHO] = 1;
-			}
-			it->has[KEY_TIME] = attr_time(x, &it->key[KEY_TIME]);
-			continue;
+	for (uint32_t f = 0; f < (mosaic ? 1 : frames); f++) {
+		struct item *x1 = &(*v)[*n];
+		memset(x1, 0, sizeof(*x1));
+		x1->in = x;
+		x1->frame = f;
+		x1->slope = 1;
+		x1->inter = 0;
+		if (!table || mosaic) {
+			item_top(x, x1);
+		} else {
+			if (f)
+				fg_frame(t, tl, &fh, f, &ff);
+			item_frame(x, &ff, fh.ndim, x1);
 		}
-		struct fg_frame ff;
-		fg_frame(t, tl, &fh, f, &ff);
-		/* a functional group absent from both sequences: the top level
-		 * (legacy converted objects may keep it there) */
-		frame_fill(x, it->pos, 3, TAG_IPP, ff.pos);
-		frame_fill(x, it->iop, 6, TAG_IOP, ff.iop);
-		frame_fill(x, it->spacing, 2, TAG_SPACING, ff.spacing);
-		if (!isnan(ff.slope) && ff.slope != 0)
-			it->slope = ff.slope;
-		else if (attr_ds(x, TAG_SLOPE, &t1, 1) == 1 && t1 != 0)
-			it->slope = t1;
-		if (!isnan(ff.inter))
-			it->inter = ff.inter;
-		else if (attr_ds(x, TAG_INTER, &t1, 1) == 1)
-			it->inter = t1;
-		double k3[3] = { ff.tpi, ff.echo, ff.time };
-		for (int k = 0; k < 3; k++)
-			if (!isnan(k3[k])) {
-				it->key[KEY_TEMPORAL + k] = k3[k];
-				it->has[KEY_TEMPORAL + k] = 1;
-			}
-		if (fh.ndim && !isnan(ff.dim[0])) {
-			memcpy(it->dim, ff.dim, sizeof(it->dim));
-			it->ndim = fh.ndim;
-		}
+		if (!mosaic)
+			(*n)++;
 	}
+	if (mosaic) {
+		struct item base = (*v)[*n];
+		if (isnan(base.pos[0]) || isnan(base.iop[0]) || isnan(base.spacing[0])) {
+			say(why, whylen, "a Siemens mosaic without ImagePositionPatient, "
+			    "ImageOrientationPatient or PixelSpacing");
+			goto out;
+		}
+		if ((rc = mosaic_tiles(x, pi, &ff, &base, *v + *n, sh, why, whylen)))
+			goto out;
+		*n += count;
+	}
+	*enhanced |= table && !mosaic;
+	rc = 0;
+out:
 	free(t);
-	*enhanced |= table;
-	return 0;
+	return rc;
 }
 
 int vol_plan_make(const struct vol_in *in, size_t n, struct vol_plan *p,
 		  char *why, size_t whylen)
 {
 	struct item *v = NULL;
+	struct shape sh0 = { 0 }, sh;
 	size_t ni = 0, cap = 0;
 	struct px_info pi0;
 	double iop0[6] = { 0 }, sp0[2] = { 0 }, nrm[3] = { 0 };
 	int rc = 1, enhanced = 0;
 
 	memset(p, 0, sizeof(*p));
-	for (size_t i = 0; i < n; i++) {
-		const char *it;
-		size_t il;
-		if (rec_attr(in[i].rec, in[i].len, TAG_IMAGE_TYPE, &it, &il) &&
-		    memmem(it, il, "MOSAIC", 6)) {
-			say(why, whylen, "Siemens mosaic images (slices are tiles of each image; "
-			    "not demosaiced)");
-			return 1;
-		}
-	}
 	if (n == 0) {
 		say(why, whylen, "no images");
 		return 1;
@@ -469,20 +556,25 @@ int vol_plan_make(const struct vol_in *in, size_t n, struct vol_plan *p,
 		}
 		if (i == 0) {
 			pi0 = pi;
-		} else if (pi.rows != pi0.rows || pi.cols != pi0.cols) {
-			say(why, whylen, "different image sizes (%ux%u and %ux%u)",
-			    pi0.cols, pi0.rows, pi.cols, pi.rows);
-			goto out;
 		} else if (pi.out_bytes != pi0.out_bytes || pi.out_signed != pi0.out_signed ||
 			   pi.is_float != pi0.is_float) {
 			say(why, whylen, "different pixel formats (%s and %s)", pi0.descr,
 			    pi.descr);
 			goto out;
 		}
-		rc = expand(x, &v, &ni, &cap, pi.frames ? pi.frames : 1, &enhanced, why, whylen);
+		rc = expand(x, &pi, &v, &ni, &cap, &enhanced, i ? &sh : &sh0, why, whylen);
 		if (rc)
 			goto out;
 		rc = 1;
+		if (i && (sh.tpr != 0) != (sh0.tpr != 0)) {
+			say(why, whylen, "Siemens mosaics mixed with other images");
+			goto out;
+		}
+		if (i && (sh.rows != sh0.rows || sh.cols != sh0.cols || pi.cols != pi0.cols)) {
+			say(why, whylen, "different image sizes (%ux%u and %ux%u)",
+			    sh0.cols, sh0.rows, sh.cols, sh.rows);
+			goto out;
+		}
 	}
 	if (ni < 2) {
 		say(why, whylen, "single image");
@@ -604,8 +696,10 @@ int vol_plan_make(const struct vol_in *in, size_t n, struct vol_plan *p,
 	}
 
 	/* the plan */
-	p->nx = pi0.cols;
-	p->ny = pi0.rows;
+	p->nx = sh0.cols;
+	p->ny = sh0.rows;
+	p->mosaic = sh0.tpr;
+	p->src_cols = pi0.cols;
 	p->nz = (uint32_t)ng;
 	p->nt = (uint32_t)m;
 	p->dim4 = dim4;
@@ -689,6 +783,20 @@ out:
 	if (rc)
 		memset(p, 0, sizeof(*p));
 	return rc;
+}
+
+uint64_t vol_src_run(const struct vol_plan *p, size_t s, uint64_t off, uint64_t *src_off)
+{
+	uint64_t sb = (uint64_t)p->nx * p->ny * p->in_bytes;
+	if (!p->mosaic) {
+		*src_off = (uint64_t)p->frames[s] * sb + off;
+		return sb - off;
+	}
+	uint64_t rb = (uint64_t)p->nx * p->in_bytes, row = off / rb, in = off % rb;
+	uint32_t k = p->frames[s], tr = k / p->mosaic, tc = k % p->mosaic;
+	*src_off = (((uint64_t)tr * p->ny + row) * p->src_cols + (uint64_t)tc * p->nx) *
+		   p->in_bytes + in;
+	return rb - in;
 }
 
 /* ---- headers ---- */

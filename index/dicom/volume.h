@@ -9,7 +9,9 @@
  *   converted enhanced: fgroups.h), with that frame's Plane Position,
  *   Plane Orientation, Pixel Measures and Pixel Value Transformation (a
  *   group in neither the per-frame nor the shared items: the top-level
- *   attribute). A series may mix instances of both kinds.
+ *   attribute). A series may mix instances of both kinds. A Siemens mosaic
+ *   (ImageType MOSAIC) gives its tiles as images (mosaic_tiles() in
+ *   volume.c: the placement nibabel and dcm2niix use).
  * - Slices are ordered by the projection of ImagePositionPatient on the
  *   slice normal (row cosine x column cosine of ImageOrientationPatient),
  *   ascending; never by InstanceNumber, frame number or file name.
@@ -37,7 +39,9 @@
  *   one the nearest rigid approximation).
  * - Not a volume (a reason in why): fewer than two slice positions, an
  *   image without servable greyscale pixels, Siemens mosaics (ImageType
- *   MOSAIC: not demosaiced), multi-frame instances without a frame table
+ *   MOSAIC) without NumberOfImagesInMosaic in the CSA image header or
+ *   whose size does not split into its tiles, mosaics mixed with other
+ *   images, multi-frame instances without a frame table
  *   (no functional groups), a frame table whose frame count differs from
  *   NumberOfFrames, missing or bad ImagePositionPatient /
  *   ImageOrientationPatient / PixelSpacing, different orientations, sizes,
@@ -88,7 +92,9 @@ struct vol_plan {
 	uint64_t data_len;        /* slice_bytes * nz * nt */
 	size_t nslices;           /* nz * nt */
 	uint64_t *ids;            /* [t * nz + k] -> instance id */
-	uint32_t *frames;         /* [t * nz + k] -> frame of that instance */
+	uint32_t *frames;         /* [t * nz + k] -> frame (mosaic: tile) of that instance */
+	uint32_t mosaic;          /* Siemens mosaic: tiles per row; 0: none */
+	uint32_t src_cols;        /* the instances' columns (mosaic: the whole grid) */
 	double *slopes, *inters;  /* rescale_float: per slice */
 };
 
@@ -107,6 +113,14 @@ static inline uint64_t vol_nii_size(const struct vol_plan *p)
 {
 	return VOL_NII_HDR + p->data_len;
 }
+/*
+ * Where byte off (in_bytes samples, off < nx * ny * in_bytes) of slice s
+ * lies in its instance's .npy data: *src_off; returns how many bytes from
+ * there are contiguous in both (to the end of the slice, or of the tile
+ * row for a mosaic).
+ */
+uint64_t vol_src_run(const struct vol_plan *p, size_t s, uint64_t off, uint64_t *src_off);
+
 /* The NIfTI-1 header (352 bytes, little-endian). */
 void vol_nii_header(const struct vol_plan *p, unsigned char out[VOL_NII_HDR]);
 /* The .npy header (multiple of 64 bytes, at most 256); returns its length. */
