@@ -3,7 +3,7 @@
 # (ASan + UBSan) in a separate build directory and run each for a bounded
 # time, seeded from the test corpus.
 #
-# Usage: tests/fuzz/run.sh [HARNESS...]      (default: all five)
+# Usage: tests/fuzz/run.sh [HARNESS...]      (default: all of them)
 # Environment:
 #   FUZZ_SECONDS  seconds per harness (default 20)
 #   FUZZ_OUT      build + corpus directory (default ./build-fuzz)
@@ -20,7 +20,7 @@ SRC=$(cd "$(dirname "$0")/../.." && pwd)
 OUT=$(mkdir -p "${FUZZ_OUT:-./build-fuzz}" && cd "${FUZZ_OUT:-./build-fuzz}" && pwd)
 SECS=${FUZZ_SECONDS:-20}
 JOBS=${FUZZ_JOBS:-1}
-HARNESSES=${*:-fuzz_header fuzz_json fuzz_pixels fuzz_rle fuzz_query}
+HARNESSES=${*:-fuzz_header fuzz_json fuzz_pixels fuzz_rle fuzz_query fuzz_fgroups}
 CC=${FUZZ_CC:-clang}
 CXX=${FUZZ_CXX:-clang++}
 PY=/usr/bin/python3
@@ -93,6 +93,11 @@ seed_files() { # dir: the DICOM test corpus
 	[ -d "$OUT/gen" ] && find "$OUT/gen" -type f -size -300k | head -200 |
 		while read -r f; do cp "$f" "$d/gen_$(echo "$f" | md5sum | cut -c1-12)"; done
 	cp "$SRC"/tests/fuzz/regressions/* "$d"/ 2>/dev/null
+	# enhanced multi-frame and mosaic headers (frame tables, CSA headers)
+	for f in /usr/lib/python3/dist-packages/nibabel/nicom/tests/data/*.dcm.gz; do
+		[ -f "$f" ] && zcat "$f" >"$d/nib_$(basename "$f" .gz)"
+	done
+	true
 }
 seed_struct() { # dir: structured seeds for fuzz_pixels / fuzz_rle
 	mkdir -p "$1"
@@ -131,6 +136,14 @@ open(os.path.join(d, 'rle_2f'), 'wb').write(bytes([3, 3, 2, 0, 0, 0, 0xff, 0, 0,
 PYEOF
 }
 
+seed_csa() { # dir: nibabel's CSA headers (Siemens files) for fuzz_fgroups
+	local nib=/usr/lib/python3/dist-packages/nibabel/nicom/tests/data
+	mkdir -p "$1"
+	cp "$nib"/csa*.bin "$1"/ 2>/dev/null
+	for f in "$nib"/csa*.bin.gz; do [ -f "$f" ] && zcat "$f" >"$1/$(basename "$f" .gz)"; done
+	true
+}
+
 # classify LOG: "ours" when the crash site is in dicomfs code (index/,
 # tests/fuzz/), "gdcm" when it is inside GDCM (contained by the child
 # processes in production: it costs that one file)
@@ -152,6 +165,7 @@ for h in $HARNESSES; do
 	case $h in
 	fuzz_pixels | fuzz_rle) seed_struct "$seeds"; maxlen=16384 ;;
 	fuzz_query) mkdir -p "$seeds"; cp "$SRC"/tests/fuzz/seeds/query/* "$seeds"/; maxlen=4096 ;;
+	fuzz_fgroups) seed_csa "$seeds"; maxlen=65536 ;;
 	*) seed_files "$seeds"; maxlen=300000 ;;
 	esac
 	dict=
