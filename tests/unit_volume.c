@@ -20,6 +20,7 @@ struct img {
 	const char *slope, *inter;
 	int frames;
 	int no_ipp;
+	const char *itype;    /* ImageType, NULL: absent */
 };
 
 static struct rec_buf bufs[MAXI];
@@ -43,6 +44,8 @@ static void mk(size_t i, const struct img *m)
 	h.id = 1000 + i;
 	rec_release(&bufs[i]);
 	rec_begin(&bufs[i], &h);
+	if (m->itype)
+		add(&bufs[i], 0x00080008, "CS", m->itype);
 	if (m->acq)
 		add(&bufs[i], 0x00080032, "TM", m->acq);
 	if (m->echo) {
@@ -459,8 +462,126 @@ static void test_enhanced(void)
 	free(big);
 }
 
+/* a CSA header (SV10 layout) with the elements name[i] = values[i] */
+static size_t csa_put(uint8_t *b, const char *const *name, const char *const *vals, int n)
+{
+	size_t o = 0;
+	uint32_t u;
+	memcpy(b, "SV10\4\3\2\1", 8);
+	o = 8;
+	u = (uint32_t)n;
+	memcpy(b + o, &u, 4);
+	u = 77;
+	memcpy(b + o + 4, &u, 4);
+	o += 8;
+	for (int t = 0; t < n; t++) {
+		/* values: ';'-separated items */
+		char tmp[128];
+		snprintf(tmp, sizeof(tmp), "%s", vals[t]);
+		int nitems = 1;
+		for (char *c = tmp; *c; c++)
+			nitems += *c == ';';
+		memset(b + o, 0, 84);
+		memcpy(b + o, name[t], strlen(name[t]));
+		int32_t w[5] = { nitems, 0, 3, nitems, 77 };
+		memcpy(b + o + 64, &w[0], 4);
+		memcpy(b + o + 68, "DS\0\0", 4);
+		memcpy(b + o + 72, &w[2], 12);
+		o += 84;
+		char *save = NULL;
+		for (char *it = strtok_r(tmp, ";", &save); it; it = strtok_r(NULL, ";", &save)) {
+			int32_t x[4] = { (int32_t)strlen(it) + 1, (int32_t)strlen(it) + 1, 77, 0 };
+			memcpy(b + o, x, 16);
+			o += 16;
+			memset(b + o, 0, ((size_t)x[1] + 3) & ~(size_t)3);
+			memcpy(b + o, it, strlen(it));
+			o += ((size_t)x[1] + 3) & ~(size_t)3;
+		}
+	}
+	return o;
+}
+
+static void test_csa_and_mosaic(void)
+{
+	static const char *const names[] = { "EchoLinePosition", "NumberOfImagesInMosaic",
+					     "SliceNormalVector" };
+	static const char *const vals[] = { "64", "4", "0;0.6;0.8" };
+	uint8_t b[1024];
+	double d[3] = { 0 };
+	size_t len = csa_put(b, names, vals, 3);
+	CHECK(fg_csa_doubles(b, len, "NumberOfImagesInMosaic", d, 1) == 1 && d[0] == 4,
+	      "CSA mosaic count %g", d[0]);
+	CHECK(fg_csa_doubles(b, len, "SliceNormalVector", d, 3) == 3 && d[1] == 0.6 && d[2] == 0.8,
+	      "CSA normal %g %g %g", d[0], d[1], d[2]);
+	CHECK(fg_csa_doubles(b, len, "Missing", d, 3) == 0, "CSA absent");
+	/* every cut of the header: no overrun (ASan), never more than found */
+	for (size_t cut = 0; cut < len; cut++)
+		CHECK(fg_csa_doubles(b, cut, "SliceNormalVector", d, 3) <= 3, "cut %zu", cut);
+
+	/* a 6x4 mosaic of 4 tiles of 3x2: 2 mosaics (4-D by TPI) */
+	struct fg_frame f;
+	for (size_t k = 0; k < sizeof(f) / sizeof(double); k++)
+		((double *)&f)[k] = NAN;
+	double mos[5] = { 4, 0, 0, 1, 2.5 };
+	memcpy(f.mosaic, mos, sizeof(mos));
+	struct vol_plan p;
+	char why[256];
+	for (size_t i = 0; i < 2; i++) {
+		struct img m = { 0 };
+		void *t;
+		size_t tl;
+		m.itype = "ORIGINAL\\PRIMARY\\M\\ND\\MOSAIC";
+		m.rows = 4;
+		m.cols = 6;
+		m.tpi = (int)i + 1;
+		mk(i, &m);
+		fg_encode(&f, 1, 0, &t, &tl);
+		rec_add_blob(&bufs[i], FG_REC_TAG, "OB", t, tl);
+		free(t);
+		ins[i].rec = bufs[i].data;
+		ins[i].len = bufs[i].len;
+	}
+	int rc = plan(2, &p, why);
+	CHECK(rc == 0 && p.nx == 3 && p.ny == 2 && p.nz == 4 && p.nt == 2 && p.mosaic == 2 &&
+	      p.src_cols == 6, "mosaic: rc %d %ux%ux%ux%u (%s)", rc, p.nx, p.ny, p.nz, p.nt, why);
+	if (!rc) {
+		/* tile 0 at IPP + half the size difference: column spacing 0.75 x
+		 * 1.5 along x, row spacing 0.5 x 1 along y; 2.5 mm steps along z */
+		CHECK(near(p.sform[0][3], -1.125) && near(p.sform[1][3], -0.5) &&
+		      near(p.sform[2][3], 0) && near(p.sform[2][2], 2.5),
+		      "mosaic origin %g %g %g step %g", p.sform[0][3], p.sform[1][3], p.sform[2][3],
+		      p.sform[2][2]);
+		/* slice 3 (tile 3: grid row 1, column 1), its row 1 */
+		uint64_t so, run = vol_src_run(&p, 3, 3 * 2 + 2, &so);
+		CHECK(p.frames[3] == 3 && so == ((1 * 2 + 1) * 6 + 3) * 2 + 2 && run == 4,
+		      "tile offset %llu run %llu", (unsigned long long)so, (unsigned long long)run);
+		vol_plan_free(&p);
+	}
+	/* 5 images do not tile 6x4 in 3x3 */
+	f.mosaic[0] = 5;
+	{
+		void *t;
+		size_t tl;
+		struct img m = { 0 };
+		m.itype = "ORIGINAL\\PRIMARY\\M\\ND\\MOSAIC";
+		m.rows = 4;
+		m.cols = 6;
+		mk(0, &m);
+		fg_encode(&f, 1, 0, &t, &tl);
+		rec_add_blob(&bufs[0], FG_REC_TAG, "OB", t, tl);
+		free(t);
+		ins[0].rec = bufs[0].data;
+		ins[0].len = bufs[0].len;
+		CHECK(plan(1, &p, why) == 1 && strstr(why, "do not split"), "untileable: %s", why);
+		/* no CSA count */
+		mk(0, &m);
+		CHECK(plan(1, &p, why) == 1 && strstr(why, "NumberOfImagesInMosaic"), "no CSA: %s", why);
+	}
+}
+
 int main(void)
 {
+	test_csa_and_mosaic();
 	test_enhanced();
 	test_axial_shuffled();
 	test_tilt_and_oblique();
