@@ -35,11 +35,10 @@ def rot(axis, deg):
     return np.eye(3) + math.sin(t) * K + (1 - math.cos(t)) * K @ K
 
 
-def write(path, study, series, desc, num, ipp, iop, pix, spacing=(0.7, 0.9), inum=None,
-          slope=None, inter=None, tpi=None, echo=None, acq=None, modality="CT", rle=False,
-          extra=None):
+def new_ds(path, sop_class, study, series, desc, num, modality):
+    """the attributes every generated instance has"""
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = CT if modality == "CT" else MR
+    meta.MediaStorageSOPClassUID = sop_class
     meta.MediaStorageSOPInstanceUID = generate_uid()
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds = FileDataset(path, {}, file_meta=meta, preamble=b"\0" * 128)
@@ -57,6 +56,29 @@ def write(path, study, series, desc, num, ipp, iop, pix, spacing=(0.7, 0.9), inu
     ds.SeriesNumber = num
     ds.Modality = modality
     ds.FrameOfReferenceUID = study + ".1"
+    return ds
+
+
+def pixels_save(ds, path, frames, rle):
+    """16-bit greyscale frames (2-d arrays) as the pixel data; save"""
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.Rows, ds.Columns = frames[0].shape
+    ds.BitsAllocated = 16
+    ds.BitsStored = 16
+    ds.HighBit = 15
+    ds.PixelRepresentation = 1 if frames[0].dtype == np.int16 else 0
+    ds.PixelData = np.stack(frames).tobytes()
+    if rle:
+        from pydicom.uid import RLELossless
+        ds.compress(RLELossless)
+    ds.save_as(path, write_like_original=False)
+
+
+def write(path, study, series, desc, num, ipp, iop, pix, spacing=(0.7, 0.9), inum=None,
+          slope=None, inter=None, tpi=None, echo=None, acq=None, modality="CT", rle=False,
+          extra=None):
+    ds = new_ds(path, CT if modality == "CT" else MR, study, series, desc, num, modality)
     if inum is not None:
         ds.InstanceNumber = inum
     ds.ImagePositionPatient = ["%.6f" % v for v in ipp]
@@ -75,18 +97,7 @@ def write(path, study, series, desc, num, ipp, iop, pix, spacing=(0.7, 0.9), inu
         ds.AcquisitionTime = acq
     for k, v in (extra or {}).items():
         setattr(ds, k, v)
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.Rows, ds.Columns = pix.shape
-    ds.BitsAllocated = 16
-    ds.BitsStored = 16
-    ds.HighBit = 15
-    ds.PixelRepresentation = 1 if pix.dtype == np.int16 else 0
-    ds.PixelData = pix.tobytes()
-    if rle:
-        from pydicom.uid import RLELossless
-        ds.compress(RLELossless)
-    ds.save_as(path, write_like_original=False)
+    pixels_save(ds, path, [pix], rle)
 
 
 def _item(**kw):
@@ -103,25 +114,8 @@ def write_enhanced(path, study, series, desc, num, frames, sop="CT", per_frame=(
     slope, inter, tpi (TemporalPositionIndex), echo (EffectiveEchoTime), acq (DT),
     stack position k; per_frame: the macros kept per frame even when equal
     ("orient", "measures", "pvt"); dims: the Dimension Index Pointers."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = ENH[sop]
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = FileDataset(path, {}, file_meta=meta, preamble=b"\0" * 128)
-    ds.is_little_endian = True
-    ds.is_implicit_VR = False
-    ds.SOPClassUID = meta.MediaStorageSOPClassUID
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.PatientName = "Volume^Test"
-    ds.PatientID = "VOL1"
-    ds.StudyInstanceUID = study
-    ds.SeriesInstanceUID = series
-    ds.StudyDate = "20240301"
-    ds.StudyDescription = "volumes"
-    ds.SeriesDescription = desc
-    ds.SeriesNumber = num
-    ds.Modality = modality or ("CT" if sop in ("CT", "LEGACY") else sop)
-    ds.FrameOfReferenceUID = study + ".1"
+    ds = new_ds(path, ENH[sop], study, series, desc, num,
+                modality or ("CT" if sop in ("CT", "LEGACY") else sop))
     ds.InstanceNumber = 1
     if manufacturer:
         ds.Manufacturer = manufacturer
@@ -130,14 +124,6 @@ def write_enhanced(path, study, series, desc, num, frames, sop="CT", per_frame=(
     ds.ContentTime = "120000"
     ds.AcquisitionDateTime = "20240301120000"
     f0 = frames[0]
-    pix0 = f0["pix"]
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.Rows, ds.Columns = pix0.shape
-    ds.BitsAllocated = 16
-    ds.BitsStored = 16
-    ds.HighBit = 15
-    ds.PixelRepresentation = 1 if pix0.dtype == np.int16 else 0
     ds.NumberOfFrames = len(frames)
     org = generate_uid()
     tags = {"StackID": 0x00209056, "InStackPositionNumber": 0x00209057,
@@ -195,11 +181,7 @@ def write_enhanced(path, study, series, desc, num, frames, sop="CT", per_frame=(
         ds.ImagePositionPatient = ["%.6f" % v for v in f0["ipp"]]
         ds.ImageOrientationPatient = ["%.8f" % v for v in f0["iop"]]
         ds.PixelSpacing = ["0.7", "0.9"]
-    ds.PixelData = np.stack([f["pix"] for f in frames]).tobytes()
-    if rle:
-        from pydicom.uid import RLELossless
-        ds.compress(RLELossless)
-    ds.save_as(path, write_like_original=False)
+    pixels_save(ds, path, [f["pix"] for f in frames], rle)
 
 
 def gen(out):

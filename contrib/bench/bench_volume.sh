@@ -67,14 +67,9 @@ out, n, kind = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 study, series = generate_uid(), generate_uid()
 rng = np.random.default_rng(1)
 base = rng.integers(-1024, 2000, size=(512, 512)).astype(np.int16)
-def item(**kw):
-    d = Dataset()
-    for k, v in kw.items():
-        setattr(d, k, v)
-    return d
-if kind == "enhanced":
+def new_ds(sop_class, desc, number):
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2.1"
+    meta.MediaStorageSOPClassUID = sop_class
     meta.MediaStorageSOPInstanceUID = generate_uid()
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds = FileDataset("", {}, file_meta=meta, preamble=b"\0" * 128)
@@ -84,8 +79,16 @@ if kind == "enhanced":
     ds.PatientName, ds.PatientID = "Bench^Volume", "BENCHVOL"
     ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
     ds.StudyDate, ds.Modality, ds.SeriesNumber = "20240301", "CT", 1
-    ds.SeriesDescription = "bench enhanced volume"
-    ds.InstanceNumber = 1
+    ds.SeriesDescription = desc
+    ds.InstanceNumber = number
+    return ds
+def item(**kw):
+    d = Dataset()
+    for k, v in kw.items():
+        setattr(d, k, v)
+    return d
+if kind == "enhanced":
+    ds = new_ds("1.2.840.10008.5.1.4.1.1.2.1", "bench enhanced volume", 1)
     ds.NumberOfFrames = n
     ds.SharedFunctionalGroupsSequence = [item(
         PlaneOrientationSequence=[item(ImageOrientationPatient=["1", "0", "0", "0", "1", "0"])],
@@ -103,19 +106,7 @@ if kind == "enhanced":
     ds.save_as(os.path.join(out, "IM00001"), write_like_original=False)
     sys.exit(0)
 for k in range(n):
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = FileDataset("", {}, file_meta=meta, preamble=b"\0" * 128)
-    ds.is_little_endian, ds.is_implicit_VR = True, False
-    ds.SOPClassUID = meta.MediaStorageSOPClassUID
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.PatientName, ds.PatientID = "Bench^Volume", "BENCHVOL"
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
-    ds.StudyDate, ds.Modality, ds.SeriesNumber = "20240301", "CT", 1
-    ds.SeriesDescription = "bench volume"
-    ds.InstanceNumber = k + 1
+    ds = new_ds("1.2.840.10008.5.1.4.1.1.2", "bench volume", k + 1)
     ds.ImagePositionPatient = ["-250", "-250", "%g" % (-300 + 1.25 * k)]
     ds.ImageOrientationPatient = ["1", "0", "0", "0", "1", "0"]
     ds.PixelSpacing = ["0.9765625", "0.9765625"]

@@ -76,7 +76,7 @@ struct col {
 	uint32_t item[MAX_DEPTH]; /* items so far in the sequence */
 };
 
-static int ds_values(const uint8_t *v, size_t n, double *out, int max)
+int fg_parse_ds(const char *v, size_t n, double *out, int max)
 {
 	char b[512];
 	int k = 0;
@@ -100,6 +100,11 @@ static int ds_values(const uint8_t *v, size_t n, double *out, int max)
 		p = end + 1;
 	}
 	return k;
+}
+
+static int ds_values(const uint8_t *v, size_t n, double *out, int max)
+{
+	return fg_parse_ds((const char *)v, n, out, max);
 }
 
 /* days since 1970-01-01 of a proleptic Gregorian date */
@@ -212,26 +217,23 @@ static void cb_element(void *ctx, uint32_t tag, const char vr[2], const uint8_t 
 	struct fg_frame *x = target(c, &macro);
 	if (!x)
 		return;
+	/* decimal strings: (macro, tag) -> field, first value, count */
+	static const struct { uint32_t macro, tag; int f, at, nv; } dsv[] = {
+		{ SEQ_POSITION, 0x00200032, FG_POS, 0, 3 },
+		{ SEQ_ORIENT, 0x00200037, FG_IOP, 0, 6 },
+		{ SEQ_MEASURES, 0x00280030, FG_SPACING, 0, 2 },
+		{ SEQ_PVT, 0x00281053, FG_RESCALE, 0, 1 },   /* slope */
+		{ SEQ_PVT, 0x00281052, FG_RESCALE, 1, 1 },   /* intercept */
+	};
 	double d[6];
+	for (size_t i = 0; i < sizeof(dsv) / sizeof(dsv[0]); i++)
+		if (dsv[i].macro == macro && dsv[i].tag == tag) {
+			if (ds_values(v, n, d, dsv[i].nv) == dsv[i].nv)
+				memcpy(field(x, dsv[i].f) + dsv[i].at, d,
+				       (size_t)dsv[i].nv * sizeof(double));
+			return;
+		}
 	switch (macro) {
-	case SEQ_POSITION:
-		if (tag == 0x00200032 && ds_values(v, n, d, 3) == 3)
-			memcpy(x->pos, d, sizeof(x->pos));
-		break;
-	case SEQ_ORIENT:
-		if (tag == 0x00200037 && ds_values(v, n, d, 6) == 6)
-			memcpy(x->iop, d, sizeof(x->iop));
-		break;
-	case SEQ_MEASURES:
-		if (tag == 0x00280030 && ds_values(v, n, d, 2) == 2)
-			memcpy(x->spacing, d, sizeof(x->spacing));
-		break;
-	case SEQ_PVT:
-		if (tag == 0x00281053 && ds_values(v, n, d, 1) == 1)
-			x->slope = d[0];
-		else if (tag == 0x00281052 && ds_values(v, n, d, 1) == 1)
-			x->inter = d[0];
-		break;
 	case SEQ_CONTENT:
 		if (tag == 0x00209128 && n == 4 && vr[0] == 'U' && vr[1] == 'L')
 			x->tpi = (double)le_uint(v, 4);

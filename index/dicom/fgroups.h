@@ -96,6 +96,12 @@ int fg_encode(const struct fg_frame *v, uint32_t n, uint32_t ndim, void **out,
 	      size_t *outlen);
 
 /*
+ * Up to max backslash-separated decimal values (DS) of s[0, l) -> out;
+ * returns how many were read before the first one that is not a number.
+ */
+int fg_parse_ds(const char *s, size_t l, double *out, int max);
+
+/*
  * The CSA header (Siemens "SV10" layout or the older one without the
  * name) in buf[0, len): up to max values of element name as doubles;
  * returns how many (0: absent, or the header is bad). Every length is

@@ -53,39 +53,13 @@ const char *vol_dim4_name(int dim4, int enhanced)
 	return "";
 }
 
-int vol_parse_ds(const char *s, size_t l, double *out, int max)
-{
-	char b[256];
-	int n = 0;
-	if (l >= sizeof(b))
-		return 0;
-	memcpy(b, s, l);
-	b[l] = 0;
-	char *p = b;
-	while (n < max) {
-		char *end;
-		while (*p == ' ')
-			p++;
-		double v = strtod(p, &end);
-		if (end == p || !isfinite(v))
-			return n;
-		while (*end == ' ')
-			end++;
-		out[n++] = v;
-		if (*end != '\\')
-			break;
-		p = end + 1;
-	}
-	return n;
-}
-
 static int attr_ds(const struct vol_in *in, uint32_t tag, double *out, int max)
 {
 	const char *v;
 	size_t l;
 	if (!rec_attr(in->rec, in->len, tag, &v, &l) || !l)
 		return 0;
-	return vol_parse_ds(v, l, out, max);
+	return fg_parse_ds(v, l, out, max);
 }
 
 /* "HHMMSS.frac" (or "HH:MM:SS.frac") -> seconds; 0 when absent/bad */

@@ -137,7 +137,4 @@ void vol_rescale(const struct vol_plan *p, size_t s, const void *in, float *out,
  * functional group attribute (TemporalPositionIndex, ...). */
 const char *vol_dim4_name(int dim4, int enhanced);
 
-/* Parse up to max backslash-separated decimal values; returns how many. */
-int vol_parse_ds(const char *s, size_t l, double *out, int max);
-
 #endif
