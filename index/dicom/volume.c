@@ -264,19 +264,17 @@ static int dim_keys(struct item *v, size_t n, size_t ng, size_t m)
 				}
 	if (!mask)
 		return 0;
-	/* rank by sorting pointers (n images, n log n) */
-	struct item **o = malloc(n * sizeof(*o));
-	if (!o)
+	/* rank: a bottom-up merge sort of pointers (qsort() has no argument
+	 * for the mask) */
+	struct item **o = malloc(n * sizeof(*o)), **t = malloc(n * sizeof(*t));
+	if (!o || !t) {
+		free(o);
+		free(t);
 		return -ENOMEM;
+	}
 	for (size_t i = 0; i < n; i++)
 		o[i] = &v[i];
-	/* insertion-free: a merge sort would do; qsort needs the mask */
 	for (size_t w = 1; w < n; w *= 2) {
-		struct item **t = malloc(n * sizeof(*t));
-		if (!t) {
-			free(o);
-			return -ENOMEM;
-		}
 		for (size_t lo = 0; lo < n; lo += 2 * w) {
 			size_t mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n;
 			size_t a = lo, b = mid, k = lo;
@@ -284,9 +282,11 @@ static int dim_keys(struct item *v, size_t n, size_t ng, size_t m)
 				t[k++] = (b >= hi || (a < mid && cmp_dimtuple(o[a], o[b], mask) <= 0))
 						 ? o[a++] : o[b++];
 		}
-		free(o);
+		struct item **sw = o;
 		o = t;
+		t = sw;
 	}
+	free(t);
 	double rank = 0;
 	for (size_t i = 0; i < n; i++) {
 		if (i && cmp_dimtuple(o[i - 1], o[i], mask))
@@ -440,6 +440,12 @@ static int expand(const struct vol_in *x, const struct px_info *pi, struct item 
 	if (mosaic && (!table || frames != 1 || isnan(ff.mosaic[0]))) {
 		say(why, whylen, "Siemens mosaic images without NumberOfImagesInMosaic in their "
 		    "CSA image header (not demosaiced)");
+		goto out;
+	}
+	/* at least one pixel per tile (this also bounds the allocation) */
+	if (mosaic && !(ff.mosaic[0] >= 1 && ff.mosaic[0] <= (double)pi->rows * pi->cols)) {
+		say(why, whylen, "a Siemens mosaic claiming %g images in %ux%u pixels",
+		    ff.mosaic[0], pi->cols, pi->rows);
 		goto out;
 	}
 	if (mosaic)
