@@ -80,7 +80,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#define INDEX_FORMAT "dicomfs-index 5"
+#define INDEX_FORMAT "dicomfs-index 6"
 
 /*
  * File kinds. The numbers are part of the inode scheme (above), hence of
@@ -155,6 +155,11 @@ struct node_rec {
 	int64_t mtime_ns;
 	uint64_t size;       /* instance: source file size */
 	uint64_t nchildren;
+	/* a patient/study/series directory of patients/: the instances whose
+	 * values its name shows (access.h A2: the name is seen only by who
+	 * can read them); 0: none (names made of UIDs every instance below
+	 * carries, such as uids/) */
+	uint64_t name_src[2];
 	/* followed by name (name_len bytes), then relpath (path_len bytes) */
 };
 
