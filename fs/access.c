@@ -61,6 +61,8 @@ struct dfs_access {
 	int wnow;              /* wlock: dfs_access_changed asked */
 	int threaded;
 	pthread_t thread;
+	/* A9: a caller in no group whose uid owns nothing: "anyone" */
+	struct dfs_caller anyone;
 };
 
 static int32_t now_s(void)
@@ -240,6 +242,11 @@ int dfs_access_init(struct dfs *fs)
 		pthread_mutex_init(&a->locks[i], NULL);
 	pthread_mutex_init(&a->wlock, NULL);
 	pthread_cond_init(&a->wcond, NULL);
+	a->anyone.uid = (uid_t)-2;
+	a->anyone.gid = (gid_t)-2;
+	a->anyone.ngroups = 0;
+	a->anyone.gh = fnv1a(fnv1a(FNV1A_INIT, &a->anyone.uid, sizeof(uid_t)),
+			     &a->anyone.gid, sizeof(gid_t));
 	fs->access = a;
 	if (!fs->allow_other)
 		return 0;
@@ -540,6 +547,26 @@ int dfs_access_ino(struct dfs *fs, struct dfs_caller *c, uint64_t ino)
 	if (dfs_view_of(k))
 		return 1;   /* query/ filters its answers per caller (A8) */
 	return node_ok(fs, c, ino_id(ino), k);
+}
+
+double dfs_access_timeout(struct dfs *fs, uint64_t ino)
+{
+	struct dfs_access *a = fs->access;
+	if (dfs_access_uniform(fs))
+		return fs->timeout;
+	unsigned k = ino_kind(ino);
+	if (k == KIND_ERRORS || dfs_view_of(k))
+		return 0;
+	/* A9: what anyone sees whole is the same for every caller */
+	struct dfs_caller any = a->anyone;
+	struct node_view nv;
+	struct aent s;
+	if (index_node(fs->ix, ino_id(ino), &nv))
+		return 0;
+	if (!is_dir_type(nv.rec->type) && nv.rec->type != NODE_INSTANCE)
+		return ACCESS_TTL;   /* the root, the views' tops */
+	return !node_state(fs, &any, ino_id(ino), 0, &s) && s.state == ST_FULL &&
+	       node_ok(fs, &any, ino_id(ino), k) ? ACCESS_TTL : 0;
 }
 
 int dfs_access_attrs(struct dfs *fs, struct dfs_caller *c, uint64_t ino)

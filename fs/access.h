@@ -41,6 +41,11 @@
  *      instance, a series or study row when it allows the (full) directory;
  *      names, links and manifests are made of those rows only, per caller
  *      (not shared between callers, never cached by the kernel).
+ * (A9) In a mixed archive a node that anyone may see whole (checked as a
+ *      caller with no groups whose uid owns nothing: the "other" bits and
+ *      ACL entries of every source below and directory above) looks the
+ *      same to every caller: its entry and attributes are cached by the
+ *      kernel for ACCESS_TTL seconds; every other node for none.
  *
  * Errors: 0 or negative errno. Threading: dfs_access_init/fini on the main
  * thread around the session loop; the rest from any FUSE thread.
@@ -88,6 +93,10 @@ double dfs_timeout(const struct dfs *fs);
 void dfs_caller(struct dfs *fs, fuse_req_t req, struct dfs_caller *c);
 /* 1 when caller c may see inode ino (A1, A2; a query link: A8), else 0. */
 int dfs_access_ino(struct dfs *fs, struct dfs_caller *c, uint64_t ino);
+/* The entry and attribute timeout of ino's reply: fs->timeout while
+ * uniform; in a mixed archive ACCESS_TTL when anyone sees it whole (A9),
+ * else 0. */
+double dfs_access_timeout(struct dfs *fs, uint64_t ino);
 /* 1 when c may read the xattrs of ino (a directory's: full only, A2). */
 int dfs_access_attrs(struct dfs *fs, struct dfs_caller *c, uint64_t ino);
 /* Adjust st of ino to what c sees (a partial directory, A2). */

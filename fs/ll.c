@@ -78,8 +78,8 @@ static int fill_entry(struct dfs *fs, struct dfs_caller *c, uint64_t ino,
 	const struct kind_ops *k = kind_of(ino);
 	e->ino = ino;
 	e->generation = 1;
-	e->entry_timeout = dfs_timeout(fs);
-	e->attr_timeout = k->volatile_attr ? 0 : dfs_timeout(fs);
+	e->entry_timeout = dfs_access_timeout(fs, ino);
+	e->attr_timeout = k->volatile_attr ? 0 : e->entry_timeout;
 	return 0;
 }
 
@@ -146,7 +146,7 @@ static void ll_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		return;
 	}
 	const struct kind_ops *k = kind_of(ino);
-	fuse_reply_attr(req, &st, k->volatile_attr ? 0 : dfs_timeout(fs));
+	fuse_reply_attr(req, &st, k->volatile_attr ? 0 : dfs_access_timeout(fs, ino));
 }
 
 static void ll_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
