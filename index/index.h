@@ -69,6 +69,9 @@
  *   5  ids 3 query/ and 4 uids/ reserved, the uids/ view (keys 'u', 'v';
  *      instance nodes nlink 2), meta "tags" (the indexed tag set may grow:
  *      -o index_tags) and meta "novolume" (series without a volume).
+ *   6  directory nodes carry name_src, the instances their names come from
+ *      (the access model shows a name only to who can read them, access.h
+ *      A2).
  *
  * Errors: 0 or negative errno / DFS_* (error.h).
  * Threading: index_open/update/close_env/reopen on one thread, before the
