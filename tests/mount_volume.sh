@@ -62,6 +62,19 @@ d2=$(dec)
 [ "$((d2 - d0))" -le 20 ] && ok "reading all 20 slices decoded $((d2 - d0)) instances" ||
 	fail "reading 20 slices decoded $((d2 - d0)) instances"
 
+# an RLE enhanced object (16 frames), on this fresh mount: sizing the
+# volume files decodes nothing, the whole volume decodes the instance once
+# (its frames are slices of one decode)
+ERLE=$(ls -d "$MNT"/patients/*/*/"027 CT enh ct rle")
+d0=$(dec)
+stat "$ERLE/volume.nii" "$ERLE/volume.npy" >/dev/null
+d1=$(dec)
+cat "$ERLE/volume.nii" >/dev/null
+d2=$(dec)
+[ "$d1" = "$d0" ] && [ "$((d2 - d1))" = 1 ] &&
+	ok "enhanced RLE volume: stat decodes nothing, its 16 slices decode the instance once" ||
+	fail "enhanced RLE volume: stat decoded $((d1 - d0)), all slices $((d2 - d1)) (want 0 and 1)"
+
 # listing: volume files only where the series is a volume
 for s in "010 CT mixed" "011 CT sizes" "012 CT single" "013 CT dups"; do
 	d=$(ls -d "$MNT"/patients/*/*/"$s")
