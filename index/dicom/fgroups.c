@@ -4,7 +4,11 @@
  * Design notes
  * - One more dcmshim_walk of the header (the walk dcmjson.c makes hands the
  *   index top-level elements only): scan.c calls it only for instances
- *   with NumberOfFrames, so classic single-frame files pay nothing.
+ *   with NumberOfFrames and for mosaics, so classic single-frame files pay
+ *   nothing.
+ * - The table (F1) stores a field once when every frame has the same
+ *   value: an enhanced object keeps per frame what varies (mostly the
+ *   position, the dimension indices): some 24-80 bytes per frame.
  * - The walk reports sequences and items as begin/end events; a small
  *   stack of (sequence tag, item number) frames tells where an element
  *   sits. An element counts only at depth 4: Shared (5200,9229) or
@@ -331,6 +335,7 @@ static int same(const double *a, const double *b, unsigned w)
 	return 1;
 }
 
+/* (F1): a pure function of the frames; host order like the record */
 int fg_encode(const struct fg_frame *v, uint32_t n, uint32_t ndim, void **out,
 	      size_t *outlen)
 {
