@@ -172,7 +172,7 @@ def codecs(outdir, n_mut, rnd):
         a = ((np.sin(x / 17.0) + np.cos(y / 23.0)) * 1000 + 2048 +
              np.random.default_rng(size).integers(0, 64, size=(size, size))).astype(np.uint16)
         ds.Rows, ds.Columns = a.shape
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
         ds.PixelData = a.tobytes()
         ds.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
         raw = os.path.join(tmp, 'raw%d.dcm' % size)
