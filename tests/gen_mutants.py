@@ -24,7 +24,8 @@ with 100000 fragments, a UN of undefined length holding garbage.
 --codecs N (needs gdcmconv) adds compressed images (issue 12): in
 OUTDIR/good/ intact JPEG 2000, JPEG-LS, JPEG lossless and RLE images made
 from generated 512x512 and 1024x1024 pixels (with their pixels as .npy
-beside them, the oracle), in OUTDIR/codec/ N mutants of each with bit
+beside them, the oracle; SOP Instance UIDs 2.25.12012.3.*), in
+OUTDIR/codec/ N mutants (2.25.12012.2.*) of each with bit
 flips in the first bytes of the codestream (where the codec's headers
 are), and JPEG 2000 images whose SIZ marker claims a few more rows or
 columns than the codestream holds: OpenJPEG spends seconds of CPU and
@@ -155,13 +156,13 @@ def codecs(outdir, n_mut, rnd):
     total = 0
     uid = 0
 
-    def fresh_uids(path):
+    def fresh_uids(path, kind):
         nonlocal uid
         ds = pydicom.dcmread(path)
         uid += 1
         ds.StudyInstanceUID = '2.25.12012.1'
         ds.SeriesInstanceUID = '2.25.12012.1.%d' % (uid % 4)
-        ds.SOPInstanceUID = '2.25.12012.2.%d' % uid
+        ds.SOPInstanceUID = '2.25.12012.%d.%d' % (kind, uid)
         ds.InstanceNumber = uid
         ds.save_as(path)
         return ds
@@ -183,7 +184,7 @@ def codecs(outdir, n_mut, rnd):
             if subprocess.run(['gdcmconv', '--' + codec, raw, out],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode:
                 continue
-            fresh_uids(out)
+            fresh_uids(out, 3)
             np.save(os.path.join(good, name + '.npy'), a)
             total += 1
             data = open(out, 'rb').read()
@@ -210,7 +211,7 @@ def codecs(outdir, n_mut, rnd):
                 with open(path, 'wb') as f:
                     f.write(d)
                 try:
-                    fresh_uids(path)
+                    fresh_uids(path, 2)
                 except Exception:
                     pass
                 total += 1
