@@ -21,20 +21,21 @@
  * Bad files fail fast (issue 12; P6..P8)
  * (P6) Every decode has a budget scaled to the image (decode_budget): CPU
  *      time DECODE_CPU_FLOOR_MS + DECODE_CPU_MS_PER_MS per million samples
- *      (of the .npy, plus half the source's bytes), and a wall deadline of
- *      twice that, at least DECODE_WALL_MIN_MS. A decoder past its CPU
- *      budget (worker.h W10), or past the wall deadline after it used half
- *      the budget (W11: suspect), is killed and the file is bad: EIO, an
- *      errors.tsv line and a log line, remembered. A decoder that hits the
- *      wall deadline before it used half its budget was starved by a busy
- *      machine, not by the file: EAGAIN for that open (logged, not
- *      remembered).
+ *      (of the .npy, plus half the source's bytes). A decoder past its CPU
+ *      budget (worker.h W10) is killed and the file is bad: EIO, an
+ *      errors.tsv line and a log line, remembered. CPU time, so a busy
+ *      machine slows a decode down but does not make its file bad.
  * (P7) Good files do not queue behind bad ones: a decoder that has used
- *      half its budget is reniced and leaves its slot (W11), so the next
- *      decode gets a fresh decoder at full priority. The slots are
- *      DECODERS_PER_CPU per CPU, at least MIN_DECODERS, so that the FUSE
- *      threads of 8 readers never wait for one; idle decoders beyond one
- *      per CPU exit (W12).
+ *      half its budget is suspect (W11): reniced, out of its slot (the next
+ *      decode gets a fresh decoder at full priority; SUSPECT_DECODERS
+ *      suspects at most), and it must end within twice its budget of wall
+ *      time (at least DECODE_WALL_MIN_MS) or it is killed, the file bad as
+ *      above. The budget is several times what the codecs need, so a good
+ *      image is never suspect. One slot per CPU (a decode is CPU-bound);
+ *      idle decoders beyond one per CPU exit (W12). A decode that is not
+ *      suspect is bounded by a wall deadline of DECODE_WALL_SAFE_MS (or 4
+ *      budgets): past it the machine is too busy, EAGAIN for that open
+ *      (logged, not remembered).
  * (P8) A decoder that dies of SIGKILL it was not sent by the mount (the
  *      OOM killer, an administrator) costs no file: the decode is retried
  *      once on a fresh decoder (W4); a second death marks the file bad.
@@ -108,19 +109,21 @@
 #define PC_MAX_ENTRIES 100000
 #define POOL_N 4
 #define TLS_KEEP ((size_t)64 << 20)   /* per-thread buffers kept up to this */
-#define MIN_DECODERS 8          /* decoder slots (P7): 8 readers never wait */
-#define MAX_DECODERS 16
-#define DECODERS_PER_CPU 4
-#define DECODE_TIMEOUT_MS 8000  /* other jobs of the decoders (JSON, fs.h) */
+#define MIN_DECODERS 2          /* decoder slots: one per CPU (P7) */
+#define MAX_DECODERS 8
+#define SUSPECT_DECODERS 8      /* suspects beside them (P7, worker.h W11) */
 /* P6: a decode's budget; decoding runs about 4x slower under ASan */
 #ifdef __SANITIZE_ADDRESS__
 #define DECODE_SLOWER 4
 #else
 #define DECODE_SLOWER 1
 #endif
+/* other jobs of the decoders (JSON, fs.h): per frame awaited (W1) */
+#define DECODE_TIMEOUT_MS (8000 * DECODE_SLOWER)
 #define DECODE_CPU_FLOOR_MS (1000 * DECODE_SLOWER)
 #define DECODE_CPU_MS_PER_MS (500 * DECODE_SLOWER)   /* per million samples */
-#define DECODE_WALL_MIN_MS 6000
+#define DECODE_WALL_MIN_MS 5000    /* a suspect's (P7) */
+#define DECODE_WALL_SAFE_MS 30000   /* any decode's (P7) */
 #define PX_ROOM_WAIT_MS 10000
 #define DECODER_WAIT_MS 60000   /* for a free decoder process (worker.h W9) */
 
@@ -348,8 +351,8 @@ int dfs_pixels_new(struct dfs *fs, const char *exe)
 	struct worker_spec ws = {
 		.exe = getenv("DICOMFS_INPROCESS") ? NULL : exe, .args = args,
 		/* P7: slots, besides the suspects'; idle ones kept: one per CPU */
-		.max = n * DECODERS_PER_CPU < MIN_DECODERS ? MIN_DECODERS :
-			n * DECODERS_PER_CPU > MAX_DECODERS ? MAX_DECODERS : (int)n * DECODERS_PER_CPU,
+		.max = n < MIN_DECODERS ? MIN_DECODERS : n > MAX_DECODERS ? MAX_DECODERS : (int)n,
+		.max_suspect = SUSPECT_DECODERS,
 		.keep_idle = n < 1 ? 1 : (int)n,
 		.timeout_ms = DECODE_TIMEOUT_MS,
 		.get_timeout_ms = DECODER_WAIT_MS,   /* W9, P4 */
@@ -537,10 +540,11 @@ struct wreq {
 
 #define WMSG 220   /* bytes of an error message from a decoder */
 
-/* P6: the CPU budget (ms) of decoding an image and its wall deadline */
+/* P6, P7: the CPU budget (ms) of decoding an image, the wall deadline of a
+ * suspect decode and of any decode */
 struct decode_budget {
 	int64_t cpu_ms;
-	int wall_ms;
+	int suspect_ms, wall_ms;
 	double msamples;
 };
 
@@ -551,6 +555,8 @@ static struct decode_budget decode_budget(const struct px_info *pi, uint64_t siz
 	b.msamples = (samples + (double)size / 2) / 1e6;
 	b.cpu_ms = DECODE_CPU_FLOOR_MS + (int64_t)(b.msamples * DECODE_CPU_MS_PER_MS);
 	int64_t wall = 2 * b.cpu_ms < DECODE_WALL_MIN_MS ? DECODE_WALL_MIN_MS : 2 * b.cpu_ms;
+	b.suspect_ms = wall > 86400000 ? 86400000 : (int)wall;
+	wall = 4 * b.cpu_ms < DECODE_WALL_SAFE_MS ? DECODE_WALL_SAFE_MS : 4 * b.cpu_ms;
 	b.wall_ms = wall > 86400000 ? 86400000 : (int)wall;
 	return b;
 }
@@ -579,7 +585,7 @@ static int decode_once(struct dfs_pixels *px, const struct source_file *sf, uint
 	}
 	if (rc)
 		return 1;
-	worker_set_budget(w, b.wall_ms, b.cpu_ms);   /* P6 */
+	worker_set_budget(w, b.wall_ms, b.cpu_ms, b.suspect_ms);   /* P6, P7 */
 	rc = worker_send(w, DFS_WJOB_PIXELS, 0, iov, 2, sf->fd);
 	if (!rc)
 		rc = worker_recv_head(w, &hd);
@@ -593,14 +599,14 @@ static int decode_once(struct dfs_pixels *px, const struct source_file *sf, uint
 		int st = 0, suspect = worker_was_suspect(w);
 		double cpu = (double)worker_cpu_ms(w) / 1000;
 		worker_put(px->decoders, w, WORKER_KILL, &st);
-		if (rc == DFS_EBUDGET || (rc == DFS_ETIMEOUT && suspect)) {   /* P6: bad */
+		if (rc == DFS_EBUDGET || (rc == DFS_ETIMEOUT && suspect)) {   /* P6, P7: bad */
 			snprintf(msg, msglen,
 				 "cannot decode pixel data: the decoder ran past its budget "
 				 "(%.1f s of CPU in %.1f s for %.2f million samples; used %.1f s; killed)",
-				 (double)b.cpu_ms / 1000, (double)b.wall_ms / 1000, b.msamples, cpu);
+				 (double)b.cpu_ms / 1000, (double)b.suspect_ms / 1000, b.msamples, cpu);
 			return -EIO;
 		}
-		if (rc == DFS_ETIMEOUT) {   /* P6: starved, not the file's fault */
+		if (rc == DFS_ETIMEOUT) {   /* P7: starved, not the file's fault */
 			snprintf(msg, msglen,
 				 "the decoder got %.1f s of CPU in %.1f s (machine busy): killed, "
 				 "not marked bad", cpu, (double)b.wall_ms / 1000);

@@ -28,7 +28,7 @@ struct worker_pool {
 	/* set by worker_pool_new, read-only after */
 	char **argv;               /* exe, args..., NULL */
 	uint64_t as_limit;
-	int max, timeout_ms, get_timeout_ms, keep_idle;
+	int max, timeout_ms, get_timeout_ms, keep_idle, max_suspect;
 	char *broken_msg;
 	/* under lock */
 	pthread_mutex_t lock;
@@ -63,6 +63,7 @@ int worker_pool_new(const struct worker_spec *spec, struct worker_pool **out)
 	p->timeout_ms = spec->timeout_ms;
 	p->get_timeout_ms = spec->get_timeout_ms;
 	p->keep_idle = spec->keep_idle > 0 && spec->keep_idle < p->max ? spec->keep_idle : p->max;
+	p->max_suspect = spec->max_suspect > 0 ? spec->max_suspect : p->max;
 	p->as_limit = spec->as_limit;
 	p->broken = !spec->exe;     /* W7 */
 	while (spec->args && spec->args[n])
@@ -245,10 +246,11 @@ void worker_put(struct worker_pool *p, struct worker *w, int how, int *status)
 	pthread_mutex_unlock(&p->lock);
 }
 
-void worker_set_budget(struct worker *w, int timeout_ms, int64_t cpu_ms)
+void worker_set_budget(struct worker *w, int timeout_ms, int64_t cpu_ms, int suspect_ms)
 {
 	w->timeout_ms = timeout_ms;
 	w->cpu_limit_ns = 0;
+	w->suspect_deadline_ns = now_ns() + (int64_t)suspect_ms * 1000000;
 	if (cpu_ms > 0 && clock_getcpuclockid(w->pid, &w->cpu_clock) == 0) {
 		struct timespec ts;
 		if (clock_gettime(w->cpu_clock, &ts) == 0) {
@@ -287,7 +289,7 @@ static void demote(struct worker *w)
 	if (!p)
 		return;
 	pthread_mutex_lock(&p->lock);
-	if (p->nsuspect < p->max) {
+	if (p->nsuspect < p->max_suspect) {
 		p->nsuspect++;
 		p->nlive--;
 		w->suspect = 2;
@@ -313,7 +315,9 @@ static int wait_ready(struct worker *w, short ev)
 	if (w->timeout_ms < 0)
 		return 0;   /* the child blocks in read/send */
 	for (;;) {
-		int64_t left = w->deadline_ns - now_ns();
+		int64_t t = now_ns(), left = w->deadline_ns - t;
+		if (w->suspect && w->suspect_deadline_ns - t < left)
+			left = w->suspect_deadline_ns - t;   /* W11 */
 		if (left <= 0)
 			return DFS_ETIMEOUT;
 		int64_t used = cpu_used_ns(w);

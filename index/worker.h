@@ -63,12 +63,14 @@
  *      worker_set_budget too) still bounds every wait.
  * (W11) Preemption by demotion: a child that has used half its budget is
  *      suspect. The parent renices it to 10 (a parent may raise its
- *      child's nice value, never lower it) and, while fewer than max
- *      suspects are alive, moves it out of the max slots into a suspect
- *      slot, so the next worker_get() spawns a fresh child at full priority
- *      instead of waiting behind it. A suspect child is never reused
- *      (worker_put with WORKER_KEEP retires it). worker_was_suspect() tells
- *      the caller, so a wall deadline of a suspect can be blamed on the job.
+ *      child's nice value, never lower it) and, while fewer than the spec's
+ *      max_suspect suspects are alive, moves it out of the max slots into
+ *      a suspect slot, so the next worker_get() spawns a fresh child at
+ *      full priority instead of waiting behind it. A suspect must end
+ *      within the job's suspect_ms (worker_set_budget) of the job's start,
+ *      else DFS_ETIMEOUT. A suspect child is never reused (worker_put with
+ *      WORKER_KEEP retires it). worker_was_suspect() tells the caller, so
+ *      that such a deadline can be blamed on the job, not on a busy machine.
  * (W12) Idle children beyond the spec's keep_idle are retired when given
  *      back (killed and reaped), so a burst spawns children that do not
  *      stay around.
@@ -93,13 +95,14 @@ struct worker_spec {
 	const char *exe;           /* this executable; NULL: no children (W7) */
 	const char *const *args;   /* argv[1..], NULL-terminated: the mode first */
 	uint64_t as_limit;         /* RLIMIT_AS of each child; 0: none (W2) */
-	int max;                   /* children alive at once (>= 1), and as
-				    * many suspects besides (W11) */
+	int max;                   /* children alive at once (>= 1), besides
+				    * the suspects (W11) */
 	int timeout_ms;            /* per frame awaited by the parent (W1) */
 	int get_timeout_ms;        /* worker_get waits at most this (W9); 0: no
 				    * limit (callers that are not FUSE threads) */
 	const char *broken_msg;    /* logged once when a spawn fails, or NULL */
 	int keep_idle;             /* idle children kept at most (W12); 0: max */
+	int max_suspect;           /* suspects in their own slots (W11); 0: max */
 };
 
 /* A frame's header (W5); len payload bytes follow. */
@@ -123,6 +126,7 @@ struct worker {
 	struct worker_pool *pool;
 	clockid_t cpu_clock;       /* the child's CPU clock */
 	int64_t cpu_start_ns, cpu_limit_ns;   /* limit 0: no budget */
+	int64_t suspect_deadline_ns;          /* W11 */
 	int suspect;               /* 1: reniced; 2: also in a suspect slot */
 };
 
@@ -148,11 +152,12 @@ enum { WORKER_KEEP = 0, WORKER_KILL = 1 };
 void worker_put(struct worker_pool *p, struct worker *w, int how, int *status);
 /*
  * Parent side, before a job's first frame: each frame of the job is
- * awaited at most timeout_ms (W1, instead of the spec's timeout_ms), and
- * the child may use cpu_ms of CPU time from now on (W10; 0: no budget).
- * Both hold until worker_put.
+ * awaited at most timeout_ms (W1, instead of the spec's timeout_ms), the
+ * child may use cpu_ms of CPU time from now on (W10; 0: no budget), and
+ * once suspect (W11) the job ends within suspect_ms from now. All hold
+ * until worker_put.
  */
-void worker_set_budget(struct worker *w, int timeout_ms, int64_t cpu_ms);
+void worker_set_budget(struct worker *w, int timeout_ms, int64_t cpu_ms, int suspect_ms);
 /* CPU time (ms) the child used since worker_set_budget; -1 if unknown. */
 int64_t worker_cpu_ms(struct worker *w);
 /* The child was found suspect during this job (W11). */

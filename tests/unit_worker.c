@@ -213,7 +213,7 @@ static void test_budget(void)
 	/* a child spinning forever: DFS_EBUDGET once it used 300 ms of CPU,
 	 * long before the 60 s wall deadline */
 	CHECK(worker_get(p, &w) == 0, "get");
-	worker_set_budget(w, 60000, 300);
+	worker_set_budget(w, 60000, 300, 60000);
 	CHECK(worker_send(w, 1999, 0, &iov, 1, -1) == 0, "send spin");
 	CHECK(worker_recv_head(w, &h) == DFS_EBUDGET, "past its CPU budget: DFS_EBUDGET");
 	int64_t used = worker_cpu_ms(w);
@@ -223,7 +223,7 @@ static void test_budget(void)
 	CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "killed");
 	/* a job that uses 200 ms of a 300 ms budget: done, but suspect (W11) */
 	CHECK(worker_get(p, &w) == 0, "get");
-	worker_set_budget(w, 60000, 300);
+	worker_set_budget(w, 60000, 300, 60000);
 	CHECK(worker_send(w, 1200, 0, &iov, 1, -1) == 0 &&
 	      roundtrip(w, 1200, "x", 1, &h, out) == 0, "a job within its budget answers");
 	CHECK(worker_was_suspect(w), "past half its budget: suspect");

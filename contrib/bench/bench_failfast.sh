@@ -5,7 +5,8 @@
 # their codestreams, some of which keep a codec busy for minutes) is read
 # whole by 8 readers (tests/readall.py --threads 8) with the baseline
 # binary and with this tree's, side by side: total time, slowest read,
-# slowest read of an intact image, and the ratios baseline / this tree.
+# slowest successful read, slowest read of an intact image, and the ratios
+# baseline / this tree (KEEP=PREFIX keeps the per-read times).
 # The baseline is main's binary built into a temp dir (BASE_REF, default
 # main; BASE_BUILD=DIR: a build directory holding dicomfs and
 # dicomfs-gdcm.so instead). Root; after a build; needs gdcmconv.
@@ -55,10 +56,12 @@ run() { # label binary
 	TOTAL[$1]=$(echo "$t1 - $t0" | bc)
 	SLOW[$1]=$(head -1 "$TMP/times.$1" | cut -f1)
 	GOOD[$1]=$(grep -P '\tok\t.*/uids/.*/2\.25\.12012\.3\.' "$TMP/times.$1" | head -1 | cut -f1)
+	OK[$1]=$(grep -P '\tok\t' "$TMP/times.$1" | head -1 | cut -f1)
+	[ -z "${KEEP:-}" ] || cp "$TMP/times.$1" "$KEEP.$1"
 	OVER[$1]=$(awk -F'\t' '$1 >= 10' "$TMP/times.$1" | wc -l)
 	log "$1: $(tail -1 "$TMP/out.$1")"
 }
-declare -A TOTAL SLOW GOOD OVER
+declare -A TOTAL SLOW GOOD OK OVER
 run base "$BASE/dicomfs"
 run new "$DICOMFS"
 ratio() { echo "scale=1; $1 / $2" | bc; }
@@ -67,6 +70,8 @@ printf '%-34s %12s %12s %8s\n' "total time (s)" "${TOTAL[base]}" "${TOTAL[new]}"
 	"$(ratio "${TOTAL[base]}" "${TOTAL[new]}")"
 printf '%-34s %12s %12s %8s\n' "slowest read (s)" "${SLOW[base]}" "${SLOW[new]}" \
 	"$(ratio "${SLOW[base]}" "${SLOW[new]}")"
+printf '%-34s %12s %12s %8s\n' "slowest successful read (s)" "${OK[base]}" "${OK[new]}" \
+	"$(ratio "${OK[base]}" "${OK[new]}")"
 printf '%-34s %12s %12s %8s\n' "slowest read of an intact image (s)" "${GOOD[base]}" "${GOOD[new]}" \
 	"$(ratio "${GOOD[base]}" "${GOOD[new]}")"
 printf '%-34s %12s %12s\n' "reads over 10 s" "${OVER[base]}" "${OVER[new]}"
