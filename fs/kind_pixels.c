@@ -18,6 +18,29 @@
  *   and reused; each FUSE thread reuses its file and decoder buffers.
  * - A decode failure is EIO on open plus one errors.tsv line and log line;
  *   the failure is remembered (no retry until remount).
+ * Bad files fail fast (issue 12; P6..P8)
+ * (P6) Every decode has a budget scaled to the image (decode_budget): CPU
+ *      time DECODE_CPU_FLOOR_MS + DECODE_CPU_MS_PER_MS per million samples
+ *      (of the .npy, plus half the source's bytes). A decoder past its CPU
+ *      budget (worker.h W10) is killed and the file is bad: EIO, an
+ *      errors.tsv line and a log line, remembered. CPU time, so a busy
+ *      machine slows a decode down but does not make its file bad.
+ * (P7) Good files do not queue behind bad ones: a decoder that has used
+ *      half its budget is suspect (W11): reniced, out of its slot (the next
+ *      decode gets a fresh decoder at full priority; SUSPECT_DECODERS
+ *      suspects at most), and it must end within twice its budget of wall
+ *      time (at least DECODE_WALL_MIN_MS) or it is killed, the file bad as
+ *      above. The budget is several times what the codecs need, so a good
+ *      image is never suspect. One slot per CPU (a decode is CPU-bound);
+ *      idle decoders beyond one per CPU exit (W12). A decode that is not
+ *      suspect is bounded by a wall deadline of DECODE_WALL_SAFE_MS (or 4
+ *      budgets): past it the machine is too busy, EAGAIN for that open
+ *      (logged, not remembered).
+ * (P8) A decoder that dies of SIGKILL it was not sent by the mount (the
+ *      OOM killer, an administrator) costs no file: the decode is retried
+ *      once on a fresh decoder (W4); a second death marks the file bad.
+ *      A file marked bad answers EIO at once until remount (its cache entry
+ *      stays PC_ERROR).
  * Memory (issue 11; P1..P4)
  * (P1) Every decoded byte in the mount process is counted against
  *      -o cache_size (pc->bytes): cached entries, entries held by open
@@ -35,7 +58,7 @@
  *      line. Native .npy files need no buffer (read and converted per
  *      read) and are not limited.
  * (P4) Waits with deadlines only: on another opener's decode of the same
- *      instance (DECODE_TIMEOUT_MS + PX_ROOM_WAIT_MS, then EIO), for room
+ *      instance (decode_wait_ms, then EIO), for room
  *      (P2), on a decoder (worker.h W1/W6). Per-thread buffers are
  *      not counted (TLS_KEEP each, used only for sources without an fd and
  *      for the in-process benchmark knob); nor is the .png output, in the
@@ -46,10 +69,11 @@
  *      threads stay free for metadata and cached data. A decoder busy for
  *      DECODER_WAIT_MS is EAGAIN for that open too (not remembered).
  * Every wait of a FUSE thread here, with its bound:
- *   another opener's decode of the same entry   DECODE_TIMEOUT_MS + PX_ROOM_WAIT_MS
+ *   another opener's decode of the same entry   decode_wait_ms: all of these
  *   room in the cache (P2)                       PX_ROOM_WAIT_MS
  *   a free decoder process (worker.h W9)         DECODER_WAIT_MS
- *   a decoder's answer (worker.h W1)             DECODE_TIMEOUT_MS per frame
+ *   a decoder's answer (worker.h W1, P6)         the decode's wall deadline,
+ *                                                twice with a retry (P8)
  *   a shared .png being built (shared_buf.h SB1) SB_WAIT_MS
  *   reading a source (source.h)                  O_NONBLOCK; a regular file
  * - Every byte comes through the mount's source (source.h): native files
@@ -85,8 +109,21 @@
 #define PC_MAX_ENTRIES 100000
 #define POOL_N 4
 #define TLS_KEEP ((size_t)64 << 20)   /* per-thread buffers kept up to this */
+#define MIN_DECODERS 2          /* decoder slots: one per CPU (P7) */
 #define MAX_DECODERS 8
-#define DECODE_TIMEOUT_MS 120000
+#define SUSPECT_DECODERS 8      /* suspects beside them (P7, worker.h W11) */
+/* P6: a decode's budget; decoding runs about 4x slower under ASan */
+#ifdef __SANITIZE_ADDRESS__
+#define DECODE_SLOWER 4
+#else
+#define DECODE_SLOWER 1
+#endif
+/* other jobs of the decoders (JSON, fs.h): per frame awaited (W1) */
+#define DECODE_TIMEOUT_MS (8000 * DECODE_SLOWER)
+#define DECODE_CPU_FLOOR_MS (1000 * DECODE_SLOWER)
+#define DECODE_CPU_MS_PER_MS (500 * DECODE_SLOWER)   /* per million samples */
+#define DECODE_WALL_MIN_MS 5000    /* a suspect's (P7) */
+#define DECODE_WALL_SAFE_MS 30000   /* any decode's (P7) */
 #define PX_ROOM_WAIT_MS 10000
 #define DECODER_WAIT_MS 60000   /* for a free decoder process (worker.h W9) */
 
@@ -315,7 +352,10 @@ int dfs_pixels_new(struct dfs *fs, const char *exe)
 	int inprocess = getenv("DICOMFS_INPROCESS") != NULL;
 	struct worker_spec ws = {
 		.exe = inprocess ? NULL : exe, .args = args,
-		.max = n < 1 ? 1 : n > MAX_DECODERS ? MAX_DECODERS : (int)n,
+		/* P7: slots, besides the suspects'; idle ones kept: one per CPU */
+		.max = n < MIN_DECODERS ? MIN_DECODERS : n > MAX_DECODERS ? MAX_DECODERS : (int)n,
+		.max_suspect = SUSPECT_DECODERS,
+		.keep_idle = n < 1 ? 1 : (int)n,
 		.timeout_ms = DECODE_TIMEOUT_MS,
 		.get_timeout_ms = DECODER_WAIT_MS,   /* W9, P4 */
 		.broken_msg = "cannot start decoder processes: compressed images give EAGAIN until remount",
@@ -492,8 +532,8 @@ static int decode_buffer(const void *file, size_t size, const struct px_info *pi
  * passed along (SCM_RIGHTS, W5) or, for a source without an fd (R5), its
  * bytes as the rest of the payload. The answer is one frame: aux 0 and
  * the normalized .npy data, or aux = the error and its message. A child
- * that dies or misses DECODE_TIMEOUT_MS (W1) costs that one decode (EIO)
- * and is replaced (W4).
+ * that dies or runs past its budget (P6) costs that one decode (EIO) and
+ * is replaced (W4); one killed from outside is retried once (P8).
  */
 
 struct wreq {
@@ -503,15 +543,43 @@ struct wreq {
 
 #define WMSG 220   /* bytes of an error message from a decoder */
 
-/* 0, -ENOMEM, -EIO or -EAGAIN (msg set), or 1: no decoder process */
-static int worker_decode(struct dfs_pixels *px, const struct source *src,
-			 const struct source_file *sf, uint64_t size, const struct px_info *pi,
-			 unsigned char *out, struct tls_bufs *t, char *msg, size_t msglen)
+/* P6, P7: the CPU budget (ms) of decoding an image, the wall deadline of a
+ * suspect decode and of any decode */
+struct decode_budget {
+	int64_t cpu_ms;
+	int suspect_ms, wall_ms;
+	double msamples;
+};
+
+static struct decode_budget decode_budget(const struct px_info *pi, uint64_t size)
+{
+	struct decode_budget b;
+	double samples = (double)pi->data_len / (pi->out_bytes ? pi->out_bytes : 1);
+	b.msamples = (samples + (double)size / 2) / 1e6;
+	b.cpu_ms = DECODE_CPU_FLOOR_MS + (int64_t)(b.msamples * DECODE_CPU_MS_PER_MS);
+	int64_t wall = 2 * b.cpu_ms < DECODE_WALL_MIN_MS ? DECODE_WALL_MIN_MS : 2 * b.cpu_ms;
+	b.suspect_ms = wall > 86400000 ? 86400000 : (int)wall;
+	wall = 4 * b.cpu_ms < DECODE_WALL_SAFE_MS ? DECODE_WALL_SAFE_MS : 4 * b.cpu_ms;
+	b.wall_ms = wall > 86400000 ? 86400000 : (int)wall;
+	return b;
+}
+
+/* How long another opener waits for a decode of this image (P4): every
+ * wait of the decoding thread, the decode twice (P8). */
+static long decode_wait_ms(const struct px_info *pi, uint64_t size)
+{
+	return PX_ROOM_WAIT_MS + DECODER_WAIT_MS + 2L * decode_budget(pi, size).wall_ms;
+}
+
+/* One decode on one decoder: 0, -ENOMEM, -EIO or -EAGAIN (msg set), 1: no
+ * decoder process, or 2: the decoder was killed from outside (P8) */
+static int decode_once(struct dfs_pixels *px, const struct source_file *sf, uint64_t size,
+		       const struct px_info *pi, unsigned char *out, struct iovec *iov,
+		       char *msg, size_t msglen)
 {
 	struct worker *w;
 	struct worker_head hd;
-	struct wreq rq = { *pi, size };
-	struct iovec iov[2] = { { &rq, sizeof(rq) }, { NULL, 0 } };
+	struct decode_budget b = decode_budget(pi, size);
 	char text[WMSG + 1];
 	int rc = worker_get(px->decoders, &w);
 	if (rc == DFS_ETIMEOUT) {   /* W9: busy, not broken */
@@ -520,15 +588,7 @@ static int worker_decode(struct dfs_pixels *px, const struct source *src,
 	}
 	if (rc)
 		return 1;
-	if (sf->fd < 0) {
-		rc = read_whole(src, sf, (size_t)size, t, msg, msglen);
-		if (rc) {
-			worker_put(px->decoders, w, WORKER_KEEP, NULL);
-			return rc;
-		}
-		iov[1].iov_base = t->file;
-		iov[1].iov_len = (size_t)size;
-	}
+	worker_set_budget(w, b.wall_ms, b.cpu_ms, b.suspect_ms);   /* P6, P7 */
 	rc = worker_send(w, DFS_WJOB_PIXELS, 0, iov, 2, sf->fd);
 	if (!rc)
 		rc = worker_recv_head(w, &hd);
@@ -539,15 +599,34 @@ static int worker_decode(struct dfs_pixels *px, const struct source *src,
 	if (!rc)
 		rc = worker_recv_body(w, hd.aux ? (void *)text : out, hd.len);
 	if (rc) {
-		int st = 0;
-		snprintf(msg, msglen, "cannot decode pixel data: %s",
-			 rc == DFS_ETIMEOUT ? "the decoder took too long (killed)"
-					    : "the decoder died on it");
+		int st = 0, suspect = worker_was_suspect(w);
+		double cpu = (double)worker_cpu_ms(w) / 1000;
 		worker_put(px->decoders, w, WORKER_KILL, &st);
+		if (rc == DFS_EBUDGET || (rc == DFS_ETIMEOUT && suspect)) {   /* P6, P7: bad */
+			snprintf(msg, msglen,
+				 "cannot decode pixel data: the decoder ran past its budget "
+				 "(%.1f s of CPU in %.1f s for %.2f million samples; used %.1f s; killed)",
+				 (double)b.cpu_ms / 1000, (double)b.suspect_ms / 1000, b.msamples, cpu);
+			return -EIO;
+		}
+		if (rc == DFS_ETIMEOUT) {   /* P7: starved, not the file's fault */
+			snprintf(msg, msglen,
+				 "the decoder got %.1f s of CPU in %.1f s (machine busy): killed, "
+				 "not marked bad", cpu, (double)b.wall_ms / 1000);
+			return -EAGAIN;
+		}
+		if (rc == -EPIPE && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL) {   /* P8 */
+			snprintf(msg, msglen,
+				 "cannot decode pixel data: the decoder was killed from outside "
+				 "(signal 9, twice)");
+			return 2;
+		}
 		if (WIFSIGNALED(st) && WTERMSIG(st) != SIGKILL)
 			snprintf(msg, msglen,
 				 "cannot decode pixel data: the decoder died on it (signal %d, %s)",
 				 WTERMSIG(st), strsignal(WTERMSIG(st)));
+		else
+			snprintf(msg, msglen, "cannot decode pixel data: the decoder died on it");
 		return -EIO;
 	}
 	worker_put(px->decoders, w, WORKER_KEEP, NULL);
@@ -557,6 +636,31 @@ static int worker_decode(struct dfs_pixels *px, const struct source *src,
 		return hd.aux == -ENOMEM ? -ENOMEM : -EIO;
 	}
 	return 0;
+}
+
+/* 0, -ENOMEM, -EIO or -EAGAIN (msg set), or 1: no decoder process, decode
+ * in-process. rel names the file in the log. */
+static int worker_decode(struct dfs_pixels *px, const struct source *src,
+			 const struct source_file *sf, uint64_t size, const struct px_info *pi,
+			 unsigned char *out, struct tls_bufs *t, const char *rel,
+			 char *msg, size_t msglen)
+{
+	struct wreq rq = { *pi, size };
+	struct iovec iov[2] = { { &rq, sizeof(rq) }, { NULL, 0 } };
+	int rc;
+	if (sf->fd < 0) {
+		rc = read_whole(src, sf, (size_t)size, t, msg, msglen);
+		if (rc)
+			return rc;
+		iov[1].iov_base = t->file;
+		iov[1].iov_len = (size_t)size;
+	}
+	rc = decode_once(px, sf, size, pi, out, iov, msg, msglen);
+	if (rc == 2) {   /* P8: once more, on a fresh decoder */
+		dfs_log("%s: the decoder was killed from outside (signal 9): decoding again", rel);
+		rc = decode_once(px, sf, size, pi, out, iov, msg, msglen);
+	}
+	return rc == 2 ? -EIO : rc;
 }
 
 int dfs_decode_worker_main(void)
@@ -658,7 +762,7 @@ static int decode_into(struct dfs *fs, const struct node_view *nv, const char *r
 	if (rc)
 		return rc;
 	size_t size = (size_t)nv->rec->size;
-	rc = worker_decode(fs->px, fs->src, &sf, size, pi, out, t, msg, sizeof(msg));
+	rc = worker_decode(fs->px, fs->src, &sf, size, pi, out, t, rel, msg, sizeof(msg));
 	if (rc == 1 && fs->px->inprocess) {
 		/* DICOMFS_INPROCESS=1, the benchmark baseline: decode here */
 		rc = read_whole(fs->src, &sf, size, t, msg, sizeof(msg));
@@ -696,7 +800,7 @@ static int pc_get(struct dfs *fs, uint64_t id, const struct node_view *nv,
 			break;
 	if (e) {
 		struct timespec dl;
-		abs_deadline(&dl, DECODE_TIMEOUT_MS + PX_ROOM_WAIT_MS);
+		abs_deadline(&dl, decode_wait_ms(pi, nv->rec->size));
 		if (e->state == PC_DECODING && pc->waiting >= pc->max_waiting) {
 			pthread_mutex_unlock(&pc->lock);   /* P5 */
 			return -EAGAIN;

@@ -1,5 +1,5 @@
 /*
- * worker.c - the pool of contained child processes (see worker.h, W1..W8).
+ * worker.c - the pool of contained child processes (see worker.h, W1..W12).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/time.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -21,18 +22,20 @@
 #include "log.h"
 
 #define DIRECT_READ 65536   /* payload bytes read straight into the caller's */
+#define SUSPECT_NICE 10     /* W11: about a tenth of a CPU against nice 0 */
 
 struct worker_pool {
 	/* set by worker_pool_new, read-only after */
 	char **argv;               /* exe, args..., NULL */
 	uint64_t as_limit;
-	int max, timeout_ms, get_timeout_ms;
+	int max, timeout_ms, get_timeout_ms, keep_idle, max_suspect;
 	char *broken_msg;
 	/* under lock */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	struct worker **idle;      /* max slots */
 	int nidle, nlive, broken;
+	int nsuspect;              /* children in suspect slots (W11) */
 };
 
 static int64_t now_ns(void)
@@ -59,6 +62,8 @@ int worker_pool_new(const struct worker_spec *spec, struct worker_pool **out)
 	p->max = spec->max > 0 ? spec->max : 1;
 	p->timeout_ms = spec->timeout_ms;
 	p->get_timeout_ms = spec->get_timeout_ms;
+	p->keep_idle = spec->keep_idle > 0 && spec->keep_idle < p->max ? spec->keep_idle : p->max;
+	p->max_suspect = spec->max_suspect > 0 ? spec->max_suspect : p->max;
 	p->as_limit = spec->as_limit;
 	p->broken = !spec->exe;     /* W7 */
 	while (spec->args && spec->args[n])
@@ -164,6 +169,7 @@ static int spawn(struct worker_pool *p, struct worker **out)
 	w->fd = sv[0];
 	w->passed_fd = -1;
 	w->timeout_ms = p->timeout_ms;
+	w->pool = p;
 	*out = w;
 	return 0;
 }
@@ -211,20 +217,84 @@ int worker_get(struct worker_pool *p, struct worker **out)
 
 void worker_put(struct worker_pool *p, struct worker *w, int how, int *status)
 {
-	if (how == WORKER_KILL) {   /* W4 */
-		close(w->fd);
-		kill(w->pid, SIGKILL);
-		int st = reap(w->pid);
-		if (status)
-			*status = st;
-		worker_free(w);
+	int slot = w->suspect == 2;   /* W11: in a suspect slot */
+	if (how == WORKER_KEEP && !w->suspect) {
+		pthread_mutex_lock(&p->lock);
+		if (p->nidle < p->keep_idle) {   /* W12 */
+			w->timeout_ms = p->timeout_ms;
+			w->cpu_limit_ns = 0;
+			p->idle[p->nidle++] = w;
+			pthread_cond_signal(&p->cond);
+			pthread_mutex_unlock(&p->lock);
+			return;
+		}
+		pthread_mutex_unlock(&p->lock);
 	}
+	/* W4 (a child that died already keeps its status), W11, W12 */
+	close(w->fd);
+	kill(w->pid, SIGKILL);
+	int st = reap(w->pid);
+	if (status)
+		*status = st;
+	worker_free(w);
 	pthread_mutex_lock(&p->lock);
-	if (how == WORKER_KILL)
-		p->nlive--;
+	if (slot)
+		p->nsuspect--;
 	else
-		p->idle[p->nidle++] = w;
+		p->nlive--;
 	pthread_cond_signal(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+}
+
+void worker_set_budget(struct worker *w, int timeout_ms, int64_t cpu_ms, int suspect_ms)
+{
+	w->timeout_ms = timeout_ms;
+	w->cpu_limit_ns = 0;
+	w->suspect_deadline_ns = now_ns() + (int64_t)suspect_ms * 1000000;
+	if (cpu_ms > 0 && clock_getcpuclockid(w->pid, &w->cpu_clock) == 0) {
+		struct timespec ts;
+		if (clock_gettime(w->cpu_clock, &ts) == 0) {
+			w->cpu_start_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+			w->cpu_limit_ns = cpu_ms * 1000000;
+		}
+	}
+}
+
+/* CPU ns the child used since worker_set_budget, or -1 (W10) */
+static int64_t cpu_used_ns(struct worker *w)
+{
+	struct timespec ts;
+	if (!w->cpu_limit_ns || clock_gettime(w->cpu_clock, &ts))
+		return -1;
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec - w->cpu_start_ns;
+}
+
+int64_t worker_cpu_ms(struct worker *w)
+{
+	int64_t ns = cpu_used_ns(w);
+	return ns < 0 ? -1 : ns / 1000000;
+}
+
+int worker_was_suspect(const struct worker *w)
+{
+	return w->suspect != 0;
+}
+
+/* W11: renice a suspect child and free its slot while suspects fit */
+static void demote(struct worker *w)
+{
+	struct worker_pool *p = w->pool;
+	setpriority(PRIO_PROCESS, (id_t)w->pid, SUSPECT_NICE);
+	w->suspect = 1;
+	if (!p)
+		return;
+	pthread_mutex_lock(&p->lock);
+	if (p->nsuspect < p->max_suspect) {
+		p->nsuspect++;
+		p->nlive--;
+		w->suspect = 2;
+		pthread_cond_signal(&p->cond);
+	}
 	pthread_mutex_unlock(&p->lock);
 }
 
@@ -238,15 +308,30 @@ void worker_status_text(int st, char *buf, size_t len)
 
 /* ---- the channel ---- */
 
-/* Wait until fd is ready for ev, within the frame's deadline (W1). */
+/* Wait until fd is ready for ev, within the frame's deadline (W1) and the
+ * job's CPU budget (W10), demoting a suspect child (W11). */
 static int wait_ready(struct worker *w, short ev)
 {
 	if (w->timeout_ms < 0)
 		return 0;   /* the child blocks in read/send */
 	for (;;) {
-		int64_t left = w->deadline_ns - now_ns();
+		int64_t t = now_ns(), left = w->deadline_ns - t;
+		if (w->suspect && w->suspect_deadline_ns - t < left)
+			left = w->suspect_deadline_ns - t;   /* W11 */
 		if (left <= 0)
 			return DFS_ETIMEOUT;
+		int64_t used = cpu_used_ns(w);
+		if (used >= 0) {
+			if (used >= w->cpu_limit_ns)
+				return DFS_EBUDGET;
+			if (!w->suspect && used * 2 >= w->cpu_limit_ns)
+				demote(w);
+			/* the next check: when the budget (or its half) could be
+			 * used up at one CPU's pace; at least every 250 ms */
+			int64_t next = (w->suspect ? w->cpu_limit_ns : w->cpu_limit_ns / 2) - used;
+			next = next < 10000000 ? 10000000 : next > 250000000 ? 250000000 : next;
+			left = left < next ? left : next;
+		}
 		struct pollfd pf = { w->fd, ev, 0 };
 		int r = poll(&pf, 1, (int)((left + 999999) / 1000000));
 		if (r > 0)

@@ -10,7 +10,7 @@
  * batches of jobs, one child per scan thread) and fs/kind_pixels.c
  * (decoding: an fd per job, children shared by the FUSE threads).
  *
- * Design notes (invariants; code cites them as W1..W8)
+ * Design notes (invariants; code cites them as W1..W12)
  * (W1) A job's deadline is enforced by the pool, never by the child: each
  *      worker_recv_head() on the parent side starts a deadline of the
  *      spec's timeout_ms, which the frame's payload (worker_recv_body) and
@@ -27,7 +27,10 @@
  * (W4) A child whose job failed (EOF, error, deadline, protocol error) is
  *      never reused: worker_put(..., WORKER_KILL) kills (SIGKILL) and reaps
  *      it and reports its wait status; the next worker_get() spawns a
- *      replacement. So one bad input costs one job, never the pool.
+ *      replacement. So one bad input costs one job, never the pool. A
+ *      child that had died already (the parent read EOF, -EPIPE) keeps its
+ *      own status: SIGKILL then means a kill from outside (the OOM killer),
+ *      which the caller may retry once on a fresh child (W12).
  * (W5) Frames: struct worker_head (tag, len, aux) then len payload bytes.
  *      An fd may ride with a frame (SCM_RIGHTS, parent to child only); it
  *      arrives with the read that brings the frame's first byte, so a
@@ -52,9 +55,30 @@
  * (W8) worker_pool_free() closes the channel of every idle child and waits
  *      for it (a child exits at end of input); it must not be called while
  *      a child is out (between worker_get and worker_put).
+ * (W10) A job may carry a CPU budget (worker_set_budget): while the
+ *      parent waits on that child (send, receive) it reads the child's CPU
+ *      clock, and a child that has used more CPU time than the budget since
+ *      worker_set_budget fails the wait with DFS_EBUDGET; the caller then
+ *      discards it (W4). CPU time, not wall time, so a job is not blamed
+ *      for a busy machine; the wall deadline (W1, per job from
+ *      worker_set_budget too) still bounds every wait.
+ * (W11) Preemption by demotion: a child that has used half its budget is
+ *      suspect. The parent renices it to 10 (a parent may raise its
+ *      child's nice value, never lower it) and, while fewer than the spec's
+ *      max_suspect suspects are alive, moves it out of the max slots into
+ *      a suspect slot, so the next worker_get() spawns a fresh child at
+ *      full priority instead of waiting behind it. A suspect must end
+ *      within the job's suspect_ms (worker_set_budget) of the job's start,
+ *      else DFS_ETIMEOUT. A suspect child is never reused (worker_put with
+ *      WORKER_KEEP retires it). worker_was_suspect() tells the caller, so
+ *      that such a deadline can be blamed on the job, not on a busy machine.
+ * (W12) Idle children beyond the spec's keep_idle are retired when given
+ *      back (killed and reaped), so a burst spawns children that do not
+ *      stay around.
  *
  * Errors: 0 or negative errno / DFS_* (error.h): -EPIPE when the peer
- * closed, DFS_ETIMEOUT (W1), -EPROTO for a malformed frame, -ENOMEM.
+ * closed, DFS_ETIMEOUT (W1), DFS_EBUDGET (W10), -EPROTO for a malformed
+ * frame, -ENOMEM.
  * Threading: a pool is shared by any number of threads (its own lock); a
  * struct worker belongs to the one thread that got it until worker_put.
  * The child side (worker_child_*) runs in the child's single thread.
@@ -65,17 +89,21 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include <sys/uio.h>
+#include <time.h>
 #include "strbuf.h"
 
 struct worker_spec {
 	const char *exe;           /* this executable; NULL: no children (W7) */
 	const char *const *args;   /* argv[1..], NULL-terminated: the mode first */
 	uint64_t as_limit;         /* RLIMIT_AS of each child; 0: none (W2) */
-	int max;                   /* children alive at once (>= 1) */
+	int max;                   /* children alive at once (>= 1), besides
+				    * the suspects (W11) */
 	int timeout_ms;            /* per frame awaited by the parent (W1) */
 	int get_timeout_ms;        /* worker_get waits at most this (W9); 0: no
 				    * limit (callers that are not FUSE threads) */
 	const char *broken_msg;    /* logged once when a spawn fails, or NULL */
+	int keep_idle;             /* idle children kept at most (W12); 0: max */
+	int max_suspect;           /* suspects in their own slots (W11); 0: max */
 };
 
 /* A frame's header (W5); len payload bytes follow. */
@@ -95,6 +123,12 @@ struct worker {
 	int64_t deadline_ns;       /* of the frame being read (W1) */
 	struct { char *p; size_t len, pos, cap; } in;
 	struct strbuf out;         /* queued frames (W6) */
+	/* parent side: the job's CPU budget (W10) and demotion (W11) */
+	struct worker_pool *pool;
+	clockid_t cpu_clock;       /* the child's CPU clock */
+	int64_t cpu_start_ns, cpu_limit_ns;   /* limit 0: no budget */
+	int64_t suspect_deadline_ns;          /* W11 */
+	int suspect;               /* 1: reniced; 2: also in a suspect slot */
 };
 
 struct worker_pool;
@@ -117,6 +151,18 @@ enum { WORKER_KEEP = 0, WORKER_KILL = 1 };
  * *status (if not NULL; 0 when it could not be reaped).
  */
 void worker_put(struct worker_pool *p, struct worker *w, int how, int *status);
+/*
+ * Parent side, before a job's first frame: each frame of the job is
+ * awaited at most timeout_ms (W1, instead of the spec's timeout_ms), the
+ * child may use cpu_ms of CPU time from now on (W10; 0: no budget), and
+ * once suspect (W11) the job ends within suspect_ms from now. All hold
+ * until worker_put.
+ */
+void worker_set_budget(struct worker *w, int timeout_ms, int64_t cpu_ms, int suspect_ms);
+/* CPU time (ms) the child used since worker_set_budget; -1 if unknown. */
+int64_t worker_cpu_ms(struct worker *w);
+/* The child was found suspect during this job (W11). */
+int worker_was_suspect(const struct worker *w);
 /* "signal 6 (Aborted)" / "exit status 1" for a wait status */
 void worker_status_text(int status, char *buf, size_t len);
 

@@ -2,6 +2,7 @@
 """Generate a corpus of mutated DICOM files for tests/mount_mutants.sh.
 
 Usage: /usr/bin/python3 tests/gen_mutants.py OUTDIR SOURCE_DIR... [--per N]
+                                            [--codecs N]
 
 From every DICOM file (< 1 MiB) under the SOURCE_DIRs, deterministically
 (fixed seed), writes mutants into OUTDIR/<kind>/:
@@ -20,6 +21,15 @@ plus synthetic bombs in OUTDIR/bomb/: sequences nested 70, 1000 and
 100000 deep (undefined and defined lengths), 200000 empty items, a data set
 of 100000 tiny elements, a 4 GiB item length, a Pixel Data item stream
 with 100000 fragments, a UN of undefined length holding garbage.
+--codecs N (needs gdcmconv) adds compressed images (issue 12): in
+OUTDIR/good/ intact JPEG 2000, JPEG-LS, JPEG lossless and RLE images made
+from generated 512x512 and 1024x1024 pixels (with their pixels as .npy
+beside them, the oracle; SOP Instance UIDs 2.25.12012.3.*), in
+OUTDIR/codec/ N mutants (2.25.12012.2.*) of each with bit
+flips in the first bytes of the codestream (where the codec's headers
+are), and JPEG 2000 images whose SIZ marker claims a few more rows or
+columns than the codestream holds: OpenJPEG spends seconds of CPU and
+hundreds of megabytes on those (minutes with other flips).
 Prints the number of files written.
 """
 import os
@@ -132,6 +142,85 @@ def bombs(outdir):
     return len(files)
 
 
+def codecs(outdir, n_mut, rnd):
+    """Compressed images and mutants of their codestreams (--codecs)."""
+    import subprocess
+    import numpy as np
+    from pydicom.uid import generate_uid
+    good, bad = os.path.join(outdir, 'good'), os.path.join(outdir, 'codec')
+    os.makedirs(good, exist_ok=True)
+    os.makedirs(bad, exist_ok=True)
+    tmp = os.path.join(outdir, 'codec.tmp')
+    os.makedirs(tmp, exist_ok=True)
+    base = '/usr/lib/python3/dist-packages/pydicom/data/test_files/CT_small.dcm'
+    total = 0
+    uid = 0
+
+    def fresh_uids(path, kind):
+        nonlocal uid
+        ds = pydicom.dcmread(path)
+        uid += 1
+        ds.StudyInstanceUID = '2.25.12012.1'
+        ds.SeriesInstanceUID = '2.25.12012.1.%d' % (uid % 4)
+        ds.SOPInstanceUID = '2.25.12012.%d.%d' % (kind, uid)
+        ds.InstanceNumber = uid
+        ds.save_as(path)
+        return ds
+
+    for size in (512, 1024):
+        ds = pydicom.dcmread(base)
+        y, x = np.mgrid[0:size, 0:size]
+        a = ((np.sin(x / 17.0) + np.cos(y / 23.0)) * 1000 + 2048 +
+             np.random.default_rng(size).integers(0, 64, size=(size, size))).astype(np.uint16)
+        ds.Rows, ds.Columns = a.shape
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+        ds.PixelData = a.tobytes()
+        ds.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+        raw = os.path.join(tmp, 'raw%d.dcm' % size)
+        ds.save_as(raw, write_like_original=False)
+        for codec in ('j2k', 'jpegls', 'jpeg', 'rle'):
+            name = '%s%d' % (codec, size)
+            out = os.path.join(good, name + '.dcm')
+            if subprocess.run(['gdcmconv', '--' + codec, raw, out],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode:
+                continue
+            fresh_uids(out, 3)
+            np.save(os.path.join(good, name + '.npy'), a)
+            total += 1
+            data = open(out, 'rb').read()
+            px = data.rfind(b'\xe0\x7f\x10\x00')
+            bot = int.from_bytes(data[px + 16:px + 20], 'little')
+            cs = px + 12 + 8 + bot + 8      # the first fragment's bytes
+            muts = []
+            for i in range(n_mut if size == 512 else max(1, n_mut // 4)):
+                d = bytearray(data)
+                for _ in range(rnd.randint(1, 3)):
+                    d[cs + rnd.randrange(120)] ^= 1 << rnd.randrange(8)
+                muts.append(('%s_%d' % (name, i), d))
+            siz = data.find(b'\xff\x4f\xff\x51', cs, cs + 16)
+            if siz >= 0:
+                # SIZ: ff51 Lsiz Rsiz Xsiz Ysiz ...: an image taller or wider
+                # than its codestream
+                for i, (off, more) in enumerate([(10, 1), (10, 64), (6, 64)]):
+                    d = bytearray(data)
+                    v = int.from_bytes(d[siz + off:siz + off + 4], 'big') + more
+                    d[siz + off:siz + off + 4] = v.to_bytes(4, 'big')
+                    muts.append(('%s_siz%d' % (name, i), d))
+            for mname, d in muts:
+                path = os.path.join(bad, mname + '.dcm')
+                with open(path, 'wb') as f:
+                    f.write(d)
+                try:
+                    fresh_uids(path, 2)
+                except Exception:
+                    pass
+                total += 1
+    for f in os.listdir(tmp):
+        os.unlink(os.path.join(tmp, f))
+    os.rmdir(tmp)
+    return total
+
+
 def with_pydicom(src, outdir, rnd, n):
     if pydicom is None:
         return 0
@@ -184,6 +273,8 @@ def main():
     if '--per' in sys.argv:
         per = int(sys.argv[sys.argv.index('--per') + 1])
         args.remove(str(per))
+    if '--codecs' in sys.argv:
+        args.remove(sys.argv[sys.argv.index('--codecs') + 1])
     outdir, srcs = args[0], args[1:]
     rnd = random.Random(20240601)
     for k in ('flip', 'trunc', 'biglen', 'zero', 'empty', 'dims'):
@@ -197,6 +288,9 @@ def main():
                 if os.path.isfile(p) and not os.path.islink(p) and 132 < os.path.getsize(p) < (1 << 20):
                     files.append(p)
     total = bombs(outdir)
+    if '--codecs' in sys.argv:
+        total += codecs(outdir, int(sys.argv[sys.argv.index('--codecs') + 1]),
+                        random.Random(12))
     for n, p in enumerate(files):
         data = open(p, 'rb').read()
         els = elements(data[:65536])

@@ -26,6 +26,7 @@ Exit status 0: all good, 1: a failure (printed).
 """
 import hashlib
 import os
+import signal
 import random
 import sys
 import warnings
@@ -98,6 +99,42 @@ def check_png(path, ds_rows, ds_cols, colour):
     if im.size != (ds_cols, ds_rows) or im.mode != want:
         return "PIL sees %s %s, want %s %s" % (im.size, im.mode, (ds_cols, ds_rows), want)
     return None
+
+
+def budget_kill(data, mnt, srel):
+    """The decode budget (CPU seconds) when errors.tsv says the decoder of
+    srel ran past it (fs/kind_pixels.c P6), else None."""
+    import re
+    try:
+        with open(os.path.join(mnt, ".dicomfs", "errors.tsv"), encoding="utf-8") as f:
+            for line in f:
+                path, _, why = line.rstrip("\n").partition("\t")
+                m = re.search(r"ran past its budget \(([0-9.]+) s of CPU", why)
+                if path == srel and m:
+                    return float(m.group(1))
+    except OSError:
+        pass
+    return None
+
+
+def gdcm_needs_more(src, budget):
+    """GDCM itself (gdcmconv --raw) cannot decode src within budget CPU
+    seconds: the kernel stops it at RLIMIT_CPU (SIGXCPU/SIGKILL)."""
+    import resource
+    import subprocess
+    import tempfile
+    lim = int(budget) + 1
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_CPU, (lim, lim + 1))
+    with tempfile.TemporaryDirectory() as d:
+        try:
+            r = subprocess.run(["gdcmconv", "--raw", src, os.path.join(d, "o.dcm")],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               preexec_fn=limit, timeout=600)
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+    return r.returncode < 0 and -r.returncode in (signal.SIGXCPU, signal.SIGKILL)
 
 
 def compare(data, mnt):
@@ -183,7 +220,13 @@ def compare(data, mnt):
                 continue
             if served is None:
                 others = other_handlers(ds)
-                if not others:
+                budget = budget_kill(data, mnt, srel)
+                if budget is not None and gdcm_needs_more(src, budget):
+                    # P6: killed at its budget, and GDCM alone needs more
+                    notes.append("%s: the decoder was killed at its budget of %.1f s of CPU; "
+                                 "gdcmconv --raw alone needs more (a GDCM pathology): EIO"
+                                 % (tag, budget))
+                elif not others:
                     notes.append("%s: only pydicom's GDCM handler returns an array (it ignores "
                                  "GDCM's decode status); dicomfs: %s" % (tag, serr))
                 else:

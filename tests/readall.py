@@ -2,17 +2,22 @@
 """Read every file below a mounted dicomfs tree with parallel threads.
 
 Usage: readall.py MOUNTPOINT [--threads N] [--allow ERRNO,...] [--skip-re RE]
+                  [--times FILE]
 stat + listxattr + getxattr of each entry, full read of each file; symlinks
 (query views) are read with readlink and stat'ed, not followed. Prints
 one line per unexpected error ("path<TAB>operation<TAB>error") and a
 summary line "entries=N files=N bytes=N eio=N enoent=N"; exits 1 when an
 error other than the allowed ones (default EIO) happened.
+--times FILE writes one line per file read, "seconds<TAB>result<TAB>path"
+(result "ok" or the errno name; seconds from open to the end of the last
+read), slowest first, and adds slowest=SECONDS to the summary line.
 """
 import errno
 import os
 import re
 import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 root = sys.argv[1]
@@ -20,7 +25,9 @@ threads = int(sys.argv[sys.argv.index('--threads') + 1]) if '--threads' in sys.a
 allowed = {errno.EIO}
 if '--allow' in sys.argv:
     allowed = {getattr(errno, n) for n in sys.argv[sys.argv.index('--allow') + 1].split(',')}
+times_out = sys.argv[sys.argv.index('--times') + 1] if '--times' in sys.argv else None
 lock = threading.Lock()
+times = []
 stats = {'entries': 0, 'files': 0, 'bytes': 0, 'eio': 0, 'enoent': 0}
 bad = []
 
@@ -44,6 +51,7 @@ def visit(path, is_dir):
         err(path, 'stat/xattr', e)
     if is_dir:
         return
+    t0 = time.monotonic()
     try:
         n = 0
         with open(path, 'rb') as f:
@@ -55,7 +63,10 @@ def visit(path, is_dir):
         with lock:
             stats['files'] += 1
             stats['bytes'] += n
+            times.append((time.monotonic() - t0, 'ok', path))
     except OSError as e:
+        with lock:
+            times.append((time.monotonic() - t0, errno.errorcode.get(e.errno, str(e.errno)), path))
         err(path, 'read', e)
 
 
@@ -92,5 +103,12 @@ with ThreadPoolExecutor(threads) as pool:
         f.result()
 for b in bad[:50]:
     print(b)
-print(' '.join('%s=%d' % kv for kv in stats.items()))
+summary = ' '.join('%s=%d' % kv for kv in stats.items())
+if times_out:
+    times.sort(reverse=True)
+    with open(times_out, 'w') as f:
+        for t in times:
+            f.write('%.3f\t%s\t%s\n' % t)
+    summary += ' slowest=%.3f' % (times[0][0] if times else 0)
+print(summary)
 sys.exit(1 if bad else 0)

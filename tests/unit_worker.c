@@ -1,7 +1,9 @@
 /*
  * unit_worker.c - the contained child-process pool (index/worker.h): this
  * test spawns itself ("--child MODE") as the worker and checks framing,
- * batching, fd passing, the limits, a crash, a timeout, a broken pool.
+ * batching, fd passing, the limits, a crash, a timeout, a broken pool, the
+ * CPU budget and the demotion of a suspect child (W10, W11), the idle
+ * children kept (W12).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -9,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -37,6 +40,15 @@ static int child(const char *mode)
 			abort();
 		if (!strcmp(mode, "sleep"))
 			pause();
+		if (!strcmp(mode, "spin") && h.tag >= 1000) {
+			/* burn tag - 1000 ms of this process's CPU (1999: forever) */
+			struct timespec ts;
+			int64_t until = (int64_t)(h.tag - 1000) * 1000000, t;
+			do {
+				clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+				t = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+			} while (t < until || h.tag == 1999);
+		}
 		int fd = worker_take_fd(&ch);
 		int32_t aux = -1;
 		if (fd >= 0) {   /* answer the passed file's first bytes */
@@ -184,6 +196,77 @@ static void test_timeout(void)
 	worker_pool_free(p);
 }
 
+/* W10: CPU time, not wall time; W11: a suspect is reniced, leaves its
+ * slot and is not reused */
+static void test_budget(void)
+{
+	const char *args[] = { "--child", "spin", NULL };
+	struct worker_spec s = { .exe = exe, .args = args, .max = 1, .timeout_ms = 60000,
+				 .get_timeout_ms = 30000 };
+	struct worker_pool *p = NULL;
+	struct worker *w, *w2;
+	struct worker_head h;
+	char out[8];
+	struct iovec iov = { "x", 1 };
+	int st = 0;
+	CHECK(worker_pool_new(&s, &p) == 0, "pool_new spin");
+	/* a child spinning forever: DFS_EBUDGET once it used 300 ms of CPU,
+	 * long before the 60 s wall deadline */
+	CHECK(worker_get(p, &w) == 0, "get");
+	worker_set_budget(w, 60000, 300, 60000);
+	CHECK(worker_send(w, 1999, 0, &iov, 1, -1) == 0, "send spin");
+	CHECK(worker_recv_head(w, &h) == DFS_EBUDGET, "past its CPU budget: DFS_EBUDGET");
+	int64_t used = worker_cpu_ms(w);
+	CHECK(used >= 300 && used < 5000, "it used %lld ms of CPU", (long long)used);
+	CHECK(worker_was_suspect(w), "suspect on the way");
+	worker_put(p, w, WORKER_KILL, &st);
+	CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "killed");
+	/* a job that uses 200 ms of a 300 ms budget: done, but suspect (W11) */
+	CHECK(worker_get(p, &w) == 0, "get");
+	worker_set_budget(w, 60000, 300, 60000);
+	CHECK(worker_send(w, 1200, 0, &iov, 1, -1) == 0 &&
+	      roundtrip(w, 1200, "x", 1, &h, out) == 0, "a job within its budget answers");
+	CHECK(worker_was_suspect(w), "past half its budget: suspect");
+	errno = 0;
+	int prio = getpriority(PRIO_PROCESS, (id_t)w->pid);
+	CHECK(prio == 10 && errno == 0, "reniced to %d", prio);
+	/* its slot is free: max is 1, yet another child starts at once */
+	CHECK(worker_get(p, &w2) == 0 && w2->pid != w->pid, "a fresh child beside the suspect");
+	pid_t sus = w->pid;
+	worker_put(p, w, WORKER_KEEP, NULL);
+	CHECK(kill(sus, 0) < 0 && errno == ESRCH, "a suspect is not kept");
+	/* a job without a budget is not watched */
+	CHECK(worker_send(w2, 1100, 0, &iov, 1, -1) == 0 &&
+	      roundtrip(w2, 1100, "x", 1, &h, out) == 0 && !worker_was_suspect(w2),
+	      "no budget: no suspicion");
+	pid_t kept = w2->pid;
+	worker_put(p, w2, WORKER_KEEP, NULL);
+	CHECK(worker_get(p, &w) == 0 && w->pid == kept, "the good child is kept and reused");
+	worker_put(p, w, WORKER_KEEP, NULL);
+	worker_pool_free(p);
+}
+
+/* W12: idle children beyond keep_idle exit when given back */
+static void test_keep_idle(void)
+{
+	const char *args[] = { "--child", "echo", NULL };
+	struct worker_spec s = { .exe = exe, .args = args, .max = 3, .timeout_ms = 5000,
+				 .keep_idle = 1 };
+	struct worker_pool *p = NULL;
+	struct worker *w[3];
+	CHECK(worker_pool_new(&s, &p) == 0, "pool_new");
+	for (int i = 0; i < 3; i++)
+		CHECK(worker_get(p, &w[i]) == 0, "get %d", i);
+	pid_t pid[3] = { w[0]->pid, w[1]->pid, w[2]->pid };
+	for (int i = 0; i < 3; i++)
+		worker_put(p, w[i], WORKER_KEEP, NULL);
+	CHECK(kill(pid[0], 0) == 0, "one idle child kept");
+	CHECK(kill(pid[1], 0) < 0 && kill(pid[2], 0) < 0, "the others are gone");
+	CHECK(worker_get(p, &w[0]) == 0 && w[0]->pid == pid[0], "the kept one is reused");
+	worker_put(p, w[0], WORKER_KEEP, NULL);
+	worker_pool_free(p);
+}
+
 static void test_broken(void)
 {
 	const char *args[] = { "--child", "echo", NULL };
@@ -214,6 +297,8 @@ int main(int argc, char **argv)
 	test_echo();
 	test_crash();
 	test_timeout();
+	test_budget();
+	test_keep_idle();
 	test_broken();
 	return unit_done();
 }

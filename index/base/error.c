@@ -15,6 +15,7 @@ const char *dfs_strerror(int err)
 	case DFS_EDUP:      return "duplicate SOP Instance UID";
 	case DFS_ECRASH:    return "the DICOM parser crashed on this file (contained)";
 	case DFS_ETIMEOUT:  return "the DICOM parser took too long on this file (killed)";
+	case DFS_EBUDGET:   return "a worker process ran past its CPU time budget (killed)";
 	}
 	if (err < 0 && err > DFS_ERR_BASE)
 		return strerror(-err);

@@ -21,6 +21,7 @@ enum {
 	DFS_EDUP        = -1008, /* duplicate SOP Instance UID */
 	DFS_ECRASH      = -1009, /* the parser process died on this file */
 	DFS_ETIMEOUT    = -1010, /* the parser took too long on this file */
+	DFS_EBUDGET     = -1011, /* a worker ran past its CPU budget (worker.h W10) */
 	DFS_ERR_LAST    = -1099,
 };
 
