@@ -339,8 +339,9 @@ static int node_ok(struct dfs *fs, struct dfs_caller *c, uint64_t id, int depth)
 int dfs_access_ino(struct dfs *fs, struct dfs_caller *c, uint64_t ino)
 {
 	unsigned k = ino_kind(ino);
-	if (k == KIND_ERRORS)
-		return c->owner;
+	if (k == KIND_ERRORS || k == KIND_CHANGES || k == KIND_CHANGES_DIR ||
+	    k == KIND_CHANGES_SINCE)
+		return c->owner;   /* the feed names every instance (kind_changes.c) */
 	if (c->all || k == KIND_STATUS)
 		return 1;
 	if (dfs_view_of(k))

@@ -20,6 +20,7 @@
  * existed before and after and whose instances changed).
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -361,6 +362,16 @@ int feed_after_tree(struct index *ix, MDB_txn *txn, struct feed_batch *fb)
 	for (size_t i = 0; i < fb->nlvl; i++)
 		fb->lvl[i].after = uid_exists(ix, txn, &fb->lvl[i]);
 	qsort(fb->v, fb->n, sizeof(*fb->v), cmp_item);
+	for (size_t i = 0; i < fb->n; i++) {
+		struct feed_item *it = &fb->v[i];
+		struct rec_head h;
+		if (!it->new)
+			continue;
+		rec_head_get(it->new, it->newlen, &h);
+		it->newpath = node_path(ix, txn, h.id);
+		if (lvl_note(fb, it->new, it->newlen, it->newpath, 1))
+			return -ENOMEM;
+	}
 	if ((rc = put_lvl(ix, txn, fb, ACT_CREATED, 0)) ||
 	    (rc = put_lvl(ix, txn, fb, ACT_CREATED, 1)))
 		return rc;
@@ -371,24 +382,19 @@ int feed_after_tree(struct index *ix, MDB_txn *txn, struct feed_batch *fb)
 		int act = it->old && it->new ? ACT_UPDATED : it->new ? ACT_CREATED : ACT_DELETED;
 		const void *rec = it->new ? it->new : it->old;
 		size_t len = it->new ? it->newlen : it->oldlen;
+		const char *node = it->new ? it->newpath : it->oldpath;
 		char *path = NULL;
-		if (it->new) {
-			struct rec_head h;
-			rec_head_get(it->new, it->newlen, &h);
-			path = node_path(ix, txn, h.id);
-			if (lvl_note(fb, it->new, it->newlen, path, 1)) {
-				free(path);
-				return -ENOMEM;
-			}
-		}
+		/* the instance's node names its files: <name>.dcm */
+		if (node && asprintf(&path, "%s.dcm", node) < 0)
+			return -ENOMEM;
 		char *pat = attr_dup(rec, len, TAG_PATIENT_ID);
 		char *st = attr_dup(rec, len, TAG_STUDY_INSTANCE_UID);
 		char *se = attr_dup(rec, len, TAG_SERIES_INSTANCE_UID);
 		char *in = attr_dup(rec, len, TAG_SOP_INSTANCE_UID);
 		char *src = strndup(it->rel, it->rl);
 		rc = pat && st && se && in && src ?
-			put_line(ix, txn, fb, act, "instance", pat, st, se, in,
-				 it->new ? path : it->oldpath, src) : -ENOMEM;
+			put_line(ix, txn, fb, act, "instance", pat, st, se, in, path, src) :
+			-ENOMEM;
 		free(pat);
 		free(st);
 		free(se);
@@ -420,6 +426,7 @@ void feed_release(struct feed_batch *fb)
 		free(fb->v[i].old);
 		free(fb->v[i].new);
 		free(fb->v[i].oldpath);
+		free(fb->v[i].newpath);
 	}
 	free(fb->v);
 	for (size_t i = 0; i < fb->nlvl; i++) {

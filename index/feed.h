@@ -20,7 +20,7 @@ struct feed_item {
 	size_t rl;
 	void *old, *new;       /* OK records before / after (copies), or NULL */
 	size_t oldlen, newlen;
-	char *oldpath;         /* path in patients/ before, or NULL */
+	char *oldpath, *newpath;   /* its node in patients/ before / after */
 };
 
 /* a study (series NULL) or a series touched by the update */

@@ -138,6 +138,12 @@ enum dfs_kind {
 	KIND_QMANIFEST_CSV = 18, /* <query>/manifest.csv */
 	KIND_QMANIFEST_JSONL = 19, /* <query>/manifest.jsonl */
 	KIND_QDIR = 20,          /* a query directory (dynamic id) */
+	/* the change feed (I10, fs/kind_changes.c): .dicomfs/changes.jsonl
+	 * (id ID_DOTDIR), the directories .dicomfs/changes/ and its since/
+	 * (ids ID_CHANGES, ID_CHANGES_SINCE) and since/<seq>.jsonl (id: seq) */
+	KIND_CHANGES = 21,
+	KIND_CHANGES_DIR = 22,
+	KIND_CHANGES_SINCE = 23,
 	KIND_MAX = 32,
 };
 
@@ -147,6 +153,8 @@ enum dfs_kind {
 #define ID_DOTDIR   2   /* .dicomfs/ (view_dotdir.c) */
 #define ID_QUERY    3   /* query/ (view_query.c) */
 #define ID_UIDS     4   /* uids/ (view_uids.c) */
+#define ID_CHANGES  5   /* .dicomfs/changes/ (fs/kind_changes.c, not stored) */
+#define ID_CHANGES_SINCE 6   /* .dicomfs/changes/since/ (not stored) */
 /*
  * Query directories (query/<level>/<Keyword=value>/...) have dynamic ids
  * >= QUERY_ID_BASE, from a hash of their path, mapped to the parsed query
@@ -312,7 +320,8 @@ struct index_applied {
 	const uint64_t *updated; /* ids of instances re-indexed in place (same
 				  * path, so same inodes: their content changed) */
 	size_t nupdated;
-	double seconds;          /* walk + parse + tree + commit */
+	double seconds;          /* walk + parse + tree + commit + diff */
+	double parse_seconds, tree_seconds, commit_seconds;   /* parts of it */
 };
 struct index_live_ops {
 	/* a name that differs between the old and the new tree: in directory

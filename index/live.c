@@ -131,15 +131,21 @@ static void roots_normalize(char **v, size_t *n)
 		*n = 1;
 		return;
 	}
+	char *drop = calloc(*n ? *n : 1, 1);
 	for (size_t i = 0; i < *n; i++) {
-		int drop = w && !strcmp(v[w - 1], v[i]);
-		for (const char *s = v[i]; !drop && (s = strchr(s, '/')); s++)
-			drop = has_path(v, *n, v[i], (size_t)(s - v[i]));
+		int d = i && !strcmp(v[i - 1], v[i]);
+		for (const char *s = v[i]; !d && (s = strchr(s, '/')); s++)
+			d = has_path(v, *n, v[i], (size_t)(s - v[i]));
 		if (drop)
+			drop[i] = (char)d;
+	}
+	for (size_t i = 0; i < *n; i++) {
+		if (drop && drop[i])
 			free(v[i]);
 		else
 			v[w++] = v[i];
 	}
+	free(drop);
 	*n = w;
 }
 
@@ -207,6 +213,9 @@ static void apply(struct live *L, char **roots, size_t n)
 			.removed = ix->stats.files_removed, .feed_lines = sc.feed_lines,
 			.updated = sc.updated, .nupdated = sc.nupdated,
 			.seconds = (mono_ns() - t0) / 1e9,
+			.parse_seconds = ix->stats.parse_seconds,
+			.tree_seconds = ix->stats.tree_seconds,
+			.commit_seconds = ix->stats.commit_seconds,
 		};
 		if (L->ops.applied)
 			L->ops.applied(L->ops.ctx, &a);
@@ -231,6 +240,14 @@ static void wait_until(struct live *L, int64_t when_ns)
 static void *live_main(void *arg)
 {
 	struct live *L = arg;
+	struct index *ix = L->ix;
+	/* a parser process started now, not with the first arrival: loading
+	 * GDCM takes about a second (I9's 2 s) */
+	int max = ix->opts.scan_threads > 0 ? ix->opts.scan_threads : scan_parsers();
+	L->pool = scan_pool_new(ix, max);
+	struct worker *w;
+	if (L->pool && worker_get(L->pool, &w) == 0)
+		worker_put(L->pool, w, WORKER_KEEP, NULL);
 	pthread_mutex_lock(&L->lock);
 	while (!L->stop) {
 		int64_t now = mono_ns();

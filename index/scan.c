@@ -794,6 +794,27 @@ static int scan_tags(struct index *ix, MDB_txn *txn, int *reparse_all)
 	return 0;
 }
 
+struct worker_pool *scan_pool_new(struct index *ix, int max)
+{
+	struct worker_pool *pool = NULL;
+	if (!ix->opts.worker_exe || getenv("DICOMFS_INPROCESS"))
+		return NULL;
+	char *targ = tags_arg(ix);
+	const char *args[] = { "--parse-worker", ix->archive_real, targ, NULL };
+	struct worker_spec ws = { .exe = ix->opts.worker_exe, .args = args,
+				  .as_limit = WORKER_AS_LIMIT, .max = max,
+				  .timeout_ms = JOB_TIMEOUT_MS };
+	if (!targ || worker_pool_new(&ws, &pool))
+		pool = NULL;
+	free(targ);
+	return pool;
+}
+
+int scan_parsers(void)
+{
+	return 2 * nproc();
+}
+
 /* a walk problem seen by a live update: logged (walk_errors is the mount
  * scan's, read by errors.tsv while mounted) */
 static void live_problem(void *ctx, const char *path, const char *why)
@@ -914,8 +935,11 @@ int scan_update(struct index *ix, struct scan_scope *sc, char *msg, size_t msgle
 			else
 				c = source_key_cmp(cv->v[ci].rel, cv->v[ci].rel_len, k.mv_data,
 						   k.mv_size);
-			/* I9: a file written moments ago may still grow: later */
-			if (c <= 0 && live && mtime_ns(&cv->v[ci].st) > young &&
+			/* I9: a file found in a directory (or a rescan) that was
+			 * written moments ago may still grow: later. (A file the
+			 * watch reported by name was closed or moved in: R8.) */
+			if (c <= 0 && live && cv->v[ci].rel_len != rl &&
+			    mtime_ns(&cv->v[ci].st) > young &&
 			    mtime_ns(&cv->v[ci].st) < young + (int64_t)2000000000) {
 				if (sc->defer)
 					sc->defer(sc->ctx, cv->v[ci].rel, cv->v[ci].rel_len);
@@ -1011,17 +1035,9 @@ int scan_update(struct index *ix, struct scan_scope *sc, char *msg, size_t msgle
 		}
 		if (live && sc->pool && *sc->pool) {
 			j.pool = *sc->pool;   /* I9: kept between batches */
-		} else if (ix->opts.worker_exe && !getenv("DICOMFS_INPROCESS")) {
-			char *targ = tags_arg(ix);
-			const char *args[] = { "--parse-worker", ix->archive_real, targ, NULL };
-			struct worker_spec ws = { .exe = ix->opts.worker_exe, .args = args,
-						  .as_limit = WORKER_AS_LIMIT,
-						  .max = live ? nt_pool : nt,
-						  .timeout_ms = JOB_TIMEOUT_MS };
+		} else {
 			/* (without a pool: parse in-process) */
-			if (targ && worker_pool_new(&ws, &j.pool))
-				j.pool = NULL;
-			free(targ);
+			j.pool = scan_pool_new(ix, live ? nt_pool : nt);
 			if (live && sc->pool)
 				*sc->pool = j.pool;
 		}

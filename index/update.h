@@ -35,6 +35,12 @@ struct scan_scope {
 	uint64_t feed_lines;
 };
 
+/* The parser processes of an update (worker.h): at most max children;
+ * NULL when parsing runs in-process (no executable, DICOMFS_INPROCESS). */
+struct worker_pool *scan_pool_new(struct index *ix, int max);
+/* the default number of parsers (-o scan_threads unset) */
+int scan_parsers(void);
+
 /* Walk and parse what changed, then rebuild the tree if anything did and
  * write the feed (I10); fills ix->stats; msg gets one line on failure. */
 int scan_update(struct index *ix, struct scan_scope *sc, char *msg, size_t msglen);
