@@ -72,7 +72,9 @@
  *
  *     fs/ --> index.h (+ report.h)           the public API
  *     index.c    index_update: the top  --> update.h
- *     scan.c     walk + parse           --> update.h (tree_build), store.h
+ *     live.c     the live thread (I9)   --> update.h (scan_update), store.h
+ *     scan.c     walk + parse           --> update.h (tree_build), feed.h
+ *     feed.c     the change feed (I10)  --> feed.h --> store.h
  *     tree.c     the tree               --> update.h, volreport.h, store.h
  *     report.c   status.json, errors.tsv --> report.h, volreport.h, store.h
  *     volreport.c                       --> volreport.h --> store.h
