@@ -59,8 +59,10 @@
  *      transaction: a kill at any moment leaves the last committed
  *      generation, and the next mount's walk re-parses only what changed
  *      after it. Instance ids (so inode numbers) stay with their path (I2).
- *      A file whose mtime is younger than LIVE_STABLE_MS is deferred (still
- *      being written). After each commit the mount is told (index_live_ops).
+ *      A file found by walking a directory whose mtime is younger than
+ *      LIVE_STABLE_MS is deferred (still being written), and so is a file
+ *      with a hidden name (".x", the temporary names of rsync and cp + mv)
+ *      younger than LIVE_HIDDEN_MS: it is usually renamed before. After each commit the mount is told (index_live_ops).
  * (I10) The change feed (feed.c): every update of an index that already had
  *      records (live, or a remount that found changes) appends JSON lines
  *      with consecutive sequence numbers to the "changes" DB in its own
@@ -314,6 +316,7 @@ void index_snap_free(struct index_snap *s);
 #define LIVE_QUIET_MS 100
 #define LIVE_MAX_WAIT_MS 700
 #define LIVE_STABLE_MS 100
+#define LIVE_HIDDEN_MS 1000   /* ".name": a temporary name (rsync, cp + mv) */
 #define LIVE_RESCAN_FALLBACK 30
 struct index_applied {
 	uint64_t generation;     /* batches committed so far */

@@ -823,6 +823,13 @@ static void live_problem(void *ctx, const char *path, const char *why)
 	dfs_log("%s: %s", path, why);
 }
 
+/* the last component starts with '.' */
+static int hidden_name(const char *rel)
+{
+	const char *b = strrchr(rel, '/');
+	return (b ? b[1] : rel[0]) == '.';
+}
+
 static int push_id(struct scan_scope *sc, uint64_t id)
 {
 	if (sc->nupdated == sc->cupdated) {
@@ -909,6 +916,7 @@ int scan_update(struct index *ix, struct scan_scope *sc, char *msg, size_t msgle
 	clock_gettime(CLOCK_REALTIME, &rt);
 	int64_t young = (int64_t)rt.tv_sec * 1000000000 + rt.tv_nsec -
 			(int64_t)LIVE_STABLE_MS * 1000000;
+	int64_t young_hidden = young - (int64_t)(LIVE_HIDDEN_MS - LIVE_STABLE_MS) * 1000000;
 	for (size_t r = 0; r < nlists; r++) {
 		struct source_list *cv = &lists[r];
 		const char *root = roots[r];
@@ -937,9 +945,12 @@ int scan_update(struct index *ix, struct scan_scope *sc, char *msg, size_t msgle
 						   k.mv_size);
 			/* I9: a file found in a directory (or a rescan) that was
 			 * written moments ago may still grow: later. (A file the
-			 * watch reported by name was closed or moved in: R8.) */
-			if (c <= 0 && live && cv->v[ci].rel_len != rl &&
-			    mtime_ns(&cv->v[ci].st) > young &&
+			 * watch reported by name was closed or moved in, R8,
+			 * unless its name is hidden: the temporary name of cp/mv
+			 * and rsync, renamed right after.) */
+			if (c <= 0 && live &&
+			    ((cv->v[ci].rel_len != rl && mtime_ns(&cv->v[ci].st) > young) ||
+			     (hidden_name(cv->v[ci].rel) && mtime_ns(&cv->v[ci].st) > young_hidden)) &&
 			    mtime_ns(&cv->v[ci].st) < young + (int64_t)2000000000) {
 				if (sc->defer)
 					sc->defer(sc->ctx, cv->v[ci].rel, cv->v[ci].rel_len);
