@@ -116,10 +116,9 @@ static void live_applied(void *ctx, const struct index_applied *a)
 	for (size_t i = 0; i < a->nupdated; i++)
 		dfs_pixels_forget(fs, a->updated[i]);
 	catalog_invalidate(fs);
-	/* the access model re-decides uniform / mixed (access.h A3): the
-	 * archive's files or permissions changed.
-	 * INTEGRATOR: call dfs_access_changed(fs) here once fs/access.h on
-	 * main has it (merge pending). */
+	/* the archive's files or permissions changed: the access model
+	 * checks uniformity again (access.h A7) */
+	dfs_access_changed(fs);
 	for (size_t i = 0; i < a->nupdated; i++) {
 		uint64_t id = a->updated[i];
 		struct node_view nv;

@@ -406,13 +406,13 @@ int main(int argc, char *argv[])
 	/* access.h: uniform or mixed archive; the mount owner sees all */
 	fs.uid = getuid();
 	fs.gid = getgid();
+	fs.se = se;
 	if (dfs_access_init(&fs)) {
 		dfs_log("cannot start the access model: out of memory");
 		ret = EXIT_INDEX;
 		goto unmount;
 	}
 	/* the archive may change while mounted (index.h I9, live.c) */
-	fs.se = se;
 	rc = dfs_live_start(&fs, o.rescan, msg, sizeof(msg));
 	if (rc) {
 		dfs_log("cannot watch the archive: %s", msg[0] ? msg : dfs_strerror(rc));
@@ -429,6 +429,7 @@ int main(int argc, char *argv[])
 	dfs_live_stop(&fs);
 	ret = rc ? EXIT_FUSE : 0;
 unmount:
+	dfs_access_fini(&fs);   /* its thread notifies the session (A7) */
 	fuse_session_unmount(se);
 remove_handlers:
 	fuse_remove_signal_handlers(se);

@@ -62,7 +62,8 @@
  *      A file found by walking a directory whose mtime is younger than
  *      LIVE_STABLE_MS is deferred (still being written), and so is a file
  *      with a hidden name (".x", the temporary names of rsync and cp + mv)
- *      younger than LIVE_HIDDEN_MS: it is usually renamed before. After each commit the mount is told (index_live_ops).
+ *      younger than LIVE_HIDDEN_MS: it is usually renamed before. After
+ *      each commit the mount is told (index_live_ops).
  * (I10) The change feed (feed.c): every update of an index that already had
  *      records (live, or a remount that found changes) appends JSON lines
  *      with consecutive sequence numbers to the "changes" DB in its own
@@ -97,6 +98,9 @@
  *   5  ids 3 query/ and 4 uids/ reserved, the uids/ view (keys 'u', 'v';
  *      instance nodes nlink 2), meta "tags" (the indexed tag set may grow:
  *      -o index_tags) and meta "novolume" (series without a volume).
+ *   6  directory nodes carry name_src, the instances their names come from
+ *      (the access model shows a name only to who can read them, access.h
+ *      A2).
  *   (additive, no bump: the "changes" DB and meta "feed_seq", "feed_end",
  *      "feed_first" of the change feed (I10); an older index gets an empty
  *      feed.)
@@ -111,7 +115,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#define INDEX_FORMAT "dicomfs-index 5"
+#define INDEX_FORMAT "dicomfs-index 6"
 
 /*
  * File kinds. The numbers are part of the inode scheme (above), hence of
@@ -194,6 +198,11 @@ struct node_rec {
 	int64_t mtime_ns;
 	uint64_t size;       /* instance: source file size */
 	uint64_t nchildren;
+	/* a patient/study/series directory of patients/: the instances whose
+	 * values its name shows (access.h A2: the name is seen only by who
+	 * can read them); 0: none (names made of UIDs every instance below
+	 * carries, such as uids/) */
+	uint64_t name_src[2];
 	/* followed by name (name_len bytes), then relpath (path_len bytes) */
 };
 
