@@ -307,11 +307,11 @@ static inline void stat_file(struct stat *st, const struct node_view *nv,
  * changes/since/ (a view outside the index: fs/views.c).
  */
 extern const struct kind_ops kind_changes, kind_changes_dir;
-int dfs_changes_stat(struct dfs *fs, uint64_t ino, struct stat *st);
-int dfs_changes_lookup(struct dfs *fs, uint64_t parent, const char *name,
-		       struct fuse_entry_param *e);
-int dfs_changes_readdir(struct dfs *fs, fuse_req_t req, uint64_t ino, size_t size,
-			off_t off, int plus);
+int dfs_changes_stat(struct dfs *fs, struct dfs_caller *c, uint64_t ino, struct stat *st);
+int dfs_changes_lookup(struct dfs *fs, struct dfs_caller *c, uint64_t parent,
+		       const char *name, struct fuse_entry_param *e);
+int dfs_changes_readdir(struct dfs *fs, struct dfs_caller *c, fuse_req_t req, uint64_t ino,
+			size_t size, off_t off, int plus);
 
 /*
  * live.c: the archive changes while mounted (index.h I9). dfs_live_start

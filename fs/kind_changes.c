@@ -119,8 +119,9 @@ const struct kind_ops kind_changes_dir = {
 
 /* ---- the view side of changes/ and changes/since/ (fs.h view_fs_ops) ---- */
 
-int dfs_changes_stat(struct dfs *fs, uint64_t ino, struct stat *st)
+int dfs_changes_stat(struct dfs *fs, struct dfs_caller *c, uint64_t ino, struct stat *st)
 {
+	(void)c;   /* the owner's only (mode 0400 / 0500, access.c) */
 	uint64_t size;
 	int rc = 0;
 	switch (ino_kind(ino)) {
@@ -142,8 +143,8 @@ int dfs_changes_stat(struct dfs *fs, uint64_t ino, struct stat *st)
 	return rc;
 }
 
-int dfs_changes_lookup(struct dfs *fs, uint64_t parent, const char *name,
-		       struct fuse_entry_param *e)
+int dfs_changes_lookup(struct dfs *fs, struct dfs_caller *c, uint64_t parent,
+		       const char *name, struct fuse_entry_param *e)
 {
 	uint64_t ino = 0;
 	if (parent == ino_make(ID_CHANGES, KIND_CHANGES_DIR) && !strcmp(name, "since")) {
@@ -161,7 +162,7 @@ int dfs_changes_lookup(struct dfs *fs, uint64_t parent, const char *name,
 		return -ENOENT;
 	}
 	memset(e, 0, sizeof(*e));
-	int rc = dfs_changes_stat(fs, ino, &e->attr);
+	int rc = dfs_changes_stat(fs, c, ino, &e->attr);
 	if (rc)
 		return rc;
 	e->ino = ino;
@@ -171,8 +172,8 @@ int dfs_changes_lookup(struct dfs *fs, uint64_t parent, const char *name,
 	return 0;
 }
 
-int dfs_changes_readdir(struct dfs *fs, fuse_req_t req, uint64_t ino, size_t size,
-			off_t off, int plus)
+int dfs_changes_readdir(struct dfs *fs, struct dfs_caller *c, fuse_req_t req, uint64_t ino,
+			size_t size, off_t off, int plus)
 {
 	struct { const char *name; uint64_t ino; } ent[3] = {
 		{ ".", ino },
@@ -190,8 +191,8 @@ int dfs_changes_readdir(struct dfs *fs, fuse_req_t req, uint64_t ino, size_t siz
 			struct fuse_entry_param e;
 			memset(&e, 0, sizeof(e));
 			int rc = ent[i].ino == ino_make(ID_DOTDIR, KIND_DIR) ?
-				dfs_stat(fs, ent[i].ino, &e.attr) :
-				dfs_changes_stat(fs, ent[i].ino, &e.attr);
+				dfs_stat(fs, c, ent[i].ino, &e.attr) :
+				dfs_changes_stat(fs, c, ent[i].ino, &e.attr);
 			if (rc) {
 				free(buf);
 				return rc;

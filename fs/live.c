@@ -133,10 +133,10 @@ static void live_applied(void *ctx, const struct index_applied *a)
 			inval_up(fs, L->dirs[i]);
 	L->n = 0;
 	L->nseen = 0;
-	dfs_log("live: batch %llu: %zu file(s) parsed, %zu removed, %llu feed line(s), %.3f s (parse %.3f, tree %.3f, commit %.3f)",
+	dfs_log("live: batch %llu: %zu file(s) parsed, %zu removed, %llu feed line(s), %.3f s (parse %.3f, tree %.3f (CPU %.3f), commit %.3f)",
 		(unsigned long long)a->generation, a->parsed, a->removed,
 		(unsigned long long)a->feed_lines, a->seconds, a->parse_seconds,
-		a->tree_seconds, a->commit_seconds);
+		a->tree_seconds, a->tree_cpu_seconds, a->commit_seconds);
 }
 
 int dfs_live_start(struct dfs *fs, int rescan_s, char *msg, size_t msglen)

@@ -336,6 +336,7 @@ struct index_applied {
 	size_t nupdated;
 	double seconds;          /* walk + parse + tree + commit + diff */
 	double parse_seconds, tree_seconds, commit_seconds;   /* parts of it */
+	double tree_cpu_seconds; /* CPU time of the tree phase (contention-free) */
 };
 struct index_live_ops {
 	/* a name that differs between the old and the new tree: in directory

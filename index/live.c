@@ -216,6 +216,7 @@ static void apply(struct live *L, char **roots, size_t n)
 			.parse_seconds = ix->stats.parse_seconds,
 			.tree_seconds = ix->stats.tree_seconds,
 			.commit_seconds = ix->stats.commit_seconds,
+			.tree_cpu_seconds = ix->stats.tree_cpu_seconds,
 		};
 		if (L->ops.applied)
 			L->ops.applied(L->ops.ctx, &a);
