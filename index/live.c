@@ -309,7 +309,9 @@ int index_live_start(struct index *ix, int rescan_s, const struct index_live_ops
 	pthread_condattr_destroy(&ca);
 	ix->live = L;
 	const struct source_ops *so = ix->src.ops;
-	int rc = so->watch ? so->watch(ix->src.inst, watch_cb, ix) : -ENOTSUP;
+	/* DICOMFS_NO_WATCH=1 (a test and benchmark knob): polling only */
+	int rc = so->watch && !getenv("DICOMFS_NO_WATCH") ? so->watch(ix->src.inst, watch_cb, ix)
+							  : -ENOTSUP;
 	L->watching = rc == 0;
 	if (rc && L->rescan_s <= 0) {
 		L->rescan_s = LIVE_RESCAN_FALLBACK;

@@ -1114,6 +1114,13 @@ join:
 	}
 	if (sc)
 		sc->changed = ntodo || removed;
+	if (live && !ntodo && !removed) {
+		/* nothing changed (a rescan, a touch undone): no write at all */
+		mdb_txn_abort(txn);
+		txn = NULL;
+		rc = 0;
+		goto free_cands;
+	}
 	ix->stats.files_parsed = ntodo;
 	ix->stats.parse_seconds = now_s() - tp;
 	tp = now_s();

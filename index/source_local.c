@@ -168,6 +168,14 @@ static int inside_archive(const struct local *l, const char *real)
 
 static int walk_dir(struct walk *wk, const char *rel, int depth);
 
+/* A new open file of the archive folder: a dup() of dirfd would share its
+ * directory offset, left at the end by the previous walk (a rescan, a
+ * watch started after the mount's walk would then see nothing). */
+static int root_open(const struct local *l)
+{
+	return openat(l->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
 /* One entry of a directory (dfd, name; path from the archive root): a
  * regular file is pushed, a directory walked, a symlink followed when it
  * stays inside the archive (or with follow_symlinks). */
@@ -224,7 +232,7 @@ static int walk_dir(struct walk *wk, const char *rel, int depth)
 {
 	struct local *l = wk->l;
 	int dfd = rel[0] ? openat(l->dirfd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-			 : dup(l->dirfd);
+			 : root_open(l);   /* not dup(): its offset is shared */
 	char **names = NULL;
 	size_t n = 0, cap = 0;
 	int rc = 0;
@@ -315,7 +323,7 @@ static int local_walk_under(void *inst, const char *rel, size_t rel_len,
 		depth += *p == '/';
 	snprintf(parent, sizeof(parent), "%.*s", slash ? (int)(slash - path) : 0, path);
 	int pfd = parent[0] ? openat(wk.l->dirfd, parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-			    : dup(wk.l->dirfd);
+			    : root_open(wk.l);
 	if (pfd < 0)
 		return 0;    /* gone: nothing below it */
 	if (fstat(wk.l->dirfd, &rst) == 0)
@@ -361,7 +369,7 @@ static int lw_add_tree(struct lwatch *w, const char *rel, int depth)
 		return rc == -ENOENT || rc == -ENOTDIR || rc == -EACCES ? 0 : rc;
 	int dfd = rel[0] ? openat(w->l->dirfd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC |
 				  O_NOFOLLOW)
-			 : dup(w->l->dirfd);
+			 : root_open(w->l);
 	if (dfd < 0)
 		return 0;
 	DIR *d = fdopendir(dfd);

@@ -145,6 +145,15 @@ mv "$ARCH/moved" "$TMP/moved-out"
 wait_for "moved-out directory" sh -c "! test -e '$MNT/patients/PAT P7003 (ID7003)'" &&
 	ok "a directory moved out of the archive vanished"
 
+# ---- a file added to a directory that existed at mount ----
+"$PY" "$GENL" "$STAGE/late" --patient 7004 --count 1 --prefix late || fatal "gen_live failed"
+cp "$STAGE/late/late_1_00001.dcm" "$ARCH/P0000/S1/SE1/late.dcm"
+wait_for "a file in a directory of the mount's walk" test -e "$MNT/patients/PAT P7004 (ID7004)" &&
+	ok "a file copied into a directory that existed at mount shows"
+rm "$ARCH/P0000/S1/SE1/late.dcm"
+wait_for "its removal" sh -c "! test -e '$MNT/patients/PAT P7004 (ID7004)'" &&
+	ok "and vanishes when removed"
+
 # ---- untouched instances: same inodes; readers never failed ----
 touch "$TMP/readers.stop"
 wait "$READERS"
@@ -175,4 +184,17 @@ END2=$(tail -n 1 "$MNT/.dicomfs/changes.jsonl" | "$PY" -c 'import json,sys; prin
 	ok "remount: the feed kept its $END lines" || fail "remount: feed ends at $END2 ($END before)"
 [ ! -s "$MNT/.dicomfs/changes/since/$END.jsonl" ] && ok "since/<last>.jsonl is empty" ||
 	fail "since/$END.jsonl not empty"
+mount_stop
+
+# ---- polling only (-o rescan, no inotify: DICOMFS_NO_WATCH) ----
+DICOMFS_NO_WATCH=1 mount_start "$MNT" "$ARCH" -o index="$IDX" -o quiet -o rescan=1 || exit 1
+cp "$STAGE/late/late_1_00001.dcm" "$ARCH/P0000/S1/SE1/late.dcm"
+wait_for "a file found by -o rescan=1" test -e "$MNT/patients/PAT P7004 (ID7004)" &&
+	ok "-o rescan=1 without inotify: a new file shows"
+rm "$ARCH/P0000/S1/SE1/late.dcm"
+wait_for "a removal found by -o rescan=1" sh -c "! test -e '$MNT/patients/PAT P7004 (ID7004)'" &&
+	ok "-o rescan=1 without inotify: a removed file vanishes"
+inst=$(status_get "$MNT" instances)
+[ "$inst" = 415 ] && ok "after the rescans: $inst instances (nothing lost)" ||
+	fail "after the rescans: $inst instances, want 415"
 mount_stop
