@@ -43,8 +43,11 @@ struct index {
 	pthread_key_t txn_key;        /* each thread's read txn (I6) */
 	int txn_key_ok;
 
-	/* Written by the update (one thread, before the mount), read-only
-	 * while mounted. */
+	/* Written by the update (one thread, before the mount) and, while
+	 * mounted, by the live thread after each batch (live.c, I9): a
+	 * reader of the counters (status.json, statfs) may see those of two
+	 * adjacent batches mixed, each field whole (aligned 64-bit). tags,
+	 * tags_note and walk_errors are the mount's update's only. */
 	struct index_stats stats;
 	int64_t built_at;
 	uint32_t *tags;               /* indexed tags, ascending (scan.c) */
