@@ -209,14 +209,14 @@ static void apply(struct live *L, char **roots, size_t n)
 			mdb_txn_abort(new);
 		}
 		struct index_applied a = {
-			.generation = L->generation, .parsed = ix->stats.files_parsed,
-			.removed = ix->stats.files_removed, .feed_lines = sc.feed_lines,
+			.generation = L->generation, .parsed = sc.parsed,
+			.removed = sc.removed, .feed_lines = sc.feed_lines,
 			.updated = sc.updated, .nupdated = sc.nupdated,
 			.seconds = (mono_ns() - t0) / 1e9,
-			.parse_seconds = ix->stats.parse_seconds,
-			.tree_seconds = ix->stats.tree_seconds,
-			.commit_seconds = ix->stats.commit_seconds,
-			.tree_cpu_seconds = ix->stats.tree_cpu_seconds,
+			.parse_seconds = sc.parse_seconds,
+			.tree_seconds = sc.tree_seconds,
+			.commit_seconds = sc.commit_seconds,
+			.tree_cpu_seconds = sc.tree_cpu_seconds,
 		};
 		if (L->ops.applied)
 			L->ops.applied(L->ops.ctx, &a);

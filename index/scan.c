@@ -1002,7 +1002,8 @@ int scan_update(struct index *ix, struct scan_scope *sc, char *msg, size_t msgle
 	}
 	mdb_cursor_close(cur);
 	cur = NULL;
-	ix->stats.files_removed = removed;
+	if (!live)
+		ix->stats.files_removed = removed;
 	if (live)
 		ix->stats.files_seen = ix->stats.files_seen + ntodo - sc->nupdated >= removed ?
 			ix->stats.files_seen + ntodo - sc->nupdated - removed : 0;
@@ -1121,8 +1122,13 @@ join:
 		rc = 0;
 		goto free_cands;
 	}
-	ix->stats.files_parsed = ntodo;
-	ix->stats.parse_seconds = now_s() - tp;
+	/* status.json's phases stay the mount's update's; a live batch's
+	 * go to the scope (the counts of the tree are everybody's) */
+	struct index_stats ls, *ps = live ? &ls : &ix->stats;
+	if (live)
+		ls = ix->stats;
+	ps->files_parsed = ntodo;
+	ps->parse_seconds = now_s() - tp;
 	tp = now_s();
 	struct timespec c0, c1;
 	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
@@ -1144,7 +1150,7 @@ join:
 			rc = meta_put_u64(txn, ix->meta, "tree_valid", 1);
 		if (rc)
 			goto abort;
-		ix->stats.tree_rebuilt = 1;
+		ps->tree_rebuilt = 1;
 	} else {
 		/* unchanged: counts come from the last build */
 		uint64_t v;
@@ -1156,15 +1162,23 @@ join:
 		if (!meta_get_u64(txn, ix->meta, "n_errors", &v)) ix->stats.errors = v;
 		if (!meta_get_u64(txn, ix->meta, "n_duplicates", &v)) ix->stats.duplicates = v;
 	}
-	ix->stats.tree_seconds = now_s() - tp;
+	ps->tree_seconds = now_s() - tp;
 	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
-	ix->stats.tree_cpu_seconds = (c1.tv_sec - c0.tv_sec) + (c1.tv_nsec - c0.tv_nsec) / 1e9;
+	ps->tree_cpu_seconds = (c1.tv_sec - c0.tv_sec) + (c1.tv_nsec - c0.tv_nsec) / 1e9;
 	tp = now_s();
 	rc = dfs_from_mdb(mdb_txn_commit(txn));
 	txn = NULL;
 	if (rc)
 		goto abort;
-	ix->stats.commit_seconds = now_s() - tp;
+	ps->commit_seconds = now_s() - tp;
+	if (sc) {
+		sc->parsed = ntodo;
+		sc->removed = removed;
+		sc->parse_seconds = ps->parse_seconds;
+		sc->tree_seconds = ps->tree_seconds;
+		sc->tree_cpu_seconds = ps->tree_cpu_seconds;
+		sc->commit_seconds = ps->commit_seconds;
+	}
 	if (!live) {
 		ix->stats.scan_seconds = now_s() - t0;
 		ix->stats.files_per_second = ix->stats.scan_seconds > 0 ?

@@ -33,6 +33,9 @@ struct scan_scope {
 	size_t nupdated, cupdated;
 	int changed;
 	uint64_t feed_lines;
+	size_t parsed, removed;      /* a live batch's (status.json keeps the
+				      * mount's update's phases) */
+	double parse_seconds, tree_seconds, tree_cpu_seconds, commit_seconds;
 };
 
 /* The parser processes of an update (worker.h): at most max children;
