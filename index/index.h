@@ -321,6 +321,8 @@ void index_snap_free(struct index_snap *s);
  * errno (msg one line). index_live_stop: stop it (before index_free; the
  * callbacks are not called after it returns); safe when not started.
  * index_live_note: queue a path as a watch would (any thread).
+ * DICOMFS_NO_WATCH=1 in the environment (tests, benchmarks): no watch and
+ * no fallback polling; only -o rescan finds changes.
  */
 #define LIVE_QUIET_MS 100
 #define LIVE_MAX_WAIT_MS 700

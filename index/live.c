@@ -309,11 +309,12 @@ int index_live_start(struct index *ix, int rescan_s, const struct index_live_ops
 	pthread_condattr_destroy(&ca);
 	ix->live = L;
 	const struct source_ops *so = ix->src.ops;
-	/* DICOMFS_NO_WATCH=1 (a test and benchmark knob): polling only */
+	/* DICOMFS_NO_WATCH=1 (a test and benchmark knob): no watch, and no
+	 * polling but -o rescan's: the index stays as mounted otherwise */
 	int rc = so->watch && !getenv("DICOMFS_NO_WATCH") ? so->watch(ix->src.inst, watch_cb, ix)
 							  : -ENOTSUP;
 	L->watching = rc == 0;
-	if (rc && L->rescan_s <= 0) {
+	if (rc && L->rescan_s <= 0 && !getenv("DICOMFS_NO_WATCH")) {
 		L->rescan_s = LIVE_RESCAN_FALLBACK;
 		dfs_log("the archive cannot be watched (%s): it is re-walked every %d s instead (-o rescan=SECONDS to choose)",
 			rc == -ENOSPC ? "inotify watch limit reached, see fs.inotify.max_user_watches"
