@@ -198,7 +198,7 @@ if [ -f "$PYD/image_dfl.dcm" ]; then
 	mkdir -p "$ARCHD"
 	cp "$PYD/image_dfl.dcm" "$ARCHD/dfl"
 	cp "$PYD/CT_small.dcm" "$ARCHD/ct"
-	mount_start "$MNT" "$ARCHD" -o index="$TMP/idx-d" || exit 1
+	DICOMFS_NO_WATCH=1 mount_start "$MNT" "$ARCHD" -o index="$TMP/idx-d" || exit 1   # (R2, as above)
 	dsum=$(sha256sum <"$ARCHD/dfl")
 	jd= jc=
 	while read -r f; do
