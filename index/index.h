@@ -10,7 +10,8 @@
  * (I1) Id spaces. A node id is a 59-bit number; an inode number is
  *      (id << 5 | kind), kind from enum dfs_kind, so all files derived from
  *      one instance share its id (only the kind differs). Ids 0..15 are
- *      reserved (ID_ROOT, ID_PATIENTS, ID_DOTDIR, ID_QUERY, ID_UIDS); query
+ *      reserved (ID_ROOT, ID_PATIENTS, ID_DOTDIR, ID_QUERY, ID_UIDS,
+ *      ID_CHANGES, ID_CHANGES_SINCE); query
  *      directories live at QUERY_ID_BASE and above and are never stored.
  * (I2) Ids are stable across remounts: a directory's id comes from the
  *      "keys" DB (one id per level letter + key, allocated once from meta
