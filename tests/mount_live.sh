@@ -147,12 +147,18 @@ wait_for "moved-out directory" sh -c "! test -e '$MNT/patients/PAT P7003 (ID7003
 
 # ---- a file added to a directory that existed at mount ----
 "$PY" "$GENL" "$STAGE/late" --patient 7004 --count 1 --prefix late || fatal "gen_live failed"
-cp "$STAGE/late/late_1_00001.dcm" "$ARCH/P0000/S1/SE1/late.dcm"
-wait_for "a file in a directory of the mount's walk" test -e "$MNT/patients/PAT P7004 (ID7004)" &&
-	ok "a file copied into a directory that existed at mount shows"
-rm "$ARCH/P0000/S1/SE1/late.dcm"
-wait_for "its removal" sh -c "! test -e '$MNT/patients/PAT P7004 (ID7004)'" &&
-	ok "and vanishes when removed"
+# late_cycle HOW: a file copied into P0000/S1/SE1 (walked at mount) shows,
+# and vanishes when removed
+late_cycle() {
+	cp "$STAGE/late/late_1_00001.dcm" "$ARCH/P0000/S1/SE1/late.dcm"
+	wait_for "$1: a file in a directory of the mount's walk" \
+		test -e "$MNT/patients/PAT P7004 (ID7004)" &&
+		ok "$1: a file copied into a directory that existed at mount shows"
+	rm "$ARCH/P0000/S1/SE1/late.dcm"
+	wait_for "$1: its removal" sh -c "! test -e '$MNT/patients/PAT P7004 (ID7004)'" &&
+		ok "$1: and vanishes when removed"
+}
+late_cycle inotify
 
 # ---- untouched instances: same inodes; readers never failed ----
 touch "$TMP/readers.stop"
@@ -188,12 +194,7 @@ mount_stop
 
 # ---- polling only (-o rescan, no inotify: DICOMFS_NO_WATCH) ----
 DICOMFS_NO_WATCH=1 mount_start "$MNT" "$ARCH" -o index="$IDX" -o quiet -o rescan=1 || exit 1
-cp "$STAGE/late/late_1_00001.dcm" "$ARCH/P0000/S1/SE1/late.dcm"
-wait_for "a file found by -o rescan=1" test -e "$MNT/patients/PAT P7004 (ID7004)" &&
-	ok "-o rescan=1 without inotify: a new file shows"
-rm "$ARCH/P0000/S1/SE1/late.dcm"
-wait_for "a removal found by -o rescan=1" sh -c "! test -e '$MNT/patients/PAT P7004 (ID7004)'" &&
-	ok "-o rescan=1 without inotify: a removed file vanishes"
+late_cycle "-o rescan=1 without inotify"
 inst=$(status_get "$MNT" instances)
 [ "$inst" = 415 ] && ok "after the rescans: $inst instances (nothing lost)" ||
 	fail "after the rescans: $inst instances, want 415"
