@@ -40,6 +40,7 @@ struct aent {
 	uint64_t gh;
 	uint32_t uid;
 	int32_t t;         /* monotonic seconds when decided */
+	uint32_t gen;      /* dfs_access.gen when decided */
 	int32_t state;     /* ST_*: instances below readable: none, some, all */
 	uint32_t vsub;     /* a directory: its subdirectories the caller sees */
 	int64_t vmtime;    /* newest instance the caller can read below */
@@ -47,6 +48,7 @@ struct aent {
 
 struct dfs_access {
 	int uniform;           /* atomic: 1 until found mixed (A3, A7) */
+	uint32_t gen;          /* atomic: bumped when the archive changed (A4) */
 	int can_switch;        /* A5 */
 	uid_t fsuid0;
 	gid_t fsgid0;
@@ -275,7 +277,10 @@ int dfs_access_init(struct dfs *fs)
 void dfs_access_changed(struct dfs *fs)
 {
 	struct dfs_access *a = fs->access;
-	if (!a || !a->threaded)
+	if (!a)
+		return;
+	__atomic_add_fetch(&a->gen, 1, __ATOMIC_RELEASE);   /* A4: answers anew */
+	if (!a->threaded)
 		return;
 	pthread_mutex_lock(&a->wlock);
 	a->wnow = 1;
@@ -392,7 +397,8 @@ static int cache_get(struct dfs_access *a, const struct dfs_caller *c, uint64_t 
 	int r = 0;
 	pthread_mutex_lock(lk);
 	if (e->id == id + 1 && e->gh == c->gh && e->uid == c->uid &&
-	    now_s() - e->t < ACCESS_TTL) {
+	    now_s() - e->t < ACCESS_TTL &&
+	    e->gen == __atomic_load_n(&a->gen, __ATOMIC_ACQUIRE)) {
 		*out = *e;
 		r = 1;
 	}
@@ -409,6 +415,7 @@ static void cache_put(struct dfs_access *a, const struct dfs_caller *c, uint64_t
 	v->gh = c->gh;
 	v->uid = c->uid;
 	v->t = now_s();
+	v->gen = __atomic_load_n(&a->gen, __ATOMIC_ACQUIRE);
 	pthread_mutex_lock(lk);
 	*e = *v;
 	pthread_mutex_unlock(lk);

@@ -26,7 +26,8 @@
  *      (they are shared between users) and checks each lookup, readdir
  *      entry, open and xattr.
  * (A4) Answers are cached per (uid, gid, groups, node) for ACCESS_TTL
- *      seconds: a chmod in a mixed archive shows within that time.
+ *      seconds: a chmod in a mixed archive shows within that time; when
+ *      the archive is known to have changed (dfs_access_changed) at once.
  * (A5) A daemon that cannot switch credentials (not root) serves a mixed
  *      archive to its owner only.
  * (A6) Without -o allow_other the kernel lets only the owner (and with
@@ -81,8 +82,9 @@ int dfs_access_init(struct dfs *fs);
 /* Stop the recheck thread and free: after the session loop, before the
  * session is destroyed. Safe when init failed or was not called. */
 void dfs_access_fini(struct dfs *fs);
-/* The archive's files or permissions changed (a watch saw it): check
- * uniformity again now (A7; on the recheck thread, returns at once). */
+/* The archive's files or permissions changed (a watch saw it): cached
+ * answers are dropped (A4) and uniformity is checked again now (A7; on
+ * the recheck thread; returns at once). Any thread. */
 void dfs_access_changed(struct dfs *fs);
 /* 1 when the archive is uniform (kernel caches on). */
 int dfs_access_uniform(const struct dfs *fs);
