@@ -161,6 +161,7 @@ static int archive_mixed(struct dfs *fs, int fresh, double *secs)
 		u.mixed = 1;
 	else if (index_files_scan(fs->ix, uscan_file, &u) < 0)
 		u.mixed = 1;
+	index_request_end(fs->ix);   /* no snapshot kept between checks (I6) */
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	*secs = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
 	return u.mixed;
@@ -544,8 +545,9 @@ int dfs_access_path(struct dfs *fs, struct dfs_caller *c, uint64_t id)
 int dfs_access_ino(struct dfs *fs, struct dfs_caller *c, uint64_t ino)
 {
 	unsigned k = ino_kind(ino);
-	if (k == KIND_ERRORS)
-		return c->owner;
+	if (k == KIND_ERRORS || k == KIND_CHANGES || k == KIND_CHANGES_DIR ||
+	    k == KIND_CHANGES_SINCE)
+		return c->owner;   /* the feed names every instance (kind_changes.c) */
 	if (c->all || k == KIND_STATUS)
 		return 1;
 	if (k == KIND_QLINK_STUDY || k == KIND_QLINK_SERIES || k == KIND_QLINK_INSTANCE)

@@ -149,6 +149,7 @@ struct frec {
 
 struct frecs {
 	struct index *ix;
+	struct index_snap *snap;  /* the snapshot its records point into (C6) */
 	struct frec *v;
 	size_t n, cap;
 	uint32_t *direct;     /* id -> index + 1, when ids are dense enough */
@@ -186,6 +187,9 @@ static void *frec_load(void *arg)
 	int rc = index_files_scan(F->ix, frec_cb, F);
 	if (!rc)
 		rc = F->err;
+	F->snap = index_snap_take(F->ix);   /* C6: kept by the catalog */
+	if (!rc && !F->snap)
+		rc = -EIO;
 	F->err = rc;
 	if (rc)
 		return NULL;
@@ -309,6 +313,14 @@ static int table_build(struct catalog *c, struct index *ix)
 		pthread_join(th, NULL);
 	if (!err)
 		err = F.err;
+	/* C6: both passes must have read one generation (a live update may
+	 * have committed between their first reads: then build again) */
+	c->snap[0] = index_snap_take(ix);   /* this thread's reads */
+	c->snap[1] = F.snap;
+	if (!err && !c->snap[0])
+		err = -EIO;
+	if (!err && index_snap_id(F.snap) != index_snap_id(c->snap[0]))
+		err = -EAGAIN;
 	/* the instances' records, by id */
 	for (size_t i = 0; i < c->ninst && !err; i++) {
 		struct cat_inst *t = &c->inst[i];
@@ -490,6 +502,8 @@ static void catalog_free(struct catalog *c)
 		catalog_hfree(c->cols[i].v);
 	free(c->cols);
 	pthread_mutex_destroy(&c->cols_lock);
+	index_snap_free(c->snap[0]);
+	index_snap_free(c->snap[1]);
 	free(c);
 }
 
@@ -501,6 +515,14 @@ static int catalog_build(struct index *ix, struct catalog **out)
 	pthread_mutex_init(&c->cols_lock, NULL);
 	c->refs = 1;
 	int rc = table_build(c, ix);
+	for (int tries = 0; rc == -EAGAIN && tries < 8; tries++) {
+		catalog_free(c);   /* two generations mixed (C6): again */
+		if (!(c = calloc(1, sizeof(*c))))
+			return -ENOMEM;
+		pthread_mutex_init(&c->cols_lock, NULL);
+		c->refs = 1;
+		rc = table_build(c, ix);
+	}
 	if (!rc) {
 		table_columns(c, ix);
 		rc = table_modalities(c);
@@ -524,10 +546,23 @@ static void slot_build(struct dfs *fs)
 	if (rc)
 		dfs_log("query: cannot load the index: %s", dfs_strerror(rc));
 	pthread_mutex_lock(&s->lock);
+	struct catalog *old = s->cur;   /* the previous generation (C2) */
 	s->cur = c;
 	s->err = rc;
 	s->state = 2;
 	pthread_cond_broadcast(&s->ready);
+	pthread_mutex_unlock(&s->lock);
+	catalog_put(old);
+}
+
+void catalog_invalidate(struct dfs *fs)
+{
+	struct catalog_slot *s = fs->catalog;
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->lock);
+	if (s->state == 2)
+		s->state = 0;   /* the next catalog_get builds the new one */
 	pthread_mutex_unlock(&s->lock);
 }
 

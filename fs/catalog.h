@@ -28,9 +28,15 @@
  *      matcher may reuse its last answer when the offset repeats. When the
  *      copy could not be made (memory), columns of values pointing into
  *      the records are made on first use instead (cols_lock).
- * (C6) Record and name pointers point into the LMDB map: valid while the
- *      index is open for the mount (index.h), which outlives the catalog
- *      (catalog_stop runs before index_free).
+ * (C6) Record and name pointers point into the LMDB map: the catalog holds
+ *      the snapshots it read them in (index_snap_take, index.h I6) until it
+ *      is freed, so a live update (I9) never reuses their pages. Its two
+ *      build passes (tree walk, records) run on two threads: their
+ *      snapshots must be one generation (index_snap_id), else it is built
+ *      again.
+ * (C7) A live update makes the slot stale (catalog_invalidate): the next
+ *      catalog_get builds the next generation on the calling thread (users
+ *      of the old one keep it until they put it, C2).
  * Memory, per instance: ~48 B table + 4 B per indexed tag + the pool
  * (~40 B on the bench archive): ~280 B with the 48 default tags. Big arrays
  * are in huge-page-advised mappings (page faults are costly on VMs).
@@ -97,6 +103,7 @@ struct catalog {
 	pthread_mutex_t cols_lock;
 	struct cat_lazycol *cols;    /* cols_lock */
 	size_t ncols;                /* cols_lock */
+	struct index_snap *snap[2];  /* C6: the tree walk's, the records' */
 	/* the capacities while building */
 	size_t cpat, cstudy, cseries, cinst;
 };
@@ -127,6 +134,8 @@ void catalog_stop(struct dfs *fs);
  */
 int catalog_get(struct dfs *fs, struct catalog **out);
 void catalog_put(struct catalog *c);
+/* The index changed (C7): the next catalog_get builds a new generation. */
+void catalog_invalidate(struct dfs *fs);
 
 /* The range [*a, *e) of instances of match x at level (CAT_*). */
 void catalog_range(const struct catalog *c, int level, uint32_t x, uint32_t *a,

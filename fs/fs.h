@@ -61,9 +61,11 @@ struct dfs {
 	 * guards itself); NULL: everyone sees everything */
 	struct dfs_access *access;
 	int allow_other;       /* -o allow_other (access.h A6) */
-	/* the session, for notifications off the FUSE threads (access.h A7);
-	 * set before dfs_access_init, immutable while mounted */
+	/* the session, for notifications off the FUSE threads (access.h A7;
+	 * live.c); set before dfs_access_init, immutable while mounted */
 	struct fuse_session *se;
+	/* live.c: the live thread's own state (only that thread touches it) */
+	struct dfs_live *live;
 };
 
 /* An open file (fi->fh). */
@@ -298,6 +300,37 @@ static inline void stat_file(struct stat *st, const struct node_view *nv,
 	st->st_blocks = (st->st_size + 511) / 512;
 	stat_times(st, nv->rec->mtime_ns);
 }
+
+/*
+ * kind_changes.c: the change feed (index.h I10): .dicomfs/changes.jsonl
+ * (kind_changes, also since/<seq>.jsonl) and the directories changes/ and
+ * changes/since/ (a view outside the index: fs/views.c).
+ */
+extern const struct kind_ops kind_changes, kind_changes_dir;
+int dfs_changes_stat(struct dfs *fs, struct dfs_caller *c, uint64_t ino, struct stat *st);
+int dfs_changes_lookup(struct dfs *fs, struct dfs_caller *c, uint64_t parent,
+		       const char *name, struct fuse_entry_param *e);
+int dfs_changes_readdir(struct dfs *fs, struct dfs_caller *c, fuse_req_t req, uint64_t ino,
+			size_t size, off_t off, int plus);
+
+/*
+ * live.c: the archive changes while mounted (index.h I9). dfs_live_start
+ * (after the session is mounted and the index reopened writable, before
+ * the loop): starts the index's live thread with the hooks that tell the
+ * kernel (notify_inval_entry / notify_delete / notify_inval_inode) and
+ * drop what the caches built from the old generation; rescan_s as
+ * index_live_start. dfs_live_stop: before the caches are freed; safe when
+ * not started. 0 or negative errno (msg one line).
+ */
+int dfs_live_start(struct dfs *fs, int rescan_s, char *msg, size_t msglen);
+void dfs_live_stop(struct dfs *fs);
+/* The caches of generated content forget the old generation (live.c
+ * calls them after each batch): level files and xattr sets (kind_level.c),
+ * volume plans (kind_volume.c), decoded pixels of instance id (kind_pixels.c;
+ * an entry in use stays until released). */
+void dfs_level_cache_drop(struct dfs *fs);
+void dfs_volume_drop(struct dfs *fs);
+void dfs_pixels_forget(struct dfs *fs, uint64_t id);
 
 extern const struct fuse_lowlevel_ops dfs_ll_ops;
 

@@ -244,6 +244,16 @@ void dfs_level_fini(struct dfs *fs)
 	fs->lcache = NULL;
 }
 
+void dfs_level_cache_drop(struct dfs *fs)
+{
+	struct dfs_lcache *c = fs->lcache;
+	if (!c)
+		return;
+	pthread_mutex_lock(&c->lock);
+	cache_flush_locked(c);
+	pthread_mutex_unlock(&c->lock);
+}
+
 static size_t cache_slot(uint64_t key)
 {
 	return (size_t)((key * 0x9E3779B97F4A7C15ull) >> 52) % CACHE_BUCKETS;

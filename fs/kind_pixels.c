@@ -221,6 +221,21 @@ static void remove_locked(struct dfs_pixels *pc, struct pc_entry *e)
 	pc->n--;
 }
 
+void dfs_pixels_forget(struct dfs *fs, uint64_t id)
+{
+	struct dfs_pixels *pc = fs->px;
+	if (!pc)
+		return;
+	pthread_mutex_lock(&pc->lock);
+	for (struct pc_entry *e = pc->bucket[id % PC_BUCKETS]; e; e = e->hnext)
+		if (e->id == id) {
+			if (e->refs == 0 && e->state != PC_DECODING)
+				remove_locked(pc, e);
+			break;
+		}
+	pthread_mutex_unlock(&pc->lock);
+}
+
 /* evict unused entries until extra more bytes fit (P1) */
 static void evict_extra_locked(struct dfs_pixels *pc, uint64_t extra)
 {

@@ -73,6 +73,16 @@ int dfs_volume_init(struct dfs *fs)
 	return 0;
 }
 
+void dfs_volume_drop(struct dfs *fs)
+{
+	struct dfs_vcache *vc = fs->vcache;
+	if (!vc)
+		return;
+	pthread_mutex_lock(&vc->lock);
+	vcache_clear(vc);
+	pthread_mutex_unlock(&vc->lock);
+}
+
 void dfs_volume_fini(struct dfs *fs)
 {
 	if (!fs->vcache)

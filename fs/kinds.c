@@ -125,6 +125,9 @@ const struct kind_ops *const dfs_kinds[KIND_MAX] = {
 	[KIND_QDIR] = &kind_qother,
 	[KIND_VOLUME_NII] = &kind_volume_nii,
 	[KIND_VOLUME_NPY] = &kind_volume_npy,
+	[KIND_CHANGES] = &kind_changes,
+	[KIND_CHANGES_DIR] = &kind_changes_dir,
+	[KIND_CHANGES_SINCE] = &kind_changes,
 };
 
 /* ---- the children of a directory (fs.h) ---- */

@@ -2,10 +2,10 @@
  * ll.c - libfuse low-level operations.
  *
  * Inode numbers are index ids (see index.h): lookup never allocates, and
- * forget is a no-op, as in squashfuse. Nothing changes while mounted, so
- * entries and attributes carry long timeouts and files keep their page
- * cache; only the .dicomfs status files are volatile (direct_io, no attr
- * cache). Every request gets exactly one reply; errors from the project
+ * forget is a no-op, as in squashfuse. Entries and attributes carry long
+ * timeouts and files keep their page cache: when the archive changes while
+ * mounted (index.h I9), fs/live.c tells the kernel what to forget; only
+ * the .dicomfs status files are volatile (direct_io, no attr cache). Every request gets exactly one reply; errors from the project
  * convention are converted with dfs_errno() here and nowhere else.
  * The kinds of a view whose nodes are not in the index (query/) are routed
  * to that view's hooks (fs.h: struct view_fs_ops, fs/views.c).
@@ -563,22 +563,51 @@ static void ll_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
 }
 
+/*
+ * The requests that read the index end by releasing this thread's
+ * snapshot (index.h I6): the next request sees the newest generation of a
+ * live archive, and an idle thread pins no old pages. (The userdata is
+ * read before the request is answered: req is gone after the reply.)
+ */
+#define SNAP_END(name, params, ...) \
+	static void name##_req params \
+	{ \
+		struct dfs *fs = fs_of(req); \
+		name(__VA_ARGS__); \
+		index_request_end(fs->ix); \
+	}
+SNAP_END(ll_lookup, (fuse_req_t req, fuse_ino_t p, const char *n), req, p, n)
+SNAP_END(ll_readlink, (fuse_req_t req, fuse_ino_t i), req, i)
+SNAP_END(ll_getattr, (fuse_req_t req, fuse_ino_t i, struct fuse_file_info *fi), req, i, fi)
+SNAP_END(ll_opendir, (fuse_req_t req, fuse_ino_t i, struct fuse_file_info *fi), req, i, fi)
+SNAP_END(ll_readdir, (fuse_req_t req, fuse_ino_t i, size_t s, off_t o,
+		      struct fuse_file_info *fi), req, i, s, o, fi)
+SNAP_END(ll_readdirplus, (fuse_req_t req, fuse_ino_t i, size_t s, off_t o,
+			  struct fuse_file_info *fi), req, i, s, o, fi)
+SNAP_END(ll_open, (fuse_req_t req, fuse_ino_t i, struct fuse_file_info *fi), req, i, fi)
+SNAP_END(ll_read, (fuse_req_t req, fuse_ino_t i, size_t s, off_t o,
+		   struct fuse_file_info *fi), req, i, s, o, fi)
+SNAP_END(ll_release, (fuse_req_t req, fuse_ino_t i, struct fuse_file_info *fi), req, i, fi)
+SNAP_END(ll_statfs, (fuse_req_t req, fuse_ino_t i), req, i)
+SNAP_END(ll_getxattr, (fuse_req_t req, fuse_ino_t i, const char *n, size_t s), req, i, n, s)
+SNAP_END(ll_listxattr, (fuse_req_t req, fuse_ino_t i, size_t s), req, i, s)
+
 const struct fuse_lowlevel_ops dfs_ll_ops = {
 	.init = ll_init,
-	.lookup = ll_lookup,
-	.readlink = ll_readlink,
+	.lookup = ll_lookup_req,
+	.readlink = ll_readlink_req,
 	.forget = ll_forget,
 	.forget_multi = ll_forget_multi,
-	.getattr = ll_getattr,
-	.opendir = ll_opendir,
-	.readdir = ll_readdir,
-	.readdirplus = ll_readdirplus,
-	.open = ll_open,
-	.read = ll_read,
-	.release = ll_release,
-	.statfs = ll_statfs,
-	.getxattr = ll_getxattr,
-	.listxattr = ll_listxattr,
+	.getattr = ll_getattr_req,
+	.opendir = ll_opendir_req,
+	.readdir = ll_readdir_req,
+	.readdirplus = ll_readdirplus_req,
+	.open = ll_open_req,
+	.read = ll_read_req,
+	.release = ll_release_req,
+	.statfs = ll_statfs_req,
+	.getxattr = ll_getxattr_req,
+	.listxattr = ll_listxattr_req,
 	.setattr = ll_setattr,
 	.mknod = ll_mknod,
 	.mkdir = ll_mkdir,

@@ -45,6 +45,7 @@ struct options {
 	char *max_image;    /* MB: largest image decoded / previewed in memory */
 	char *open_size;    /* MB of generated content of open files */
 	int max_threads;    /* FUSE threads at most (default 128) */
+	int rescan;         /* also re-walk the archive every N s (live.c) */
 };
 
 #define OPT(t, p) { t, offsetof(struct options, p), 1 }
@@ -58,6 +59,7 @@ static const struct fuse_opt dfs_opts[] = {
 	OPT("max_image=%s", max_image),
 	OPT("open_size=%s", open_size),
 	OPT("max_threads=%d", max_threads),
+	OPT("rescan=%d", rescan),
 	FUSE_OPT_END
 };
 
@@ -110,6 +112,11 @@ static void usage(const char *prog)
 	       "                           pixel decoders (default: 128)\n"
 	       "    -o index_tags=LIST     also index these tags (Keyword or GGGGEEEE,\n"
 	       "                           private ones too), so query/ can match them\n"
+	       "    -o rescan=SECONDS      also re-walk the archive every SECONDS, for\n"
+	       "                           folders where inotify sees nothing (network file\n"
+	       "                           systems); without it, changes are watched with\n"
+	       "                           inotify and polled every 30 s only when inotify\n"
+	       "                           cannot serve (watch limit reached)\n"
 	       "    --version              print the version\n\n"
 	       "exit status: 0 ok, 1 usage, 2 archive, 3 mountpoint, 4 index, 5 fuse\n\n",
 	       prog);
@@ -303,6 +310,12 @@ int main(int argc, char *argv[])
 		if (dfs_kinds[k])
 			io.kinds |= 1u << k;
 	io.progress = o.quiet ? 0 : (isatty(STDERR_FILENO) ? 1 : 2);
+	if (o.rescan < 0) {
+		fprintf(stderr, "dicomfs: bad -o rescan=%d (seconds)\n", o.rescan);
+		ret = EXIT_USAGE;
+		goto free_args;
+	}
+	io.live = 1;   /* the mount writes what changes (index.h I9) */
 	rc = index_open(&fs.ix, &io, msg, sizeof(msg));
 	if (rc) {
 		fprintf(stderr, "dicomfs: %s\n", msg);
@@ -399,11 +412,21 @@ int main(int argc, char *argv[])
 		ret = EXIT_INDEX;
 		goto unmount;
 	}
+	/* the archive may change while mounted (index.h I9, live.c) */
+	rc = dfs_live_start(&fs, o.rescan, msg, sizeof(msg));
+	if (rc) {
+		dfs_log("cannot watch the archive: %s", msg[0] ? msg : dfs_strerror(rc));
+		ret = EXIT_INDEX;
+		goto unmount;
+	}
+	/* the start-up reads of this thread must not pin a snapshot (I6) */
+	index_request_end(fs.ix);
 	if (copts.singlethread) {
 		rc = fuse_session_loop(se);
 	} else {
 		rc = run_loop_mt(se, &copts, fs.max_threads);
 	}
+	dfs_live_stop(&fs);
 	ret = rc ? EXIT_FUSE : 0;
 unmount:
 	dfs_access_fini(&fs);   /* its thread notifies the session (A7) */
@@ -413,6 +436,7 @@ remove_handlers:
 destroy_session:
 	fuse_session_destroy(se);
 free_index:
+	dfs_live_stop(&fs);
 	dfs_query_stop(&fs);
 	catalog_stop(&fs);
 	dfs_pixels_free(&fs);

@@ -18,6 +18,7 @@ struct shared_buf {
 	uint64_t key;
 	unsigned refs;     /* t->lock */
 	int state;         /* t->lock */
+	int retired;       /* t->lock: in no bucket any more (SB6) */
 	char *buf;         /* immutable once READY (SB2) */
 	size_t len;
 	struct shared_buf *next;
@@ -71,6 +72,8 @@ static struct shared_buf **slot(struct shared_bufs *t, uint64_t key)
 
 static void unlink_locked(struct shared_bufs *t, struct shared_buf *e)
 {
+	if (e->retired)
+		return;   /* SB6: unlinked already (still counted in bytes) */
 	struct shared_buf **pp = slot(t, e->key);
 	while (*pp != e)
 		pp = &(*pp)->next;
@@ -181,6 +184,22 @@ void shared_buf_put(struct shared_buf *h)
 	pthread_mutex_unlock(&t->lock);
 	free(h->buf);
 	free(h);
+}
+
+void shared_bufs_retire(struct shared_bufs *t)
+{
+	if (!t)
+		return;
+	pthread_mutex_lock(&t->lock);
+	for (size_t i = 0; i < SB_BUCKETS; i++) {
+		for (struct shared_buf *e = t->bucket[i]; e; e = e->next) {
+			e->retired = 1;
+			t->n--;
+		}
+		t->bucket[i] = NULL;
+	}
+	pthread_cond_broadcast(&t->cond);
+	pthread_mutex_unlock(&t->lock);
 }
 
 void shared_bufs_usage(struct shared_bufs *t, uint64_t *bytes, size_t *entries)

@@ -23,6 +23,9 @@
  *       is still servable, one at a time). A build whose result would pass
  *       the bound waits up to SB_WAIT_MS for releases, then fails -ENOMEM
  *       for that file only.
+ * (SB6) shared_bufs_retire: the entries live now are shared no more with
+ *       later openers (the archive changed, index.h I9): their holders keep
+ *       reading them, the next open of their key builds anew.
  * Threading: every function is thread-safe (one mutex per table).
  * Errors: 0 or a negative errno; the builder's own error is passed on.
  */
@@ -54,6 +57,8 @@ int shared_buf_get(struct shared_bufs *t, uint64_t key, shared_build_fn build,
 		   void *ctx, struct shared_buf **h);
 const char *shared_buf_data(const struct shared_buf *h, size_t *len);
 void shared_buf_put(struct shared_buf *h);
+/* SB6 */
+void shared_bufs_retire(struct shared_bufs *t);
 /* live bytes and entries now (for status and tests) */
 void shared_bufs_usage(struct shared_bufs *t, uint64_t *bytes, size_t *entries);
 

@@ -22,8 +22,19 @@ static const struct view_fs_ops query_fs = {
 	.forget = dfs_query_forget,
 };
 
+/* .dicomfs/changes/ and changes/since/<seq>.jsonl (kind_changes.c) */
+static const struct view_fs_ops changes_fs = {
+	.name = ".dicomfs",
+	.kinds = KBIT(KIND_CHANGES_DIR) | KBIT(KIND_CHANGES_SINCE),
+	.dir_kinds = KBIT(KIND_CHANGES_DIR),
+	.stat = dfs_changes_stat,
+	.lookup = dfs_changes_lookup,
+	.readdir = dfs_changes_readdir,
+};
+
 static const struct view_fs_ops *const registry[] = {
 	&query_fs,
+	&changes_fs,
 	NULL,
 };
 

@@ -17,7 +17,7 @@ int index_update(struct index *ix, struct index_stats *st, char *msg,
 	 * (which the views call) never refers to the views (index.h layers) */
 	if (!ix->opts.views)
 		ix->opts.views = view_registry;
-	int rc = scan_update(ix, msg, msglen);
+	int rc = scan_update(ix, NULL, msg, msglen);
 	if (!rc) {
 		mdb_env_sync(ix->env, 1);
 		/* downgrade: readers welcome, updaters elsewhere go private (I5) */

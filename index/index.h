@@ -10,7 +10,8 @@
  * (I1) Id spaces. A node id is a 59-bit number; an inode number is
  *      (id << 5 | kind), kind from enum dfs_kind, so all files derived from
  *      one instance share its id (only the kind differs). Ids 0..15 are
- *      reserved (ID_ROOT, ID_PATIENTS, ID_DOTDIR, ID_QUERY, ID_UIDS); query
+ *      reserved (ID_ROOT, ID_PATIENTS, ID_DOTDIR, ID_QUERY, ID_UIDS,
+ *      ID_CHANGES, ID_CHANGES_SINCE); query
  *      directories live at QUERY_ID_BASE and above and are never stored.
  * (I2) Ids are stable across remounts: a directory's id comes from the
  *      "keys" DB (one id per level letter + key, allocated once from meta
@@ -26,29 +27,58 @@
  *        nodes    u64 BE id -> struct node_rec + name [+ source relpath]
  *        names    u64 BE parent id + name -> u64 inode
  *        dirents  u64 BE parent id + u32 BE position -> u64 inode + name
+ *        changes  the change feed (feed.c): 'o' + u64 BE offset -> line,
+ *                 's' + u64 BE sequence number -> u64 offset
  * (I4) The tree (nodes/names/dirents) is a pure function of the OK records
  *      of "files" and of "keys": it is rebuilt in the same write transaction
  *      as any change to "files", so a reader never sees one without the
  *      other.
- * (I5) Nothing writes the index while a mount holds the shared lock: the
- *      mount holds a shared flock on the index directory's "lock" file, an
- *      updater needs it exclusive and, when it cannot have it, builds a
- *      private index of its own instead.
- * (I6) Each FUSE thread keeps one read transaction open for the life of
- *      the mount, so pointers into the map (struct node_view, file records)
- *      stay valid and every thread sees one snapshot.
+ * (I5) One writer. Before the mount, the update holds an exclusive flock
+ *      on the index directory's "lock" file; the mount then holds it shared
+ *      and only the mount's live thread (live.c) writes, one write
+ *      transaction per batch of changes. Another mount or updater cannot
+ *      have it exclusive and builds a private index of its own instead.
+ * (I6) Readers see one snapshot per request: a thread's read transaction
+ *      is begun (renewed) by its first index call of a request and reset
+ *      by index_request_end at the request's end (ll.c), so the next
+ *      request sees the newest committed generation and an idle thread
+ *      pins no old pages. Pointers into the map (struct node_view, file
+ *      records, names) are valid until index_request_end; what outlives a
+ *      request copies them or holds a snapshot of its own (index_snap_take:
+ *      the catalog, catalog.h C6).
  * (I7) The index records its format version and the archive it was built
  *      from and is rebuilt from scratch when either does not match or LMDB
  *      reports the environment corrupt.
  * (I8) The environment is never open across fork(): the update closes it
  *      (index_close_env) before the mount daemonizes and the mount reopens
- *      it read-only (index_reopen).
+ *      it (index_reopen: read-only, or read-write for the live thread).
+ * (I9) Live updates (live.c): the source's watch (source.h R8), or a rescan
+ *      every -o rescan seconds, queues paths; after LIVE_QUIET_MS without
+ *      new events (at most LIVE_MAX_WAIT_MS after the first) the live thread
+ *      re-walks them, parses what changed in the contained parser processes
+ *      (worker.h) and writes records, tree (I4) and feed lines in ONE write
+ *      transaction: a kill at any moment leaves the last committed
+ *      generation, and the next mount's walk re-parses only what changed
+ *      after it. Instance ids (so inode numbers) stay with their path (I2).
+ *      A file found by walking a directory whose mtime is younger than
+ *      LIVE_STABLE_MS is deferred (still being written), and so is a file
+ *      with a hidden name (".x", the temporary names of rsync and cp + mv)
+ *      younger than LIVE_HIDDEN_MS: it is usually renamed before. After
+ *      each commit the mount is told (index_live_ops).
+ * (I10) The change feed (feed.c): every update of an index that already had
+ *      records (live, or a remount that found changes) appends JSON lines
+ *      with consecutive sequence numbers to the "changes" DB in its own
+ *      write transaction; the last FEED_KEEP (100,000) lines are kept. The
+ *      first build of an index writes none (a consumer starts with a full
+ *      sync); a rebuild of the index (I7) restarts the feed at 1.
  *
  * Layers (include and call graph, no circle; tests/index_layers.sh checks):
  *
  *     fs/ --> index.h (+ report.h)           the public API
  *     index.c    index_update: the top  --> update.h
- *     scan.c     walk + parse           --> update.h (tree_build), store.h
+ *     live.c     the live thread (I9)   --> update.h (scan_update), store.h
+ *     scan.c     walk + parse           --> update.h (tree_build), feed.h
+ *     feed.c     the change feed (I10)  --> feed.h --> store.h
  *     tree.c     the tree               --> update.h, volreport.h, store.h
  *     report.c   status.json, errors.tsv --> report.h, volreport.h, store.h
  *     volreport.c                       --> volreport.h --> store.h
@@ -76,6 +106,9 @@
  *      end with the frame table of their functional groups / CSA header
  *      (index/dicom/fgroups.h, attribute FG_REC_TAG): volumes of enhanced
  *      multi-frame objects and mosaics.
+ *   (additive, no bump: the "changes" DB and meta "feed_seq", "feed_end",
+ *      "feed_first" of the change feed (I10); an older index gets an empty
+ *      feed.)
  *
  * Errors: 0 or negative errno / DFS_* (error.h).
  * Threading: index_open/update/close_env/reopen on one thread, before the
@@ -118,6 +151,12 @@ enum dfs_kind {
 	KIND_QMANIFEST_CSV = 18, /* <query>/manifest.csv */
 	KIND_QMANIFEST_JSONL = 19, /* <query>/manifest.jsonl */
 	KIND_QDIR = 20,          /* a query directory (dynamic id) */
+	/* the change feed (I10, fs/kind_changes.c): .dicomfs/changes.jsonl
+	 * (id ID_DOTDIR), the directories .dicomfs/changes/ and its since/
+	 * (ids ID_CHANGES, ID_CHANGES_SINCE) and since/<seq>.jsonl (id: seq) */
+	KIND_CHANGES = 21,
+	KIND_CHANGES_DIR = 22,
+	KIND_CHANGES_SINCE = 23,
 	KIND_MAX = 32,
 };
 
@@ -127,6 +166,8 @@ enum dfs_kind {
 #define ID_DOTDIR   2   /* .dicomfs/ (view_dotdir.c) */
 #define ID_QUERY    3   /* query/ (view_query.c) */
 #define ID_UIDS     4   /* uids/ (view_uids.c) */
+#define ID_CHANGES  5   /* .dicomfs/changes/ (fs/kind_changes.c, not stored) */
+#define ID_CHANGES_SINCE 6   /* .dicomfs/changes/since/ (not stored) */
 /*
  * Query directories (query/<level>/<Keyword=value>/...) have dynamic ids
  * >= QUERY_ID_BASE, from a hash of their path, mapped to the parsed query
@@ -196,6 +237,8 @@ struct index_opts {
 	const uint32_t *extra_tags; /* -o index_tags: indexed on top of
 				  * dfs_tags[] (any order, duplicates ok) */
 	size_t n_extra_tags;
+	int live;                /* the mount writes changes (index_live_start):
+				  * index_reopen opens the environment writable */
 };
 
 struct index_stats {
@@ -260,6 +303,78 @@ int index_files_scan(struct index *ix, index_file_fn fn, void *ctx);
 
 /* The tags the index holds values of (ascending; valid while mounted). */
 void index_tags(const struct index *ix, const uint32_t **tags, size_t *n);
+
+/* End of a request (I6): this thread's snapshot is released. */
+void index_request_end(struct index *ix);
+/* A snapshot that outlives requests (I6): this thread's current read
+ * transaction, handed over (the thread begins a new one on its next use).
+ * Pointers read in it stay valid until index_snap_free (any thread). NULL
+ * when none could be begun. index_snap_id: the committed generation it
+ * sees (equal ids: the same data). */
+struct index_snap;
+struct index_snap *index_snap_take(struct index *ix);
+uint64_t index_snap_id(const struct index_snap *s);
+void index_snap_free(struct index_snap *s);
+
+/*
+ * Live updates (I9, live.c). index_live_start: after index_reopen (in the
+ * serving process, after fork), with opts.live set: start the live thread
+ * and the source's watch; rescan_s > 0 also re-walks the whole archive
+ * every rescan_s seconds (and is the fallback, at LIVE_RESCAN_FALLBACK s,
+ * when the watch cannot start: no watch op, out of inotify watches).
+ * ops are called on the live thread after each commit. 0 or negative
+ * errno (msg one line). index_live_stop: stop it (before index_free; the
+ * callbacks are not called after it returns); safe when not started.
+ * index_live_note: queue a path as a watch would (any thread).
+ * DICOMFS_NO_WATCH=1 in the environment (tests, benchmarks): no watch and
+ * no fallback polling; only -o rescan finds changes.
+ */
+#define LIVE_QUIET_MS 100
+#define LIVE_MAX_WAIT_MS 700
+#define LIVE_STABLE_MS 100
+#define LIVE_HIDDEN_MS 1000   /* ".name": a temporary name (rsync, cp + mv) */
+#define LIVE_RESCAN_FALLBACK 30
+struct index_applied {
+	uint64_t generation;     /* batches committed so far */
+	size_t parsed, removed;  /* files re-parsed, records removed */
+	uint64_t feed_lines;     /* feed lines written */
+	const uint64_t *updated; /* ids of instances re-indexed in place (same
+				  * path, so same inodes: their content changed) */
+	size_t nupdated;
+	double seconds;          /* walk + parse + tree + commit + diff */
+	double parse_seconds, tree_seconds, commit_seconds;   /* parts of it */
+	double tree_cpu_seconds; /* CPU time of the tree phase (contention-free) */
+};
+struct index_live_ops {
+	/* a name that differs between the old and the new tree: in directory
+	 * parent_id, name (not NUL-terminated) maps old_ino -> new_ino (0:
+	 * absent). Called for every difference, after the commit. */
+	void (*entry)(void *ctx, uint64_t parent_id, const char *name, size_t nl,
+		      uint64_t old_ino, uint64_t new_ino);
+	/* after the entries of one batch */
+	void (*applied)(void *ctx, const struct index_applied *a);
+	void *ctx;
+};
+int index_live_start(struct index *ix, int rescan_s, const struct index_live_ops *ops,
+		     char *msg, size_t msglen);
+void index_live_stop(struct index *ix);
+void index_live_note(struct index *ix, const char *rel, size_t rel_len);
+/* 1 while the source's watch serves (0: polling only, or not live) */
+int index_live_watching(const struct index *ix);
+
+/*
+ * The change feed (I10), read in this thread's snapshot (I6): the stream
+ * .dicomfs/changes.jsonl is bytes [0, end); lines with seq >= first_seq
+ * start at first_off and later, what is before first_off reads as '\n'.
+ */
+struct index_feed {
+	uint64_t first_seq, last_seq, first_off, end;
+};
+int index_feed_info(struct index *ix, struct index_feed *f);
+/* up to len bytes of the stream from pos into buf; *got (short at end) */
+int index_feed_read(struct index *ix, uint64_t pos, char *buf, size_t len, size_t *got);
+/* the offset of the first line with seq > after (end when none) */
+int index_feed_offset(struct index *ix, uint64_t after, uint64_t *off);
 
 /* The texts of .dicomfs/ and the runtime problems: report.h. */
 #include "report.h"

@@ -52,6 +52,7 @@
 #include "source.h"
 #include "tags.h"
 #include "worker.h"
+#include "feed.h"
 
 #define PREFIX      (16 * 1024)
 #define MAX_HEADER  ((uint64_t)256 << 20)
@@ -829,29 +830,95 @@ static int scan_tags(struct index *ix, MDB_txn *txn, int *reparse_all)
 	return 0;
 }
 
-int scan_update(struct index *ix, char *msg, size_t msglen)
+struct worker_pool *scan_pool_new(struct index *ix, int max)
 {
-	struct source_list cv = { 0 };
+	struct worker_pool *pool = NULL;
+	if (!ix->opts.worker_exe || getenv("DICOMFS_INPROCESS"))
+		return NULL;
+	char *targ = tags_arg(ix);
+	const char *args[] = { "--parse-worker", ix->archive_real, targ, NULL };
+	struct worker_spec ws = { .exe = ix->opts.worker_exe, .args = args,
+				  .as_limit = WORKER_AS_LIMIT, .max = max,
+				  .timeout_ms = JOB_TIMEOUT_MS };
+	if (!targ || worker_pool_new(&ws, &pool))
+		pool = NULL;
+	free(targ);
+	return pool;
+}
+
+int scan_parsers(void)
+{
+	return 2 * nproc();
+}
+
+/* a walk problem seen by a live update: logged (walk_errors is the mount
+ * scan's, read by errors.tsv while mounted) */
+static void live_problem(void *ctx, const char *path, const char *why)
+{
+	(void)ctx;
+	dfs_log("%s: %s", path, why);
+}
+
+/* the last component starts with '.' */
+static int hidden_name(const char *rel)
+{
+	const char *b = strrchr(rel, '/');
+	return (b ? b[1] : rel[0]) == '.';
+}
+
+static int push_id(struct scan_scope *sc, uint64_t id)
+{
+	if (sc->nupdated == sc->cupdated) {
+		size_t cap = sc->cupdated ? sc->cupdated * 2 : 64;
+		uint64_t *v = realloc(sc->updated, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		sc->updated = v;
+		sc->cupdated = cap;
+	}
+	sc->updated[sc->nupdated++] = id;
+	return 0;
+}
+
+int scan_update(struct index *ix, struct scan_scope *sc, char *msg, size_t msglen)
+{
+	struct source_list *lists = NULL;
+	size_t nlists = sc && sc->roots ? sc->nroots : 1, ncand = 0;
+	const char *const full_root[] = { "" };
+	const char *const *roots = sc && sc->roots ? sc->roots : full_root;
+	int live = sc && sc->live;
 	struct source_entry **todo = NULL;
 	uint64_t *ids = NULL;
 	MDB_txn *txn = NULL;
 	MDB_cursor *cur = NULL;
 	uint64_t next_id = ID_FIRST, tree_valid = 0;
 	size_t ntodo = 0, removed = 0;
+	struct feed_batch fb = { 0 };
 	double t0 = now_s();
-	int rc;
+	int rc, feed = live;
 
 	/* GDCM is not loaded here: the parser processes load it (dcmshim.h) */
 	signal(SIGPIPE, SIG_IGN); /* a dying parser must not take us with it */
-	rc = source_walk(&ix->src, &cv, walk_problem, ix);   /* R1: sorted */
-	if (rc) {
-		snprintf(msg, msglen, "scanning '%s': %s", ix->archive_real, dfs_strerror(rc));
-		goto free_cands;
+	lists = calloc(nlists, sizeof(*lists));
+	if (!lists)
+		return -ENOMEM;
+	for (size_t r = 0; r < nlists; r++) {
+		rc = live ? source_walk_under(&ix->src, roots[r], strlen(roots[r]), &lists[r],
+					      live_problem, ix)
+			  : source_walk(&ix->src, &lists[r], walk_problem, ix);   /* R1: sorted */
+		if (rc) {
+			snprintf(msg, msglen, "scanning '%s': %s", ix->archive_real,
+				 dfs_strerror(rc));
+			goto free_cands;
+		}
+		ncand += lists[r].n;
 	}
-	ix->stats.files_seen = cv.n;
-	ix->stats.walk_seconds = now_s() - t0;
-	todo = malloc((cv.n + 1) * sizeof(*todo));
-	ids = malloc((cv.n + 1) * sizeof(*ids));
+	if (!live) {
+		ix->stats.files_seen = ncand;
+		ix->stats.walk_seconds = now_s() - t0;
+	}
+	todo = malloc((ncand + 1) * sizeof(*todo));
+	ids = malloc((ncand + 1) * sizeof(*ids));
 	if (!todo || !ids) {
 		rc = -ENOMEM;
 		goto free_cands;
@@ -865,59 +932,117 @@ int scan_update(struct index *ix, char *msg, size_t msglen)
 	if (next_id < ID_FIRST)
 		next_id = ID_FIRST;
 	int reparse_all = 0;
-	rc = scan_tags(ix, txn, &reparse_all);
-	if (rc)
-		goto abort;
+	if (!live) {
+		rc = scan_tags(ix, txn, &reparse_all);
+		if (rc)
+			goto abort;
+	}
 
-	/* merge the sorted candidates with the files DB */
+	/* merge the sorted candidates with the files DB, root by root */
 	MDB_stat fst;
 	int append = mdb_stat(txn, ix->files, &fst) == 0 && fst.ms_entries == 0;
+	/* I10: an index that has records and keeps them gets feed lines */
+	if (!live)
+		feed = !append && !reparse_all;
 	rc = dfs_from_mdb(mdb_cursor_open(txn, ix->files, &cur));
 	if (rc)
 		goto abort;
-	MDB_val k, d;
-	int mrc = mdb_cursor_get(cur, &k, &d, MDB_FIRST);
-	size_t ci = 0;
-	while (ci < cv.n || mrc == 0) {
-		int c;
-		if (mrc != 0)
-			c = -1;
-		else if (ci >= cv.n)
-			c = 1;
-		else {
-			c = source_key_cmp(cv.v[ci].rel, cv.v[ci].rel_len, k.mv_data, k.mv_size);
-		}
-		if (c < 0) {            /* new file */
-			todo[ntodo] = &cv.v[ci];
-			ids[ntodo++] = next_id++;
-			ci++;
-		} else if (c > 0) {     /* gone */
-			rc = dfs_from_mdb(mdb_cursor_del(cur, 0));
-			if (rc)
-				goto abort;
-			removed++;
-			mrc = mdb_cursor_get(cur, &k, &d, MDB_GET_CURRENT);
-			if (mrc == 0)
-				continue;  /* cursor now on the next record */
-			mrc = mdb_cursor_get(cur, &k, &d, MDB_NEXT);
-		} else {
-			struct rec_head h;
-			struct source_entry *cd = &cv.v[ci];
-			if (rec_head_get(d.mv_data, d.mv_size, &h) || reparse_all ||
-			    h.size != (uint64_t)cd->st.st_size ||
-			    h.mtime_ns != mtime_ns(&cd->st) || h.ino != cd->st.st_ino ||
-			    h.mode != (cd->st.st_mode & 07777) || h.uid != cd->st.st_uid ||
-			    h.gid != cd->st.st_gid) {
-				todo[ntodo] = cd;
-				ids[ntodo++] = h.version == REC_VERSION && h.id ? h.id : next_id++;
+	/* I9: mtimes after `young` (and not far in the future) are deferred */
+	struct timespec rt;
+	clock_gettime(CLOCK_REALTIME, &rt);
+	int64_t young = (int64_t)rt.tv_sec * 1000000000 + rt.tv_nsec -
+			(int64_t)LIVE_STABLE_MS * 1000000;
+	int64_t young_hidden = young - (int64_t)(LIVE_HIDDEN_MS - LIVE_STABLE_MS) * 1000000;
+	for (size_t r = 0; r < nlists; r++) {
+		struct source_list *cv = &lists[r];
+		const char *root = roots[r];
+		size_t rl = strlen(root);
+		MDB_val k = { rl, (void *)root }, d;
+		int mrc = rl ? mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE)
+			     : mdb_cursor_get(cur, &k, &d, MDB_FIRST);
+		size_t ci = 0;
+		for (;;) {
+			/* the records under root: keys with its prefix, of which
+			 * those that are not below it ("a.b" for "a") are skipped */
+			int in_db = mrc == 0 && k.mv_size >= rl && memcmp(k.mv_data, root, rl) == 0;
+			if (in_db && !source_under(root, rl, k.mv_data, k.mv_size)) {
+				mrc = mdb_cursor_get(cur, &k, &d, MDB_NEXT);
+				continue;
 			}
-			ci++;
-			mrc = mdb_cursor_get(cur, &k, &d, MDB_NEXT);
+			if (ci >= cv->n && !in_db)
+				break;
+			int c;
+			if (!in_db)
+				c = -1;
+			else if (ci >= cv->n)
+				c = 1;
+			else
+				c = source_key_cmp(cv->v[ci].rel, cv->v[ci].rel_len, k.mv_data,
+						   k.mv_size);
+			/* I9: a file found in a directory (or a rescan) that was
+			 * written moments ago may still grow: later. (A file the
+			 * watch reported by name was closed or moved in, R8,
+			 * unless its name is hidden: the temporary name of cp/mv
+			 * and rsync, renamed right after.) */
+			if (c <= 0 && live &&
+			    ((cv->v[ci].rel_len != rl && mtime_ns(&cv->v[ci].st) > young) ||
+			     (hidden_name(cv->v[ci].rel) && mtime_ns(&cv->v[ci].st) > young_hidden)) &&
+			    mtime_ns(&cv->v[ci].st) < young + (int64_t)2000000000) {
+				if (sc->defer)
+					sc->defer(sc->ctx, cv->v[ci].rel, cv->v[ci].rel_len);
+				ci++;
+				if (c == 0)
+					mrc = mdb_cursor_get(cur, &k, &d, MDB_NEXT);
+				continue;
+			}
+			if (c < 0) {            /* new file */
+				if (feed && (rc = feed_note(&fb, cv->v[ci].rel, cv->v[ci].rel_len,
+							    NULL, 0)))
+					goto abort;
+				todo[ntodo] = &cv->v[ci];
+				ids[ntodo++] = next_id++;
+				ci++;
+			} else if (c > 0) {     /* gone */
+				if (feed && (rc = feed_note(&fb, k.mv_data, k.mv_size, d.mv_data,
+							    d.mv_size)))
+					goto abort;
+				rc = dfs_from_mdb(mdb_cursor_del(cur, 0));
+				if (rc)
+					goto abort;
+				removed++;
+				mrc = mdb_cursor_get(cur, &k, &d, MDB_GET_CURRENT);
+				if (mrc == 0)
+					continue;  /* cursor now on the next record */
+				mrc = mdb_cursor_get(cur, &k, &d, MDB_NEXT);
+			} else {
+				struct rec_head h;
+				struct source_entry *cd = &cv->v[ci];
+				if (rec_head_get(d.mv_data, d.mv_size, &h) || reparse_all ||
+				    h.size != (uint64_t)cd->st.st_size ||
+				    h.mtime_ns != mtime_ns(&cd->st) || h.ino != cd->st.st_ino ||
+				    h.mode != (cd->st.st_mode & 07777) || h.uid != cd->st.st_uid ||
+				    h.gid != cd->st.st_gid) {
+					int keep = h.version == REC_VERSION && h.id;
+					if (feed && (rc = feed_note(&fb, cd->rel, cd->rel_len, d.mv_data,
+								    d.mv_size)))
+						goto abort;
+					if (sc && keep && (rc = push_id(sc, h.id)))
+						goto abort;
+					todo[ntodo] = cd;
+					ids[ntodo++] = keep ? h.id : next_id++;
+				}
+				ci++;
+				mrc = mdb_cursor_get(cur, &k, &d, MDB_NEXT);
+			}
 		}
 	}
 	mdb_cursor_close(cur);
 	cur = NULL;
-	ix->stats.files_removed = removed;
+	if (!live)
+		ix->stats.files_removed = removed;
+	if (live)
+		ix->stats.files_seen = ix->stats.files_seen + ntodo - sc->nupdated >= removed ?
+			ix->stats.files_seen + ntodo - sc->nupdated - removed : 0;
 
 	if (ntodo || removed || !tree_valid) {
 		rc = meta_put_u64(txn, ix->meta, "tree_valid", 0);
@@ -941,6 +1066,7 @@ int scan_update(struct index *ix, char *msg, size_t msglen)
 		struct job j = { .ix = ix, .todo = todo, .ids = ids, .n = ntodo };
 		/* more parsers than cores: a cold cache leaves them waiting on I/O */
 		int nt = ix->opts.scan_threads > 0 ? ix->opts.scan_threads : 2 * nproc();
+		int nt_pool = nt;
 		pthread_t th[256];
 		double last = 0;
 		if (nt > 256)
@@ -955,16 +1081,13 @@ int scan_update(struct index *ix, char *msg, size_t msglen)
 			rc = -ENOMEM;
 			goto abort;
 		}
-		if (ix->opts.worker_exe && !getenv("DICOMFS_INPROCESS")) {
-			char *targ = tags_arg(ix);
-			const char *args[] = { "--parse-worker", ix->archive_real, targ, NULL };
-			struct worker_spec ws = { .exe = ix->opts.worker_exe, .args = args,
-						  .as_limit = WORKER_AS_LIMIT, .max = nt,
-						  .timeout_ms = JOB_TIMEOUT_MS };
+		if (live && sc->pool && *sc->pool) {
+			j.pool = *sc->pool;   /* I9: kept between batches */
+		} else {
 			/* (without a pool: parse in-process) */
-			if (targ && worker_pool_new(&ws, &j.pool))
-				j.pool = NULL;
-			free(targ);
+			j.pool = scan_pool_new(ix, live ? nt_pool : nt);
+			if (live && sc->pool)
+				*sc->pool = j.pool;
 		}
 		pthread_mutex_init(&j.lock, NULL);
 		pthread_cond_init(&j.cond, NULL);
@@ -994,7 +1117,9 @@ int scan_update(struct index *ix, char *msg, size_t msglen)
 			j.written = i + 1;
 			pthread_cond_broadcast(&j.cond);
 			pthread_mutex_unlock(&j.lock);
-			if (!rc && (i + 1) % BATCH == 0) {
+			/* a live update is one transaction (I9): readers never see
+			 * records without their tree (I4) */
+			if (!rc && !live && (i + 1) % BATCH == 0) {
 				rc = meta_put_u64(txn, ix->meta, "next_id", next_id);
 				if (!rc)
 					rc = dfs_from_mdb(mdb_txn_commit(txn));
@@ -1003,16 +1128,18 @@ int scan_update(struct index *ix, char *msg, size_t msglen)
 					rc = dfs_from_mdb(mdb_txn_begin(ix->env, NULL, 0, &txn));
 			}
 			double t = now_s();
-			if (t - last > (ix->opts.progress == 1 ? 0.25 : 5.0)) {
+			if (!live && t - last > (ix->opts.progress == 1 ? 0.25 : 5.0)) {
 				progress(ix, i + 1, ntodo, t0, 0);
 				last = t;
 			}
 		}
-		progress(ix, ntodo, ntodo, t0, 1);
+		if (!live)
+			progress(ix, ntodo, ntodo, t0, 1);
 join:
 		for (int i = 0; i < started; i++)
 			pthread_join(th[i], NULL);
-		worker_pool_free(j.pool);   /* W8 */
+		if (!live || !sc->pool)
+			worker_pool_free(j.pool);   /* W8 */
 		for (size_t i = 0; i < WINDOW; i++)
 			rec_release(&j.slots[i]);
 		free(j.slots);
@@ -1022,8 +1149,22 @@ join:
 		if (rc)
 			goto abort;
 	}
-	ix->stats.files_parsed = ntodo;
-	ix->stats.parse_seconds = now_s() - tp;
+	if (sc)
+		sc->changed = ntodo || removed;
+	if (live && !ntodo && !removed) {
+		/* nothing changed (a rescan, a touch undone): no write at all */
+		mdb_txn_abort(txn);
+		txn = NULL;
+		rc = 0;
+		goto free_cands;
+	}
+	/* status.json's phases stay the mount's update's; a live batch's
+	 * go to the scope (the counts of the tree are everybody's) */
+	struct index_stats ls, *ps = live ? &ls : &ix->stats;
+	if (live)
+		ls = ix->stats;
+	ps->files_parsed = ntodo;
+	ps->parse_seconds = now_s() - tp;
 	tp = now_s();
 	struct timespec c0, c1;
 	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
@@ -1031,15 +1172,21 @@ join:
 	if (rc)
 		goto abort;
 	if (ntodo || removed || !tree_valid) {
+		if (feed && (rc = feed_before_tree(ix, txn, &fb)))
+			goto abort;
 		rc = tree_build(ix, txn, &next_id);
 		if (rc)
 			goto abort;
+		if (feed && (rc = feed_after_tree(ix, txn, &fb)))
+			goto abort;
+		if (sc)
+			sc->feed_lines = fb.lines;
 		rc = meta_put_u64(txn, ix->meta, "next_id", next_id);
 		if (!rc)
 			rc = meta_put_u64(txn, ix->meta, "tree_valid", 1);
 		if (rc)
 			goto abort;
-		ix->stats.tree_rebuilt = 1;
+		ps->tree_rebuilt = 1;
 	} else {
 		/* unchanged: counts come from the last build */
 		uint64_t v;
@@ -1051,18 +1198,28 @@ join:
 		if (!meta_get_u64(txn, ix->meta, "n_errors", &v)) ix->stats.errors = v;
 		if (!meta_get_u64(txn, ix->meta, "n_duplicates", &v)) ix->stats.duplicates = v;
 	}
-	ix->stats.tree_seconds = now_s() - tp;
+	ps->tree_seconds = now_s() - tp;
 	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
-	ix->stats.tree_cpu_seconds = (c1.tv_sec - c0.tv_sec) + (c1.tv_nsec - c0.tv_nsec) / 1e9;
+	ps->tree_cpu_seconds = (c1.tv_sec - c0.tv_sec) + (c1.tv_nsec - c0.tv_nsec) / 1e9;
 	tp = now_s();
 	rc = dfs_from_mdb(mdb_txn_commit(txn));
 	txn = NULL;
 	if (rc)
 		goto abort;
-	ix->stats.commit_seconds = now_s() - tp;
-	ix->stats.scan_seconds = now_s() - t0;
-	ix->stats.files_per_second = ix->stats.scan_seconds > 0 ?
-		cv.n / ix->stats.scan_seconds : 0;
+	ps->commit_seconds = now_s() - tp;
+	if (sc) {
+		sc->parsed = ntodo;
+		sc->removed = removed;
+		sc->parse_seconds = ps->parse_seconds;
+		sc->tree_seconds = ps->tree_seconds;
+		sc->tree_cpu_seconds = ps->tree_cpu_seconds;
+		sc->commit_seconds = ps->commit_seconds;
+	}
+	if (!live) {
+		ix->stats.scan_seconds = now_s() - t0;
+		ix->stats.files_per_second = ix->stats.scan_seconds > 0 ?
+			ncand / ix->stats.scan_seconds : 0;
+	}
 	goto free_cands;
 abort:
 	if (cur)
@@ -1071,7 +1228,10 @@ abort:
 		mdb_txn_abort(txn);
 	snprintf(msg, msglen, "updating index '%s': %s", ix->path, dfs_strerror(rc));
 free_cands:
-	source_list_free(&cv);
+	feed_release(&fb);
+	for (size_t r = 0; lists && r < nlists; r++)
+		source_list_free(&lists[r]);
+	free(lists);
 	free(todo);
 	free(ids);
 	return rc;

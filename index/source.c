@@ -46,3 +46,22 @@ void source_list_free(struct source_list *l)
 	l->v = NULL;
 	l->n = l->cap = 0;
 }
+
+int source_walk_under(const struct source *s, const char *rel, size_t rel_len,
+		      struct source_list *out, source_problem_fn problem, void *ctx)
+{
+	if (s->ops->walk_under)
+		return s->ops->walk_under(s->inst, rel, rel_len, out, problem, ctx);
+	int rc = s->ops->walk(s->inst, out, problem, ctx);
+	if (rc || !rel_len)
+		return rc;
+	size_t w = 0;
+	for (size_t i = 0; i < out->n; i++) {
+		if (source_under(rel, rel_len, out->v[i].rel, out->v[i].rel_len))
+			out->v[w++] = out->v[i];
+		else
+			free(out->v[i].rel);
+	}
+	out->n = w;
+	return 0;
+}

@@ -40,7 +40,16 @@
  *      as they happen (see struct source_ops).
  * (R7) A source is immutable after create (its fields are read-only), so
  *      every thread may use it without a lock; a struct source_file
- *      belongs to the thread that opened it until close.
+ *      belongs to the thread that opened it until close. (The watch's own
+ *      state is the watch thread's, started by watch, ended by unwatch.)
+ * (R8) A watch reports paths, not events: fn gets a relative path (a file
+ *      or a directory; "" for "anything may have changed", e.g. when the
+ *      kernel's event queue overflowed) at least once after every change
+ *      below it, and the caller re-walks that path (walk_under) to learn
+ *      what it holds now. A directory moved in or out is one path. A file
+ *      being written is reported when it is closed or moved into place
+ *      (close_write / moved_to), not while it grows. fn runs on the watch
+ *      thread and must not block for long.
  *
  * Errors: 0 or negative errno / DFS_* (error.h).
  */
@@ -114,12 +123,27 @@ struct source_ops {
 	void (*close)(void *inst, struct source_file *f);
 	/*
 	 * Optional (NULL: changes are found by the next mount's walk and, per
-	 * file, by R2). A watch would start a thread (inotify/fanotify for a
-	 * folder, a ChangeFeed poll for a server) that calls fn for every path
-	 * added, changed or removed while mounted, until destroy; the caller
-	 * re-parses those files and builds a new index generation.
+	 * file, by R2). A watch starts a thread (inotify for a folder, a
+	 * ChangeFeed poll for a server) that calls fn for every path added,
+	 * changed or removed while mounted (R8), until unwatch; the caller
+	 * (index/live.c) re-walks those paths, re-parses what changed and
+	 * commits a new index generation. 0, or -ENOSPC when the kernel's
+	 * watch limit is reached (nothing started: the caller polls instead),
+	 * or another negative errno. Not across fork(): call it in the
+	 * process that serves.
 	 */
 	int (*watch)(void *inst, source_change_fn fn, void *ctx);
+	/* Stop the watch thread (fn is not called after it returns); NULL
+	 * when watch is NULL; a no-op when no watch runs. */
+	void (*unwatch)(void *inst);
+	/*
+	 * R1 for one path only: the regular files at rel (a file: itself;
+	 * a directory: every file below it; gone: none) into *out (empty on
+	 * entry), sorted. rel "" is the whole archive (walk). NULL: callers
+	 * use walk and keep what is under rel.
+	 */
+	int (*walk_under)(void *inst, const char *rel, size_t rel_len,
+			  struct source_list *out, source_problem_fn problem, void *ctx);
 	int can_change;        /* R6 */
 };
 
@@ -144,6 +168,17 @@ static inline int source_walk(const struct source *s, struct source_list *out,
 {
 	return s->ops->walk(s->inst, out, problem, ctx);
 }
+/* The files at or below rel (R1; walk_under, or walk filtered). */
+int source_walk_under(const struct source *s, const char *rel, size_t rel_len,
+		      struct source_list *out, source_problem_fn problem, void *ctx);
+/* 1 when key k is rel itself or below it ("" holds everything). */
+static inline int source_under(const char *rel, size_t rl, const char *k, size_t kl)
+{
+	if (!rl)
+		return 1;
+	return kl >= rl && memcmp(k, rel, rl) == 0 && (kl == rl || k[rl] == '/');
+}
+
 static inline int source_open(const struct source *s, const char *rel, size_t rel_len,
 			      const struct source_expect *exp, struct source_file *f,
 			      char *why, size_t whylen)

@@ -15,12 +15,22 @@
  *   and accepted only when it is a regular file with the indexed inode,
  *   size and mtime (a record without an inode cannot be verified so: EIO).
  *   O_NONBLOCK is cleared once verified (it must not reach splice).
- * - can_change: yes; no watch yet (NULL): a change is found per file when
- *   it is opened (R2) and by the next mount's walk. An inotify watch
- *   would be one more function here.
+ * - can_change: yes. watch (R8): inotify on every directory (IN_ONLYDIR,
+ *   symlinks not followed), one thread blocked in poll() (no CPU while
+ *   idle); a path is reported on close_write, moved_to/from, delete,
+ *   attrib (mode, owner: the access model and the records change) and on
+ *   create only for what is complete at once (a link, a directory); a
+ *   directory created or moved in gets its watches and is reported once.
+ *   A queue overflow reports "" (re-walk everything). Files reached only
+ *   through a symlinked directory are not watched there (a rescan finds
+ *   them). Out of watches (ENOSPC): the caller polls (-o rescan).
  */
 #include <dirent.h>
 #include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -33,10 +43,13 @@
 #include "error.h"
 #include "log.h"
 
+struct lwatch;
+
 struct local {
 	char *real;            /* the folder's real path */
 	int dirfd;
 	int follow_symlinks;
+	struct lwatch *watch;  /* the watch thread's (R7), or NULL */
 };
 
 static int local_create(const char *spec, const struct source_opts *o, void **inst,
@@ -68,11 +81,14 @@ fail:
 	return rc;
 }
 
+static void local_unwatch(void *inst);
+
 static void local_destroy(void *inst)
 {
 	struct local *l = inst;
 	if (!l)
 		return;
+	local_unwatch(l);
 	if (l->dirfd >= 0)
 		close(l->dirfd);
 	free(l->real);
@@ -150,11 +166,73 @@ static int inside_archive(const struct local *l, const char *real)
 	return strncmp(real, l->real, n) == 0 && (real[n] == '/' || real[n] == 0);
 }
 
+static int walk_dir(struct walk *wk, const char *rel, int depth);
+
+/* A new open file of the archive folder: a dup() of dirfd would share its
+ * directory offset, left at the end by the previous walk (a rescan, a
+ * watch started after the mount's walk would then see nothing). */
+static int root_open(const struct local *l)
+{
+	return openat(l->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
+/* One entry of a directory (dfd, name; path from the archive root): a
+ * regular file is pushed, a directory walked, a symlink followed when it
+ * stays inside the archive (or with follow_symlinks). */
+static int walk_entry(struct walk *wk, int dfd, const char *name, const char *path,
+		      int depth)
+{
+	struct local *l = wk->l;
+	struct stat st;
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW)) {
+		wk->problem(wk->ctx, path, strerror(errno));
+		return 0;
+	}
+	if (S_ISLNK(st.st_mode)) {
+		char full[PATH_MAX * 2], *real;
+		snprintf(full, sizeof(full), "%s/%s", l->real, path);
+		real = realpath(full, NULL);
+		if (!real) {
+			wk->problem(wk->ctx, path, "dangling symlink (not followed)");
+			return 0;
+		}
+		int in = inside_archive(l, real);
+		free(real);
+		if (!in && !l->follow_symlinks) {
+			wk->problem(wk->ctx, path,
+				    "symlink leaves the archive (not followed; see -o follow_symlinks)");
+			return 0;
+		}
+		if (fstatat(dfd, name, &st, 0)) {
+			wk->problem(wk->ctx, path, strerror(errno));
+			return 0;
+		}
+	}
+	if (S_ISDIR(st.st_mode)) {
+		int r = seen_add(&wk->seen, st.st_dev, st.st_ino);
+		if (r < 0)
+			return r;
+		if (r == 1) {
+			wk->problem(wk->ctx, path,
+				    "directory already visited (symlink loop; not entered again)");
+			return 0;
+		}
+		if (depth >= 64) {
+			wk->problem(wk->ctx, path, "directory nesting too deep");
+			return 0;
+		}
+		return walk_dir(wk, path, depth + 1);
+	}
+	if (S_ISREG(st.st_mode))
+		return entry_push(wk->out, path, &st);
+	return 0;
+}
+
 static int walk_dir(struct walk *wk, const char *rel, int depth)
 {
 	struct local *l = wk->l;
 	int dfd = rel[0] ? openat(l->dirfd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-			 : dup(l->dirfd);
+			 : root_open(l);   /* not dup(): its offset is shared */
 	char **names = NULL;
 	size_t n = 0, cap = 0;
 	int rc = 0;
@@ -190,55 +268,12 @@ static int walk_dir(struct walk *wk, const char *rel, int depth)
 	qsort(names, n, sizeof(*names), cmp_str);
 	for (size_t i = 0; i < n && !rc; i++) {
 		char path[PATH_MAX];
-		struct stat st;
 		if (snprintf(path, sizeof(path), "%s%s%s", rel, rel[0] ? "/" : "",
 			     names[i]) >= (int)sizeof(path)) {
 			wk->problem(wk->ctx, names[i], "path too long");
 			continue;
 		}
-		if (fstatat(dirfd(d), names[i], &st, AT_SYMLINK_NOFOLLOW)) {
-			wk->problem(wk->ctx, path, strerror(errno));
-			continue;
-		}
-		if (S_ISLNK(st.st_mode)) {
-			char full[PATH_MAX * 2], *real;
-			snprintf(full, sizeof(full), "%s/%s", l->real, path);
-			real = realpath(full, NULL);
-			if (!real) {
-				wk->problem(wk->ctx, path, "dangling symlink (not followed)");
-				continue;
-			}
-			int in = inside_archive(l, real);
-			free(real);
-			if (!in && !l->follow_symlinks) {
-				wk->problem(wk->ctx, path,
-					    "symlink leaves the archive (not followed; see -o follow_symlinks)");
-				continue;
-			}
-			if (fstatat(dirfd(d), names[i], &st, 0)) {
-				wk->problem(wk->ctx, path, strerror(errno));
-				continue;
-			}
-		}
-		if (S_ISDIR(st.st_mode)) {
-			int r = seen_add(&wk->seen, st.st_dev, st.st_ino);
-			if (r < 0) {
-				rc = r;
-				break;
-			}
-			if (r == 1) {
-				wk->problem(wk->ctx, path,
-					    "directory already visited (symlink loop; not entered again)");
-				continue;
-			}
-			if (depth >= 64) {
-				wk->problem(wk->ctx, path, "directory nesting too deep");
-				continue;
-			}
-			rc = walk_dir(wk, path, depth + 1);
-		} else if (S_ISREG(st.st_mode)) {
-			rc = entry_push(wk->out, path, &st);
-		}
+		rc = walk_entry(wk, dirfd(d), names[i], path, depth);
 	}
 free_names:
 	for (size_t i = 0; i < n; i++)
@@ -267,6 +302,270 @@ static int local_walk(void *inst, struct source_list *out, source_problem_fn pro
 	if (!rc)
 		qsort(out->v, out->n, sizeof(*out->v), cmp_entry);
 	return rc;
+}
+
+static int local_walk_under(void *inst, const char *rel, size_t rel_len,
+			    struct source_list *out, source_problem_fn problem, void *ctx)
+{
+	struct walk wk = { .l = inst, .out = out, .problem = problem, .ctx = ctx };
+	char path[PATH_MAX], parent[PATH_MAX];
+	struct stat rst;
+	if (!rel_len)
+		return local_walk(inst, out, problem, ctx);
+	if (rel_len >= sizeof(path))
+		return 0;
+	memcpy(path, rel, rel_len);
+	path[rel_len] = 0;
+	const char *slash = strrchr(path, '/');
+	const char *name = slash ? slash + 1 : path;
+	int depth = 0;
+	for (const char *p = path; *p; p++)
+		depth += *p == '/';
+	snprintf(parent, sizeof(parent), "%.*s", slash ? (int)(slash - path) : 0, path);
+	int pfd = parent[0] ? openat(wk.l->dirfd, parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+			    : root_open(wk.l);
+	if (pfd < 0)
+		return 0;    /* gone: nothing below it */
+	if (fstat(wk.l->dirfd, &rst) == 0)
+		seen_add(&wk.seen, rst.st_dev, rst.st_ino);
+	struct stat st;
+	int rc = 0;
+	if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		rc = walk_entry(&wk, pfd, name, path, depth);
+	close(pfd);
+	free(wk.seen.dev);
+	free(wk.seen.ino);
+	if (!rc)
+		qsort(out->v, out->n, sizeof(*out->v), cmp_entry);
+	return rc;
+}
+
+/* ---- watch (R8): inotify on every directory ---- */
+
+#define WATCH_MASK (IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | \
+		    IN_CREATE | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF | \
+		    IN_EXCL_UNLINK | IN_ONLYDIR)
+
+struct lwatch {
+	struct local *l;
+	int ifd, stopfd;         /* inotify; eventfd that ends the thread */
+	pthread_t thread;
+	source_change_fn fn;
+	void *ctx;
+	char **path;             /* wd -> directory (relative; "" the root) */
+	size_t npath;
+	int full;                /* the watch limit was reached */
+};
+
+static int lw_add(struct lwatch *w, const char *rel);
+
+/* Watch directory rel and every directory below it (symlinks are not
+ * followed: a linked directory is watched where it really lives, if
+ * inside the archive). -ENOSPC: out of watches. */
+static int lw_add_tree(struct lwatch *w, const char *rel, int depth)
+{
+	int rc = lw_add(w, rel);
+	if (rc || depth >= 64)
+		return rc == -ENOENT || rc == -ENOTDIR || rc == -EACCES ? 0 : rc;
+	int dfd = rel[0] ? openat(w->l->dirfd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC |
+				  O_NOFOLLOW)
+			 : root_open(w->l);
+	if (dfd < 0)
+		return 0;
+	DIR *d = fdopendir(dfd);
+	if (!d) {
+		close(dfd);
+		return 0;
+	}
+	struct dirent *de;
+	while (!rc && (de = readdir(d))) {
+		if (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN)
+			continue;
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		struct stat st;
+		if (de->d_type == DT_UNKNOWN &&
+		    (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) || !S_ISDIR(st.st_mode)))
+			continue;
+		char path[PATH_MAX];
+		if (snprintf(path, sizeof(path), "%s%s%s", rel, rel[0] ? "/" : "",
+			     de->d_name) >= (int)sizeof(path))
+			continue;
+		rc = lw_add_tree(w, path, depth + 1);
+	}
+	closedir(d);
+	return rc;
+}
+
+static int lw_add(struct lwatch *w, const char *rel)
+{
+	char full[PATH_MAX * 2];
+	snprintf(full, sizeof(full), "%s%s%s", w->l->real, rel[0] ? "/" : "", rel);
+	int wd = inotify_add_watch(w->ifd, full, WATCH_MASK | IN_DONT_FOLLOW);
+	if (wd < 0)
+		return -errno;
+	if ((size_t)wd >= w->npath) {
+		size_t n = (size_t)wd * 2 + 64;
+		char **p = realloc(w->path, n * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		memset(p + w->npath, 0, (n - w->npath) * sizeof(*p));
+		w->path = p;
+		w->npath = n;
+	}
+	char *c = strdup(rel);
+	if (!c)
+		return -ENOMEM;
+	free(w->path[wd]);
+	w->path[wd] = c;
+	return 0;
+}
+
+/* Stop watching rel and everything below it (moved out or deleted). */
+static void lw_remove_tree(struct lwatch *w, const char *rel)
+{
+	size_t rl = strlen(rel);
+	for (size_t wd = 0; wd < w->npath; wd++) {
+		if (!w->path[wd] || !source_under(rel, rl, w->path[wd], strlen(w->path[wd])))
+			continue;
+		inotify_rm_watch(w->ifd, (int)wd);
+		free(w->path[wd]);
+		w->path[wd] = NULL;
+	}
+}
+
+static void lw_report(struct lwatch *w, const char *rel)
+{
+	w->fn(w->ctx, rel, strlen(rel));
+}
+
+static void lw_event(struct lwatch *w, const struct inotify_event *ev)
+{
+	if (ev->mask & IN_Q_OVERFLOW) {
+		lw_report(w, "");    /* events were lost: re-walk everything */
+		return;
+	}
+	if (ev->wd < 0 || (size_t)ev->wd >= w->npath || !w->path[ev->wd])
+		return;
+	const char *dir = w->path[ev->wd];
+	if (ev->mask & IN_IGNORED) {
+		free(w->path[ev->wd]);
+		w->path[ev->wd] = NULL;
+		return;
+	}
+	if (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF)) {
+		if (!dir[0])
+			lw_report(w, "");   /* the archive itself went away */
+		return;                     /* else its parent reported it */
+	}
+	if (!ev->len)
+		return;
+	char rel[PATH_MAX];
+	if (snprintf(rel, sizeof(rel), "%s%s%s", dir, dir[0] ? "/" : "", ev->name) >=
+	    (int)sizeof(rel))
+		return;
+	if (ev->mask & IN_ISDIR) {
+		if (ev->mask & (IN_MOVED_FROM | IN_DELETE))
+			lw_remove_tree(w, rel);
+		if (ev->mask & (IN_CREATE | IN_MOVED_TO)) {
+			int rc = lw_add_tree(w, rel, 0);
+			if (rc == -ENOSPC && !w->full) {
+				w->full = 1;
+				dfs_log("inotify watch limit reached (fs.inotify.max_user_watches): new directories are found by -o rescan only");
+			}
+		}
+		lw_report(w, rel);   /* one path for a whole directory (R8) */
+		return;
+	}
+	if (ev->mask & IN_CREATE) {
+		/* a new empty file is being written: close_write tells when it
+		 * is done; a link or a file made in place (ln, mknod) is now */
+		struct stat st;
+		if (fstatat(w->l->dirfd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    S_ISREG(st.st_mode) && st.st_size == 0 && st.st_nlink == 1)
+			return;
+	}
+	lw_report(w, rel);
+}
+
+static void *lw_main(void *arg)
+{
+	struct lwatch *w = arg;
+	char buf[64 * 1024] __attribute__((aligned(__alignof__(struct inotify_event))));
+	struct pollfd pf[2] = { { w->ifd, POLLIN, 0 }, { w->stopfd, POLLIN, 0 } };
+	for (;;) {
+		if (poll(pf, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (pf[1].revents)
+			break;
+		ssize_t n = read(w->ifd, buf, sizeof(buf));
+		if (n <= 0) {
+			if (n < 0 && (errno == EINTR || errno == EAGAIN))
+				continue;
+			break;
+		}
+		for (char *p = buf; p < buf + n;) {
+			const struct inotify_event *ev = (const void *)p;
+			lw_event(w, ev);
+			p += sizeof(*ev) + ev->len;
+		}
+	}
+	return NULL;
+}
+
+static void lw_free(struct lwatch *w)
+{
+	if (w->ifd >= 0)
+		close(w->ifd);
+	if (w->stopfd >= 0)
+		close(w->stopfd);
+	for (size_t i = 0; i < w->npath; i++)
+		free(w->path[i]);
+	free(w->path);
+	free(w);
+}
+
+static int local_watch(void *inst, source_change_fn fn, void *ctx)
+{
+	struct local *l = inst;
+	struct lwatch *w = calloc(1, sizeof(*w));
+	int rc;
+	if (!w)
+		return -ENOMEM;
+	w->l = l;
+	w->fn = fn;
+	w->ctx = ctx;
+	w->ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+	w->stopfd = eventfd(0, EFD_CLOEXEC);
+	if (w->ifd < 0 || w->stopfd < 0) {
+		rc = -errno;
+		lw_free(w);
+		return rc == -EMFILE ? -ENOSPC : rc;
+	}
+	rc = lw_add_tree(w, "", 0);
+	if (!rc && (rc = -pthread_create(&w->thread, NULL, lw_main, w)) == 0) {
+		l->watch = w;
+		return 0;
+	}
+	lw_free(w);
+	return rc;
+}
+
+static void local_unwatch(void *inst)
+{
+	struct local *l = inst;
+	struct lwatch *w = l->watch;
+	if (!w)
+		return;
+	uint64_t one = 1;
+	if (write(w->stopfd, &one, sizeof(one)) != sizeof(one))
+		dfs_log("cannot stop the inotify thread: %s", strerror(errno));
+	pthread_join(w->thread, NULL);
+	l->watch = NULL;
+	lw_free(w);
 }
 
 /* ---- open, read (R2..R5) ---- */
@@ -373,6 +672,8 @@ const struct source_ops source_local = {
 	.open = local_open,
 	.read = local_read,
 	.close = local_close,
-	.watch = NULL,
+	.watch = local_watch,
+	.unwatch = local_unwatch,
+	.walk_under = local_walk_under,
 	.can_change = 1,
 };

@@ -275,9 +275,19 @@ static int lock_take(struct index *ix, char *msg, size_t msglen)
 
 /* ---- environment ---- */
 
+/* This thread's read transaction (I6): begun on first use, reset at the
+ * end of each request (index_request_end), renewed on the next use. */
+struct rtxn {
+	MDB_txn *txn;
+	int active;
+};
+
 static void txn_destroy(void *p)
 {
-	mdb_txn_abort(p);
+	struct rtxn *r = p;
+	if (r->txn)
+		mdb_txn_abort(r->txn);
+	free(r);
 }
 
 /* The LMDB map: 256 GiB of address space (nothing is allocated), halved
@@ -295,7 +305,7 @@ static int env_open(struct index *ix, int rdonly)
 		rc = mdb_env_create(&ix->env);
 		if (rc)
 			return dfs_from_mdb(rc);
-		mdb_env_set_maxdbs(ix->env, 8);
+		mdb_env_set_maxdbs(ix->env, 12);
 		mdb_env_set_maxreaders(ix->env, 1024);
 		mdb_env_set_mapsize(ix->env, map);
 		rc = mdb_env_open(ix->env, ix->path,
@@ -327,7 +337,8 @@ static int env_open(struct index *ix, int rdonly)
 	    (rc = mdb_dbi_open(txn, "keys", fl, &ix->keys)) ||
 	    (rc = mdb_dbi_open(txn, "nodes", fl, &ix->nodes)) ||
 	    (rc = mdb_dbi_open(txn, "names", fl, &ix->names)) ||
-	    (rc = mdb_dbi_open(txn, "dirents", fl, &ix->dirents))) {
+	    (rc = mdb_dbi_open(txn, "dirents", fl, &ix->dirents)) ||
+	    (rc = mdb_dbi_open(txn, "changes", fl, &ix->changes))) {
 		mdb_txn_abort(txn);
 		goto close_env;
 	}
@@ -365,8 +376,8 @@ static int env_validate(struct index *ix)
 			dfs_log("index '%s' was built by another version or for another archive; rebuilding",
 				ix->path);
 		MDB_dbi all[] = { ix->meta, ix->files, ix->keys, ix->nodes,
-				  ix->names, ix->dirents };
-		for (size_t i = 0; i < 6; i++) {
+				  ix->names, ix->dirents, ix->changes };
+		for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
 			rc = mdb_drop(txn, all[i], 0);
 			if (rc)
 				goto abort;
@@ -473,9 +484,9 @@ free_ix:
 void index_close_env(struct index *ix)
 {
 	if (ix->txn_key_ok) {
-		MDB_txn *t = pthread_getspecific(ix->txn_key);
-		if (t)
-			mdb_txn_abort(t);
+		struct rtxn *r = pthread_getspecific(ix->txn_key);
+		if (r)
+			txn_destroy(r);
 		pthread_setspecific(ix->txn_key, NULL);
 		pthread_key_delete(ix->txn_key);
 		ix->txn_key_ok = 0;
@@ -487,7 +498,8 @@ void index_close_env(struct index *ix)
 
 int index_reopen(struct index *ix)
 {
-	int rc = env_open(ix, 1);
+	/* live: the mount's one writer (I5) needs a writable environment */
+	int rc = env_open(ix, !ix->opts.live);
 	if (rc)
 		return rc;
 	if (pthread_key_create(&ix->txn_key, txn_destroy))
@@ -533,17 +545,67 @@ int index_archive_fd(const struct index *ix) { return ix->archive_fd; }
 const struct source *index_source(const struct index *ix) { return &ix->src; }
 const struct index_stats *index_stats(const struct index *ix) { return &ix->stats; }
 
-/* ---- read side: one snapshot per thread for the life of the mount (I6) ---- */
+/* ---- read side: one snapshot per thread and request (I6) ---- */
 
 MDB_txn *store_rtxn(struct index *ix)
 {
-	MDB_txn *t = pthread_getspecific(ix->txn_key);
-	if (t)
-		return t;
-	if (mdb_txn_begin(ix->env, NULL, MDB_RDONLY, &t))
+	struct rtxn *r = pthread_getspecific(ix->txn_key);
+	if (r && r->txn) {
+		if (!r->active) {
+			if (mdb_txn_renew(r->txn))
+				return NULL;
+			r->active = 1;
+		}
+		return r->txn;
+	}
+	if (!r) {
+		r = calloc(1, sizeof(*r));
+		if (!r)
+			return NULL;
+		if (pthread_setspecific(ix->txn_key, r)) {
+			free(r);
+			return NULL;
+		}
+	}
+	if (mdb_txn_begin(ix->env, NULL, MDB_RDONLY, &r->txn)) {
+		r->txn = NULL;
 		return NULL;
-	pthread_setspecific(ix->txn_key, t);
-	return t;
+	}
+	r->active = 1;
+	return r->txn;
+}
+
+void index_request_end(struct index *ix)
+{
+	if (!ix->txn_key_ok)
+		return;
+	struct rtxn *r = pthread_getspecific(ix->txn_key);
+	if (r && r->txn && r->active) {
+		mdb_txn_reset(r->txn);
+		r->active = 0;
+	}
+}
+
+struct index_snap *index_snap_take(struct index *ix)
+{
+	if (!store_rtxn(ix))
+		return NULL;
+	struct rtxn *r = pthread_getspecific(ix->txn_key);
+	MDB_txn *t = r->txn;
+	r->txn = NULL;
+	r->active = 0;
+	return (struct index_snap *)t;
+}
+
+uint64_t index_snap_id(const struct index_snap *s)
+{
+	return s ? (uint64_t)mdb_txn_id((MDB_txn *)s) : 0;
+}
+
+void index_snap_free(struct index_snap *s)
+{
+	if (s)
+		mdb_txn_abort((MDB_txn *)s);
 }
 
 int index_node(struct index *ix, uint64_t id, struct node_view *nv)

@@ -35,6 +35,7 @@ struct index {
 				       * while mounted (I5) */
 	int private_index;            /* path is a private one: removed at exit */
 	MDB_dbi meta, files, keys, nodes, names, dirents;
+	MDB_dbi changes;              /* the change feed (feed.c, I9) */
 
 	/* Opened by index_open / index_reopen, closed by index_close_env (I8),
 	 * on the main thread while no FUSE thread runs. */
@@ -42,14 +43,21 @@ struct index {
 	pthread_key_t txn_key;        /* each thread's read txn (I6) */
 	int txn_key_ok;
 
-	/* Written by the update (one thread, before the mount), read-only
-	 * while mounted. */
+	/* Written by the update (one thread, before the mount) and, while
+	 * mounted, by the live thread after each batch (live.c, I9): a
+	 * reader of the counters (status.json, statfs) may see those of two
+	 * adjacent batches mixed, each field whole (aligned 64-bit). tags,
+	 * tags_note and walk_errors are the mount's update's only. */
 	struct index_stats stats;
 	int64_t built_at;
 	uint32_t *tags;               /* indexed tags, ascending (scan.c) */
 	size_t ntags;
 	char *tags_note;              /* what changed in the tag set, or NULL */
 	struct strbuf walk_errors;    /* this update's walk problems (TSV) */
+
+	/* Live updates (live.c): the live thread's state, set by
+	 * index_live_start and freed by index_live_stop (main thread). */
+	struct live *live;
 
 	/* The reports (report.c), any thread while mounted. */
 	pthread_mutex_t err_lock;
@@ -88,8 +96,9 @@ int dfs_from_mdb(int rc);
 int store_dir(const char *given, const char *archive_real, const char *in_use,
 	      char **out, char *msg, size_t msglen);
 
-/* This thread's read transaction (I6), begun on first use; NULL when it
- * cannot be begun. Only between index_reopen and index_close_env. */
+/* This thread's read transaction (I6), begun (or renewed) on first use
+ * in a request, reset by index_request_end; NULL when it cannot be begun.
+ * Only between index_reopen and index_close_env. */
 MDB_txn *store_rtxn(struct index *ix);
 
 /* meta DB values: u64 (native order, 8 bytes; DFS_EINDEX for another size)

@@ -23,6 +23,8 @@
 
 #define PYDICOM "/usr/lib/python3/dist-packages/pydicom/data/test_files/"
 
+static int count_lines(const char *s, const char *needle);
+
 static void test_record(void)
 {
 	struct rec_buf b = { 0 };
@@ -222,6 +224,75 @@ static void test_incremental(void)
 }
 
 
+/* The feed (I10) read back: all of it into a malloc()ed string. */
+static char *feed_all(struct index *ix, uint64_t from)
+{
+	struct index_feed f;
+	if (index_feed_info(ix, &f) || f.end < from)
+		return NULL;
+	char *b = calloc(1, f.end - from + 1);
+	size_t got = 0;
+	if (b && index_feed_read(ix, from, b, f.end - from, &got) == 0 && got == f.end - from)
+		return b;
+	free(b);
+	return NULL;
+}
+
+/* A remount's update writes feed lines for what changed while unmounted
+ * (I10): none on the first build, then created / deleted lines with
+ * consecutive numbers; since-offsets point at line starts. */
+static void test_feed(void)
+{
+	char dir[] = "/tmp/dicomfs-unit-XXXXXX", arch[600], idx[600], p[700], msg[256];
+	struct index *ix;
+	struct index_feed f;
+	if (make_archive(dir, arch))
+		return;
+	snprintf(idx, sizeof(idx), "%s/index", dir);
+	CHECK(update(arch, idx, NULL) == 0, "first build");
+	snprintf(p, sizeof(p), "%s/b.dcm", arch);
+	CHECK(copy_file(PYDICOM "MR_small.dcm", p) == 0, "copy");
+	CHECK(update(arch, idx, NULL) == 0, "added");
+	snprintf(p, sizeof(p), "%s/a.dcm", arch);
+	unlink(p);
+	CHECK(update(arch, idx, NULL) == 0, "removed");
+
+	struct index_opts o = { .archive = arch, .path = idx };
+	CHECK(index_open(&ix, &o, msg, sizeof(msg)) == 0, "open: %s", msg);
+	index_close_env(ix);
+	CHECK(index_reopen(ix) == 0, "reopen");
+	CHECK(index_feed_info(ix, &f) == 0 && f.first_seq == 1 && f.last_seq == 6 &&
+	      f.first_off == 0, "feed: seq %llu..%llu", (unsigned long long)f.first_seq,
+	      (unsigned long long)f.last_seq);
+	char *all = feed_all(ix, 0);
+	CHECK(all && count_lines(all, "\n") == 6, "6 lines");
+	const char *want[] = {
+		"{\"seq\":1,", "\"action\":\"created\",\"level\":\"study\"",
+		"{\"seq\":3,", "\"action\":\"created\",\"level\":\"instance\"",
+		"{\"seq\":4,", "\"action\":\"deleted\",\"level\":\"instance\"",
+		"{\"seq\":6,", "\"action\":\"deleted\",\"level\":\"study\"",
+	};
+	for (size_t i = 0; all && i < sizeof(want) / sizeof(want[0]); i += 2) {
+		const char *l = strstr(all, want[i]);
+		const char *e = l ? strchr(l, '\n') : NULL;
+		CHECK(l && e && memmem(l, (size_t)(e - l), want[i + 1], strlen(want[i + 1])),
+		      "line %s has %s", want[i], want[i + 1]);
+	}
+	CHECK(all && strstr(all, "\"source\":\"b.dcm\"") && strstr(all, "\"source\":\"a.dcm\""),
+	      "sources named");
+	uint64_t off;
+	CHECK(index_feed_offset(ix, 3, &off) == 0, "offset");
+	char *tail = feed_all(ix, off);
+	CHECK(tail && strncmp(tail, "{\"seq\":4,", 9) == 0 && count_lines(tail, "\n") == 3,
+	      "since 3: %.20s", tail ? tail : "(null)");
+	CHECK(index_feed_offset(ix, 6, &off) == 0 && off == f.end, "since the last: the end");
+	free(all);
+	free(tail);
+	index_free(ix);
+	char cmd[700];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	CHECK(system(cmd) == 0, "cleanup");
+}
 
 static int count_lines(const char *s, const char *needle)
 {
@@ -472,6 +543,7 @@ int main(void)
 	test_record();
 	test_walk();
 	test_incremental();
+	test_feed();
 	test_store_reports();
 	test_store_dir();
 	test_log_escape();

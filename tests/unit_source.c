@@ -13,9 +13,55 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <pthread.h>
 #include "unit.h"
 #include "error.h"
 #include "source.h"
+
+/* what the watch reported, one path a line (R8) */
+static pthread_mutex_t seen_lock = PTHREAD_MUTEX_INITIALIZER;
+static char seen[8192];
+
+static void seen_cb(void *ctx, const char *rel, size_t len)
+{
+	(void)ctx;
+	pthread_mutex_lock(&seen_lock);
+	size_t o = strlen(seen);
+	if (o + len + 2 < sizeof(seen)) {
+		memcpy(seen + o, rel, len);
+		seen[o + len] = '\n';
+		seen[o + len + 1] = 0;
+	}
+	pthread_mutex_unlock(&seen_lock);
+}
+
+/* 1 once the watch reported rel (polls; gives up after 10 s: an event
+ * that never comes, not a timing) */
+static int wait_seen(const char *rel)
+{
+	char line[256];
+	snprintf(line, sizeof(line), "\n%s\n", rel);
+	for (int i = 0; i < 1000; i++) {
+		pthread_mutex_lock(&seen_lock);
+		char all[sizeof(seen) + 1];
+		snprintf(all, sizeof(all), "\n%s", seen);
+		int found = strstr(all, line) != NULL;
+		pthread_mutex_unlock(&seen_lock);
+		if (found)
+			return 1;
+		usleep(10000);
+	}
+	return 0;
+}
+
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	if (f) {
+		fputs(text, f);
+		fclose(f);
+	}
+}
 
 #define CHANGED "source changed since it was indexed (remount to re-index)"
 
@@ -93,7 +139,8 @@ int main(void)
 	CHECK(strstr(msg, "/nonexistent/dir") != NULL, "msg: %s", msg);
 	CHECK(source_create(dir, NULL, &s, msg, sizeof(msg)) == 0, "create: %s", msg);
 	CHECK_STR(s.ops->name, "local");
-	CHECK(s.ops->can_change && !s.ops->watch, "can change, no watch yet");
+	CHECK(s.ops->can_change && s.ops->watch && s.ops->unwatch && s.ops->walk_under,
+	      "can change, watched (R8)");
 
 	/* R1: regular files only, in memcmp order ("a.b" before "a/x") */
 	CHECK(source_walk(&s, &l, problem, NULL) == 0, "walk");
@@ -106,6 +153,38 @@ int main(void)
 	CHECK(strstr(probs, "loop: directory already visited") != NULL, "%s", probs);
 	CHECK(strstr(probs, "out: symlink leaves the archive") != NULL, "%s", probs);
 	source_list_free(&l);
+
+	/* walk_under: the files at a path only (not "a.b" for "a") */
+	CHECK(source_walk_under(&s, "a", 1, &l, problem, NULL) == 0 && l.n == 2 &&
+	      !strcmp(l.v[0].rel, "a/x") && !strcmp(l.v[1].rel, "a/y"), "under a: %zu", l.n);
+	source_list_free(&l);
+	CHECK(source_walk_under(&s, "a/y", 3, &l, problem, NULL) == 0 && l.n == 1 &&
+	      !strcmp(l.v[0].rel, "a/y"), "under a/y: %zu", l.n);
+	source_list_free(&l);
+	CHECK(source_walk_under(&s, "gone/x", 6, &l, problem, NULL) == 0 && l.n == 0,
+	      "under a path that is gone: nothing");
+	source_list_free(&l);
+	CHECK(source_walk_under(&s, "", 0, &l, problem, NULL) == 0 && l.n == 6,
+	      "under \"\": everything, again (%zu)", l.n);
+	source_list_free(&l);
+
+	/* R8: the watch reports a directory made (and the files in it later
+	 * by name when written and closed), a file moved in, one removed */
+	CHECK(s.ops->watch(s.inst, seen_cb, NULL) == 0, "watch");
+	snprintf(p, sizeof(p), "%s/a/new", dir);
+	CHECK(mkdir(p, 0755) == 0, "mkdir");
+	snprintf(p, sizeof(p), "%s/a/new/f", dir);
+	write_file(p, "ffff");
+	snprintf(p, sizeof(p), "%s/moved", dir);
+	write_file(p, "mmmm");
+	snprintf(q, sizeof(q), "%s/a/m", dir);
+	CHECK(rename(p, q) == 0, "move in");
+	snprintf(p, sizeof(p), "%s/a.b", dir);
+	CHECK(unlink(p) == 0, "rm");
+	const char *events[] = { "a/new", "a/new/f", "a/m", "a.b" };
+	for (size_t i = 0; i < 4; i++)
+		CHECK(wait_seen(events[i]), "watch reported %s (got: %s)", events[i], seen);
+	s.ops->unwatch(s.inst);
 
 	/* R2: the indexed file opens; R4: whole reads or DFS_ETRUNC */
 	struct source_expect e = expect("b");

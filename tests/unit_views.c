@@ -184,14 +184,16 @@ static void test_default_views(void)
 	check_node(ix, ID_PATIENTS, NODE_TOP, ID_ROOT, 4, 2, "patients");
 	check_node(ix, ID_UIDS, NODE_TOP, ID_ROOT, 4, 2, "uids");
 	check_node(ix, ID_QUERY, NODE_TOP, ID_ROOT, 5, 3, "query");
-	check_node(ix, ID_DOTDIR, NODE_TOP, ID_ROOT, 2, 2, ".dicomfs");
+	check_node(ix, ID_DOTDIR, NODE_TOP, ID_ROOT, 3, 4, ".dicomfs");
 	check_dir(ix, ID_QUERY, (const struct want[]){
 		{ ino_make(QUERY_ID_BASE + 2, KIND_QDIR), "instances" },
 		{ ino_make(QUERY_ID_BASE + 1, KIND_QDIR), "series" },
 		{ ino_make(QUERY_ID_BASE + 0, KIND_QDIR), "studies" } }, 3);
 	check_dir(ix, ID_DOTDIR, (const struct want[]){
 		{ ino_make(ID_DOTDIR, KIND_ERRORS), "errors.tsv" },
-		{ ino_make(ID_DOTDIR, KIND_STATUS), "status.json" } }, 2);
+		{ ino_make(ID_DOTDIR, KIND_STATUS), "status.json" },
+		{ ino_make(ID_CHANGES, KIND_CHANGES_DIR), "changes" },
+		{ ino_make(ID_DOTDIR, KIND_CHANGES), "changes.jsonl" } }, 4);
 
 	/* (V4) level files first, named by the views' tables */
 	list(ix, ID_PATIENTS, &p);
@@ -268,8 +270,9 @@ static void test_own_view(void)
 	check_dir(ix, ID_TEST, (const struct want[]){
 		{ ino_make(ID_PATIENTS, KIND_DIR), "all-patients" },
 		{ ino_make(ID_TEST, KIND_STATUS), "status.json" } }, 2);
-	/* errors.tsv is not served: not listed, not counted */
-	check_node(ix, ID_DOTDIR, NODE_TOP, ID_ROOT, 2, 1, ".dicomfs");
+	/* errors.tsv is not served: not listed, not counted (the change feed
+	 * is: the directory changes/ and changes.jsonl) */
+	check_node(ix, ID_DOTDIR, NODE_TOP, ID_ROOT, 3, 3, ".dicomfs");
 	index_free(ix);
 }
 
