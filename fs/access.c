@@ -153,6 +153,8 @@ int dfs_access_init(struct dfs *fs)
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (!fs->allow_other)
 		;   /* A6 */
+	else if (!fs->src->ops->permissions)
+		;   /* a server: no per-file permissions, uniform (A3, source.h R9) */
 	else if (!dir_public(u.afd, ""))
 		u.mixed = 1;
 	else if (index_files_scan(fs->ix, uscan_file, &u) < 0)

@@ -22,6 +22,8 @@
  *      and the kernel caches stay on. A mixed archive turns the kernel's
  *      entry, attribute and readdir caches off (they are shared between
  *      users) and checks each lookup, readdir entry, open and xattr.
+ *      A source without per-file permissions (a DICOMweb server, source.h
+ *      R9) is uniform: who may mount it decides, as for the server itself.
  * (A4) Answers are cached per (uid, gid, groups, node) for ACCESS_TTL
  *      seconds: a chmod in the archive shows within that time.
  * (A5) A daemon that cannot switch credentials (not root) serves a mixed

@@ -247,6 +247,8 @@ static void parse_one(struct index *ix, const struct source_entry *c, uint64_t i
 		goto out;
 	}
 	opened = 1;
+	if (ix->src.ops->sizes_at_open)   /* R8: the walk did not know it */
+		h.size = size = sf.size;
 	size_t have = size < PREFIX ? (size_t)size : PREFIX;
 	rc = pbuf_fill(b, &ix->src, &sf, 0, have);
 	for (;;) {
@@ -516,7 +518,7 @@ static void job_as_limit(uint64_t size)
 #endif
 }
 
-int index_parse_worker_main(const char *archive, const char *tags)
+int index_parse_worker_main(const char *archive, const char *tags, char *srcopts)
 {
 	struct worker ch;
 	struct index ix = { 0 };
@@ -527,7 +529,7 @@ int index_parse_worker_main(const char *archive, const char *tags)
 	int rc = 0;
 
 	worker_child_begin(&ch);   /* W3 (the limits are the pool's, W2) */
-	if (tags_from_arg(&ix, tags) ||
+	if (tags_from_arg(&ix, tags) || (srcopts && source_opts_parse(srcopts, &so)) ||
 	    source_create(archive, &so, &ix.src, msg, sizeof(msg))) {
 		free(ix.tags);
 		return 1;
@@ -868,7 +870,8 @@ int scan_update(struct index *ix, char *msg, size_t msglen)
 			struct rec_head h;
 			struct source_entry *cd = &cv.v[ci];
 			if (rec_head_get(d.mv_data, d.mv_size, &h) || reparse_all ||
-			    h.size != (uint64_t)cd->st.st_size ||
+			    (!ix->src.ops->sizes_at_open &&   /* R8 */
+			     h.size != (uint64_t)cd->st.st_size) ||
 			    h.mtime_ns != mtime_ns(&cd->st) || h.ino != cd->st.st_ino ||
 			    h.mode != (cd->st.st_mode & 07777) || h.uid != cd->st.st_uid ||
 			    h.gid != cd->st.st_gid) {
@@ -921,7 +924,13 @@ int scan_update(struct index *ix, char *msg, size_t msglen)
 		}
 		if (ix->opts.worker_exe && !getenv("DICOMFS_INPROCESS")) {
 			char *targ = tags_arg(ix);
-			const char *args[] = { "--parse-worker", ix->archive_real, targ, NULL };
+			struct strbuf sarg = STRBUF_INIT;
+			if (source_opts_arg(&ix->src_opts, &sarg) || !sarg.buf) {
+				free(targ);
+				targ = NULL;
+			}
+			const char *args[] = { "--parse-worker", ix->archive_real, targ,
+					       sarg.buf, NULL };
 			struct worker_spec ws = { .exe = ix->opts.worker_exe, .args = args,
 						  .as_limit = WORKER_AS_LIMIT, .max = nt,
 						  .timeout_ms = JOB_TIMEOUT_MS };
@@ -929,6 +938,7 @@ int scan_update(struct index *ix, char *msg, size_t msglen)
 			if (targ && worker_pool_new(&ws, &j.pool))
 				j.pool = NULL;
 			free(targ);
+			strbuf_release(&sarg);
 		}
 		pthread_mutex_init(&j.lock, NULL);
 		pthread_cond_init(&j.cond, NULL);

@@ -40,7 +40,17 @@
  *      as they happen (see struct source_ops).
  * (R7) A source is immutable after create (its fields are read-only), so
  *      every thread may use it without a lock; a struct source_file
- *      belongs to the thread that opened it until close.
+ *      belongs to the thread that opened it until close. (use_dir, when
+ *      the source has it, is part of the making: called once, before walk.)
+ * (R8) sizes_at_open: the walk cannot know sizes (a server lists UIDs, not
+ *      bytes): its entries carry st_size 0, open() without an expectation
+ *      sets f->size, and the scan takes the record's size from there and
+ *      does not compare sizes to decide "unchanged" (mtime, inode, mode
+ *      and owner still count). R2's size check stays: a file whose bytes
+ *      differ in length from the indexed ones is "changed".
+ * (R9) permissions: the entries' modes and owners mean something per
+ *      file (the local folder). A source without them (a server) is
+ *      uniform for the access model (fs/access.h A3): no per-file check.
  *
  * Errors: 0 or negative errno / DFS_* (error.h).
  */
@@ -51,8 +61,17 @@
 #include <string.h>
 #include <sys/stat.h>
 
+struct strbuf;
+
 struct source_opts {
 	int follow_symlinks;   /* follow symlinks that leave the archive */
+	/* a server (source_dicomweb.c); NULL/0: defaults */
+	const char *cache_dir;         /* instance cache (default: <index>/cache) */
+	uint64_t cache_bytes;          /* its bound (default 1 GiB) */
+	const char *cafile;            /* CA certificates for TLS verification */
+	const char *bearer_token_file; /* "Authorization: Bearer" from this file */
+	const char *netrc_file;        /* basic auth from this netrc file */
+	int timeout_s;                 /* a read's deadline (default 30) */
 };
 
 /* One file of the walk; rel is malloc()ed (freed by source_list_free). */
@@ -121,6 +140,18 @@ struct source_ops {
 	 */
 	int (*watch)(void *inst, source_change_fn fn, void *ctx);
 	int can_change;        /* R6 */
+	int sizes_at_open;     /* R8 */
+	int permissions;       /* R9 */
+	/* The archive's stable name (the index's "archive" meta and default
+	 * directory): the folder's real path, the server's URL. */
+	const char *(*name_of)(void *inst);
+	/* Optional: the index directory, once, before walk (R7): a source
+	 * that keeps files of its own (a cache) puts them under it unless its
+	 * options say where. */
+	int (*use_dir)(void *inst, const char *index_dir, char *msg, size_t msglen);
+	/* Optional: the source's state as JSON members ("\"k\": v," lines of
+	 * status.json); any thread. */
+	void (*status)(void *inst, struct strbuf *out);
 };
 
 /* A source: its operations and the instance they act on. */
@@ -132,6 +163,19 @@ struct source {
 /* source.c: the registry (one line a source) */
 extern const struct source_ops *const source_registry[];
 extern const struct source_ops source_local;
+extern const struct source_ops source_dicomweb;
+
+/*
+ * The options a parser process needs to make the same source (its
+ * "--parse-worker ARCHIVE TAGS OPTS" argument): "key=value" lines.
+ * source_opts_parse keeps pointers into arg (which must outlive o).
+ */
+/* R4 for a source whose files have an fd: pread until len bytes are read
+ * (0), the file ends (DFS_ETRUNC) or an error (-errno). */
+int source_pread_all(int fd, void *buf, size_t len, uint64_t off);
+
+int source_opts_arg(const struct source_opts *o, struct strbuf *out);
+int source_opts_parse(char *arg, struct source_opts *o);
 
 /* The first source of the registry that takes spec. */
 int source_create(const char *spec, const struct source_opts *o, struct source *out,

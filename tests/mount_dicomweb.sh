@@ -1,0 +1,184 @@
+#!/bin/bash
+# A DICOMweb server as the archive (index/source_dicomweb.c), against a real
+# Orthanc (Debian's orthanc + orthanc-dicomweb) started here on a loopback
+# port with a generated configuration (no remote access, no DICOM port, its
+# storage in $TMP). The messy generated archive goes in through Orthanc's
+# REST API (POST /instances); the files Orthanc stored make the folder
+# "same". Checked: the tree, every file below patients/ and uids/ (.dcm
+# bytes, .json, level files, FHIR, .npy, .png) and query/ answers (listings,
+# link targets, manifests) of the URL mount equal a mount of "same"; a
+# remount of the unchanged server parses nothing; with Orthanc stopped
+# (SIGSTOP: it hangs) and then killed, cached instances and metadata still
+# read, an uncached instance gives EIO within 30 s with a log line,
+# status.json says "down", and the mount answers throughout.
+# Orthanc missing or not starting is a failure, not a skip.
+. "${srcdir:-$(dirname "$0")/..}/tests/lib.sh"
+setup
+
+ARCH="$TMP/arch"
+SAME="$TMP/same"
+ORTHANC_PID=
+stop_orthanc() {
+	if [ -n "$ORTHANC_PID" ]; then
+		kill -CONT "$ORTHANC_PID" 2>/dev/null
+		kill -9 "$ORTHANC_PID" 2>/dev/null
+		wait "$ORTHANC_PID" 2>/dev/null
+		ORTHANC_PID=
+	fi
+}
+trap 'stop_orthanc; cleanup' EXIT
+
+command -v Orthanc >/dev/null || fatal "Orthanc not found (contrib/install-deps installs orthanc)"
+PLUGIN=/usr/share/orthanc/plugins/libOrthancDicomWeb.so
+[ -e "$PLUGIN" ] || fatal "$PLUGIN missing (contrib/install-deps installs orthanc-dicomweb)"
+command -v curl >/dev/null || fatal "curl not found"
+
+log "generating the messy archive"
+"$PY" "$GEN" "$ARCH" >/dev/null || fatal "gen_archive.py failed"
+
+# a free loopback port
+PORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+mkdir -p "$TMP/orthanc-db"
+cat >"$TMP/orthanc.json" <<EOF
+{
+  "Name": "dicomfs-test",
+  "StorageDirectory": "$TMP/orthanc-db",
+  "IndexDirectory": "$TMP/orthanc-db",
+  "HttpPort": $PORT,
+  "RemoteAccessAllowed": false,
+  "AuthenticationEnabled": false,
+  "DicomServerEnabled": false,
+  "StorageCompression": false,
+  "OverwriteInstances": false,
+  "Plugins": ["$PLUGIN"],
+  "DicomWeb": { "Enable": true, "Root": "/dicom-web/", "EnableWado": false }
+}
+EOF
+Orthanc "$TMP/orthanc.json" >"$TMP/orthanc.log" 2>&1 &
+ORTHANC_PID=$!
+O="http://127.0.0.1:$PORT"
+for i in $(seq 150); do
+	curl -sf "$O/system" >/dev/null 2>&1 && break
+	kill -0 "$ORTHANC_PID" 2>/dev/null || break
+	sleep 0.2
+done
+curl -sf "$O/dicom-web/studies" >/dev/null ||
+	{ sed 's/^/    /' "$TMP/orthanc.log" | tail -20; fatal "Orthanc did not start on $O"; }
+ok "Orthanc $(curl -s "$O/system" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["Version"])') on $O"
+
+# POST in bytewise path order: Orthanc keeps the first of two files with
+# one SOP Instance UID, a local mount the smallest path: the same one
+n_ok=0
+(cd "$ARCH" && find . -type f -printf '%P\n' | sort) >"$TMP/files"
+while IFS= read -r f; do
+	st=$(curl -s -X POST --data-binary @"$ARCH/$f" "$O/instances" |
+		"$PY" -c 'import json,sys
+try: print(json.load(sys.stdin).get("Status",""))
+except Exception: print("")')
+	if [ "$st" = "Success" ]; then
+		mkdir -p "$SAME/$(dirname "$f")"
+		cp -p "$ARCH/$f" "$SAME/$f"
+		n_ok=$((n_ok + 1))
+	fi
+done <"$TMP/files"
+[ "$n_ok" -ge 20 ] || fatal "Orthanc stored only $n_ok files"
+ok "Orthanc stored $n_ok of $(wc -l <"$TMP/files") files"
+
+# what a mount shows: every file's size, content hash; query answers
+QUERIES="studies/PatientID=PID001 series/Modality=MR instances/Modality=CT
+studies/StudyDate=20200101-20201231 instances/PatientName=*"
+snapshot() {
+	local mnt=$1 out=$2 q
+	mkdir -p "$out"
+	list_tree "$mnt/patients" >"$out/tree"
+	(cd "$mnt" && find patients uids -type f -printf '%p %s\n' | sort) >"$out/sizes"
+	(cd "$mnt" && find patients uids -type f -print0 | sort -z | xargs -0 md5sum) >"$out/md5" 2>&1
+	: >"$out/query"
+	for q in $QUERIES; do
+		(cd "$mnt/query/$q" && for e in $(ls -A | sort); do
+			if [ -L "$e" ]; then echo "$q/$e -> $(readlink "$e")"; else echo "$q/$e"; fi
+		done && cat manifest.csv manifest.jsonl) >>"$out/query" 2>&1
+	done
+	"$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["instances"], d["patients"], d["studies"], d["series"])' \
+		"$mnt/.dicomfs/status.json" >"$out/counts"
+}
+
+log "mounting the folder Orthanc stored"
+mount_start "$TMP/m_local" "$SAME" -o index="$TMP/i_local" || exit 1
+snapshot "$TMP/m_local" "$TMP/s_local"
+mount_stop
+
+log "mounting the server by URL"
+MNT="$TMP/m_web"
+mount_start "$MNT" "$O/dicom-web" -o index="$TMP/i_web" || exit 1
+snapshot "$MNT" "$TMP/s_web"
+for k in tree sizes md5 query counts; do
+	if diff -u "$TMP/s_local/$k" "$TMP/s_web/$k" >"$TMP/$k.diff"; then
+		ok "$k: the URL mount equals the folder mount ($(wc -l <"$TMP/s_web/$k") lines)"
+	else
+		fail "$k differs (- folder, + URL):"
+		head -40 "$TMP/$k.diff" | sed 's/^/    /'
+	fi
+done
+n_dcm=$(grep -c '\.dcm$' "$TMP/s_web/tree")
+[ "$n_dcm" -ge 20 ] || fail "only $n_dcm instances in the URL mount"
+state=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["server"]["state"])' "$MNT/.dicomfs/status.json")
+[ "$state" = up ] && ok "status.json: server up" || fail "status.json server state '$state', want up"
+CACHE=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["server"]["cache_dir"])' "$MNT/.dicomfs/status.json")
+mount_stop
+
+log "remount of the unchanged server"
+mount_start "$MNT" "$O/dicom-web" -o index="$TMP/i_web" || exit 1
+parsed=$(status_get "$MNT" files_parsed)
+req=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["server"]["requests"])' "$MNT/.dicomfs/status.json")
+[ "$parsed" = 0 ] && ok "remount parsed nothing ($req requests, the study listing only)" ||
+	fail "remount parsed $parsed files"
+[ "$req" -le 3 ] || fail "remount made $req requests (want the study listing only)"
+
+# two instances leave the cache: reading them needs the server
+mapfile -t DCMS < <(cd "$MNT/patients" && find . -name '*.dcm' | sort)
+rm -f "$CACHE"/*.dcm
+cat "$MNT/patients/${DCMS[0]}" >/dev/null || fail "reading ${DCMS[0]} with the server up"
+md5_0=$(md5sum <"$MNT/patients/${DCMS[0]}")
+
+log "Orthanc stopped (SIGSTOP: connections hang)"
+kill -STOP "$ORTHANC_PID"
+t0=$(date +%s)
+if timeout 60 cat "$MNT/patients/${DCMS[1]}" >/dev/null 2>"$TMP/err1"; then
+	fail "an uncached instance read while the server hangs"
+else
+	t=$(( $(date +%s) - t0 ))
+	grep -q "Input/output error" "$TMP/err1" && [ "$t" -le 31 ] &&
+		ok "uncached instance: EIO after $t s" ||
+		fail "uncached instance: $(cat "$TMP/err1") after $t s (want EIO within 30 s)"
+fi
+t0=$(date +%s)
+[ "$(md5sum <"$MNT/patients/${DCMS[0]}")" = "$md5_0" ] || fail "cached instance unreadable while the server hangs"
+timeout 10 ls -R "$MNT/patients" >/dev/null || fail "ls -R with the server hanging"
+j=$(find "$MNT/patients" -name 'study.json' | head -1)
+timeout 10 cat "$j" >/dev/null || fail "study.json with the server hanging"
+[ $(( $(date +%s) - t0 )) -le 5 ] && ok "cached instance, ls -R and level files answer while the server hangs" ||
+	fail "cached reads took $(( $(date +%s) - t0 )) s while the server hangs"
+state=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["server"]["state"])' "$MNT/.dicomfs/status.json")
+[ "$state" = down ] && ok "status.json: server down" || fail "status.json server state '$state', want down"
+grep -q "no answer before the deadline\|timed out\|Timeout" "$MOUNT_LOG" &&
+	ok "the failed read is in the log" || fail "no log line for the failed read"
+
+log "Orthanc killed (connections refused)"
+stop_orthanc
+t0=$(date +%s)
+timeout 60 cat "$MNT/patients/${DCMS[2]}" >/dev/null 2>"$TMP/err2" &&
+	fail "an uncached instance read with the server gone"
+t=$(( $(date +%s) - t0 ))
+grep -q "Input/output error" "$TMP/err2" && [ "$t" -le 31 ] && ok "server gone: EIO after $t s" ||
+	fail "server gone: '$(cat "$TMP/err2")' after $t s"
+grep -q "errors\|server" "$MNT/.dicomfs/errors.tsv" && ok "errors.tsv lists the failed reads" ||
+	fail "errors.tsv does not list the failed reads"
+mount_stop
+
+log "remount with the server gone: the last listing, from the index"
+mount_start "$MNT" "$O/dicom-web" -o index="$TMP/i_web" || exit 1
+n=$(list_tree "$MNT/patients" | grep -c '\.dcm$')
+[ "$n" = "$n_dcm" ] && ok "offline remount lists the $n instances" || fail "offline remount lists $n of $n_dcm"
+[ "$(md5sum <"$MNT/patients/${DCMS[0]}")" = "$md5_0" ] || fail "cached instance unreadable offline"
+mount_stop
