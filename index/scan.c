@@ -54,6 +54,9 @@
 #define PREFIX      (16 * 1024)
 #define MAX_HEADER  ((uint64_t)256 << 20)
 #define BATCH       4096
+/* what dcmjson reads through the fd past the header when the pixel data is
+ * native: its element header (12) and a value small enough to go inline */
+#define NEED_AFTER_HEADER (16 + DCMJSON_INLINE_MAX)
 #ifndef PKGLIBDIR
 #define PKGLIBDIR "/usr/local/lib/dicomfs"
 #endif
@@ -303,6 +306,15 @@ static void parse_one(struct index *ix, const struct source_entry *c, uint64_t i
 	if (!no_json()) {
 		struct dcmjson_out jo = { 0 };
 		struct dcmjson_attrs at = { tags, ntags, attr_cb_raw, &a };
+		/* R10: what the JSON reads through the fd: the Pixel Data element
+		 * header and a small value after the header, or the whole item
+		 * stream (encapsulated) or data set (deflated) */
+		uint64_t need = w.encapsulated || w.deflated ? size : w.header_end + NEED_AFTER_HEADER;
+		if (ix->src.ops->need &&
+		    (rc = ix->src.ops->need(ix->src.inst, &sf, need < size ? need : size))) {
+			h.err = rc;
+			goto out;
+		}
 		if (dcmjson_build_attrs(b->p, have, size, &w, sf.fd, &at, &jo) == 0 && !a.err) {
 			parsed = 1;
 			partial = jo.partial;

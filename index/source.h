@@ -48,6 +48,11 @@
  *      does not compare sizes to decide "unchanged" (mtime, inode, mode
  *      and owner still count). R2's size check stays: a file whose bytes
  *      differ in length from the indexed ones is "changed".
+ * (R10) need: an open without an expectation (the scan) may give a file
+ *      whose bytes are only partly there (a server's instance fetched up to
+ *      its header): read() fetches what is missing by itself, but a user of
+ *      the fd calls need(upto) first, which makes [0, upto) readable
+ *      through the fd (0 or -errno; NULL: always whole).
  * (R9) permissions: the entries' modes and owners mean something per
  *      file (the local folder). A source without them (a server) is
  *      uniform for the access model (fs/access.h A3): no per-file check.
@@ -152,6 +157,8 @@ struct source_ops {
 	/* Optional: the source's state as JSON members ("\"k\": v," lines of
 	 * status.json); any thread. */
 	void (*status)(void *inst, struct strbuf *out);
+	/* Optional (R10): [0, upto) of f readable through f->fd. */
+	int (*need)(void *inst, struct source_file *f, uint64_t upto);
 };
 
 /* A source: its operations and the instance they act on. */

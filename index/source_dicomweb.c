@@ -31,8 +31,14 @@
  *      The index is built by the same parser as a local folder from these
  *      bytes (so the records, names, .json sizes and BulkDataURIs equal a
  *      mount of the same files; WADO-RS /metadata has no byte offsets nor
- *      file sizes): the scan fetches each instance once, in the parser
- *      processes, in parallel.
+ *      file sizes): the scan's open (no expectation) stops the transfer
+ *      after DW_PREFIX bytes when the part's length is known; the file is
+ *      then a sparse file of the instance's size holding that prefix, not
+ *      in the cache, and read() or need() (R10) fetch the whole instance
+ *      when the parser wants more (a header longer than the prefix,
+ *      encapsulated or deflated data, whose extent the .json needs). So
+ *      uncompressed pixel data is not downloaded at index time. The
+ *      parser processes fetch in parallel.
  * (D4) The cache: files "<16 hex of FNV-1a(key)>.dcm" in cache_dir, bounded
  *      by cache_bytes: a process counts what it adds and, past the bound
  *      or past 1/8 of it since its last look, lists the directory and
@@ -91,6 +97,8 @@
 #define DW_LIST_TIMEOUT_S 120      /* one QIDO-RS page's deadline */
 #define DW_CONNECT_MS  10000
 #define DW_TRIES       6           /* tries of one request at most (D5) */
+#define DW_PREFIX      (64 * 1024) /* the scan's part of an instance (D3) */
+#define DW_PARTIAL     1           /* dw_get: stopped after the prefix (D3) */
 #define DW_CACHE_DEFAULT ((uint64_t)1 << 30)
 #define DW_JSON_MAX    ((size_t)512 << 20)
 #define DW_ACCEPT_DICOM "multipart/related; type=\"application/dicom\"; transfer-syntax=*"
@@ -113,6 +121,14 @@ struct dw {
 	uint64_t requests, retries, failures, bytes, hits, misses;
 	uint64_t cache_used, cache_added;  /* D4 */
 	int offline;                /* the walk used the catalog (D2) */
+	uint64_t prefix;            /* DW_PREFIX, or DICOMFS_DW_PREFIX (a test knob) */
+};
+
+/* a scan's open of an instance fetched in part (D3, R10) */
+struct dw_part {
+	uint64_t have;              /* [0, have) is in the fd */
+	size_t rel_len;
+	char rel[];
 };
 
 static int64_t now_ms(void)
@@ -159,6 +175,8 @@ struct req {
 	struct strbuf pre;          /* before the part's body */
 	int in_body;
 	int64_t part_len;           /* the part's Content-Length, or -1 */
+	uint64_t stop_at;           /* stop after this many body bytes, 0 never */
+	int stopped;
 	long retry_after;           /* seconds, from the answer's header */
 	int werr;                   /* a write failed: errno */
 };
@@ -204,6 +222,16 @@ static int write_all(int fd, const char *p, size_t n)
 	return 0;
 }
 
+/* D3: enough of an instance whose length is known (else go on) */
+static int stop_now(struct req *r)
+{
+	if (!r->stop_at || r->written < r->stop_at || r->part_len < 0 ||
+	    r->written >= (uint64_t)r->part_len)
+		return 0;
+	r->stopped = 1;
+	return 1;
+}
+
 static size_t on_body(char *p, size_t sz, size_t nm, void *ctx)
 {
 	struct req *r = ctx;
@@ -215,8 +243,12 @@ static size_t on_body(char *p, size_t sz, size_t nm, void *ctx)
 	}
 	if (r->mp < 0) {
 		char *ct = NULL;
+		curl_off_t cl = -1;
 		curl_easy_getinfo(r->h, CURLINFO_CONTENT_TYPE, &ct);
 		r->mp = mp_boundary(ct, r->bnd, sizeof(r->bnd), &r->bnd_len);
+		/* a single-part answer: the body is the instance */
+		if (!r->mp && curl_easy_getinfo(r->h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl) == CURLE_OK)
+			r->part_len = cl;
 	}
 	if (r->mp == 1 && !r->in_body) {
 		/* the preamble, the first boundary and the part's headers */
@@ -248,7 +280,7 @@ static size_t on_body(char *p, size_t sz, size_t nm, void *ctx)
 			return 0;
 		}
 		r->written += rest;
-		return len;
+		return stop_now(r) ? 0 : len;
 	}
 	int e = write_all(r->fd, p, len);
 	if (e) {
@@ -256,7 +288,7 @@ static size_t on_body(char *p, size_t sz, size_t nm, void *ctx)
 		return 0;
 	}
 	r->written += len;
-	return len;
+	return stop_now(r) ? 0 : len;
 }
 
 static size_t on_header(char *p, size_t sz, size_t nm, void *ctx)
@@ -397,6 +429,7 @@ static int dw_get(struct dw *dw, const char *url, const char *accept, struct req
 		r->part_len = -1;
 		r->retry_after = -1;
 		r->werr = 0;
+		r->stopped = 0;
 		strbuf_reset(&r->pre);
 		if (r->mem)
 			strbuf_reset(r->mem);
@@ -438,6 +471,10 @@ static int dw_get(struct dw *dw, const char *url, const char *accept, struct req
 		pthread_mutex_unlock(&dw->lock);
 
 		int again = 0;
+		if (cc == CURLE_WRITE_ERROR && r->stopped && code >= 200 && code < 300) {
+			state_set(dw, 1, NULL);
+			return DW_PARTIAL;   /* D3: the prefix, on purpose */
+		}
 		if (cc == CURLE_OK && code >= 200 && code < 300) {
 			int rc = r->fd >= 0 ? mp_finish(r) : 0;
 			if (rc) {
@@ -1075,11 +1112,31 @@ static int dw_open(void *inst, const char *rel, size_t rel_len, const struct sou
 	struct req r = { .fd = fd, .pre = STRBUF_INIT };
 	strbuf_addf(&url, "%s/studies/%s/series/%s/instances/%s", dw->base, key, se, sop);
 	int rc = strbuf_error(&url);
+	if (!exp)
+		r.stop_at = dw->prefix;   /* the scan: the header is enough (D3) */
 	if (!rc)
 		rc = dw_get(dw, url.buf, DW_ACCEPT_DICOM, &r,
 			    now_ms() + (int64_t)dw->timeout_s * 1000 * 5 / 6, err, sizeof(err));
 	strbuf_release(&url);
 	strbuf_release(&r.pre);
+	if (rc == DW_PARTIAL) {
+		/* a sparse file of the instance's size holding the prefix,
+		 * kept out of the cache (R10) */
+		struct dw_part *pt = malloc(sizeof(*pt) + rel_len);
+		unlink(tmp);
+		if (!pt || ftruncate(fd, (off_t)r.part_len)) {
+			free(pt);
+			close(fd);
+			return -ENOMEM;
+		}
+		pt->have = r.written;
+		pt->rel_len = rel_len;
+		memcpy(pt->rel, rel, rel_len);
+		f->fd = fd;
+		f->size = (uint64_t)r.part_len;
+		f->priv = pt;
+		return 0;
+	}
 	if (!rc && fstat(fd, &st))
 		rc = -errno;
 	if (rc) {
@@ -1107,9 +1164,33 @@ static int dw_open(void *inst, const char *rel, size_t rel_len, const struct sou
 	return 0;
 }
 
+/* R10: the whole instance behind f's fd (its number kept: dup2) */
+static int dw_need(void *inst, struct source_file *f, uint64_t upto)
+{
+	struct dw_part *pt = f->priv;
+	struct source_expect exp = { f->size, 0, 0 };
+	struct source_file whole;
+	if (!pt || upto <= pt->have)
+		return 0;
+	int rc = dw_open(inst, pt->rel, pt->rel_len, &exp, &whole, NULL, 0);
+	if (rc)
+		return rc;
+	rc = dup2(whole.fd, f->fd) < 0 ? -errno : 0;
+	close(whole.fd);
+	if (!rc)
+		pt->have = f->size;
+	return rc;
+}
+
 static int dw_read(void *inst, const struct source_file *f, void *buf, size_t len, uint64_t off)
 {
-	(void)inst;
+	struct dw_part *pt = f->priv;
+	if (pt && off + len > pt->have) {
+		/* R7: the file is this thread's, its part state too */
+		int rc = dw_need(inst, (struct source_file *)f, off + len);
+		if (rc)
+			return rc;
+	}
 	return source_pread_all(f->fd, buf, len, off);
 }
 
@@ -1119,6 +1200,8 @@ static void dw_close(void *inst, struct source_file *f)
 	if (f->fd >= 0)
 		close(f->fd);
 	f->fd = -1;
+	free(f->priv);
+	f->priv = NULL;
 }
 
 /* ---- making it ---- */
@@ -1157,6 +1240,8 @@ static int dw_create(const char *spec, const struct source_opts *o, void **inst,
 	dw->netrc = o && o->netrc_file ? strdup(o->netrc_file) : NULL;
 	dw->cache_max = o && o->cache_bytes ? o->cache_bytes : DW_CACHE_DEFAULT;
 	dw->timeout_s = o && o->timeout_s > 0 ? o->timeout_s : DW_TIMEOUT_S;
+	const char *pe = getenv("DICOMFS_DW_PREFIX");
+	dw->prefix = pe && atoll(pe) > 0 ? (uint64_t)atoll(pe) : DW_PREFIX;
 	pthread_mutex_init(&dw->lock, NULL);
 	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
 		pthread_mutex_init(&dw->share_lock[i], NULL);
@@ -1256,4 +1341,5 @@ const struct source_ops source_dicomweb = {
 	.name_of = dw_name,
 	.use_dir = dw_use_dir,
 	.status = dw_status,
+	.need = dw_need,
 };

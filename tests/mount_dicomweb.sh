@@ -33,8 +33,47 @@ PLUGIN=/usr/share/orthanc/plugins/libOrthancDicomWeb.so
 [ -e "$PLUGIN" ] || fatal "$PLUGIN missing (contrib/install-deps installs orthanc-dicomweb)"
 command -v curl >/dev/null || fatal "curl not found"
 
-log "generating the messy archive"
+log "generating the messy archive, plus larger instances"
 "$PY" "$GEN" "$ARCH" >/dev/null || fatal "gen_archive.py failed"
+# the messy archive's files are small: three 256x256 16-bit MR images
+# (two uncompressed, one RLE: encapsulated) make the scan's prefix matter
+"$PY" - "$ARCH/large" <<'PYEOF' || fatal "writing the larger instances failed"
+import os, sys
+import numpy as np
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, RLELossless
+out = sys.argv[1]
+os.makedirs(out)
+R = "2.25.31415926.77"
+for k in range(1, 4):
+    ds = Dataset()
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.4"
+    ds.SOPInstanceUID = "%s.1.1.%d" % (R, k)
+    ds.StudyInstanceUID = R + ".1"
+    ds.SeriesInstanceUID = R + ".1.1"
+    ds.PatientName = "Large^Pixel"
+    ds.PatientID = "PIDL"
+    ds.StudyDate = "20210304"
+    ds.Modality = "MR"
+    ds.SeriesNumber = 1
+    ds.InstanceNumber = k
+    ds.Rows = ds.Columns = 256
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated = ds.BitsStored = 16
+    ds.HighBit = 15
+    ds.PixelRepresentation = 0
+    px = (np.arange(256 * 256, dtype=np.uint16).reshape(256, 256) * k) % 4096
+    ds.PixelData = px.tobytes()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.is_little_endian, ds.is_implicit_VR = True, False
+    if k == 3:
+        ds.compress(RLELossless, px)
+    ds.save_as(os.path.join(out, "L%d.dcm" % k), write_like_original=False)
+PYEOF
 
 # a free loopback port
 PORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -125,6 +164,31 @@ n_dcm=$(grep -c '\.dcm$' "$TMP/s_web/tree")
 state=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["server"]["state"])' "$MNT/.dicomfs/status.json")
 [ "$state" = up ] && ok "status.json: server up" || fail "status.json server state '$state', want up"
 CACHE=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["server"]["cache_dir"])' "$MNT/.dicomfs/status.json")
+mount_stop
+
+# the scan stops each transfer after DICOMFS_DW_PREFIX bytes (a test knob;
+# default 64 KiB; the parser reads 16 KiB first): headers longer than that,
+# encapsulated and deflated instances are fetched whole when the parser
+# wants more, uncompressed pixel data is not fetched at all
+log "again with a fresh index and cache, the scan fetching 20,000-byte prefixes"
+export DICOMFS_DW_PREFIX=20000
+mount_start "$TMP/m_web2" "$O/dicom-web" -o index="$TMP/i_web2",cache_dir="$TMP/c2" || exit 1
+unset DICOMFS_DW_PREFIX
+n_cached=$(ls "$TMP/c2" | grep -c '\.dcm$')
+# whole: the small ones (in their prefix) and the RLE one (the .json needs
+# its item stream's extent); not the two uncompressed 128 KiB ones
+want=$((n_dcm - 2))
+[ "$n_cached" -eq "$want" ] && ok "after the index $n_cached of $n_dcm instances are whole in the cache (not the 2 uncompressed 128 KiB ones)" ||
+	fail "after the prefix scan $n_cached instances are whole in the cache, want $want"
+snapshot "$TMP/m_web2" "$TMP/s_web2"
+for k in tree sizes md5 query counts; do
+	if diff -u "$TMP/s_local/$k" "$TMP/s_web2/$k" >"$TMP/$k.diff"; then
+		ok "$k (prefix scan): the URL mount equals the folder mount"
+	else
+		fail "$k (prefix scan) differs (- folder, + URL):"
+		head -40 "$TMP/$k.diff" | sed 's/^/    /'
+	fi
+done
 mount_stop
 
 log "remount of the unchanged server"
