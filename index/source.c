@@ -6,10 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <unistd.h>
-
 #include "source.h"
-#include "error.h"
 #include "strbuf.h"
 
 /*
@@ -98,25 +95,6 @@ int source_opts_parse(char *arg, struct source_opts *o)
 			o->timeout_s = atoi(v);
 		else
 			return -EINVAL;
-	}
-	return 0;
-}
-
-int source_pread_all(int fd, void *buf, size_t len, uint64_t off)
-{
-	char *p = buf;
-	while (len) {
-		ssize_t r = pread(fd, p, len, (off_t)off);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (r == 0)
-			return DFS_ETRUNC;
-		p += r;
-		len -= (size_t)r;
-		off += (uint64_t)r;
 	}
 	return 0;
 }

@@ -65,6 +65,9 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <errno.h>
+#include <unistd.h>
+#include "error.h"
 
 struct strbuf;
 
@@ -178,8 +181,26 @@ extern const struct source_ops source_dicomweb;
  * source_opts_parse keeps pointers into arg (which must outlive o).
  */
 /* R4 for a source whose files have an fd: pread until len bytes are read
- * (0), the file ends (DFS_ETRUNC) or an error (-errno). */
-int source_pread_all(int fd, void *buf, size_t len, uint64_t off);
+ * (0), the file ends (DFS_ETRUNC) or an error (-errno). (Inline: the
+ * sources use it and source.c's registry uses the sources, no call circle.) */
+static inline int source_pread_all(int fd, void *buf, size_t len, uint64_t off)
+{
+	char *p = buf;
+	while (len) {
+		ssize_t r = pread(fd, p, len, (off_t)off);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (r == 0)
+			return DFS_ETRUNC;
+		p += r;
+		len -= (size_t)r;
+		off += (uint64_t)r;
+	}
+	return 0;
+}
 
 int source_opts_arg(const struct source_opts *o, struct strbuf *out);
 int source_opts_parse(char *arg, struct source_opts *o);
