@@ -52,6 +52,7 @@ struct options {
 	char *cafile;       /* CA certificates for TLS */
 	char *bearer_token_file;
 	char *netrc;        /* basic auth from this netrc file */
+	int web_timeout;    /* s: an uncached read's deadline (default 30) */
 };
 
 #define OPT(t, p) { t, offsetof(struct options, p), 1 }
@@ -70,6 +71,7 @@ static const struct fuse_opt dfs_opts[] = {
 	OPT("cafile=%s", cafile),
 	OPT("bearer_token_file=%s", bearer_token_file),
 	OPT("netrc=%s", netrc),
+	OPT("web_timeout=%d", web_timeout),
 	FUSE_OPT_END
 };
 
@@ -131,6 +133,8 @@ static void usage(const char *prog)
 	       "    -o bearer_token_file=FILE  send \"Authorization: Bearer <its content>\",\n"
 	       "                           re-read when the file changes\n"
 	       "    -o netrc=FILE          basic auth from this netrc file (default ~/.netrc)\n"
+	       "    -o web_timeout=S       an uncached read fails (EIO) after S seconds\n"
+	       "                           (default: 30)\n"
 	       "    --version              print the version\n\n"
 	       "exit status: 0 ok, 1 usage, 2 archive, 3 mountpoint, 4 index, 5 fuse\n\n",
 	       prog);
@@ -297,6 +301,12 @@ int main(int argc, char *argv[])
 	io.source.cafile = o.cafile;
 	io.source.bearer_token_file = o.bearer_token_file;
 	io.source.netrc_file = o.netrc;
+	if (o.web_timeout < 0 || o.web_timeout > 86400) {
+		fprintf(stderr, "dicomfs: bad -o web_timeout=%d (seconds)\n", o.web_timeout);
+		ret = EXIT_USAGE;
+		goto free_args;
+	}
+	io.source.timeout_s = o.web_timeout;
 	struct stat st;
 	int is_url = !strncasecmp(o.archive, "http://", 7) || !strncasecmp(o.archive, "https://", 8);
 	if (!is_url && (stat(o.archive, &st) || !S_ISDIR(st.st_mode))) {

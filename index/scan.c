@@ -884,6 +884,9 @@ int scan_update(struct index *ix, char *msg, size_t msglen)
 			if (rec_head_get(d.mv_data, d.mv_size, &h) || reparse_all ||
 			    (!ix->src.ops->sizes_at_open &&   /* R8 */
 			     h.size != (uint64_t)cd->st.st_size) ||
+			    (ix->src.ops->sizes_at_open && h.status == REC_ERROR &&
+			     (h.err == -EIO || h.err == -ENOENT || h.err == -EACCES ||
+			      h.err == DFS_ETIMEOUT)) ||   /* R8: not fetched: again */
 			    h.mtime_ns != mtime_ns(&cd->st) || h.ino != cd->st.st_ino ||
 			    h.mode != (cd->st.st_mode & 07777) || h.uid != cd->st.st_uid ||
 			    h.gid != cd->st.st_gid) {

@@ -47,7 +47,9 @@
  *      sets f->size, and the scan takes the record's size from there and
  *      does not compare sizes to decide "unchanged" (mtime, inode, mode
  *      and owner still count). R2's size check stays: a file whose bytes
- *      differ in length from the indexed ones is "changed".
+ *      differ in length from the indexed ones is "changed". A record of
+ *      such a source whose bytes could not be had (EIO, ENOENT, EACCES, a
+ *      timeout: the server, not the file) is parsed again at the next scan.
  * (R10) need: an open without an expectation (the scan) may give a file
  *      whose bytes are only partly there (a server's instance fetched up to
  *      its header): read() fetches what is missing by itself, but a user of

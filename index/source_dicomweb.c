@@ -52,8 +52,10 @@
  *      (connect timeout, transfer timeout = the time left, retries only
  *      within it); the failure is logged and listed in errors.tsv. 429 and
  *      503 are retried with backoff (Retry-After honoured when it fits),
- *      as are refused or broken connections, DW_TRIES tries at most;
- *      other HTTP errors are not.
+ *      as are refused or broken connections, DW_TRIES tries at most (one
+ *      while the server failed in the last DW_DOWN_S seconds); other HTTP
+ *      errors are not. An instance the scan could not fetch is an error
+ *      record that the next mount tries again (R8).
  * (D6) TLS verification is libcurl's default (on); cafile replaces the CA
  *      bundle. Credentials: a bearer token file re-read when its inode,
  *      size or mtime changes (tokens that expire), else basic auth from
@@ -97,6 +99,7 @@
 #define DW_LIST_TIMEOUT_S 120      /* one QIDO-RS page's deadline */
 #define DW_CONNECT_MS  10000
 #define DW_TRIES       6           /* tries of one request at most (D5) */
+#define DW_DOWN_S      10          /* after a failure, one try only for this long */
 #define DW_PREFIX      (64 * 1024) /* the scan's part of an instance (D3) */
 #define DW_PARTIAL     1           /* dw_get: stopped after the prefix (D3) */
 #define DW_CACHE_DEFAULT ((uint64_t)1 << 30)
@@ -395,6 +398,13 @@ static int dw_get(struct dw *dw, const char *url, const char *accept, struct req
 		  int64_t deadline, char *err, size_t errlen)
 {
 	int64_t backoff = 250;
+	/* D5: a server that failed in the last DW_DOWN_S gets one try, not
+	 * DW_TRIES: a scan of many instances must not wait on each */
+	struct timespec rt;
+	clock_gettime(CLOCK_REALTIME, &rt);
+	pthread_mutex_lock(&dw->lock);
+	int tries = dw->state < 0 && rt.tv_sec - dw->last_fail < DW_DOWN_S ? 1 : DW_TRIES;
+	pthread_mutex_unlock(&dw->lock);
 	for (int attempt = 0;; attempt++) {
 		int64_t left = deadline - now_ms();
 		if (left <= 0) {
@@ -497,7 +507,7 @@ static int dw_get(struct dw *dw, const char *url, const char *accept, struct req
 				cc == CURLE_RECV_ERROR || cc == CURLE_GOT_NOTHING ||
 				cc == CURLE_PARTIAL_FILE || cc == CURLE_COULDNT_RESOLVE_HOST;
 		}
-		if (!again || cc == CURLE_OPERATION_TIMEDOUT || attempt + 1 >= DW_TRIES) {
+		if (!again || cc == CURLE_OPERATION_TIMEDOUT || attempt + 1 >= tries) {
 			if (cc != CURLE_OK || code >= 500)
 				state_set(dw, 0, err);
 			else
@@ -614,16 +624,27 @@ struct study {
 	char err[256];
 };
 
+/* room for one more element of elem bytes in *v (n used of *cap) */
+static int grow(void **v, size_t *cap, size_t n, size_t elem, size_t first)
+{
+	if (n < *cap)
+		return 0;
+	size_t c = *cap ? *cap * 2 : first;
+	void *p = realloc(*v, c * elem);
+	if (!p)
+		return -ENOMEM;
+	*v = p;
+	*cap = c;
+	return 0;
+}
+
 static int study_add(struct study *s, const char *series, const char *sop)
 {
-	if (s->n == s->cap) {
-		size_t cap = s->cap ? s->cap * 2 : 64;
-		char **k = realloc(s->keys, cap * sizeof(*k));
-		if (!k)
-			return -ENOMEM;
-		s->keys = k;
-		s->cap = cap;
-	}
+	void *v = s->keys;
+	int rc = grow(&v, &s->cap, s->n, sizeof(*s->keys), 64);
+	s->keys = v;
+	if (rc)
+		return rc;
 	if (asprintf(&s->keys[s->n], "%s/%s", series, sop) < 0)
 		return -ENOMEM;
 	s->n++;
@@ -663,23 +684,28 @@ static int64_t study_mtime(json_object *o)
 	return s > 0 ? (int64_t)s * 1000000000 : 0;
 }
 
+static struct study *study_new(struct studies *ss, const char *uid)
+{
+	void *v = ss->v;
+	int rc = grow(&v, &ss->cap, ss->n, sizeof(*ss->v), 256);
+	ss->v = v;
+	if (rc)
+		return NULL;
+	struct study *s = &ss->v[ss->n++];
+	memset(s, 0, sizeof(*s));
+	snprintf(s->uid, sizeof(s->uid), "%s", uid);
+	return s;
+}
+
 static int on_study(void *ctx, json_object *o)
 {
 	struct studies *ss = ctx;
 	char uid[80], cnt[32];
 	if (!json_first(o, "0020000D", uid, sizeof(uid)) || !uid_ok(uid))
 		return 0;   /* reported by the caller as a problem? a bad UID: left out */
-	if (ss->n == ss->cap) {
-		size_t cap = ss->cap ? ss->cap * 2 : 256;
-		struct study *v = realloc(ss->v, cap * sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		ss->v = v;
-		ss->cap = cap;
-	}
-	struct study *s = &ss->v[ss->n++];
-	memset(s, 0, sizeof(*s));
-	snprintf(s->uid, sizeof(s->uid), "%s", uid);
+	struct study *s = study_new(ss, uid);
+	if (!s)
+		return -ENOMEM;
 	s->count = json_first(o, "00201208", cnt, sizeof(cnt)) ? strtoll(cnt, NULL, 10) : -1;
 	s->mtime_ns = study_mtime(o);
 	return 0;
@@ -747,19 +773,11 @@ static int catalog_load(struct dw *dw, struct studies *old)
 				rc = -EINVAL;
 				break;
 			}
-			if (old->n == old->cap) {
-				size_t nc = old->cap ? old->cap * 2 : 256;
-				struct study *v = realloc(old->v, nc * sizeof(*v));
-				if (!v) {
-					rc = -ENOMEM;
-					break;
-				}
-				old->v = v;
-				old->cap = nc;
+			cur = study_new(old, uid);
+			if (!cur) {
+				rc = -ENOMEM;
+				break;
 			}
-			cur = &old->v[old->n++];
-			memset(cur, 0, sizeof(*cur));
-			snprintf(cur->uid, sizeof(cur->uid), "%s", uid);
 			cur->count = c;
 			cur->mtime_ns = m;
 			cur->listed = 1;
@@ -917,16 +935,11 @@ static int dw_walk(void *inst, struct source_list *out, source_problem_fn proble
 	for (size_t i = 0; i < ss.n && !rc; i++) {
 		struct study *s = &ss.v[i];
 		for (size_t k = 0; k < s->n; k++) {
-			if (out->n == out->cap) {
-				size_t cap = out->cap ? out->cap * 2 : 1024;
-				struct source_entry *v = realloc(out->v, cap * sizeof(*v));
-				if (!v) {
-					rc = -ENOMEM;
-					break;
-				}
-				out->v = v;
-				out->cap = cap;
-			}
+			void *v = out->v;
+			rc = grow(&v, &out->cap, out->n, sizeof(*out->v), 1024);
+			out->v = v;
+			if (rc)
+				break;
 			struct source_entry *e = &out->v[out->n];
 			memset(e, 0, sizeof(*e));
 			if (asprintf(&e->rel, "%s/%s", s->uid, s->keys[k]) < 0) {
@@ -993,13 +1006,11 @@ static void cache_trim(struct dw *dw)
 		if (l != 20 || strcmp(de->d_name + 16, ".dcm") ||
 		    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) || !S_ISREG(st.st_mode))
 			continue;
-		if (n == cap) {
-			cap = cap ? cap * 2 : 1024;
-			struct cfile *nv = realloc(v, cap * sizeof(*nv));
-			if (!nv)
-				break;
-			v = nv;
-		}
+		void *nv = v;
+		int grc = grow(&nv, &cap, n, sizeof(*v), 1024);
+		v = nv;
+		if (grc)
+			break;
 		snprintf(v[n].name, sizeof(v[n].name), "%s", de->d_name);
 		v[n].size = (uint64_t)st.st_size;
 		v[n].mtime = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
@@ -1105,7 +1116,10 @@ static int dw_open(void *inst, const char *rel, size_t rel_len, const struct sou
 	snprintf(tmp, sizeof(tmp), "%s/tmp.%d.%u", dw->cache_dir, (int)getpid(), seq++);
 	fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0) {
-		snprintf(why ? why : err, why ? whylen : sizeof(err), "cache file: %s", strerror(errno));
+		snprintf(err, sizeof(err), "cache file '%.200s': %s", tmp, strerror(errno));
+		dfs_log("%.*s: %s", (int)rel_len, rel, err);
+		if (why)
+			snprintf(why, whylen, "%s", err);
 		return -EIO;
 	}
 	struct strbuf url = STRBUF_INIT;

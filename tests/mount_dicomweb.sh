@@ -85,7 +85,8 @@ cat >"$TMP/orthanc.json" <<EOF
   "IndexDirectory": "$TMP/orthanc-db",
   "HttpPort": $PORT,
   "RemoteAccessAllowed": false,
-  "AuthenticationEnabled": false,
+  "AuthenticationEnabled": true,
+  "RegisteredUsers": { "dicomfs": "s3cret" },
   "DicomServerEnabled": false,
   "StorageCompression": false,
   "OverwriteInstances": false,
@@ -96,21 +97,28 @@ EOF
 Orthanc "$TMP/orthanc.json" >"$TMP/orthanc.log" 2>&1 &
 ORTHANC_PID=$!
 O="http://127.0.0.1:$PORT"
+# basic auth: curl from this file, dicomfs from -o netrc= (its own HOME has
+# no ~/.netrc)
+printf 'machine 127.0.0.1 login dicomfs password s3cret\n' >"$TMP/netrc"
+chmod 600 "$TMP/netrc"
+export HOME="$TMP/home"
+mkdir -p "$HOME"
+CURL="curl --netrc-file $TMP/netrc"
 for i in $(seq 150); do
-	curl -sf "$O/system" >/dev/null 2>&1 && break
+	$CURL -sf "$O/system" >/dev/null 2>&1 && break
 	kill -0 "$ORTHANC_PID" 2>/dev/null || break
 	sleep 0.2
 done
-curl -sf "$O/dicom-web/studies" >/dev/null ||
+$CURL -sf "$O/dicom-web/studies" >/dev/null ||
 	{ sed 's/^/    /' "$TMP/orthanc.log" | tail -20; fatal "Orthanc did not start on $O"; }
-ok "Orthanc $(curl -s "$O/system" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["Version"])') on $O"
+ok "Orthanc $($CURL -s "$O/system" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["Version"])') on $O"
 
 # POST in bytewise path order: Orthanc keeps the first of two files with
 # one SOP Instance UID, a local mount the smallest path: the same one
 n_ok=0
 (cd "$ARCH" && find . -type f -printf '%P\n' | sort) >"$TMP/files"
 while IFS= read -r f; do
-	st=$(curl -s -X POST --data-binary @"$ARCH/$f" "$O/instances" |
+	st=$($CURL -s -X POST --data-binary @"$ARCH/$f" "$O/instances" |
 		"$PY" -c 'import json,sys
 try: print(json.load(sys.stdin).get("Status",""))
 except Exception: print("")')
@@ -147,9 +155,17 @@ mount_start "$TMP/m_local" "$SAME" -o index="$TMP/i_local" || exit 1
 snapshot "$TMP/m_local" "$TMP/s_local"
 mount_stop
 
+log "the server without credentials: the mount fails with one line"
+mkdir -p "$TMP/m_noauth"
+"$DICOMFS" -f -o index="$TMP/i_noauth" "$O/dicom-web" "$TMP/m_noauth" >"$TMP/noauth.log" 2>&1
+rc=$?
+[ "$rc" -ne 0 ] && grep -q "HTTP 401" "$TMP/noauth.log" && ok "no credentials: exit $rc, HTTP 401 said" ||
+	{ fail "no credentials: exit $rc"; sed 's/^/    /' "$TMP/noauth.log"; }
+
 log "mounting the server by URL"
 MNT="$TMP/m_web"
-mount_start "$MNT" "$O/dicom-web" -o index="$TMP/i_web" || exit 1
+WEBOPT="netrc=$TMP/netrc"
+mount_start "$MNT" "$O/dicom-web" -o index="$TMP/i_web",$WEBOPT || exit 1
 snapshot "$MNT" "$TMP/s_web"
 for k in tree sizes md5 query counts; do
 	if diff -u "$TMP/s_local/$k" "$TMP/s_web/$k" >"$TMP/$k.diff"; then
@@ -172,7 +188,7 @@ mount_stop
 # wants more, uncompressed pixel data is not fetched at all
 log "again with a fresh index and cache, the scan fetching 20,000-byte prefixes"
 export DICOMFS_DW_PREFIX=20000
-mount_start "$TMP/m_web2" "$O/dicom-web" -o index="$TMP/i_web2",cache_dir="$TMP/c2" || exit 1
+mount_start "$TMP/m_web2" "$O/dicom-web" -o index="$TMP/i_web2",cache_dir="$TMP/c2",$WEBOPT || exit 1
 unset DICOMFS_DW_PREFIX
 n_cached=$(ls "$TMP/c2" | grep -c '\.dcm$')
 # whole: the small ones (in their prefix) and the RLE one (the .json needs
@@ -191,8 +207,37 @@ for k in tree sizes md5 query counts; do
 done
 mount_stop
 
+log "a bearer token (through tests/bearer_proxy.py), re-read when its file changes"
+PPORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+echo tok-1 >"$TMP/want"
+echo tok-1 >"$TMP/token"
+"$PY" "$srcdir/tests/bearer_proxy.py" "$PPORT" "$O" "$TMP/want" dicomfs:s3cret &
+PROXY_PID=$!
+for i in $(seq 50); do
+	curl -s -o /dev/null -H 'Authorization: Bearer tok-1' "http://127.0.0.1:$PPORT/system" && break
+	sleep 0.2
+done
+mount_start "$TMP/m_tok" "http://127.0.0.1:$PPORT/dicom-web" \
+	-o index="$TMP/i_tok",cache_dir="$TMP/c_tok",bearer_token_file="$TMP/token" || exit 1
+mapfile -t TDCMS < <(cd "$TMP/m_tok/patients" && find . -name '*.dcm' | sort)
+[ "${#TDCMS[@]}" = "$n_dcm" ] && ok "token mount lists the $n_dcm instances" ||
+	fail "token mount lists ${#TDCMS[@]} instances"
+echo tok-2 >"$TMP/want"
+echo tok-2 >"$TMP/token.new"
+mv "$TMP/token.new" "$TMP/token"
+rm -f "$TMP/c_tok"/*.dcm
+cat "$TMP/m_tok/patients/${TDCMS[0]}" >/dev/null && ok "token file replaced: the new token is sent" ||
+	fail "reading with the replaced token file"
+echo tok-3 >"$TMP/want"
+cat "$TMP/m_tok/patients/${TDCMS[1]}" >/dev/null 2>&1 && fail "a refused token still read" ||
+	ok "a refused token: EIO"
+grep -q "HTTP 401" "$MOUNT_LOG" && ok "the 401 is in the log" || fail "no HTTP 401 in the log"
+mount_stop
+kill "$PROXY_PID" 2>/dev/null
+wait "$PROXY_PID" 2>/dev/null
+
 log "remount of the unchanged server"
-mount_start "$MNT" "$O/dicom-web" -o index="$TMP/i_web" || exit 1
+mount_start "$MNT" "$O/dicom-web" -o index="$TMP/i_web",$WEBOPT || exit 1
 parsed=$(status_get "$MNT" files_parsed)
 req=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["server"]["requests"])' "$MNT/.dicomfs/status.json")
 [ "$parsed" = 0 ] && ok "remount parsed nothing ($req requests, the study listing only)" ||
@@ -241,7 +286,7 @@ grep -q "errors\|server" "$MNT/.dicomfs/errors.tsv" && ok "errors.tsv lists the 
 mount_stop
 
 log "remount with the server gone: the last listing, from the index"
-mount_start "$MNT" "$O/dicom-web" -o index="$TMP/i_web" || exit 1
+mount_start "$MNT" "$O/dicom-web" -o index="$TMP/i_web",$WEBOPT || exit 1
 n=$(list_tree "$MNT/patients" | grep -c '\.dcm$')
 [ "$n" = "$n_dcm" ] && ok "offline remount lists the $n instances" || fail "offline remount lists $n of $n_dcm"
 [ "$(md5sum <"$MNT/patients/${DCMS[0]}")" = "$md5_0" ] || fail "cached instance unreadable offline"
