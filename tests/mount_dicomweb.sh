@@ -236,9 +236,22 @@ mount_stop
 kill "$PROXY_PID" 2>/dev/null
 wait "$PROXY_PID" 2>/dev/null
 
-log "remount of the unchanged server"
-mount_start "$MNT" "$O/dicom-web" -o index="$TMP/i_web",$WEBOPT || exit 1
+log "remount of the unchanged server, -o allow_other"
+mount_start "$MNT" "$O/dicom-web" -o index="$TMP/i_web",$WEBOPT,allow_other || exit 1
 parsed=$(status_get "$MNT" files_parsed)
+# a server has no per-file permissions: uniform (access.h A3, source.h R9)
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
+	chmod 755 "$TMP"
+	n_other=$(setpriv --reuid=nobody --regid=nogroup --clear-groups -- \
+		find "$MNT/patients" -name '*.dcm' 2>/dev/null | wc -l)
+	first=$(cd "$MNT/patients" && find . -name '*.dcm' | sort | head -1)
+	if [ "$n_other" = "$n_dcm" ] &&
+		setpriv --reuid=nobody --regid=nogroup --clear-groups -- cat "$MNT/patients/$first" | cmp -s - "$MNT/patients/$first"; then
+		ok "another user (nobody) sees and reads all $n_other instances (uniform)"
+	else
+		fail "nobody sees $n_other of $n_dcm instances or cannot read $first"
+	fi
+fi
 req=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["server"]["requests"])' "$MNT/.dicomfs/status.json")
 [ "$parsed" = 0 ] && ok "remount parsed nothing ($req requests, the study listing only)" ||
 	fail "remount parsed $parsed files"
