@@ -12,6 +12,9 @@
 # read, an uncached instance gives EIO within 30 s with a log line,
 # status.json says "down", and the mount answers throughout.
 # Orthanc missing or not starting is a failure, not a skip.
+# ~4 minutes on a quiet machine (seven mounts, Orthanc, a 25 s hang by
+# design): the default 300 s watchdog trips under load
+export DICOMFS_TEST_TIMEOUT=${DICOMFS_TEST_TIMEOUT:-600}
 . "${srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 setup
 
