@@ -157,7 +157,9 @@ static int archive_mixed(struct dfs *fs, int fresh, double *secs)
 	struct uscan u = { .afd = index_archive_fd(fs->ix), .fresh = fresh };
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	if (!path_public(u.afd, "", 0005))
+	if (!fs->src->ops->permissions)
+		;   /* a server: no per-file permissions, uniform (A3, source.h R9) */
+	else if (!path_public(u.afd, "", 0005))
 		u.mixed = 1;
 	else if (index_files_scan(fs->ix, uscan_file, &u) < 0)
 		u.mixed = 1;

@@ -25,6 +25,8 @@
  *      archive turns the kernel's entry, attribute and readdir caches off
  *      (they are shared between users) and checks each lookup, readdir
  *      entry, open and xattr.
+ *      A source without per-file permissions (a DICOMweb server, source.h
+ *      R9) is uniform: who may mount it decides, as for the server itself.
  * (A4) Answers are cached per (uid, gid, groups, node) for ACCESS_TTL
  *      seconds: a chmod in a mixed archive shows within that time; when
  *      the archive is known to have changed (dfs_access_changed) at once.

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -46,6 +47,13 @@ struct options {
 	char *open_size;    /* MB of generated content of open files */
 	int max_threads;    /* FUSE threads at most (default 128) */
 	int rescan;         /* also re-walk the archive every N s (live.c) */
+	/* a DICOMweb server as the archive (index/source_dicomweb.c) */
+	char *cache_dir;    /* its instance cache (default: <index>/cache) */
+	char *cache_disk;   /* MB the cache may hold (default 1024) */
+	char *cafile;       /* CA certificates for TLS */
+	char *bearer_token_file;
+	char *netrc;        /* basic auth from this netrc file */
+	int web_timeout;    /* s: an uncached read's deadline (default 30) */
 };
 
 #define OPT(t, p) { t, offsetof(struct options, p), 1 }
@@ -60,6 +68,12 @@ static const struct fuse_opt dfs_opts[] = {
 	OPT("open_size=%s", open_size),
 	OPT("max_threads=%d", max_threads),
 	OPT("rescan=%d", rescan),
+	OPT("cache_dir=%s", cache_dir),
+	OPT("cache_disk=%s", cache_disk),
+	OPT("cafile=%s", cafile),
+	OPT("bearer_token_file=%s", bearer_token_file),
+	OPT("netrc=%s", netrc),
+	OPT("web_timeout=%d", web_timeout),
 	FUSE_OPT_END
 };
 
@@ -117,6 +131,17 @@ static void usage(const char *prog)
 	       "                           systems); without it, changes are watched with\n"
 	       "                           inotify and polled every 30 s only when inotify\n"
 	       "                           cannot serve (watch limit reached)\n"
+	       "A DICOMweb server as ARCHIVE (http://host/dicom-web or https://...):\n"
+	       "    -o cache_dir=DIR       instances read are kept here (default: the\n"
+	       "                           index directory's cache/)\n"
+	       "    -o cache_disk=MB       bound of that cache (default: 1024)\n"
+	       "    -o cafile=FILE         CA certificates to verify the server (TLS\n"
+	       "                           verification is always on)\n"
+	       "    -o bearer_token_file=FILE  send \"Authorization: Bearer <its content>\",\n"
+	       "                           re-read when the file changes\n"
+	       "    -o netrc=FILE          basic auth from this netrc file (default ~/.netrc)\n"
+	       "    -o web_timeout=S       an uncached read fails (EIO) after S seconds\n"
+	       "                           (default: 30)\n"
 	       "    --version              print the version\n\n"
 	       "exit status: 0 ok, 1 usage, 2 archive, 3 mountpoint, 4 index, 5 fuse\n\n",
 	       prog);
@@ -196,8 +221,9 @@ int main(int argc, char *argv[])
 	char msg[PATH_MAX + 256] = "";
 	int ret = EXIT_USAGE, rc;
 
-	if ((argc == 3 || argc == 4) && strcmp(argv[1], "--parse-worker") == 0)
-		return index_parse_worker_main(argv[2], argc == 4 ? argv[3] : NULL);
+	if (argc >= 3 && argc <= 5 && strcmp(argv[1], "--parse-worker") == 0)
+		return index_parse_worker_main(argv[2], argc >= 4 ? argv[3] : NULL,
+					       argc == 5 ? argv[4] : NULL);
 	if (argc == 2 && strcmp(argv[1], "--decode-worker") == 0)
 		return dfs_decode_worker_main();
 	if (fuse_opt_parse(&args, &o, dfs_opts, opt_proc) == -1)
@@ -267,8 +293,30 @@ int main(int argc, char *argv[])
 		}
 		*mbopts[i].dst = (uint64_t)mb << 20;
 	}
+	if (o.cache_disk) {
+		char *end;
+		errno = 0;
+		unsigned long long mb = strtoull(o.cache_disk, &end, 10);
+		if (errno || end == o.cache_disk || *end || !mb || mb > ((uint64_t)1 << 40)) {
+			fprintf(stderr, "dicomfs: bad -o cache_disk=%s (megabytes)\n", o.cache_disk);
+			ret = EXIT_USAGE;
+			goto free_args;
+		}
+		io.source.cache_bytes = (uint64_t)mb << 20;
+	}
+	io.source.cache_dir = o.cache_dir;
+	io.source.cafile = o.cafile;
+	io.source.bearer_token_file = o.bearer_token_file;
+	io.source.netrc_file = o.netrc;
+	if (o.web_timeout < 0 || o.web_timeout > 86400) {
+		fprintf(stderr, "dicomfs: bad -o web_timeout=%d (seconds)\n", o.web_timeout);
+		ret = EXIT_USAGE;
+		goto free_args;
+	}
+	io.source.timeout_s = o.web_timeout;
 	struct stat st;
-	if (stat(o.archive, &st) || !S_ISDIR(st.st_mode)) {
+	int is_url = !strncasecmp(o.archive, "http://", 7) || !strncasecmp(o.archive, "https://", 8);
+	if (!is_url && (stat(o.archive, &st) || !S_ISDIR(st.st_mode))) {
 		fprintf(stderr, "dicomfs: archive '%s': %s\n", o.archive,
 			errno && !S_ISDIR(st.st_mode) ? strerror(ENOTDIR) : strerror(errno));
 		ret = EXIT_ARCHIVE;
@@ -455,6 +503,11 @@ free_args:
 	free(o.index_tags);
 	free(o.max_image);
 	free(o.open_size);
+	free(o.cache_dir);
+	free(o.cache_disk);
+	free(o.cafile);
+	free(o.bearer_token_file);
+	free(o.netrc);
 	free((void *)io.extra_tags);
 	fuse_opt_free_args(&args);
 	return ret;

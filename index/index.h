@@ -119,6 +119,7 @@
 #include <stdint.h>
 #include <stddef.h>
 #include <sys/types.h>
+#include "source.h"
 
 #define INDEX_FORMAT "dicomfs-index 7"
 
@@ -239,6 +240,8 @@ struct index_opts {
 	size_t n_extra_tags;
 	int live;                /* the mount writes changes (index_live_start):
 				  * index_reopen opens the environment writable */
+	struct source_opts source; /* a server's options (source.h); its
+				  * follow_symlinks is the field above */
 };
 
 struct index_stats {
@@ -266,11 +269,12 @@ int index_open(struct index **out, const struct index_opts *o, char *msg,
 int index_update(struct index *ix, struct index_stats *st, char *msg,
 		 size_t msglen);
 /*
- * The parser process: "exe --parse-worker ARCHIVE TAGS" calls this (TAGS:
- * the indexed tags, comma-separated GGGGEEEE, ascending). Reads jobs on
+ * The parser process: "exe --parse-worker ARCHIVE TAGS [OPTS]" calls this
+ * (TAGS: the indexed tags, comma-separated GGGGEEEE, ascending; OPTS: the
+ * source's options, source_opts_arg(), or NULL). Reads jobs on
  * stdin, answers records on stdout, until end of input. Returns an exit code.
  */
-int index_parse_worker_main(const char *archive, const char *tags);
+int index_parse_worker_main(const char *archive, const char *tags, char *srcopts);
 
 /* Close the LMDB environment (before fork) / reopen it read-only after. */
 void index_close_env(struct index *ix);

@@ -99,6 +99,8 @@ int index_status_json(struct index *ix, char **buf, size_t *len)
 	strbuf_add_json_str(&t, ix->path, strlen(ix->path));
 	strbuf_addf(&t, ",\n  \"index_format\": \"%s\",\n  \"private_index\": %s,\n",
 		    INDEX_FORMAT, json_bool(s->private_index));
+	if (ix->src.ops && ix->src.ops->status)   /* a server's state */
+		ix->src.ops->status(ix->src.inst, &t);
 	for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
 		uint64_t v;
 		memcpy(&v, sp + counts[i].off, sizeof(v));

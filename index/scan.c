@@ -57,6 +57,9 @@
 #define PREFIX      (16 * 1024)
 #define MAX_HEADER  ((uint64_t)256 << 20)
 #define BATCH       4096
+/* what dcmjson reads through the fd past the header when the pixel data is
+ * native: its element header (12) and a value small enough to go inline */
+#define NEED_AFTER_HEADER (16 + DCMJSON_INLINE_MAX)
 #ifndef PKGLIBDIR
 #define PKGLIBDIR "/usr/local/lib/dicomfs"
 #endif
@@ -281,6 +284,8 @@ static void parse_one(struct index *ix, const struct source_entry *c, uint64_t i
 		goto out;
 	}
 	opened = 1;
+	if (ix->src.ops->sizes_at_open)   /* R11: the walk did not know it */
+		h.size = size = sf.size;
 	size_t have = size < PREFIX ? (size_t)size : PREFIX;
 	rc = pbuf_fill(b, &ix->src, &sf, 0, have);
 	for (;;) {
@@ -335,6 +340,15 @@ static void parse_one(struct index *ix, const struct source_entry *c, uint64_t i
 	if (!no_json()) {
 		struct dcmjson_out jo = { 0 };
 		struct dcmjson_attrs at = { tags, ntags, attr_cb_raw, &a };
+		/* R10: what the JSON reads through the fd: the Pixel Data element
+		 * header and a small value after the header, or the whole item
+		 * stream (encapsulated) or data set (deflated) */
+		uint64_t need = w.encapsulated || w.deflated ? size : w.header_end + NEED_AFTER_HEADER;
+		if (ix->src.ops->need &&
+		    (rc = ix->src.ops->need(ix->src.inst, &sf, need < size ? need : size))) {
+			h.err = rc;
+			goto out;
+		}
 		if (dcmjson_build_attrs(b->p, have, size, &w, sf.fd, &at, &jo) == 0 && !a.err) {
 			parsed = 1;
 			partial = jo.partial;
@@ -553,7 +567,7 @@ static void job_as_limit(uint64_t size)
 #endif
 }
 
-int index_parse_worker_main(const char *archive, const char *tags)
+int index_parse_worker_main(const char *archive, const char *tags, char *srcopts)
 {
 	struct worker ch;
 	struct index ix = { 0 };
@@ -564,7 +578,7 @@ int index_parse_worker_main(const char *archive, const char *tags)
 	int rc = 0;
 
 	worker_child_begin(&ch);   /* W3 (the limits are the pool's, W2) */
-	if (tags_from_arg(&ix, tags) ||
+	if (tags_from_arg(&ix, tags) || (srcopts && source_opts_parse(srcopts, &so)) ||
 	    source_create(archive, &so, &ix.src, msg, sizeof(msg))) {
 		free(ix.tags);
 		return 1;
@@ -836,13 +850,19 @@ struct worker_pool *scan_pool_new(struct index *ix, int max)
 	if (!ix->opts.worker_exe || getenv("DICOMFS_INPROCESS"))
 		return NULL;
 	char *targ = tags_arg(ix);
-	const char *args[] = { "--parse-worker", ix->archive_real, targ, NULL };
+	struct strbuf sarg = STRBUF_INIT;
+	if (source_opts_arg(&ix->src_opts, &sarg) || !sarg.buf) {
+		free(targ);
+		targ = NULL;
+	}
+	const char *args[] = { "--parse-worker", ix->archive_real, targ, sarg.buf, NULL };
 	struct worker_spec ws = { .exe = ix->opts.worker_exe, .args = args,
 				  .as_limit = WORKER_AS_LIMIT, .max = max,
 				  .timeout_ms = JOB_TIMEOUT_MS };
 	if (!targ || worker_pool_new(&ws, &pool))
 		pool = NULL;
 	free(targ);
+	strbuf_release(&sarg);
 	return pool;
 }
 
@@ -1018,7 +1038,11 @@ int scan_update(struct index *ix, struct scan_scope *sc, char *msg, size_t msgle
 				struct rec_head h;
 				struct source_entry *cd = &cv->v[ci];
 				if (rec_head_get(d.mv_data, d.mv_size, &h) || reparse_all ||
-				    h.size != (uint64_t)cd->st.st_size ||
+				    (!ix->src.ops->sizes_at_open &&   /* R11 */
+				     h.size != (uint64_t)cd->st.st_size) ||
+				    (ix->src.ops->sizes_at_open && h.status == REC_ERROR &&
+				     (h.err == -EIO || h.err == -ENOENT || h.err == -EACCES ||
+				      h.err == DFS_ETIMEOUT)) ||   /* R11: not fetched: again */
 				    h.mtime_ns != mtime_ns(&cd->st) || h.ino != cd->st.st_ino ||
 				    h.mode != (cd->st.st_mode & 07777) || h.uid != cd->st.st_uid ||
 				    h.gid != cd->st.st_gid) {

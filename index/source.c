@@ -4,14 +4,17 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "source.h"
+#include "strbuf.h"
 
 /*
  * One line a source, tried in order: a source that takes only some specs
  * (a URL scheme) goes before source_local, which takes any folder path.
  */
 const struct source_ops *const source_registry[] = {
+	&source_dicomweb,
 	&source_local,
 	NULL,
 };
@@ -63,5 +66,54 @@ int source_walk_under(const struct source *s, const char *rel, size_t rel_len,
 			free(out->v[i].rel);
 	}
 	out->n = w;
+	return 0;
+}
+
+/* "key=value" lines; a value with a newline cannot be passed (refused) */
+int source_opts_arg(const struct source_opts *o, struct strbuf *out)
+{
+	const struct { const char *k, *v; } s[] = {
+		{ "cache_dir", o->cache_dir }, { "cafile", o->cafile },
+		{ "bearer_token_file", o->bearer_token_file }, { "netrc", o->netrc_file },
+	};
+	for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++) {
+		if (!s[i].v)
+			continue;
+		if (strchr(s[i].v, '\n'))
+			return -EINVAL;
+		strbuf_addf(out, "%s=%s\n", s[i].k, s[i].v);
+	}
+	strbuf_addf(out, "follow_symlinks=%d\ncache_bytes=%llu\ntimeout_s=%d\n",
+		    o->follow_symlinks, (unsigned long long)o->cache_bytes, o->timeout_s);
+	return strbuf_error(out);
+}
+
+int source_opts_parse(char *arg, struct source_opts *o)
+{
+	for (char *line = arg, *next; line && *line; line = next) {
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = 0;
+		char *v = strchr(line, '=');
+		if (!v)
+			return -EINVAL;
+		*v++ = 0;
+		if (!strcmp(line, "cache_dir"))
+			o->cache_dir = v;
+		else if (!strcmp(line, "cafile"))
+			o->cafile = v;
+		else if (!strcmp(line, "bearer_token_file"))
+			o->bearer_token_file = v;
+		else if (!strcmp(line, "netrc"))
+			o->netrc_file = v;
+		else if (!strcmp(line, "follow_symlinks"))
+			o->follow_symlinks = atoi(v);
+		else if (!strcmp(line, "cache_bytes"))
+			o->cache_bytes = strtoull(v, NULL, 10);
+		else if (!strcmp(line, "timeout_s"))
+			o->timeout_s = atoi(v);
+		else
+			return -EINVAL;
+	}
 	return 0;
 }

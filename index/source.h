@@ -41,7 +41,9 @@
  * (R7) A source is immutable after create (its fields are read-only), so
  *      every thread may use it without a lock; a struct source_file
  *      belongs to the thread that opened it until close. (The watch's own
- *      state is the watch thread's, started by watch, ended by unwatch.)
+ *      state is the watch thread's, started by watch, ended by unwatch;
+ *      use_dir, when the source has it, is part of the making: called
+ *      once, before walk.)
  * (R8) A watch reports paths, not events: fn gets a relative path (a file
  *      or a directory; "" for "anything may have changed", e.g. when the
  *      kernel's event queue overflowed) at least once after every change
@@ -50,6 +52,22 @@
  *      being written is reported when it is closed or moved into place
  *      (close_write / moved_to), not while it grows. fn runs on the watch
  *      thread and must not block for long.
+ * (R11) sizes_at_open: the walk cannot know sizes (a server lists UIDs, not
+ *      bytes): its entries carry st_size 0, open() without an expectation
+ *      sets f->size, and the scan takes the record's size from there and
+ *      does not compare sizes to decide "unchanged" (mtime, inode, mode
+ *      and owner still count). R2's size check stays: a file whose bytes
+ *      differ in length from the indexed ones is "changed". A record of
+ *      such a source whose bytes could not be had (EIO, ENOENT, EACCES, a
+ *      timeout: the server, not the file) is parsed again at the next scan.
+ * (R10) need: an open without an expectation (the scan) may give a file
+ *      whose bytes are only partly there (a server's instance fetched up to
+ *      its header): read() fetches what is missing by itself, but a user of
+ *      the fd calls need(upto) first, which makes [0, upto) readable
+ *      through the fd (0 or -errno; NULL: always whole).
+ * (R9) permissions: the entries' modes and owners mean something per
+ *      file (the local folder). A source without them (a server) is
+ *      uniform for the access model (fs/access.h A3): no per-file check.
  *
  * Errors: 0 or negative errno / DFS_* (error.h).
  */
@@ -59,9 +77,21 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <errno.h>
+#include <unistd.h>
+#include "error.h"
+
+struct strbuf;
 
 struct source_opts {
 	int follow_symlinks;   /* follow symlinks that leave the archive */
+	/* a server (source_dicomweb.c); NULL/0: defaults */
+	const char *cache_dir;         /* instance cache (default: <index>/cache) */
+	uint64_t cache_bytes;          /* its bound (default 1 GiB) */
+	const char *cafile;            /* CA certificates for TLS verification */
+	const char *bearer_token_file; /* "Authorization: Bearer" from this file */
+	const char *netrc_file;        /* basic auth from this netrc file */
+	int timeout_s;                 /* a read's deadline (default 30) */
 };
 
 /* One file of the walk; rel is malloc()ed (freed by source_list_free). */
@@ -145,6 +175,20 @@ struct source_ops {
 	int (*walk_under)(void *inst, const char *rel, size_t rel_len,
 			  struct source_list *out, source_problem_fn problem, void *ctx);
 	int can_change;        /* R6 */
+	int sizes_at_open;     /* R11 */
+	int permissions;       /* R9 */
+	/* The archive's stable name (the index's "archive" meta and default
+	 * directory): the folder's real path, the server's URL. */
+	const char *(*name_of)(void *inst);
+	/* Optional: the index directory, once, before walk (R7): a source
+	 * that keeps files of its own (a cache) puts them under it unless its
+	 * options say where. */
+	int (*use_dir)(void *inst, const char *index_dir, char *msg, size_t msglen);
+	/* Optional: the source's state as JSON members ("\"k\": v," lines of
+	 * status.json); any thread. */
+	void (*status)(void *inst, struct strbuf *out);
+	/* Optional (R10): [0, upto) of f readable through f->fd. */
+	int (*need)(void *inst, struct source_file *f, uint64_t upto);
 };
 
 /* A source: its operations and the instance they act on. */
@@ -156,6 +200,37 @@ struct source {
 /* source.c: the registry (one line a source) */
 extern const struct source_ops *const source_registry[];
 extern const struct source_ops source_local;
+extern const struct source_ops source_dicomweb;
+
+/*
+ * The options a parser process needs to make the same source (its
+ * "--parse-worker ARCHIVE TAGS OPTS" argument): "key=value" lines.
+ * source_opts_parse keeps pointers into arg (which must outlive o).
+ */
+/* R4 for a source whose files have an fd: pread until len bytes are read
+ * (0), the file ends (DFS_ETRUNC) or an error (-errno). (Inline: the
+ * sources use it and source.c's registry uses the sources, no call circle.) */
+static inline int source_pread_all(int fd, void *buf, size_t len, uint64_t off)
+{
+	char *p = buf;
+	while (len) {
+		ssize_t r = pread(fd, p, len, (off_t)off);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (r == 0)
+			return DFS_ETRUNC;
+		p += r;
+		len -= (size_t)r;
+		off += (uint64_t)r;
+	}
+	return 0;
+}
+
+int source_opts_arg(const struct source_opts *o, struct strbuf *out);
+int source_opts_parse(char *arg, struct source_opts *o);
 
 /* The first source of the registry that takes spec. */
 int source_create(const char *spec, const struct source_opts *o, struct source *out,

@@ -83,6 +83,11 @@ fail:
 
 static void local_unwatch(void *inst);
 
+static const char *local_name(void *inst)
+{
+	return ((struct local *)inst)->real;
+}
+
 static void local_destroy(void *inst)
 {
 	struct local *l = inst;
@@ -638,22 +643,8 @@ cannot_open:
 static int local_read(void *inst, const struct source_file *f, void *buf, size_t len,
 		      uint64_t off)
 {
-	char *p = buf;
 	(void)inst;
-	while (len) {
-		ssize_t r = pread(f->fd, p, len, (off_t)off);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (r == 0)
-			return DFS_ETRUNC;
-		p += r;
-		len -= (size_t)r;
-		off += (uint64_t)r;
-	}
-	return 0;
+	return source_pread_all(f->fd, buf, len, off);
 }
 
 static void local_close(void *inst, struct source_file *f)
@@ -676,4 +667,6 @@ const struct source_ops source_local = {
 	.unwatch = local_unwatch,
 	.walk_under = local_walk_under,
 	.can_change = 1,
+	.permissions = 1,     /* R9 */
+	.name_of = local_name,
 };

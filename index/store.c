@@ -413,7 +413,6 @@ int index_open(struct index **out, const struct index_opts *o, char *msg,
 {
 	struct index *ix = calloc(1, sizeof(*ix));
 	int rc;
-	struct stat st;
 
 	if (!ix)
 		return -ENOMEM;
@@ -421,26 +420,46 @@ int index_open(struct index **out, const struct index_opts *o, char *msg,
 	ix->archive_fd = -1;
 	ix->lock_fd = -1;
 	pthread_mutex_init(&ix->err_lock, NULL);
-	ix->archive_real = realpath(o->archive, NULL);
-	if (!ix->archive_real || stat(ix->archive_real, &st) || !S_ISDIR(st.st_mode)) {
-		rc = ix->archive_real ? -ENOTDIR : -errno;
-		snprintf(msg, msglen, "archive '%s': %s", o->archive, strerror(-rc));
-		goto free_ix;
-	}
-	ix->archive_fd = open(ix->archive_real, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (ix->archive_fd < 0) {
-		rc = -errno;
-		snprintf(msg, msglen, "archive '%s': %s", o->archive, strerror(errno));
-		goto free_ix;
-	}
-	struct source_opts so = { .follow_symlinks = o->follow_symlinks };
-	rc = source_create(ix->archive_real, &so, &ix->src, msg, msglen);
+	/* the source first: it knows the archive's stable name (source.h) */
+	ix->src_opts = o->source;
+	ix->src_opts.follow_symlinks = o->follow_symlinks;
+	rc = source_create(o->archive, &ix->src_opts, &ix->src, msg, msglen);
 	if (rc)
 		goto free_ix;
+	ix->archive_real = strdup(ix->src.ops->name_of(ix->src.inst));
+	if (!ix->archive_real) {
+		rc = -ENOMEM;
+		goto free_ix;
+	}
+	if (ix->src.ops->permissions) {
+		/* a folder: the access model and the tree's fallback mtime use it */
+		ix->archive_fd = open(ix->archive_real, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (ix->archive_fd < 0) {
+			rc = -errno;
+			snprintf(msg, msglen, "archive '%s': %s", o->archive, strerror(errno));
+			goto free_ix;
+		}
+	}
 	rc = store_dir(o->path, ix->archive_real, NULL, &ix->path, msg, msglen);
 	if (rc) {
 		rc = rc == -ENOMEM ? rc : -EROFS;
 		goto free_ix;
+	}
+	if (ix->src.ops->use_dir) {
+		/* the source's own files (a server's instance cache) */
+		if (!ix->src_opts.cache_dir) {
+			if (asprintf(&ix->src_cache_dir, "%s/cache", ix->path) < 0) {
+				ix->src_cache_dir = NULL;
+				rc = -ENOMEM;
+				goto free_ix;
+			}
+			ix->src_opts.cache_dir = ix->src_cache_dir;
+		}
+		rc = ix->src.ops->use_dir(ix->src.inst, ix->src_opts.cache_dir, msg, msglen);
+		if (rc) {
+			rc = rc == -ENOMEM ? rc : -EROFS;
+			goto free_ix;
+		}
 	}
 	rc = lock_take(ix, msg, msglen);
 	if (rc) {
@@ -529,6 +548,7 @@ void index_free(struct index *ix)
 	strbuf_release(&ix->run_errors);
 	pthread_mutex_destroy(&ix->err_lock);
 	free(ix->archive_real);
+	free(ix->src_cache_dir);
 	free(ix->path);
 	free(ix->tags);
 	free(ix->tags_note);

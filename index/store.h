@@ -30,6 +30,9 @@ struct index {
 	char *archive_real;           /* realpath of the archive */
 	int archive_fd;
 	struct source src;            /* where bytes come from (source.h) */
+	struct source_opts src_opts;  /* its options (the parser processes get
+				       * them too); strings are the caller's or: */
+	char *src_cache_dir;          /* the default cache_dir, owned */
 	char *path;                   /* index directory (store_dir) */
 	int lock_fd;                  /* "lock": exclusive while updating, shared
 				       * while mounted (I5) */
