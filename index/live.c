@@ -314,7 +314,8 @@ int index_live_start(struct index *ix, int rescan_s, const struct index_live_ops
 	int rc = so->watch && !getenv("DICOMFS_NO_WATCH") ? so->watch(ix->src.inst, watch_cb, ix)
 							  : -ENOTSUP;
 	L->watching = rc == 0;
-	if (rc && L->rescan_s <= 0 && !getenv("DICOMFS_NO_WATCH")) {
+	/* a source without a watch (a server) is re-listed only with -o rescan */
+	if (rc && L->rescan_s <= 0 && so->watch && !getenv("DICOMFS_NO_WATCH")) {
 		L->rescan_s = LIVE_RESCAN_FALLBACK;
 		dfs_log("the archive cannot be watched (%s): it is re-walked every %d s instead (-o rescan=SECONDS to choose)",
 			rc == -ENOSPC ? "inotify watch limit reached, see fs.inotify.max_user_watches"

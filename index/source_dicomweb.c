@@ -13,7 +13,7 @@
  *      DW_WALKERS threads at once. An instance's key (R1) is
  *      "<StudyUID>/<SeriesUID>/<SOPUID>", its mtime the study's
  *      StudyDate/StudyTime (UTC), its inode the FNV-1a of the key; its
- *      size is not known to QIDO-RS (R8).
+ *      size is not known to QIDO-RS (R11).
  * (D2) The listing is kept in <cache_dir>/catalog.tsv. A remount lists
  *      the studies only and lists again the instances of a study whose
  *      instance count changed or that is new; the others come from the
@@ -55,7 +55,7 @@
  *      as are refused or broken connections, DW_TRIES tries at most (one
  *      while the server failed in the last DW_DOWN_S seconds); other HTTP
  *      errors are not. An instance the scan could not fetch is an error
- *      record that the next mount tries again (R8).
+ *      record that the next mount tries again (R11).
  * (D6) TLS verification is libcurl's default (on); cafile replaces the CA
  *      bundle. Credentials: a bearer token file re-read when its inode,
  *      size or mtime changes (tokens that expire), else basic auth from
@@ -950,7 +950,7 @@ static int dw_walk(void *inst, struct source_list *out, source_problem_fn proble
 			e->st.st_mode = S_IFREG | 0444;     /* D9 */
 			e->st.st_uid = uid;
 			e->st.st_gid = gid;
-			e->st.st_size = 0;                  /* R8 */
+			e->st.st_size = 0;                  /* R11 */
 			e->st.st_mtim.tv_sec = s->mtime_ns / 1000000000;
 			e->st.st_ino = (ino_t)key_hash(e->rel, e->rel_len);
 			e->st.st_nlink = 1;
@@ -1350,7 +1350,7 @@ const struct source_ops source_dicomweb = {
 	.close = dw_close,
 	.watch = NULL,
 	.can_change = 1,
-	.sizes_at_open = 1,   /* R8 */
+	.sizes_at_open = 1,   /* R11 */
 	.permissions = 0,     /* R9, D9 */
 	.name_of = dw_name,
 	.use_dir = dw_use_dir,
