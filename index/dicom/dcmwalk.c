@@ -10,7 +10,9 @@
  * - Only structure is interpreted: tag, VR, length; values are skipped.
  *   Undefined lengths are followed into items (FFFE,E000) and delimiters
  *   (FFFE,E00D / FFFE,E0DD); a UN of undefined length is implicit VR little
- *   endian inside (PS3.5 6.2.2).
+ *   endian inside (PS3.5 6.2.2); any other undefined-length element (OB/OW;
+ *   Pixel Data when implicit) holds fragments, skipped item by item
+ *   (issue 12: icons with compressed pixels inside sequence items).
  * - Invariant: every offset compared to the buffer length is first checked
  *   against the file size, so a huge length is DFS_ETRUNC, never a read past
  *   the buffer and never an overflow (lengths are 32-bit, offsets 64-bit).
@@ -124,6 +126,40 @@ static int walk_items(const struct walk *w, uint64_t *pos, uint64_t seq_end,
 		      int explicit_vr, int be, int depth, uint64_t *hint);
 
 /*
+ * An undefined-length element that is not a sequence holds fragments
+ * (encapsulated pixel data, e.g. in an Icon Image Sequence item): items of
+ * defined length whose bytes are not data sets, up to a sequence delimiter.
+ * Skipped without looking inside (a fragment may hold any bytes, an
+ * embedded delimiter included).
+ */
+static int skip_fragments(const struct walk *w, uint64_t *pos, int be, uint64_t *hint)
+{
+	struct elem e;
+	for (;;) {
+		int rc = read_elem(w, *pos, 0, be, &e, hint);
+		if (rc)
+			return rc;
+		*pos += 8;
+		if (e.tag == 0xFFFEE0DD)
+			return 0;
+		if (e.tag != 0xFFFEE000 || e.vl == UNDEF)
+			return DFS_EPARSE;
+		if (*pos + e.vl > w->fsize)
+			return DFS_ETRUNC;
+		*pos += e.vl;
+	}
+}
+
+/* Does an undefined-length element hold fragments rather than items? */
+static int holds_fragments(const struct elem *e, int explicit_vr)
+{
+	if (explicit_vr)
+		return !(e->vr[0] == 'S' && e->vr[1] == 'Q') &&
+		       !(e->vr[0] == 'U' && e->vr[1] == 'N');
+	return e->tag == 0x7FE00010;
+}
+
+/*
  * Walk a data set from *pos until an item delimiter (when in_item), the end
  * of the file, or (top level only) a Pixel Data tag, which is left unread.
  */
@@ -158,6 +194,12 @@ static int walk_dataset(const struct walk *w, uint64_t *pos, int explicit_vr,
 				 e.tag == 0x7FE00009))
 			return 1; /* pixel data reached, *pos at its tag */
 		*pos += e.hdr;
+		if (e.vl == UNDEF && holds_fragments(&e, explicit_vr)) {
+			rc = skip_fragments(w, pos, be, hint);
+			if (rc)
+				return rc;
+			continue;
+		}
 		if (e.vl == UNDEF) {
 			int sub_explicit = explicit_vr, sub_be = be;
 			if (explicit_vr && e.vr[0] == 'U' && e.vr[1] == 'N') {
