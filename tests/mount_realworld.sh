@@ -46,6 +46,10 @@ else
 fi
 
 log "pixels against pydicom"
+# pydicom 2.3's GDCM handler gives GDCM the whole item stream of these
+# multi-frame files (frames spanning fragments, no BOT / a BOT) and returns
+# wrong frames; they are checked against the encoded pixels below instead
+export PIXELS_ORACLE_WRONG=encaps/frag2_nobot.dcm:encaps/frag3_bot.dcm
 if timeout 600 "$PY" "$srcdir/tests/pixels_oracle.py" compare "$ARCH" "$MNT" >"$TMP/px.out" 2>&1; then
 	ok "every .npy equals pydicom's pixel_array (or the file is a listed exception)"
 else
@@ -105,9 +109,18 @@ for f in trailer/native trailer/encaps; do
 		fail "$f.json lacks the elements after Pixel Data (or has FFFC,FFFC)"
 	fi
 done
-if file_errors "$MNT" >"$TMP/err.2"; then
-	fail "errors.tsv after reading everything:"
-	sed 's/^/    /' "$TMP/err.2"
+# pydicom's JPEG 2000 file with an embedded delimiter: its item stream
+# parses (one 250-byte fragment) but the codestream itself is cut short
+# (OpenJPEG: "Invalid number of tiles"; pydicom's GDCM handler ignores the
+# failure and returns garbage): EIO, and errors.tsv says the codec failed
+# on frame 0, not that the item stream could not be read
+file_errors "$MNT" >"$TMP/err.2"
+if grep -v '^pydicom/JPEG2000-embedded-sequence-delimiter.dcm	cannot decode pixel data (frame 0): ' "$TMP/err.2" | grep .; then
+	fail "errors.tsv after reading everything (above)"
+elif ! grep -q '^pydicom/JPEG2000-embedded' "$TMP/err.2"; then
+	fail "no errors.tsv line for the cut JPEG 2000 codestream"
+else
+	ok "errors.tsv: only the cut JPEG 2000 codestream, failing in its codec"
 fi
 daemon_alive || fail "dicomfs died"
 mount_stop

@@ -33,6 +33,8 @@ struct walk {
 	int be;
 	int explicit_vr;
 	int *dicomdir_seen;
+	dcmwalk_elem_fn visit;  /* top-level elements (dcmwalk_elements) */
+	void *vctx;
 };
 
 static uint16_t rd16(const uint8_t *p, int be)
@@ -193,6 +195,8 @@ static int walk_dataset(const struct walk *w, uint64_t *pos, int explicit_vr,
 		if (!in_item && (e.tag == 0x7FE00010 || e.tag == 0x7FE00008 ||
 				 e.tag == 0x7FE00009))
 			return 1; /* pixel data reached, *pos at its tag */
+		if (!in_item && w->visit && e.vl != UNDEF && *pos + e.hdr + e.vl <= w->len)
+			w->visit(w->vctx, e.tag, e.vr, *pos + e.hdr, e.vl);
 		*pos += e.hdr;
 		if (e.vl == UNDEF && holds_fragments(&e, explicit_vr)) {
 			rc = skip_fragments(w, pos, be, hint);
@@ -287,7 +291,7 @@ int dcmwalk_header(const uint8_t *buf, size_t len, uint64_t file_size,
 		   struct dcmwalk_result *r)
 {
 	int dicomdir = 0;
-	struct walk w = { buf, len, file_size, 0, 1, &dicomdir };
+	struct walk w = { buf, len, file_size, 0, 1, &dicomdir, NULL, NULL };
 	uint64_t pos = 0, hint = 0;
 	struct elem e;
 	int rc;
@@ -402,4 +406,16 @@ out:
 	if (!r->has_meta && (rc == DFS_EPARSE || rc == DFS_ETRUNC || rc == DFS_ETOOBIG))
 		return DFS_ENOTDICOM;
 	return rc;
+}
+
+int dcmwalk_elements(const uint8_t *buf, size_t len, const struct dcmwalk_result *r,
+		     dcmwalk_elem_fn fn, void *ctx)
+{
+	int dicomdir = 0;
+	uint64_t pos = r->dataset_start, hint = 0;
+	if (r->deflated || len < r->header_end)
+		return DFS_EPARSE;
+	struct walk w = { buf, len, len, r->big_endian, r->explicit_vr, &dicomdir, fn, ctx };
+	int rc = walk_dataset(&w, &pos, w.explicit_vr, w.be, 0, 0, 0, &hint);
+	return rc == 1 ? 0 : rc;
 }

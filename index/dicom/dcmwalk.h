@@ -51,4 +51,16 @@ struct dcmwalk_result {
 int dcmwalk_header(const uint8_t *buf, size_t len, uint64_t file_size,
                    struct dcmwalk_result *r);
 
+/*
+ * dcmwalk_elements(buf, len, r, fn, ctx): calls fn for each defined-length
+ * top-level element before Pixel Data: tag, VR ("\0\0" when implicit),
+ * offset in buf of its value, value length (all inside buf). buf/len: at
+ * least the header dcmwalk_header() accepted with result r (not deflated).
+ * Returns 0 or an error as dcmwalk_header. Pure, no allocation.
+ */
+typedef void (*dcmwalk_elem_fn)(void *ctx, uint32_t tag, const uint8_t vr[2],
+				uint64_t off, uint32_t len);
+int dcmwalk_elements(const uint8_t *buf, size_t len, const struct dcmwalk_result *r,
+		     dcmwalk_elem_fn fn, void *ctx);
+
 #endif
