@@ -69,6 +69,8 @@
  *   5  ids 3 query/ and 4 uids/ reserved, the uids/ view (keys 'u', 'v';
  *      instance nodes nlink 2), meta "tags" (the indexed tag set may grow:
  *      -o index_tags) and meta "novolume" (series without a volume).
+ *   6  json_size counts the top-level elements after Pixel Data (issue 12;
+ *      dcmjson.h).
  *
  * Errors: 0 or negative errno / DFS_* (error.h).
  * Threading: index_open/update/close_env/reopen on one thread, before the
@@ -80,7 +82,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#define INDEX_FORMAT "dicomfs-index 5"
+#define INDEX_FORMAT "dicomfs-index 6"
 
 /*
  * File kinds. The numbers are part of the inode scheme (above), hence of

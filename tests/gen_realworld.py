@@ -332,7 +332,8 @@ def gen_encaps(out, mf, jls):
     one = pydicom.dcmread(jls)
     ds = base("padded", 64, 64, 16, 12)
     f0 = frames[0]
-    cs = f0 if len(f0) % 2 else f0 + b"\x00"    # padding after EOI
+    cs = f0.rstrip(b"\x00")
+    cs = cs + b"\x00" * (2 - len(cs) % 2)          # 00 padding after EOI
     third = len(cs) // 3 & ~1
     frs = [cs[:third], cs[third:2 * third], cs[2 * third:]]
     items = b"".join(b"\xfe\xff\x00\xe0" + len(x).to_bytes(4, "little") + x for x in frs)

@@ -11,6 +11,13 @@
  *   inherits its parent's unless it has its own (0008,0005)).
  * - Top-level Pixel Data is outside the bytes GDCM is given; it is written
  *   from the dcmwalk result, in its place in tag order.
+ * - Top-level elements after Pixel Data (digital signatures, private groups
+ *   written last; issue 12) are read through fd when the bytes after the
+ *   Pixel Data value walk as well-formed elements (dcmwalk_trailer) and
+ *   are at most DCMJSON_TRAILER_MAX; GDCM then reads header + trailer as
+ *   one data set (dcmshim_walk whole == 2) and offsets past the header
+ *   map back to the trailer's place in the file. Data Set Trailing Padding
+ *   (FFFC,FFFC) is left out.
  * (J1) The text goes into a strbuf (strbuf.h) that adopts the caller's
  *      out->buf (allocated by an earlier call: out->cap is its size) and
  *      hands it back, so a caller building many instances reuses one
@@ -59,6 +66,8 @@ struct em {
 	char px_vr[2];
 	uint64_t px_off, px_len;
 	int px_be;
+	uint64_t tr_off;      /* file offset of the elements after Pixel Data; 0: none */
+	uint64_t hlen;        /* bytes of the header in the buffer given to GDCM */
 	int fd;
 	const struct dcmjson_attrs *attrs;  /* or NULL */
 };
@@ -502,8 +511,9 @@ static void pixel_flush(struct em *e)
 	put(e, "}", 1);
 }
 
-/* the extent of encapsulated Pixel Data: items up to the sequence delimiter */
-static uint64_t encap_length(int fd, uint64_t off, uint64_t fsize, int be)
+/* the extent of encapsulated Pixel Data: items up to the sequence delimiter
+ * (*delim set when found) */
+static uint64_t encap_length(int fd, uint64_t off, uint64_t fsize, int be, int *delim)
 {
 	uint64_t pos = off;
 	for (unsigned n = 0; fd >= 0 && n < 1000000 && pos + 8 <= fsize; n++) {
@@ -516,8 +526,10 @@ static uint64_t encap_length(int fd, uint64_t off, uint64_t fsize, int be)
 				: (uint32_t)h[7] << 24 | (uint32_t)h[6] << 16 | (uint32_t)h[5] << 8 | h[4];
 		if (g != 0xFFFE)
 			break;
-		if (el == 0xE0DD)
+		if (el == 0xE0DD) {
+			*delim = 1;
 			return pos - off;
+		}
 		if (el != 0xE000 || l == 0xFFFFFFFFu)
 			break;
 		pos += 8 + (uint64_t)l;
@@ -534,11 +546,17 @@ static void pixel_setup(struct em *e, const uint8_t *file, size_t flen,
 	e->px_tag = w->pixel_tag;
 	e->px_off = w->pixel_offset;
 	e->px_be = w->big_endian;
-	if (w->encapsulated)
-		e->px_len = encap_length(e->fd, w->pixel_offset, fsize, w->big_endian);
-	else
+	int delim = 0;
+	if (w->encapsulated) {
+		e->px_len = encap_length(e->fd, w->pixel_offset, fsize, w->big_endian, &delim);
+		if (delim && w->pixel_offset + e->px_len + 8 < fsize)
+			e->tr_off = w->pixel_offset + e->px_len + 8;
+	} else {
 		e->px_len = w->pixel_length < fsize - w->pixel_offset ? w->pixel_length
 								      : fsize - w->pixel_offset;
+		if (!w->pixel_truncated && w->pixel_offset + w->pixel_length < fsize)
+			e->tr_off = w->pixel_offset + w->pixel_length;
+	}
 	const char *vr = w->encapsulated ? "OB" : w->pixel_tag == 0x7FE00008 ? "OF" :
 			 w->pixel_tag == 0x7FE00009 ? "OD" : "OW";
 	uint8_t h[8];
@@ -606,6 +624,8 @@ static void cb_element(void *ctx, uint32_t tag, const char vr[2],
 		       const uint8_t *v, size_t n, int64_t off)
 {
 	struct em *e = ctx;
+	if (e->depth == 0 && tag == 0xFFFCFFFC)
+		return;   /* Data Set Trailing Padding */
 	if (e->attrs && e->depth == 0 && !e->overflow && tag_wanted(e->attrs, tag))
 		e->attrs->fn(e->attrs->ctx, tag, vr, v, n);
 	if (e->overflow || e->err)
@@ -616,7 +636,8 @@ static void cb_element(void *ctx, uint32_t tag, const char vr[2],
 	member_begin(e, tag, vr);
 	if (vr_bytes(vr)) {
 		if (n > DCMJSON_INLINE_MAX && off >= 0)
-			put_bulk_uri(e, e->base + (uint64_t)off, n);
+			put_bulk_uri(e, (uint64_t)off < e->hlen ? e->base + (uint64_t)off
+						: e->tr_off + ((uint64_t)off - e->hlen), n);
 		else if (n)
 			put_inline(e, v, n);
 	} else if (vr_is(vr, "US") || vr_is(vr, "SS") || vr_is(vr, "UL") ||
@@ -709,6 +730,28 @@ static int dcmjson_build_named(const uint8_t *file, size_t flen, uint64_t file_s
 			       size_t name_len, const struct dcmjson_attrs *a,
 			       struct dcmjson_out *out);
 
+/* header + the elements after Pixel Data in one malloc()ed buffer, or NULL
+ * (no such elements, not well-formed, too big, unreadable: header only) */
+static uint8_t *trailer_buffer(struct em *e, const uint8_t *hdr, uint64_t fsize,
+			       const struct dcmwalk_result *w)
+{
+	if (!e->tr_off || e->fd < 0 || w->deflated || e->tr_off >= fsize ||
+	    fsize - e->tr_off > DCMJSON_TRAILER_MAX) {
+		e->tr_off = 0;
+		return NULL;
+	}
+	size_t tl = (size_t)(fsize - e->tr_off), hl = (size_t)e->hlen;
+	uint8_t *b = malloc(hl + tl);
+	if (b && pread(e->fd, b + hl, tl, (off_t)e->tr_off) == (ssize_t)tl &&
+	    dcmwalk_trailer(b + hl, tl, w) == 0) {
+		memcpy(b, hdr, hl);
+		return b;
+	}
+	free(b);
+	e->tr_off = 0;
+	return NULL;
+}
+
 void dcmjson_header_range(const struct dcmwalk_result *w, size_t *skip, int *whole)
 {
 	/* as parse_one (scan.c): GDCM trusts the meta transfer syntax, so a
@@ -764,9 +807,16 @@ static int dcmjson_build_named(const uint8_t *file, size_t flen, uint64_t file_s
 	dcmjson_header_range(w, &skip, &whole);
 	e->base = skip;
 	pixel_setup(e, file, flen, file_size, w);
+	e->hlen = w->header_end - skip;
+	uint8_t *both = trailer_buffer(e, file + skip, file_size, w);
 	put(e, "{", 1);
-	rc = dcmshim_walk(file + skip, (size_t)w->header_end - skip, whole,
-			  DCMJSON_INLINE_MAX + 1, &walk_ops, e, &info);
+	if (both)
+		rc = dcmshim_walk(both, (size_t)(e->hlen + (file_size - e->tr_off)), 2,
+				  DCMJSON_INLINE_MAX + 1, &walk_ops, e, &info);
+	else
+		rc = dcmshim_walk(file + skip, (size_t)w->header_end - skip, whole,
+				  DCMJSON_INLINE_MAX + 1, &walk_ops, e, &info);
+	free(both);
 	if (rc == 0) {
 		out->partial = info.partial;
 		/* a walk cut short by an exception leaves frames open */

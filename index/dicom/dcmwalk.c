@@ -419,3 +419,12 @@ int dcmwalk_elements(const uint8_t *buf, size_t len, const struct dcmwalk_result
 	int rc = walk_dataset(&w, &pos, w.explicit_vr, w.be, 0, 0, 0, &hint);
 	return rc == 1 ? 0 : rc;
 }
+
+int dcmwalk_trailer(const uint8_t *buf, size_t len, const struct dcmwalk_result *r)
+{
+	int dicomdir = 0;
+	uint64_t pos = 0, hint = 0;
+	struct walk w = { buf, len, len, r->big_endian, r->explicit_vr, &dicomdir, NULL, NULL };
+	int rc = walk_dataset(&w, &pos, w.explicit_vr, w.be, 0, 0, 0, &hint);
+	return rc == 0 && pos == len ? 0 : rc < 0 ? rc : DFS_EPARSE;
+}

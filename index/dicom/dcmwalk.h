@@ -58,6 +58,14 @@ int dcmwalk_header(const uint8_t *buf, size_t len, uint64_t file_size,
  * least the header dcmwalk_header() accepted with result r (not deflated).
  * Returns 0 or an error as dcmwalk_header. Pure, no allocation.
  */
+/*
+ * dcmwalk_trailer(buf, len, r): 0 when buf[0, len) (the bytes after the
+ * Pixel Data element of the file r describes) is a sequence of well-formed
+ * top-level elements up to its end, in r's encoding; else DFS_EPARSE (or
+ * DFS_ETOOBIG / DFS_ETRUNC). Pure.
+ */
+int dcmwalk_trailer(const uint8_t *buf, size_t len, const struct dcmwalk_result *r);
+
 typedef void (*dcmwalk_elem_fn)(void *ctx, uint32_t tag, const uint8_t vr[2],
 				uint64_t off, uint32_t len);
 int dcmwalk_elements(const uint8_t *buf, size_t len, const struct dcmwalk_result *r,

@@ -104,6 +104,9 @@ int dcmshim_parse_header(const void *buf, size_t len, int whole,
  *       sequences and their items.
  *   Group lengths (gggg,0000), the File Meta group (0002) and item/delimiter
  *   tags (FFFE,xxxx) are not reported. Any callback may be NULL.
+ *   whole == 2: buf holds a data set without Pixel Data (a header followed
+ *   by the elements after Pixel Data, dcmjson.c): GDCM reads all of it, and
+ *   offsets are found as when whole == 0.
  *   Returns 0 or DFS_EPARSE, info as for dcmshim_parse_header (partial: GDCM
  *   stopped early; what it read was reported).
  */
