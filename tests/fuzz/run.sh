@@ -3,7 +3,7 @@
 # (ASan + UBSan) in a separate build directory and run each for a bounded
 # time, seeded from the test corpus.
 #
-# Usage: tests/fuzz/run.sh [HARNESS...]      (default: all five)
+# Usage: tests/fuzz/run.sh [HARNESS...]      (default: all seven)
 # Environment:
 #   FUZZ_SECONDS  seconds per harness (default 20)
 #   FUZZ_OUT      build + corpus directory (default ./build-fuzz)
@@ -20,7 +20,7 @@ SRC=$(cd "$(dirname "$0")/../.." && pwd)
 OUT=$(mkdir -p "${FUZZ_OUT:-./build-fuzz}" && cd "${FUZZ_OUT:-./build-fuzz}" && pwd)
 SECS=${FUZZ_SECONDS:-20}
 JOBS=${FUZZ_JOBS:-1}
-HARNESSES=${*:-fuzz_header fuzz_json fuzz_pixels fuzz_rle fuzz_query}
+HARNESSES=${*:-fuzz_header fuzz_json fuzz_pixels fuzz_rle fuzz_query fuzz_encaps fuzz_palette}
 CC=${FUZZ_CC:-clang}
 CXX=${FUZZ_CXX:-clang++}
 PY=/usr/bin/python3
@@ -131,6 +131,46 @@ open(os.path.join(d, 'rle_2f'), 'wb').write(bytes([3, 3, 2, 0, 0, 0, 0xff, 0, 0,
 PYEOF
 }
 
+seed_encaps() { # dir: item streams (fuzz_encaps) and palettes (fuzz_palette)
+	mkdir -p "$1"
+	"$PY" - "$1" "$2" <<'PYEOF'
+import os, struct, sys
+d, which = sys.argv[1:]
+def item(b, tag=0xE000):
+    return struct.pack('<HHI', 0xFFFE, tag, len(b)) + b
+delim = struct.pack('<HHI', 0xFFFE, 0xE0DD, 0)
+jpeg = lambda k: b'\xff\xd8' + bytes([k]) * 9 + b'\xff\xd9'
+if which == 'encaps':
+    frames = [jpeg(k) for k in range(3)]
+    one = b''.join(item(f) for f in frames)
+    offs, o = [], 0
+    for f in frames:
+        offs.append(o); o += 8 + len(f)
+    bot = item(b''.join(struct.pack('<I', x) for x in offs))
+    split = b''.join(item(f[:6]) + item(f[6:]) for f in frames)
+    seeds = {
+        'one_per_frame': bytes([2, 0]) + item(b'') + one + delim,
+        'bot': bytes([2, 0]) + bot + one + delim,
+        'eot': bytes([2, 2, 3]) + b''.join(struct.pack('<Q', x) for x in offs) + item(b'') + one + delim,
+        'split_markers': bytes([2, 0]) + item(b'') + split + delim + b'\xfc\xff\xfc\xff',
+        'embedded_delim': bytes([0, 0]) + item(b'') + item(b'\xff\xd8' + delim + b'\xff\xd9'),
+    }
+else:
+    desc = struct.pack('<HHH', 4, 0, 16)
+    plain = struct.pack('<4H', 0, 1000, 50176, 65535)
+    segd = struct.pack('<14H', 0, 2, 10, 20, 1, 100, 30000, 2, 2, 0, 0, 1, 52, 300)
+    idx = bytes([0, 1, 2, 3, 9, 255])
+    seeds = {
+        'plain16': bytes([0]) + desc + struct.pack('<H', len(plain)) + plain + idx,
+        'plain8': bytes([8]) + struct.pack('<HHH', 0, 0, 8) + struct.pack('<H', 0) + idx,
+        'seg16': bytes([1]) + struct.pack('<HHH', 256, 0, 16) + struct.pack('<H', len(segd)) + segd + idx,
+        'seg8': bytes([1]) + struct.pack('<HHH', 256, 0, 8) + struct.pack('<H', 8) + bytes([0, 2, 0, 9, 1, 254, 255, 0]) + idx,
+    }
+for k, v in seeds.items():
+    open(os.path.join(d, k), 'wb').write(v)
+PYEOF
+}
+
 # classify LOG: "ours" when the crash site is in dicomfs code (index/,
 # tests/fuzz/), "gdcm" when it is inside GDCM (contained by the child
 # processes in production: it costs that one file)
@@ -152,6 +192,8 @@ for h in $HARNESSES; do
 	case $h in
 	fuzz_pixels | fuzz_rle) seed_struct "$seeds"; maxlen=16384 ;;
 	fuzz_query) mkdir -p "$seeds"; cp "$SRC"/tests/fuzz/seeds/query/* "$seeds"/; maxlen=4096 ;;
+	fuzz_encaps) seed_encaps "$seeds" encaps; maxlen=16384 ;;
+	fuzz_palette) seed_encaps "$seeds" palette; maxlen=140000 ;;
 	*) seed_files "$seeds"; maxlen=300000 ;;
 	esac
 	dict=
