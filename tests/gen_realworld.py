@@ -26,7 +26,8 @@ it (besides pydicom's pixel_array, which tests/pixels_oracle.py checks).
               Extended Offset Table, 3 fragments per frame with a BOT, 2 per
               frame without (frame ends found by the EOI marker), odd-length
               fragments padded, and an item stream followed by Data Set
-              Trailing Padding
+              Trailing Padding; a High-Throughput JPEG 2000 label (no
+              decoder: errors.tsv must say so)
   trailer/    top-level elements after Pixel Data: a private group 7FE1,
               Digital Signatures Sequence (FFFA,FFFA), Data Set Trailing
               Padding (FFFC,FFFC); native and encapsulated
@@ -36,6 +37,7 @@ All data is synthetic and deterministic (fixed UIDs, fixed pixels).
 import io
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -94,6 +96,21 @@ def base(name, rows, cols, bits=16, stored=None, spp=1, photo="MONOCHROME2", fra
 def save(ds, path):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     ds.save_as(path, write_like_original=False)
+
+
+def relabel(path, old, new):
+    """rewrite (0002,0010) of a written file (pydicom 2.3 refuses to write
+    transfer syntaxes it does not know)"""
+    b = bytearray(open(path, "rb").read())
+    pad = lambda u: u.encode() + b"\x00" * (len(u) % 2)
+    o, n = pad(old), pad(new)
+    el = b"\x02\x00\x10\x00UI" + struct.pack("<H", len(o)) + o
+    i = b.index(el)
+    b[i:i + len(el)] = b"\x02\x00\x10\x00UI" + struct.pack("<H", len(n)) + n
+    gl = b.index(b"\x02\x00\x00\x00UL\x04\x00")
+    v = struct.unpack("<I", b[gl + 8:gl + 12])[0] + len(n) - len(o)
+    b[gl + 8:gl + 12] = struct.pack("<I", v)
+    open(path, "wb").write(bytes(b))
 
 
 def set_native(ds, arr):
@@ -344,6 +361,13 @@ def gen_encaps(out, mf, jls):
     ds.add_new(0xFFFCFFFC, "OB", b"\x00" * 32)
     save(ds, os.path.join(e, "padded_trailing.dcm"))
     truth(out, "encaps/padded_trailing", mf[0])
+
+    # a syntax without a decoder (HTJ2K): listed, .npy EIO, errors.tsv says why
+    ds = base("htj2k", 64, 64, 16, 12)
+    set_encaps(ds, JPEG_LS, [frames[0]])
+    path = os.path.join(e, "htj2k.dcm")
+    save(ds, path)
+    relabel(path, JPEG_LS, "1.2.840.10008.1.2.4.201")
     del one
 
 

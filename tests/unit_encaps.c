@@ -334,6 +334,16 @@ static void test_walk(void)
 	CHECK(dcmwalk_trailer(buf + tr, blen - tr, &r) == 0, "trailer walks");
 	CHECK(dcmwalk_trailer(buf + tr, blen - tr - 1, &r) != 0, "a cut trailer does not");
 	CHECK(dcmwalk_trailer(buf + px, blen - px, &r) != 0, "Pixel Data is not a trailer");
+	CHECK(!r.ts_mismatch, "explicit VR little endian: no mismatch");
+
+	/* a transfer syntax GDCM's reader does not know (HTJ2K): the data set
+	 * is parsed alone, as for a mismatch */
+	blen = 128;
+	put("DICM", 4);
+	el_short(0x0002, 0x0010, "UI", "1.2.840.10008.1.2.4.201\0", 24);
+	el_short(0x0008, 0x0060, "CS", "OT", 2);
+	CHECK(dcmwalk_header(buf, blen, blen, &r) == 0 && r.ts_mismatch &&
+	      r.dataset_start == 128 + 4 + 8 + 24, "HTJ2K: data set alone");
 }
 
 int main(void)

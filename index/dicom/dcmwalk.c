@@ -282,6 +282,30 @@ static int walk_items(const struct walk *w, uint64_t *pos, uint64_t seq_end,
 	}
 }
 
+/*
+ * Transfer syntaxes GDCM 3.0's reader accepts in a meta header (its
+ * TransferSyntax::TSType): GDCM rejects a file whose meta names another
+ * (High-Throughput JPEG 2000, JPEG XL, newer video, retired JPEG
+ * processes), though its data set reads like any explicit VR one.
+ */
+static int ts_parser_knows(const char *ts)
+{
+	static const char *const known[] = {
+		"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.1.99",
+		"1.2.840.10008.1.2.2", "1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51",
+		"1.2.840.10008.1.2.4.52", "1.2.840.10008.1.2.4.53", "1.2.840.10008.1.2.4.55",
+		"1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.4.80",
+		"1.2.840.10008.1.2.4.81", "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91",
+		"1.2.840.10008.1.2.4.92", "1.2.840.10008.1.2.4.93", "1.2.840.10008.1.2.5",
+		"1.2.840.10008.1.2.4.100", "1.2.840.10008.1.2.4.94", "1.2.840.10008.1.2.4.101",
+		"1.2.840.10008.1.2.4.102", "1.2.840.10008.1.2.4.103",
+	};
+	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (!strcmp(ts, known[i]))
+			return 1;
+	return 0;
+}
+
 static int plausible_group(uint16_t g)
 {
 	return g == 0x0002 || g == 0x0008 || (g && g <= 0x0020 && !(g & 1));
@@ -367,7 +391,8 @@ int dcmwalk_header(const uint8_t *buf, size_t len, uint64_t file_size,
 	}
 	w.explicit_vr = is_vr(buf + pos + 4);
 	if (r->has_meta && r->ts[0])
-		r->ts_mismatch = w.explicit_vr != (strcmp(r->ts, TS_IMPL) != 0);
+		r->ts_mismatch = w.explicit_vr != (strcmp(r->ts, TS_IMPL) != 0) ||
+				 !ts_parser_knows(r->ts);
 	r->big_endian = w.be;
 	r->explicit_vr = w.explicit_vr;
 

@@ -43,7 +43,10 @@ struct dcmwalk_result {
 	unsigned big_endian:1;
 	unsigned explicit_vr:1;
 	unsigned ts_mismatch:1; /* the data set is not encoded as the meta
-				 * transfer syntax says (explicit/implicit) */
+				 * transfer syntax says (explicit/implicit),
+				 * or that syntax is not one the header parser
+				 * (GDCM 3.0) knows, e.g. HTJ2K: either way
+				 * the data set is parsed alone */
 	unsigned dicomdir:1;    /* has a Directory Record Sequence */
 	char ts[65];            /* (0002,0010) as found, or "" */
 };

@@ -14,8 +14,9 @@
  *      the LUT elements found by dcmwalk_elements(); the .npy holds the LUT
  *      entries (uint16 RGB). A deflated palette image is looked up by GDCM.
  * (D4) Everything else (deflated data sets): GDCM reads the whole file.
- * A syntax no codec decodes gives -EIO with the codec's reason in msg,
- * which goes to errors.tsv.
+ * A syntax no codec decodes gives -EIO with the reason in msg, which goes
+ * to errors.tsv: the syntax's name for those GDCM has no codec for (video,
+ * JPIP, HTJ2K, JPEG XL), else the codec's failure and the frame.
  *
  * px_decode_file(file, size, pi, out, alloc, actx, msg, msglen)
  *   file/size: the whole source; pi: from the index record; out:
