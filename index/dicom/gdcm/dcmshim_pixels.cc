@@ -69,6 +69,22 @@ int fill(const gdcm::Image &img, dcmshim_alloc_fn alloc, void *ctx,
 	return 0;
 }
 
+/* run f(), turning every exception into a return code (none crosses the C
+ * interface) */
+template <class F> int guarded(struct dcmshim_pixels *px, F f)
+{
+	try {
+		return f();
+	} catch (const std::bad_alloc &) {
+		return -ENOMEM;
+	} catch (const std::exception &e) {
+		std::snprintf(px->error, sizeof(px->error), "gdcm: %s", e.what());
+	} catch (...) {
+		std::snprintf(px->error, sizeof(px->error), "gdcm: unknown exception");
+	}
+	return DFS_EPARSE;
+}
+
 } // namespace
 
 extern "C" int dcmshim_decode_pixels(const void *buf, size_t len, int palette,
@@ -76,7 +92,7 @@ extern "C" int dcmshim_decode_pixels(const void *buf, size_t len, int palette,
 				     struct dcmshim_pixels *px)
 {
 	std::memset(px, 0, sizeof(*px));
-	try {
+	return guarded(px, [&]() -> int {
 		membuf mb(static_cast<const char *>(buf), len);
 		std::istream is(&mb);
 		gdcm::ImageReader reader;
@@ -99,14 +115,7 @@ extern "C" int dcmshim_decode_pixels(const void *buf, size_t len, int palette,
 			return fill(lut.GetOutput(), alloc, ctx, px);
 		}
 		return fill(img, alloc, ctx, px);
-	} catch (const std::bad_alloc &) {
-		return -ENOMEM;
-	} catch (const std::exception &e) {
-		std::snprintf(px->error, sizeof(px->error), "gdcm: %s", e.what());
-	} catch (...) {
-		std::snprintf(px->error, sizeof(px->error), "gdcm: unknown exception");
-	}
-	return DFS_EPARSE;
+	});
 }
 
 extern "C" int dcmshim_decode_frame(const void *cs, size_t len, const struct dcmshim_frame *f,
@@ -114,7 +123,11 @@ extern "C" int dcmshim_decode_frame(const void *cs, size_t len, const struct dcm
 				    struct dcmshim_pixels *px)
 {
 	std::memset(px, 0, sizeof(*px));
-	try {
+	if (len > 0xFFFFFFF0u) {
+		std::snprintf(px->error, sizeof(px->error), "a frame of 4 GiB or more");
+		return DFS_EPARSE;
+	}
+	return guarded(px, [&]() -> int {
 		gdcm::TransferSyntax ts(gdcm::TransferSyntax::GetTSType(f->ts));
 		if (ts == gdcm::TransferSyntax::TS_END || !ts.IsEncapsulated()) {
 			std::snprintf(px->error, sizeof(px->error),
@@ -149,12 +162,5 @@ extern "C" int dcmshim_decode_frame(const void *cs, size_t len, const struct dcm
 		de.SetVR(gdcm::VR::OB);
 		img.SetDataElement(de);
 		return fill(img, alloc, ctx, px);
-	} catch (const std::bad_alloc &) {
-		return -ENOMEM;
-	} catch (const std::exception &e) {
-		std::snprintf(px->error, sizeof(px->error), "gdcm: %s", e.what());
-	} catch (...) {
-		std::snprintf(px->error, sizeof(px->error), "gdcm: unknown exception");
-	}
-	return DFS_EPARSE;
+	});
 }
