@@ -202,6 +202,10 @@ static int decode_frames(const uint8_t *file, size_t size, const struct dcmwalk_
 	if (syntax_check(w->ts, msg, msglen))
 		return -EIO;
 	int rc = encaps_scan(p, size - (size_t)w->pixel_offset, w->big_endian, &e, &why);
+	if (!rc && pi->frames > e.nfrag) {
+		why = "fewer fragments than frames";   /* every frame has its own (E3) */
+		rc = DFS_EPARSE;
+	}
 	if (!rc) {
 		fr = calloc(pi->frames, sizeof(*fr));
 		rc = fr ? encaps_frames(p, &e, pi->frames,
