@@ -92,6 +92,14 @@ seed_files() { # dir: the DICOM test corpus
 	fi
 	[ -d "$OUT/gen" ] && find "$OUT/gen" -type f -size -300k | head -200 |
 		while read -r f; do cp "$f" "$d/gen_$(echo "$f" | md5sum | cut -c1-12)"; done
+	# files shaped like other writers' (icons, palettes, offset tables,
+	# elements after Pixel Data: issue 12)
+	if [ ! -f "$OUT/rw.done" ]; then
+		rm -rf "$OUT/rw" "$OUT/rw.truth"
+		"$PY" "$SRC/tests/gen_realworld.py" "$OUT/rw" >/dev/null 2>&1 && touch "$OUT/rw.done"
+	fi
+	[ -d "$OUT/rw" ] && find "$OUT/rw" -name '*.dcm' -size -300k |
+		while read -r f; do cp "$f" "$d/rw_$(echo "$f" | md5sum | cut -c1-12)"; done
 	cp "$SRC"/tests/fuzz/regressions/* "$d"/ 2>/dev/null
 }
 seed_struct() { # dir: structured seeds for fuzz_pixels / fuzz_rle
