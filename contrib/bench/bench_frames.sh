@@ -8,8 +8,9 @@
 # Usage: BASELINE=/path/to/old/dicomfs contrib/bench/bench_frames.sh [COPIES]
 #   COPIES  instances per transfer syntax (default 6), each 12 frames of
 #           512x512 16-bit (JPEG baseline: 8-bit)
-# Prints, per syntax, the seconds to read every .npy once (cold: a fresh
-# index and mount, so every read decodes) and the ratio new / baseline.
+# Prints, per syntax, the wall and CPU seconds to read every .npy once
+# (cold: a fresh index and mount, so every read decodes) and the ratios
+# new / baseline.
 set -u
 NEW=${DICOMFS:-./dicomfs}
 OLD=${BASELINE:?set BASELINE to the baseline dicomfs binary}
@@ -62,36 +63,37 @@ for k, name in enumerate(("j2k", "jls", "sv1", "base")):
         ds.save_as(os.path.join(w, "arch", name, "%02d.dcm" % i))
 EOF
 
-# run BIN: seconds per syntax, "name secs" lines
+# run BIN NAME: "wall cpu" seconds to read every .npy of syntax NAME once
+# on a fresh index and mount; cpu: the mount process and its decoder
+# processes (reaped at unmount), user + system, which load on the machine
+# disturbs less than the wall time
 run() {
-	local bin=$1 i pid
+	local bin=$1 name=$2 i pid t0 t1
 	rm -rf "$W/idx"
-	"$bin" -f -o index="$W/idx" -o cache_size=1024 -o quiet "$W/arch" "$W/mnt" 2>/dev/null &
+	/usr/bin/time -f '%U %S' -o "$W/cpu" \
+		"$bin" -f -o index="$W/idx" -o cache_size=1024 -o quiet "$W/arch/$name" "$W/mnt" 2>/dev/null &
 	pid=$!
 	for i in $(seq 300); do mountpoint -q "$W/mnt" && break; sleep 0.1; done
-	for name in j2k jls sv1 base; do
-		local t0 t1
-		mapfile -t files < <(find "$W/mnt/patients" -path "*$name*" -name '*.npy' | sort)
-		t0=$(date +%s.%N)
-		for f in "${files[@]}"; do cat "$f" >/dev/null || echo "read failed: $f" >&2; done
-		t1=$(date +%s.%N)
-		echo "$name $(echo "$t1 - $t0" | bc)"
-	done
+	mapfile -t files < <(find "$W/mnt/patients" -name '*.npy' | sort)
+	t0=$(date +%s.%N)
+	for f in "${files[@]}"; do cat "$f" >/dev/null || echo "read failed: $f" >&2; done
+	t1=$(date +%s.%N)
 	fusermount3 -u "$W/mnt"
 	wait "$pid"
+	echo "$(echo "$t1 - $t0" | bc) $(awk '{print $1 + $2}' "$W/cpu")"
 }
 
-declare -A old new
-for round in 1 2; do
-	while read -r k v; do old[$k]="${old[$k]:-} $v"; done < <(run "$OLD")
-	while read -r k v; do new[$k]="${new[$k]:-} $v"; done < <(run "$NEW")
-done
-echo "first decode of every .npy ($N instances x 12 frames per syntax), seconds per round"
-printf '%-6s %-22s %-22s %s\n' syntax baseline new "ratio new/baseline (per round)"
-for k in j2k jls sv1 base; do
-	read -r -a o <<<"${old[$k]}"
-	read -r -a n <<<"${new[$k]}"
-	r=""
-	for i in 0 1; do r="$r $(echo "scale=2; ${n[$i]} / ${o[$i]}" | bc)"; done
-	printf '%-6s %-22s %-22s %s\n' "$k" "${o[*]}" "${n[*]}" "$r"
+echo "first decode of every .npy ($N instances x 12 frames per syntax), two rounds;"
+echo "wall and CPU seconds (mount + decoders), ratio new / baseline"
+printf '%-5s %-16s %-16s %-16s %-16s %s\n' syntax "wall baseline" "wall new" "cpu baseline" "cpu new" "ratio wall | cpu"
+for name in j2k jls sv1 base; do
+	ow="" nw="" oc="" nc="" rw="" rc=""
+	for round in 1 2; do
+		read -r a b < <(run "$OLD" "$name")
+		read -r c d < <(run "$NEW" "$name")
+		ow="$ow $a" oc="$oc $b" nw="$nw $c" nc="$nc $d"
+		rw="$rw $(echo "scale=2; $c / $a" | bc)"
+		rc="$rc $(echo "scale=2; $d / $b" | bc)"
+	done
+	printf '%-5s %-16s %-16s %-16s %-16s %s\n' "$name" "$ow" "$nw" "$oc" "$nc" "$rw |$rc"
 done
