@@ -184,7 +184,7 @@ PYEOF
 # processes in production: it costs that one file)
 classify() {
 	local first
-	first=$(grep -E '^ +#[0-9]+ ' "$1" | grep -vE '__asan|__lsan|operator new|std::vector|std::__|_M_default_append|libasan|libubsan|libc\.so|libstdc\+\+|compiler-rt|sanitizer_common|/asan/|/ubsan/|__GI_|abort|raise|__assert|libFuzzer|fuzzer::|pthread_kill|nptl|__sanitizer|CrashCallback' | head -1)
+	first=$(grep -E '^ +#[0-9]+ ' "$1" | grep -vE '__asan|__lsan|__interceptor_|__memset|__memcpy|__memmove|operator new|std::vector|std::__|_M_default_append|libasan|libubsan|libc\.so|libstdc\+\+|compiler-rt|sanitizer_common|/asan/|/ubsan/|__GI_|abort|raise|__assert|libFuzzer|fuzzer::|pthread_kill|nptl|__sanitizer|CrashCallback' | head -1)
 	case "$first" in
 	*libgdcm* | *gdcm::* | *Gdcm* | *opj_* | *libopenjp* | *jpeg* | *charls* | *CharLS*) echo gdcm ;;
 	*) echo ours ;;
