@@ -101,6 +101,7 @@
 #include "error.h"
 #include "log.h"
 #include "pixels.h"
+#include "pxdecode.h"
 #include "record.h"
 #include "source.h"
 #include "worker.h"
@@ -494,50 +495,11 @@ static void relpath(const struct node_view *nv, char *rel, size_t cap)
 	snprintf(rel, cap, "%.*s", (int)nv->rec->path_len, nv->relpath);
 }
 
-/* GDCM decode of a whole file in memory + normalization into out. */
+/* Decode of a whole file in memory into out (index/dicom/pxdecode.h). */
 static int decode_buffer(const void *file, size_t size, const struct px_info *pi,
 			 unsigned char *out, struct tls_bufs *t, char *msg, size_t msglen)
 {
-	struct dcmshim_pixels px;
-	const char *why = NULL;
-	int rc;
-	if (pi->encapsulated && pi->pixel_offset < size) {
-		rc = px_rle_decode(pi, (const unsigned char *)file + pi->pixel_offset,
-				   size - (size_t)pi->pixel_offset, out, &why);
-		if (rc <= 0) {
-			if (rc)
-				snprintf(msg, msglen, "cannot decode pixel data: %s", why);
-			return rc ? -EIO : 0;
-		}
-	}
-	rc = dcmshim_decode_pixels(file, size, pi->photo == PX_PALETTE, dec_alloc, t, &px);
-	if (rc == -ENOMEM)
-		return rc;
-	if (rc) {
-		snprintf(msg, msglen, "cannot decode pixel data: %s", px.error);
-		return -EIO;
-	}
-	struct px_decoded d = {
-		.rows = px.rows, .cols = px.cols, .frames = px.frames, .spp = px.spp,
-		.bits_alloc = px.bits_alloc, .pixrep = px.pixrep, .planar = px.planar,
-		.is_float = px.is_float, .data = t->dec, .len = px.len,
-	};
-	if (!strcmp(px.photometric, "YBR_FULL"))
-		d.photo = PX_YBR_FULL;
-	else if (!strcmp(px.photometric, "YBR_FULL_422"))
-		d.photo = PX_YBR_FULL_422;
-	else if (!strcmp(px.photometric, "RGB") || !strncmp(px.photometric, "YBR_ICT", 7) ||
-		 !strncmp(px.photometric, "YBR_RCT", 7))
-		d.photo = PX_RGB;   /* JPEG 2000: the codec undid ICT/RCT */
-	else if (!strncmp(px.photometric, "MONOCHROME", 10))
-		d.photo = PX_MONO2;
-	rc = px_normalize(pi, &d, out, &why);
-	if (rc) {
-		snprintf(msg, msglen, "cannot decode pixel data: %s (decoded %ux%ux%u, %u samples, %u bits, %s)",
-			 why, px.rows, px.cols, px.frames, px.spp, px.bits_alloc, px.photometric);
-		return -EIO;
-	}
-	return 0;
+	return px_decode_file(file, size, pi, out, dec_alloc, t, msg, msglen);
 }
 
 /* ---- decoder processes ----

@@ -109,6 +109,8 @@
  *   (additive, no bump: the "changes" DB and meta "feed_seq", "feed_end",
  *      "feed_first" of the change feed (I10); an older index gets an empty
  *      feed.)
+ *   8  json_size counts the top-level elements after Pixel Data (issue 12;
+ *      dcmjson.h).
  *
  * Errors: 0 or negative errno / DFS_* (error.h).
  * Threading: index_open/update/close_env/reopen on one thread, before the
@@ -121,7 +123,7 @@
 #include <sys/types.h>
 #include "source.h"
 
-#define INDEX_FORMAT "dicomfs-index 7"
+#define INDEX_FORMAT "dicomfs-index 8"
 
 /*
  * File kinds. The numbers are part of the inode scheme (above), hence of

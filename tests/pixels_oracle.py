@@ -22,6 +22,9 @@
     pixels_oracle.py partial NPY...
         np.load(mmap_mode='r') equals np.load; reads at odd offsets and
         lengths equal the same bytes of a full read.
+Environment: PIXELS_ORACLE_WRONG: source paths (relative to ARCHIVE,
+separated by ':') on which pydicom's own array is known to be wrong (the
+caller checks them against the encoded pixels instead); they are skipped.
 Exit status 0: all good, 1: a failure (printed).
 """
 import hashlib
@@ -40,6 +43,7 @@ LOSSLESS = {
     "1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70",
     "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.90",
 }
+WRONG = set(filter(None, os.environ.get("PIXELS_ORACLE_WRONG", "").split(":")))
 LOSSY_TOL = 0.02      # of 2**BitsStored, at least 2
 
 
@@ -162,6 +166,9 @@ def compare(data, mnt):
                 fails.append("%s: no source with the same bytes" % rel)
                 continue
             srel = os.path.relpath(src, data)
+            if srel in WRONG:
+                notes.append("%s: pydicom's array is known to be wrong here: not compared" % srel)
+                continue
             try:
                 ds = pydicom.dcmread(src)
             except Exception:

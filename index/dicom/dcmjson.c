@@ -11,6 +11,15 @@
  *   inherits its parent's unless it has its own (0008,0005)).
  * - Top-level Pixel Data is outside the bytes GDCM is given; it is written
  *   from the dcmwalk result, in its place in tag order.
+ * - Top-level elements after Pixel Data (digital signatures, private groups
+ *   written last; issue 12) are read through fd when the bytes after the
+ *   Pixel Data value walk as well-formed elements (dcmwalk_trailer) and
+ *   are at most DCMJSON_TRAILER_MAX; GDCM then reads them in a second walk,
+ *   as a small Part 10 buffer of their own (a meta group naming the
+ *   encoding dcmwalk found, then the trailer bytes; dcmshim_walk whole ==
+ *   2), so a header GDCM reads differently from dcmwalk can never run on
+ *   into them. Offsets map back to the trailer's place in the file. Data
+ *   Set Trailing Padding (FFFC,FFFC) is left out.
  * (J1) The text goes into a strbuf (strbuf.h) that adopts the caller's
  *      out->buf (allocated by an earlier call: out->cap is its size) and
  *      hands it back, so a caller building many instances reuses one
@@ -48,7 +57,6 @@ struct em {
 	struct strbuf sb;     /* the output; o->buf adopted, handed back (J1) */
 	const char *name;
 	size_t name_len;
-	uint64_t base;        /* file offset of the buffer given to GDCM */
 	int depth;            /* index of the innermost frame */
 	int overflow;         /* frames deeper than MAX_FRAMES are dropped */
 	int err;
@@ -59,6 +67,8 @@ struct em {
 	char px_vr[2];
 	uint64_t px_off, px_len;
 	int px_be;
+	uint64_t tr_off;      /* file offset of the elements after Pixel Data; 0: none */
+	int64_t delta;        /* file offset = offset in the walked buffer + delta */
 	int fd;
 	const struct dcmjson_attrs *attrs;  /* or NULL */
 };
@@ -502,8 +512,9 @@ static void pixel_flush(struct em *e)
 	put(e, "}", 1);
 }
 
-/* the extent of encapsulated Pixel Data: items up to the sequence delimiter */
-static uint64_t encap_length(int fd, uint64_t off, uint64_t fsize, int be)
+/* the extent of encapsulated Pixel Data: items up to the sequence delimiter
+ * (*delim set when found) */
+static uint64_t encap_length(int fd, uint64_t off, uint64_t fsize, int be, int *delim)
 {
 	uint64_t pos = off;
 	for (unsigned n = 0; fd >= 0 && n < 1000000 && pos + 8 <= fsize; n++) {
@@ -516,8 +527,10 @@ static uint64_t encap_length(int fd, uint64_t off, uint64_t fsize, int be)
 				: (uint32_t)h[7] << 24 | (uint32_t)h[6] << 16 | (uint32_t)h[5] << 8 | h[4];
 		if (g != 0xFFFE)
 			break;
-		if (el == 0xE0DD)
+		if (el == 0xE0DD) {
+			*delim = 1;
 			return pos - off;
+		}
 		if (el != 0xE000 || l == 0xFFFFFFFFu)
 			break;
 		pos += 8 + (uint64_t)l;
@@ -534,11 +547,17 @@ static void pixel_setup(struct em *e, const uint8_t *file, size_t flen,
 	e->px_tag = w->pixel_tag;
 	e->px_off = w->pixel_offset;
 	e->px_be = w->big_endian;
-	if (w->encapsulated)
-		e->px_len = encap_length(e->fd, w->pixel_offset, fsize, w->big_endian);
-	else
+	int delim = 0;
+	if (w->encapsulated) {
+		e->px_len = encap_length(e->fd, w->pixel_offset, fsize, w->big_endian, &delim);
+		if (delim && w->pixel_offset + e->px_len + 8 < fsize)
+			e->tr_off = w->pixel_offset + e->px_len + 8;
+	} else {
 		e->px_len = w->pixel_length < fsize - w->pixel_offset ? w->pixel_length
 								      : fsize - w->pixel_offset;
+		if (!w->pixel_truncated && w->pixel_offset + w->pixel_length < fsize)
+			e->tr_off = w->pixel_offset + w->pixel_length;
+	}
 	const char *vr = w->encapsulated ? "OB" : w->pixel_tag == 0x7FE00008 ? "OF" :
 			 w->pixel_tag == 0x7FE00009 ? "OD" : "OW";
 	uint8_t h[8];
@@ -606,6 +625,8 @@ static void cb_element(void *ctx, uint32_t tag, const char vr[2],
 		       const uint8_t *v, size_t n, int64_t off)
 {
 	struct em *e = ctx;
+	if (e->depth == 0 && tag == 0xFFFCFFFC)
+		return;   /* Data Set Trailing Padding */
 	if (e->attrs && e->depth == 0 && !e->overflow && tag_wanted(e->attrs, tag))
 		e->attrs->fn(e->attrs->ctx, tag, vr, v, n);
 	if (e->overflow || e->err)
@@ -616,7 +637,7 @@ static void cb_element(void *ctx, uint32_t tag, const char vr[2],
 	member_begin(e, tag, vr);
 	if (vr_bytes(vr)) {
 		if (n > DCMJSON_INLINE_MAX && off >= 0)
-			put_bulk_uri(e, e->base + (uint64_t)off, n);
+			put_bulk_uri(e, (uint64_t)(off + e->delta), n);
 		else if (n)
 			put_inline(e, v, n);
 	} else if (vr_is(vr, "US") || vr_is(vr, "SS") || vr_is(vr, "UL") ||
@@ -709,6 +730,67 @@ static int dcmjson_build_named(const uint8_t *file, size_t flen, uint64_t file_s
 			       size_t name_len, const struct dcmjson_attrs *a,
 			       struct dcmjson_out *out);
 
+/*
+ * The elements after Pixel Data as a Part 10 buffer of their own
+ * (malloc()ed; *len, *prefix: bytes before the trailer), or NULL (none,
+ * not well-formed, too big, unreadable).
+ */
+static uint8_t *trailer_buffer(struct em *e, uint64_t fsize, const struct dcmwalk_result *w,
+			       size_t *len, size_t *prefix)
+{
+	if (!e->tr_off || e->fd < 0 || w->deflated || e->tr_off >= fsize ||
+	    fsize - e->tr_off > DCMJSON_TRAILER_MAX)
+		return NULL;
+	/* the encoding dcmwalk found, whatever the meta said */
+	const char *ts = !w->explicit_vr ? "1.2.840.10008.1.2" :
+			 w->big_endian ? "1.2.840.10008.1.2.2" : "1.2.840.10008.1.2.1";
+	uint8_t meta[192] = { 0 };
+	size_t tl = (size_t)(fsize - e->tr_off), ul = strlen(ts), vl = (ul + 1) & ~(size_t)1;
+	size_t m = 128;
+	memcpy(meta + m, "DICM", 4);
+	m += 4;
+	/* (0002,0000) UL group length, (0002,0010) UI transfer syntax */
+	static const uint8_t gl[8] = { 2, 0, 0, 0, 'U', 'L', 4, 0 };
+	memcpy(meta + m, gl, 8);
+	uint32_t glv = (uint32_t)(8 + vl);
+	for (int k = 0; k < 4; k++)
+		meta[m + 8 + (size_t)k] = (uint8_t)(glv >> (8 * k));
+	m += 12;
+	static const uint8_t tsh[6] = { 2, 0, 0x10, 0, 'U', 'I' };
+	memcpy(meta + m, tsh, 6);
+	meta[m + 6] = (uint8_t)vl;
+	meta[m + 7] = 0;
+	memcpy(meta + m + 8, ts, ul);
+	m += 8 + vl;
+	uint8_t *b = malloc(m + tl);
+	if (b && pread(e->fd, b + m, tl, (off_t)e->tr_off) == (ssize_t)tl &&
+	    dcmwalk_trailer(b + m, tl, w) == 0) {
+		memcpy(b, meta, m);
+		*len = m + tl;
+		*prefix = m;
+		return b;
+	}
+	free(b);
+	return NULL;
+}
+
+/* close what a walk left open (an exception cuts it short) */
+static void close_open(struct em *e)
+{
+	while (e->overflow)
+		leave(e);
+	while (e->depth > 0) {
+		if (e->f[e->depth].seq) {
+			if (e->f[e->depth].count)
+				put(e, "]", 1);
+			put(e, "}", 1);
+		} else {
+			put(e, "}", 1);
+		}
+		e->depth--;
+	}
+}
+
 void dcmjson_header_range(const struct dcmwalk_result *w, size_t *skip, int *whole)
 {
 	/* as parse_one (scan.c): GDCM trusts the meta transfer syntax, so a
@@ -762,25 +844,23 @@ static int dcmjson_build_named(const uint8_t *file, size_t flen, uint64_t file_s
 	e->fd = fd;
 	e->attrs = a;
 	dcmjson_header_range(w, &skip, &whole);
-	e->base = skip;
+	e->delta = (int64_t)skip;
 	pixel_setup(e, file, flen, file_size, w);
 	put(e, "{", 1);
 	rc = dcmshim_walk(file + skip, (size_t)w->header_end - skip, whole,
 			  DCMJSON_INLINE_MAX + 1, &walk_ops, e, &info);
 	if (rc == 0) {
 		out->partial = info.partial;
-		/* a walk cut short by an exception leaves frames open */
-		while (e->overflow)
-			leave(e);
-		while (e->depth > 0) {
-			if (e->f[e->depth].seq) {
-				if (e->f[e->depth].count)
-					put(e, "]", 1);
-				put(e, "}", 1);
-			} else {
-				put(e, "}", 1);
-			}
-			e->depth--;
+		close_open(e);
+		size_t tlen = 0, prefix = 0;
+		uint8_t *tb = trailer_buffer(e, file_size, w, &tlen, &prefix);
+		if (tb) {
+			struct dcmshim_info ti;
+			e->delta = (int64_t)e->tr_off - (int64_t)prefix;
+			if (dcmshim_walk(tb, tlen, 2, DCMJSON_INLINE_MAX + 1, &walk_ops, e, &ti) == 0)
+				out->partial |= ti.partial;
+			close_open(e);
+			free(tb);
 		}
 		pixel_flush(e);
 		put(e, "}\n", 2);

@@ -19,7 +19,10 @@
  *   Conventions (the README repeats them):
  *     - every element has "vr"; an empty value has no "Value";
  *     - group lengths (gggg,0000) and the File Meta group (0002) are left
- *       out; so are top-level elements after Pixel Data (not read);
+ *       out; so is Data Set Trailing Padding (FFFC,FFFC); top-level
+ *       elements after Pixel Data are read through fd (none when fd < 0,
+ *       when the data set is deflated, when they are more than
+ *       DCMJSON_TRAILER_MAX bytes or not well-formed elements);
  *     - text decoded to UTF-8 per (0008,0005) (per item when an item has
  *       its own), trailing padding removed (leading spaces too except for
  *       LT/ST/UT/UR); multi-valued VRs split on '\\'; an empty value among
@@ -49,6 +52,7 @@
 #include "dcmwalk.h"
 
 #define DCMJSON_INLINE_MAX 1024
+#define DCMJSON_TRAILER_MAX ((uint64_t)16 << 20)
 
 struct dcmjson_out {
 	char *buf;          /* malloc()ed, NUL-terminated at len; reused by

@@ -10,7 +10,9 @@
  * - Only structure is interpreted: tag, VR, length; values are skipped.
  *   Undefined lengths are followed into items (FFFE,E000) and delimiters
  *   (FFFE,E00D / FFFE,E0DD); a UN of undefined length is implicit VR little
- *   endian inside (PS3.5 6.2.2).
+ *   endian inside (PS3.5 6.2.2); any other undefined-length element (OB/OW;
+ *   Pixel Data when implicit) holds fragments, skipped item by item
+ *   (issue 12: icons with compressed pixels inside sequence items).
  * - Invariant: every offset compared to the buffer length is first checked
  *   against the file size, so a huge length is DFS_ETRUNC, never a read past
  *   the buffer and never an overflow (lengths are 32-bit, offsets 64-bit).
@@ -31,6 +33,8 @@ struct walk {
 	int be;
 	int explicit_vr;
 	int *dicomdir_seen;
+	dcmwalk_elem_fn visit;  /* top-level elements (dcmwalk_elements) */
+	void *vctx;
 };
 
 static uint16_t rd16(const uint8_t *p, int be)
@@ -124,6 +128,40 @@ static int walk_items(const struct walk *w, uint64_t *pos, uint64_t seq_end,
 		      int explicit_vr, int be, int depth, uint64_t *hint);
 
 /*
+ * An undefined-length element that is not a sequence holds fragments
+ * (encapsulated pixel data, e.g. in an Icon Image Sequence item): items of
+ * defined length whose bytes are not data sets, up to a sequence delimiter.
+ * Skipped without looking inside (a fragment may hold any bytes, an
+ * embedded delimiter included).
+ */
+static int skip_fragments(const struct walk *w, uint64_t *pos, int be, uint64_t *hint)
+{
+	struct elem e;
+	for (;;) {
+		int rc = read_elem(w, *pos, 0, be, &e, hint);
+		if (rc)
+			return rc;
+		*pos += 8;
+		if (e.tag == 0xFFFEE0DD)
+			return 0;
+		if (e.tag != 0xFFFEE000 || e.vl == UNDEF)
+			return DFS_EPARSE;
+		if (*pos + e.vl > w->fsize)
+			return DFS_ETRUNC;
+		*pos += e.vl;
+	}
+}
+
+/* Does an undefined-length element hold fragments rather than items? */
+static int holds_fragments(const struct elem *e, int explicit_vr)
+{
+	if (explicit_vr)
+		return !(e->vr[0] == 'S' && e->vr[1] == 'Q') &&
+		       !(e->vr[0] == 'U' && e->vr[1] == 'N');
+	return e->tag == 0x7FE00010;
+}
+
+/*
  * Walk a data set from *pos until an item delimiter (when in_item), the end
  * of the file, or (top level only) a Pixel Data tag, which is left unread.
  */
@@ -157,7 +195,15 @@ static int walk_dataset(const struct walk *w, uint64_t *pos, int explicit_vr,
 		if (!in_item && (e.tag == 0x7FE00010 || e.tag == 0x7FE00008 ||
 				 e.tag == 0x7FE00009))
 			return 1; /* pixel data reached, *pos at its tag */
+		if (!in_item && w->visit && e.vl != UNDEF && *pos + e.hdr + e.vl <= w->len)
+			w->visit(w->vctx, e.tag, e.vr, *pos + e.hdr, e.vl);
 		*pos += e.hdr;
+		if (e.vl == UNDEF && holds_fragments(&e, explicit_vr)) {
+			rc = skip_fragments(w, pos, be, hint);
+			if (rc)
+				return rc;
+			continue;
+		}
 		if (e.vl == UNDEF) {
 			int sub_explicit = explicit_vr, sub_be = be;
 			if (explicit_vr && e.vr[0] == 'U' && e.vr[1] == 'N') {
@@ -236,6 +282,30 @@ static int walk_items(const struct walk *w, uint64_t *pos, uint64_t seq_end,
 	}
 }
 
+/*
+ * Transfer syntaxes GDCM 3.0's reader accepts in a meta header (its
+ * TransferSyntax::TSType): GDCM rejects a file whose meta names another
+ * (High-Throughput JPEG 2000, JPEG XL, newer video, retired JPEG
+ * processes), though its data set reads like any explicit VR one.
+ */
+static int ts_parser_knows(const char *ts)
+{
+	static const char *const known[] = {
+		"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.1.99",
+		"1.2.840.10008.1.2.2", "1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51",
+		"1.2.840.10008.1.2.4.52", "1.2.840.10008.1.2.4.53", "1.2.840.10008.1.2.4.55",
+		"1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.4.80",
+		"1.2.840.10008.1.2.4.81", "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91",
+		"1.2.840.10008.1.2.4.92", "1.2.840.10008.1.2.4.93", "1.2.840.10008.1.2.5",
+		"1.2.840.10008.1.2.4.100", "1.2.840.10008.1.2.4.94", "1.2.840.10008.1.2.4.101",
+		"1.2.840.10008.1.2.4.102", "1.2.840.10008.1.2.4.103",
+	};
+	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (!strcmp(ts, known[i]))
+			return 1;
+	return 0;
+}
+
 static int plausible_group(uint16_t g)
 {
 	return g == 0x0002 || g == 0x0008 || (g && g <= 0x0020 && !(g & 1));
@@ -245,7 +315,7 @@ int dcmwalk_header(const uint8_t *buf, size_t len, uint64_t file_size,
 		   struct dcmwalk_result *r)
 {
 	int dicomdir = 0;
-	struct walk w = { buf, len, file_size, 0, 1, &dicomdir };
+	struct walk w = { buf, len, file_size, 0, 1, &dicomdir, NULL, NULL };
 	uint64_t pos = 0, hint = 0;
 	struct elem e;
 	int rc;
@@ -321,7 +391,8 @@ int dcmwalk_header(const uint8_t *buf, size_t len, uint64_t file_size,
 	}
 	w.explicit_vr = is_vr(buf + pos + 4);
 	if (r->has_meta && r->ts[0])
-		r->ts_mismatch = w.explicit_vr != (strcmp(r->ts, TS_IMPL) != 0);
+		r->ts_mismatch = w.explicit_vr != (strcmp(r->ts, TS_IMPL) != 0) ||
+				 !ts_parser_knows(r->ts);
 	r->big_endian = w.be;
 	r->explicit_vr = w.explicit_vr;
 
@@ -360,4 +431,25 @@ out:
 	if (!r->has_meta && (rc == DFS_EPARSE || rc == DFS_ETRUNC || rc == DFS_ETOOBIG))
 		return DFS_ENOTDICOM;
 	return rc;
+}
+
+int dcmwalk_elements(const uint8_t *buf, size_t len, const struct dcmwalk_result *r,
+		     dcmwalk_elem_fn fn, void *ctx)
+{
+	int dicomdir = 0;
+	uint64_t pos = r->dataset_start, hint = 0;
+	if (r->deflated || len < r->header_end)
+		return DFS_EPARSE;
+	struct walk w = { buf, len, len, r->big_endian, r->explicit_vr, &dicomdir, fn, ctx };
+	int rc = walk_dataset(&w, &pos, w.explicit_vr, w.be, 0, 0, 0, &hint);
+	return rc == 1 ? 0 : rc;
+}
+
+int dcmwalk_trailer(const uint8_t *buf, size_t len, const struct dcmwalk_result *r)
+{
+	int dicomdir = 0;
+	uint64_t pos = 0, hint = 0;
+	struct walk w = { buf, len, len, r->big_endian, r->explicit_vr, &dicomdir, NULL, NULL };
+	int rc = walk_dataset(&w, &pos, w.explicit_vr, w.be, 0, 0, 0, &hint);
+	return rc == 0 && pos == len ? 0 : rc < 0 ? rc : DFS_EPARSE;
 }

@@ -43,12 +43,35 @@ struct dcmwalk_result {
 	unsigned big_endian:1;
 	unsigned explicit_vr:1;
 	unsigned ts_mismatch:1; /* the data set is not encoded as the meta
-				 * transfer syntax says (explicit/implicit) */
+				 * transfer syntax says (explicit/implicit),
+				 * or that syntax is not one the header parser
+				 * (GDCM 3.0) knows, e.g. HTJ2K: either way
+				 * the data set is parsed alone */
 	unsigned dicomdir:1;    /* has a Directory Record Sequence */
 	char ts[65];            /* (0002,0010) as found, or "" */
 };
 
 int dcmwalk_header(const uint8_t *buf, size_t len, uint64_t file_size,
                    struct dcmwalk_result *r);
+
+/*
+ * dcmwalk_elements(buf, len, r, fn, ctx): calls fn for each defined-length
+ * top-level element before Pixel Data: tag, VR ("\0\0" when implicit),
+ * offset in buf of its value, value length (all inside buf). buf/len: at
+ * least the header dcmwalk_header() accepted with result r (not deflated).
+ * Returns 0 or an error as dcmwalk_header. Pure, no allocation.
+ */
+/*
+ * dcmwalk_trailer(buf, len, r): 0 when buf[0, len) (the bytes after the
+ * Pixel Data element of the file r describes) is a sequence of well-formed
+ * top-level elements up to its end, in r's encoding; else DFS_EPARSE (or
+ * DFS_ETOOBIG / DFS_ETRUNC). Pure.
+ */
+int dcmwalk_trailer(const uint8_t *buf, size_t len, const struct dcmwalk_result *r);
+
+typedef void (*dcmwalk_elem_fn)(void *ctx, uint32_t tag, const uint8_t vr[2],
+				uint64_t off, uint32_t len);
+int dcmwalk_elements(const uint8_t *buf, size_t len, const struct dcmwalk_result *r,
+		     dcmwalk_elem_fn fn, void *ctx);
 
 #endif

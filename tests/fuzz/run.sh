@@ -20,7 +20,7 @@ SRC=$(cd "$(dirname "$0")/../.." && pwd)
 OUT=$(mkdir -p "${FUZZ_OUT:-./build-fuzz}" && cd "${FUZZ_OUT:-./build-fuzz}" && pwd)
 SECS=${FUZZ_SECONDS:-20}
 JOBS=${FUZZ_JOBS:-1}
-HARNESSES=${*:-fuzz_header fuzz_json fuzz_pixels fuzz_rle fuzz_query fuzz_fgroups}
+HARNESSES=${*:-fuzz_header fuzz_json fuzz_pixels fuzz_rle fuzz_query fuzz_fgroups fuzz_encaps fuzz_palette}
 CC=${FUZZ_CC:-clang}
 CXX=${FUZZ_CXX:-clang++}
 PY=/usr/bin/python3
@@ -92,6 +92,14 @@ seed_files() { # dir: the DICOM test corpus
 	fi
 	[ -d "$OUT/gen" ] && find "$OUT/gen" -type f -size -300k | head -200 |
 		while read -r f; do cp "$f" "$d/gen_$(echo "$f" | md5sum | cut -c1-12)"; done
+	# files shaped like other writers' (icons, palettes, offset tables,
+	# elements after Pixel Data: issue 12)
+	if [ ! -f "$OUT/rw.done" ]; then
+		rm -rf "$OUT/rw" "$OUT/rw.truth"
+		"$PY" "$SRC/tests/gen_realworld.py" "$OUT/rw" >/dev/null 2>&1 && touch "$OUT/rw.done"
+	fi
+	[ -d "$OUT/rw" ] && find "$OUT/rw" -name '*.dcm' -size -300k |
+		while read -r f; do cp "$f" "$d/rw_$(echo "$f" | md5sum | cut -c1-12)"; done
 	cp "$SRC"/tests/fuzz/regressions/* "$d"/ 2>/dev/null
 	# enhanced multi-frame and mosaic headers (frame tables, CSA headers)
 	for f in /usr/lib/python3/dist-packages/nibabel/nicom/tests/data/*.dcm.gz; do
@@ -144,12 +152,52 @@ seed_csa() { # dir: nibabel's CSA headers (Siemens files) for fuzz_fgroups
 	true
 }
 
+seed_encaps() { # dir: item streams (fuzz_encaps) and palettes (fuzz_palette)
+	mkdir -p "$1"
+	"$PY" - "$1" "$2" <<'PYEOF'
+import os, struct, sys
+d, which = sys.argv[1:]
+def item(b, tag=0xE000):
+    return struct.pack('<HHI', 0xFFFE, tag, len(b)) + b
+delim = struct.pack('<HHI', 0xFFFE, 0xE0DD, 0)
+jpeg = lambda k: b'\xff\xd8' + bytes([k]) * 9 + b'\xff\xd9'
+if which == 'encaps':
+    frames = [jpeg(k) for k in range(3)]
+    one = b''.join(item(f) for f in frames)
+    offs, o = [], 0
+    for f in frames:
+        offs.append(o); o += 8 + len(f)
+    bot = item(b''.join(struct.pack('<I', x) for x in offs))
+    split = b''.join(item(f[:6]) + item(f[6:]) for f in frames)
+    seeds = {
+        'one_per_frame': bytes([2, 0]) + item(b'') + one + delim,
+        'bot': bytes([2, 0]) + bot + one + delim,
+        'eot': bytes([2, 2, 3]) + b''.join(struct.pack('<Q', x) for x in offs) + item(b'') + one + delim,
+        'split_markers': bytes([2, 0]) + item(b'') + split + delim + b'\xfc\xff\xfc\xff',
+        'embedded_delim': bytes([0, 0]) + item(b'') + item(b'\xff\xd8' + delim + b'\xff\xd9'),
+    }
+else:
+    desc = struct.pack('<HHH', 4, 0, 16)
+    plain = struct.pack('<4H', 0, 1000, 50176, 65535)
+    segd = struct.pack('<14H', 0, 2, 10, 20, 1, 100, 30000, 2, 2, 0, 0, 1, 52, 300)
+    idx = bytes([0, 1, 2, 3, 9, 255])
+    seeds = {
+        'plain16': bytes([0]) + desc + struct.pack('<H', len(plain)) + plain + idx,
+        'plain8': bytes([8]) + struct.pack('<HHH', 0, 0, 8) + struct.pack('<H', 0) + idx,
+        'seg16': bytes([1]) + struct.pack('<HHH', 256, 0, 16) + struct.pack('<H', len(segd)) + segd + idx,
+        'seg8': bytes([1]) + struct.pack('<HHH', 256, 0, 8) + struct.pack('<H', 8) + bytes([0, 2, 0, 9, 1, 254, 255, 0]) + idx,
+    }
+for k, v in seeds.items():
+    open(os.path.join(d, k), 'wb').write(v)
+PYEOF
+}
+
 # classify LOG: "ours" when the crash site is in dicomfs code (index/,
 # tests/fuzz/), "gdcm" when it is inside GDCM (contained by the child
 # processes in production: it costs that one file)
 classify() {
 	local first
-	first=$(grep -E '^ +#[0-9]+ ' "$1" | grep -vE '__asan|__lsan|operator new|std::vector|std::__|_M_default_append|libasan|libubsan|libc\.so|libstdc\+\+|compiler-rt|sanitizer_common|/asan/|/ubsan/|__GI_|abort|raise|__assert|libFuzzer|fuzzer::|pthread_kill|nptl|__sanitizer|CrashCallback' | head -1)
+	first=$(grep -E '^ +#[0-9]+ ' "$1" | grep -vE '__asan|__lsan|__interceptor_|__memset|__memcpy|__memmove|operator new|std::vector|std::__|_M_default_append|libasan|libubsan|libc\.so|libstdc\+\+|compiler-rt|sanitizer_common|/asan/|/ubsan/|__GI_|abort|raise|__assert|libFuzzer|fuzzer::|pthread_kill|nptl|__sanitizer|CrashCallback' | head -1)
 	case "$first" in
 	*libgdcm* | *gdcm::* | *Gdcm* | *opj_* | *libopenjp* | *jpeg* | *charls* | *CharLS*) echo gdcm ;;
 	*) echo ours ;;
@@ -166,6 +214,8 @@ for h in $HARNESSES; do
 	fuzz_pixels | fuzz_rle) seed_struct "$seeds"; maxlen=16384 ;;
 	fuzz_query) mkdir -p "$seeds"; cp "$SRC"/tests/fuzz/seeds/query/* "$seeds"/; maxlen=4096 ;;
 	fuzz_fgroups) seed_csa "$seeds"; maxlen=65536 ;;
+	fuzz_encaps) seed_encaps "$seeds" encaps; maxlen=16384 ;;
+	fuzz_palette) seed_encaps "$seeds" palette; maxlen=140000 ;;
 	*) seed_files "$seeds"; maxlen=300000 ;;
 	esac
 	dict=

@@ -56,6 +56,7 @@ extern "C" {
 #define dcmshim_parse_header dcmshim_gdcm_parse_header
 #define dcmshim_walk dcmshim_gdcm_walk
 #define dcmshim_decode_pixels dcmshim_gdcm_decode_pixels
+#define dcmshim_decode_frame dcmshim_gdcm_decode_frame
 #else
 int dcmshim_load(void);
 /* Where the module is (0), or -ENOENT; does not load it. */
@@ -103,6 +104,9 @@ int dcmshim_parse_header(const void *buf, size_t len, int whole,
  *       sequences and their items.
  *   Group lengths (gggg,0000), the File Meta group (0002) and item/delimiter
  *   tags (FFFE,xxxx) are not reported. Any callback may be NULL.
+ *   whole == 2: buf holds a data set without Pixel Data (a header followed
+ *   by the elements after Pixel Data, dcmjson.c): GDCM reads all of it, and
+ *   offsets are found as when whole == 0.
  *   Returns 0 or DFS_EPARSE, info as for dcmshim_parse_header (partial: GDCM
  *   stopped early; what it read was reported).
  */
@@ -145,6 +149,22 @@ typedef void *(*dcmshim_alloc_fn)(void *ctx, size_t len);
 int dcmshim_decode_pixels(const void *buf, size_t len, int palette,
 			  dcmshim_alloc_fn alloc, void *ctx,
 			  struct dcmshim_pixels *px);
+
+/*
+ * dcmshim_decode_frame(cs, len, f, alloc, ctx, px)
+ *   decodes ONE frame's codestream cs[0, len) (the fragments of that frame,
+ *   concatenated: index/dicom/encaps.h) with the GDCM codec of transfer
+ *   syntax f->ts, the image described by f (no DICOM parse: GDCM never sees
+ *   the item stream). Output as dcmshim_decode_pixels (px->frames == 1).
+ *   Returns 0, -ENOMEM, or DFS_EPARSE with px->error set. Reentrant.
+ */
+struct dcmshim_frame {
+	const char *ts;           /* transfer syntax UID */
+	const char *photometric;  /* as in the data set */
+	uint32_t rows, cols, spp, bits_alloc, bits_stored, high_bit, pixrep, planar;
+};
+int dcmshim_decode_frame(const void *cs, size_t len, const struct dcmshim_frame *f,
+			 dcmshim_alloc_fn alloc, void *ctx, struct dcmshim_pixels *px);
 
 #ifdef __cplusplus
 }

@@ -32,6 +32,8 @@ static int (*p_walk)(const void *, size_t, int, size_t,
 		     const struct dcmshim_walk_ops *, void *, struct dcmshim_info *);
 static int (*p_decode_pixels)(const void *, size_t, int, dcmshim_alloc_fn, void *,
 			      struct dcmshim_pixels *);
+static int (*p_decode_frame)(const void *, size_t, const struct dcmshim_frame *,
+			     dcmshim_alloc_fn, void *, struct dcmshim_pixels *);
 static int (*p_dict_by_keyword)(const char *, uint32_t *, char[3]);
 static int (*p_dict_by_tag)(uint32_t, char[3], char *, size_t);
 
@@ -101,9 +103,10 @@ static void load(void)
 	*(void **)&p_parse_header = dlsym(h, "dcmshim_gdcm_parse_header");
 	*(void **)&p_walk = dlsym(h, "dcmshim_gdcm_walk");
 	*(void **)&p_decode_pixels = dlsym(h, "dcmshim_gdcm_decode_pixels");
+	*(void **)&p_decode_frame = dlsym(h, "dcmshim_gdcm_decode_frame");
 	*(void **)&p_dict_by_keyword = dlsym(h, "dcmshim_gdcm_dict_by_keyword");
 	*(void **)&p_dict_by_tag = dlsym(h, "dcmshim_gdcm_dict_by_tag");
-	if (!p_init || !p_parse_header || !p_walk || !p_decode_pixels ||
+	if (!p_init || !p_parse_header || !p_walk || !p_decode_pixels || !p_decode_frame ||
 	    !p_dict_by_keyword || !p_dict_by_tag) {
 		dfs_log("the GDCM module %s lacks a function: %s", MODULE, dlerror());
 		return;
@@ -154,6 +157,17 @@ int dcmshim_decode_pixels(const void *buf, size_t len, int palette,
 	if (dcmshim_load())
 		return DFS_EPARSE;
 	return p_decode_pixels(buf, len, palette, alloc, ctx, px);
+}
+
+int dcmshim_decode_frame(const void *cs, size_t len, const struct dcmshim_frame *f,
+			 dcmshim_alloc_fn alloc, void *ctx, struct dcmshim_pixels *px)
+{
+	if (dcmshim_load()) {
+		memset(px, 0, sizeof(*px));
+		snprintf(px->error, sizeof(px->error), "GDCM module not available");
+		return DFS_EPARSE;
+	}
+	return p_decode_frame(cs, len, f, alloc, ctx, px);
 }
 
 int dcmdict_by_keyword(const char *kw, uint32_t *tag, char vr[3])

@@ -18,6 +18,8 @@
 #include <gdcmImageApplyLookupTable.h>
 #include <gdcmPhotometricInterpretation.h>
 #include <gdcmPixelFormat.h>
+#include <gdcmSequenceOfFragments.h>
+#include <gdcmTransferSyntax.h>
 
 #include "dcmshim.h"
 #include "dcmshim_membuf.hh"
@@ -67,6 +69,22 @@ int fill(const gdcm::Image &img, dcmshim_alloc_fn alloc, void *ctx,
 	return 0;
 }
 
+/* run f(), turning every exception into a return code (none crosses the C
+ * interface) */
+template <class F> int guarded(struct dcmshim_pixels *px, F f)
+{
+	try {
+		return f();
+	} catch (const std::bad_alloc &) {
+		return -ENOMEM;
+	} catch (const std::exception &e) {
+		std::snprintf(px->error, sizeof(px->error), "gdcm: %s", e.what());
+	} catch (...) {
+		std::snprintf(px->error, sizeof(px->error), "gdcm: unknown exception");
+	}
+	return DFS_EPARSE;
+}
+
 } // namespace
 
 extern "C" int dcmshim_decode_pixels(const void *buf, size_t len, int palette,
@@ -74,7 +92,7 @@ extern "C" int dcmshim_decode_pixels(const void *buf, size_t len, int palette,
 				     struct dcmshim_pixels *px)
 {
 	std::memset(px, 0, sizeof(*px));
-	try {
+	return guarded(px, [&]() -> int {
 		membuf mb(static_cast<const char *>(buf), len);
 		std::istream is(&mb);
 		gdcm::ImageReader reader;
@@ -97,12 +115,52 @@ extern "C" int dcmshim_decode_pixels(const void *buf, size_t len, int palette,
 			return fill(lut.GetOutput(), alloc, ctx, px);
 		}
 		return fill(img, alloc, ctx, px);
-	} catch (const std::bad_alloc &) {
-		return -ENOMEM;
-	} catch (const std::exception &e) {
-		std::snprintf(px->error, sizeof(px->error), "gdcm: %s", e.what());
-	} catch (...) {
-		std::snprintf(px->error, sizeof(px->error), "gdcm: unknown exception");
+	});
+}
+
+extern "C" int dcmshim_decode_frame(const void *cs, size_t len, const struct dcmshim_frame *f,
+				    dcmshim_alloc_fn alloc, void *ctx,
+				    struct dcmshim_pixels *px)
+{
+	std::memset(px, 0, sizeof(*px));
+	if (len > 0xFFFFFFF0u) {
+		std::snprintf(px->error, sizeof(px->error), "a frame of 4 GiB or more");
+		return DFS_EPARSE;
 	}
-	return DFS_EPARSE;
+	return guarded(px, [&]() -> int {
+		gdcm::TransferSyntax ts(gdcm::TransferSyntax::GetTSType(f->ts));
+		if (ts == gdcm::TransferSyntax::TS_END || !ts.IsEncapsulated()) {
+			std::snprintf(px->error, sizeof(px->error),
+				      "transfer syntax %.64s is not a compressed one GDCM knows", f->ts);
+			return DFS_EPARSE;
+		}
+		gdcm::Image img;
+		img.SetNumberOfDimensions(2);
+		img.SetDimension(0, f->cols);
+		img.SetDimension(1, f->rows);
+		img.SetPixelFormat(gdcm::PixelFormat((unsigned short)f->spp,
+			(unsigned short)f->bits_alloc, (unsigned short)f->bits_stored,
+			(unsigned short)f->high_bit, (unsigned short)f->pixrep));
+		gdcm::PhotometricInterpretation::PIType pt =
+			gdcm::PhotometricInterpretation::GetPIType(f->photometric);
+		if (pt == gdcm::PhotometricInterpretation::UNKNOWN ||
+		    pt == gdcm::PhotometricInterpretation::PI_END) {
+			std::snprintf(px->error, sizeof(px->error),
+				      "GDCM does not know PhotometricInterpretation %.32s", f->photometric);
+			return DFS_EPARSE;
+		}
+		img.SetPhotometricInterpretation(pt);
+		if (f->spp == 3)
+			img.SetPlanarConfiguration(f->planar);
+		img.SetTransferSyntax(ts);
+		gdcm::DataElement de(gdcm::Tag(0x7fe0, 0x0010));
+		gdcm::SmartPointer<gdcm::SequenceOfFragments> sq = new gdcm::SequenceOfFragments;
+		gdcm::Fragment frag;
+		frag.SetByteValue(static_cast<const char *>(cs), (uint32_t)len);
+		sq->AddFragment(frag);
+		de.SetValue(*sq);
+		de.SetVR(gdcm::VR::OB);
+		img.SetDataElement(de);
+		return fill(img, alloc, ctx, px);
+	});
 }

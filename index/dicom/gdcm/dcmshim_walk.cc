@@ -362,7 +362,7 @@ extern "C" int dcmshim_walk(const void *buf, size_t len, int whole,
 		walker w;
 		w.buf = static_cast<const uint8_t *>(buf);
 		w.len = len;
-		w.offsets = !whole;
+		w.offsets = whole != 1;
 		w.bulk_min = bulk_min ? bulk_min : 1;
 		w.cursor = 0;
 		w.ops = ops;
