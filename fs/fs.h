@@ -290,6 +290,25 @@ static inline void stat_file(struct stat *st, const struct node_view *nv,
 	stat_times(st, nv->rec->mtime_ns);
 }
 
+/*
+ * kind_anon.c: the files of anon/ nodes (NODE_F_ANON). The .dcm of an anon
+ * instance (kind_dcm.c hands its nodes over): getattr, open (*out), read
+ * (replies itself: 0, or a negative error to reply with), release.
+ * dfs_anon_record: an instance's record as its files may show it: the
+ * index's, or for an anon node the de-identified one, then owned by owner
+ * (levelagg_own). 0 or a negative error.
+ */
+struct dfs_anon_open;
+struct levelagg;
+int dfs_anon_dcm_getattr(struct dfs *fs, uint64_t id, const struct node_view *nv,
+			 struct stat *st);
+int dfs_anon_dcm_open(struct dfs *fs, uint64_t id, const struct node_view *nv,
+		      struct dfs_anon_open **out);
+int dfs_anon_dcm_read(struct dfs_anon_open *o, fuse_req_t req, size_t size, off_t off);
+void dfs_anon_dcm_release(struct dfs_anon_open *o);
+int dfs_anon_record(struct dfs *fs, const struct node_view *nv, const void **rec,
+		    size_t *len, struct levelagg *owner);
+
 extern const struct fuse_lowlevel_ops dfs_ll_ops;
 
 /* Fill st for inode ino; 0 or negative error. */

@@ -35,7 +35,8 @@ static int json_head(struct dfs *fs, const struct node_view *nv, struct rec_head
 {
 	const void *val;
 	size_t vlen;
-	if (nv->rec->type != NODE_INSTANCE || !nv->relpath)
+	/* not under anon/ (kind_anon.c N3) */
+	if (nv->rec->type != NODE_INSTANCE || !nv->relpath || (nv->rec->flags & NODE_F_ANON))
 		return -ENOENT;
 	int rc = index_file_record(fs->ix, nv->relpath, nv->rec->path_len, &val, &vlen);
 	if (rc)

@@ -45,6 +45,8 @@ struct options {
 	char *max_image;    /* MB: largest image decoded / previewed in memory */
 	char *open_size;    /* MB of generated content of open files */
 	int max_threads;    /* FUSE threads at most (default 128) */
+	char *anon_key;     /* anon/'s key file (view_anon.c) */
+	int anon_keep_burned_in;
 };
 
 #define OPT(t, p) { t, offsetof(struct options, p), 1 }
@@ -58,6 +60,8 @@ static const struct fuse_opt dfs_opts[] = {
 	OPT("max_image=%s", max_image),
 	OPT("open_size=%s", open_size),
 	OPT("max_threads=%d", max_threads),
+	OPT("anon_key=%s", anon_key),
+	OPT("anon_keep_burned_in", anon_keep_burned_in),
 	FUSE_OPT_END
 };
 
@@ -110,6 +114,11 @@ static void usage(const char *prog)
 	       "                           pixel decoders (default: 128)\n"
 	       "    -o index_tags=LIST     also index these tags (Keyword or GGGGEEEE,\n"
 	       "                           private ones too), so query/ can match them\n"
+	       "    -o anon_key=FILE       the secret of anon/'s pseudonyms (default: a\n"
+	       "                           random key made once beside the index, 0600)\n"
+	       "    -o anon_keep_burned_in also show instances with burned-in annotation\n"
+	       "                           (or US / secondary capture without the\n"
+	       "                           attribute) in anon/\n"
 	       "    --version              print the version\n\n"
 	       "exit status: 0 ok, 1 usage, 2 archive, 3 mountpoint, 4 index, 5 fuse\n\n",
 	       prog);
@@ -293,6 +302,8 @@ int main(int argc, char *argv[])
 	io.path = o.index;
 	io.scan_threads = o.scan_threads;
 	io.follow_symlinks = o.follow_symlinks;
+	io.anon_key_file = o.anon_key;
+	io.anon_keep_burned_in = o.anon_keep_burned_in;
 	char exe[PATH_MAX];
 	ssize_t el = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 	if (el > 0) {
@@ -427,6 +438,7 @@ free_args:
 	free(o.index);
 	free(o.cache_size);
 	free(o.index_tags);
+	free(o.anon_key);
 	free(o.max_image);
 	free(o.open_size);
 	free((void *)io.extra_tags);

@@ -69,6 +69,11 @@
  *   5  ids 3 query/ and 4 uids/ reserved, the uids/ view (keys 'u', 'v';
  *      instance nodes nlink 2), meta "tags" (the indexed tag set may grow:
  *      -o index_tags) and meta "novolume" (series without a volume).
+ *   6  id 5 anon/ reserved, the anon/ view (keys 'A', 'B', 'C' for its
+ *      patient, study and series directories, 'a' for its instances);
+ *      node_rec.flags (NODE_F_ANON); meta "anon_conf" (the key's id and
+ *      the burned-in policy the tree was built with) and "anon_excluded"
+ *      (TSV: instances left out of anon/); BurnedInAnnotation indexed.
  *
  * Errors: 0 or negative errno / DFS_* (error.h).
  * Threading: index_open/update/close_env/reopen on one thread, before the
@@ -80,7 +85,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#define INDEX_FORMAT "dicomfs-index 5"
+#define INDEX_FORMAT "dicomfs-index 6"
 
 /*
  * File kinds. The numbers are part of the inode scheme (above), hence of
@@ -120,6 +125,7 @@ enum dfs_kind {
 #define ID_DOTDIR   2   /* .dicomfs/ (view_dotdir.c) */
 #define ID_QUERY    3   /* query/ (view_query.c) */
 #define ID_UIDS     4   /* uids/ (view_uids.c) */
+#define ID_ANON     5   /* anon/ (view_anon.c) */
 /*
  * Query directories (query/<level>/<Keyword=value>/...) have dynamic ids
  * >= QUERY_ID_BASE, from a hash of their path, mapped to the parsed query
@@ -142,9 +148,14 @@ enum node_type {
 	NODE_SERIES = 5, NODE_INSTANCE = 6,
 };
 
+/* node_rec.flags: the node is of anon/ (its files are de-identified:
+ * index/dicom/deid.h, fs/kind_anon.c) */
+#define NODE_F_ANON 1
+
 struct node_rec {
 	uint8_t type;
-	uint8_t pad[3];
+	uint8_t flags;       /* NODE_F_* */
+	uint8_t pad[2];
 	uint32_t mode;       /* permission bits only */
 	uint32_t uid, gid;
 	uint32_t nlink;
@@ -184,6 +195,11 @@ struct index_opts {
 	const uint32_t *extra_tags; /* -o index_tags: indexed on top of
 				  * dfs_tags[] (any order, duplicates ok) */
 	size_t n_extra_tags;
+	/* anon/ (view_anon.c): the key file (-o anon_key; NULL: "anon.key"
+	 * made once beside the index), and whether instances with burned-in
+	 * annotation are shown (-o anon_keep_burned_in) */
+	const char *anon_key_file;
+	int anon_keep_burned_in;
 };
 
 struct index_stats {
@@ -245,6 +261,10 @@ int index_file_record(struct index *ix, const char *relpath, size_t len,
 typedef int (*index_file_fn)(void *ctx, const char *relpath, size_t len,
 			     const void *val, size_t vlen);
 int index_files_scan(struct index *ix, index_file_fn fn, void *ctx);
+
+/* anon/: the de-identification key of this mount (view_anon.c) */
+struct deid_key;
+const struct deid_key *index_anon_key(const struct index *ix);
 
 /* The tags the index holds values of (ascending; valid while mounted). */
 void index_tags(const struct index *ix, const uint32_t **tags, size_t *n);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "store.h"
+#include "view.h"
 #include "error.h"
 #include "log.h"
 #include "naming.h"
@@ -427,6 +428,12 @@ int index_open(struct index **out, const struct index_opts *o, char *msg,
 	if (rc)
 		goto free_ix;
 	rc = store_dir(o->path, ix->archive_real, NULL, &ix->path, msg, msglen);
+	if (rc) {
+		rc = rc == -ENOMEM ? rc : -EROFS;
+		goto free_ix;
+	}
+	/* beside the shared index even when this mount gets a private one */
+	rc = view_anon_key(ix, msg, msglen);
 	if (rc) {
 		rc = rc == -ENOMEM ? rc : -EROFS;
 		goto free_ix;
