@@ -55,7 +55,7 @@ struct inst {
 
 /* the de-identified values an anon/ name is made of (view_anon.c) */
 struct anon_names {
-	char pid[DEID_PID_LEN + 1], pname[DEID_PID_LEN + 6], sdate[20];
+	char pid[DEID_PID_LEN + 1], pname[DEID_PID_LEN + 1], sdate[20];
 	char study[DEID_UID_LEN + 1], series[DEID_UID_LEN + 1], sop[DEID_UID_LEN + 1];
 };
 
@@ -754,6 +754,8 @@ static const char *anon_excluded(const struct build *b, const struct inst *in)
 	size_t l;
 	if (in->h.flags & RECF_DEFLATED)
 		return "anon: deflated data set, not de-identified";
+	if (in->h.flags & (RECF_PIXEL_TRUNC | RECF_PARTIAL))
+		return "anon: the source is cut short or read only partly";
 	if (b->ix->opts.anon_keep_burned_in)
 		return NULL;
 	if (rec_attr(in->rec, in->rec_len, 0x00280301, &v, &l))

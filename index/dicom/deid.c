@@ -92,7 +92,7 @@ void deid_patient(const struct deid_key *k, const char *pkey, size_t len,
 	uint8_t d[SHA256_DIGEST_SIZE];
 	hmac(k, "pid", pkey, len, d);
 	hex16(d, p->pid);
-	snprintf(p->pname, sizeof(p->pname), "ANON^%s", p->pid);
+	memcpy(p->pname, p->pid, sizeof(p->pid));
 	hmac(k, "days", pkey, len, d);
 	uint32_t r = (uint32_t)d[0] << 24 | (uint32_t)d[1] << 16 | (uint32_t)d[2] << 8 | d[3];
 	p->days = -(365 + (int)(r % 3287));   /* 1 to 9 years back (D4) */
@@ -197,7 +197,9 @@ static int shift8(const char *s, int days, char *out)
 		y = y * 10 + (s[i] - '0');
 	m = (unsigned)((s[4] - '0') * 10 + (s[5] - '0'));
 	d = (unsigned)((s[6] - '0') * 10 + (s[7] - '0'));
-	if (m < 1 || m > 12 || d < 1 || d > 31)
+	/* years before 11 could shift before year 1 with one key and not with
+	 * another: not a date for any key (D3) */
+	if (m < 1 || m > 12 || d < 1 || d > 31 || y < 11)
 		return -1;
 	long z = days_from_civil(y, m, d) + days;
 	civil_from_days(z, &y, &m, &d);

@@ -21,8 +21,8 @@
  *      does not: a UID (action U) becomes "2.25." and the 39 decimal
  *      digits of the first 128 bits of HMAC-SHA256(key, "uid" 0 UID) with
  *      the top bit set (44 characters); PatientID becomes 16 upper-case hex
- *      digits of HMAC(key, "pid" 0 patient key) and PatientName
- *      "ANON^" and the same digits. So a header's de-identified size is a
+ *      digits of HMAC(key, "pid" 0 patient key), and PatientName the same
+ *      digits (no fixed word that a real name could contain). So a header's de-identified size is a
  *      function of the original alone, whatever the key.
  * (D4) Dates. Every DA and DT value (and each side of a range, each value
  *      of a multi-valued one) of one patient moves by the same number of
@@ -95,7 +95,7 @@ enum deid_action deid_action_of(uint32_t tag, const char *vr);
 /* The pseudonyms and the date shift of one patient (D3, D4). */
 struct deid_patient {
 	char pid[DEID_PID_LEN + 1];
-	char pname[DEID_PID_LEN + 6];
+	char pname[DEID_PID_LEN + 1];
 	int days;
 };
 
