@@ -305,6 +305,11 @@ int dfs_anon_dcm_getattr(struct dfs *fs, uint64_t id, const struct node_view *nv
 int dfs_anon_dcm_open(struct dfs *fs, uint64_t id, const struct node_view *nv,
 		      struct dfs_anon_open **out);
 int dfs_anon_dcm_read(struct dfs_anon_open *o, fuse_req_t req, size_t size, off_t off);
+/* the anon .dcm's first bytes: its header and up to extra bytes after it
+ * (*buf malloc()ed, *have bytes), the header's length and the file's */
+int dfs_anon_dcm_prefix(struct dfs *fs, uint64_t id, const struct node_view *nv,
+			size_t extra, uint8_t **buf, size_t *have, uint64_t *hlen,
+			uint64_t *total);
 void dfs_anon_dcm_release(struct dfs_anon_open *o);
 int dfs_anon_record(struct dfs *fs, const struct node_view *nv, const void **rec,
 		    size_t *len, struct levelagg *owner);

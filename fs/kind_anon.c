@@ -17,7 +17,10 @@
  *      finds it again. `ls -l` or rsync read each header once.
  * (N3) Nothing of the original: the record that level files, FHIR and
  *      xattrs of anon/ nodes are made from is deid_record()'s, never the
- *      index's own (dfs_anon_record); .json is not listed under anon/.
+ *      index's own (dfs_anon_record); an anon .json is the DICOM JSON of
+ *      the anon .dcm's own header (dfs_anon_dcm_prefix: GDCM in a decoder
+ *      process sees de-identified bytes only), its size known once made
+ *      (getattr makes it, the level cache keeps it).
  * Threading: any FUSE thread; the cache guards itself.
  */
 #include <errno.h>
@@ -136,6 +139,44 @@ static int anon_header(struct dfs *fs, uint64_t id, const struct node_view *nv,
 	}
 	strbuf_release(&out);
 	return rc;
+}
+
+int dfs_anon_dcm_prefix(struct dfs *fs, uint64_t id, const struct node_view *nv,
+			size_t extra, uint8_t **buf, size_t *have, uint64_t *hlen,
+			uint64_t *total)
+{
+	struct rec_head h;
+	char *hdr = NULL;
+	size_t hl;
+	uint64_t toff, tlen;
+	int rc = anon_header(fs, id, nv, NULL, &h, &hdr, &hl);
+	if (rc)
+		return rc;
+	tail_of(&h, &toff, &tlen);
+	if (extra > tlen)
+		extra = (size_t)tlen;
+	uint8_t *b = realloc(hdr, hl + extra + 1);
+	if (!b) {
+		free(hdr);
+		return -ENOMEM;
+	}
+	if (extra) {
+		struct source_file sf;
+		rc = dfs_source_open(fs, nv, "anon: ", &sf);
+		if (!rc) {
+			rc = source_read(fs->src, &sf, b + hl, extra, toff) ? -EIO : 0;
+			source_close(fs->src, &sf);
+		}
+		if (rc) {
+			free(b);
+			return rc;
+		}
+	}
+	*buf = b;
+	*have = hl + extra;
+	*hlen = hl;
+	*total = hl + tlen;
+	return 0;
 }
 
 int dfs_anon_dcm_getattr(struct dfs *fs, uint64_t id, const struct node_view *nv,

@@ -851,8 +851,8 @@ static int anon_series(struct build *b, const size_t *ord, uint64_t series_id,
 		for (const struct level_file *f = view_instance_files; f->name && !rc; f++) {
 			char fname[NAME_BUF + 8];
 			unsigned k = f->kind;
-			/* .json: not in anon/ yet (README) */
-			if (!(b->ix->opts.kinds & (1u << k)) || k == KIND_JSON ||
+			if (!(b->ix->opts.kinds & (1u << k)) ||
+			    (k == KIND_JSON && !in->h.json_size) ||
 			    ((k == KIND_NPY || k == KIND_PNG) && !has_pixels(in)))
 				continue;
 			snprintf(fname, sizeof(fname), "%s.%s", s[i].name, f->name);

@@ -239,6 +239,17 @@ def check(mount, keyfile):
             fail("%s: PatientID %s is not the keyed pseudonym" % (f, a.PatientID))
         if [k for k in a.keys() if k.group & 1]:
             fail("%s: private elements left" % f)
+        j = f[:-4] + ".json"
+        if os.path.exists(j):
+            try:
+                jd = pydicom.Dataset.from_json(open(j).read())
+                for kw in ("SOPInstanceUID", "PatientID", "StudyDate", "PatientIdentityRemoved"):
+                    if str(jd.get(kw, "")) != str(a.get(kw, "")):
+                        fail("%s: %s %r, the .dcm has %r" % (j, kw, jd.get(kw), a.get(kw)))
+            except Exception as e:
+                fail("%s: pydicom cannot read it: %s" % (j, e))
+        elif "PixelData" in a:
+            fail("%s: no .json beside it" % f)
         for kw in ("StudyDate", "SeriesDate", "AcquisitionDate", "ContentDate"):
             ov, av = str(o.get(kw, "") or ""), str(a.get(kw, "") or "")
             if re.fullmatch(r"\d{8}", ov) and ov[:4] > "0010":
