@@ -112,6 +112,28 @@ done
 as_nobody cat "$MNT/.dicomfs/errors.tsv" >/dev/null 2>&1 && fail "nobody reads errors.tsv"
 as_nobody cat "$MNT/.dicomfs/status.json" >/dev/null 2>&1 || fail "nobody cannot read status.json"
 
+# ---- anon/ (access.h A1, A2 through the anon nodes): the keyed pseudonyms
+# of the instances nobody cannot read appear nowhere in what nobody got;
+# those of the readable ones do ----
+pseudo() { "$PY" -c 'import hashlib, hmac, sys
+k = hashlib.sha256(open(sys.argv[1], "rb").read()).digest()
+for u in sys.argv[2:]:
+    d = hmac.new(k, b"uid\0" + u.encode(), hashlib.sha256).digest()
+    print("2.25.%d" % (int.from_bytes(d[:16], "big") | 1 << 127))' "$TMP/idx/anon.key" "$@"; }
+for u in $(pseudo 2.25.901.1.1.1 2.25.901.1.1.2 2.25.902.2.1.1 2.25.902.2.1.2 2.25.903.1.1.2 2.25.904.1.1.1); do
+	grep -aqF "$u" "$SEEN" && fail "nobody reached the anon/ pseudonym $u of an instance it cannot read"
+done
+n=0
+for u in $(pseudo 2.25.900.1.1.1 2.25.900.1.1.2); do
+	grep -aqF "$u" "$SEEN" && n=$((n + 1))
+done
+[ "$n" = 2 ] && ok "anon/: nobody sees the world-readable patient's instances" ||
+	fail "anon/: nobody sees $n of the world-readable patient's 2 instances"
+# the readable study of the mixed patient: anon/ has no uids/ route to it,
+# and its patient directory holds what nobody cannot read (A2)
+grep -aqF "$(pseudo 2.25.902.1.1.1)" "$SEEN" &&
+	fail "anon/: nobody reached an instance below a patient directory it may not see"
+
 # ---- what nobody can read is still served ----
 grep -aqF "Open^Delta" "$SEEN" && grep -aqF PIDDELTA "$SEEN" ||
 	fail "nobody does not see the world-readable patient"
