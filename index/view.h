@@ -100,14 +100,7 @@ int tree_uids(struct tree_builder *tb, const struct view *v,
  * names from de-identified values (view_anon.c) */
 int tree_anon(struct tree_builder *tb, const struct view *v,
 	      struct view_top *top);
-/*
- * view_anon.c: read the key of anon/ (opts.anon_key_file) into
- * ix->anon_key, or without one read "anon.key" in the index directory,
- * making it (32 random bytes, mode 0600) the first time. 0, or -EACCES /
- * -EINVAL ... with msg set (the mount fails: DFS exit 4).
- */
-struct index;
-int view_anon_key(struct index *ix, char *msg, size_t msglen);
+
 
 /* ---- the names of the derived files (V4) ---- */
 

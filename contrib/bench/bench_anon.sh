@@ -9,11 +9,13 @@
 #     archive (gdcmanon -e, a throw-away certificate; one process a file,
 #     as its --recursive mode needs the same certificate handling)
 # Prints the times, the ratios, and MB/s. Environment: DICOMFS=path,
-# BENCH_DIR=dir (archives kept there), RUNS=n (default 3, median).
+# BENCH_DIR=dir (archives kept there), RUNS=n (default 3, median),
+# GRUNS=n (gdcmanon runs, default 1: it starts one process a file).
 set -u -o pipefail
 export LC_ALL=C
 N=${1:-2000}
 RUNS=${RUNS:-3}
+GRUNS=${GRUNS:-1}
 BENCH_DIR=${BENCH_DIR:-/var/tmp/dicomfs-bench}
 PY=${PYTHON:-/usr/bin/python3}
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -72,7 +74,7 @@ log "gdcmanon writing a de-identified copy"
 openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/k.pem" -out "$T/c.pem" \
 	-subj /CN=bench -days 1 2>/dev/null
 gvals=()
-for r in $(seq "$RUNS"); do
+for r in $(seq "$GRUNS"); do
 	rm -rf "$T/g"; mkdir -p "$T/g"
 	a=$(now)
 	(cd "$ARCH" && find . -type f ! -name .complete -print0 |
@@ -85,7 +87,7 @@ for r in $(seq "$RUNS"); do
 done
 T_g=$(printf '%s\n' "${gvals[@]}" | median)
 
-echo "bench_anon: $N files, median of $RUNS, fresh mount each"
+echo "bench_anon: $N files, median of $RUNS (gdcmanon: $GRUNS), fresh mount each"
 printf '%-42s %10s %10s %8s\n' "measurement" "anon/ s" "baseline s" "ratio"
 printf '%-42s %10.3f %10.3f %8s\n' "ls -lR anon/ vs ls -lR patients/" "$T_lsr_anon" "$T_lsr_patients" \
 	"$(ratio "$T_lsr_patients" "$T_lsr_anon")"
