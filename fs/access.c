@@ -18,6 +18,7 @@
 #include "log.h"
 #include "record.h"
 #include "strbuf.h"
+#include "view.h"
 
 #ifndef SYS_faccessat2
 #define SYS_faccessat2 439
@@ -25,24 +26,45 @@
 
 #define CACHE_BITS 16
 #define NLOCKS 64
+/* A7: the uniform archive is checked again every RESCAN_MIN seconds or
+ * RESCAN_FACTOR times as long as the last check took, whichever is longer
+ * (at most 1/RESCAN_FACTOR of a core) */
+#define RESCAN_MIN 10
+#define RESCAN_FACTOR 20
 
+enum { ST_NONE = 0, ST_PART = 1, ST_FULL = 2 };
+
+/* what caller gh/uid may see of node id - 1 (A2) */
 struct aent {
 	uint64_t id;       /* node id + 1; 0: empty */
 	uint64_t gh;
 	uint32_t uid;
 	int32_t t;         /* monotonic seconds when decided */
-	int ok;
+	uint32_t gen;      /* dfs_access.gen when decided */
+	int32_t state;     /* ST_*: instances below readable: none, some, all */
+	uint32_t vsub;     /* a directory: its subdirectories the caller sees */
+	int64_t vmtime;    /* newest instance the caller can read below */
 };
 
 struct dfs_access {
-	int uniform;
+	int uniform;           /* atomic: 1 until found mixed (A3, A7) */
+	uint32_t gen;          /* atomic: bumped when the archive changed (A4) */
 	int can_switch;        /* A5 */
 	uid_t fsuid0;
 	gid_t fsgid0;
 	int ngroups0;
 	gid_t groups0[ACCESS_MAX_GROUPS];
 	pthread_mutex_t locks[NLOCKS];
-	struct aent *tab;      /* locks[slot % NLOCKS] */
+	struct aent *tab;      /* locks[slot % NLOCKS]; NULL without allow_other */
+	/* the recheck thread (A7) */
+	pthread_mutex_t wlock;
+	pthread_cond_t wcond;
+	int wstop;             /* wlock */
+	int wnow;              /* wlock: dfs_access_changed asked */
+	int threaded;
+	pthread_t thread;
+	/* A9: a caller in no group whose uid owns nothing: "anyone" */
+	struct dfs_caller anyone;
 };
 
 static int32_t now_s(void)
@@ -52,7 +74,7 @@ static int32_t now_s(void)
 	return (int32_t)ts.tv_sec;
 }
 
-/* ---- mount time: uniform or mixed (A3) ---- */
+/* ---- uniform or mixed (A3, A7) ---- */
 
 static int has_acl(int afd, const char *rel)
 {
@@ -65,17 +87,18 @@ static int has_acl(int afd, const char *rel)
 	return n >= 0 || (errno != ENODATA && errno != ENOTSUP);
 }
 
-/* readable by others, directory searchable, no ACL */
-static int dir_public(int afd, const char *rel)
+/* readable by others (a directory: and searchable), no ACL */
+static int path_public(int afd, const char *rel, mode_t need)
 {
 	struct stat st;
-	if (rel[0] ? fstatat(afd, rel, &st, 0) : fstat(afd, &st))
+	if (rel[0] ? fstatat(afd, rel, &st, AT_SYMLINK_NOFOLLOW) : fstat(afd, &st))
 		return 0;
-	return (st.st_mode & 0005) == 0005 && !has_acl(afd, rel);
+	return (st.st_mode & need) == need && !has_acl(afd, rel);
 }
 
 struct uscan {
 	int afd;
+	int fresh;             /* stat each file now (A7), not the index's mode */
 	int mixed;
 	char last[PATH_MAX];   /* the last directory found public */
 	size_t lastlen;
@@ -96,7 +119,7 @@ static int uscan_file(void *ctx, const char *rel, size_t len, const void *val,
 	u->files++;
 	memcpy(p, rel, len);
 	p[len] = 0;
-	if (!(h.mode & 0004) || has_acl(u->afd, p)) {
+	if (u->fresh ? !path_public(u->afd, p, 0004) : (!(h.mode & 0004) || has_acl(u->afd, p))) {
 		u->mixed = 1;
 		return 1;
 	}
@@ -115,7 +138,7 @@ static int uscan_file(void *ctx, const char *rel, size_t len, const void *val,
 			continue;
 		char c = p[i];
 		p[i] = 0;
-		int ok = dir_public(u->afd, p);
+		int ok = path_public(u->afd, p, 0005);
 		p[i] = c;
 		if (!ok) {
 			u->mixed = 1;
@@ -126,6 +149,21 @@ static int uscan_file(void *ctx, const char *rel, size_t len, const void *val,
 	u->last[dl] = 0;
 	u->lastlen = dl;
 	return 0;
+}
+
+/* 1 when the archive is mixed; *secs: how long the check took */
+static int archive_mixed(struct dfs *fs, int fresh, double *secs)
+{
+	struct uscan u = { .afd = index_archive_fd(fs->ix), .fresh = fresh };
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (!path_public(u.afd, "", 0005))
+		u.mixed = 1;
+	else if (index_files_scan(fs->ix, uscan_file, &u) < 0)
+		u.mixed = 1;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	*secs = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+	return u.mixed;
 }
 
 int dfs_access_shared_opts(const struct fuse_args *args)
@@ -143,44 +181,110 @@ int dfs_access_shared_opts(const struct fuse_args *args)
 	return 0;
 }
 
+/* From now on the archive is mixed (A3, A7): checks on, kernel caches off
+ * for new replies, and the cached tree dropped (d_invalidate of each top
+ * directory prunes what the kernel cached below it). Never on a FUSE
+ * thread: the notifications wait for the kernel's directory locks. */
+static void make_mixed(struct dfs *fs, double secs, const char *why)
+{
+	struct dfs_access *a = fs->access;
+	__atomic_store_n(&a->uniform, 0, __ATOMIC_SEQ_CST);
+	dfs_log("access: mixed archive%s: checking every request of other users, "
+		"kernel caches off (%.3f s)%s", why, secs,
+		a->can_switch ? "" : "; not root: other users see nothing");
+	if (!fs->se)
+		return;
+	for (size_t i = 0; view_registry[i]; i++) {
+		const char *n = view_registry[i]->name;
+		fuse_lowlevel_notify_inval_entry(fs->se, FUSE_ROOT_ID, n, strlen(n));
+	}
+	fuse_lowlevel_notify_inval_inode(fs->se, FUSE_ROOT_ID, 0, 0);
+}
+
+/* A7: while uniform, check again from time to time or when told */
+static void *recheck_main(void *arg)
+{
+	struct dfs *fs = arg;
+	struct dfs_access *a = fs->access;
+	double last = 0;
+	pthread_mutex_lock(&a->wlock);
+	while (!a->wstop && __atomic_load_n(&a->uniform, __ATOMIC_SEQ_CST)) {
+		struct timespec dl;
+		double wait = last * RESCAN_FACTOR > RESCAN_MIN ? last * RESCAN_FACTOR : RESCAN_MIN;
+		clock_gettime(CLOCK_MONOTONIC, &dl);
+		dl.tv_sec += (time_t)wait;
+		while (!a->wstop && !a->wnow &&
+		       pthread_cond_timedwait(&a->wcond, &a->wlock, &dl) == 0)
+			;
+		if (a->wstop)
+			break;
+		a->wnow = 0;
+		pthread_mutex_unlock(&a->wlock);
+		if (archive_mixed(fs, 1, &last))
+			make_mixed(fs, last, " (changed while mounted)");
+		pthread_mutex_lock(&a->wlock);
+	}
+	pthread_mutex_unlock(&a->wlock);
+	return NULL;
+}
+
 int dfs_access_init(struct dfs *fs)
 {
 	struct dfs_access *a = calloc(1, sizeof(*a));
 	if (!a)
 		return -ENOMEM;
-	struct uscan u = { .afd = index_archive_fd(fs->ix) };
-	struct timespec t0, t1;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	if (!fs->allow_other)
-		;   /* A6 */
-	else if (!dir_public(u.afd, ""))
-		u.mixed = 1;
-	else if (index_files_scan(fs->ix, uscan_file, &u) < 0)
-		u.mixed = 1;
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	a->uniform = !u.mixed;
+	double secs = 0;
+	int mixed = fs->allow_other && archive_mixed(fs, 0, &secs);   /* A6 */
+	a->uniform = 1;
 	a->fsuid0 = (uid_t)syscall(SYS_setfsuid, -1);
 	a->fsgid0 = (gid_t)syscall(SYS_setfsgid, -1);
 	a->ngroups0 = getgroups(ACCESS_MAX_GROUPS, a->groups0);
 	a->can_switch = geteuid() == 0 && a->ngroups0 >= 0;
 	for (int i = 0; i < NLOCKS; i++)
 		pthread_mutex_init(&a->locks[i], NULL);
-	if (!a->uniform) {
-		a->tab = calloc((size_t)1 << CACHE_BITS, sizeof(*a->tab));
-		if (!a->tab) {
-			free(a);
-			return -ENOMEM;
-		}
-		/* the kernel shares dentries, attributes, readdir and symlink
-		 * caches between users (A3) */
-		fs->timeout = 0;
-		dfs_log("access: mixed archive: checking every request of other users, "
-			"kernel caches off (%.3f s)%s",
-			(double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9,
-			a->can_switch ? "" : "; not root: other users see nothing");
-	}
+	pthread_mutex_init(&a->wlock, NULL);
+	pthread_cond_init(&a->wcond, NULL);
+	a->anyone.uid = (uid_t)-2;
+	a->anyone.gid = (gid_t)-2;
+	a->anyone.ngroups = 0;
+	a->anyone.gh = fnv1a(fnv1a(FNV1A_INIT, &a->anyone.uid, sizeof(uid_t)),
+			     &a->anyone.gid, sizeof(gid_t));
 	fs->access = a;
+	if (!fs->allow_other)
+		return 0;
+	a->tab = calloc((size_t)1 << CACHE_BITS, sizeof(*a->tab));
+	if (!a->tab) {
+		dfs_access_fini(fs);
+		return -ENOMEM;
+	}
+	if (mixed) {
+		make_mixed(fs, secs, "");
+		return 0;
+	}
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_destroy(&a->wcond);
+	pthread_cond_init(&a->wcond, &ca);
+	pthread_condattr_destroy(&ca);
+	a->threaded = pthread_create(&a->thread, NULL, recheck_main, fs) == 0;
+	if (!a->threaded)
+		make_mixed(fs, secs, " (cannot watch for changes)");
 	return 0;
+}
+
+void dfs_access_changed(struct dfs *fs)
+{
+	struct dfs_access *a = fs->access;
+	if (!a)
+		return;
+	__atomic_add_fetch(&a->gen, 1, __ATOMIC_RELEASE);   /* A4: answers anew */
+	if (!a->threaded)
+		return;
+	pthread_mutex_lock(&a->wlock);
+	a->wnow = 1;
+	pthread_cond_signal(&a->wcond);
+	pthread_mutex_unlock(&a->wlock);
 }
 
 void dfs_access_fini(struct dfs *fs)
@@ -188,8 +292,17 @@ void dfs_access_fini(struct dfs *fs)
 	struct dfs_access *a = fs->access;
 	if (!a)
 		return;
+	if (a->threaded) {
+		pthread_mutex_lock(&a->wlock);
+		a->wstop = 1;
+		pthread_cond_signal(&a->wcond);
+		pthread_mutex_unlock(&a->wlock);
+		pthread_join(a->thread, NULL);
+	}
 	for (int i = 0; i < NLOCKS; i++)
 		pthread_mutex_destroy(&a->locks[i]);
+	pthread_mutex_destroy(&a->wlock);
+	pthread_cond_destroy(&a->wcond);
 	free(a->tab);
 	free(a);
 	fs->access = NULL;
@@ -197,7 +310,12 @@ void dfs_access_fini(struct dfs *fs)
 
 int dfs_access_uniform(const struct dfs *fs)
 {
-	return !fs->access || fs->access->uniform;
+	return !fs->access || __atomic_load_n(&fs->access->uniform, __ATOMIC_SEQ_CST);
+}
+
+double dfs_timeout(const struct dfs *fs)
+{
+	return dfs_access_uniform(fs) ? fs->timeout : 0;
 }
 
 /* ---- the caller ---- */
@@ -270,70 +388,157 @@ static struct aent *slot(struct dfs_access *a, const struct dfs_caller *c, uint6
 	return &a->tab[i];
 }
 
-static int cache_get(struct dfs_access *a, const struct dfs_caller *c, uint64_t id)
+static int cache_get(struct dfs_access *a, const struct dfs_caller *c, uint64_t id,
+		     struct aent *out)
 {
 	pthread_mutex_t *lk;
 	struct aent *e = slot(a, c, id, &lk);
-	int r = -1;
+	int r = 0;
 	pthread_mutex_lock(lk);
 	if (e->id == id + 1 && e->gh == c->gh && e->uid == c->uid &&
-	    now_s() - e->t < ACCESS_TTL)
-		r = e->ok;
+	    now_s() - e->t < ACCESS_TTL &&
+	    e->gen == __atomic_load_n(&a->gen, __ATOMIC_ACQUIRE)) {
+		*out = *e;
+		r = 1;
+	}
 	pthread_mutex_unlock(lk);
 	return r;
 }
 
-static void cache_put(struct dfs_access *a, const struct dfs_caller *c, uint64_t id, int ok)
+static void cache_put(struct dfs_access *a, const struct dfs_caller *c, uint64_t id,
+		      struct aent *v)
 {
 	pthread_mutex_t *lk;
 	struct aent *e = slot(a, c, id, &lk);
+	v->id = id + 1;
+	v->gh = c->gh;
+	v->uid = c->uid;
+	v->t = now_s();
+	v->gen = __atomic_load_n(&a->gen, __ATOMIC_ACQUIRE);
 	pthread_mutex_lock(lk);
-	*e = (struct aent){ id + 1, c->gh, c->uid, now_s(), ok };
+	*e = *v;
 	pthread_mutex_unlock(lk);
 }
 
-static int node_ok(struct dfs *fs, struct dfs_caller *c, uint64_t id, int depth);
+static int is_dir_type(unsigned t)
+{
+	return t == NODE_PATIENT || t == NODE_STUDY || t == NODE_SERIES;
+}
 
-/* every instance below directory id readable (A2) */
-static int dir_ok(struct dfs *fs, struct dfs_caller *c, uint64_t id, int depth)
+static int node_state(struct dfs *fs, struct dfs_caller *c, uint64_t id, int depth,
+		      struct aent *out);
+
+/* A2: a directory's name is seen by who can read the instances it comes
+ * from (node_rec.name_src), or all of its instances */
+static int dir_visible(struct dfs *fs, struct dfs_caller *c, const struct node_view *nv,
+		       const struct aent *st, int depth)
+{
+	if (st->state == ST_FULL)
+		return 1;
+	if (st->state == ST_NONE)
+		return 0;
+	for (int i = 0; i < 2; i++) {
+		struct aent s;
+		uint64_t src = nv->rec->name_src[i];
+		if (src && (node_state(fs, c, src, depth + 1, &s) || s.state != ST_FULL))
+			return 0;
+	}
+	return 1;
+}
+
+/* the instances below directory id (A2): none, some or all readable */
+static int dir_state(struct dfs *fs, struct dfs_caller *c, uint64_t id, int depth,
+		     struct aent *out)
 {
 	struct dfs_ids w;
 	if (depth > 8)
-		return 0;
+		return -ELOOP;
 	/* level files carry the directory's id and the other files of an
 	 * instance its id: the subdirectories and the .dcm list each once */
-	if (dfs_children(fs, id, KBIT(KIND_DIR) | KBIT(KIND_DCM), &w))
-		return 0;
-	int ok = 1;
-	for (size_t i = 0; i < w.n && ok; i++)
-		ok = node_ok(fs, c, w.v[i], depth + 1);
+	int rc = dfs_children(fs, id, KBIT(KIND_DIR) | KBIT(KIND_DCM), &w);
+	if (rc)
+		return rc;
+	int any = 0, all = 1;
+	for (size_t i = 0; i < w.n && !rc; i++) {
+		struct aent s;
+		struct node_view nv;
+		uint64_t cid = w.v[i];
+		if ((rc = node_state(fs, c, cid, depth + 1, &s)))
+			break;
+		any |= s.state != ST_NONE;
+		all &= s.state == ST_FULL;
+		if (s.state != ST_NONE && s.vmtime > out->vmtime)
+			out->vmtime = s.vmtime;
+		if (s.state != ST_NONE && !index_node(fs->ix, cid, &nv) &&
+		    is_dir_type(nv.rec->type) && dir_visible(fs, c, &nv, &s, depth + 1))
+			out->vsub++;
+	}
 	free(w.v);
-	return ok;
+	out->state = !any ? ST_NONE : all ? ST_FULL : ST_PART;
+	return rc;
 }
 
-static int node_ok(struct dfs *fs, struct dfs_caller *c, uint64_t id, int depth)
+static int node_state(struct dfs *fs, struct dfs_caller *c, uint64_t id, int depth,
+		      struct aent *out)
 {
 	struct dfs_access *a = fs->access;
 	struct node_view nv;
+	int rc;
+	memset(out, 0, sizeof(*out));
 	if (caller_groups(c))
+		return -EACCES;
+	if (cache_get(a, c, id, out))
 		return 0;
-	int r = cache_get(a, c, id);
-	if (r >= 0)
-		return r;
-	if (index_node(fs->ix, id, &nv))
+	if ((rc = index_node(fs->ix, id, &nv)))
+		return rc;
+	if (nv.rec->type == NODE_INSTANCE) {
+		out->state = check_source(fs, c, nv.relpath, nv.rec->path_len) ? ST_FULL : ST_NONE;
+		out->vmtime = nv.rec->mtime_ns;
+	} else if (is_dir_type(nv.rec->type)) {
+		if ((rc = dir_state(fs, c, id, depth, out)))
+			return rc;
+	} else {
+		out->state = ST_FULL;   /* the root and the views' top directories */
 		return 0;
-	switch (nv.rec->type) {
-	case NODE_INSTANCE:
-		r = check_source(fs, c, nv.relpath, nv.rec->path_len);
-		break;
-	case NODE_PATIENT: case NODE_STUDY: case NODE_SERIES:
-		r = dir_ok(fs, c, id, depth);
-		break;
-	default:
-		return 1;   /* the root and the views' top directories */
 	}
-	cache_put(a, c, id, r);
-	return r;
+	cache_put(a, c, id, out);
+	return 0;
+}
+
+/* what kind k of node id shows: the name (KIND_DIR) or derived data */
+static int node_ok(struct dfs *fs, struct dfs_caller *c, uint64_t id, unsigned k)
+{
+	struct node_view nv;
+	struct aent s;
+	if (index_node(fs->ix, id, &nv) || !(is_dir_type(nv.rec->type) ||
+					     nv.rec->type == NODE_INSTANCE))
+		return 1;   /* the root, the views' tops (or gone: the kind says) */
+	if (node_state(fs, c, id, 0, &s))
+		return 0;
+	if (nv.rec->type == NODE_INSTANCE)
+		return s.state == ST_FULL;
+	if (k != KIND_DIR && s.state != ST_FULL)
+		return 0;   /* level files, FHIR, volumes: every instance (A2) */
+	return dir_visible(fs, c, &nv, &s, 0);
+}
+
+int dfs_access_path(struct dfs *fs, struct dfs_caller *c, uint64_t id)
+{
+	struct node_view nv;
+	if (c->all)
+		return 1;
+	if (!node_ok(fs, c, id, KIND_DCM))
+		return 0;
+	for (int depth = 0; depth < 8; depth++) {
+		if (index_node(fs->ix, id, &nv))
+			return 0;
+		if (!is_dir_type(nv.rec->type) && nv.rec->type != NODE_INSTANCE)
+			return 1;
+		id = nv.rec->parent;
+		if (!node_ok(fs, c, id, KIND_DIR))
+			return 0;
+	}
+	return 0;
 }
 
 int dfs_access_ino(struct dfs *fs, struct dfs_caller *c, uint64_t ino)
@@ -343,23 +548,62 @@ int dfs_access_ino(struct dfs *fs, struct dfs_caller *c, uint64_t ino)
 		return c->owner;
 	if (c->all || k == KIND_STATUS)
 		return 1;
+	if (k == KIND_QLINK_STUDY || k == KIND_QLINK_SERIES || k == KIND_QLINK_INSTANCE)
+		return dfs_access_path(fs, c, ino_id(ino) &
+				       (((uint64_t)1 << QLINK_DEPTH_SHIFT) - 1));
 	if (dfs_view_of(k))
-		return dfs_access_query(fs, c);
-	return node_ok(fs, c, ino_id(ino), 0);
+		return 1;   /* query/ filters its answers per caller (A8) */
+	return node_ok(fs, c, ino_id(ino), k);
 }
 
-int dfs_access_query(struct dfs *fs, struct dfs_caller *c)
+double dfs_access_timeout(struct dfs *fs, uint64_t ino)
+{
+	struct dfs_access *a = fs->access;
+	if (dfs_access_uniform(fs))
+		return fs->timeout;
+	unsigned k = ino_kind(ino);
+	if (k == KIND_ERRORS || dfs_view_of(k))
+		return 0;
+	/* A9: what anyone sees whole is the same for every caller */
+	struct dfs_caller any = a->anyone;
+	struct node_view nv;
+	struct aent s;
+	if (index_node(fs->ix, ino_id(ino), &nv))
+		return 0;
+	if (!is_dir_type(nv.rec->type) && nv.rec->type != NODE_INSTANCE)
+		return ACCESS_TTL;   /* the root, the views' tops */
+	return !node_state(fs, &any, ino_id(ino), 0, &s) && s.state == ST_FULL &&
+	       node_ok(fs, &any, ino_id(ino), k) ? ACCESS_TTL : 0;
+}
+
+int dfs_access_attrs(struct dfs *fs, struct dfs_caller *c, uint64_t ino)
+{
+	unsigned k = ino_kind(ino);
+	if (c->all || k != KIND_DIR)
+		return dfs_access_ino(fs, c, ino);
+	/* a directory's attributes come from all of its instances (A2) */
+	return node_ok(fs, c, ino_id(ino), KIND_DIR) &&
+	       node_ok(fs, c, ino_id(ino), KIND_SERIES_JSON);
+}
+
+void dfs_access_stat(struct dfs *fs, struct dfs_caller *c, uint64_t ino, struct stat *st)
+{
+	struct node_view nv;
+	struct aent s;
+	if (c->all || ino_kind(ino) != KIND_DIR || index_node(fs->ix, ino_id(ino), &nv) ||
+	    !is_dir_type(nv.rec->type) || node_state(fs, c, ino_id(ino), 0, &s) ||
+	    s.state != ST_PART)
+		return;
+	/* what a partly readable directory shows is its readable part's */
+	if (nv.rec->type != NODE_SERIES)
+		st->st_nlink = 2 + s.vsub;
+	stat_times(st, s.vmtime);
+}
+
+int dfs_access_filtered(struct dfs_caller *c)
 {
 	if (c->all)
-		return 1;
-	if (caller_groups(c))
 		return 0;
-	/* keyed apart from the node ids (patients/ itself is visible) */
-	const uint64_t key = UINT64_MAX - 1;
-	int r = cache_get(fs->access, c, key);
-	if (r < 0) {
-		r = dir_ok(fs, c, ID_PATIENTS, 0);
-		cache_put(fs->access, c, key, r);
-	}
-	return r;
+	caller_groups(c);   /* sets c->gh (a failure denies every node later) */
+	return 1;
 }

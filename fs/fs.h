@@ -18,6 +18,7 @@ struct dfs_pixels;
 struct dfs_lcache;
 struct dfs_vcache;
 struct dfs_access;
+struct dfs_caller;
 
 /* One mount. Set up by main.c before the FUSE loop; the fields are
  * read-only while mounted unless marked otherwise. */
@@ -60,6 +61,9 @@ struct dfs {
 	 * guards itself); NULL: everyone sees everything */
 	struct dfs_access *access;
 	int allow_other;       /* -o allow_other (access.h A6) */
+	/* the session, for notifications off the FUSE threads (access.h A7);
+	 * set before dfs_access_init, immutable while mounted */
+	struct fuse_session *se;
 };
 
 /* An open file (fi->fh). */
@@ -70,6 +74,8 @@ struct dfs_file {
 	size_t len;
 	uint64_t id;
 	void *priv;            /* kind-specific open state */
+	/* the caller, during open only (access.h: per_caller kinds) */
+	struct dfs_caller *caller;
 };
 
 /* an open that fills f->buf / f->len with generated content */
@@ -94,6 +100,9 @@ struct kind_ops {
 	kind_gen_fn generate;
 	int direct_io;
 	int volatile_attr;     /* content may change while mounted */
+	/* content depends on the caller (access.h A8): for a caller whose view
+	 * is filtered, generated for that open alone (f->caller), direct_io */
+	int per_caller;
 };
 
 /*
@@ -108,14 +117,14 @@ struct view_fs_ops {
 	const char *name;    /* the view's name at the root (view.h) */
 	uint32_t kinds;      /* bit k: kind k is this view's */
 	uint32_t dir_kinds;  /* bit k: kind k is one of its directories */
-	/* st of inode ino; 0 or negative error */
-	int (*stat)(struct dfs *fs, uint64_t ino, struct stat *st);
+	/* st of inode ino as caller c sees it; 0 or negative error */
+	int (*stat)(struct dfs *fs, struct dfs_caller *c, uint64_t ino, struct stat *st);
 	/* entry name in directory parent, e filled (timeouts included) */
-	int (*lookup)(struct dfs *fs, uint64_t parent, const char *name,
-		      struct fuse_entry_param *e);
+	int (*lookup)(struct dfs *fs, struct dfs_caller *c, uint64_t parent,
+		      const char *name, struct fuse_entry_param *e);
 	/* replies to req itself on success (returns 0) */
-	int (*readdir)(struct dfs *fs, fuse_req_t req, uint64_t ino, size_t size,
-		       off_t off, int plus);
+	int (*readdir)(struct dfs *fs, struct dfs_caller *c, fuse_req_t req, uint64_t ino,
+		       size_t size, off_t off, int plus);
 	/* malloc()ed target of a symlink; -EINVAL for other kinds */
 	int (*readlink)(struct dfs *fs, uint64_t ino, char **out);
 	/* the kernel dropped nlookup references to ino (any kind of the view) */
@@ -244,11 +253,11 @@ extern const struct kind_ops kind_qmanifest, kind_qother;
 int dfs_query_start(struct dfs *fs);
 void dfs_query_stop(struct dfs *fs);
 int dfs_query_kind(unsigned kind);
-int dfs_query_stat(struct dfs *fs, uint64_t ino, struct stat *st);
-int dfs_query_lookup(struct dfs *fs, uint64_t parent, const char *name,
-		     struct fuse_entry_param *e);
-int dfs_query_readdir(struct dfs *fs, fuse_req_t req, uint64_t ino, size_t size,
-		      off_t off, int plus);
+int dfs_query_stat(struct dfs *fs, struct dfs_caller *c, uint64_t ino, struct stat *st);
+int dfs_query_lookup(struct dfs *fs, struct dfs_caller *c, uint64_t parent,
+		     const char *name, struct fuse_entry_param *e);
+int dfs_query_readdir(struct dfs *fs, struct dfs_caller *c, fuse_req_t req, uint64_t ino,
+		      size_t size, off_t off, int plus);
 int dfs_query_readlink(struct dfs *fs, uint64_t ino, char **out);
 void dfs_query_forget(struct dfs *fs, uint64_t ino, uint64_t nlookup);
 
@@ -317,6 +326,7 @@ int dfs_anon_record(struct dfs *fs, const struct node_view *nv, const void **rec
 extern const struct fuse_lowlevel_ops dfs_ll_ops;
 
 /* Fill st for inode ino; 0 or negative error. */
-int dfs_stat(struct dfs *fs, uint64_t ino, struct stat *st);
+/* st of ino as caller c sees it (c NULL: as the owner does) */
+int dfs_stat(struct dfs *fs, struct dfs_caller *c, uint64_t ino, struct stat *st);
 
 #endif

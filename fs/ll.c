@@ -47,7 +47,7 @@ static const struct view_fs_ops *view_dir_of(uint64_t ino)
 	return v && (v->dir_kinds & (1u << ino_kind(ino))) ? v : NULL;
 }
 
-int dfs_stat(struct dfs *fs, uint64_t ino, struct stat *st)
+int dfs_stat(struct dfs *fs, struct dfs_caller *c, uint64_t ino, struct stat *st)
 {
 	struct node_view nv;
 	const struct kind_ops *k = kind_of(ino);
@@ -55,7 +55,7 @@ int dfs_stat(struct dfs *fs, uint64_t ino, struct stat *st)
 	if (!k || !k->getattr)
 		return -ENOENT;
 	if (v)
-		return v->stat(fs, ino, st);
+		return v->stat(fs, c, ino, st);
 	int rc = index_node(fs->ix, ino_id(ino), &nv);
 	if (rc)
 		return rc == -ENOENT ? -ENOENT : rc;
@@ -63,20 +63,23 @@ int dfs_stat(struct dfs *fs, uint64_t ino, struct stat *st)
 	rc = k->getattr(fs, ino_id(ino), &nv, st);
 	st->st_ino = ino;
 	st->st_blksize = 65536;
+	if (!rc && c)
+		dfs_access_stat(fs, c, ino, st);
 	return rc;
 }
 
-static int fill_entry(struct dfs *fs, uint64_t ino, struct fuse_entry_param *e)
+static int fill_entry(struct dfs *fs, struct dfs_caller *c, uint64_t ino,
+		      struct fuse_entry_param *e)
 {
 	memset(e, 0, sizeof(*e));
-	int rc = dfs_stat(fs, ino, &e->attr);
+	int rc = dfs_stat(fs, c, ino, &e->attr);
 	if (rc)
 		return rc;
 	const struct kind_ops *k = kind_of(ino);
 	e->ino = ino;
 	e->generation = 1;
-	e->entry_timeout = fs->timeout;
-	e->attr_timeout = k->volatile_attr ? 0 : fs->timeout;
+	e->entry_timeout = dfs_access_timeout(fs, ino);
+	e->attr_timeout = k->volatile_attr ? 0 : e->entry_timeout;
 	return 0;
 }
 
@@ -100,7 +103,7 @@ static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return;
 	}
 	if (v) {
-		rc = v->lookup(fs, parent, name, &e);
+		rc = v->lookup(fs, &c, parent, name, &e);
 		if (rc)
 			reply_err(req, rc);
 		else
@@ -117,12 +120,12 @@ static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (rc == -ENOENT) {
 		/* negative entry, cached as long as a positive one */
 		memset(&e, 0, sizeof(e));
-		e.entry_timeout = fs->timeout;
+		e.entry_timeout = dfs_timeout(fs);
 		fuse_reply_entry(req, &e);
 		return;
 	}
 	if (!rc)
-		rc = fill_entry(fs, ino, &e);
+		rc = fill_entry(fs, &c, ino, &e);
 	if (rc)
 		reply_err(req, rc);
 	else
@@ -136,14 +139,14 @@ static void ll_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct dfs_caller c;
 	(void)fi;
 	dfs_caller(fs, req, &c);
-	int rc = dfs_access_ino(fs, &c, ino) ? dfs_stat(fs, ino, &st)
+	int rc = dfs_access_ino(fs, &c, ino) ? dfs_stat(fs, &c, ino, &st)
 					      : (view_of(ino) ? -EACCES : -ENOENT);
 	if (rc) {
 		reply_err(req, rc);
 		return;
 	}
 	const struct kind_ops *k = kind_of(ino);
-	fuse_reply_attr(req, &st, k->volatile_attr ? 0 : fs->timeout);
+	fuse_reply_attr(req, &st, k->volatile_attr ? 0 : dfs_access_timeout(fs, ino));
 }
 
 static void ll_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -197,7 +200,7 @@ static int rd_add(struct rd *r, uint64_t ino, const char *name, size_t nl,
 			e.attr.st_ino = ino;
 			e.attr.st_mode = S_IFDIR;
 		} else {
-			rc = fill_entry(r->fs, ino, &e);
+			rc = fill_entry(r->fs, r->c, ino, &e);
 		}
 		if (rc) {
 			r->err = rc;
@@ -243,7 +246,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		return;
 	}
 	if (v) {
-		rc = v->readdir(fs, req, ino, size, off, plus);
+		rc = v->readdir(fs, &c, req, ino, size, off, plus);
 		if (rc)
 			reply_err(req, rc);
 		return;
@@ -331,16 +334,21 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	f->kind = ino_kind(ino);
 	f->fd = -1;
 	f->id = ino_id(ino);
-	rc = k->generate ? kind_buf_open_shared(fs, ino_id(ino), &nv, f, k->generate)
+	f->caller = &c;
+	/* content of its own for a filtered caller (access.h A8) */
+	int own = k->per_caller && dfs_access_filtered(&c);
+	rc = own ? k->generate(fs, ino_id(ino), &nv, f) :
+	     k->generate ? kind_buf_open_shared(fs, ino_id(ino), &nv, f, k->generate)
 			 : k->open(fs, ino_id(ino), &nv, f);
+	f->caller = NULL;
 	if (rc) {
 		free(f);
 		reply_err(req, rc);
 		return;
 	}
 	fi->fh = (uintptr_t)f;
-	fi->direct_io = k->direct_io;
-	fi->keep_cache = !k->direct_io;
+	fi->direct_io = k->direct_io || own;
+	fi->keep_cache = !fi->direct_io;
 	if (fuse_reply_open(req, fi) == -ENOENT) {
 		/* the open was interrupted: undo it */
 		if (k->release)
@@ -408,7 +416,7 @@ static void ll_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	size_t len = 0;
 	struct dfs_caller c;
 	dfs_caller(fs_of(req), req, &c);
-	int rc = !dfs_access_ino(fs_of(req), &c, ino) ? -EACCES :
+	int rc = !dfs_access_attrs(fs_of(req), &c, ino) ? -EACCES :
 		 view_of(ino) ? -ENODATA : dfs_xattr_get(fs_of(req), ino, name, &buf, &len);
 	reply_xattr(req, rc, buf, len, size);
 }
@@ -419,7 +427,7 @@ static void ll_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	size_t len = 0;
 	struct dfs_caller c;
 	dfs_caller(fs_of(req), req, &c);
-	int rc = !dfs_access_ino(fs_of(req), &c, ino) ? -EACCES :
+	int rc = !dfs_access_attrs(fs_of(req), &c, ino) ? -EACCES :
 		 view_of(ino) ? 0 : dfs_xattr_list(fs_of(req), ino, &buf, &len);
 	reply_xattr(req, rc, buf, len, size);
 }

@@ -404,6 +404,7 @@ int main(int argc, char *argv[])
 	/* access.h: uniform or mixed archive; the mount owner sees all */
 	fs.uid = getuid();
 	fs.gid = getgid();
+	fs.se = se;
 	if (dfs_access_init(&fs)) {
 		dfs_log("cannot start the access model: out of memory");
 		ret = EXIT_INDEX;
@@ -416,6 +417,7 @@ int main(int argc, char *argv[])
 	}
 	ret = rc ? EXIT_FUSE : 0;
 unmount:
+	dfs_access_fini(&fs);   /* its thread notifies the session (A7) */
 	fuse_session_unmount(se);
 remove_handlers:
 	fuse_remove_signal_handlers(se);

@@ -48,6 +48,11 @@
  *      target's tree name; names that collide within one listing all get
  *      " ~xxxxxxxx" (FNV-1a of the target's path), before ".dcm" for
  *      instances (and "~<position>" if those still collide).
+ * (V8) A caller who does not see everything (access.h A8) is answered
+ *      from what it sees: rows its view allows, names deduplicated among
+ *      those, manifests of those; such results are kept in a slot of
+ *      their own per directory (one caller at a time, ACCESS_TTL seconds)
+ *      and counted in QCACHE_BYTES like the others.
  * Threading: one lock (qview.lock) serialises the query table, the
  * results and evaluation; readlink needs none.
  */
@@ -57,6 +62,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "access.h"
 #include "catalog.h"
 #include "fs.h"
 #include "error.h"
@@ -95,6 +101,10 @@ struct qdir {
 	uint64_t nlookup;
 	uint64_t used;
 	struct qres *res;     /* V4 */
+	struct qres *cres;    /* V8: the results of caller (cuid, cgh) */
+	uint32_t cuid;
+	uint64_t cgh;
+	int64_t ct;           /* when cres was made (CLOCK_MONOTONIC s) */
 };
 
 struct qview {
@@ -106,6 +116,7 @@ struct qview {
 	struct catalog *cat;  /* lock: the results' catalog (V4), a reference */
 	struct dfs *fs;
 	struct dfs_log_limit loglim;   /* L2: query error lines */
+	struct dfs_caller *caller;     /* lock: the request's, when filtered (V8) */
 };
 
 #define QUERY_LOG_PER_SEC 10   /* L2 (log.h) */
@@ -126,13 +137,19 @@ static void res_free(struct qres *r)
 	free(r);
 }
 
+static void res_drop1(struct qview *qv, struct qres **r)
+{
+	if (!*r)
+		return;
+	qv->cache_bytes -= (*r)->bytes;
+	res_free(*r);
+	*r = NULL;
+}
+
 static void res_drop(struct qview *qv, struct qdir *q)
 {
-	if (!q->res)
-		return;
-	qv->cache_bytes -= q->res->bytes;
-	res_free(q->res);
-	q->res = NULL;
+	res_drop1(qv, &q->res);
+	res_drop1(qv, &q->cres);
 }
 
 static void qdir_free(struct qview *qv, struct qdir *q)
@@ -177,7 +194,8 @@ static int match_studies(struct catalog *c, const struct qdir *q, unsigned char 
 }
 
 /* The matches of q, in tree order, into r->idx */
-static int match_all(struct catalog *c, const struct qdir *q, struct qres *r)
+static int match_all(struct catalog *c, const struct qdir *q, struct qview *qv,
+		     struct qres *r)
 {
 	struct cat_col cols[MAX_TERMS];
 	uint32_t tags[MAX_TERMS], lastoff[MAX_TERMS];
@@ -221,6 +239,13 @@ static int match_all(struct catalog *c, const struct qdir *q, struct qres *r)
 		if ((int64_t)v == last)
 			continue;
 		last = v;
+		if (qv->caller) {
+			/* V8: rows of what the caller sees only */
+			uint64_t id = q->level == CAT_INSTANCES ? c->inst[v].id :
+				      q->level == CAT_SERIES ? c->series[v].id : c->study[v].id;
+			if (!dfs_access_path(qv->fs, qv->caller, id))
+				continue;
+		}
 		if (r->n == cap) {
 			cap = cap ? cap * 2 : 256;
 			uint32_t *nv = catalog_hrealloc(r->idx, cap * sizeof(*nv));
@@ -279,12 +304,13 @@ static int dedup_names(struct catalog *c, int level, struct qres *r, int pass,
 }
 
 /* Evaluate q over catalog c */
-static int evaluate(struct catalog *c, const struct qdir *q, struct qres **out)
+static int evaluate(struct qview *qv, const struct qdir *q, struct qres **out)
 {
+	struct catalog *c = qv->cat;
 	struct qres *r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
-	int err = match_all(c, q, r);
+	int err = match_all(c, q, qv, r);
 	/* names: the tree name; colliding ones all get " ~xxxxxxxx" */
 	if (!err && r->n) {
 		r->names = calloc(r->n, sizeof(*r->names));
@@ -317,10 +343,10 @@ static int evaluate(struct catalog *c, const struct qdir *q, struct qres **out)
 	return 0;
 }
 
-/* The manifests of q: their sizes only (keep 0), or their content (V7). */
-static int manifests(struct qview *qv, struct qdir *q, int keep)
+/* The manifests of q's results r: their sizes only (keep 0), or their
+ * content (V7). */
+static int manifests(struct qview *qv, struct qdir *q, struct qres *r, int keep)
 {
-	struct qres *r = q->res;
 	struct strbuf csv = STRBUF_INIT, js = STRBUF_INIT;
 	if (r->csv || (!keep && r->sized))
 		return 0;
@@ -372,7 +398,7 @@ static void cache_trim(struct qview *qv, struct qdir *keep)
 	while (qv->cache_bytes > QCACHE_BYTES) {
 		struct qdir *old = NULL;
 		for (size_t i = 0; i < qv->n; i++)
-			if (qv->v[i] != keep && qv->v[i]->res &&
+			if (qv->v[i] != keep && (qv->v[i]->res || qv->v[i]->cres) &&
 			    (!old || qv->v[i]->used < old->used))
 				old = qv->v[i];
 		if (!old)
@@ -547,19 +573,47 @@ static int q_child(struct qview *qv, struct qdir *p, const char *name, struct qd
 	return 0;
 }
 
-/* q's results; want_manifests: 0 none, 1 their sizes, 2 their content (V7) */
-static int q_results(struct qview *qv, struct qdir *q, int want_manifests)
+static int64_t mono_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
+/* The results slot of q for the request's caller (V4, V8) */
+static struct qres **res_slot(struct qview *qv, struct qdir *q)
+{
+	struct dfs_caller *c = qv->caller;
+	if (!c)
+		return &q->res;
+	if (q->cres && (q->cuid != c->uid || q->cgh != c->gh ||
+			mono_s() - q->ct >= ACCESS_TTL))
+		res_drop1(qv, &q->cres);
+	if (!q->cres) {
+		q->cuid = c->uid;
+		q->cgh = c->gh;
+		q->ct = mono_s();
+	}
+	return &q->cres;
+}
+
+/* q's results into *out; want_manifests: 0 none, 1 their sizes, 2 their
+ * content (V7) */
+static int q_results(struct qview *qv, struct qdir *q, int want_manifests,
+		     struct qres **out)
 {
 	int rc;
+	struct qres **slot = res_slot(qv, q);
 	q->used = ++qv->clock;
-	if (!q->res) {
-		rc = evaluate(qv->cat, q, &q->res);
+	if (!*slot) {
+		rc = evaluate(qv, q, slot);
 		if (rc)
 			return rc;
-		qv->cache_bytes += q->res->bytes;
+		qv->cache_bytes += (*slot)->bytes;
 	}
-	if (want_manifests && (rc = manifests(qv, q, want_manifests == 2)))
+	if (want_manifests && (rc = manifests(qv, q, *slot, want_manifests == 2)))
 		return rc;
+	*out = *slot;
 	cache_trim(qv, q);
 	return 0;
 }
@@ -569,7 +623,7 @@ static int q_results(struct qview *qv, struct qdir *q, int want_manifests)
  * older one dropped, V4), then qv->lock. 0 (leave with view_leave) or the
  * catalog's error (nothing to leave).
  */
-static int view_enter(struct dfs *fs, struct qview **out)
+static int view_enter(struct dfs *fs, struct dfs_caller *caller, struct qview **out)
 {
 	struct qview *qv = fs->query;
 	struct catalog *c;
@@ -585,12 +639,14 @@ static int view_enter(struct dfs *fs, struct qview **out)
 	} else {
 		catalog_put(c);
 	}
+	qv->caller = caller && dfs_access_filtered(caller) ? caller : NULL;
 	*out = qv;
 	return 0;
 }
 
 static void view_leave(struct qview *qv)
 {
+	qv->caller = NULL;
 	pthread_mutex_unlock(&qv->lock);
 }
 
@@ -712,20 +768,21 @@ static int stat_locked(struct qview *qv, uint64_t ino, struct stat *st)
 		st->st_blocks = 8;
 		return 0;
 	}
-	rc = q_results(qv, q, 1);
+	struct qres *r;
+	rc = q_results(qv, q, 1, &r);
 	if (rc)
 		return rc;
 	st->st_mode = S_IFREG | 0444;
 	st->st_nlink = 1;
-	st->st_size = (off_t)(k == KIND_QMANIFEST_CSV ? q->res->csv_len : q->res->jsonl_len);
+	st->st_size = (off_t)(k == KIND_QMANIFEST_CSV ? r->csv_len : r->jsonl_len);
 	st->st_blocks = (st->st_size + 511) / 512;
 	return 0;
 }
 
-int dfs_query_stat(struct dfs *fs, uint64_t ino, struct stat *st)
+int dfs_query_stat(struct dfs *fs, struct dfs_caller *c, uint64_t ino, struct stat *st)
 {
 	struct qview *qv;
-	int rc = view_enter(fs, &qv);
+	int rc = view_enter(fs, c, &qv);
 	if (rc)
 		return rc;
 	rc = stat_locked(qv, ino, st);
@@ -765,21 +822,19 @@ static void entry_of(struct dfs *fs, const struct stat *st, struct fuse_entry_pa
 	e->ino = st->st_ino;
 	e->generation = 1;
 	e->attr = *st;
-	e->entry_timeout = fs->timeout;
-	e->attr_timeout = fs->timeout;
+	double t = dfs_timeout(fs);   /* 0 in a mixed archive (V8, access.h A3) */
 	unsigned k = ino_kind(st->st_ino);
-	if ((k == KIND_QDIR && ino_id(st->st_ino) >= QUERY_ID_BASE + 3) ||
-	    k == KIND_QMANIFEST_CSV || k == KIND_QMANIFEST_JSONL) {
-		/* V3: their table entry may go; the kernel looks again soon */
-		e->entry_timeout = QDIR_TIMEOUT;
-		e->attr_timeout = QDIR_TIMEOUT;
-	}
+	if (((k == KIND_QDIR && ino_id(st->st_ino) >= QUERY_ID_BASE + 3) ||
+	     k == KIND_QMANIFEST_CSV || k == KIND_QMANIFEST_JSONL) && t > QDIR_TIMEOUT)
+		t = QDIR_TIMEOUT;   /* V3: their table entry may go; look again soon */
+	e->entry_timeout = t;
+	e->attr_timeout = t;
 }
 
 /* The link named name in the results of p: its inode, or 0 */
-static uint64_t find_link(struct qview *qv, struct qdir *p, const char *name)
+static uint64_t find_link(struct qview *qv, struct qdir *p, struct qres *r,
+			  const char *name)
 {
-	struct qres *r = p->res;
 	size_t lo = 0, hi = r->n;
 	while (lo < hi) {
 		size_t m = (lo + hi) / 2;
@@ -808,21 +863,22 @@ static int lookup_locked(struct qview *qv, struct qdir *p, const char *name, uin
 			return rc;
 		*ino = ino_make(c->qid, KIND_QDIR);
 	} else {
-		if ((rc = q_results(qv, p, 0)))
+		struct qres *r;
+		if ((rc = q_results(qv, p, 0, &r)))
 			return rc;
-		if (!(*ino = find_link(qv, p, name)))
+		if (!(*ino = find_link(qv, p, r, name)))
 			return -ENOENT;
 	}
 	return 0;
 }
 
-int dfs_query_lookup(struct dfs *fs, uint64_t parent, const char *name,
-		     struct fuse_entry_param *e)
+int dfs_query_lookup(struct dfs *fs, struct dfs_caller *c, uint64_t parent,
+		     const char *name, struct fuse_entry_param *e)
 {
 	struct stat st;
 	struct qview *qv;
 	uint64_t ino = 0;
-	int rc = view_enter(fs, &qv);
+	int rc = view_enter(fs, c, &qv);
 	if (rc)
 		return rc;
 	struct qdir *p = q_get(qv, ino_id(parent));
@@ -852,14 +908,14 @@ int dfs_query_readlink(struct dfs *fs, uint64_t ino, char **out)
 }
 
 /* One readdirplus entry at position pos >= 2 into st (under qv->lock) */
-static int plus_stat(struct qview *qv, struct qdir *q, size_t pos, uint64_t eino,
-		     struct strbuf *path, struct stat *st)
+static int plus_stat(struct qview *qv, struct qdir *q, struct qres *r, size_t pos,
+		     uint64_t eino, struct strbuf *path, struct stat *st)
 {
 	if (pos < 4)
 		return stat_locked(qv, eino, st);
 	/* the link's size from the table: no node lookups */
 	strbuf_reset(path);
-	catalog_path(qv->cat, q->level, q->res->idx[pos - 4], path);
+	catalog_path(qv->cat, q->level, r->idx[pos - 4], path);
 	st->st_mode = S_IFLNK | 0777;
 	st->st_nlink = 1;
 	st->st_size = (off_t)(path->len + 3 * (size_t)q->depth);
@@ -869,8 +925,8 @@ static int plus_stat(struct qview *qv, struct qdir *q, size_t pos, uint64_t eino
 }
 
 /* Directory listing: ".", "..", manifest.csv, manifest.jsonl, the links */
-int dfs_query_readdir(struct dfs *fs, fuse_req_t req, uint64_t ino, size_t size,
-		      off_t off, int plus)
+int dfs_query_readdir(struct dfs *fs, struct dfs_caller *c, fuse_req_t req, uint64_t ino,
+		      size_t size, off_t off, int plus)
 {
 	char *buf = malloc(size);
 	size_t len = 0;
@@ -878,14 +934,15 @@ int dfs_query_readdir(struct dfs *fs, fuse_req_t req, uint64_t ino, size_t size,
 	struct strbuf path = STRBUF_INIT;
 	if (!buf)
 		return -ENOMEM;
-	int rc = view_enter(fs, &qv);
+	int rc = view_enter(fs, c, &qv);
 	if (rc) {
 		free(buf);
 		return rc;
 	}
 	struct qdir *q = q_get(qv, ino_id(ino));
-	rc = q ? q_results(qv, q, 0) : -ESTALE;   /* V7: no manifests */
-	size_t total = rc ? 0 : 4 + q->res->n;
+	struct qres *r = NULL;
+	rc = q ? q_results(qv, q, 0, &r) : -ESTALE;   /* V7: no manifests */
+	size_t total = rc ? 0 : 4 + r->n;
 	for (size_t pos = (size_t)off; pos < total; pos++) {
 		struct stat st;
 		const char *name;
@@ -903,15 +960,15 @@ int dfs_query_readdir(struct dfs *fs, fuse_req_t req, uint64_t ino, size_t size,
 			name = "manifest.jsonl";
 			eino = ino_make(q->qid, KIND_QMANIFEST_JSONL);
 		} else {
-			name = q->res->names[pos - 4];
-			eino = link_ino(qv->cat, q, q->res->idx[pos - 4]);
+			name = r->names[pos - 4];
+			eino = link_ino(qv->cat, q, r->idx[pos - 4]);
 		}
 		memset(&st, 0, sizeof(st));
 		st.st_ino = eino;
 		size_t n;
 		if (plus && pos >= 4) {
 			struct fuse_entry_param e;
-			if ((rc = plus_stat(qv, q, pos, eino, &path, &st)))
+			if ((rc = plus_stat(qv, q, r, pos, eino, &path, &st)))
 				break;
 			entry_of(fs, &st, &e);
 			n = fuse_add_direntry_plus(req, buf + len, size - len, name, &e,
@@ -950,15 +1007,16 @@ static int manifest_open(struct dfs *fs, uint64_t id, const struct node_view *nv
 			 struct dfs_file *f)
 {
 	struct qview *qv;
+	struct qres *r = NULL;
 	(void)nv;
-	int rc = view_enter(fs, &qv);
+	int rc = view_enter(fs, f->caller, &qv);
 	if (rc)
 		return rc;
 	struct qdir *q = q_get(qv, id);
-	rc = q ? q_results(qv, q, 2) : -ESTALE;
+	rc = q ? q_results(qv, q, 2, &r) : -ESTALE;
 	if (!rc) {
-		const char *s = f->kind == KIND_QMANIFEST_CSV ? q->res->csv : q->res->jsonl;
-		f->len = f->kind == KIND_QMANIFEST_CSV ? q->res->csv_len : q->res->jsonl_len;
+		const char *s = f->kind == KIND_QMANIFEST_CSV ? r->csv : r->jsonl;
+		f->len = f->kind == KIND_QMANIFEST_CSV ? r->csv_len : r->jsonl_len;
 		f->buf = malloc(f->len ? f->len : 1);
 		if (!f->buf)
 			rc = -ENOMEM;
@@ -976,8 +1034,11 @@ static int query_getattr(struct dfs *fs, uint64_t id, const struct node_view *nv
 	return -ENOENT;   /* dfs_stat calls dfs_query_stat for these kinds */
 }
 
-const struct kind_ops kind_qmanifest =
-	KIND_GENERATED("manifest", query_getattr, manifest_open);
+const struct kind_ops kind_qmanifest = {
+	.name = "manifest", .getattr = query_getattr, .generate = manifest_open,
+	.read = kind_buf_read, .release = kind_buf_release,
+	.per_caller = 1,   /* V8 */
+};
 
 const struct kind_ops kind_qother = {
 	.name = "query",

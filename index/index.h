@@ -69,7 +69,10 @@
  *   5  ids 3 query/ and 4 uids/ reserved, the uids/ view (keys 'u', 'v';
  *      instance nodes nlink 2), meta "tags" (the indexed tag set may grow:
  *      -o index_tags) and meta "novolume" (series without a volume).
- *   6  id 5 anon/ reserved, the anon/ view (keys 'A', 'B', 'C' for its
+ *   6  directory nodes carry name_src, the instances their names come from
+ *      (the access model shows a name only to who can read them, access.h
+ *      A2).
+ *   7  id 5 anon/ reserved, the anon/ view (keys 'A', 'B', 'C' for its
  *      patient, study and series directories, 'a' for its instances);
  *      node_rec.flags (NODE_F_ANON); meta "anon_conf" (the key's id and
  *      the burned-in policy the tree was built with) and "anon_excluded"
@@ -85,7 +88,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#define INDEX_FORMAT "dicomfs-index 6"
+#define INDEX_FORMAT "dicomfs-index 7"
 
 /*
  * File kinds. The numbers are part of the inode scheme (above), hence of
@@ -166,6 +169,11 @@ struct node_rec {
 	int64_t mtime_ns;
 	uint64_t size;       /* instance: source file size */
 	uint64_t nchildren;
+	/* a patient/study/series directory of patients/: the instances whose
+	 * values its name shows (access.h A2: the name is seen only by who
+	 * can read them); 0: none (names made of UIDs every instance below
+	 * carries, such as uids/) */
+	uint64_t name_src[2];
 	/* followed by name (name_len bytes), then relpath (path_len bytes) */
 };
 

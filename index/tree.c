@@ -71,6 +71,7 @@ struct sib {
 	struct str uid;
 	size_t a, b;          /* range in the instance array */
 	uint64_t id;
+	uint64_t src[2];      /* the instances the name comes from (node_rec) */
 };
 
 /*
@@ -310,7 +311,7 @@ static int sib_runs(const struct build *b, const size_t *ord, size_t a, size_t e
 
 static int put_node(struct build *b, uint64_t id, uint8_t type, uint64_t parent,
 		    const char *name, const struct agg *g, uint32_t nlink,
-		    uint64_t nchildren, const struct inst *in)
+		    uint64_t nchildren, const struct inst *in, const uint64_t *src)
 {
 	struct node_rec r = { 0 };
 	size_t nl = strlen(name), pl = in ? in->rel.l : 0;
@@ -324,6 +325,10 @@ static int put_node(struct build *b, uint64_t id, uint8_t type, uint64_t parent,
 	r.path_len = (uint32_t)pl;
 	r.nlink = nlink;
 	r.nchildren = nchildren;
+	if (src) {
+		r.name_src[0] = src[0];
+		r.name_src[1] = src[1];
+	}
 	if (in) {
 		r.mode = 0444 & in->h.mode;
 		r.uid = in->h.uid;
@@ -481,7 +486,7 @@ static int put_listing(struct build *b, uint64_t dir_id, const struct level_file
 		uint64_t nchildren = lv->type == NODE_SERIES ? s[i].b - s[i].a : (uint64_t)nsub;
 		if (!rc)
 			rc = put_node(b, id, lv->type, dir_id, s[i].name, &g,
-				      2 + (uint32_t)nsub, nchildren, NULL);
+				      2 + (uint32_t)nsub, nchildren, NULL, s[i].src);
 		if (!rc)
 			rc = put_dirent(b, dir_id, seq++, ino_make(id, KIND_DIR), s[i].name);
 		agg_merge(out, &g);
@@ -511,7 +516,8 @@ static int put_instances(struct build *b, uint64_t dir_id, const struct sib *s,
 		struct inst *in = &b->v[s[i].a];
 		agg_file(out, &in->h);
 		if (with_nodes)
-			rc = put_node(b, in->h.id, NODE_INSTANCE, dir_id, s[i].name, NULL, 2, 0, in);
+			rc = put_node(b, in->h.id, NODE_INSTANCE, dir_id, s[i].name, NULL, 2, 0, in,
+				      NULL);
 		for (const struct level_file *f = view_instance_files; f->name && !rc; f++) {
 			char fname[NAME_BUF + 8];
 			unsigned k = f->kind;
@@ -615,6 +621,7 @@ static int series_names(const struct build *b, const size_t *ord, struct sib *s,
 		name_series(in->snum.s, in->snum.l, w, in->modality.s, in->modality.l,
 			    in->sedesc.s, in->sedesc.l, in->series.s, in->series.l,
 			    s[i].name);
+		s[i].src[0] = in->h.id;
 	}
 	free(nums);
 	return 0;
@@ -626,6 +633,7 @@ static int study_names(const struct build *b, const size_t *ord, struct sib *s, 
 		const struct inst *in = inst_at(b, ord, s[i].a);
 		name_study(in->sdate.s, in->sdate.l, in->sdesc.s, in->sdesc.l, in->acc.s,
 			   in->acc.l, in->study.s, in->study.l, s[i].name);
+		s[i].src[0] = in->h.id;
 	}
 	return 0;
 }
@@ -636,10 +644,13 @@ static int patient_names(const struct build *b, const size_t *ord, struct sib *s
 		/* the smallest non-empty PatientName of the patient */
 		const struct inst *first = inst_at(b, ord, s[i].a);
 		struct str name = first->pname;
+		s[i].src[0] = s[i].src[1] = first->h.id;
 		for (size_t j = s[i].a + 1; j < s[i].b; j++) {
-			struct str pn = inst_at(b, ord, j)->pname;
-			if (pn.l && (!name.l || str_cmp(pn, name) < 0))
-				name = pn;
+			const struct inst *in = inst_at(b, ord, j);
+			if (in->pname.l && (!name.l || str_cmp(in->pname, name) < 0)) {
+				name = in->pname;
+				s[i].src[1] = in->h.id;
+			}
 		}
 		if (first->pid.l)
 			s[i].uid = first->pid;
@@ -847,7 +858,8 @@ static int anon_series(struct build *b, const size_t *ord, uint64_t series_id,
 		agg_file(out, &in->h);
 		rc = key_id(b, &lv_anon_inst, in, &id);
 		if (!rc)
-			rc = put_node(b, id, NODE_INSTANCE, series_id, s[i].name, NULL, 1, 0, in);
+			rc = put_node(b, id, NODE_INSTANCE, series_id, s[i].name, NULL, 1, 0, in,
+				      NULL);
 		for (const struct level_file *f = view_instance_files; f->name && !rc; f++) {
 			char fname[NAME_BUF + 8];
 			unsigned k = f->kind;
@@ -881,6 +893,7 @@ static int anon_series_names(const struct build *b, const size_t *ord, struct si
 		name_series(in->snum.s, in->snum.l, w, in->modality.s, in->modality.l,
 			    "", 0, in->a_series.s, in->a_series.l, s[i].name);
 		s[i].uid = in->a_series;
+		s[i].src[0] = in->h.id;
 	}
 	free(nums);
 	return 0;
@@ -894,6 +907,7 @@ static int anon_study_names(const struct build *b, const size_t *ord, struct sib
 		name_study(in->a_sdate.s, in->a_sdate.l, "", 0, "", 0, in->a_study.s,
 			   in->a_study.l, s[i].name);
 		s[i].uid = in->a_study;
+		s[i].src[0] = in->h.id;
 	}
 	return 0;
 }
@@ -904,6 +918,7 @@ static int anon_patient_names(const struct build *b, const size_t *ord, struct s
 		const struct inst *in = inst_at(b, ord, s[i].a);
 		name_patient(in->a_pname.s, in->a_pname.l, in->a_pid.s, in->a_pid.l, s[i].name);
 		s[i].uid = in->a_pid;
+		s[i].src[0] = s[i].src[1] = in->h.id;
 	}
 	return 0;
 }
@@ -1124,11 +1139,11 @@ static int build_views(struct build *b, const struct view *const *views,
 		rc = views[i]->build(&tb, views[i], &top);
 		if (!rc)
 			rc = put_node(b, views[i]->id, NODE_TOP, ID_ROOT, views[i]->name, all,
-				      2 + top.nsubdirs, top.nentries, NULL);
+				      2 + top.nsubdirs, top.nentries, NULL, NULL);
 	}
 	qsort(byname, n, sizeof(*byname), cmp_view_name);
 	if (!rc)
-		rc = put_node(b, ID_ROOT, NODE_ROOT, ID_ROOT, "", all, 2 + (uint32_t)n, n, NULL);
+		rc = put_node(b, ID_ROOT, NODE_ROOT, ID_ROOT, "", all, 2 + (uint32_t)n, n, NULL, NULL);
 	for (size_t i = 0; i < n && !rc; i++)
 		rc = put_dirent(b, ID_ROOT, (uint32_t)i, ino_make(byname[i]->id, KIND_DIR),
 				byname[i]->name);

@@ -38,7 +38,8 @@
  *      it blocks reading. So a parent queues a batch and reads answers; a
  *      child answers a batch at once when it has no whole job buffered.
  * (W7) A failed spawn breaks the pool for good: every later worker_get()
- *      fails at once (callers then work in-process), and the spec's
+ *      fails at once (the parser then works in-process before the mount
+ *      serves; the decoders fail that open with EAGAIN), and the spec's
  *      broken_msg is logged once. A pool without an executable is broken
  *      from the start (DICOMFS_INPROCESS=1, a benchmark knob).
  * (W9) worker_get() waits for a child at most the spec's get_timeout_ms

@@ -37,6 +37,12 @@ P = [
      [('2.25.904.1.1', ['2.25.904.1.1.1'])]),
     ('charlie', 'Acl^Charlie', 'PIDCHARLIE', '2.25.903.1', 'CharlieStudy',
      [('2.25.903.1.1', ['2.25.903.1.1.1', '2.25.903.1.1.2', '2.25.903.1.1.3'])]),
+    # the patient directory's name comes from the protected study (its
+    # PatientName sorts first): the readable study is reached in uids/
+    ('fox/hidden', 'Aaa^Hiddenfox', 'PIDFOX', '2.25.905.1', 'FoxHidden',
+     [('2.25.905.1.1', ['2.25.905.1.1.1'])]),
+    ('fox/open', 'Zz^Fox', 'PIDFOX', '2.25.905.2', 'FoxOpen',
+     [('2.25.905.2.1', ['2.25.905.2.1.1'])]),
 ]
 for sub, pn, pid, st, desc, series in P:
     os.makedirs(os.path.join(d, sub), exist_ok=True)
@@ -55,9 +61,10 @@ chmod -R a+rX "$ARCH"
 chmod 600 "$ARCH"/bravo/*.dcm
 chmod 700 "$ARCH"/alpha/s2
 setfacl -m u:nobody:--- "$ARCH"/charlie/f1.dcm || fatal "setfacl failed"
+chmod 600 "$ARCH"/fox/hidden/*.dcm
 chgrp adm "$ARCH"/grp/*.dcm && chmod 640 "$ARCH"/grp/*.dcm   # a supplementary group's
 # values found only in what nobody cannot read
-PROTECTED="Secret Bravo PIDBRAVO 2.25.901 HiddenStudyDesc 2.25.902.2 2.25.903.1.1.2 PIDECHO 2.25.904"
+PROTECTED="Secret Bravo PIDBRAVO 2.25.901 HiddenStudyDesc 2.25.902.2 2.25.903.1.1.2 PIDECHO 2.25.904 Hiddenfox FoxHidden 2.25.905.1"
 as_nobody() { setpriv --reuid=nobody --regid=nogroup --clear-groups -- "$@"; }
 as_nobody test -r "$ARCH"/charlie/f1.dcm && fatal "the ACL does not deny nobody"
 
@@ -85,7 +92,9 @@ find . -type l -printf "%p -> %l\n" 2>&1
 for d in query/studies query/series query/instances \
 	"query/studies/PatientID=PIDBRAVO" "query/instances/PatientName=secret*" \
 	"query/studies/StudyDescription=HiddenStudyDesc" "query/instances/SOPInstanceUID=2.25.903.1.1.2" \
-	"query/studies/PatientID=PIDDELTA"; do
+	"query/studies/PatientID=PIDDELTA" "query/instances/PatientID=PIDCHARLIE" \
+	"query/studies/PatientID=PIDCHARLIE" "query/instances/PatientID=PIDFOX" \
+	"query/series/PatientID=PIDALPHA" "query/studies/PatientID=PIDFOX"; do
 	# (stderr would echo the names typed here: only what is served counts)
 	ls -la "$d" 2>/dev/null
 	cat "$d/manifest.csv" "$d/manifest.jsonl" 2>/dev/null
@@ -100,7 +109,8 @@ while IFS= read -r -d '' f; do
 	as_nobody cat "$f" >>"$SEEN" 2>/dev/null
 	as_nobody getfattr -d -m - "$f" >>"$SEEN" 2>/dev/null
 	as_nobody ls -la "$f" >>"$SEEN" 2>/dev/null
-done < <(find "$sec" "$mixed" "$MNT/uids" -print0 | grep -zE 'Bravo|2\.25\.90[123]|HiddenStudy' )
+done < <(find "$sec" "$mixed" "$MNT/patients" "$MNT/uids" -print0 |
+	 grep -zE 'Bravo|2\.25\.90[1235]|HiddenStudy|fox' )
 log "nobody got $(wc -c <"$SEEN") bytes"
 for v in $PROTECTED; do
 	if grep -aqF "$v" "$SEEN"; then
@@ -123,16 +133,17 @@ for u in sys.argv[2:]:
 for u in $(pseudo 2.25.901.1.1.1 2.25.901.1.1.2 2.25.902.2.1.1 2.25.902.2.1.2 2.25.903.1.1.2 2.25.904.1.1.1); do
 	grep -aqF "$u" "$SEEN" && fail "nobody reached the anon/ pseudonym $u of an instance it cannot read"
 done
+# a readable instance is in anon/ for nobody exactly when it is in patients/
 n=0
-for u in $(pseudo 2.25.900.1.1.1 2.25.900.1.1.2); do
-	grep -aqF "$u" "$SEEN" && n=$((n + 1))
+for u in 2.25.900.1.1.1 2.25.900.1.1.2 2.25.902.1.1.1; do
+	o=0; a=0
+	grep -aqF "$u" "$SEEN" && o=1
+	grep -aqF "$(pseudo "$u")" "$SEEN" && a=1
+	[ "$o" = "$a" ] || fail "anon/: instance $u seen by nobody in patients/ $o, in anon/ $a"
+	n=$((n + a))
 done
-[ "$n" = 2 ] && ok "anon/: nobody sees the world-readable patient's instances" ||
-	fail "anon/: nobody sees $n of the world-readable patient's 2 instances"
-# the readable study of the mixed patient: anon/ has no uids/ route to it,
-# and its patient directory holds what nobody cannot read (A2)
-grep -aqF "$(pseudo 2.25.902.1.1.1)" "$SEEN" &&
-	fail "anon/: nobody reached an instance below a patient directory it may not see"
+[ "$n" -ge 2 ] && ok "anon/: nobody sees the readable instances as in patients/ ($n)" ||
+	fail "anon/: nobody sees only $n readable instances"
 
 # ---- what nobody can read is still served ----
 grep -aqF "Open^Delta" "$SEEN" && grep -aqF PIDDELTA "$SEEN" ||
@@ -148,10 +159,43 @@ done < <(as_nobody find "$open" -type f)
 as_nobody cat "$MNT/uids/2.25.902.1/study.json" 2>/dev/null | grep -qF AlphaOpen &&
 	ok "nobody reads the readable study of the mixed patient in uids/" ||
 	fail "nobody cannot read uids/2.25.902.1/study.json"
-# a directory with an instance nobody cannot read is not theirs (access.h A2)
-as_nobody ls "$MNT/uids/2.25.903.1" >/dev/null 2>&1 &&
-	fail "nobody lists a study holding the ACL-denied instance" ||
-	ok "the study holding the ACL-denied instance is hidden from nobody"
+# a partly readable directory lists what nobody may read; what is derived
+# from all of its instances stays the owner's (access.h A2)
+n=$(as_nobody ls "$MNT/uids/2.25.903.1/2.25.903.1.1" 2>/dev/null | grep -c '\.dcm$')
+[ "$n" = 2 ] && ok "nobody lists the 2 readable instances of the partly readable series" ||
+	fail "nobody lists $n instances of the partly readable series (want 2)"
+as_nobody cat "$MNT/uids/2.25.903.1/study.json" >/dev/null 2>&1 &&
+	fail "nobody reads study.json of a partly readable study"
+chd=$(as_nobody find "$MNT/patients" -maxdepth 1 -name '*Charlie*' | head -1)
+[ -n "$chd" ] && [ "$(as_nobody find "$chd" -name '*.dcm' | wc -l)" = 2 ] &&
+	ok "patients/ shows the partly readable patient with its 2 readable instances" ||
+	fail "patients/ does not show the partly readable patient to nobody"
+nl=$(as_nobody stat -c %h "$chd" 2>/dev/null)
+[ "$nl" = 3 ] || fail "a partly readable patient has nlink $nl for nobody (want 3)"
+as_nobody getfattr -d -m - "$chd" >/dev/null 2>&1 &&
+	fail "nobody reads the xattrs of a partly readable patient"
+# the name of a directory shows values of the instances it comes from
+as_nobody find "$MNT/patients" -maxdepth 1 | grep -qi fox &&
+	fail "nobody sees a patient directory named from a protected instance"
+as_nobody cat "$MNT/uids/2.25.905.2/study.json" 2>/dev/null | grep -qF FoxOpen &&
+	ok "the readable study of that patient is nobody's in uids/" ||
+	fail "nobody cannot read uids/2.25.905.2/study.json"
+
+# query/ answers nobody from what nobody sees (access.h A8)
+qi="$MNT/query/instances/PatientID=PIDCHARLIE"
+n=$(as_nobody ls "$qi" 2>/dev/null | grep -c '\.dcm$')
+m=$(as_nobody cat "$qi/manifest.csv" 2>/dev/null | grep -c 2.25.903.1.1)
+[ "$n" = 2 ] && [ "$m" = 2 ] && ok "query/ gives nobody the 2 readable instances (links and manifest)" ||
+	fail "query/ gives nobody $n links and $m manifest rows (want 2 and 2)"
+as_nobody bash -c 'for l in "$1"/*.dcm; do cat "$l" >/dev/null || exit 1; done' _ "$qi" ||
+	fail "nobody cannot follow its query links"
+[ "$(ls "$qi" | grep -c '\.dcm$')" = 3 ] || fail "root does not get 3 instances after nobody's query"
+grep -c 2.25.903.1.1 "$qi/manifest.csv" | grep -qx 3 || fail "root's manifest lost rows after nobody's query"
+as_nobody ls "$MNT/query/studies/PatientID=PIDCHARLIE" 2>/dev/null | grep -v '^manifest' | grep -q . &&
+	fail "query/studies gives nobody a partly readable study"
+as_nobody cat "$MNT/query/studies/PatientID=PIDDELTA/manifest.csv" 2>/dev/null | grep -qF 2.25.900.1 &&
+	ok "query/ answers nobody about the world-readable patient" ||
+	fail "query/ does not answer nobody about the world-readable patient"
 
 # a supplementary group counts
 as_adm() { setpriv --reuid=nobody --regid=nogroup --groups=adm -- "$@"; }
@@ -170,6 +214,7 @@ mount_stop || exit 1
 chmod -R a+rX "$ARCH"
 setfacl -R -b "$ARCH"
 mount_start "$MNT" "$ARCH" -o index="$TMP/idx",allow_other || exit 1
+as_nobody find "$MNT/patients" >/dev/null 2>&1   # the kernel caches the tree
 grep -q "mixed archive" "$MOUNT_LOG" && fail "a world-readable archive was found mixed"
 as_nobody find "$MNT/patients" "$MNT/uids" >"$SEEN" 2>&1
 for v in "Secret Bravo" HiddenStudyDesc 2.25.903.1.1.2; do
@@ -179,5 +224,17 @@ as_nobody cat "$MNT/query/studies/PatientID=PIDBRAVO/manifest.csv" 2>/dev/null |
 	fail "nobody cannot query a world-readable archive"
 as_nobody cat "$MNT/.dicomfs/errors.tsv" >/dev/null 2>&1 && fail "nobody reads errors.tsv (uniform)"
 [ "$FAILURES" = 0 ] && ok "a world-readable archive is uniform: nobody sees everything, errors.tsv stays the owner's"
+# a file made private while mounted: the mount finds the archive mixed
+# (access.h A7: within 10 s) and drops the kernel's cached tree
+chmod 600 "$ARCH"/bravo/*.dcm
+for i in $(seq 1 60); do
+	grep -q "changed while mounted" "$MOUNT_LOG" && break
+	sleep 0.5
+done
+grep -q "changed while mounted" "$MOUNT_LOG" && ok "a chmod while mounted turns the archive mixed" ||
+	fail "no recheck found the chmod within 30 s"
+as_nobody find "$MNT/patients" "$MNT/uids" 2>&1 | grep -qF 2.25.901 &&
+	fail "nobody still sees the patient made private while mounted"
+find "$MNT/patients" | grep -qF Bravo || fail "root lost the patient made private while mounted"
 mount_stop || exit 1
 exit 0
