@@ -508,16 +508,24 @@ static int has_pixels(const struct inst *in)
  * id (I1). with_nodes: also the instance nodes (the patients/ view's;
  * uids/ lists the same inodes: nlink 2).
  */
+/* anon/'s instances have ids of their own (view_anon.c): key 'a' + SOP UID */
+static const struct level lv_anon_inst = {
+	.letter = 'a', .nparts = 1, .parts = { offsetof(struct inst, sop) } };
+
 static int put_instances(struct build *b, uint64_t dir_id, const struct sib *s,
 			 size_t n, uint32_t seq, int with_nodes, struct agg *out)
 {
-	int rc = 0;
+	int rc = 0, anon = b->flags & NODE_F_ANON;
 	for (size_t i = 0; i < n && !rc; i++) {
 		struct inst *in = &b->v[s[i].a];
+		uint64_t id = in->h.id;
 		agg_file(out, &in->h);
-		if (with_nodes)
-			rc = put_node(b, in->h.id, NODE_INSTANCE, dir_id, s[i].name, NULL, 2, 0, in,
-				      NULL);
+		if (anon)
+			rc = key_id(b, &lv_anon_inst, in, &id);
+		/* patients/ and uids/ share the inodes (nlink 2), anon/ does not */
+		if (with_nodes && !rc)
+			rc = put_node(b, id, NODE_INSTANCE, dir_id, s[i].name, NULL, anon ? 1 : 2,
+				      0, in, NULL);
 		for (const struct level_file *f = view_instance_files; f->name && !rc; f++) {
 			char fname[NAME_BUF + 8];
 			unsigned k = f->kind;
@@ -526,7 +534,7 @@ static int put_instances(struct build *b, uint64_t dir_id, const struct sib *s,
 			    ((k == KIND_NPY || k == KIND_PNG) && !has_pixels(in)))
 				continue;
 			snprintf(fname, sizeof(fname), "%s.%s", s[i].name, f->name);
-			rc = put_dirent(b, dir_id, seq++, ino_make(in->h.id, k), fname);
+			rc = put_dirent(b, dir_id, seq++, ino_make(id, k), fname);
 		}
 	}
 	return rc;
@@ -575,6 +583,10 @@ static int do_series(struct build *b, const size_t *ord, uint64_t series_id,
 	struct sib *s = calloc(n, sizeof(*s));
 	struct str *nums = calloc(n, sizeof(*nums));
 	struct vol_in *vin = calloc(n, sizeof(*vin));
+	/* anon/ (view_anon.c): names from the pseudonyms; why a series is no
+	 * volume is said once, for patients/ */
+	int anon = b->flags & NODE_F_ANON;
+	struct strbuf scratch = STRBUF_INIT;
 	int rc = 0;
 	if (!s || !nums || !vin) {
 		rc = -ENOMEM;
@@ -585,14 +597,15 @@ static int do_series(struct build *b, const size_t *ord, uint64_t series_id,
 	int w = width_of(nums, n, 1);
 	for (size_t i = 0; i < n; i++) {
 		struct inst *in = inst_at(b, ord, a + i);
-		name_instance(in->inum.s, in->inum.l, w, in->sop.s, in->sop.l, s[i].name);
-		s[i].uid = in->sop;
+		struct str sop = anon ? in->a_sop : in->sop;
+		name_instance(in->inum.s, in->inum.l, w, sop.s, sop.l, s[i].name);
+		s[i].uid = sop;
 		s[i].a = (size_t)(in - b->v);
 		vin[i] = (struct vol_in){ in->rec, in->rec_len, in->h, in->h.id };
 	}
 	sib_finish(s, n, view_series_files);
 	/* volume.nii/.npy only for series that form a volume (volreport.h) */
-	int isvol = volreport_series(b->ix, &b->novol, series_id, vin, n);
+	int isvol = volreport_series(b->ix, anon ? &scratch : &b->novol, series_id, vin, n);
 	if (isvol < 0) {
 		rc = isvol;
 		goto free_s;
@@ -605,6 +618,7 @@ free_s:
 	free(s);
 	free(nums);
 	free(vin);
+	strbuf_release(&scratch);
 	return rc;
 }
 
@@ -816,69 +830,6 @@ static int anon_prepare(const struct build *b, struct inst *in, struct strbuf *t
 }
 
 #define F(field) offsetof(struct inst, field)
-static const struct level lv_anon_inst = { .letter = 'a', .nparts = 1, .parts = { F(sop) } };
-
-static int anon_series(struct build *b, const size_t *ord, uint64_t series_id,
-		       size_t a, size_t e, struct agg *out)
-{
-	size_t n = e - a;
-	struct sib *s = calloc(n ? n : 1, sizeof(*s));
-	struct str *nums = calloc(n ? n : 1, sizeof(*nums));
-	struct vol_in *vin = calloc(n ? n : 1, sizeof(*vin));
-	struct strbuf scratch = STRBUF_INIT;
-	int rc = 0;
-	if (!s || !nums || !vin) {
-		rc = -ENOMEM;
-		goto free_s;
-	}
-	for (size_t i = 0; i < n; i++)
-		nums[i] = inst_at(b, ord, a + i)->inum;
-	int w = width_of(nums, n, 1);
-	for (size_t i = 0; i < n; i++) {
-		struct inst *in = inst_at(b, ord, a + i);
-		name_instance(in->inum.s, in->inum.l, w, in->a_sop.s, in->a_sop.l, s[i].name);
-		s[i].uid = in->a_sop;
-		s[i].a = (size_t)(in - b->v);
-		vin[i] = (struct vol_in){ in->rec, in->rec_len, in->h, in->h.id };
-	}
-	sib_finish(s, n, view_series_files);
-	/* the reasons of patients/ already say why a series is no volume */
-	int isvol = volreport_series(b->ix, &scratch, series_id, vin, n);
-	if (isvol < 0) {
-		rc = isvol;
-		goto free_s;
-	}
-	rc = put_level_files(b, series_id, view_series_files,
-			     isvol ? 0 : (1u << KIND_VOLUME_NII | 1u << KIND_VOLUME_NPY));
-	uint32_t seq = rc < 0 ? 0 : (uint32_t)rc;
-	rc = rc < 0 ? rc : 0;
-	for (size_t i = 0; i < n && !rc; i++) {
-		struct inst *in = &b->v[s[i].a];
-		uint64_t id;
-		agg_file(out, &in->h);
-		rc = key_id(b, &lv_anon_inst, in, &id);
-		if (!rc)
-			rc = put_node(b, id, NODE_INSTANCE, series_id, s[i].name, NULL, 1, 0, in,
-				      NULL);
-		for (const struct level_file *f = view_instance_files; f->name && !rc; f++) {
-			char fname[NAME_BUF + 8];
-			unsigned k = f->kind;
-			if (!(b->ix->opts.kinds & (1u << k)) ||
-			    (k == KIND_JSON && !in->h.json_size) ||
-			    ((k == KIND_NPY || k == KIND_PNG) && !has_pixels(in)))
-				continue;
-			snprintf(fname, sizeof(fname), "%s.%s", s[i].name, f->name);
-			rc = put_dirent(b, series_id, seq++, ino_make(id, k), fname);
-		}
-	}
-free_s:
-	free(s);
-	free(nums);
-	free(vin);
-	strbuf_release(&scratch);
-	return rc;
-}
-
 static int anon_series_names(const struct build *b, const size_t *ord, struct sib *s, size_t n)
 {
 	struct str *nums = calloc(n ? n : 1, sizeof(*nums));
@@ -925,7 +876,7 @@ static int anon_patient_names(const struct build *b, const size_t *ord, struct s
 
 static const struct level lv_anon_series = {
 	.letter = 'C', .type = NODE_SERIES, .nparts = 3,
-	.parts = { F(pkey), F(study), F(series) }, .instances = anon_series };
+	.parts = { F(pkey), F(study), F(series) }, .instances = do_series };
 static const struct level lv_anon_study = {
 	.letter = 'B', .type = NODE_STUDY, .nparts = 2, .parts = { F(pkey), F(study) },
 	.files = view_study_files, .runs = F(series), .name = anon_series_names,
