@@ -24,10 +24,13 @@ int dfs_source_open(struct dfs *fs, const struct node_view *nv, const char *what
 	const void *val;
 	size_t vlen;
 	char why[160];
-	/* the inode is in the file record, not in the node */
+	/* the inode is in the file record, not in the node; so is the mtime
+	 * of an anon/ node, whose node shows it moved (view_anon.c) */
 	if (index_file_record(fs->ix, nv->relpath, nv->rec->path_len, &val, &vlen) == 0 &&
-	    rec_head_get(val, vlen, &h) == 0)
+	    rec_head_get(val, vlen, &h) == 0) {
 		exp.ino = h.ino;
+		exp.mtime_ns = h.mtime_ns;
+	}
 	int rc = source_open(fs->src, nv->relpath, nv->rec->path_len, &exp, f, why,
 			     sizeof(why));
 	if (rc) {

@@ -51,6 +51,7 @@ struct inst {
 	/* anon/: the de-identified values of the names (anon_prepare) */
 	struct anon_names *an;
 	struct str a_pid, a_pname, a_study, a_sdate, a_series, a_sop;
+	int a_days;           /* the patient's date shift (deid.h D4) */
 };
 
 /* the de-identified values an anon/ name is made of (view_anon.c) */
@@ -517,11 +518,17 @@ static int put_instances(struct build *b, uint64_t dir_id, const struct sib *s,
 {
 	int rc = 0, anon = b->flags & NODE_F_ANON;
 	for (size_t i = 0; i < n && !rc; i++) {
-		struct inst *in = &b->v[s[i].a];
+		struct inst *in = &b->v[s[i].a], moved;
 		uint64_t id = in->h.id;
-		agg_file(out, &in->h);
-		if (anon)
+		if (anon) {
+			/* a file's mtime is a date too: shifted like the patient's
+			 * dates (view_anon.c) */
+			moved = *in;
+			moved.h.mtime_ns += (int64_t)in->a_days * 86400 * 1000000000;
+			in = &moved;
 			rc = key_id(b, &lv_anon_inst, in, &id);
+		}
+		agg_file(out, &in->h);
 		/* patients/ and uids/ share the inodes (nlink 2), anon/ does not */
 		if (with_nodes && !rc)
 			rc = put_node(b, id, NODE_INSTANCE, dir_id, s[i].name, NULL, anon ? 1 : 2,
@@ -812,6 +819,7 @@ static int anon_prepare(const struct build *b, struct inst *in, struct strbuf *t
 		return -ENOMEM;
 	in->an = a;
 	deid_patient(k, in->pkey.s, in->pkey.l, &p);
+	in->a_days = p.days;
 	memcpy(a->pid, p.pid, sizeof(a->pid));
 	memcpy(a->pname, p.pname, sizeof(a->pname));
 	if (deid_text(k, &p, TAG_STUDY_DATE, "DA", in->sdate.s, in->sdate.l, tmp) == 1 &&

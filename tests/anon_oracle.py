@@ -206,6 +206,7 @@ def check(mount, keyfile):
             except Exception:
                 pass
     offsets = {}
+    mshift = {}
     n = 0
     for f in walk_files(os.path.join(mount, "anon")):
         if not f.endswith(".dcm"):
@@ -227,6 +228,12 @@ def check(mount, keyfile):
                 fail("%s: %s is not the keyed pseudonym" % (f, kw))
         if "FrameOfReferenceUID" in o and a.get("FrameOfReferenceUID") != pseudo_uid(key, o.FrameOfReferenceUID):
             fail("%s: FrameOfReferenceUID is not the keyed pseudonym" % f)
+        # a file's mtime is a date too: moved by the patient's offset
+        mt = int(round(os.stat(f).st_mtime - os.stat(of).st_mtime))
+        if mt % 86400:
+            fail("%s: mtime moved by %d s, not by whole days" % (f, mt))
+        mshift.setdefault(str(o.get("PatientID", "") or "\0N" + str(o.get("PatientName", ""))),
+                          set()).add(mt // 86400)
         if ("PixelData" in o) != ("PixelData" in a) or ("PixelData" in o and o.PixelData != a.PixelData):
             fail("%s: pixel data differs from %s" % (f, of))
         if a.get("PatientIdentityRemoved") != "YES":
@@ -259,6 +266,11 @@ def check(mount, keyfile):
                 offsets.setdefault(pkey, set()).add(days(ov, av))
             elif av:
                 fail("%s: %s %r is not a date but became %r" % (f, kw, ov, av))
+    for p, m in mshift.items():
+        if len(m) != 1 or not -3651 <= next(iter(m)) <= -365:
+            fail("patient %r: mtimes moved by %s days" % (p, sorted(m)))
+        elif p in offsets and offsets[p] != m:
+            fail("patient %r: mtimes moved by %s days, dates by %s" % (p, m, offsets[p]))
     for p, s in offsets.items():
         if len(s) != 1:
             fail("patient %r: dates moved by different offsets %s" % (p, sorted(s)))
