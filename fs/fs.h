@@ -332,6 +332,30 @@ void dfs_level_cache_drop(struct dfs *fs);
 void dfs_volume_drop(struct dfs *fs);
 void dfs_pixels_forget(struct dfs *fs, uint64_t id);
 
+/*
+ * kind_anon.c: the files of anon/ nodes (NODE_F_ANON). The .dcm of an anon
+ * instance (kind_dcm.c hands its nodes over): getattr, open (*out), read
+ * (replies itself: 0, or a negative error to reply with), release.
+ * dfs_anon_record: an instance's record as its files may show it: the
+ * index's, or for an anon node the de-identified one, then owned by owner
+ * (levelagg_own). 0 or a negative error.
+ */
+struct dfs_anon_open;
+struct levelagg;
+int dfs_anon_dcm_getattr(struct dfs *fs, uint64_t id, const struct node_view *nv,
+			 struct stat *st);
+int dfs_anon_dcm_open(struct dfs *fs, uint64_t id, const struct node_view *nv,
+		      struct dfs_anon_open **out);
+int dfs_anon_dcm_read(struct dfs_anon_open *o, fuse_req_t req, size_t size, off_t off);
+/* the anon .dcm's first bytes: its header and up to extra bytes after it
+ * (*buf malloc()ed, *have bytes), the header's length and the file's */
+int dfs_anon_dcm_prefix(struct dfs *fs, uint64_t id, const struct node_view *nv,
+			size_t extra, uint8_t **buf, size_t *have, uint64_t *hlen,
+			uint64_t *total);
+void dfs_anon_dcm_release(struct dfs_anon_open *o);
+int dfs_anon_record(struct dfs *fs, const struct node_view *nv, const void **rec,
+		    size_t *len, struct levelagg *owner);
+
 extern const struct fuse_lowlevel_ops dfs_ll_ops;
 
 /* Fill st for inode ino; 0 or negative error. */

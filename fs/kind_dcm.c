@@ -24,10 +24,13 @@ int dfs_source_open(struct dfs *fs, const struct node_view *nv, const char *what
 	const void *val;
 	size_t vlen;
 	char why[160];
-	/* the inode is in the file record, not in the node */
+	/* the inode is in the file record, not in the node; so is the mtime
+	 * of an anon/ node, whose node shows it moved (view_anon.c) */
 	if (index_file_record(fs->ix, nv->relpath, nv->rec->path_len, &val, &vlen) == 0 &&
-	    rec_head_get(val, vlen, &h) == 0)
+	    rec_head_get(val, vlen, &h) == 0) {
 		exp.ino = h.ino;
+		exp.mtime_ns = h.mtime_ns;
+	}
 	int rc = source_open(fs->src, nv->relpath, nv->rec->path_len, &exp, f, why,
 			     sizeof(why));
 	if (rc) {
@@ -45,6 +48,7 @@ int dfs_source_open(struct dfs *fs, const struct node_view *nv, const char *what
 struct dcm_open {
 	const struct source *src;
 	struct source_file sf;
+	struct dfs_anon_open *anon;   /* an anon/ instance (kind_anon.c) */
 };
 
 static int dcm_getattr(struct dfs *fs, uint64_t id, const struct node_view *nv,
@@ -54,6 +58,8 @@ static int dcm_getattr(struct dfs *fs, uint64_t id, const struct node_view *nv,
 	(void)id;
 	if (nv->rec->type != NODE_INSTANCE)
 		return -ENOENT;
+	if (nv->rec->flags & NODE_F_ANON)
+		return dfs_anon_dcm_getattr(fs, id, nv, st);
 	st->st_mode = S_IFREG | (nv->rec->mode & 0444);
 	st->st_nlink = nv->rec->nlink ? nv->rec->nlink : 1; /* patients/ + uids/ */
 	st->st_uid = nv->rec->uid;
@@ -68,10 +74,19 @@ static int dcm_open(struct dfs *fs, uint64_t id, const struct node_view *nv,
 		    struct dfs_file *f)
 {
 	struct dcm_open *o = malloc(sizeof(*o));
-	(void)id;
 	if (!o)
 		return -ENOMEM;
 	o->src = fs->src;
+	o->anon = NULL;
+	if (nv->rec->flags & NODE_F_ANON) {
+		int rc = dfs_anon_dcm_open(fs, id, nv, &o->anon);
+		if (rc) {
+			free(o);
+			return rc;
+		}
+		f->priv = o;
+		return 0;
+	}
 	int rc = dfs_source_open(fs, nv, "", &o->sf);
 	if (rc) {
 		free(o);
@@ -87,6 +102,8 @@ static int dcm_read(struct dfs *fs, struct dfs_file *f, fuse_req_t req,
 {
 	struct dcm_open *o = f->priv;
 	(void)fs;
+	if (o->anon)
+		return dfs_anon_dcm_read(o->anon, req, size, off);
 	if (f->fd >= 0) {
 		struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
 		buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
@@ -116,7 +133,10 @@ static int dcm_read(struct dfs *fs, struct dfs_file *f, fuse_req_t req,
 static void dcm_release(struct dfs_file *f)
 {
 	struct dcm_open *o = f->priv;
-	if (o) {
+	if (o && o->anon) {
+		dfs_anon_dcm_release(o->anon);
+		free(o);
+	} else if (o) {
 		source_close(o->src, &o->sf);
 		free(o);
 	}

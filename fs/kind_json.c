@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -51,14 +52,23 @@ static uint64_t json_len(const struct node_view *nv, const struct rec_head *h)
 	return h->json_size + h->json_bulk * dcmjson_name_bytes(nv->name, nv->rec->name_len);
 }
 
+static int anon_json(struct dfs *fs, uint64_t id, const struct node_view *nv,
+		     char **out, size_t *len);
+
 static int json_getattr(struct dfs *fs, uint64_t id, const struct node_view *nv,
 			struct stat *st)
 {
 	struct rec_head h;
-	(void)id;
 	int rc = json_head(fs, nv, &h);
 	if (rc)
 		return rc;
+	if (nv->rec->flags & NODE_F_ANON) {
+		size_t len;
+		if ((rc = anon_json(fs, id, nv, NULL, &len)))
+			return rc;
+		stat_file(st, nv, nv->rec->mode & 0444, len);
+		return 0;
+	}
 	st->st_mode = S_IFREG | (nv->rec->mode & 0444);
 	st->st_nlink = nv->rec->nlink ? nv->rec->nlink : 1; /* patients/ + uids/ */
 	st->st_uid = nv->rec->uid;
@@ -84,12 +94,14 @@ static int json_getattr(struct dfs *fs, uint64_t id, const struct node_view *nv,
 struct wjson {
 	uint64_t size;          /* the source's size (indexed) */
 	uint64_t header_end;    /* as indexed */
-	uint64_t len;           /* the JSON's announced length */
+	uint64_t len;           /* the JSON's announced length, or JSON_LEN_ANY
+				 * (anon/: known once made) */
 	uint32_t name_len;      /* node name bytes that follow */
 	uint32_t have;          /* header bytes that follow (no fd), or 0 */
 };
 
 #define JMSG 160
+#define JSON_LEN_ANY UINT64_MAX
 #define JNAME_MAX 4096
 
 /* The header (and what dcmwalk reads of the Pixel Data element) into
@@ -158,7 +170,7 @@ int dfs_json_worker_job(struct worker *ch, const struct worker_head *hd)
 		if (st)
 			snprintf(why, sizeof(why), "json: cannot regenerate the JSON: %s",
 				 dfs_strerror(st));
-		else if (out.len != rq.len) {
+		else if (rq.len != JSON_LEN_ANY && out.len != rq.len) {
 			snprintf(why, sizeof(why),
 				 "json: regenerated JSON has %zu bytes, %llu announced",
 				 out.len, (unsigned long long)rq.len);
@@ -183,18 +195,18 @@ protocol:
 
 /* The mount side: the JSON of nv into *out (json_len bytes). 0, -ENOMEM,
  * or -EIO with why set. */
+static int json_round_trip(struct dfs *fs, const struct node_view *nv,
+			   const struct wjson *rqp, const uint8_t *hdr, size_t have, int fd,
+			   char **out, size_t *outlen, char *why, size_t whylen);
+
 static int json_in_worker(struct dfs *fs, const struct node_view *nv,
 			  const struct rec_head *h, const struct source_file *sf,
 			  char **out, size_t *outlen, char *why, size_t whylen)
 {
-	struct worker_pool *pool = dfs_pixels_decoders(fs);
 	struct wjson rq = { h->size, h->header_end, json_len(nv, h), nv->rec->name_len, 0 };
 	struct dcmwalk_result w;
-	struct worker_head hd;
-	struct worker *wk;
 	uint8_t *hdr = NULL;
 	size_t have = 0;
-	char *res = NULL;
 	int rc;
 	if (nv->rec->name_len >= JNAME_MAX) {
 		snprintf(why, whylen, "json: the node name is too long");
@@ -214,20 +226,37 @@ static int json_in_worker(struct dfs *fs, const struct node_view *nv,
 		}
 		rq.have = (uint32_t)have;
 	}
+	rc = json_round_trip(fs, nv, &rq, hdr, have, sf->fd, out, outlen, why, whylen);
+	free(hdr);
+	return rc;
+}
+
+/* One DFS_WJOB_JSON job: request rq, the node name, the header bytes hdr
+ * (have of them, or the source's fd), answered into *out. 0, -ENOMEM, or
+ * -EIO with why set. */
+static int json_round_trip(struct dfs *fs, const struct node_view *nv,
+			   const struct wjson *rqp, const uint8_t *hdr, size_t have, int fd,
+			   char **out, size_t *outlen, char *why, size_t whylen)
+{
+	struct worker_pool *pool = dfs_pixels_decoders(fs);
+	struct wjson rq = *rqp;
+	struct worker_head hd;
+	struct worker *wk;
+	char *res = NULL;
+	int rc;
 	if (!pool || worker_get(pool, &wk)) {
-		free(hdr);
 		snprintf(why, whylen, "json: no decoder process could be started");
 		return -EIO;
 	}
 	struct iovec iov[3] = { { &rq, sizeof(rq) },
 				{ (void *)nv->name, nv->rec->name_len },
-				{ hdr, have } };
-	rc = worker_send(wk, DFS_WJOB_JSON, 0, iov, 3, sf->fd);
-	free(hdr);
+				{ (void *)hdr, have } };
+	rc = worker_send(wk, DFS_WJOB_JSON, 0, iov, 3, fd);
 	if (!rc)
 		rc = worker_recv_head(wk, &hd);
 	if (!rc && (hd.tag != DFS_WJOB_JSON ||
-		    hd.len != (hd.aux ? hd.len : rq.len) || (hd.aux && hd.len >= JMSG)))
+		    hd.len != (hd.aux || rq.len == JSON_LEN_ANY ? hd.len : rq.len) ||
+		    (hd.aux && hd.len >= JMSG)))
 		rc = -EPROTO;
 	if (!rc) {
 		res = malloc(hd.len + 1);
@@ -273,11 +302,17 @@ static int json_open(struct dfs *fs, uint64_t id, const struct node_view *nv,
 	char *buf = NULL;
 	size_t len = 0;
 	int rc;
-	(void)id;
 
 	rc = json_head(fs, nv, &h);
 	if (rc)
 		return rc;
+	if (nv->rec->flags & NODE_F_ANON) {
+		if ((rc = anon_json(fs, id, nv, &buf, &len)))
+			return rc;
+		f->buf = buf;
+		f->len = len;
+		return 0;
+	}
 	snprintf(rel, sizeof(rel), "%.*s", (int)nv->rec->path_len, nv->relpath);
 	if (dfs_source_open(fs, nv, "json: ", &sf))
 		return -EIO;
@@ -290,6 +325,56 @@ static int json_open(struct dfs *fs, uint64_t id, const struct node_view *nv,
 	}
 	f->buf = buf;
 	f->len = len;
+	return 0;
+}
+
+/* anon/ (kind_anon.c N3): the JSON of the anon .dcm's header, made by a
+ * decoder process from the de-identified bytes; kept in the level cache
+ * (getattr needs its length). out NULL: the length only. */
+static int anon_json(struct dfs *fs, uint64_t id, const struct node_view *nv,
+		     char **out, size_t *len)
+{
+	char why[JMSG + 32] = "";
+	uint8_t *hdr;
+	size_t have;
+	uint64_t hlen, total;
+	char *buf = NULL;
+	if (dfs_level_cache_get(fs, ino_make(id, KIND_JSON), out, len))
+		return 0;
+	if (nv->rec->name_len >= JNAME_MAX)
+		return -EIO;
+	/* the anon .dcm as a sparse memory file for the decoder process: its
+	 * header and what dcmjson reads after it (the Pixel Data element's
+	 * header, a value small enough to be inline); the rest reads as
+	 * zeros, so encapsulated pixel data runs to the end, as served (N1) */
+	int rc = dfs_anon_dcm_prefix(fs, id, nv, DCMJSON_INLINE_MAX + 32, &hdr, &have, &hlen,
+				     &total);
+	if (rc)
+		return rc;
+	int mfd = memfd_create("dicomfs-anon-json", MFD_CLOEXEC);
+	if (mfd < 0 || ftruncate(mfd, (off_t)total) ||
+	    pwrite(mfd, hdr, have, 0) != (ssize_t)have) {
+		snprintf(why, sizeof(why), "json: anon: no memory file: %s", strerror(errno));
+		rc = -EIO;
+	} else {
+		struct wjson rq = { total, hlen, JSON_LEN_ANY, nv->rec->name_len, 0 };
+		rc = json_round_trip(fs, nv, &rq, NULL, 0, mfd, &buf, len, why, sizeof(why));
+	}
+	if (mfd >= 0)
+		close(mfd);
+	free(hdr);
+	if (rc) {
+		char rel[4096];
+		snprintf(rel, sizeof(rel), "%.*s", (int)nv->rec->path_len, nv->relpath);
+		if (rc != -ENOMEM)
+			index_report_error(fs->ix, rel, why[0] ? why : "json: anon: cannot make the JSON");
+		return rc == -ENOMEM ? rc : -EIO;
+	}
+	dfs_level_cache_put(fs, ino_make(id, KIND_JSON), buf, *len);
+	if (out)
+		*out = buf;
+	else
+		free(buf);
 	return 0;
 }
 

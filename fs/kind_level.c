@@ -38,7 +38,9 @@
 
 /* ---- the index side: feeding the aggregates ---- */
 
-static int inst_record(struct dfs *fs, uint64_t id, const void **rec, size_t *len)
+/* an instance's record, de-identified under anon/ (owned by owner) */
+static int inst_record(struct dfs *fs, uint64_t id, const void **rec, size_t *len,
+		       struct levelagg *owner)
 {
 	struct node_view nv;
 	int rc = index_node(fs->ix, id, &nv);
@@ -46,7 +48,7 @@ static int inst_record(struct dfs *fs, uint64_t id, const void **rec, size_t *le
 		return rc;
 	if (nv.rec->type != NODE_INSTANCE)
 		return DFS_EINDEX;
-	return index_file_record(fs->ix, nv.relpath, nv.rec->path_len, rec, len);
+	return dfs_anon_record(fs, &nv, rec, len, owner);
 }
 
 /* Children of a directory: sub-directories, or (series) instance ids. */
@@ -58,7 +60,7 @@ static int series_walk(struct dfs *fs, uint64_t id, struct levelagg *a, uint64_t
 	for (size_t i = 0; !rc && i < in.n && !levelagg_full(a); i++) {
 		const void *rec;
 		size_t len;
-		rc = inst_record(fs, in.v[i], &rec, &len);
+		rc = inst_record(fs, in.v[i], &rec, &len, a);
 		if (!rc)
 			levelagg_record(a, rec, len);
 	}
@@ -128,7 +130,7 @@ static int study_walk(struct dfs *fs, uint64_t id, struct levelagg_study *st)
 		for (size_t j = 0; !rc && j < in.n; j++) {
 			const void *rec;
 			size_t len;
-			rc = inst_record(fs, in.v[j], &rec, &len);
+			rc = inst_record(fs, in.v[j], &rec, &len, &st->a);
 			if (!rc)
 				rc = levelagg_study_instance(st, rec, len);
 		}

@@ -54,6 +54,8 @@ struct options {
 	char *bearer_token_file;
 	char *netrc;        /* basic auth from this netrc file */
 	int web_timeout;    /* s: an uncached read's deadline (default 30) */
+	char *anon_key;     /* anon/'s key file (view_anon.c) */
+	int anon_keep_burned_in;
 };
 
 #define OPT(t, p) { t, offsetof(struct options, p), 1 }
@@ -74,6 +76,8 @@ static const struct fuse_opt dfs_opts[] = {
 	OPT("bearer_token_file=%s", bearer_token_file),
 	OPT("netrc=%s", netrc),
 	OPT("web_timeout=%d", web_timeout),
+	OPT("anon_key=%s", anon_key),
+	OPT("anon_keep_burned_in", anon_keep_burned_in),
 	FUSE_OPT_END
 };
 
@@ -142,6 +146,11 @@ static void usage(const char *prog)
 	       "    -o netrc=FILE          basic auth from this netrc file (default ~/.netrc)\n"
 	       "    -o web_timeout=S       an uncached read fails (EIO) after S seconds\n"
 	       "                           (default: 30)\n"
+	       "    -o anon_key=FILE       the secret of anon/'s pseudonyms (default: a\n"
+	       "                           random key made once beside the index, 0600)\n"
+	       "    -o anon_keep_burned_in also show instances with burned-in annotation\n"
+	       "                           (or US / secondary capture without the\n"
+	       "                           attribute) in anon/\n"
 	       "    --version              print the version\n\n"
 	       "exit status: 0 ok, 1 usage, 2 archive, 3 mountpoint, 4 index, 5 fuse\n\n",
 	       prog);
@@ -348,6 +357,8 @@ int main(int argc, char *argv[])
 	io.path = o.index;
 	io.scan_threads = o.scan_threads;
 	io.follow_symlinks = o.follow_symlinks;
+	io.anon_key_file = o.anon_key;
+	io.anon_keep_burned_in = o.anon_keep_burned_in;
 	char exe[PATH_MAX];
 	ssize_t el = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 	if (el > 0) {
@@ -501,6 +512,7 @@ free_args:
 	free(o.index);
 	free(o.cache_size);
 	free(o.index_tags);
+	free(o.anon_key);
 	free(o.max_image);
 	free(o.open_size);
 	free(o.cache_dir);

@@ -64,7 +64,7 @@ static int attr_blob(struct dfs *fs, uint64_t ino, char **out, size_t *outlen)
 	if (nv.rec->type == NODE_INSTANCE) {
 		const void *rec;
 		size_t len;
-		rc = index_file_record(fs->ix, nv.relpath, nv.rec->path_len, &rec, &len);
+		rc = dfs_anon_record(fs, &nv, &rec, &len, &a);
 		if (!rc)
 			levelagg_record(&a, rec, len);
 	} else {

@@ -111,6 +111,11 @@
  *      feed.)
  *   8  json_size counts the top-level elements after Pixel Data (issue 12;
  *      dcmjson.h).
+ *   9  id 7 anon/ reserved, the anon/ view (keys 'A', 'B', 'C' for its
+ *      patient, study and series directories, 'a' for its instances);
+ *      node_rec.flags (NODE_F_ANON); meta "anon_conf" (the key's id and
+ *      the burned-in policy the tree was built with) and "anon_excluded"
+ *      (TSV: instances left out of anon/); BurnedInAnnotation indexed.
  *
  * Errors: 0 or negative errno / DFS_* (error.h).
  * Threading: index_open/update/close_env/reopen on one thread, before the
@@ -123,7 +128,7 @@
 #include <sys/types.h>
 #include "source.h"
 
-#define INDEX_FORMAT "dicomfs-index 8"
+#define INDEX_FORMAT "dicomfs-index 9"
 
 /*
  * File kinds. The numbers are part of the inode scheme (above), hence of
@@ -171,6 +176,7 @@ enum dfs_kind {
 #define ID_UIDS     4   /* uids/ (view_uids.c) */
 #define ID_CHANGES  5   /* .dicomfs/changes/ (fs/kind_changes.c, not stored) */
 #define ID_CHANGES_SINCE 6   /* .dicomfs/changes/since/ (not stored) */
+#define ID_ANON     7   /* anon/ (view_anon.c) */
 /*
  * Query directories (query/<level>/<Keyword=value>/...) have dynamic ids
  * >= QUERY_ID_BASE, from a hash of their path, mapped to the parsed query
@@ -193,9 +199,14 @@ enum node_type {
 	NODE_SERIES = 5, NODE_INSTANCE = 6,
 };
 
+/* node_rec.flags: the node is of anon/ (its files are de-identified:
+ * index/dicom/deid.h, fs/kind_anon.c) */
+#define NODE_F_ANON 1
+
 struct node_rec {
 	uint8_t type;
-	uint8_t pad[3];
+	uint8_t flags;       /* NODE_F_* */
+	uint8_t pad[2];
 	uint32_t mode;       /* permission bits only */
 	uint32_t uid, gid;
 	uint32_t nlink;
@@ -244,6 +255,11 @@ struct index_opts {
 				  * index_reopen opens the environment writable */
 	struct source_opts source; /* a server's options (source.h); its
 				  * follow_symlinks is the field above */
+	/* anon/ (view_anon.c): the key file (-o anon_key; NULL: "anon.key"
+	 * made once beside the index), and whether instances with burned-in
+	 * annotation are shown (-o anon_keep_burned_in) */
+	const char *anon_key_file;
+	int anon_keep_burned_in;
 };
 
 struct index_stats {
@@ -306,6 +322,10 @@ int index_file_record(struct index *ix, const char *relpath, size_t len,
 typedef int (*index_file_fn)(void *ctx, const char *relpath, size_t len,
 			     const void *val, size_t vlen);
 int index_files_scan(struct index *ix, index_file_fn fn, void *ctx);
+
+/* anon/: the de-identification key of this mount (view_anon.c) */
+struct deid_key;
+const struct deid_key *index_anon_key(const struct index *ix);
 
 /* The tags the index holds values of (ascending; valid while mounted). */
 void index_tags(const struct index *ix, const uint32_t **tags, size_t *n);

@@ -177,6 +177,9 @@ int index_errors_tsv(struct index *ix, char **buf, size_t *len)
 	if (mdb_get(txn, ix->meta, &dk, &d) == 0)
 		strbuf_add(&t, d.mv_data, d.mv_size);
 	volreport_errors(ix, txn, &t);
+	MDB_val ak = { 13, "anon_excluded" };
+	if (mdb_get(txn, ix->meta, &ak, &d) == 0)
+		strbuf_add(&t, d.mv_data, d.mv_size);
 	pthread_mutex_lock(&ix->err_lock);
 	strbuf_add(&t, ix->run_errors.buf, ix->run_errors.len);
 	pthread_mutex_unlock(&ix->err_lock);

@@ -949,6 +949,15 @@ int scan_update(struct index *ix, struct scan_scope *sc, char *msg, size_t msgle
 		goto free_cands;
 	meta_get_u64(txn, ix->meta, "next_id", &next_id);
 	meta_get_u64(txn, ix->meta, "tree_valid", &tree_valid);
+	/* anon/'s names depend on its key and its burned-in policy
+	 * (view_anon.c): another key or policy, another tree */
+	char anon_conf[32];
+	deid_key_id(&ix->anon_key, anon_conf);
+	strcat(anon_conf, ix->opts.anon_keep_burned_in ? " keep" : " drop");
+	MDB_val ack = { 9, "anon_conf" }, acd;
+	if (mdb_get(txn, ix->meta, &ack, &acd) || acd.mv_size != strlen(anon_conf) ||
+	    memcmp(acd.mv_data, anon_conf, acd.mv_size))
+		tree_valid = 0;
 	if (next_id < ID_FIRST)
 		next_id = ID_FIRST;
 	int reparse_all = 0;
@@ -1208,6 +1217,8 @@ join:
 		rc = meta_put_u64(txn, ix->meta, "next_id", next_id);
 		if (!rc)
 			rc = meta_put_u64(txn, ix->meta, "tree_valid", 1);
+		if (!rc)
+			rc = meta_put_str(txn, ix->meta, "anon_conf", anon_conf, strlen(anon_conf));
 		if (rc)
 			goto abort;
 		ps->tree_rebuilt = 1;

@@ -12,8 +12,11 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/resource.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <nettle/sha2.h>
 
 #include "store.h"
 #include "error.h"
@@ -408,6 +411,94 @@ static void env_remove_files(const char *path)
 	unlink(p);
 }
 
+/* ---- anon/'s key (index/views/view_anon.c) ---- */
+
+#define ANON_KEY_MIN 16
+#define ANON_KEY_MAX 4096
+
+/* read a whole small file; its byte count, or a negative errno */
+static ssize_t anon_read_small(const char *path, uint8_t *buf, size_t cap)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return -errno;
+	size_t n = 0;
+	while (n < cap) {
+		ssize_t r = read(fd, buf + n, cap - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			int e = -errno;
+			close(fd);
+			return e;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	close(fd);
+	return n == cap ? -EFBIG : (ssize_t)n;
+}
+
+/* "anon.key" in the index directory: made once (O_EXCL, 0600) */
+static int anon_default_key(const char *dir, char *path, size_t plen, char *msg, size_t msglen)
+{
+	uint8_t k[DEID_KEY_LEN];
+	snprintf(path, plen, "%s/anon.key", dir);
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return errno == EEXIST ? 0 : -errno;
+	if (getrandom(k, sizeof(k), 0) != (ssize_t)sizeof(k) ||
+	    write(fd, k, sizeof(k)) != (ssize_t)sizeof(k) || fsync(fd)) {
+		int e = errno ? -errno : -EIO;
+		close(fd);
+		unlink(path);
+		snprintf(msg, msglen, "anon key '%s': cannot make it: %s", path, strerror(-e));
+		return e;
+	}
+	close(fd);
+	return 0;
+}
+
+/* anon/'s key (view_anon.c) into ix->anon_key: opts.anon_key_file, or
+ * "anon.key" in the index directory, made the first time. 0, or an error
+ * with msg set. */
+static int anon_key_load(struct index *ix, char *msg, size_t msglen)
+{
+	char path[4096];
+	uint8_t buf[ANON_KEY_MAX];
+	struct stat st;
+	int rc = 0;
+	if (ix->opts.anon_key_file)
+		snprintf(path, sizeof(path), "%s", ix->opts.anon_key_file);
+	else if ((rc = anon_default_key(ix->path, path, sizeof(path), msg, msglen)))
+		return msg[0] ? rc : (snprintf(msg, msglen, "anon key in '%s': %s", ix->path,
+					       strerror(-rc)), rc);
+	ssize_t n = anon_read_small(path, buf, sizeof(buf));
+	if (n < 0) {
+		snprintf(msg, msglen, "anon key '%s': %s", path,
+			 n == -EFBIG ? "larger than 4 KiB" : strerror((int)-n));
+		return (int)n;
+	}
+	if (n < ANON_KEY_MIN) {
+		snprintf(msg, msglen, "anon key '%s': shorter than %d bytes", path, ANON_KEY_MIN);
+		return -EINVAL;
+	}
+	if (!ix->opts.anon_key_file && stat(path, &st) == 0 && (st.st_mode & 077))
+		chmod(path, 0600);
+	struct sha256_ctx c;
+	sha256_init(&c);
+	sha256_update(&c, (size_t)n, buf);
+	sha256_digest(&c, DEID_KEY_LEN, ix->anon_key.k);
+	memset(buf, 0, sizeof(buf));
+	return 0;
+}
+
+const struct deid_key *index_anon_key(const struct index *ix)
+{
+	return &ix->anon_key;
+}
+
 int index_open(struct index **out, const struct index_opts *o, char *msg,
 	       size_t msglen)
 {
@@ -460,6 +551,12 @@ int index_open(struct index **out, const struct index_opts *o, char *msg,
 			rc = rc == -ENOMEM ? rc : -EROFS;
 			goto free_ix;
 		}
+	}
+	/* beside the shared index even when this mount gets a private one */
+	rc = anon_key_load(ix, msg, msglen);
+	if (rc) {
+		rc = rc == -ENOMEM ? rc : -EROFS;
+		goto free_ix;
 	}
 	rc = lock_take(ix, msg, msglen);
 	if (rc) {

@@ -23,6 +23,7 @@
 #include "log.h"
 #include "strbuf.h"
 #include "source.h"
+#include "deid.h"
 
 struct index {
 	/* Set by index_open, read-only after it. */
@@ -39,6 +40,7 @@ struct index {
 	int private_index;            /* path is a private one: removed at exit */
 	MDB_dbi meta, files, keys, nodes, names, dirents;
 	MDB_dbi changes;              /* the change feed (feed.c, I9) */
+	struct deid_key anon_key;     /* anon/'s key (view_anon.c) */
 
 	/* Opened by index_open / index_reopen, closed by index_close_env (I8),
 	 * on the main thread while no FUSE thread runs. */

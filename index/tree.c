@@ -34,6 +34,7 @@
 #include "tags.h"
 #include "view.h"
 #include "volreport.h"
+#include "deid.h"
 
 struct str {
 	const char *s;
@@ -47,6 +48,16 @@ struct inst {
 	struct str rel, pkey, pname, pid, study, sdate, sdesc, acc, series, snum,
 		modality, sedesc, sop, inum;
 	char *pkey_buf;
+	/* anon/: the de-identified values of the names (anon_prepare) */
+	struct anon_names *an;
+	struct str a_pid, a_pname, a_study, a_sdate, a_series, a_sop;
+	int a_days;           /* the patient's date shift (deid.h D4) */
+};
+
+/* the de-identified values an anon/ name is made of (view_anon.c) */
+struct anon_names {
+	char pid[DEID_PID_LEN + 1], pname[DEID_PID_LEN + 1], sdate[20];
+	char study[DEID_UID_LEN + 1], series[DEID_UID_LEN + 1], sop[DEID_UID_LEN + 1];
 };
 
 struct agg {
@@ -182,6 +193,8 @@ struct build {
 	size_t n;
 	uint64_t patients, studies, series;
 	struct strbuf novol;   /* volreport.h: series that are not volumes */
+	uint8_t flags;         /* NODE_F_* of the nodes being written */
+	struct strbuf anon_excluded; /* TSV: instances left out of anon/ */
 };
 
 static int str_cmp(struct str a, struct str b)
@@ -307,6 +320,7 @@ static int put_node(struct build *b, uint64_t id, uint8_t type, uint64_t parent,
 	int rc;
 
 	r.type = type;
+	r.flags = b->flags;
 	r.parent = parent;
 	r.name_len = (uint32_t)nl;
 	r.path_len = (uint32_t)pl;
@@ -495,16 +509,30 @@ static int has_pixels(const struct inst *in)
  * id (I1). with_nodes: also the instance nodes (the patients/ view's;
  * uids/ lists the same inodes: nlink 2).
  */
+/* anon/'s instances have ids of their own (view_anon.c): key 'a' + SOP UID */
+static const struct level lv_anon_inst = {
+	.letter = 'a', .nparts = 1, .parts = { offsetof(struct inst, sop) } };
+
 static int put_instances(struct build *b, uint64_t dir_id, const struct sib *s,
 			 size_t n, uint32_t seq, int with_nodes, struct agg *out)
 {
-	int rc = 0;
+	int rc = 0, anon = b->flags & NODE_F_ANON;
 	for (size_t i = 0; i < n && !rc; i++) {
-		struct inst *in = &b->v[s[i].a];
+		struct inst *in = &b->v[s[i].a], moved;
+		uint64_t id = in->h.id;
+		if (anon) {
+			/* a file's mtime is a date too: shifted like the patient's
+			 * dates (view_anon.c) */
+			moved = *in;
+			moved.h.mtime_ns += (int64_t)in->a_days * 86400 * 1000000000;
+			in = &moved;
+			rc = key_id(b, &lv_anon_inst, in, &id);
+		}
 		agg_file(out, &in->h);
-		if (with_nodes)
-			rc = put_node(b, in->h.id, NODE_INSTANCE, dir_id, s[i].name, NULL, 2, 0, in,
-				      NULL);
+		/* patients/ and uids/ share the inodes (nlink 2), anon/ does not */
+		if (with_nodes && !rc)
+			rc = put_node(b, id, NODE_INSTANCE, dir_id, s[i].name, NULL, anon ? 1 : 2,
+				      0, in, NULL);
 		for (const struct level_file *f = view_instance_files; f->name && !rc; f++) {
 			char fname[NAME_BUF + 8];
 			unsigned k = f->kind;
@@ -513,7 +541,7 @@ static int put_instances(struct build *b, uint64_t dir_id, const struct sib *s,
 			    ((k == KIND_NPY || k == KIND_PNG) && !has_pixels(in)))
 				continue;
 			snprintf(fname, sizeof(fname), "%s.%s", s[i].name, f->name);
-			rc = put_dirent(b, dir_id, seq++, ino_make(in->h.id, k), fname);
+			rc = put_dirent(b, dir_id, seq++, ino_make(id, k), fname);
 		}
 	}
 	return rc;
@@ -562,6 +590,10 @@ static int do_series(struct build *b, const size_t *ord, uint64_t series_id,
 	struct sib *s = calloc(n, sizeof(*s));
 	struct str *nums = calloc(n, sizeof(*nums));
 	struct vol_in *vin = calloc(n, sizeof(*vin));
+	/* anon/ (view_anon.c): names from the pseudonyms; why a series is no
+	 * volume is said once, for patients/ */
+	int anon = b->flags & NODE_F_ANON;
+	struct strbuf scratch = STRBUF_INIT;
 	int rc = 0;
 	if (!s || !nums || !vin) {
 		rc = -ENOMEM;
@@ -572,14 +604,15 @@ static int do_series(struct build *b, const size_t *ord, uint64_t series_id,
 	int w = width_of(nums, n, 1);
 	for (size_t i = 0; i < n; i++) {
 		struct inst *in = inst_at(b, ord, a + i);
-		name_instance(in->inum.s, in->inum.l, w, in->sop.s, in->sop.l, s[i].name);
-		s[i].uid = in->sop;
+		struct str sop = anon ? in->a_sop : in->sop;
+		name_instance(in->inum.s, in->inum.l, w, sop.s, sop.l, s[i].name);
+		s[i].uid = sop;
 		s[i].a = (size_t)(in - b->v);
 		vin[i] = (struct vol_in){ in->rec, in->rec_len, in->h, in->h.id };
 	}
 	sib_finish(s, n, view_series_files);
 	/* volume.nii/.npy only for series that form a volume (volreport.h) */
-	int isvol = volreport_series(b->ix, &b->novol, series_id, vin, n);
+	int isvol = volreport_series(b->ix, anon ? &scratch : &b->novol, series_id, vin, n);
 	if (isvol < 0) {
 		rc = isvol;
 		goto free_s;
@@ -592,6 +625,7 @@ free_s:
 	free(s);
 	free(nums);
 	free(vin);
+	strbuf_release(&scratch);
 	return rc;
 }
 
@@ -740,6 +774,157 @@ static int do_uids(struct build *b, struct agg *out)
 	return rc;
 }
 
+
+/* ---- anon/<patient>/<study>/<series>/<instance>.* (view_anon.c) ----
+ * The patients/ shape and grouping (runs of the original keys, so ids are
+ * stable whatever the key), names from de-identified values only. */
+
+/* Why instance in stays out of anon/, or NULL (view_anon.c) */
+static const char *anon_excluded(const struct build *b, const struct inst *in)
+{
+	const char *v;
+	size_t l;
+	if (in->h.flags & RECF_DEFLATED)
+		return "anon: deflated data set, not de-identified";
+	if (in->h.flags & (RECF_PIXEL_TRUNC | RECF_PARTIAL))
+		return "anon: the source is cut short or read only partly";
+	if (b->ix->opts.anon_keep_burned_in)
+		return NULL;
+	if (rec_attr(in->rec, in->rec_len, 0x00280301, &v, &l))
+		return l == 3 && memcmp(v, "YES", 3) == 0
+			       ? "anon: BurnedInAnnotation YES (-o anon_keep_burned_in shows it)"
+			       : NULL;
+	if ((in->modality.l == 2 && memcmp(in->modality.s, "US", 2) == 0) ||
+	    (in->modality.l == 2 && memcmp(in->modality.s, "SC", 2) == 0) ||
+	    (rec_attr(in->rec, in->rec_len, TAG_SOP_CLASS_UID, &v, &l) && l >= 25 &&
+	     memcmp(v, "1.2.840.10008.5.1.4.1.1.7", 25) == 0))
+		return "anon: no BurnedInAnnotation and a modality that usually burns in "
+		       "(US, secondary capture) (-o anon_keep_burned_in shows it)";
+	return NULL;
+}
+
+static struct str cstr(const char *s)
+{
+	struct str x = { s, strlen(s) };
+	return x;
+}
+
+/* the de-identified name parts of instance in (deid.h D3, D4) */
+static int anon_prepare(const struct build *b, struct inst *in, struct strbuf *tmp)
+{
+	const struct deid_key *k = &b->ix->anon_key;
+	struct deid_patient p;
+	struct anon_names *a = calloc(1, sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	in->an = a;
+	deid_patient(k, in->pkey.s, in->pkey.l, &p);
+	in->a_days = p.days;
+	memcpy(a->pid, p.pid, sizeof(a->pid));
+	memcpy(a->pname, p.pname, sizeof(a->pname));
+	if (deid_text(k, &p, TAG_STUDY_DATE, "DA", in->sdate.s, in->sdate.l, tmp) == 1 &&
+	    tmp->len < sizeof(a->sdate))
+		memcpy(a->sdate, strbuf_str(tmp), tmp->len + 1);
+	deid_uid(k, in->study.s, in->study.l, a->study);
+	deid_uid(k, in->series.s, in->series.l, a->series);
+	deid_uid(k, in->sop.s, in->sop.l, a->sop);
+	in->a_pid = cstr(a->pid);
+	in->a_pname = cstr(a->pname);
+	in->a_sdate = cstr(a->sdate);
+	in->a_study = cstr(a->study);
+	in->a_series = cstr(a->series);
+	in->a_sop = cstr(a->sop);
+	return 0;
+}
+
+#define F(field) offsetof(struct inst, field)
+static int anon_series_names(const struct build *b, const size_t *ord, struct sib *s, size_t n)
+{
+	struct str *nums = calloc(n ? n : 1, sizeof(*nums));
+	if (!nums)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		nums[i] = inst_at(b, ord, s[i].a)->snum;
+	int w = width_of(nums, n, 3);
+	for (size_t i = 0; i < n; i++) {
+		const struct inst *in = inst_at(b, ord, s[i].a);
+		/* SeriesDescription is removed by the profile (X) */
+		name_series(in->snum.s, in->snum.l, w, in->modality.s, in->modality.l,
+			    "", 0, in->a_series.s, in->a_series.l, s[i].name);
+		s[i].uid = in->a_series;
+		s[i].src[0] = in->h.id;
+	}
+	free(nums);
+	return 0;
+}
+
+static int anon_study_names(const struct build *b, const size_t *ord, struct sib *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct inst *in = inst_at(b, ord, s[i].a);
+		/* StudyDescription X, AccessionNumber Z: not in the name */
+		name_study(in->a_sdate.s, in->a_sdate.l, "", 0, "", 0, in->a_study.s,
+			   in->a_study.l, s[i].name);
+		s[i].uid = in->a_study;
+		s[i].src[0] = in->h.id;
+	}
+	return 0;
+}
+
+static int anon_patient_names(const struct build *b, const size_t *ord, struct sib *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct inst *in = inst_at(b, ord, s[i].a);
+		name_patient(in->a_pname.s, in->a_pname.l, in->a_pid.s, in->a_pid.l, s[i].name);
+		s[i].uid = in->a_pid;
+		s[i].src[0] = s[i].src[1] = in->h.id;
+	}
+	return 0;
+}
+
+static const struct level lv_anon_series = {
+	.letter = 'C', .type = NODE_SERIES, .nparts = 3,
+	.parts = { F(pkey), F(study), F(series) }, .instances = do_series };
+static const struct level lv_anon_study = {
+	.letter = 'B', .type = NODE_STUDY, .nparts = 2, .parts = { F(pkey), F(study) },
+	.files = view_study_files, .runs = F(series), .name = anon_series_names,
+	.child = &lv_anon_series };
+static const struct level lv_anon_patient = {
+	.letter = 'A', .type = NODE_PATIENT, .nparts = 1, .parts = { F(pkey) },
+	.files = view_patient_files, .runs = F(study), .name = anon_study_names,
+	.child = &lv_anon_study };
+static const struct level lv_anon = {
+	.type = NODE_TOP, .runs = F(pkey), .name = anon_patient_names,
+	.child = &lv_anon_patient };
+#undef F
+
+/* anon/ (ID_ANON); returns the number of patients */
+static int do_anon(struct build *b, struct agg *out)
+{
+	struct strbuf tmp = STRBUF_INIT;
+	size_t *ord = malloc((b->n ? b->n : 1) * sizeof(*ord)), n = 0;
+	int rc = ord ? 0 : -ENOMEM;
+	for (size_t i = 0; i < b->n && !rc; i++) {
+		const char *why = anon_excluded(b, &b->v[i]);
+		if (why) {
+			char path[4096];
+			snprintf(path, sizeof(path), "%.*s", (int)b->v[i].rel.l, b->v[i].rel.s);
+			rc = strbuf_add_tsv2(&b->anon_excluded, path, why);
+			continue;
+		}
+		rc = anon_prepare(b, &b->v[i], &tmp);
+		ord[n++] = i;
+	}
+	strbuf_release(&tmp);
+	if (!rc) {
+		b->flags = NODE_F_ANON;
+		rc = fill(b, &lv_anon, ord, ID_ANON, 0, n, out);
+		b->flags = 0;
+	}
+	free(ord);
+	return rc;
+}
+
 static int load(struct build *b, uint64_t *skipped, uint64_t *errors)
 {
 	MDB_cursor *c;
@@ -876,6 +1061,11 @@ int tree_uids(struct tree_builder *tb, const struct view *v, struct view_top *to
 	return hierarchy(tb, v, ID_UIDS, do_uids, top);
 }
 
+int tree_anon(struct tree_builder *tb, const struct view *v, struct view_top *top)
+{
+	return hierarchy(tb, v, ID_ANON, do_anon, top);
+}
+
 static int cmp_view_name(const void *a, const void *b)
 {
 	const struct view *const *x = a, *const *y = b;
@@ -986,7 +1176,9 @@ int tree_build(struct index *ix, MDB_txn *txn, uint64_t *next_id)
 	    (rc = meta_put_u64(txn, ix->meta, "n_skipped", skipped)) ||
 	    (rc = meta_put_u64(txn, ix->meta, "n_errors", errors)) ||
 	    (rc = meta_put_u64(txn, ix->meta, "n_duplicates", ndup)) ||
-	    (rc = volreport_store(ix, txn, &b.novol)))
+	    (rc = volreport_store(ix, txn, &b.novol)) ||
+	    (rc = meta_put_str(txn, ix->meta, "anon_excluded", strbuf_str(&b.anon_excluded),
+			       b.anon_excluded.len)))
 		goto free_insts;
 	ix->stats.instances = b.n;
 	ix->stats.patients = b.patients;
@@ -999,6 +1191,7 @@ free_insts:
 	for (size_t i = 0; i < b.n; i++) {
 		free(b.v[i].rec);
 		free(b.v[i].pkey_buf);
+		free(b.v[i].an);
 	}
 	free(b.v);
 	stage_release(&b.nodes);
@@ -1006,5 +1199,6 @@ free_insts:
 	stage_release(&b.dirents);
 	strbuf_release(&dups);
 	strbuf_release(&b.novol);
+	strbuf_release(&b.anon_excluded);
 	return rc;
 }

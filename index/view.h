@@ -96,6 +96,11 @@ int tree_patients(struct tree_builder *tb, const struct view *v,
 		  struct view_top *top);
 int tree_uids(struct tree_builder *tb, const struct view *v,
 	      struct view_top *top);
+/* anon/<patient>/<study>/<series>/ below ID_ANON: the patients/ shape,
+ * names from de-identified values (view_anon.c) */
+int tree_anon(struct tree_builder *tb, const struct view *v,
+	      struct view_top *top);
+
 
 /* ---- the names of the derived files (V4) ---- */
 

@@ -6,7 +6,7 @@
 
 #include "view.h"
 
-extern const struct view view_patients, view_uids, view_query, view_dotdir;
+extern const struct view view_patients, view_uids, view_query, view_dotdir, view_anon;
 
 /* Build order (V3): append new views at the end; the root lists them in
  * name order whatever their place here (V2). */
@@ -15,6 +15,7 @@ const struct view *const view_registry[] = {
 	&view_uids,
 	&view_query,
 	&view_dotdir,
+	&view_anon,
 	NULL,
 };
 

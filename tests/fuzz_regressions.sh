@@ -8,7 +8,7 @@
 REG="$srcdir/tests/fuzz/regressions"
 n=$(ls "$REG" | wc -l)
 [ "$n" -gt 0 ] || fatal "no regression inputs in $REG"
-for h in header json pixels rle query fgroups encaps palette; do
+for h in header json pixels rle query fgroups encaps palette deid; do
 	bin=./tests/fuzz/replay_$h
 	[ -x "$bin" ] || fatal "$bin not built (make check builds it)"
 	out=$(timeout 60 "$bin" "$REG" 2>&1)

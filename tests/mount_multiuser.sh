@@ -122,6 +122,29 @@ done
 as_nobody cat "$MNT/.dicomfs/errors.tsv" >/dev/null 2>&1 && fail "nobody reads errors.tsv"
 as_nobody cat "$MNT/.dicomfs/status.json" >/dev/null 2>&1 || fail "nobody cannot read status.json"
 
+# ---- anon/ (access.h A1, A2 through the anon nodes): the keyed pseudonyms
+# of the instances nobody cannot read appear nowhere in what nobody got;
+# those of the readable ones do ----
+pseudo() { "$PY" -c 'import hashlib, hmac, sys
+k = hashlib.sha256(open(sys.argv[1], "rb").read()).digest()
+for u in sys.argv[2:]:
+    d = hmac.new(k, b"uid\0" + u.encode(), hashlib.sha256).digest()
+    print("2.25.%d" % (int.from_bytes(d[:16], "big") | 1 << 127))' "$TMP/idx/anon.key" "$@"; }
+for u in $(pseudo 2.25.901.1.1.1 2.25.901.1.1.2 2.25.902.2.1.1 2.25.902.2.1.2 2.25.903.1.1.2 2.25.904.1.1.1); do
+	grep -aqF "$u" "$SEEN" && fail "nobody reached the anon/ pseudonym $u of an instance it cannot read"
+done
+# a readable instance is in anon/ for nobody exactly when it is in patients/
+n=0
+for u in 2.25.900.1.1.1 2.25.900.1.1.2 2.25.902.1.1.1; do
+	o=0; a=0
+	grep -aqF "$u" "$SEEN" && o=1
+	grep -aqF "$(pseudo "$u")" "$SEEN" && a=1
+	[ "$o" = "$a" ] || fail "anon/: instance $u seen by nobody in patients/ $o, in anon/ $a"
+	n=$((n + a))
+done
+[ "$n" -ge 2 ] && ok "anon/: nobody sees the readable instances as in patients/ ($n)" ||
+	fail "anon/: nobody sees only $n readable instances"
+
 # ---- what nobody can read is still served ----
 grep -aqF "Open^Delta" "$SEEN" && grep -aqF PIDDELTA "$SEEN" ||
 	fail "nobody does not see the world-readable patient"

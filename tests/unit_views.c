@@ -145,7 +145,7 @@ static void check_root(struct index *ix, const struct want *want, size_t n)
 static void test_registry(void)
 {
 	size_t n = view_count(view_registry);
-	CHECK(n == 4, "4 views, got %zu", n);
+	CHECK(n == 5, "5 views, got %zu", n);
 	for (size_t i = 0; i < n; i++) {
 		const struct view *v = view_registry[i];
 		CHECK(v->id > ID_ROOT && v->id < ID_FIRST && v->build && v->name[0],
@@ -173,9 +173,10 @@ static void test_default_views(void)
 		return;
 	check_root(ix, (const struct want[]){
 		{ ino_make(ID_DOTDIR, KIND_DIR), ".dicomfs" },
+		{ ino_make(ID_ANON, KIND_DIR), "anon" },
 		{ ino_make(ID_PATIENTS, KIND_DIR), "patients" },
 		{ ino_make(ID_QUERY, KIND_DIR), "query" },
-		{ ino_make(ID_UIDS, KIND_DIR), "uids" } }, 4);
+		{ ino_make(ID_UIDS, KIND_DIR), "uids" } }, 5);
 	CHECK(index_lookup(ix, ID_ROOT, "query", &ino) == 0 &&
 	      ino == ino_make(ID_QUERY, KIND_DIR), "lookup query");
 	CHECK(index_lookup(ix, ID_ROOT, "nothing", &ino) == -ENOENT, "lookup nothing");
@@ -183,6 +184,7 @@ static void test_default_views(void)
 	/* the tops: two patients (CT_small, MR_small), two studies */
 	check_node(ix, ID_PATIENTS, NODE_TOP, ID_ROOT, 4, 2, "patients");
 	check_node(ix, ID_UIDS, NODE_TOP, ID_ROOT, 4, 2, "uids");
+	check_node(ix, ID_ANON, NODE_TOP, ID_ROOT, 4, 2, "anon");
 	check_node(ix, ID_QUERY, NODE_TOP, ID_ROOT, 5, 3, "query");
 	check_node(ix, ID_DOTDIR, NODE_TOP, ID_ROOT, 3, 4, ".dicomfs");
 	check_dir(ix, ID_QUERY, (const struct want[]){

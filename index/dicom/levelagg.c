@@ -14,6 +14,8 @@ int levelagg_init(struct levelagg *a, const char *levels)
 		return -ENOMEM;
 	a->levels = levels;
 	a->missing = 0;
+	a->own = NULL;
+	a->nown = 0;
 	for (size_t i = 0; i < dfs_ntags; i++)
 		if (strchr(levels, dfs_tags[i].level))
 			a->missing++;
@@ -24,6 +26,23 @@ void levelagg_free(struct levelagg *a)
 {
 	free(a->v);
 	a->v = NULL;
+	for (size_t i = 0; i < a->nown; i++)
+		free(a->own[i]);
+	free(a->own);
+	a->own = NULL;
+	a->nown = 0;
+}
+
+int levelagg_own(struct levelagg *a, void *p)
+{
+	void **n = realloc(a->own, (a->nown + 1) * sizeof(*n));
+	if (!n) {
+		free(p);
+		return -ENOMEM;
+	}
+	a->own = n;
+	a->own[a->nown++] = p;
+	return 0;
 }
 
 void levelagg_offer(struct levelagg *a, uint32_t tag, const char *v, size_t l)

@@ -13,7 +13,9 @@
  *      ("P", "PS", "ES", "PSEI": dfs_tags[].level); levelagg_full() says
  *      every one of them has a value, so a walk can stop early.
  * (A3) Values are not copied: they point into the records offered (the
- *      index map, or the caller's memory), which must outlive the aggregate.
+ *      index map, or the caller's memory), which must outlive the aggregate;
+ *      memory handed over with levelagg_own() does (anon/'s de-identified
+ *      records, fs/kind_anon.c).
  * (A4) ModalitiesInStudy is the distinct non-empty Modality values of the
  *      study's instances, sorted bytewise (memcmp, shorter first on a tie),
  *      '\'-joined where one string is needed.
@@ -55,10 +57,15 @@ struct levelagg {
 	struct lval *v;
 	size_t missing;        /* tags of `levels` still without a value */
 	const char *levels;    /* dfs_tags[].level letters collected */
+	void **own;            /* freed with the aggregate (levelagg_own) */
+	size_t nown;
 };
 
 int levelagg_init(struct levelagg *a, const char *levels);
 void levelagg_free(struct levelagg *a);
+/* a malloc()ed block (a record offered to a) freed with a (A3); 0, or
+ * -ENOMEM (p freed) */
+int levelagg_own(struct levelagg *a, void *p);
 /* every wanted tag has a value: offering more changes nothing (A2) */
 static inline int levelagg_full(const struct levelagg *a) { return a->missing == 0; }
 /* offer tag's value v[0, l) (A1): kept when the first non-empty one */

@@ -20,7 +20,7 @@ SRC=$(cd "$(dirname "$0")/../.." && pwd)
 OUT=$(mkdir -p "${FUZZ_OUT:-./build-fuzz}" && cd "${FUZZ_OUT:-./build-fuzz}" && pwd)
 SECS=${FUZZ_SECONDS:-20}
 JOBS=${FUZZ_JOBS:-1}
-HARNESSES=${*:-fuzz_header fuzz_json fuzz_pixels fuzz_rle fuzz_query fuzz_fgroups fuzz_encaps fuzz_palette}
+HARNESSES=${*:-fuzz_header fuzz_json fuzz_pixels fuzz_rle fuzz_query fuzz_fgroups fuzz_encaps fuzz_palette fuzz_deid}
 CC=${FUZZ_CC:-clang}
 CXX=${FUZZ_CXX:-clang++}
 PY=/usr/bin/python3
@@ -73,7 +73,7 @@ for h in $HARNESSES; do
 	build_obj "$SRC/tests/fuzz/$h.c" "$o" "$CC" -std=c11 -g -O1 $SAN -fsanitize=fuzzer-no-link $CPPF
 	if [ ! -x "$OUT/bin/$h" ] || [ -n "$(find "$o" "$OUT/libfz.a" -newer "$OUT/bin/$h" -print -quit)" ]; then
 		"$CXX" -g $SAN -fsanitize=fuzzer "$o" "$OUT/libfz.a" -o "$OUT/bin/$h" \
-			$GDCM_LIBS $(pkg-config --libs lmdb json-c 2>/dev/null) -lpthread ||
+			$GDCM_LIBS $(pkg-config --libs lmdb json-c nettle 2>/dev/null) -lpthread ||
 			{ log "link failed: $h"; exit 1; }
 	fi
 done
