@@ -917,6 +917,16 @@ static int hold_open(struct dfs *fs, uint64_t id, const struct node_view *nv,
 		h->opened = !rc;
 		return rc;
 	}
+	/* an anon/ instance's pixels are its original's: one decode, one
+	 * cache entry, one verdict for both (P8) */
+	if (nv->rec->flags & NODE_F_ANON) {
+		const void *val;
+		size_t vlen;
+		struct rec_head rh;
+		if (!index_file_record(fs->ix, nv->relpath, nv->rec->path_len, &val, &vlen) &&
+		    !rec_head_get(val, vlen, &rh))
+			id = rh.id;
+	}
 	rc = pc_get(fs, id, nv, &h->pi, &h->ent);
 	return rc && rc != -ENOMEM && rc != -EAGAIN ? -EIO : rc;
 }

@@ -629,7 +629,10 @@ free_s:
 	return rc;
 }
 
-static int series_names(const struct build *b, const size_t *ord, struct sib *s, size_t n)
+/* the series names of patients/ (anon 0) or anon/ (1: de-identified
+ * UIDs, no SeriesDescription: the profile removes it, X) */
+static int series_names_of(const struct build *b, const size_t *ord, struct sib *s,
+			   size_t n, int anon)
 {
 	struct str *nums = calloc(n ? n : 1, sizeof(*nums));
 	if (!nums)
@@ -639,13 +642,21 @@ static int series_names(const struct build *b, const size_t *ord, struct sib *s,
 	int w = width_of(nums, n, 3);
 	for (size_t i = 0; i < n; i++) {
 		const struct inst *in = inst_at(b, ord, s[i].a);
+		struct str desc = anon ? (struct str){ "", 0 } : in->sedesc;
+		struct str uid = anon ? in->a_series : in->series;
 		name_series(in->snum.s, in->snum.l, w, in->modality.s, in->modality.l,
-			    in->sedesc.s, in->sedesc.l, in->series.s, in->series.l,
-			    s[i].name);
+			    desc.s, desc.l, uid.s, uid.l, s[i].name);
+		if (anon)
+			s[i].uid = in->a_series;
 		s[i].src[0] = in->h.id;
 	}
 	free(nums);
 	return 0;
+}
+
+static int series_names(const struct build *b, const size_t *ord, struct sib *s, size_t n)
+{
+	return series_names_of(b, ord, s, n, 0);
 }
 
 static int study_names(const struct build *b, const size_t *ord, struct sib *s, size_t n)
@@ -840,22 +851,7 @@ static int anon_prepare(const struct build *b, struct inst *in, struct strbuf *t
 #define F(field) offsetof(struct inst, field)
 static int anon_series_names(const struct build *b, const size_t *ord, struct sib *s, size_t n)
 {
-	struct str *nums = calloc(n ? n : 1, sizeof(*nums));
-	if (!nums)
-		return -ENOMEM;
-	for (size_t i = 0; i < n; i++)
-		nums[i] = inst_at(b, ord, s[i].a)->snum;
-	int w = width_of(nums, n, 3);
-	for (size_t i = 0; i < n; i++) {
-		const struct inst *in = inst_at(b, ord, s[i].a);
-		/* SeriesDescription is removed by the profile (X) */
-		name_series(in->snum.s, in->snum.l, w, in->modality.s, in->modality.l,
-			    "", 0, in->a_series.s, in->a_series.l, s[i].name);
-		s[i].uid = in->a_series;
-		s[i].src[0] = in->h.id;
-	}
-	free(nums);
-	return 0;
+	return series_names_of(b, ord, s, n, 1);
 }
 
 static int anon_study_names(const struct build *b, const size_t *ord, struct sib *s, size_t n)

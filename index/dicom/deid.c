@@ -161,28 +161,7 @@ enum deid_action deid_action_of(uint32_t tag, const char *vr)
 
 /* ---- dates (D4) ---- */
 
-static long days_from_civil(long y, unsigned m, unsigned d)
-{
-	y -= m <= 2;
-	long era = (y >= 0 ? y : y - 399) / 400;
-	unsigned yoe = (unsigned)(y - era * 400);
-	unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-	unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + (long)doe - 719468;
-}
 
-static void civil_from_days(long z, long *y, unsigned *m, unsigned *d)
-{
-	z += 719468;
-	long era = (z >= 0 ? z : z - 146096) / 146097;
-	unsigned doe = (unsigned)(z - era * 146097);
-	unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-	unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-	unsigned mp = (5 * doy + 2) / 153;
-	*d = doy - (153 * mp + 2) / 5 + 1;
-	*m = mp < 10 ? mp + 3 : mp - 9;
-	*y = (long)yoe + era * 400 + (*m <= 2);
-}
 
 /* s[0, 8) YYYYMMDD shifted by days into out (8 bytes); 0, or -1 when it
  * is not a date */
@@ -201,8 +180,8 @@ static int shift8(const char *s, int days, char *out)
 	 * another: not a date for any key (D3) */
 	if (m < 1 || m > 12 || d < 1 || d > 31 || y < 11)
 		return -1;
-	long z = days_from_civil(y, m, d) + days;
-	civil_from_days(z, &y, &m, &d);
+	long z = tags_days_from_civil(y, m, d) + days;
+	tags_civil_from_days(z, &y, &m, &d);
 	if (y < 1 || y > 9999)
 		return -1;
 	long v[3] = { y, (long)m, (long)d };

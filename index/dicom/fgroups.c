@@ -22,6 +22,7 @@
 #include "fgroups.h"
 #include "dcmshim.h"
 #include "error.h"
+#include "tags.h"
 
 #define TAG_SHARED    0x52009229u
 #define TAG_PERFRAME  0x52009230u
@@ -111,16 +112,6 @@ static int ds_values(const uint8_t *v, size_t n, double *out, int max)
 	return fg_parse_ds((const char *)v, n, out, max);
 }
 
-/* days since 1970-01-01 of a proleptic Gregorian date */
-static long days_from_civil(long y, unsigned m, unsigned d)
-{
-	y -= m <= 2;
-	long era = (y >= 0 ? y : y - 399) / 400;
-	unsigned yoe = (unsigned)(y - era * 400);
-	unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-	unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + (long)doe - 719468;
-}
 
 /* DT "YYYYMMDDHHMMSS.FFFFFF" (offset ignored) -> seconds; 0 when bad */
 static int dt_seconds(const uint8_t *v, size_t n, double *out)
@@ -160,7 +151,7 @@ static int dt_seconds(const uint8_t *v, size_t n, double *out)
 		if (*end || !isfinite(frac))
 			return 0;
 	}
-	*out = (double)days_from_civil(f[0], (unsigned)f[1], (unsigned)f[2]) * 86400.0 +
+	*out = (double)tags_days_from_civil(f[0], (unsigned)f[1], (unsigned)f[2]) * 86400.0 +
 	       f[3] * 3600.0 + f[4] * 60.0 + f[5] + frac;
 	return 1;
 }
