@@ -435,6 +435,8 @@ static int reserved(const char *name, const struct level_file *lf)
  */
 static void sib_finish(struct sib *s, size_t n, const struct level_file *lf)
 {
+	if (!n)   /* s may be NULL (an empty anon/) */
+		return;
 	qsort(s, n, sizeof(*s), cmp_sib);
 	for (size_t i = 0; i < n;) {
 		size_t j = i + 1;

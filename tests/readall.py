@@ -26,6 +26,8 @@ allowed = {errno.EIO}
 if '--allow' in sys.argv:
     allowed = {getattr(errno, n) for n in sys.argv[sys.argv.index('--allow') + 1].split(',')}
 times_out = sys.argv[sys.argv.index('--times') + 1] if '--times' in sys.argv else None
+# files (not directories) whose path matches are stat'ed but not read
+skip_re = re.compile(sys.argv[sys.argv.index('--skip-re') + 1]) if '--skip-re' in sys.argv else None
 lock = threading.Lock()
 times = []
 stats = {'entries': 0, 'files': 0, 'bytes': 0, 'eio': 0, 'enoent': 0}
@@ -49,7 +51,7 @@ def visit(path, is_dir):
             os.getxattr(path, a)
     except OSError as e:
         err(path, 'stat/xattr', e)
-    if is_dir:
+    if is_dir or (skip_re and skip_re.search(path)):
         return
     t0 = time.monotonic()
     try:
