@@ -508,6 +508,10 @@ static int node_state(struct dfs *fs, struct dfs_caller *c, uint64_t id, int dep
 	return 0;
 }
 
+/* any kind but KIND_DIR asks for a directory's derived data: all of it
+ * readable (and its name visible) */
+#define KIND_WHOLE KIND_SERIES_JSON
+
 /* what kind k of node id shows: the name (KIND_DIR) or derived data */
 static int node_ok(struct dfs *fs, struct dfs_caller *c, uint64_t id, unsigned k)
 {
@@ -568,16 +572,13 @@ double dfs_access_timeout(struct dfs *fs, uint64_t ino)
 	unsigned k = ino_kind(ino);
 	if (k == KIND_ERRORS || dfs_view_of(k))
 		return 0;
-	/* A9: what anyone sees whole is the same for every caller */
+	/* A9: what anyone sees whole is the same for every caller (a
+	 * directory: as its derived files, all of it readable) */
 	struct dfs_caller any = a->anyone;
 	struct node_view nv;
-	struct aent s;
 	if (index_node(fs->ix, ino_id(ino), &nv))
 		return 0;
-	if (!is_dir_type(nv.rec->type) && nv.rec->type != NODE_INSTANCE)
-		return ACCESS_TTL;   /* the root, the views' tops */
-	return !node_state(fs, &any, ino_id(ino), 0, &s) && s.state == ST_FULL &&
-	       node_ok(fs, &any, ino_id(ino), k) ? ACCESS_TTL : 0;
+	return node_ok(fs, &any, ino_id(ino), k == KIND_DIR ? KIND_WHOLE : k) ? ACCESS_TTL : 0;
 }
 
 int dfs_access_attrs(struct dfs *fs, struct dfs_caller *c, uint64_t ino)
@@ -586,8 +587,7 @@ int dfs_access_attrs(struct dfs *fs, struct dfs_caller *c, uint64_t ino)
 	if (c->all || k != KIND_DIR)
 		return dfs_access_ino(fs, c, ino);
 	/* a directory's attributes come from all of its instances (A2) */
-	return node_ok(fs, c, ino_id(ino), KIND_DIR) &&
-	       node_ok(fs, c, ino_id(ino), KIND_SERIES_JSON);
+	return node_ok(fs, c, ino_id(ino), KIND_WHOLE);
 }
 
 void dfs_access_stat(struct dfs *fs, struct dfs_caller *c, uint64_t ino, struct stat *st)
