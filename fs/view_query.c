@@ -544,7 +544,7 @@ static int q_child(struct qview *qv, struct qdir *p, const char *name, struct qd
 		*out = q;
 		return 0;
 	}
-	if (p->nt + 1 > MAX_TERMS || p->depth + 1 >= (1 << (57 - QLINK_DEPTH_SHIFT))) {
+	if ((size_t)p->depth - 1 > MAX_TERMS || p->depth + 1 >= (1 << (57 - QLINK_DEPTH_SHIFT))) {
 		char ek[600];   /* L1, L2 (log.h) */
 		dfs_log_limited(&qv->loglim, "query '%s': too many components (at most %d)",
 				dfs_log_escape(key, strlen(key), ek, sizeof(ek)), MAX_TERMS);
@@ -560,7 +560,9 @@ static int q_child(struct qview *qv, struct qdir *p, const char *name, struct qd
 	q->level = p->level;
 	q->depth = p->depth + 1;
 	q->parent_ino = ino_make(p->qid, KIND_QDIR);
-	q->t = calloc(p->nt + 1, sizeof(*q->t));
+	/* every component of the key is parsed again (fuzzymatching= ones
+	 * too, dropped after: p->nt may be fewer) */
+	q->t = calloc((size_t)q->depth - 1, sizeof(*q->t));
 	int rc = q->t ? parse_key(qv, q) : -ENOMEM;
 	if (rc) {
 		qdir_free(qv, q);
