@@ -18,7 +18,9 @@
  *      study against its distinct modalities (catalog.h C4, query.h Q5).
  * (V2) Errors are not "no matches": a malformed component is EINVAL, a
  *      known tag that the index does not hold EOPNOTSUPP (query.h Q2);
- *      each logs what to do.
+ *      each logs what to do. A name that is no link of the listing, no
+ *      manifest and not shaped as Keyword=value is EINVAL too (with a log
+ *      line), but for names starting with '.': ENOENT, silently.
  * (V3) Ids: query directories get dynamic ids >= QUERY_ID_BASE from the
  *      FNV-1a hash of their path below query/ (the next free one on a
  *      collision); the three level directories are QUERY_ID_BASE + level.
@@ -187,6 +189,8 @@ static int match_studies(struct catalog *c, const struct qdir *q, unsigned char 
 			int any = 0;
 			for (uint32_t m = c->mod_first[s]; m < c->mod_first[s + 1] && !any; m++)
 				any = query_match_modality(&q->t[k], c->mods[m].s, c->mods[m].l);
+			if (q->t[k].m == QM_EMPTY)   /* "": a study without a Modality (Q5) */
+				any = c->mod_first[s] == c->mod_first[s + 1];
 			(*ok)[s] &= (unsigned char)any;
 		}
 	}
@@ -516,6 +520,8 @@ static int parse_key(struct qview *qv, struct qdir *q)
 			q->nt++;
 		s = e;
 	}
+	if (!rc)
+		query_terms_finish(q->t, &q->nt);   /* fuzzymatching= (query.h Q6) */
 	if (rc && rc != -ENOMEM) {
 		char ek[600], ew[700];   /* L1, L2 (log.h) */
 		dfs_log_limited(&qv->loglim, "query '%s': %s (%s)",
@@ -538,7 +544,7 @@ static int q_child(struct qview *qv, struct qdir *p, const char *name, struct qd
 		*out = q;
 		return 0;
 	}
-	if (p->nt + 1 > MAX_TERMS || p->depth + 1 >= (1 << (57 - QLINK_DEPTH_SHIFT))) {
+	if ((size_t)p->depth - 1 > MAX_TERMS || p->depth + 1 >= (1 << (57 - QLINK_DEPTH_SHIFT))) {
 		char ek[600];   /* L1, L2 (log.h) */
 		dfs_log_limited(&qv->loglim, "query '%s': too many components (at most %d)",
 				dfs_log_escape(key, strlen(key), ek, sizeof(ek)), MAX_TERMS);
@@ -554,7 +560,9 @@ static int q_child(struct qview *qv, struct qdir *p, const char *name, struct qd
 	q->level = p->level;
 	q->depth = p->depth + 1;
 	q->parent_ino = ino_make(p->qid, KIND_QDIR);
-	q->t = calloc(p->nt + 1, sizeof(*q->t));
+	/* every component of the key is parsed again (fuzzymatching= ones
+	 * too, dropped after: p->nt may be fewer) */
+	q->t = calloc((size_t)q->depth - 1, sizeof(*q->t));
 	int rc = q->t ? parse_key(qv, q) : -ENOMEM;
 	if (rc) {
 		qdir_free(qv, q);
@@ -849,6 +857,20 @@ static uint64_t find_link(struct qview *qv, struct qdir *p, struct qres *r,
 	return 0;
 }
 
+/* name, in directory p, is neither a link nor a manifest nor shaped as a
+ * term (V2): -EINVAL with a log line; a name starting with '.' (what file
+ * managers probe: .hidden, .directory) -ENOENT without one */
+static int not_term(struct qview *qv, struct qdir *p, const char *name)
+{
+	char ek[600], en[300];   /* L1, L2 (log.h) */
+	if (name[0] == '.')
+		return -ENOENT;
+	dfs_log_limited(&qv->loglim, "query '%s/%s': not a link here nor Keyword=value "
+			"(EINVAL)", dfs_log_escape(p->key, strlen(p->key), ek, sizeof(ek)),
+			dfs_log_escape(name, strlen(name), en, sizeof(en)));
+	return -EINVAL;
+}
+
 /* The inode of name in directory p (under qv->lock) */
 static int lookup_locked(struct qview *qv, struct qdir *p, const char *name, uint64_t *ino)
 {
@@ -867,7 +889,7 @@ static int lookup_locked(struct qview *qv, struct qdir *p, const char *name, uin
 		if ((rc = q_results(qv, p, 0, &r)))
 			return rc;
 		if (!(*ino = find_link(qv, p, r, name)))
-			return -ENOENT;
+			return not_term(qv, p, name);
 	}
 	return 0;
 }

@@ -116,6 +116,10 @@
  *      node_rec.flags (NODE_F_ANON); meta "anon_conf" (the key's id and
  *      the burned-in policy the tree was built with) and "anon_excluded"
  *      (TSV: instances left out of anon/); BurnedInAnnotation indexed.
+ *  10  names are glob-safe (naming.h N1): '*' '?' '[' ']' of DICOM values
+ *      stored as '_', a leading '~' as '_', the accession number in a
+ *      study name as "(ACC)" (was "[ACC]"), ACR-NEMA dates YYYY.MM.DD
+ *      named as YYYY-MM-DD.
  *
  * Errors: 0 or negative errno / DFS_* (error.h).
  * Threading: index_open/update/close_env/reopen on one thread, before the
@@ -128,7 +132,7 @@
 #include <sys/types.h>
 #include "source.h"
 
-#define INDEX_FORMAT "dicomfs-index 9"
+#define INDEX_FORMAT "dicomfs-index 10"
 
 /*
  * File kinds. The numbers are part of the inode scheme (above), hence of

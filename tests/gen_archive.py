@@ -133,15 +133,15 @@ D_P5 = "Smith Anna (PID005)"
 D_P6 = "PID006"
 D_P7 = "Anon Ymous"
 D_P8 = "Unknown patient"
-D_ST1 = "2020-01-15 CT Chest [ACC001]"
+D_ST1 = "2020-01-15 CT Chest (ACC001)"
 D_ST2 = "_."                               # '..' -> leading '.' becomes '_'
 D_ST3 = "2021-03-02 MRT Schädel"
-D_ST4 = "2022-04-10 胸部CT [J-100]"
-D_ST5 = "2019-07-07 Shared Study [ACC77]"
+D_ST4 = "2022-04-10 胸部CT (J-100)"
+D_ST5 = "2019-07-07 Shared Study (ACC77)"
 D_ST6 = "2020-02-29 Knee left"
 D_ST7 = "2018-05-05 Follow-up ~" + fnv8(ST7[0])
 D_ST8 = "2018-05-05 Follow-up ~" + fnv8(ST8[0])
-D_ST9 = "2017.01.01"
+D_ST9 = "2017-01-01"                   # ACR-NEMA YYYY.MM.DD, named as a date
 D_ST10 = "Study 2.25.31415926.9.1"
 D_SE1 = "0001 CT Axial"                    # width 4 because of series 1001
 D_SE2 = "0002 CT Bone_Window_Test"
@@ -590,7 +590,7 @@ def write_expected_big(path, n):
     sources = []
     for _i, rel, p, st, se, inst, m in big_layout(n):
         pat = "PAT P%04d (ID%04d)" % (p, p)
-        study = "2023-01-%02d Bench study %d [A%04d%d]" % (st + 1, st + 1, p, st + 1)
+        study = "2023-01-%02d Bench study %d (A%04d%d)" % (st + 1, st + 1, p, st + 1)
         series = "%03d CT Bench series %d" % (se + 1, se + 1)
         inst_name = "%0*d.dcm" % (len(str(m)), inst)
         entries.update([pat + "/", pat + "/" + study + "/", pat + "/" + study + "/" + series + "/"])

@@ -74,10 +74,20 @@ for root, dirs, files in os.walk(ARCH):
 print("oracle: %d instances in the sources" % len(insts))
 
 
-def norm_dt(vr, s):
-    s = s.replace(":", "") if vr == "TM" else s
+def norm_stored(vr, s):
+    """A stored DA / TM / DT value padded with zeros to full precision, or
+    None: DA is YYYYMMDD or the ACR-NEMA YYYY.MM.DD (PS3.5 notes it as the
+    old form)."""
     if vr == "DA":
-        return s if re.fullmatch(r"\d{8}", s) else None
+        if re.fullmatch(r"\d{8}", s):
+            return s
+        m = re.fullmatch(r"(\d{4})\.(\d{2})\.(\d{2})", s)
+        return "".join(m.groups()) if m else None
+    return norm_tmdt(vr, s, "0")
+
+
+def norm_tmdt(vr, s, fill):
+    s = s.replace(":", "") if vr == "TM" else s
     whole = 6 if vr == "TM" else 14
     m = re.fullmatch(r"(\d+)(?:\.(\d{1,6}))?", s)
     if not m:
@@ -85,12 +95,48 @@ def norm_dt(vr, s):
     w, f = m.group(1), m.group(2) or ""
     if len(w) % 2 or len(w) > whole or (vr == "DT" and len(w) < 4) or (m.group(2) and len(w) != whole):
         return None
-    return w.ljust(whole, "0") + "." + f.ljust(6, "0")
+    return w.ljust(whole, fill) + "." + f.ljust(6, fill)
+
+
+def query_end(vr, s, fill):
+    """One end of a query's DA / TM / DT range: the start (fill '0') or
+    the end (fill '9') of the period the value names (README: a value
+    stands for its period; DA also YYYY and YYYYMM)."""
+    if vr == "DA":
+        full = norm_stored("DA", s)
+        if full:
+            return full
+        if re.fullmatch(r"\d{4}|\d{6}", s):
+            return s.ljust(8, fill)
+        return None
+    return norm_tmdt(vr, s, fill)
 
 
 def wild_re(p, ci):
     rx = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in p)
     return re.compile(rx + r"\Z", re.S | (re.I if ci else 0))
+
+
+def ascii_ci_equal(a, b):
+    """ASCII-only case-insensitivity, as documented (no Unicode folding)."""
+    low = {c: c + 32 for c in range(65, 91)}
+    return a.encode().translate(bytes(low.get(i, i) for i in range(256))) == \
+        b.encode().translate(bytes(low.get(i, i) for i in range(256)))
+
+
+def ascii_re(p):
+    """'*'/'?' pattern, ASCII case-insensitive (re.I would fold non-ASCII too)."""
+    out = []
+    for c in p:
+        if c == "*":
+            out.append(".*")
+        elif c == "?":
+            out.append(".")
+        elif c.isascii() and c.isalpha():
+            out.append("[%s%s]" % (c.lower(), c.upper()))
+        else:
+            out.append(re.escape(c))
+    return re.compile("".join(out) + r"\Z", re.S)
 
 
 def vr_of(tag):
@@ -102,40 +148,66 @@ def vr_of(tag):
         return "UN"
 
 
-def match(tag, q, v):
+def pn_default(q, v):
+    """PS3.4: the whole value or one whole component group, ASCII
+    case-insensitive, '*' and '?' wildcards."""
+    rx = ascii_re(q)
+    whole = v.rstrip("^= ")
+    if rx.match(whole):
+        return True
+    return "=" in whole and any(g.rstrip("^ ") and rx.match(g.rstrip("^ "))
+                                for g in whole.split("="))
+
+
+def pn_fuzzy(q, v):
+    """fuzzymatching=true: PS3.4's match, or every word of the query
+    (split at ' ', '^', '=') starts a word of the value (split likewise)."""
+    if pn_default(q, v):
+        return True
+    qw = [w for w in re.split(r"[ ^=]", q) if w]
+    vw = [w for w in re.split(r"[ ^=]", v) if w]
+    return bool(qw) and all(any(ascii_re(w + "*").match(x) for x in vw) for w in qw)
+
+
+def match(tag, q, v, fuzzy=False):
     vr = vr_of(tag)
     if q == "":
         return True
+    if q == '""':
+        return v.strip(" \\") == ""
     if v == "":
         return False
     if vr == "UI":
         return v in re.split(r"[,\\]", q)
+    values = [v] + (v.split("\\") if "\\" in v else [])
     if vr in ("DA", "TM", "DT"):
-        n = norm_dt(vr, v)
-        if n is None:
-            return False
         if "-" in q:
             a, b = q.split("-")
-            return (not a or n >= norm_dt(vr, a)) and (not b or n <= norm_dt(vr, b))
-        return n == norm_dt(vr, q)
+        else:
+            a = b = q
+        lo = query_end(vr, a, "0") if a else None
+        hi = query_end(vr, b, "9") if b else None
+        for x in values:
+            n = norm_stored(vr, x)
+            if n is not None and (lo is None or n >= lo) and (hi is None or n <= hi):
+                return True
+        return False
     wild = "*" in q or "?" in q
     if vr == "PN":
-        rx = wild_re(q, True)
-        vv = v.rstrip("^= ")
-        if rx.match(vv):
-            return True
-        return any(c.strip() and rx.match(c.strip()) for c in re.split(r"[\^=]", vv))
+        return any(x and (pn_fuzzy(q, x) if fuzzy else pn_default(q, x)) for x in values)
 
     def one(x):
+        if not x:
+            return False
         if wild:
-            return bool(wild_re(q, False).match(x))
+            return bool((ascii_re(q) if fuzzy else wild_re(q, False)).match(x))
         if vr in ("IS", "DS"):
             try:
                 return float(x) == float(q)
             except ValueError:
                 return False
-        return x == q
-    return one(v) or ("\\" in v and any(one(x) for x in v.split("\\")))
+        return ascii_ci_equal(x, q) if fuzzy else x == q
+    return any(one(x) for x in values)
 
 
 def kw_tag(kw):
@@ -147,7 +219,8 @@ def kw_tag(kw):
 
 
 def expected(level, comps):
-    terms = [(kw_tag(k), v) for k, v in comps]
+    fuzzy = ("fuzzymatching", "true") in comps
+    terms = [(kw_tag(k), v) for k, v in comps if k != "fuzzymatching"]
     by_study = {}
     for sop, (rel, ds) in insts.items():
         by_study.setdefault(raw_text(ds, 0x0020000D), []).append(ds)
@@ -156,10 +229,13 @@ def expected(level, comps):
         ok = True
         for tag, q in terms:
             if tag == 0x00080061:
-                if q and not any(raw_text(d, 0x00080060) in re.split(r"[,\\]", q)
-                                 for d in by_study[raw_text(ds, 0x0020000D)]):
+                mods = {raw_text(d, 0x00080060) for d in by_study[raw_text(ds, 0x0020000D)]} - {""}
+                if q == '""':
+                    ok = ok and not mods
+                elif q and not any(match(0x00080060, x, m, fuzzy)
+                                   for x in re.split(r"[,\\]", q) for m in mods):
                     ok = False
-            elif not match(tag, q, raw_text(ds, tag)):
+            elif not match(tag, q, raw_text(ds, tag), fuzzy):
                 ok = False
         if ok:
             out.add(raw_text(ds, [0x0020000D, 0x0020000E, 0x00080018][level]))
@@ -171,7 +247,7 @@ UIDCOL = ["StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"]
 
 
 def enc(v):
-    return urllib.parse.quote(v, safe="-.,*?^ _\\")
+    return urllib.parse.quote(v, safe="-.,*?^ _\\\"")
 
 
 def check_query(level, comps, want_nonempty=False):
@@ -288,7 +364,8 @@ if PHASE == "base":
     check_query("studies", [("StudyDate", "20200115")], True)
     check_query("series", [("StudyTime", "100000-110000")])
     check_query("studies", [("PatientName", "doe*")], True)
-    check_query("studies", [("PatientName", "JOHN")], True)
+    check_query("studies", [("PatientName", "doe^john")], True)
+    check_query("studies", [("PatientName", "JOHN")])            # PS3.4: whole value
     check_query("studies", [("PatientName", "*mada*")])
     check_query("instances", [("PatientName", "qa*"), ("PatientSex", "F")], True)
     check_query("series", [("ModalitiesInStudy", "SR")], True)
@@ -300,7 +377,39 @@ if PHASE == "base":
     check_query("studies", [("Modality", "XX")])
     check_query("studies", [("PatientBirthDate", "")], True)
     check_errno("series", "Foo=1", errno.EINVAL)
-    check_errno("series", "NoEquals", errno.ENOENT)
+    check_errno("series", "NoEquals", errno.EINVAL)
+    check_errno("series/Modality=CT", "NoEquals.dcm", errno.EINVAL)
+    check_errno("series", "Patient Name=x", errno.EINVAL)
+    check_errno("series", ".hidden", errno.ENOENT)
+    check_errno("studies", "fuzzymatching=maybe", errno.EINVAL)
+    check_errno("studies", "StudyDate=202", errno.EINVAL)
+    check_errno("studies", "StudyDate=202013", errno.EINVAL)
+    check_errno("studies", "StudyDate=2021-2020", errno.EINVAL)
+    # the conveniences of issue 16: DA periods, legacy dates, "", fuzzy
+    check_query("studies", [("StudyDate", "2020")], True)
+    check_query("studies", [("StudyDate", "202001")], True)
+    check_query("studies", [("StudyDate", "2019-2020")], True)
+    check_query("studies", [("StudyDate", "-2019")], True)
+    check_query("studies", [("StudyDate", "202002-")], True)
+    check_query("studies", [("StudyDate", "2017")], True)       # 2017.01.01 (ACR-NEMA)
+    check_query("studies", [("StudyDate", "20170101")], True)
+    check_query("studies", [("StudyDate", "1993.04.30")], True)
+    check_query("studies", [("StudyDate", '""')], True)          # Empty Value Matching
+    check_query("series", [("StudyDescription", '""')], True)
+    check_query("studies", [("ModalitiesInStudy", '""')])
+    check_query("studies", [("StudyTime", "10-11")])
+    check_query("studies", [("Modality", "ct")])                 # PS3.4: case-sensitive
+    check_query("studies", [("Modality", "ct"), ("fuzzymatching", "true")], True)
+    check_query("studies", [("fuzzymatching", "true"), ("Modality", "ct")], True)
+    check_query("studies", [("Modality", "ct"), ("fuzzymatching", "false")])
+    check_query("series", [("Manufacturer", "*siemens*")])
+    check_query("series", [("Manufacturer", "*siemens*"), ("fuzzymatching", "true")], True)
+    check_query("studies", [("PatientName", "peter")])
+    check_query("studies", [("PatientName", "peter"), ("fuzzymatching", "true")], True)
+    check_query("studies", [("PatientName", "meier pet"), ("fuzzymatching", "true")], True)
+    check_query("studies", [("PatientName", "john"), ("fuzzymatching", "true")], True)
+    check_query("studies", [("ModalitiesInStudy", "sr"), ("fuzzymatching", "true")], True)
+    check_query("instances", [("SeriesDescription", "qa*"), ("fuzzymatching", "true")], True)
     check_errno("studies", "StudyDate=2020-01-01", errno.EINVAL)
     check_errno("studies", "StudyDate=2020x", errno.EINVAL)
     check_errno("instances", "SOPInstanceUID=1.2*", errno.EINVAL)

@@ -56,7 +56,7 @@ int main(void)
 
 	/* study */
 	name_study(S("20240301"), S("CT CHEST"), S("ACC123"), S("1.2.3"), out);
-	CHECK_STR(out, "2024-03-01 CT CHEST [ACC123]");
+	CHECK_STR(out, "2024-03-01 CT CHEST (ACC123)");
 	name_study(S("20240301"), S(""), S(""), S("1.2.3"), out);
 	CHECK_STR(out, "2024-03-01");
 	name_study(S(""), S("Head"), S(""), S("1.2.3"), out);
@@ -64,7 +64,37 @@ int main(void)
 	name_study(S(""), S(""), S(""), S("1.2.3"), out);
 	CHECK_STR(out, "Study 1.2.3");
 	name_study(S("2024"), S(""), S("A1"), S("1.2.3"), out);
-	CHECK_STR(out, "2024 [A1]");
+	CHECK_STR(out, "2024 (A1)");
+
+	/* glob-safe (N1): no * ? [ ] from values, no leading '~' */
+	name_study(S("20240301"), S("CT [contrast]?"), S("A*1"), S("1.2.3"), out);
+	CHECK_STR(out, "2024-03-01 CT _contrast__ (A_1)");
+	name_study(S("1993.04.30"), S(""), S("[X]"), S("1.2.3"), out);
+	CHECK_STR(out, "1993-04-30 (_X_)");
+	name_study(S("1993.4.30"), S(""), S(""), S("1.2.3"), out);
+	CHECK_STR(out, "1993.4.30");
+	name_patient(S("~root^*"), S("ID?"), out);
+	CHECK_STR(out, "_root _ (ID_)");
+	name_sanitize(S("~x"), out, sizeof(out));
+	CHECK_STR(out, "_x");
+	name_sanitize(S("a~b"), out, sizeof(out));
+	CHECK_STR(out, "a~b");
+	name_series(S("2"), 3, S("MR"), S("T1 [gd] *"), S("1.2"), out);
+	CHECK_STR(out, "002 MR T1 _gd_ _");
+	name_instance(S(""), 2, S("1.2.*"), out);
+	CHECK_STR(out, "1.2._");
+	{
+		/* no byte of any name is a glob special */
+		static const char *vals[] = { "*", "?", "[", "]", "[a-z]*", "x?y", "~" };
+		for (size_t i = 0; i < sizeof(vals) / sizeof(*vals); i++) {
+			name_study(S(vals[i]), S(vals[i]), S(vals[i]), S(vals[i]), out);
+			CHECK(!strpbrk(out, "*?[]") && out[0] != '~', "study %s", out);
+			name_patient(S(vals[i]), S(vals[i]), out);
+			CHECK(!strpbrk(out, "*?[]") && out[0] != '~', "patient %s", out);
+			name_series(S(vals[i]), 3, S(vals[i]), S(vals[i]), S(vals[i]), out);
+			CHECK(!strpbrk(out, "*?[]") && out[0] != '~', "series %s", out);
+		}
+	}
 
 	/* series */
 	name_series(S("3"), 3, S("CT"), S("Axial 5mm"), S("1.2"), out);

@@ -29,6 +29,33 @@ static int m(const char *name, const char *v)
 	return r;
 }
 
+/* the same under fuzzymatching=true (query.h Q6), the option after or
+ * before the term */
+static int mf(const char *name, const char *v)
+{
+	struct query_term t[2];
+	size_t n = 2;
+	static int flip;
+	flip ^= 1;
+	if (parse(flip ? "fuzzymatching=true" : name, &t[0]))
+		return -1;
+	if (parse(flip ? name : "fuzzymatching=true", &t[1])) {
+		query_term_free(&t[0]);
+		return -1;
+	}
+	query_terms_finish(t, &n);
+	if (n != 1 || !t[0].fuzzy || t[0].m == QM_OPT) {
+		query_term_free(&t[0]);
+		return -1;
+	}
+	int r = t[0].tag == QUERY_TAG_MODALITIES_IN_STUDY ? query_match_modality(&t[0], S(v)) :
+		query_match(&t[0], S(v));
+	query_term_free(&t[0]);
+	return r;
+}
+
+#define FMATCH(name, v) CHECK(mf(name, v) == 1, "fuzzy '%s' should match '%s'", name, v)
+#define FNOMATCH(name, v) CHECK(mf(name, v) == 0, "fuzzy '%s' should not match '%s'", name, v)
 #define MATCH(name, v) CHECK(m(name, v) == 1, "'%s' should match '%s'", name, v)
 #define NOMATCH(name, v) CHECK(m(name, v) == 0, "'%s' should not match '%s'", name, v)
 #define BAD(name, err) do { struct query_term t_; int r_ = parse(name, &t_); \
@@ -82,7 +109,7 @@ int main(void)
 	      !t.has_hi && strcmp(t.lo, "20200101") == 0, "open range");
 	query_term_free(&t);
 	CHECK(parse("StudyTime=10-11:30", &t) == 0 && strcmp(t.lo, "100000.000000") == 0 &&
-	      strcmp(t.hi, "113000.000000") == 0, "TM range padded");
+	      strcmp(t.hi, "113099.999999") == 0, "TM range: low end padded with 0, high with 9");
 	query_term_free(&t);
 	CHECK(parse("ModalitiesInStudy=CT,M?", &t) == 0 &&
 	      t.tag == QUERY_TAG_MODALITIES_IN_STUDY && t.nlist == 2 && t.wild, "MIS");
@@ -104,7 +131,12 @@ int main(void)
 	BAD("SOPInstanceUID=1.2*", -EINVAL);
 	BAD("StudyDate=2020-01-01", -EINVAL);
 	BAD("StudyDate=2020x", -EINVAL);
-	BAD("StudyDate=202001", -EINVAL);
+	BAD("StudyDate=202", -EINVAL);
+	BAD("StudyDate=20200", -EINVAL);
+	BAD("StudyDate=202013", -EINVAL);
+	BAD("StudyDate=2020.1.1", -EINVAL);
+	BAD("fuzzymatching=yes", -EINVAL);
+	BAD("fuzzymatching=", -EINVAL);
 	BAD("StudyDate=-", -EINVAL);
 	BAD("StudyDate=2020*", -EINVAL);
 	BAD("StudyTime=1", -EINVAL);
@@ -175,6 +207,48 @@ int main(void)
 	CHECK(query_norm_dt("DT", S("202001011230"), out) == 0 &&
 	      strcmp(out, "20200101123000.000000") == 0, "DT minutes");
 
+	/* DA: YYYY and YYYYMM are their periods, alone or as range ends */
+	MATCH("StudyDate=2001", "20010101");
+	MATCH("StudyDate=2001", "20011231");
+	NOMATCH("StudyDate=2001", "20020101");
+	NOMATCH("StudyDate=2001", "20001231");
+	MATCH("StudyDate=200102", "20010228");
+	NOMATCH("StudyDate=200102", "20010301");
+	MATCH("StudyDate=2001-2002", "20021231");
+	NOMATCH("StudyDate=2001-2002", "20030101");
+	MATCH("StudyDate=200112-", "20011201");
+	NOMATCH("StudyDate=200112-", "20011130");
+	MATCH("StudyDate=-200102", "20010228");
+	NOMATCH("StudyDate=-200102", "20010301");
+	MATCH("StudyDate=20011231-2002", "20020615");
+	BAD("StudyDate=2002-2001", -EINVAL);
+	CHECK(parse("StudyDate=2001-200102", &t) == 0 && strcmp(t.lo, "20010000") == 0 &&
+	      strcmp(t.hi, "20010299") == 0, "DA period ends: %s %s", t.lo, t.hi);
+	query_term_free(&t);
+	/* ACR-NEMA YYYY.MM.DD: stored and queried (the stored text is kept) */
+	MATCH("StudyDate=19930430", "1993.04.30");
+	MATCH("StudyDate=1993", "1993.04.30");
+	MATCH("StudyDate=19930101-19931231", "1993.04.30");
+	NOMATCH("StudyDate=19940101-", "1993.04.30");
+	MATCH("StudyDate=1993.04.30", "19930430");
+	NOMATCH("StudyDate=1993", "1993.4.30");
+	NOMATCH("StudyDate=1993", "1993-04-30");
+	CHECK(query_norm_dt("DA", S("1993.04.30"), out) == 0 && strcmp(out, "19930430") == 0,
+	      "legacy DA");
+	CHECK(query_norm_dt("DA", S("2001"), out) != 0, "stored DA YYYY is not a date");
+
+	/* Empty Value Matching (PS3.4 C.2.2.2.7): "" */
+	CHECK(parse("StudyDate=\"\"", &t) == 0 && t.m == QM_EMPTY, "empty value");
+	query_term_free(&t);
+	MATCH("StudyDate=\"\"", "");
+	NOMATCH("StudyDate=\"\"", "20200101");
+	MATCH("PatientName=%22%22", "");
+	NOMATCH("PatientName=%22%22", "Doe");
+	MATCH("SOPInstanceUID=\"\"", "");
+	NOMATCH("ModalitiesInStudy=\"\"", "CT");
+	NOMATCH("StudyDate=2001", "");
+	NOMATCH("StudyDate=-2001", "");
+
 	/* ranges */
 	MATCH("StudyDate=20200101-20201231", "20200615");
 	MATCH("StudyDate=20200101-20201231", "20200101");
@@ -190,12 +264,18 @@ int main(void)
 	NOMATCH("StudyDate=20200101-", "garbage");
 	MATCH("StudyTime=10-11", "103000");
 	MATCH("StudyTime=10-11", "110000");
-	NOMATCH("StudyTime=10-11", "110000.1");
+	/* a high end is the end of its period (Q3) */
+	MATCH("StudyTime=10-11", "115959.9");
+	NOMATCH("StudyTime=10-11", "120000");
+	NOMATCH("StudyTime=10-11", "095959.999999");
 	MATCH("StudyTime=1030", "103000.000");
+	MATCH("StudyTime=1030", "103059");
+	NOMATCH("StudyTime=1030", "103100");
+	MATCH("StudyTime=103000", "103000.5");
 	MATCH("AcquisitionDateTime=2020-2022", "20210630120000");
-	/* the ends are padded with zeros, not to the end of their period */
-	NOMATCH("AcquisitionDateTime=2020-2021", "20210630120000");
-	MATCH("AcquisitionDateTime=2020-2021", "20210000000000");
+	MATCH("AcquisitionDateTime=2020-2021", "20211231235959.5");
+	NOMATCH("AcquisitionDateTime=2020-2021", "20220101000000");
+	MATCH("AcquisitionDateTime=2021", "20210630120000");
 
 	/* UIDs: exact, lists */
 	MATCH("SOPInstanceUID=1.2.3", "1.2.3");
@@ -230,17 +310,71 @@ int main(void)
 	NOMATCH("SeriesNumber=7", "17");
 	MATCH("SeriesNumber=1*", "17");
 
-	/* PN: case-insensitive, whole value or any component */
+	/* PN (PS3.4): case-insensitive, the whole value or one whole group */
 	MATCH("PatientName=doe*", "Doe^John");
-	MATCH("PatientName=JOHN", "Doe^John");
+	MATCH("PatientName=doe^john", "Doe^John");
+	NOMATCH("PatientName=JOHN", "Doe^John");
+	NOMATCH("PatientName=doe", "Doe^John");
 	MATCH("PatientName=doe^john", "Doe^John^^^");
 	MATCH("PatientName=doe^john", "Doe^John==");
 	MATCH("PatientName=*mada*", "Yamada^Taro=\xe5\xb1\xb1\xe7\x94\xb0^\xe5\xa4\xaa\xe9\x83\x8e");
-	MATCH("PatientName=\xe5\xb1\xb1\xe7\x94\xb0", "Yamada^Taro=\xe5\xb1\xb1\xe7\x94\xb0^\xe5\xa4\xaa\xe9\x83\x8e");
-	MATCH("PatientName=john", "Doe^ John ");
+	MATCH("PatientName=yamada^taro", "Yamada^Taro=\xe5\xb1\xb1\xe7\x94\xb0^\xe5\xa4\xaa\xe9\x83\x8e");
+	MATCH("PatientName=\xe5\xb1\xb1\xe7\x94\xb0^\xe5\xa4\xaa\xe9\x83\x8e", "Yamada^Taro=\xe5\xb1\xb1\xe7\x94\xb0^\xe5\xa4\xaa\xe9\x83\x8e");
+	NOMATCH("PatientName=\xe5\xb1\xb1\xe7\x94\xb0", "Yamada^Taro=\xe5\xb1\xb1\xe7\x94\xb0^\xe5\xa4\xaa\xe9\x83\x8e");
+	NOMATCH("PatientName=john", "Doe^ John ");
 	NOMATCH("PatientName=jo", "Doe^John");
 	NOMATCH("PatientName=doe", "");
 	MATCH("PatientName=", "");
+	MATCH("PatientName=*^john", "Doe^John");
+	MATCH("PatientName=smith", "Jones\\Smith");   /* any value */
+
+	/* fuzzymatching=true (Q6) */
+	FMATCH("Modality=ct", "CT");
+	FMATCH("Modality=Ct", "CT");
+	FNOMATCH("Modality=ct", "CTA");
+	FMATCH("Manufacturer=*siemens*", "SIEMENS Healthineers");
+	FMATCH("Manufacturer=siemens", "Siemens");
+	FNOMATCH("Manufacturer=siemens", "Siemens AG");
+	FMATCH("PatientName=peter", "Peter^Hans");
+	FMATCH("PatientName=peter", "Meier^Peter");
+	FMATCH("PatientName=pet", "Meier^Peter");
+	FMATCH("PatientName=peter", "Petersen^Anna");
+	FNOMATCH("PatientName=peter", "Meier^Hans");
+	FNOMATCH("PatientName=eter", "Meier^Peter");
+	FMATCH("PatientName=peter meier", "Meier^Peter");
+	FMATCH("PatientName=meier^p", "Meier^Peter");
+	FNOMATCH("PatientName=meier^x", "Meier^Peter");
+	FMATCH("PatientName=p*r", "Meier^Peter");
+	FMATCH("PatientName=van", "van Gogh^Vincent");
+	FMATCH("PatientName=gogh", "van Gogh^Vincent");
+	FMATCH("PatientName=taro", "Yamada^Taro=\xe5\xb1\xb1\xe7\x94\xb0^\xe5\xa4\xaa\xe9\x83\x8e");
+	FMATCH("PatientName=\xe5\xb1\xb1", "Yamada^Taro=\xe5\xb1\xb1\xe7\x94\xb0^\xe5\xa4\xaa\xe9\x83\x8e");
+	FNOMATCH("PatientName=peter", "");
+	FMATCH("PatientName=doe^john", "DOE^JOHN");
+	FMATCH("ModalitiesInStudy=mr,ct", "CT");
+	FMATCH("ModalitiesInStudy=c?", "CT");
+	FMATCH("SeriesDescription=*t1*", "AX T1 POST");
+	FMATCH("SOPInstanceUID=1.2.3", "1.2.3");       /* UI: unaffected */
+	FNOMATCH("SOPInstanceUID=1.2.3", "1.2.3.4");
+	FMATCH("StudyDate=2001", "20010615");          /* dates: unaffected */
+	FMATCH("SeriesNumber=7", "007");
+	FMATCH("StudyDate=\"\"", "");
+	FNOMATCH("StudyDate=\"\"", "20010615");
+	CHECK(parse("fuzzymatching=false", &t) == 0 && t.m == QM_OPT && !t.fuzzy && t.tag == 0,
+	      "fuzzymatching=false");
+	query_term_free(&t);
+	{
+		struct query_term tt[3];
+		size_t n = 3;
+		CHECK(parse("Modality=ct", &tt[0]) == 0 && parse("fuzzymatching=false", &tt[1]) == 0 &&
+		      parse("StudyDate=2001", &tt[2]) == 0, "three terms");
+		query_terms_finish(tt, &n);
+		CHECK(n == 2 && !tt[0].fuzzy && !tt[1].fuzzy && tt[1].m == QM_RANGE, "false: %zu", n);
+		CHECK(query_match(&tt[0], S("CT")) == 0, "not fuzzy: case-sensitive");
+		query_term_free(&tt[0]);
+		query_term_free(&tt[1]);
+	}
+	CHECK(query_is_term_name("fuzzymatching=true"), "the option is term-shaped");
 
 	/* ModalitiesInStudy: one distinct Modality of the study */
 	MATCH("ModalitiesInStudy=CT,MR", "MR");

@@ -3,6 +3,11 @@
 #include "naming.h"
 #include "strbuf.h"
 
+int name_glob_char(char c)
+{
+	return c == '*' || c == '?' || c == '[' || c == ']';
+}
+
 uint64_t name_fnv1a(const char *s, size_t len)
 {
 	return fnv1a(FNV1A_INIT, s, len);
@@ -40,7 +45,7 @@ size_t name_sanitize(const char *in, size_t len, char *out, size_t outsz)
 			i++;
 			continue;
 		} else if (n == 1 && (p[i] < 0x20 || p[i] == 0x7F || p[i] == '/' ||
-				      p[i] == '\\')) {
+				      p[i] == '\\' || name_glob_char((char)p[i]))) {
 			rep = "_";
 			rl = 1;
 		} else if (n == 2 && p[i] == 0xC2 && p[i + 1] == 0xA0) {
@@ -60,7 +65,7 @@ size_t name_sanitize(const char *in, size_t len, char *out, size_t outsz)
 		o += rl;
 		i += n;
 	}
-	if (o > 0 && out[0] == '.')
+	if (o > 0 && (out[0] == '.' || out[0] == '~'))
 		out[0] = '_';
 	out[o] = 0;
 	return o;
@@ -110,6 +115,28 @@ int name_digits(long long v)
 	return d;
 }
 
+int name_da_digits(const char *s, size_t len, char ymd[8])
+{
+	static const char *const shapes[] = { "dddddddd", "dddd.dd.dd" };
+	while (len && (s[len - 1] == ' ' || s[len - 1] == 0))
+		len--;
+	for (size_t k = 0; k < 2; k++) {
+		const char *sh = shapes[k];
+		size_t n = 0, i;
+		if (strlen(sh) != len)
+			continue;
+		for (i = 0; i < len; i++) {
+			if (sh[i] == 'd' && s[i] >= '0' && s[i] <= '9')
+				ymd[n++] = s[i];
+			else if (sh[i] != s[i])
+				break;
+		}
+		if (i == len)
+			return 1;
+	}
+	return 0;
+}
+
 /* Join non-empty sanitized parts with single spaces. */
 static void join(char out[NAME_BUF], const char *const *parts, int n)
 {
@@ -132,7 +159,7 @@ static void join(char out[NAME_BUF], const char *const *parts, int n)
 	}
 	while (o && out[o - 1] == ' ')
 		out[--o] = 0;
-	if (o && out[0] == '.')
+	if (o && (out[0] == '.' || out[0] == '~'))
 		out[0] = '_';
 }
 
@@ -156,19 +183,16 @@ void name_study(const char *date, size_t datel, const char *desc, size_t descl,
 		const char *acc, size_t accl, const char *uid, size_t uidl,
 		char out[NAME_BUF])
 {
-	char d[NAME_BUF], ds[NAME_BUF], a[NAME_BUF], ab[NAME_BUF + 2];
-	int digits = datel == 8;
-	for (size_t i = 0; digits && i < 8; i++)
-		digits = date[i] >= '0' && date[i] <= '9';
-	if (digits)
-		snprintf(d, sizeof(d), "%.4s-%.2s-%.2s", date, date + 4, date + 6);
+	char d[NAME_BUF], ds[NAME_BUF], a[NAME_BUF], ab[NAME_BUF + 2], ymd[8];
+	if (name_da_digits(date, datel, ymd))
+		snprintf(d, sizeof(d), "%.4s-%.2s-%.2s", ymd, ymd + 4, ymd + 6);
 	else
 		name_sanitize(date, datel, d, sizeof(d));
 	name_sanitize(desc, descl, ds, sizeof(ds));
 	name_sanitize(acc, accl, a, sizeof(a));
 	ab[0] = 0;
 	if (a[0])
-		snprintf(ab, sizeof(ab), "[%s]", a);
+		snprintf(ab, sizeof(ab), "(%s)", a);
 	const char *parts[] = { d, ds, ab };
 	join(out, parts, 3);
 	if (!out[0]) {

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "naming.h"
 #include "query.h"
 #include "tags.h"
 
@@ -56,11 +57,20 @@ static int vr_in(const char *vr, const char *list)
 	}
 }
 
-int query_norm_dt(const char *vr, const char *s, size_t l, char out[32])
+/* query_norm_dt with the missing digits filled with fill ('0': the start
+ * of the value's period, '9': its end); partial: a query value, whose DA
+ * may be YYYY or YYYYMM (Q3) */
+static int norm_fill(const char *vr, const char *s, size_t l, char out[32], char fill,
+		     int partial)
 {
 	char d[32];
 	size_t n = 0, frac = 0, wl = 0;
 	int dot = 0, is_tm = vr[0] == 'T', is_da = vr[0] == 'D' && vr[1] == 'A';
+	if (is_da && name_da_digits(s, l, d)) {   /* YYYYMMDD, ACR-NEMA YYYY.MM.DD */
+		memcpy(out, d, 8);
+		out[8] = 0;
+		return 0;
+	}
 	for (size_t i = 0; i < l; i++) {
 		char c = s[i];
 		if (c == ':' && is_tm)
@@ -78,9 +88,10 @@ int query_norm_dt(const char *vr, const char *s, size_t l, char out[32])
 		d[n++] = c;
 	}
 	if (is_da) {
-		if (n != 8)
+		if (!partial || (n != 4 && n != 6))
 			return -1;
-		memcpy(out, d, 8);
+		memcpy(out, d, n);
+		memset(out + n, fill, 8 - n);
 		out[8] = 0;
 		return 0;
 	}
@@ -88,12 +99,17 @@ int query_norm_dt(const char *vr, const char *s, size_t l, char out[32])
 	if (wl == 0 || wl > whole || frac > 6 || (dot && (wl != whole || !frac)) ||
 	    (wl % 2) || (!is_tm && wl < 4))
 		return -1;
-	memset(out, '0', whole + 7);
+	memset(out, fill, whole + 7);
 	memcpy(out, d, wl);
 	out[whole] = '.';
 	memcpy(out + whole + 1, d + wl, frac);
 	out[whole + 7] = 0;
 	return 0;
+}
+
+int query_norm_dt(const char *vr, const char *s, size_t l, char out[32])
+{
+	return norm_fill(vr, s, l, out, '0', 0);
 }
 
 /* A query's DA / TM / DT value (already accepted by query_norm_dt) names a
@@ -104,7 +120,8 @@ static int dt_valid(const char *vr, const char *s, size_t l)
 {
 	char d[32];
 	size_t n = 0;
-	for (size_t i = 0; i < l && s[i] != '.' && n < sizeof(d); i++)
+	int is_da = vr[0] == 'D' && vr[1] == 'A';
+	for (size_t i = 0; i < l && (is_da || s[i] != '.') && n < sizeof(d); i++)
 		if (s[i] >= '0' && s[i] <= '9')
 			d[n++] = s[i];
 #define NUM2(p) ((d[(p)] - '0') * 10 + (d[(p) + 1] - '0'))
@@ -188,6 +205,10 @@ static int parse_value(const char *name, struct query_term *t, char *why, size_t
 		t->m = QM_ANY;
 		return 0;
 	}
+	if (strcmp(v, "\"\"") == 0) {   /* Q4: Empty Value Matching */
+		t->m = QM_EMPTY;
+		return 0;
+	}
 	if (t->tag == QUERY_TAG_MODALITIES_IN_STUDY) {
 		t->m = QM_STR;
 		t->wild = strpbrk(v, "*?") != NULL;
@@ -216,11 +237,14 @@ static int parse_value(const char *name, struct query_term *t, char *why, size_t
 			snprintf(why, whylen, "'%s': empty range", name);
 			return -EINVAL;
 		}
-		if ((al && query_norm_dt(t->vr, a, al, t->lo)) ||
-		    (bl && query_norm_dt(t->vr, b, bl, t->hi))) {
+		/* Q3: the low end from the start of its period, the high end
+		 * to the end of its period */
+		if ((al && norm_fill(t->vr, a, al, t->lo, '0', 1)) ||
+		    (bl && norm_fill(t->vr, b, bl, t->hi, '9', 1))) {
 			snprintf(why, whylen, "'%s': not a valid %s value (%s)", name, t->vr,
-				 t->vr[0] == 'D' && t->vr[1] == 'A' ? "YYYYMMDD" :
-				 t->vr[0] == 'T' ? "HHMMSS.FFFFFF" : "YYYYMMDDHHMMSS.FFFFFF");
+				 t->vr[0] == 'D' && t->vr[1] == 'A' ? "YYYY, YYYYMM or YYYYMMDD" :
+				 t->vr[0] == 'T' ? "HH[MM[SS[.FFFFFF]]]" :
+				 "YYYY[MM[DD[HH[MM[SS[.FFFFFF]]]]]]");
 			return -EINVAL;
 		}
 		if ((al && !dt_valid(t->vr, a, al)) || (bl && !dt_valid(t->vr, b, bl))) {
@@ -229,7 +253,7 @@ static int parse_value(const char *name, struct query_term *t, char *why, size_t
 				 t->vr[0] == 'T' ? "time of day" : "day or time");
 			return -EINVAL;
 		}
-		if (al && bl && dash && strcmp(t->lo, t->hi) > 0) {
+		if (al && bl && strcmp(t->lo, t->hi) > 0) {
 			snprintf(why, whylen, "'%s': the range ends before it starts", name);
 			return -EINVAL;
 		}
@@ -264,6 +288,15 @@ int query_term_parse(const char *name, query_indexed_fn indexed, void *ctx,
 	}
 	memcpy(kw, name, (size_t)(eq - name));
 	kw[eq - name] = 0;
+	if (strcmp(kw, QUERY_FUZZY_KEY) == 0) {   /* Q6 */
+		if (strcmp(eq + 1, "true") && strcmp(eq + 1, "false")) {
+			snprintf(why, whylen, "'%s': %s is true or false", name, QUERY_FUZZY_KEY);
+			return -EINVAL;
+		}
+		t->m = QM_OPT;
+		t->fuzzy = strcmp(eq + 1, "true") == 0;
+		return 0;
+	}
 	if (strcmp(kw, "ModalitiesInStudy") == 0 || strcasecmp(kw, "00080061") == 0) {
 		t->tag = QUERY_TAG_MODALITIES_IN_STUDY;
 		strcpy(t->vr, "CS");
@@ -292,6 +325,25 @@ int query_term_parse(const char *name, query_indexed_fn indexed, void *ctx,
 	return rc;
 }
 
+void query_terms_finish(struct query_term *t, size_t *n)
+{
+	int fuzzy = 0;
+	size_t w = 0;
+	for (size_t i = 0; i < *n; i++) {
+		if (t[i].m == QM_OPT) {
+			fuzzy |= t[i].fuzzy;
+			query_term_free(&t[i]);
+		} else {
+			t[w++] = t[i];
+		}
+	}
+	for (size_t i = w; i < *n; i++)
+		memset(&t[i], 0, sizeof(t[i]));
+	*n = w;
+	for (size_t i = 0; i < w; i++)
+		t[i].fuzzy = fuzzy;
+}
+
 /* ---- matching ---- */
 
 static char tolower_c(char c)
@@ -299,10 +351,10 @@ static char tolower_c(char c)
 	return c >= 'A' && c <= 'Z' ? (char)(c + 32) : c;
 }
 
-int query_wild(const char *p, const char *s, size_t l, int ci)
+/* '*' / '?' pattern p[0, pl) against s[0, l) */
+static int wild_n(const char *p, size_t pl, const char *s, size_t l, int ci)
 {
 	size_t si = 0, star_p = (size_t)-1, star_s = 0, pi = 0;
-	size_t pl = strlen(p);
 	while (si < l) {
 		if (pi < pl && (p[pi] == '?' ||
 				(ci ? (tolower_c(p[pi]) == tolower_c(s[si])) : p[pi] == s[si])) &&
@@ -324,6 +376,11 @@ int query_wild(const char *p, const char *s, size_t l, int ci)
 	return pi == pl;
 }
 
+int query_wild(const char *p, const char *s, size_t l, int ci)
+{
+	return wild_n(p, strlen(p), s, l, ci);
+}
+
 static int str_eq(const char *p, const char *s, size_t l, int ci)
 {
 	if (strlen(p) != l)
@@ -331,10 +388,11 @@ static int str_eq(const char *p, const char *s, size_t l, int ci)
 	return ci ? strncasecmp(p, s, l) == 0 : memcmp(p, s, l) == 0;
 }
 
+/* one value of a QM_STR term (Q3; fuzzy: ASCII case-insensitive, Q6) */
 static int match_one(const struct query_term *t, const char *s, size_t l)
 {
 	if (t->wild)
-		return query_wild(t->val, s, l, 0);
+		return query_wild(t->val, s, l, t->fuzzy);
 	if (t->numeric) {
 		char buf[64], *end;
 		if (l == 0 || l >= sizeof(buf))
@@ -346,7 +404,7 @@ static int match_one(const struct query_term *t, const char *s, size_t l)
 			end++;
 		return end != buf && *end == 0 && d == t->num;
 	}
-	return str_eq(t->val, s, l, 0);
+	return str_eq(t->val, s, l, t->fuzzy);
 }
 
 static int pn_one(const struct query_term *t, const char *s, size_t l)
@@ -354,26 +412,25 @@ static int pn_one(const struct query_term *t, const char *s, size_t l)
 	return t->wild ? query_wild(t->val, s, l, 1) : str_eq(t->val, s, l, 1);
 }
 
-static int match_pn(const struct query_term *t, const char *s, size_t l)
+static void trim_pn(const char *s, size_t *l, const char *drop)
 {
-	/* trailing '^' and '=' are not significant */
-	while (l && (s[l - 1] == '^' || s[l - 1] == '=' || s[l - 1] == ' '))
-		l--;
+	while (*l && strchr(drop, s[*l - 1]))
+		(*l)--;
+}
+
+/* PS3.4 PN (Q3): the whole value, or one whole component group */
+static int pn_whole(const struct query_term *t, const char *s, size_t l)
+{
+	trim_pn(s, &l, "^= ");
 	if (pn_one(t, s, l))
 		return 1;
-	/* any single component of any group */
-	size_t a = 0;
-	for (size_t i = 0; i <= l; i++) {
-		if (i == l || s[i] == '^' || s[i] == '=') {
-			const char *c = s + a;
-			size_t cl = i - a;
-			while (cl && *c == ' ') {
-				c++;
-				cl--;
-			}
-			while (cl && c[cl - 1] == ' ')
-				cl--;
-			if (cl && pn_one(t, c, cl))
+	if (!memchr(s, '=', l))
+		return 0;
+	for (size_t a = 0, i = 0; i <= l; i++) {
+		if (i == l || s[i] == '=') {
+			size_t gl = i - a;
+			trim_pn(s + a, &gl, "^ ");
+			if (gl && pn_one(t, s + a, gl))
 				return 1;
 			a = i + 1;
 		}
@@ -381,11 +438,63 @@ static int match_pn(const struct query_term *t, const char *s, size_t l)
 	return 0;
 }
 
-int query_match(const struct query_term *t, const char *v, size_t l)
+static int pn_sep(char c)
+{
+	return c == ' ' || c == '^' || c == '=';
+}
+
+/* Does a word of s[0, l) start with the pattern w[0, wl)? (Q6) */
+static int word_prefix(const char *w, size_t wl, const char *s, size_t l)
+{
+	int wild = memchr(w, '*', wl) || memchr(w, '?', wl);
+	for (size_t a = 0, i = 0; i <= l; i++) {
+		if (i < l && !pn_sep(s[i]))
+			continue;
+		const char *v = s + a;
+		size_t vl = i - a;
+		a = i + 1;
+		if (!vl)
+			continue;
+		if (!wild) {
+			if (vl >= wl && strncasecmp(v, w, wl) == 0)
+				return 1;
+			continue;
+		}
+		for (size_t k = 0; k <= vl; k++)
+			if (wild_n(w, wl, v, k, 1))
+				return 1;
+	}
+	return 0;
+}
+
+/* fuzzy PN (Q6): PS3.4's match, or every word of the query starts a word
+ * (component, or a blank-separated part of one) of the value */
+static int pn_fuzzy(const struct query_term *t, const char *s, size_t l)
+{
+	if (pn_whole(t, s, l))
+		return 1;
+	const char *q = t->val;
+	size_t ql = strlen(q);
+	int words = 0;
+	for (size_t a = 0, i = 0; i <= ql; i++) {
+		if (i < ql && !pn_sep(q[i]))
+			continue;
+		size_t wl = i - a;
+		const char *w = q + a;
+		a = i + 1;
+		if (!wl)
+			continue;
+		words++;
+		if (!word_prefix(w, wl, s, l))
+			return 0;
+	}
+	return words > 0;
+}
+
+/* one value of a term that is not QM_ANY / QM_EMPTY / QM_OPT */
+static int match_value(const struct query_term *t, const char *v, size_t l)
 {
 	switch (t->m) {
-	case QM_ANY:
-		return 1;
 	case QM_UID:
 		for (size_t i = 0; i < t->nlist; i++)
 			if (str_eq(t->list[i], v, l, 0))
@@ -395,9 +504,6 @@ int query_match(const struct query_term *t, const char *v, size_t l)
 		char n[32];
 		if (!l || query_norm_dt(t->vr, v, l, n))
 			return 0;
-		if (t->has_lo && t->has_hi && strcmp(t->lo, t->hi) == 0 &&
-		    strcmp(n, t->lo) == 0)
-			return 1;
 		if (t->has_lo && strcmp(n, t->lo) < 0)
 			return 0;
 		if (t->has_hi && strcmp(n, t->hi) > 0)
@@ -405,35 +511,51 @@ int query_match(const struct query_term *t, const char *v, size_t l)
 		return 1;
 	}
 	case QM_PN:
-		return l && match_pn(t, v, l);
+		return l && (t->fuzzy ? pn_fuzzy(t, v, l) : pn_whole(t, v, l));
 	case QM_STR:
-		if (!l)
-			return 0;
-		if (match_one(t, v, l))
-			return 1;
-		/* any value of a multi-valued attribute */
-		if (memchr(v, '\\', l)) {
-			size_t a = 0;
-			for (size_t i = 0; i <= l; i++)
-				if (i == l || v[i] == '\\') {
-					if (match_one(t, v + a, i - a))
-						return 1;
-					a = i + 1;
-				}
-		}
+		return l && match_one(t, v, l);
+	default:
 		return 0;
+	}
+}
+
+static int blank(const char *v, size_t l)
+{
+	for (size_t i = 0; i < l; i++)
+		if (v[i] != ' ' && v[i] != '\\' && v[i] != 0)
+			return 0;
+	return 1;
+}
+
+int query_match(const struct query_term *t, const char *v, size_t l)
+{
+	if (t->m == QM_ANY || t->m == QM_OPT)
+		return 1;
+	if (t->m == QM_EMPTY)
+		return blank(v, l);
+	if (match_value(t, v, l))
+		return 1;
+	/* any value of a multi-valued attribute */
+	if (t->m != QM_UID && memchr(v, '\\', l)) {
+		for (size_t a = 0, i = 0; i <= l; i++)
+			if (i == l || v[i] == '\\') {
+				if (match_value(t, v + a, i - a))
+					return 1;
+				a = i + 1;
+			}
 	}
 	return 0;
 }
 
 int query_match_modality(const struct query_term *t, const char *v, size_t l)
 {
-	if (t->m == QM_ANY)
+	if (t->m == QM_ANY || t->m == QM_OPT)
 		return 1;
-	if (!l)
+	if (!l || t->m == QM_EMPTY)
 		return 0;
 	for (size_t i = 0; i < t->nlist; i++)
-		if (t->wild ? query_wild(t->list[i], v, l, 0) : str_eq(t->list[i], v, l, 0))
+		if (t->wild ? query_wild(t->list[i], v, l, t->fuzzy) :
+			      str_eq(t->list[i], v, l, t->fuzzy))
 			return 1;
 	return 0;
 }

@@ -12,26 +12,44 @@
  *      %-escape or %00, unknown keyword, bad date/time (also a month,
  *      day, hour, minute or second that does not exist), wildcard in a
  *      UID, a range with two '-' or none of its ends, a range A-B with
- *      B before A) is -EINVAL; a known tag
- *      the index does not hold is -EOPNOTSUPP (checked after the keyword
- *      and the %-escapes, before the value); why says what to do.
- * (Q3) Matching, by VR of the keyword:
+ *      B before A, fuzzymatching= other than true / false) is -EINVAL; a
+ *      known tag the index does not hold is -EOPNOTSUPP (checked after
+ *      the keyword and the %-escapes, before the value); why says what to
+ *      do.
+ * (Q3) Matching (the PS3.4 default), by VR of the keyword:
  *      UI: exact, a list with ',' or '\';
- *      DA/TM/DT: a single value or a range A-B, A-, -B; both sides are
- *        padded with zeros to full precision (query_norm_dt), then compared
- *        as text; a value that does not normalise never matches;
- *      PN: ASCII case-insensitive, the whole value (trailing '^', '=' and
- *        spaces dropped) or any single name component of any group, with
- *        '*' and '?';
+ *      DA/TM/DT: a single value or a range A-B, A-, -B. A value stands for
+ *        its period: DA YYYY, YYYYMM, YYYYMMDD (or ACR-NEMA YYYY.MM.DD);
+ *        TM HH[MM[SS[.F]]]; DT YYYY[MM[DD[HH[MM[SS[.F]]]]]]: a low end is
+ *        padded with '0' (its period's start), a high end with '9' (its
+ *        period's end), a single value is the range of its period; the
+ *        stored value is padded with zeros (query_norm_dt; a DA also
+ *        read as YYYY.MM.DD) and compared as text between the ends; a
+ *        stored value that does not normalise never matches;
+ *      PN: ASCII case-insensitive (PS3.4 allows it for PN), on the whole
+ *        value (trailing '^', '=' and spaces dropped) or on one whole
+ *        component group, with '*' and '?';
  *      others: exact, or '*' '?' wildcards (case-sensitive); IS/DS without
- *        wildcards compare numerically; against any value of a
- *        multi-valued attribute.
- * (Q4) An empty query value matches everything (QM_ANY); a non-empty one
- *      never matches an absent or empty attribute.
+ *        wildcards compare numerically;
+ *      against any value of a multi-valued attribute (not UI).
+ * (Q4) An empty query value matches everything (QM_ANY, Universal
+ *      Matching); the value "" (two quotation marks, PS3.4 C.2.2.2.7 Empty
+ *      Value Matching, QM_EMPTY) matches only an absent or empty
+ *      attribute; any other value never matches an absent or empty one.
  * (Q5) ModalitiesInStudy (00080061) is not a stored attribute: the term is
  *      parsed here (a ','/'\' list, wildcards allowed), and the caller
  *      matches it with query_match_modality() against each distinct
- *      Modality of a study (the study matches when one matches).
+ *      Modality of a study (the study matches when one matches; "" : the
+ *      study has none).
+ * (Q6) fuzzymatching=true (QUERY_FUZZY_KEY, named after QIDO-RS's
+ *      parameter) is a component, not a condition (QM_OPT, tag 0): the
+ *      caller passes its terms through query_terms_finish, which drops it
+ *      and makes every other term of the path fuzzy (t->fuzzy), wherever
+ *      it stands. A fuzzy term is ASCII case-insensitive (CS, LO, SH, ...,
+ *      wildcards too, ModalitiesInStudy); a fuzzy PN matches as in Q3 or
+ *      when every word of the query (split at ' ', '^', '=') starts a
+ *      word of the value (its components, split at ' ' too), in any
+ *      order. UI, DA/TM/DT and numeric IS/DS terms are unaffected.
  *
  * Errors: 0 or negative errno. Threading: no shared state; a parsed term
  * is read-only and may be matched from any thread.
@@ -43,7 +61,9 @@
 
 #define QUERY_TAG_MODALITIES_IN_STUDY 0x00080061u
 
-enum query_mtype { QM_ANY, QM_UID, QM_RANGE, QM_PN, QM_STR };
+#define QUERY_FUZZY_KEY "fuzzymatching"
+
+enum query_mtype { QM_ANY, QM_UID, QM_RANGE, QM_PN, QM_STR, QM_EMPTY, QM_OPT };
 
 struct query_term {
 	uint32_t tag;
@@ -57,6 +77,7 @@ struct query_term {
 	int wild;             /* the value holds '*' or '?' */
 	int numeric;          /* IS/DS: compare num */
 	double num;
+	int fuzzy;            /* Q6: QM_OPT: fuzzymatching=true; others: match fuzzily */
 };
 
 /* Is tag held by the index? (nonzero: yes) */
@@ -64,7 +85,7 @@ typedef int (*query_indexed_fn)(void *ctx, uint32_t tag);
 
 /*
  * Parse the path component name ("Keyword=value"; Keyword a PS3.6 keyword,
- * GGGGEEEE or ModalitiesInStudy) into *t. indexed may be NULL (every tag
+ * GGGGEEEE, ModalitiesInStudy or fuzzymatching (Q6)) into *t. indexed may be NULL (every tag
  * is indexed). 0, -EINVAL, -EOPNOTSUPP (Q2) or -ENOMEM; on an error *t is
  * left empty (nothing to free) and why (whylen > 0) holds the reason.
  */
@@ -72,6 +93,9 @@ int query_term_parse(const char *name, query_indexed_fn indexed, void *ctx,
 		     struct query_term *t, char *why, size_t whylen);
 /* Free what t holds; t is left empty (query_term_free twice is fine). */
 void query_term_free(struct query_term *t);
+/* The terms t[0, *n) of one query path: drop its QM_OPT terms and apply
+ * them to the others (Q6); *n is the count left. */
+void query_terms_finish(struct query_term *t, size_t *n);
 
 /* Does the stored value v[0, l) match t (Q3, Q4)? Not for
  * ModalitiesInStudy terms (see query_match_modality). */
