@@ -116,6 +116,11 @@
  *      node_rec.flags (NODE_F_ANON); meta "anon_conf" (the key's id and
  *      the burned-in policy the tree was built with) and "anon_excluded"
  *      (TSV: instances left out of anon/); BurnedInAnnotation indexed.
+ *   10 id 8 sources/ reserved, the sources/ view (keys 'R' + directory
+ *      path, kind 24 KIND_SOURCE: every source file under its relative
+ *      path; nodes of the files that are no instance of patients/); meta
+ *      "tree_kinds" (the kinds the tree lists, -o files); SOP Instance UID
+ *      conflicts are shown (tree.c: dedup_sop), "dups" lists them too.
  *
  * Errors: 0 or negative errno / DFS_* (error.h).
  * Threading: index_open/update/close_env/reopen on one thread, before the
@@ -128,7 +133,7 @@
 #include <sys/types.h>
 #include "source.h"
 
-#define INDEX_FORMAT "dicomfs-index 9"
+#define INDEX_FORMAT "dicomfs-index 10"
 
 /*
  * File kinds. The numbers are part of the inode scheme (above), hence of
@@ -165,6 +170,10 @@ enum dfs_kind {
 	KIND_CHANGES = 21,
 	KIND_CHANGES_DIR = 22,
 	KIND_CHANGES_SINCE = 23,
+	/* sources/ (view_sources.c): a source file of the archive, its
+	 * original bytes (every record: duplicates and files that are not
+	 * instances too); the id is the file record's (I2) */
+	KIND_SOURCE = 24,
 	KIND_MAX = 32,
 };
 
@@ -177,6 +186,7 @@ enum dfs_kind {
 #define ID_CHANGES  5   /* .dicomfs/changes/ (fs/kind_changes.c, not stored) */
 #define ID_CHANGES_SINCE 6   /* .dicomfs/changes/since/ (not stored) */
 #define ID_ANON     7   /* anon/ (view_anon.c) */
+#define ID_SOURCES  8   /* sources/ (view_sources.c) */
 /*
  * Query directories (query/<level>/<Keyword=value>/...) have dynamic ids
  * >= QUERY_ID_BASE, from a hash of their path, mapped to the parsed query
@@ -202,6 +212,9 @@ enum node_type {
 /* node_rec.flags: the node is of anon/ (its files are de-identified:
  * index/dicom/deid.h, fs/kind_anon.c) */
 #define NODE_F_ANON 1
+/* node_rec.flags: a folder of sources/, or a file node of it that is no
+ * instance of patients/ (view_sources.c) */
+#define NODE_F_SOURCE 2
 
 struct node_rec {
 	uint8_t type;
