@@ -81,6 +81,8 @@ struct dfs_file {
 	void *priv;            /* kind-specific open state */
 	/* the caller, during open only (access.h: per_caller kinds) */
 	struct dfs_caller *caller;
+	int flags;             /* the open's flags (O_NONBLOCK: kind_pixels.c P9) */
+	int direct_io;         /* set by an open: this open is direct_io */
 };
 
 /* an open that fills f->buf / f->len with generated content */
