@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Generate the archive of tests/mount_backup.sh and contrib/bench/bench_backup.sh.
 
-usage: gen_backup.py OUTDIR [--j2k N] [--native N]
+usage: gen_backup.py OUTDIR [--j2k N] [--native N] [--size PIXELS]
 
 OUTDIR/
   native/NNN.dcm        a native MR series of --native instances (patient BK1)
@@ -42,7 +42,7 @@ def image(seed, n=128):
             rng.integers(0, 64, size=(n, n))).astype(np.uint16)
 
 
-def instance(pid, pname, study, series, num, sop, modality="MR"):
+def instance(pid, pname, study, series, num, sop, modality="MR", size=128):
     ds = pydicom.dcmread(BASE)
     ds.PatientID = pid
     ds.PatientName = pname
@@ -54,7 +54,7 @@ def instance(pid, pname, study, series, num, sop, modality="MR"):
     ds.InstanceNumber = num
     ds.SeriesNumber = 1 if "native" in series else 2
     ds.Modality = modality
-    a = image(num + (100 if "j2k" in series else 0))
+    a = image(num + (100 if "j2k" in series else 0), size)
     ds.Rows, ds.Columns = a.shape
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
     ds.SamplesPerPixel = 1
@@ -73,6 +73,7 @@ def main():
     ap.add_argument("out")
     ap.add_argument("--j2k", type=int, default=6)
     ap.add_argument("--native", type=int, default=5)
+    ap.add_argument("--size", type=int, default=128, help="rows = columns of the series' images")
     a = ap.parse_args()
     out = a.out
     os.makedirs(out, exist_ok=True)
@@ -81,12 +82,12 @@ def main():
     study = ROOT + ".1"
     for i in range(1, a.native + 1):
         ds = instance("BK1", "Backup^Alice", study, ROOT + ".1.native", i,
-                      "%s.1.1.%d" % (ROOT, i))
+                      "%s.1.1.%d" % (ROOT, i), size=a.size)
         ds.save_as(os.path.join(out, "native", "%03d.dcm" % i), write_like_original=False)
     tmp = os.path.join(out, ".raw.dcm")
     for i in range(1, a.j2k + 1):
         ds = instance("BK1", "Backup^Alice", study, ROOT + ".1.j2k", i,
-                      "%s.1.2.%d" % (ROOT, i))
+                      "%s.1.2.%d" % (ROOT, i), size=a.size)
         ds.save_as(tmp, write_like_original=False)
         j2k(tmp, os.path.join(out, "j2k", "%03d.dcm" % i))
     # a duplicate: the same bytes elsewhere
