@@ -170,6 +170,24 @@ getfattr -n user.dicom.PatientName "$SER/001.npy" >/dev/null 2>&1 && ok "xattrs=
 	fail "xattrs=all: no user.dicom.PatientName on .npy"
 mount_stop
 
+# --- sources/ under the access model (fs/access.h A1, A2), as root ---------------
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
+	chmod 755 "$TMP"
+	chmod 600 "$ARCH/dup/copy.dcm"
+	chmod 700 "$ARCH/conflict"
+	mount_start "$MNT" "$ARCH" -o index="$TMP/idx",allow_other || exit 1
+	seen=$(setpriv --reuid=nobody --regid=nogroup --clear-groups -- \
+		bash -c 'cd "$1/sources" && find . 2>/dev/null; cat conflict/other.dcm dup/copy.dcm 2>/dev/null' _ "$MNT" | tr -d '\0')
+	case "$seen" in
+	*copy.dcm* | *conflict* | *Other^Bob*) fail "nobody reaches sources/ files it cannot read in the archive" ;;
+	*native/001.dcm*) ok "sources/: nobody sees what it can read, not the 0600 file nor the 0700 folder" ;;
+	*) fail "nobody sees nothing in sources/: $seen" ;;
+	esac
+	mount_stop
+	chmod 644 "$ARCH/dup/copy.dcm"
+	chmod 755 "$ARCH/conflict"
+fi
+
 # options checked before indexing: exit 1, no index made
 "$DICOMFS" -f -o index="$TMP/idx2",files=dcm+bogus "$ARCH" "$MNT" >"$TMP/bad.log" 2>&1
 rc=$?
