@@ -1138,8 +1138,13 @@ static int dedup_sop(struct build *b, struct strbuf *dups, uint64_t *ndup)
 		}
 		size_t n = j - i, kept = 0;
 		struct ranked *g = malloc(n * sizeof(*g));
-		if (!g)
+		if (!g) {
+			/* keep every copy (the caller frees b->v[0, b->n)) */
+			while (i < b->n)
+				b->v[w++] = b->v[i++];
+			b->n = w;
 			return -ENOMEM;
+		}
 		for (size_t k = 0; k < n; k++) {
 			g[k].in = b->v[i + k];
 			g[k].score = copy_whole(b, &g[k].in);
@@ -1169,12 +1174,12 @@ static int dedup_sop(struct build *b, struct strbuf *dups, uint64_t *ndup)
 				const struct inst *pref = &b->v[first];
 				char *nb = malloc(in->sop.l + 32);
 				if (!nb) {
-					free(in->rec);
-					free(in->pkey_buf);
-					for (size_t r = k + 1; r < n; r++) {
-						free(g[r].in.rec);
-						free(g[r].in.pkey_buf);
-					}
+					/* keep what is left (the caller frees b->v[0, b->n)) */
+					for (size_t r = k; r < n; r++)
+						b->v[w++] = g[r].in;
+					while (j < b->n)
+						b->v[w++] = b->v[j++];
+					b->n = w;
 					free(g);
 					return -ENOMEM;
 				}
