@@ -1047,7 +1047,7 @@ static int copy_whole(const struct build *b, const struct inst *in)
 		uint8_t *p = malloc(len);
 		char why[160];
 		if (p && source_open(src, in->rel.s, in->rel.l, NULL, &f, why, sizeof(why)) == 0) {
-			struct encaps e;
+			struct encaps e = { 0 };
 			const char *ew;
 			if (source_read(src, &f, p, len, in->h.pixel_offset) == 0 &&
 			    encaps_scan(p, len, !!(in->h.flags & RECF_BIG_ENDIAN), &e, &ew) == 0 &&
