@@ -6,11 +6,11 @@
  *   dropped and rewritten in the caller's write transaction (I4).
  * - Determinism: the result depends only on the set of records, never on
  *   scan order: instances are sorted by (patient key, study UID, series UID,
- *   SOP UID, source path); copies of a SOP Instance UID: the wholest
- *   duplicate is served, conflicts are all shown (dedup_sop); display values of a directory come from
- *   its first instance in that order (the patient name: the smallest
- *   non-empty one); colliding sibling names all get a suffix derived from
- *   their own UID.
+ *   SOP UID, source path); of the copies of a SOP Instance UID the wholest
+ *   duplicate is served and every conflict shown (dedup_sop); display
+ *   values of a directory come from its first instance in that order (the
+ *   patient name: the smallest non-empty one); colliding sibling names all
+ *   get a suffix derived from their own UID.
  * - Directory attributes: mtime = newest file below; mode = 0555 limited to
  *   the read bits present on some source below (r implies x); owner and
  *   group = those of the sources when they all agree, else root.
@@ -35,7 +35,6 @@
 #include "view.h"
 #include "volreport.h"
 #include "deid.h"
-#include "encaps.h"
 
 struct str {
 	const char *s;
@@ -1019,13 +1018,50 @@ static int load(struct build *b, uint64_t *skipped, uint64_t *errors)
 /* ---- copies of one SOP Instance UID (issue 16) ---- */
 
 /*
+ * The item stream of encapsulated Pixel Data at [off, size) of the source
+ * of in (PS3.5 A.4; encaps.h E1): items of defined length that stay in the
+ * file, up to a sequence delimiter, the offset table and one fragment at
+ * least. Only the 8-byte item headers are read (one small read per item,
+ * at most ITEMS_MAX). 1 when it holds, else 0.
+ */
+#define ITEMS_MAX 1000000
+static int items_whole(const struct build *b, const struct inst *in)
+{
+	const struct source *src = &b->ix->src;
+	struct source_file f;
+	char why[160];
+	int be = !!(in->h.flags & RECF_BIG_ENDIAN), ok = 0;
+	if (source_open(src, in->rel.s, in->rel.l, NULL, &f, why, sizeof(why)))
+		return 0;
+	uint64_t pos = in->h.pixel_offset, size = in->h.size;
+	for (uint32_t n = 0; n < ITEMS_MAX && size - pos >= 8; n++) {
+		unsigned char h[8];
+		if (source_read(src, &f, h, 8, pos))
+			break;
+		uint32_t tag = be ? (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | h[2] << 8 | h[3]
+				  : (uint32_t)h[1] << 24 | (uint32_t)h[0] << 16 | h[3] << 8 | h[2];
+		uint32_t len = be ? (uint32_t)h[4] << 24 | (uint32_t)h[5] << 16 | h[6] << 8 | h[7]
+				  : (uint32_t)h[7] << 24 | (uint32_t)h[6] << 16 | h[5] << 8 | h[4];
+		if (tag == 0xFFFEE0DD) {
+			ok = n >= 2;   /* the offset table and a fragment */
+			break;
+		}
+		if (tag != 0xFFFEE000 || len == 0xFFFFFFFF || len > size - pos - 8)
+			break;
+		pos += 8 + (uint64_t)len;
+	}
+	source_close(src, &f);
+	return ok;
+}
+
+/*
  * How whole a copy is, from what the index knows without decoding (higher
  * is better): the header read whole (no RECF_PARTIAL), the pixel data not
  * cut short (no RECF_PIXEL_TRUNC), the pixel attributes describe servable
  * pixels whose native length fits Rows x Columns x frames (pixels.h:
  * px_info_from_record), and for encapsulated pixel data an item stream
- * that parses up to its sequence delimiter (encaps.h E1-E4: item headers
- * only, read from the source; asked only for copies that compete).
+ * that holds up to its sequence delimiter (items_whole: item headers only,
+ * read for copies that compete).
  */
 static int copy_whole(const struct build *b, const struct inst *in)
 {
@@ -1037,27 +1073,8 @@ static int copy_whole(const struct build *b, const struct inst *in)
 	if (!in->h.pixel_tag || has_pixels(in))
 		score += 2;
 	if (!(in->h.flags & RECF_ENCAPSULATED) || (in->h.flags & RECF_DEFLATED) ||
-	    !in->h.pixel_tag) {
+	    !in->h.pixel_tag || (in->h.pixel_offset < in->h.size && items_whole(b, in)))
 		score += 1;
-	} else if (in->h.size > in->h.pixel_offset &&
-		   in->h.size - in->h.pixel_offset <= ((uint64_t)256 << 20)) {
-		const struct source *src = &b->ix->src;
-		struct source_file f;
-		size_t len = (size_t)(in->h.size - in->h.pixel_offset);
-		uint8_t *p = malloc(len);
-		char why[160];
-		if (p && source_open(src, in->rel.s, in->rel.l, NULL, &f, why, sizeof(why)) == 0) {
-			struct encaps e = { 0 };
-			const char *ew;
-			if (source_read(src, &f, p, len, in->h.pixel_offset) == 0 &&
-			    encaps_scan(p, len, !!(in->h.flags & RECF_BIG_ENDIAN), &e, &ew) == 0 &&
-			    e.delimited && e.nfrag)
-				score += 1;
-			encaps_free(&e);
-			source_close(src, &f);
-		}
-		free(p);
-	}
 	return score;
 }
 
