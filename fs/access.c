@@ -457,8 +457,9 @@ static int dir_state(struct dfs *fs, struct dfs_caller *c, uint64_t id, int dept
 	if (depth > 8)
 		return -ELOOP;
 	/* level files carry the directory's id and the other files of an
-	 * instance its id: the subdirectories and the .dcm list each once */
-	int rc = dfs_children(fs, id, KBIT(KIND_DIR) | KBIT(KIND_DCM), &w);
+	 * instance its id: the subdirectories and the .dcm list each once
+	 * (sources/: the source files) */
+	int rc = dfs_children(fs, id, KBIT(KIND_DIR) | KBIT(KIND_DCM) | KBIT(KIND_SOURCE), &w);
 	if (rc)
 		return rc;
 	int any = 0, all = 1;

@@ -66,6 +66,9 @@ struct dfs {
 	struct fuse_session *se;
 	/* live.c: the live thread's own state (only that thread touches it) */
 	struct dfs_live *live;
+	/* -o xattrs=all: the user.dicom.* attributes on every file (xattr.c
+	 * X4); 0: on directories and .dcm only */
+	int xattrs_all;
 };
 
 /* An open file (fi->fh). */
@@ -78,6 +81,8 @@ struct dfs_file {
 	void *priv;            /* kind-specific open state */
 	/* the caller, during open only (access.h: per_caller kinds) */
 	struct dfs_caller *caller;
+	int flags;             /* the open's flags (O_NONBLOCK: kind_pixels.c P9) */
+	int direct_io;         /* set by an open: this open is direct_io */
 };
 
 /* an open that fills f->buf / f->len with generated content */
@@ -144,6 +149,17 @@ const struct view_fs_ops *dfs_view_of(unsigned kind);
 	  .release = kind_buf_release }
 
 extern const struct kind_ops *const dfs_kinds[KIND_MAX];
+/*
+ * kinds.c: -o files=LIST (groups dcm, json, npy, png, level, fhir, volume,
+ * separated by ',' or '+'; dcm required): the kinds the mount serves and
+ * lists (index_opts.kinds): every kind of dfs_kinds but the derived files
+ * of the groups not named. list NULL: all. 0 or -EINVAL (msg one line).
+ * dfs_files_group: 1 when word[0, len) is a group's name.
+ */
+int dfs_files_mask(const char *list, uint32_t *mask, char *msg, size_t msglen);
+int dfs_files_group(const char *word, size_t len);
+/* kind_dcm.c: sources/<relative path> (view_sources.c) */
+extern const struct kind_ops kind_source;
 extern const struct kind_ops kind_dir, kind_dcm, kind_status, kind_errors;
 extern const struct kind_ops kind_npy, kind_png;
 /* kind_pixels.c: "dicomfs --decode-worker", the decoder process: the jobs

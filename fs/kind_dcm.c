@@ -146,3 +146,30 @@ static void dcm_release(struct dfs_file *f)
 
 const struct kind_ops kind_dcm =
 	KIND_OPS("dcm", dcm_getattr, dcm_open, dcm_read, dcm_release);
+
+/* ---- sources/<relative path>: a source file (view_sources.c) ----
+ * The bytes of the file record's source, checked as a .dcm's (source.h R2,
+ * R3): an instance of patients/ (its node) or any other file (a node of
+ * its own). nlink 1: sources/ lists each file once, and not as a hard
+ * link of the .dcm (whose nlink counts patients/ and uids/). */
+
+static int srcfile_getattr(struct dfs *fs, uint64_t id, const struct node_view *nv,
+			   struct stat *st)
+{
+	if (nv->rec->flags & NODE_F_ANON || !nv->rec->path_len)
+		return -ENOENT;
+	int rc = dcm_getattr(fs, id, nv, st);
+	st->st_nlink = 1;
+	return rc;
+}
+
+static int srcfile_open(struct dfs *fs, uint64_t id, const struct node_view *nv,
+			struct dfs_file *f)
+{
+	if (nv->rec->flags & NODE_F_ANON || !nv->rec->path_len)
+		return -ENOENT;
+	return dcm_open(fs, id, nv, f);
+}
+
+const struct kind_ops kind_source =
+	KIND_OPS("source", srcfile_getattr, srcfile_open, dcm_read, dcm_release);

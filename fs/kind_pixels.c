@@ -79,6 +79,16 @@
  * - Every byte comes through the mount's source (source.h): native files
  *   are opened and verified by dfs_source_open (R2) and spliced when the
  *   source has an fd (R5); decoders get the fd or the bytes.
+ * What is known before decoding (issue 16)
+ * (P9) An open with O_NONBLOCK (file(1) opens so; content sniffers may)
+ *      of a .npy or .png whose pixels need a decoder never starts or
+ *      waits for one: the open is direct_io (no page cache, so a short
+ *      read is not taken for the end of the file) and serves only the
+ *      bytes computable from the index (px_prefix): the .npy header, the
+ *      PNG signature and IHDR chunk. A read that starts within them gets
+ *      the part within them (a short read), one past them EAGAIN: the
+ *      data is not ready without blocking. Native sources need no decoder
+ *      and are served whole; so are opens without O_NONBLOCK.
  * - State is per mount (struct dfs_pixels at fs->px, made and freed by
  *   main.c): the cache under its lock, the decoder pool (worker.h) and the
  *   key of the per-thread buffers. No globals here but constants.
@@ -903,6 +913,7 @@ struct dfs_pixsrc {
 	struct source_file sf;  /* native: sf.fd >= 0 or opened */
 	int opened;
 	struct pc_entry *ent;   /* decoded */
+	int prefix_only;        /* P9: nothing held, the prefix is served */
 };
 
 /* Hold the data of the instance described in h->pi: 0, -ENOENT, -EIO, -ENOMEM. */
@@ -986,6 +997,67 @@ static int png_getattr(struct dfs *fs, uint64_t id, const struct node_view *nv,
 	return px_getattr_common(fs, nv, st, 1);
 }
 
+/* ---- P9: the prefix known from the index ---- */
+
+#define PX_PREFIX_MAX 256   /* >= sizeof(px_info.hdr), >= 33 */
+
+/* 1 when open f of pixels pi serves the prefix only (P9) */
+static int px_prefix_open(struct dfs_file *f, const struct px_info *pi)
+{
+	if (!(f->flags & O_NONBLOCK) || pi->native)
+		return 0;
+	f->direct_io = 1;
+	return 1;
+}
+
+/* The first bytes of the .npy (png 0) or .png (1) of pi that the index
+ * alone determines, into out (PX_PREFIX_MAX bytes); returns how many.
+ * The .png's are px_png_write's: signature, IHDR (first frame, 8 bits,
+ * grey or RGB). */
+static size_t px_prefix(const struct px_info *pi, int png, unsigned char *out)
+{
+	if (!png) {
+		size_t l = pi->hdr_len < PX_PREFIX_MAX ? pi->hdr_len : PX_PREFIX_MAX;
+		memcpy(out, pi->hdr, l);
+		return l;
+	}
+	unsigned char *h = out + 8;
+	uint32_t v[2] = { pi->cols, pi->rows };
+	memcpy(out, "\x89PNG\r\n\x1a\n", 8);
+	memcpy(h, "\0\0\0\x0dIHDR", 8);
+	for (int i = 0; i < 2; i++)
+		for (int k = 0; k < 4; k++)
+			h[8 + 4 * i + k] = (unsigned char)(v[i] >> (24 - 8 * k));
+	h[16] = 8;
+	h[17] = pi->out_spp == 3 ? 2 : 0;
+	h[18] = h[19] = h[20] = 0;
+	uint32_t crc = px_crc32(0, h + 4, 17);
+	for (int k = 0; k < 4; k++)
+		h[21 + k] = (unsigned char)(crc >> (24 - 8 * k));
+	return 33;
+}
+
+/* reply to a read of [off, off + size) of a prefix-only open (P9) */
+static int px_prefix_read(fuse_req_t req, const struct px_info *pi, int png,
+			  size_t size, off_t off)
+{
+	unsigned char p[PX_PREFIX_MAX];
+	size_t l = px_prefix(pi, png, p);
+	uint64_t total = png ? px_png_size(pi) : pi->hdr_len + pi->data_len;
+	if (off < 0)
+		return -EINVAL;
+	if ((uint64_t)off >= total || !size) {
+		fuse_reply_buf(req, NULL, 0);
+		return 0;
+	}
+	if ((uint64_t)off >= l)
+		return -EAGAIN;
+	if (size > l - (size_t)off)
+		size = l - (size_t)off;
+	fuse_reply_buf(req, (const char *)p + off, size);
+	return 0;
+}
+
 static int npy_open(struct dfs *fs, uint64_t id, const struct node_view *nv,
 		    struct dfs_file *f)
 {
@@ -997,6 +1069,11 @@ static int npy_open(struct dfs *fs, uint64_t id, const struct node_view *nv,
 	if (rc) {
 		free(h);
 		return -ENOENT;
+	}
+	if (px_prefix_open(f, &h->pi)) {   /* P9 */
+		h->prefix_only = 1;
+		f->priv = h;
+		return 0;
 	}
 	rc = hold_open(fs, id, nv, h);
 	if (rc) {
@@ -1014,6 +1091,8 @@ static int npy_read(struct dfs *fs, struct dfs_file *f, fuse_req_t req,
 	const struct px_info *pi = &h->pi;
 	uint64_t total = pi->hdr_len + pi->data_len, o = (uint64_t)off;
 	(void)fs;
+	if (h->prefix_only)
+		return px_prefix_read(req, pi, 0, size, off);
 	if (o >= total || !size) {
 		fuse_reply_buf(req, NULL, 0);
 		return 0;
@@ -1156,8 +1235,47 @@ out:
 const struct kind_ops kind_npy =
 	KIND_OPS("npy", npy_getattr, npy_open, npy_read, npy_release);
 
+/* .png opens: generated and shared (png_open), or the prefix (P9) */
+static const char png_prefix_mark;
+
+static int png_open_any(struct dfs *fs, uint64_t id, const struct node_view *nv,
+			struct dfs_file *f)
+{
+	struct px_info pi;
+	if (node_info(fs, nv, &pi, NULL, NULL, NULL))
+		return -ENOENT;
+	if (!px_prefix_open(f, &pi))
+		return kind_buf_open_shared(fs, id, nv, f, png_open);
+	struct px_info *keep = malloc(sizeof(*keep));
+	if (!keep)
+		return -ENOMEM;
+	*keep = pi;
+	f->buf = (char *)keep;
+	f->priv = (void *)&png_prefix_mark;
+	return 0;
+}
+
+static int png_read(struct dfs *fs, struct dfs_file *f, fuse_req_t req, size_t size,
+		    off_t off)
+{
+	if (f->priv == &png_prefix_mark)
+		return px_prefix_read(req, (const struct px_info *)(void *)f->buf, 1, size, off);
+	return kind_buf_read(fs, f, req, size, off);
+}
+
+static void png_release(struct dfs_file *f)
+{
+	if (f->priv == &png_prefix_mark) {
+		free(f->buf);
+		f->buf = NULL;
+		f->priv = NULL;
+		return;
+	}
+	kind_buf_release(f);
+}
+
 const struct kind_ops kind_png =
-	KIND_GENERATED("png", png_getattr, png_open);
+	KIND_OPS("png", png_getattr, png_open_any, png_read, png_release);
 
 /* ---- the pipeline for other kinds (fs.h: dfs_pixsrc_*) ---- */
 

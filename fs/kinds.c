@@ -128,7 +128,68 @@ const struct kind_ops *const dfs_kinds[KIND_MAX] = {
 	[KIND_CHANGES] = &kind_changes,
 	[KIND_CHANGES_DIR] = &kind_changes_dir,
 	[KIND_CHANGES_SINCE] = &kind_changes,
+	[KIND_SOURCE] = &kind_source,
 };
+
+/* ---- which derived files are listed (-o files, fs.h) ---- */
+
+static const struct {
+	const char *name;
+	uint32_t kinds;
+} file_groups[] = {
+	{ "dcm", KBIT(KIND_DCM) },
+	{ "json", KBIT(KIND_JSON) },
+	{ "npy", KBIT(KIND_NPY) },
+	{ "png", KBIT(KIND_PNG) },
+	{ "level", KBIT(KIND_SERIES_JSON) | KBIT(KIND_STUDY_JSON) | KBIT(KIND_PATIENT_JSON) },
+	{ "fhir", KBIT(KIND_STUDY_FHIR) | KBIT(KIND_PATIENT_FHIR) },
+	{ "volume", KBIT(KIND_VOLUME_NII) | KBIT(KIND_VOLUME_NPY) },
+};
+
+int dfs_files_group(const char *word, size_t len)
+{
+	for (size_t i = 0; i < sizeof(file_groups) / sizeof(file_groups[0]); i++)
+		if (strlen(file_groups[i].name) == len && memcmp(file_groups[i].name, word, len) == 0)
+			return 1;
+	return 0;
+}
+
+int dfs_files_mask(const char *list, uint32_t *mask, char *msg, size_t msglen)
+{
+	uint32_t all = 0, want = 0, derived = 0;
+	for (unsigned k = 0; k < KIND_MAX; k++)
+		if (dfs_kinds[k])
+			all |= KBIT(k);
+	for (size_t i = 0; i < sizeof(file_groups) / sizeof(file_groups[0]); i++)
+		derived |= file_groups[i].kinds;
+	if (!list) {
+		*mask = all;
+		return 0;
+	}
+	for (const char *p = list; *p;) {
+		size_t l = strcspn(p, ",+");
+		size_t i;
+		for (i = 0; i < sizeof(file_groups) / sizeof(file_groups[0]); i++)
+			if (strlen(file_groups[i].name) == l &&
+			    memcmp(file_groups[i].name, p, l) == 0)
+				break;
+		if (i == sizeof(file_groups) / sizeof(file_groups[0])) {
+			snprintf(msg, msglen, "bad -o files=%s: '%.*s' is none of dcm, json, npy, "
+				 "png, level, fhir, volume", list, (int)l, p);
+			return -EINVAL;
+		}
+		want |= file_groups[i].kinds;
+		p += l;
+		if (*p)
+			p++;
+	}
+	if (!(want & KBIT(KIND_DCM))) {
+		snprintf(msg, msglen, "bad -o files=%s: dcm is always listed (name it)", list);
+		return -EINVAL;
+	}
+	*mask = (all & ~derived) | (want & all);
+	return 0;
+}
 
 /* ---- the children of a directory (fs.h) ---- */
 

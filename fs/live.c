@@ -72,7 +72,7 @@ static const unsigned dir_kinds[] = {
 	KIND_DIR, KIND_SERIES_JSON, KIND_STUDY_JSON, KIND_PATIENT_JSON,
 	KIND_STUDY_FHIR, KIND_PATIENT_FHIR, KIND_VOLUME_NII, KIND_VOLUME_NPY,
 };
-static const unsigned inst_kinds[] = { KIND_DCM, KIND_JSON, KIND_NPY, KIND_PNG };
+static const unsigned inst_kinds[] = { KIND_DCM, KIND_JSON, KIND_NPY, KIND_PNG, KIND_SOURCE };
 
 static int seen_before(struct dfs_live *L, uint64_t id)
 {

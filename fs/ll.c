@@ -335,6 +335,7 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	f->fd = -1;
 	f->id = ino_id(ino);
 	f->caller = &c;
+	f->flags = fi->flags;
 	/* content of its own for a filtered caller (access.h A8) */
 	int own = k->per_caller && dfs_access_filtered(&c);
 	rc = own ? k->generate(fs, ino_id(ino), &nv, f) :
@@ -347,7 +348,7 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	fi->fh = (uintptr_t)f;
-	fi->direct_io = k->direct_io || own;
+	fi->direct_io = k->direct_io || own || f->direct_io;
 	fi->keep_cache = !fi->direct_io;
 	if (fuse_reply_open(req, fi) == -ENOENT) {
 		/* the open was interrupted: undo it */

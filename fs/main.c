@@ -56,6 +56,10 @@ struct options {
 	int web_timeout;    /* s: an uncached read's deadline (default 30) */
 	char *anon_key;     /* anon/'s key file (view_anon.c) */
 	int anon_keep_burned_in;
+	/* issue 16: which derived files are listed, where xattrs are */
+	char *files;        /* dcm,json,npy,png,level,fhir,volume (kinds.c) */
+	int only_dcm;       /* = files=dcm */
+	char *xattrs;       /* "all" or "dcm" (xattr.c X4) */
 };
 
 #define OPT(t, p) { t, offsetof(struct options, p), 1 }
@@ -78,6 +82,9 @@ static const struct fuse_opt dfs_opts[] = {
 	OPT("web_timeout=%d", web_timeout),
 	OPT("anon_key=%s", anon_key),
 	OPT("anon_keep_burned_in", anon_keep_burned_in),
+	OPT("files=%s", files),
+	OPT("only_dcm", only_dcm),
+	OPT("xattrs=%s", xattrs),
 	FUSE_OPT_END
 };
 
@@ -101,6 +108,15 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 			return -1;
 		free(o->index_tags);
 		o->index_tags = n;
+		return 0;
+	}
+	/* -o files=dcm,npy: the same, for the names of file groups (kinds.c) */
+	if (key == FUSE_OPT_KEY_OPT && o->files && dfs_files_group(arg, strlen(arg))) {
+		char *n = NULL;
+		if (asprintf(&n, "%s,%s", o->files, arg) < 0)
+			return -1;
+		free(o->files);
+		o->files = n;
 		return 0;
 	}
 	return 1;
@@ -151,6 +167,12 @@ static void usage(const char *prog)
 	       "    -o anon_keep_burned_in also show instances with burned-in annotation\n"
 	       "                           (or US / secondary capture without the\n"
 	       "                           attribute) in anon/\n"
+	       "    -o files=LIST          which files are listed: dcm and any of json, npy,\n"
+	       "                           png, level (series/study/patient.json), fhir,\n"
+	       "                           volume (default: all of them)\n"
+	       "    -o only_dcm            the same as -o files=dcm (backups: README)\n"
+	       "    -o xattrs=all          user.dicom.* attributes on every file (default:\n"
+	       "                           on directories and .dcm files only)\n"
 	       "    --version              print the version\n\n"
 	       "exit status: 0 ok, 1 usage, 2 archive, 3 mountpoint, 4 index, 5 fuse\n\n",
 	       prog);
@@ -365,9 +387,18 @@ int main(int argc, char *argv[])
 		exe[el] = 0;
 		io.worker_exe = exe;
 	}
-	for (unsigned k = 0; k < KIND_MAX; k++)
-		if (dfs_kinds[k])
-			io.kinds |= 1u << k;
+	if (dfs_files_mask(o.only_dcm ? "dcm" : o.files, &io.kinds, msg, sizeof(msg)) ||
+	    (o.only_dcm && o.files)) {
+		fprintf(stderr, "dicomfs: %s\n", msg[0] ? msg : "-o only_dcm and -o files together");
+		ret = EXIT_USAGE;
+		goto free_args;
+	}
+	if (o.xattrs && strcmp(o.xattrs, "all") && strcmp(o.xattrs, "dcm")) {
+		fprintf(stderr, "dicomfs: bad -o xattrs=%s (all or dcm)\n", o.xattrs);
+		ret = EXIT_USAGE;
+		goto free_args;
+	}
+	fs.xattrs_all = o.xattrs && !strcmp(o.xattrs, "all");
 	io.progress = o.quiet ? 0 : (isatty(STDERR_FILENO) ? 1 : 2);
 	if (o.rescan < 0) {
 		fprintf(stderr, "dicomfs: bad -o rescan=%d (seconds)\n", o.rescan);
@@ -513,6 +544,8 @@ free_args:
 	free(o.cache_size);
 	free(o.index_tags);
 	free(o.anon_key);
+	free(o.files);
+	free(o.xattrs);
 	free(o.max_image);
 	free(o.open_size);
 	free(o.cache_dir);

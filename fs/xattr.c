@@ -15,6 +15,16 @@
  *      ACL libraries remember per device, instead of asking again for every
  *      file (two round trips per entry). user.* names other than
  *      user.dicom.<a keyword of tags.c> answer ENODATA.
+ * (X4) Where (issue 16): by default only directories and .dcm files carry
+ *      the attributes, so cp -a, rsync -X and tar --xattrs do not copy the
+ *      patient's name and ID onto pixel-only exports (.npy, .png, volumes)
+ *      nor onto the generated JSON; -o xattrs=all (fs->xattrs_all) puts
+ *      them on every file as X1 says. sources/ (view_sources.c) has none
+ *      but user.dicom.source.
+ * (X5) user.dicom.source: the relative path in the archive of the file a
+ *      .dcm (not an anon/ one) or a sources/ file serves. It is the only
+ *      attribute of a sources/ file; with -o xattrs=all also on every
+ *      file of an instance.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -47,6 +57,9 @@ static int attr_blob(struct dfs *fs, uint64_t ino, char **out, size_t *outlen)
 		return -ENOENT;
 	if ((rc = index_node(fs->ix, id, &nv)))
 		return rc;
+	if ((!fs->xattrs_all && kind != KIND_DIR && kind != KIND_DCM) ||
+	    kind == KIND_SOURCE || (nv.rec->flags & NODE_F_SOURCE))
+		return 0;   /* (X4) */
 	switch (nv.rec->type) {
 	case NODE_INSTANCE: levels = "PSEI"; break;
 	case NODE_SERIES: levels = "PSE"; break;
@@ -90,6 +103,22 @@ static int attr_blob(struct dfs *fs, uint64_t ino, char **out, size_t *outlen)
 	return 0;
 }
 
+#define XATTR_SOURCE XATTR_PREFIX "source"
+
+/* (X5) the source path of inode ino, or NULL (*len set) */
+static const char *source_of(struct dfs *fs, uint64_t ino, size_t *len)
+{
+	struct node_view nv;
+	unsigned kind = ino_kind(ino);
+	if ((kind != KIND_DCM && kind != KIND_SOURCE &&
+	     !(fs->xattrs_all && (kind == KIND_JSON || kind == KIND_NPY || kind == KIND_PNG))) ||
+	    index_node(fs->ix, ino_id(ino), &nv) || nv.rec->type != NODE_INSTANCE ||
+	    (nv.rec->flags & NODE_F_ANON) || !nv.rec->path_len)
+		return NULL;
+	*len = nv.rec->path_len;
+	return nv.relpath;
+}
+
 int dfs_xattr_list(struct dfs *fs, uint64_t ino, char **buf, size_t *len)
 {
 	char *blob;
@@ -109,6 +138,9 @@ int dfs_xattr_list(struct dfs *fs, uint64_t ino, char **buf, size_t *len)
 		p += 8 + hdr[1];
 	}
 	free(blob);
+	size_t sl;
+	if (source_of(fs, ino, &sl))
+		strbuf_add(&b, XATTR_SOURCE, sizeof(XATTR_SOURCE));
 	if ((rc = strbuf_error(&b))) {
 		strbuf_release(&b);
 		return rc;
@@ -128,6 +160,17 @@ int dfs_xattr_get(struct dfs *fs, uint64_t ino, const char *name, char **buf,
 		return -EOPNOTSUPP;   /* (X3) */
 	if (strncmp(name, XATTR_PREFIX, strlen(XATTR_PREFIX)) != 0)
 		return -ENODATA;
+	if (strcmp(name, XATTR_SOURCE) == 0) {
+		size_t sl;
+		const char *src = source_of(fs, ino, &sl);
+		if (!src)
+			return -ENODATA;
+		if (!(*buf = malloc(sl)))
+			return -ENOMEM;
+		memcpy(*buf, src, sl);
+		*len = sl;
+		return 0;
+	}
 	const struct dfs_tag *t = tags_by_keyword(name + strlen(XATTR_PREFIX));
 	if (!t)
 		return -ENODATA;

@@ -361,7 +361,8 @@ int feed_after_tree(struct index *ix, MDB_txn *txn, struct feed_batch *fb)
 	fb->first = meta_get_u64(txn, ix->meta, "feed_first", &v) ? 1 : v;
 	for (size_t i = 0; i < fb->nlvl; i++)
 		fb->lvl[i].after = uid_exists(ix, txn, &fb->lvl[i]);
-	qsort(fb->v, fb->n, sizeof(*fb->v), cmp_item);
+	if (fb->n)   /* fb->v may be NULL: a tree rebuilt for -o files alone */
+		qsort(fb->v, fb->n, sizeof(*fb->v), cmp_item);
 	for (size_t i = 0; i < fb->n; i++) {
 		struct feed_item *it = &fb->v[i];
 		struct rec_head h;

@@ -120,6 +120,11 @@
  *      stored as '_', a leading '~' as '_', the accession number in a
  *      study name as "(ACC)" (was "[ACC]"), ACR-NEMA dates YYYY.MM.DD
  *      named as YYYY-MM-DD.
+ *  11  id 8 sources/ reserved, the sources/ view (keys 'R' + directory
+ *      path, kind 24 KIND_SOURCE: every source file under its relative
+ *      path; nodes of the files that are no instance of patients/); meta
+ *      "tree_kinds" (the kinds the tree lists, -o files); SOP Instance UID
+ *      conflicts are shown (tree.c: dedup_sop), "dups" lists them too.
  *
  * Errors: 0 or negative errno / DFS_* (error.h).
  * Threading: index_open/update/close_env/reopen on one thread, before the
@@ -132,7 +137,7 @@
 #include <sys/types.h>
 #include "source.h"
 
-#define INDEX_FORMAT "dicomfs-index 10"
+#define INDEX_FORMAT "dicomfs-index 11"
 
 /*
  * File kinds. The numbers are part of the inode scheme (above), hence of
@@ -169,6 +174,10 @@ enum dfs_kind {
 	KIND_CHANGES = 21,
 	KIND_CHANGES_DIR = 22,
 	KIND_CHANGES_SINCE = 23,
+	/* sources/ (view_sources.c): a source file of the archive, its
+	 * original bytes (every record: duplicates and files that are not
+	 * instances too); the id is the file record's (I2) */
+	KIND_SOURCE = 24,
 	KIND_MAX = 32,
 };
 
@@ -181,6 +190,7 @@ enum dfs_kind {
 #define ID_CHANGES  5   /* .dicomfs/changes/ (fs/kind_changes.c, not stored) */
 #define ID_CHANGES_SINCE 6   /* .dicomfs/changes/since/ (not stored) */
 #define ID_ANON     7   /* anon/ (view_anon.c) */
+#define ID_SOURCES  8   /* sources/ (view_sources.c) */
 /*
  * Query directories (query/<level>/<Keyword=value>/...) have dynamic ids
  * >= QUERY_ID_BASE, from a hash of their path, mapped to the parsed query
@@ -206,6 +216,9 @@ enum node_type {
 /* node_rec.flags: the node is of anon/ (its files are de-identified:
  * index/dicom/deid.h, fs/kind_anon.c) */
 #define NODE_F_ANON 1
+/* node_rec.flags: a folder of sources/, or a file node of it that is no
+ * instance of patients/ (view_sources.c) */
+#define NODE_F_SOURCE 2
 
 struct node_rec {
 	uint8_t type;

@@ -958,6 +958,10 @@ int scan_update(struct index *ix, struct scan_scope *sc, char *msg, size_t msgle
 	if (mdb_get(txn, ix->meta, &ack, &acd) || acd.mv_size != strlen(anon_conf) ||
 	    memcmp(acd.mv_data, anon_conf, acd.mv_size))
 		tree_valid = 0;
+	/* the kinds listed (-o files, fs/kinds.c): other kinds, another tree */
+	uint64_t tree_kinds = 0;
+	if (meta_get_u64(txn, ix->meta, "tree_kinds", &tree_kinds) || tree_kinds != ix->opts.kinds)
+		tree_valid = 0;
 	if (next_id < ID_FIRST)
 		next_id = ID_FIRST;
 	int reparse_all = 0;
@@ -1219,6 +1223,8 @@ join:
 			rc = meta_put_u64(txn, ix->meta, "tree_valid", 1);
 		if (!rc)
 			rc = meta_put_str(txn, ix->meta, "anon_conf", anon_conf, strlen(anon_conf));
+		if (!rc)
+			rc = meta_put_u64(txn, ix->meta, "tree_kinds", ix->opts.kinds);
 		if (rc)
 			goto abort;
 		ps->tree_rebuilt = 1;

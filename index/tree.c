@@ -6,11 +6,11 @@
  *   dropped and rewritten in the caller's write transaction (I4).
  * - Determinism: the result depends only on the set of records, never on
  *   scan order: instances are sorted by (patient key, study UID, series UID,
- *   SOP UID, source path); duplicates of a SOP Instance UID keep the
- *   bytewise-smallest source path; display values of a directory come from
- *   its first instance in that order (the patient name: the smallest
- *   non-empty one); colliding sibling names all get a suffix derived from
- *   their own UID.
+ *   SOP UID, source path); of the copies of a SOP Instance UID the wholest
+ *   duplicate is served and every conflict shown (dedup_sop); display
+ *   values of a directory come from its first instance in that order (the
+ *   patient name: the smallest non-empty one); colliding sibling names all
+ *   get a suffix derived from their own UID.
  * - Directory attributes: mtime = newest file below; mode = 0555 limited to
  *   the read bits present on some source below (r implies x); owner and
  *   group = those of the sources when they all agree, else root.
@@ -48,6 +48,7 @@ struct inst {
 	struct str rel, pkey, pname, pid, study, sdate, sdesc, acc, series, snum,
 		modality, sedesc, sop, inum;
 	char *pkey_buf;
+	char *sop_buf;        /* a conflict's SOP identity (dedup_sop), or NULL */
 	/* anon/: the de-identified values of the names (anon_prepare) */
 	struct anon_names *an;
 	struct str a_pid, a_pname, a_study, a_sdate, a_series, a_sop;
@@ -1014,6 +1015,216 @@ static int load(struct build *b, uint64_t *skipped, uint64_t *errors)
 	return rc == MDB_NOTFOUND ? 0 : dfs_from_mdb(rc);
 }
 
+/* ---- copies of one SOP Instance UID (issue 16) ---- */
+
+/*
+ * The item stream of encapsulated Pixel Data at [off, size) of the source
+ * of in (PS3.5 A.4; encaps.h E1): items of defined length that stay in the
+ * file, up to a sequence delimiter, the offset table and one fragment at
+ * least. Only the 8-byte item headers are read (one small read per item,
+ * at most ITEMS_MAX). 1 when it holds, else 0.
+ */
+#define ITEMS_MAX 1000000
+static int items_whole(const struct build *b, const struct inst *in)
+{
+	const struct source *src = &b->ix->src;
+	struct source_file f;
+	char why[160];
+	int be = !!(in->h.flags & RECF_BIG_ENDIAN), ok = 0;
+	if (source_open(src, in->rel.s, in->rel.l, NULL, &f, why, sizeof(why)))
+		return 0;
+	uint64_t pos = in->h.pixel_offset, size = in->h.size;
+	for (uint32_t n = 0; n < ITEMS_MAX && size - pos >= 8; n++) {
+		unsigned char h[8];
+		if (source_read(src, &f, h, 8, pos))
+			break;
+		uint32_t tag = be ? (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | h[2] << 8 | h[3]
+				  : (uint32_t)h[1] << 24 | (uint32_t)h[0] << 16 | h[3] << 8 | h[2];
+		uint32_t len = be ? (uint32_t)h[4] << 24 | (uint32_t)h[5] << 16 | h[6] << 8 | h[7]
+				  : (uint32_t)h[7] << 24 | (uint32_t)h[6] << 16 | h[5] << 8 | h[4];
+		if (tag == 0xFFFEE0DD) {
+			ok = n >= 2;   /* the offset table and a fragment */
+			break;
+		}
+		if (tag != 0xFFFEE000 || len == 0xFFFFFFFF || len > size - pos - 8)
+			break;
+		pos += 8 + (uint64_t)len;
+	}
+	source_close(src, &f);
+	return ok;
+}
+
+/*
+ * How whole a copy is, from what the index knows without decoding (higher
+ * is better): the header read whole (no RECF_PARTIAL), the pixel data not
+ * cut short (no RECF_PIXEL_TRUNC), the pixel attributes describe servable
+ * pixels whose native length fits Rows x Columns x frames (pixels.h:
+ * px_info_from_record), and for encapsulated pixel data an item stream
+ * that holds up to its sequence delimiter (items_whole: item headers only,
+ * read for copies that compete).
+ */
+static int copy_whole(const struct build *b, const struct inst *in)
+{
+	int score = 0;
+	if (!(in->h.flags & RECF_PARTIAL))
+		score += 8;
+	if (!(in->h.flags & RECF_PIXEL_TRUNC))
+		score += 4;
+	if (!in->h.pixel_tag || has_pixels(in))
+		score += 2;
+	if (!(in->h.flags & RECF_ENCAPSULATED) || (in->h.flags & RECF_DEFLATED) ||
+	    !in->h.pixel_tag || (in->h.pixel_offset < in->h.size && items_whole(b, in)))
+		score += 1;
+	return score;
+}
+
+/* the next attribute of record rec from *pos that is not about the
+ * encoding (group 0002, SpecificCharacterSet: values are stored decoded) */
+static int next_meaningful(const struct inst *in, size_t *pos, uint32_t *tag,
+			   const char **v, size_t *l)
+{
+	char vr[2];
+	while (rec_next(in->rec, in->rec_len, pos, tag, vr, v, l))
+		if ((*tag >> 16) != 0x0002 && *tag != 0x00080005)
+			return 1;
+	return 0;
+}
+
+/* the same instance: same place in patients/ and the same indexed values
+ * but for the encoding (another transfer syntax or character set is the
+ * same instance) */
+static int same_copy(const struct inst *x, const struct inst *y)
+{
+	if (str_cmp(x->pkey, y->pkey) || str_cmp(x->study, y->study) ||
+	    str_cmp(x->series, y->series))
+		return 0;
+	size_t px = 0, py = 0, lx, ly;
+	uint32_t tx, ty;
+	const char *vx, *vy;
+	for (;;) {
+		int a = next_meaningful(x, &px, &tx, &vx, &lx);
+		int b = next_meaningful(y, &py, &ty, &vy, &ly);
+		if (!a || !b)
+			return a == b;
+		if (tx != ty || lx != ly || (lx && memcmp(vx, vy, lx)))
+			return 0;
+	}
+}
+
+struct ranked {
+	struct inst in;
+	int score;
+};
+
+static int cmp_ranked(const void *a, const void *b)
+{
+	const struct ranked *x = a, *y = b;
+	if (x->score != y->score)
+		return x->score > y->score ? -1 : 1;
+	return str_cmp(x->in.rel, y->in.rel);
+}
+
+/*
+ * The copies of each SOP Instance UID among b->v (b->n updated; "dups"
+ * TSV lines into dups, hidden copies counted in *ndup). Rules:
+ * - Preference: the wholest copy first (copy_whole), then the smallest
+ *   source path.
+ * - A copy that is the same instance as a preferred one (same_copy: same
+ *   patient, study and series, same indexed attributes) is a duplicate:
+ *   hidden from patients/, uids/ and anon/ (reachable in sources/), one
+ *   "duplicate of SOP Instance UID ... (served from ...)" line.
+ * - A copy that differs (another patient, study or series, or other
+ *   attribute values) is a conflict: shown too, one "conflict: ..." line.
+ *   Its tree identity (the name in its series, its uids/ name, its anon/
+ *   id) is "<SOP Instance UID>-conflict<n>", n = 2, 3, ... in preference
+ *   order; the preferred copy keeps the bare UID. Its files (the .dcm,
+ *   .json, xattrs) still show the UID the file holds.
+ * Determinism: a function of the set of records (ties broken by path).
+ */
+static int dedup_sop(struct build *b, struct strbuf *dups, uint64_t *ndup)
+{
+	qsort(b->v, b->n, sizeof(*b->v), cmp_sop);
+	size_t w = 0;
+	for (size_t i = 0; i < b->n;) {
+		size_t j = i + 1;
+		while (j < b->n && str_cmp(b->v[i].sop, b->v[j].sop) == 0)
+			j++;
+		if (j - i == 1) {
+			b->v[w++] = b->v[i++];
+			continue;
+		}
+		size_t n = j - i, kept = 0;
+		struct ranked *g = malloc(n * sizeof(*g));
+		if (!g) {
+			/* keep every copy (the caller frees b->v[0, b->n)) */
+			while (i < b->n)
+				b->v[w++] = b->v[i++];
+			b->n = w;
+			return -ENOMEM;
+		}
+		for (size_t k = 0; k < n; k++) {
+			g[k].in = b->v[i + k];
+			g[k].score = copy_whole(b, &g[k].in);
+		}
+		qsort(g, n, sizeof(*g), cmp_ranked);
+		/* the kept copies go to b->v[w ...] (w <= i: room enough) */
+		size_t first = w;
+		for (size_t k = 0; k < n; k++) {
+			struct inst *in = &g[k].in;
+			const struct inst *same = NULL;
+			char path[4096], why[4608];
+			for (size_t m = first; m < w && !same; m++)
+				if (same_copy(&b->v[m], in))
+					same = &b->v[m];
+			snprintf(path, sizeof(path), "%.*s", (int)in->rel.l, in->rel.s);
+			if (same) {
+				snprintf(why, sizeof(why),
+					 "duplicate of SOP Instance UID %.*s (served from %.*s)",
+					 (int)in->sop.l, in->sop.s, (int)same->rel.l, same->rel.s);
+				strbuf_add_tsv2(dups, path, why);
+				free(in->rec);
+				free(in->pkey_buf);
+				(*ndup)++;
+				continue;
+			}
+			if (kept++) {
+				const struct inst *pref = &b->v[first];
+				char *nb = malloc(in->sop.l + 32);
+				if (!nb) {
+					/* keep what is left (the caller frees b->v[0, b->n)) */
+					for (size_t r = k; r < n; r++)
+						b->v[w++] = g[r].in;
+					while (j < b->n)
+						b->v[w++] = b->v[j++];
+					b->n = w;
+					free(g);
+					return -ENOMEM;
+				}
+				int l = snprintf(nb, in->sop.l + 32, "%.*s-conflict%zu",
+						 (int)in->sop.l, in->sop.s, kept);
+				snprintf(why, sizeof(why),
+					 "conflict: SOP Instance UID %.*s also in %.*s (%s); both shown, "
+					 "this one as %s",
+					 (int)in->sop.l, in->sop.s, (int)pref->rel.l, pref->rel.s,
+					 str_cmp(in->pkey, pref->pkey) ? "another patient" :
+					 str_cmp(in->study, pref->study) ? "another study" :
+					 str_cmp(in->series, pref->series) ? "another series" :
+									     "other attribute values",
+					 nb);
+				strbuf_add_tsv2(dups, path, why);
+				in->sop_buf = nb;
+				in->sop.s = nb;
+				in->sop.l = (size_t)l;
+			}
+			b->v[w++] = *in;
+		}
+		free(g);
+		i = j;
+	}
+	b->n = w;
+	return 0;
+}
+
 /* ---- the root and the views (view.h) ---- */
 
 struct tree_builder {
@@ -1133,25 +1344,9 @@ int tree_build(struct index *ix, MDB_txn *txn, uint64_t *next_id)
 	rc = load(&b, &skipped, &errors);
 	if (rc)
 		goto free_insts;
-	/* duplicates of a SOP Instance UID: the smallest source path wins */
-	qsort(b.v, b.n, sizeof(*b.v), cmp_sop);
-	size_t w = 0;
-	for (size_t i = 0; i < b.n; i++) {
-		if (w && str_cmp(b.v[w - 1].sop, b.v[i].sop) == 0) {
-			char path[4096], why[512];
-			snprintf(path, sizeof(path), "%.*s", (int)b.v[i].rel.l, b.v[i].rel.s);
-			snprintf(why, sizeof(why), "duplicate of SOP Instance UID %.*s (served from %.*s)",
-				 (int)b.v[i].sop.l, b.v[i].sop.s, (int)b.v[w - 1].rel.l,
-				 b.v[w - 1].rel.s);
-			strbuf_add_tsv2(&dups, path, why);
-			free(b.v[i].rec);
-			free(b.v[i].pkey_buf);
-			ndup++;
-			continue;
-		}
-		b.v[w++] = b.v[i];
-	}
-	b.n = w;
+	/* copies of a SOP Instance UID: duplicates hidden, conflicts shown */
+	if ((rc = dedup_sop(&b, &dups, &ndup)))
+		goto free_insts;
 	qsort(b.v, b.n, sizeof(*b.v), cmp_tree);
 
 	MDB_dbi tree[] = { ix->nodes, ix->names, ix->dirents };
@@ -1189,6 +1384,7 @@ free_insts:
 	for (size_t i = 0; i < b.n; i++) {
 		free(b.v[i].rec);
 		free(b.v[i].pkey_buf);
+		free(b.v[i].sop_buf);
 		free(b.v[i].an);
 	}
 	free(b.v);
@@ -1198,5 +1394,173 @@ free_insts:
 	strbuf_release(&dups);
 	strbuf_release(&b.novol);
 	strbuf_release(&b.anon_excluded);
+	return rc;
+}
+
+/* ---- sources/<relative path>: every source file (view_sources.c) ---- */
+
+struct srcent {
+	char *rel;            /* the record's key (malloc()ed) */
+	size_t l;
+	struct rec_head h;
+};
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* the directory id of archive folder path[0, l) (I2: keys 'R' + path) */
+static int src_dir_id(struct build *b, const char *path, size_t l, uint64_t *id)
+{
+	char *kb = malloc(l + 1);
+	if (!kb)
+		return -ENOMEM;
+	kb[0] = 'R';
+	memcpy(kb + 1, path, l);
+	MDB_val k = { l + 1, kb }, d;
+	int rc = mdb_get(b->txn, b->ix->keys, &k, &d);
+	if (rc == 0 && d.mv_size == 8) {
+		memcpy(id, d.mv_data, 8);
+		free(kb);
+		return 0;
+	}
+	*id = (*b->next_id)++;
+	d.mv_size = 8;
+	d.mv_data = id;
+	rc = dfs_from_mdb(mdb_put(b->txn, b->ix->keys, &k, &d, 0));
+	free(kb);
+	return rc;
+}
+
+struct srcbuild {
+	struct build *b;
+	struct srcent *v;
+	uint64_t *shown;      /* ids with an instance node (patients/), sorted */
+	size_t nshown;
+};
+
+/*
+ * Directory dir_id lists the entries v[a, e), whose paths all start with
+ * the pl bytes of its own path (and '/'): its files, then its folders, in
+ * key order. *nsub: its subdirectories, *nent: its entries.
+ */
+static int src_fill(struct srcbuild *sb, uint64_t dir_id, size_t a, size_t e, size_t pl,
+		    struct agg *out, uint32_t *nsub, uint64_t *nent)
+{
+	struct build *b = sb->b;
+	uint32_t seq = 0;
+	int rc = 0;
+	*nsub = 0;
+	for (size_t i = a; i < e && !rc;) {
+		const char *rest = sb->v[i].rel + pl;
+		size_t rl = sb->v[i].l - pl;
+		const char *slash = memchr(rest, '/', rl);
+		size_t cl = slash ? (size_t)(slash - rest) : rl;
+		char name[NAME_BUF];
+		if (!cl || cl >= NAME_BUF) {   /* not a name a folder can list */
+			i++;
+			continue;
+		}
+		memcpy(name, rest, cl);
+		name[cl] = 0;
+		if (!slash) {
+			struct srcent *f = &sb->v[i++];
+			agg_file(out, &f->h);
+			if (!bsearch(&f->h.id, sb->shown, sb->nshown, sizeof(uint64_t), cmp_u64)) {
+				/* no instance node: a node of its own (nlink 1) */
+				struct inst tmp;
+				memset(&tmp, 0, sizeof(tmp));
+				tmp.h = f->h;
+				tmp.rel.s = f->rel;
+				tmp.rel.l = f->l;
+				rc = put_node(b, f->h.id, NODE_INSTANCE, dir_id, name, NULL, 1, 0,
+					      &tmp, NULL);
+			}
+			if (!rc)
+				rc = put_dirent(b, dir_id, seq++, ino_make(f->h.id, KIND_SOURCE), name);
+			continue;
+		}
+		size_t j = i + 1;
+		while (j < e && sb->v[j].l > pl + cl &&
+		       memcmp(sb->v[j].rel + pl, rest, cl + 1) == 0)
+			j++;
+		uint64_t cid;
+		struct agg g = { 0 };
+		uint32_t cs = 0;
+		uint64_t ce = 0;
+		rc = src_dir_id(b, sb->v[i].rel, pl + cl, &cid);
+		if (!rc)
+			rc = src_fill(sb, cid, i, j, pl + cl + 1, &g, &cs, &ce);
+		if (!rc)
+			rc = put_node(b, cid, NODE_PATIENT, dir_id, name, &g, 2 + cs, ce, NULL, NULL);
+		if (!rc)
+			rc = put_dirent(b, dir_id, seq++, ino_make(cid, KIND_DIR), name);
+		agg_merge(out, &g);
+		(*nsub)++;
+		i = j;
+	}
+	*nent = seq;
+	return rc;
+}
+
+int tree_sources(struct tree_builder *tb, const struct view *v, struct view_top *top)
+{
+	struct build *b = tb->b;
+	struct srcbuild sb = { b, NULL, NULL, 0 };
+	size_t n = 0, cap = 0;
+	MDB_cursor *c;
+	MDB_val k, d;
+	int rc;
+	if (v->id != ID_SOURCES)
+		return -EINVAL;
+	if (!(b->ix->opts.kinds & (1u << KIND_SOURCE)))
+		return 0;
+	sb.shown = malloc((b->n ? b->n : 1) * sizeof(uint64_t));
+	if (!sb.shown)
+		return -ENOMEM;
+	for (size_t i = 0; i < b->n; i++)
+		sb.shown[sb.nshown++] = b->v[i].h.id;
+	qsort(sb.shown, sb.nshown, sizeof(uint64_t), cmp_u64);
+	if ((rc = dfs_from_mdb(mdb_cursor_open(b->txn, b->ix->files, &c))))
+		goto out;
+	for (rc = mdb_cursor_get(c, &k, &d, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+		struct rec_head h;
+		if (rec_head_get(d.mv_data, d.mv_size, &h) || !h.id || !k.mv_size)
+			continue;
+		struct srcent *nv = grow(sb.v, n, &cap, sizeof(*nv), 1024);
+		if (!nv) {
+			rc = ENOMEM;
+			break;
+		}
+		sb.v = nv;
+		if (!(sb.v[n].rel = malloc(k.mv_size))) {
+			rc = ENOMEM;
+			break;
+		}
+		memcpy(sb.v[n].rel, k.mv_data, k.mv_size);
+		sb.v[n].l = k.mv_size;
+		sb.v[n].h = h;
+		n++;
+	}
+	mdb_cursor_close(c);
+	rc = rc == MDB_NOTFOUND ? 0 : rc == ENOMEM ? -ENOMEM : dfs_from_mdb(rc);
+	if (!rc) {
+		struct agg g = { 0 };
+		uint32_t nsub = 0;
+		uint64_t nent = 0;
+		b->flags = NODE_F_SOURCE;
+		rc = src_fill(&sb, ID_SOURCES, 0, n, 0, &g, &nsub, &nent);
+		b->flags = 0;
+		top->nentries = nent;
+		top->nsubdirs = nsub;
+	}
+out:
+	for (size_t i = 0; i < n; i++)
+		free(sb.v[i].rel);
+	free(sb.v);
+	free(sb.shown);
 	return rc;
 }

@@ -100,6 +100,10 @@ int tree_uids(struct tree_builder *tb, const struct view *v,
  * names from de-identified values (view_anon.c) */
 int tree_anon(struct tree_builder *tb, const struct view *v,
 	      struct view_top *top);
+/* sources/<relative path> below ID_SOURCES: every file record under its
+ * path (view_sources.c) */
+int tree_sources(struct tree_builder *tb, const struct view *v,
+		 struct view_top *top);
 
 
 /* ---- the names of the derived files (V4) ---- */

@@ -6,7 +6,8 @@
 
 #include "view.h"
 
-extern const struct view view_patients, view_uids, view_query, view_dotdir, view_anon;
+extern const struct view view_patients, view_uids, view_query, view_dotdir, view_anon,
+	view_sources;
 
 /* Build order (V3): append new views at the end; the root lists them in
  * name order whatever their place here (V2). */
@@ -16,6 +17,7 @@ const struct view *const view_registry[] = {
 	&view_query,
 	&view_dotdir,
 	&view_anon,
+	&view_sources,
 	NULL,
 };
 

@@ -501,6 +501,13 @@ def check_xattrs(path, level, dss, got=None):
     if got is None:
         got = xattrs(path)
     nchecked["xattr_nodes"] += 1
+    # user.dicom.source: the source path of a .dcm (xattr.c X5)
+    got = dict(got)
+    src = got.pop("user.dicom.source", None)
+    if path.endswith(".dcm") and not src:
+        bad("%s: no user.dicom.source" % path)
+    if src is not None and not path.endswith(".dcm"):
+        bad("%s: user.dicom.source on a %s" % (path, "directory" if os.path.isdir(path) else "file"))
     if STRUCT_ONLY:
         want_names = {"user.dicom." + k for k, (_t, lv) in TAGS.items() if lv in LEVELS[level]}
         extra = set(got) - want_names
@@ -574,7 +581,9 @@ for pp, studies in tree:
             study_ids[sres.get("id")] = sp
         sdss = level_dss("study", ses)
         check_xattrs(sp, "study", sdss)
-        check_xattrs(os.path.join(sp, "study.json"), "study", sdss)
+        # a directory's derived files carry no xattrs by default (xattr.c X4)
+        if xattrs(os.path.join(sp, "study.json")):
+            bad("%s: xattrs on a level file (X4: directories and .dcm only)" % os.path.join(sp, "study.json"))
         for se in ses:
             check_level_json("series", os.path.join(se.path, "series.json"), se,
                              {"NumberOfSeriesRelatedInstances": len(se.files)})

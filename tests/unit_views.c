@@ -145,7 +145,7 @@ static void check_root(struct index *ix, const struct want *want, size_t n)
 static void test_registry(void)
 {
 	size_t n = view_count(view_registry);
-	CHECK(n == 5, "5 views, got %zu", n);
+	CHECK(n == 6, "6 views, got %zu", n);
 	for (size_t i = 0; i < n; i++) {
 		const struct view *v = view_registry[i];
 		CHECK(v->id > ID_ROOT && v->id < ID_FIRST && v->build && v->name[0],
@@ -176,7 +176,8 @@ static void test_default_views(void)
 		{ ino_make(ID_ANON, KIND_DIR), "anon" },
 		{ ino_make(ID_PATIENTS, KIND_DIR), "patients" },
 		{ ino_make(ID_QUERY, KIND_DIR), "query" },
-		{ ino_make(ID_UIDS, KIND_DIR), "uids" } }, 5);
+		{ ino_make(ID_SOURCES, KIND_DIR), "sources" },
+		{ ino_make(ID_UIDS, KIND_DIR), "uids" } }, 6);
 	CHECK(index_lookup(ix, ID_ROOT, "query", &ino) == 0 &&
 	      ino == ino_make(ID_QUERY, KIND_DIR), "lookup query");
 	CHECK(index_lookup(ix, ID_ROOT, "nothing", &ino) == -ENOENT, "lookup nothing");
