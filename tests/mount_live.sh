@@ -199,3 +199,55 @@ inst=$(status_get "$MNT" instances)
 [ "$inst" = 415 ] && ok "after the rescans: $inst instances (nothing lost)" ||
 	fail "after the rescans: $inst instances, want 415"
 mount_stop
+
+# ---- the tree updated in place equals a full build (index.h I11) ----
+# Arrivals of a new patient, a new series in its study, deletions, a study
+# and a patient emptied, a file replaced by another patient's, SOP Instance
+# UID duplicates (one of them the new winner): then the whole tree
+# (names, listing order, types, nlink, modes, owners, mtimes, sizes),
+# status.json's counts and errors.tsv's duplicate / volume / anon lines,
+# without inode numbers, against a mount that builds a fresh index.
+snap() {
+	{
+		stat -c 'root %h %Y' "$MNT"
+		(cd "$MNT" && find patients uids anon -printf '%y %n %m %U %G %T@ %s %p\n')
+		for k in instances patients studies series duplicates skipped errors; do
+			echo "$k $(status_get "$MNT" $k)"
+		done
+		grep -E 'duplicate of|no volume|anon:' "$MNT/.dicomfs/errors.tsv"
+	} >"$1"
+}
+status_is() { [ "$(status_get "$MNT" "$1")" = "$2" ]; }
+mount_start "$MNT" "$ARCH" -o index="$IDX" -o quiet || exit 1
+P10="PAT P7010 (ID7010)"
+"$PY" "$GENL" "$STAGE/c1" --patient 7010 --count 4 --series 2 --prefix c || fatal "gen_live failed"
+"$PY" "$GENL" "$STAGE/c2" --patient 7010 --count 2 --first-series 2 --prefix d || fatal "gen_live failed"
+mkdir -p "$ARCH/cmp"
+cp "$STAGE"/c1/*.dcm "$ARCH/cmp/"
+wait_for "a new patient" sh -c "[ \$(find '$MNT/patients/$P10' -name '*.dcm' 2>/dev/null | wc -l) -eq 4 ]"
+cp "$STAGE"/c2/*.dcm "$ARCH/cmp/"
+wait_for "a new series in its study" sh -c "[ \$(find '$MNT/patients/$P10' -name '*.dcm' 2>/dev/null | wc -l) -eq 6 ]"
+n0=$(status_get "$MNT" instances)
+gone=$(($(find "$ARCH/P0000/S2" -type f | wc -l) + 3 + 1))
+rm "$ARCH"/P0000/S1/SE2/IM0000[1-3]    # three instances of a series
+rm -r "$ARCH/P0000/S2"                  # a study emptied
+rm "$ARCH/incoming/a_1_00001.dcm"      # patient P7002 emptied
+wait_for "deletions" status_is instances $((n0 - gone))
+cp "$ARCH/cmp/c_1_00001.dcm" "$TMP/repl.dcm"
+"$PY" "$GENL" "$STAGE/c3" --patient 7010 --count 1 --first-series 3 --prefix e || fatal "gen_live failed"
+cp "$STAGE/c3/e_4_00001.dcm" "$ARCH/flat/.r.tmp" && mv "$ARCH/flat/.r.tmp" "$ARCH/flat/0001_1_1_00045.dcm"
+cp "$ARCH/flat/0001_1_1_00002.dcm" "$ARCH/zdup.dcm"      # a duplicate that loses
+mkdir -p "$ARCH/0dup" && cp "$ARCH/flat/0001_1_1_00004.dcm" "$ARCH/0dup/x.dcm"  # and wins
+wait_for "replacement and duplicates" sh -c "[ \$(find '$MNT/patients/$P10' -name '*.dcm' 2>/dev/null | wc -l) -eq 7 ] && [ \"\$(grep -c 'duplicate of' '$MNT/.dicomfs/errors.tsv')\" = 2 ]"
+test -e "$MNT/patients/PAT P7002 (ID7002)" && fail "an emptied patient is still listed"
+snap "$TMP/tree.incr"
+grep -q 'tree .*CPU' "$MOUNT_LOG" || fail "no live batch in the log"
+mount_stop
+mount_start "$MNT" "$ARCH" -o index="$TMP/index.fresh" -o anon_key="$IDX/anon.key" -o quiet || exit 1
+snap "$TMP/tree.full"
+mount_stop
+if cmp -s "$TMP/tree.incr" "$TMP/tree.full"; then
+	ok "the tree updated in place equals a fresh full build ($(wc -l <"$TMP/tree.full") lines: patients/, uids/, anon/, counts, reports)"
+else
+	fail "the tree updated in place differs from a full build: $(diff "$TMP/tree.incr" "$TMP/tree.full" | head -20)"
+fi
