@@ -13,9 +13,10 @@
  *   dropped; "" (everything) swallows the rest.
  * - What changed for the kernel: the "names" DB of the snapshot before
  *   the batch and of the one after are merged (both sorted): every name
- *   added, removed or re-pointed is reported (index_live_ops.entry). It
- *   is one pass over both; the tree itself is rebuilt whole (tree_build),
- *   which README's benchmark measures.
+ *   added, removed or re-pointed is reported (index_live_ops.entry). The
+ *   tree is updated in place (tree_update, I11), which names the
+ *   directories it rewrote: only their names are merged; a tree rebuilt
+ *   whole is merged whole.
  * - The parser pool (worker.h) stays between batches: no process start
  *   per arrival.
  */

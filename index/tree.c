@@ -14,6 +14,9 @@
  * - Directory attributes: mtime = newest file below; mode = 0555 limited to
  *   the read bits present on some source below (r implies x); owner and
  *   group = those of the sources when they all agree, else root.
+ * - Updates in place (tree_update, index.h I11): a live batch rewrites
+ *   the subtrees of the patients and studies its records touch and the
+ *   listings of the tops, from what "aux" keeps of the tops' children.
  * - The views are data: each directory level is a struct level (its key in
  *   "keys", its level files, how its children are grouped and named), and
  *   one fill() / put_listing() writes every level of patients/ and uids/.

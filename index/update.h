@@ -2,7 +2,8 @@
  * update.h - the update: bring the index up to date with the archive.
  * index_update (index.c, the top of index/) runs scan_update (scan.c: walk,
  * parse, write "files"), which ends with tree_build (tree.c: rewrite the
- * tree DBs from "files" and "keys" in the same write transaction, I4).
+ * tree DBs from "files" and "keys" in the same write transaction, I4), or
+ * for a live batch tree_update (the same, in place: I11).
  * Built on the store (store.h); nothing below includes this header.
  *
  * Errors: 0 or negative errno / DFS_* (error.h).
