@@ -206,7 +206,9 @@ mount_stop
 # UID duplicates (one of them the new winner): then the whole tree
 # (names, listing order, types, nlink, modes, owners, mtimes, sizes),
 # status.json's counts and errors.tsv's duplicate / volume / anon lines,
-# without inode numbers, against a mount that builds a fresh index.
+# without inode numbers, against a mount that builds a fresh index. Also
+# patient names that collide (suffixed, then plain again) and a patient
+# without a PatientID.
 snap() {
 	{
 		stat -c 'root %h %Y' "$MNT"
@@ -214,7 +216,8 @@ snap() {
 		for k in instances patients studies series duplicates skipped errors; do
 			echo "$k $(status_get "$MNT" $k)"
 		done
-		grep -E 'duplicate of|no volume|anon:' "$MNT/.dicomfs/errors.tsv"
+		# (in the order of node ids, which differ between the indexes)
+		grep -E 'duplicate of|no volume|anon:' "$MNT/.dicomfs/errors.tsv" | LC_ALL=C sort
 	} >"$1"
 }
 status_is() { [ "$(status_get "$MNT" "$1")" = "$2" ]; }
@@ -240,6 +243,39 @@ cp "$ARCH/flat/0001_1_1_00002.dcm" "$ARCH/zdup.dcm"      # a duplicate that lose
 mkdir -p "$ARCH/0dup" && cp "$ARCH/flat/0001_1_1_00004.dcm" "$ARCH/0dup/x.dcm"  # and wins
 wait_for "replacement and duplicates" sh -c "[ \$(find '$MNT/patients/$P10' -name '*.dcm' 2>/dev/null | wc -l) -eq 7 ] && [ \"\$(grep -c 'duplicate of' '$MNT/.dicomfs/errors.tsv')\" = 2 ]"
 test -e "$MNT/patients/PAT P7002 (ID7002)" && fail "an emptied patient is still listed"
+# colliding patient names (PatientIDs that sanitize alike: each suffixed,
+# and back when the other goes) and a patient without a PatientID
+"$PY" - "$srcdir/tests" "$STAGE/coll" <<'PYEOF' || fatal "colliding patients not written"
+import io, os, sys, pydicom
+sys.path.insert(0, sys.argv[1])
+import gen_archive as ga
+os.makedirs(sys.argv[2], exist_ok=True)
+for n, pid, name in ((7020, "ID70/11", "COLL"), (7021, "ID70\\11", "COLL"),
+                     (7022, "ID70_11", "COLL"), (7023, "ID71/22", "COLL"),
+                     (7024, "ID71\\22", "COLL"), (7025, "", "NOID")):
+    ds = pydicom.dcmread(io.BytesIO(ga.big_bytes(n, 0, 0, 1, ga.big_pixels(n))))
+    if pid:
+        ds.PatientID = pid
+    else:
+        del ds.PatientID
+    ds.PatientName = name
+    ds.save_as(os.path.join(sys.argv[2], "k%d.dcm" % n))
+PYEOF
+mkpat() { # mkpat N: patient N of the above into the archive, one batch
+	local n
+	n=$(status_get "$MNT" instances)
+	cp "$STAGE/coll/k$1.dcm" "$ARCH/coll/.k$1.tmp" && mv "$ARCH/coll/.k$1.tmp" "$ARCH/coll/k$1.dcm"
+	wait_for "patient $1" status_is instances $((n + 1))
+}
+mkdir -p "$ARCH/coll"
+mkpat 7020 && mkpat 7021 && mkpat 7022 && mkpat 7023 && mkpat 7024 && mkpat 7025 ||
+	fatal "colliding patients"
+n=$(status_get "$MNT" instances)
+rm "$ARCH/coll/k7021.dcm" "$ARCH/coll/k7024.dcm"
+wait_for "colliding patients removed" status_is instances $((n - 2))
+[ "$(ls "$MNT/patients" | grep -c '^COLL (ID70_11) ~')" = 2 ] && [ -d "$MNT/patients/COLL (ID71_22)" ] &&
+	ok "colliding names: suffixed while they collide, plain again when the other left" ||
+	fail "colliding names: $(ls "$MNT/patients" | grep COLL | tr '\n' '|')"
 snap "$TMP/tree.incr"
 grep -q 'tree .*CPU' "$MOUNT_LOG" || fail "no live batch in the log"
 mount_stop
