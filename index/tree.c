@@ -168,7 +168,8 @@ static int cmp_kv(const void *a, const void *b)
 static int stage_flush(struct stage *st, MDB_txn *txn, MDB_dbi dbi, unsigned flags)
 {
 	int rc = 0;
-	qsort(st->v, st->n, sizeof(*st->v), cmp_kv);
+	if (st->n)
+		qsort(st->v, st->n, sizeof(*st->v), cmp_kv);
 	for (size_t i = 0; i < st->n && !rc; i++) {
 		MDB_val k = { st->v[i].kl, st->v[i].k }, d = { st->v[i].vl, st->v[i].v };
 		rc = dfs_from_mdb(mdb_put(txn, dbi, &k, &d, flags));
@@ -1246,7 +1247,8 @@ static int tsv_store(MDB_txn *txn, MDB_dbi meta, const char *key, const char *ol
 			*nl = 0;
 		p = nl ? nl + 1 : end;
 	}
-	qsort(lines, n, sizeof(*lines), cmp_line);
+	if (n)
+		qsort(lines, n, sizeof(*lines), cmp_line);
 	if (nlines)
 		*nlines = n;
 	for (size_t i = 0; i < n; i++) {
@@ -1382,7 +1384,8 @@ int tree_build(struct index *ix, MDB_txn *txn, uint64_t *next_id)
 	rc = load(&b, &skipped, &errors);
 	if (rc)
 		goto free_insts;
-	qsort(b.v, b.n, sizeof(*b.v), cmp_sop);
+	if (b.n)
+		qsort(b.v, b.n, sizeof(*b.v), cmp_sop);
 	/* I11: every OK record in the SOP UID index, losers too */
 	for (size_t i = 0; i < b.n && !rc; i++) {
 		unsigned char *kb;
@@ -1393,7 +1396,8 @@ int tree_build(struct index *ix, MDB_txn *txn, uint64_t *next_id)
 	if (rc)
 		goto free_insts;
 	ndup = dedup_sop(&b, &dups);
-	qsort(b.v, b.n, sizeof(*b.v), cmp_tree);
+	if (b.n)
+		qsort(b.v, b.n, sizeof(*b.v), cmp_tree);
 
 	MDB_dbi tree[] = { ix->nodes, ix->names, ix->dirents, ix->aux };
 	for (size_t i = 0; i < 4; i++)
@@ -1842,7 +1846,8 @@ static int top_listing(struct upd *u, int t, uint8_t type, struct agg *all, uint
 		rc = del_prefix(b->txn, b->ix->names, top);
 	if (!rc)
 		rc = u64_push(b->touched, top);
-	qsort(u->hot[t], u->nhot[t], sizeof(char *), cmp_cstr);
+	if (u->nhot[t])
+		qsort(u->hot[t], u->nhot[t], sizeof(char *), cmp_cstr);
 	b->flags = t == 2 ? NODE_F_ANON : 0;
 	for (size_t i = 0; i < n && !rc; i++) {
 		struct topent *x = &e[s[i].a];
@@ -2265,8 +2270,10 @@ int tree_update(struct index *ix, MDB_txn *txn, uint64_t *next_id,
 	uint64_t ndup = 0;
 	MDB_val mk, md;
 	struct dropv dd, dp;
-	qsort(u.drop_dups, u.nddup, sizeof(char *), cmp_cstr);
-	qsort(u.drop_paths, u.ndrop, sizeof(char *), cmp_cstr);
+	if (u.nddup)
+		qsort(u.drop_dups, u.nddup, sizeof(char *), cmp_cstr);
+	if (u.ndrop)
+		qsort(u.drop_paths, u.ndrop, sizeof(char *), cmp_cstr);
 	dd.v = u.drop_dups;
 	dd.n = u.nddup;
 	dp.v = u.drop_paths;
