@@ -415,8 +415,6 @@ static void test_tree_update(void)
 	snprintf(key, sizeof(key), "%s/anon.key", idx);
 	CHECK(put_old(arch, "b.dcm", PYDICOM "MR_small.dcm") == 0, "copy");
 	CHECK(put_old(arch, "dup.dcm", PYDICOM "MR_small.dcm") == 0, "copy");
-	snprintf(p, sizeof(p), "%s/sub", arch);
-	mkdir(p, 0755);
 
 	struct index_opts o = { .archive = arch, .path = idx, .live = 1, .scan_threads = 2 };
 	CHECK(index_open(&ix, &o, msg, sizeof(msg)) == 0, "open: %s", msg);
@@ -429,6 +427,8 @@ static void test_tree_update(void)
 	unsetenv("DICOMFS_NO_WATCH");
 	/* a new patient; a duplicate that wins (a smaller path); one that is
 	 * then removed with the study it was alone in; a replacement */
+	snprintf(p, sizeof(p), "%s/sub", arch);
+	mkdir(p, 0755);
 	CHECK(put_old(arch, "sub/c", PYDICOM "rtplan.dcm") == 0 && live_apply(ix, &w, "sub/c") == 0,
 	      "arrival");
 	CHECK(put_old(arch, "a0.dcm", PYDICOM "MR_small.dcm") == 0 &&
