@@ -6,7 +6,8 @@
  *
  * Design notes
  * - Names: every name that differs between the old and the new tree
- *   (index_live_ops.entry, from a merge of the two "names" DBs) is
+ *   (index_live_ops.entry, from a merge of the two "names" DBs, limited
+ *   to the directories an update in place rewrote, index.h I11) is
  *   invalidated in its directory; a name that went away is
  *   fuse_lowlevel_notify_delete()d (the kernel also drops its dentry from
  *   any cwd), others notify_inval_entry() (new names: the negative entry

@@ -29,10 +29,16 @@
  *        dirents  u64 BE parent id + u32 BE position -> u64 inode + name
  *        changes  the change feed (feed.c): 'o' + u64 BE offset -> line,
  *                 's' + u64 BE sequence number -> u64 offset
- * (I4) The tree (nodes/names/dirents) is a pure function of the OK records
- *      of "files" and of "keys": it is rebuilt in the same write transaction
- *      as any change to "files", so a reader never sees one without the
- *      other.
+ *        aux      the tree's bookkeeping for updates in place (I11):
+ *                 't' + u64 BE top id + u64 BE child id -> struct child
+ *                 (tree.c) + base name + uid; 's' + SOP Instance UID +
+ *                 NUL + source path -> "" (every OK record)
+ * (I4) The tree (nodes/names/dirents, and aux) is a pure function of the OK
+ *      records of "files" and of "keys": it is rebuilt (or updated in
+ *      place, I11) in the same write transaction as any change to "files",
+ *      so a reader never sees one without the other. The reports it keeps
+ *      in meta ("dups", "novolume", "anon_excluded") are TSV lines sorted
+ *      bytewise.
  * (I5) One writer. Before the mount, the update holds an exclusive flock
  *      on the index directory's "lock" file; the mount then holds it shared
  *      and only the mount's live thread (live.c) writes, one write
@@ -71,6 +77,28 @@
  *      write transaction; the last FEED_KEEP (100,000) lines are kept. The
  *      first build of an index writes none (a consumer starts with a full
  *      sync); a rebuild of the index (I7) restarts the feed at 1.
+ * (I11) Updates in place (tree.c tree_update): a live batch (I9) on a valid
+ *      tree rewrites only what its changed records show, with the same
+ *      result as a rebuild (I4; tests/mount_live.sh compares the two).
+ *      Groups: patients/ and anon/ children are patients (key 'P'/'A' +
+ *      patient key), uids/ children studies ('u' + StudyInstanceUID);
+ *      everything below a group's directory depends on its records only.
+ *      Touched: the SOP UIDs S of the changed records (before and after),
+ *      the patients P and studies U of those records and of every record
+ *      of a UID in S (aux 's': a duplicate's winner may change, tree.c
+ *      dedup_sop). Their old subtrees (found from "keys" and walked) name
+ *      the rest of the records they need (any other record keeps its win
+ *      or loss); they are deleted and written again, so ids stay (I2).
+ *      The listing of a top is redone from aux 't' (the names before
+ *      sib_finish, the uids their suffixes come from, each child's
+ *      aggregate and counts): the names made unique again and the nodes of
+ *      the children whose name may have changed (a base name that left or
+ *      joined) rewritten; the root and top nodes get the archive's
+ *      attributes (V2) from the patients' aggregates. Only patients/
+ *      (required), uids/ and anon/ depend on records; another view's
+ *      build must not, or the update rebuilds whole. The directories
+ *      rewritten are named to the mount (index_live_ops.entry for their
+ *      names only). DICOMFS_TREE_FULL=1 rebuilds whole (benchmarks).
  *
  * Layers (include and call graph, no circle; tests/index_layers.sh checks):
  *
@@ -125,6 +153,8 @@
  *      path; nodes of the files that are no instance of patients/); meta
  *      "tree_kinds" (the kinds the tree lists, -o files); SOP Instance UID
  *      conflicts are shown (tree.c: dedup_sop), "dups" lists them too.
+ *  12  the "aux" DB (I11: the tops' children, the SOP UID index) for
+ *      updates of the tree in place; meta reports sorted by line.
  *
  * Errors: 0 or negative errno / DFS_* (error.h).
  * Threading: index_open/update/close_env/reopen on one thread, before the
@@ -137,7 +167,7 @@
 #include <sys/types.h>
 #include "source.h"
 
-#define INDEX_FORMAT "dicomfs-index 11"
+#define INDEX_FORMAT "dicomfs-index 12"
 
 /*
  * File kinds. The numbers are part of the inode scheme (above), hence of

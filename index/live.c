@@ -13,9 +13,10 @@
  *   dropped; "" (everything) swallows the rest.
  * - What changed for the kernel: the "names" DB of the snapshot before
  *   the batch and of the one after are merged (both sorted): every name
- *   added, removed or re-pointed is reported (index_live_ops.entry). It
- *   is one pass over both; the tree itself is rebuilt whole (tree_build),
- *   which README's benchmark measures.
+ *   added, removed or re-pointed is reported (index_live_ops.entry). The
+ *   tree is updated in place (tree_update, I11), which names the
+ *   directories it rewrote: only their names are merged; a tree rebuilt
+ *   whole is merged whole.
  * - The parser pool (worker.h) stays between batches: no process start
  *   per arrival.
  */
@@ -149,12 +150,21 @@ static void roots_normalize(char **v, size_t *n)
 	*n = w;
 }
 
-/* every name that differs between the snapshots old and new */
-static int names_diff(struct live *L, MDB_txn *old, MDB_txn *new)
+/* the cursor's entry is of directory pfx (8 bytes; NULL: any) */
+static int in_dir(int rc, const MDB_val *k, const unsigned char *pfx)
+{
+	return rc == 0 && (!pfx || (k->mv_size >= 8 && memcmp(k->mv_data, pfx, 8) == 0));
+}
+
+/* every name that differs between the snapshots old and new, in
+ * directory dir (all: in every directory) */
+static int names_diff(struct live *L, MDB_txn *old, MDB_txn *new, int all, uint64_t dir)
 {
 	struct index *ix = L->ix;
 	MDB_cursor *co, *cn;
 	MDB_val ko, vo, kn, vn;
+	unsigned char kb[8], *pfx = all ? NULL : kb;
+	be64_put(kb, dir);
 	int rc = mdb_cursor_open(old, ix->names, &co);
 	if (rc)
 		return dfs_from_mdb(rc);
@@ -163,8 +173,14 @@ static int names_diff(struct live *L, MDB_txn *old, MDB_txn *new)
 		mdb_cursor_close(co);
 		return dfs_from_mdb(rc);
 	}
-	int ro = mdb_cursor_get(co, &ko, &vo, MDB_FIRST);
-	int rn = mdb_cursor_get(cn, &kn, &vn, MDB_FIRST);
+	ko.mv_size = kn.mv_size = 8;
+	ko.mv_data = kn.mv_data = kb;
+	int ro = mdb_cursor_get(co, &ko, &vo, all ? MDB_FIRST : MDB_SET_RANGE);
+	int rn = mdb_cursor_get(cn, &kn, &vn, all ? MDB_FIRST : MDB_SET_RANGE);
+	if (ro == 0 && !in_dir(ro, &ko, pfx))
+		ro = MDB_NOTFOUND;
+	if (rn == 0 && !in_dir(rn, &kn, pfx))
+		rn = MDB_NOTFOUND;
 	while (ro == 0 || rn == 0) {
 		int c = ro ? 1 : rn ? -1 : source_key_cmp(ko.mv_data, ko.mv_size, kn.mv_data,
 							 kn.mv_size);
@@ -177,10 +193,12 @@ static int names_diff(struct live *L, MDB_txn *old, MDB_txn *new)
 		if (a != b && k->mv_size >= 8 && L->ops.entry)
 			L->ops.entry(L->ops.ctx, be64_get(k->mv_data),
 				     (const char *)k->mv_data + 8, k->mv_size - 8, a, b);
-		if (c <= 0)
-			ro = mdb_cursor_get(co, &ko, &vo, MDB_NEXT);
-		if (c >= 0)
-			rn = mdb_cursor_get(cn, &kn, &vn, MDB_NEXT);
+		if (c <= 0 && (ro = mdb_cursor_get(co, &ko, &vo, MDB_NEXT)) == 0 &&
+		    !in_dir(ro, &ko, pfx))
+			ro = MDB_NOTFOUND;
+		if (c >= 0 && (rn = mdb_cursor_get(cn, &kn, &vn, MDB_NEXT)) == 0 &&
+		    !in_dir(rn, &kn, pfx))
+			rn = MDB_NOTFOUND;
 	}
 	mdb_cursor_close(co);
 	mdb_cursor_close(cn);
@@ -204,7 +222,12 @@ static void apply(struct live *L, char **roots, size_t n)
 	} else if (sc.changed) {
 		L->generation++;
 		if (old && mdb_txn_begin(ix->env, NULL, MDB_RDONLY, &new) == 0) {
-			if (names_diff(L, old, new))
+			/* I11: an update in place names the directories it
+			 * rewrote; a rebuild is compared whole */
+			int drc = sc.tree_full ? names_diff(L, old, new, 1, 0) : 0;
+			for (size_t i = 0; !sc.tree_full && i < sc.touched.n && !drc; i++)
+				drc = names_diff(L, old, new, 0, sc.touched.v[i]);
+			if (drc)
 				dfs_log("live update: cannot compare the trees; the kernel's caches may lag until their timeout");
 			mdb_txn_abort(new);
 		}
@@ -225,6 +248,7 @@ static void apply(struct live *L, char **roots, size_t n)
 	if (old)
 		mdb_txn_abort(old);
 	free(sc.updated);
+	free(sc.touched.v);
 }
 
 static void wait_until(struct live *L, int64_t when_ns)

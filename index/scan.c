@@ -900,6 +900,18 @@ static int push_id(struct scan_scope *sc, uint64_t id)
 	return 0;
 }
 
+/* tree_update's counts of the records a live update replaces (I11) */
+static void old_status(const void *rec, size_t len, struct tree_changes *tcs)
+{
+	struct rec_head h;
+	if (rec_head_get(rec, len, &h))
+		return;
+	if (h.status == REC_SKIPPED)
+		tcs->old_skipped++;
+	else if (h.status != REC_OK)
+		tcs->old_errors++;
+}
+
 int scan_update(struct index *ix, struct scan_scope *sc, char *msg, size_t msglen)
 {
 	struct source_list *lists = NULL;
@@ -914,6 +926,7 @@ int scan_update(struct index *ix, struct scan_scope *sc, char *msg, size_t msgle
 	uint64_t next_id = ID_FIRST, tree_valid = 0;
 	size_t ntodo = 0, removed = 0;
 	struct feed_batch fb = { 0 };
+	struct tree_changes tcs = { 0 };
 	double t0 = now_s();
 	int rc, feed = live;
 
@@ -1039,6 +1052,7 @@ int scan_update(struct index *ix, struct scan_scope *sc, char *msg, size_t msgle
 				if (feed && (rc = feed_note(&fb, k.mv_data, k.mv_size, d.mv_data,
 							    d.mv_size)))
 					goto abort;
+				old_status(d.mv_data, d.mv_size, &tcs);
 				rc = dfs_from_mdb(mdb_cursor_del(cur, 0));
 				if (rc)
 					goto abort;
@@ -1063,6 +1077,7 @@ int scan_update(struct index *ix, struct scan_scope *sc, char *msg, size_t msgle
 					if (feed && (rc = feed_note(&fb, cd->rel, cd->rel_len, d.mv_data,
 								    d.mv_size)))
 						goto abort;
+					old_status(d.mv_data, d.mv_size, &tcs);
 					if (sc && keep && (rc = push_id(sc, h.id)))
 						goto abort;
 					todo[ntodo] = cd;
@@ -1211,7 +1226,24 @@ join:
 	if (ntodo || removed || !tree_valid) {
 		if (feed && (rc = feed_before_tree(ix, txn, &fb)))
 			goto abort;
-		rc = tree_build(ix, txn, &next_id);
+		if (live && tree_valid) {
+			/* I11: only what the changed records show */
+			struct tree_change *tc = calloc(fb.n ? fb.n : 1, sizeof(*tc));
+			rc = tc ? 0 : -ENOMEM;
+			for (size_t i = 0; i < fb.n && !rc; i++)
+				tc[i] = (struct tree_change){ fb.v[i].rel, fb.v[i].rl, fb.v[i].old,
+							      fb.v[i].oldlen };
+			tcs.v = tc;
+			tcs.n = fb.n;
+			if (!rc)
+				rc = tree_update(ix, txn, &next_id, &tcs, &sc->touched,
+						 &sc->tree_full);
+			free(tc);
+		} else {
+			if (sc)
+				sc->tree_full = 1;
+			rc = tree_build(ix, txn, &next_id);
+		}
 		if (rc)
 			goto abort;
 		if (feed && (rc = feed_after_tree(ix, txn, &fb)))

@@ -270,7 +270,8 @@ static int walk_dir(struct walk *wk, const char *rel, int depth)
 			goto free_names;
 		}
 	}
-	qsort(names, n, sizeof(*names), cmp_str);
+	if (n)   /* an empty directory: names may be NULL */
+		qsort(names, n, sizeof(*names), cmp_str);
 	for (size_t i = 0; i < n && !rc; i++) {
 		char path[PATH_MAX];
 		if (snprintf(path, sizeof(path), "%s%s%s", rel, rel[0] ? "/" : "",
@@ -340,7 +341,7 @@ static int local_walk_under(void *inst, const char *rel, size_t rel_len,
 	close(pfd);
 	free(wk.seen.dev);
 	free(wk.seen.ino);
-	if (!rc)
+	if (!rc && out->n)   /* (out->v is NULL when nothing is there) */
 		qsort(out->v, out->n, sizeof(*out->v), cmp_entry);
 	return rc;
 }

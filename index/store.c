@@ -341,7 +341,8 @@ static int env_open(struct index *ix, int rdonly)
 	    (rc = mdb_dbi_open(txn, "nodes", fl, &ix->nodes)) ||
 	    (rc = mdb_dbi_open(txn, "names", fl, &ix->names)) ||
 	    (rc = mdb_dbi_open(txn, "dirents", fl, &ix->dirents)) ||
-	    (rc = mdb_dbi_open(txn, "changes", fl, &ix->changes))) {
+	    (rc = mdb_dbi_open(txn, "changes", fl, &ix->changes)) ||
+	    (rc = mdb_dbi_open(txn, "aux", fl, &ix->aux))) {
 		mdb_txn_abort(txn);
 		goto close_env;
 	}
@@ -379,7 +380,7 @@ static int env_validate(struct index *ix)
 			dfs_log("index '%s' was built by another version or for another archive; rebuilding",
 				ix->path);
 		MDB_dbi all[] = { ix->meta, ix->files, ix->keys, ix->nodes,
-				  ix->names, ix->dirents, ix->changes };
+				  ix->names, ix->dirents, ix->changes, ix->aux };
 		for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
 			rc = mdb_drop(txn, all[i], 0);
 			if (rc)

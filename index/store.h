@@ -40,6 +40,7 @@ struct index {
 	int private_index;            /* path is a private one: removed at exit */
 	MDB_dbi meta, files, keys, nodes, names, dirents;
 	MDB_dbi changes;              /* the change feed (feed.c, I9) */
+	MDB_dbi aux;                  /* the tree's bookkeeping (tree.c, I11) */
 	struct deid_key anon_key;     /* anon/'s key (view_anon.c) */
 
 	/* Opened by index_open / index_reopen, closed by index_close_env (I8),

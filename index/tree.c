@@ -14,6 +14,9 @@
  * - Directory attributes: mtime = newest file below; mode = 0555 limited to
  *   the read bits present on some source below (r implies x); owner and
  *   group = those of the sources when they all agree, else root.
+ * - Updates in place (tree_update, index.h I11): a live batch rewrites
+ *   the subtrees of the patients and studies its records touch and the
+ *   listings of the tops, from what "aux" keeps of the tops' children.
  * - The views are data: each directory level is a struct level (its key in
  *   "keys", its level files, how its children are grouped and named), and
  *   one fill() / put_listing() writes every level of patients/ and uids/.
@@ -162,13 +165,15 @@ static int cmp_kv(const void *a, const void *b)
 	return c ? c : (x->kl < y->kl ? -1 : x->kl > y->kl);
 }
 
-static int stage_flush(struct stage *st, MDB_txn *txn, MDB_dbi dbi)
+/* flags: MDB_APPEND into an emptied DB (a full build), 0 (an update) */
+static int stage_flush(struct stage *st, MDB_txn *txn, MDB_dbi dbi, unsigned flags)
 {
 	int rc = 0;
-	qsort(st->v, st->n, sizeof(*st->v), cmp_kv);
+	if (st->n)
+		qsort(st->v, st->n, sizeof(*st->v), cmp_kv);
 	for (size_t i = 0; i < st->n && !rc; i++) {
 		MDB_val k = { st->v[i].kl, st->v[i].k }, d = { st->v[i].vl, st->v[i].v };
-		rc = dfs_from_mdb(mdb_put(txn, dbi, &k, &d, MDB_APPEND));
+		rc = dfs_from_mdb(mdb_put(txn, dbi, &k, &d, flags));
 	}
 	return rc;
 }
@@ -185,8 +190,20 @@ static void stage_release(struct stage *st)
 	st->n = st->cap = 0;
 }
 
+static int u64_push(struct id_list *a, uint64_t x)
+{
+	uint64_t *nv = grow(a->v, a->n, &a->cap, sizeof(*nv), 64);
+	if (!nv)
+		return -ENOMEM;
+	a->v = nv;
+	a->v[a->n++] = x;
+	return 0;
+}
+
 struct build {
 	struct stage nodes, names, dirents;
+	struct stage aux;      /* I11: top-level siblings, SOP UID index */
+	struct id_list *touched;  /* tree_update: the directories listed */
 	struct index *ix;
 	MDB_txn *txn;
 	uint64_t *next_id;
@@ -354,6 +371,9 @@ static int put_dirent(struct build *b, uint64_t parent, uint32_t seq,
 {
 	size_t nl = strlen(name);
 	unsigned char kb[12], nk[8 + NAME_BUF];
+	if (b->touched && (!b->touched->n || b->touched->v[b->touched->n - 1] != parent) &&
+	    u64_push(b->touched, parent))
+		return -ENOMEM;
 	be64_put(kb, parent);
 	be32_put(kb + 8, seq);
 	int rc = stage_put(&b->dirents, kb, 12, &ino, 8, name, nl, NULL, 0);
@@ -387,6 +407,26 @@ struct level {
 
 static int fill(struct build *b, const struct level *lv, const size_t *ord,
 		uint64_t id, size_t a, size_t e, struct agg *out);
+
+/* The id of key letter + part in "keys" (I2), not allocated: 0, 1 when
+ * there is none, or an error. */
+static int key_find(struct build *b, char letter, struct str part, uint64_t *id)
+{
+	char *kb = malloc(part.l + 1);
+	if (!kb)
+		return -ENOMEM;
+	kb[0] = letter;
+	memcpy(kb + 1, part.s, part.l);
+	MDB_val k = { part.l + 1, kb }, d;
+	int rc = mdb_get(b->txn, b->ix->keys, &k, &d);
+	free(kb);
+	if (rc == MDB_NOTFOUND || (rc == 0 && d.mv_size != 8))
+		return 1;
+	if (rc)
+		return dfs_from_mdb(rc);
+	memcpy(id, d.mv_data, 8);
+	return 0;
+}
 
 /* Persistent id of the directory of level lv whose first instance is in. */
 static int key_id(struct build *b, const struct level *lv, const struct inst *in,
@@ -468,33 +508,128 @@ static int put_level_files(struct build *b, uint64_t id,
 	return n;
 }
 
+/* A child directory as its parent lists it: what child_fill found below
+ * it. Stored as is for the children of the hierarchy tops (I11). */
+struct child {
+	uint64_t id, src[2], nchildren, ninst, nstudies, nseries;
+	int64_t mtime;
+	uint32_t rbits, uid, gid, nsub;
+	uint8_t uid_mixed, gid_mixed, any, pad;
+	uint16_t base_len, uid_len;   /* I11: then the base name, the uid */
+	uint32_t pad2;
+};
+
+static void child_agg(const struct child *c, struct agg *g)
+{
+	g->mtime = c->mtime;
+	g->rbits = c->rbits;
+	g->uid = c->uid;
+	g->gid = c->gid;
+	g->uid_mixed = c->uid_mixed;
+	g->gid_mixed = c->gid_mixed;
+	g->any = c->any;
+}
+
+/* The id and contents of child directory s (level lv, the run s->a ..
+ * s->b of ord); *c filled, its aggregate merged into out. */
+static int child_fill(struct build *b, const struct level *lv, const size_t *ord,
+		      const struct sib *s, struct child *c, struct agg *out)
+{
+	struct agg g = { 0 };
+	uint64_t st0 = b->studies, se0 = b->series;
+	memset(c, 0, sizeof(*c));
+	int rc = key_id(b, lv, inst_at(b, ord, s->a), &c->id);
+	int nsub = rc ? rc : fill(b, lv, ord, c->id, s->a, s->b, &g);
+	agg_merge(out, &g);
+	if (nsub < 0)
+		return nsub;
+	c->src[0] = s->src[0];
+	c->src[1] = s->src[1];
+	c->nsub = (uint32_t)nsub;
+	c->nchildren = lv->type == NODE_SERIES ? s->b - s->a : (uint64_t)nsub;
+	c->ninst = s->b - s->a;
+	c->nstudies = b->studies - st0;
+	c->nseries = b->series - se0;
+	c->mtime = g.mtime;
+	c->rbits = g.rbits;
+	c->uid = g.uid;
+	c->gid = g.gid;
+	c->uid_mixed = (uint8_t)g.uid_mixed;
+	c->gid_mixed = (uint8_t)g.gid_mixed;
+	c->any = (uint8_t)g.any;
+	return 0;
+}
+
+/* the node of child c (of level type `type`) named name in dir_id */
+static int child_node(struct build *b, uint8_t type, uint64_t dir_id,
+		      const struct child *c, const char *name)
+{
+	struct agg g;
+	child_agg(c, &g);
+	return put_node(b, c->id, type, dir_id, name, &g, 2 + c->nsub, c->nchildren, NULL,
+			c->src);
+}
+
+static int is_top(uint64_t id)
+{
+	return id == ID_PATIENTS || id == ID_UIDS || id == ID_ANON;
+}
+
+/* I11: child c of hierarchy top `top`, its name before sib_finish (base)
+ * and the uid its suffix would come from */
+static int aux_put_child(struct build *b, uint64_t top, struct child *c,
+			 const char *base, struct str uid)
+{
+	unsigned char k[17];
+	k[0] = 't';
+	be64_put(k + 1, top);
+	be64_put(k + 9, c->id);
+	c->base_len = (uint16_t)strlen(base);
+	c->uid_len = (uint16_t)(uid.l < 0xffff ? uid.l : 0xffff);
+	return stage_put(&b->aux, k, sizeof(k), c, sizeof(*c), base, c->base_len, uid.s,
+			 c->uid_len);
+}
+
+static int cmp_sib_a(const void *x, const void *y)
+{
+	const struct sib *p = x, *q = y;
+	return p->a < q->a ? -1 : p->a > q->a;
+}
+
 /*
  * The listing of directory dir_id: its level files lf, then its child
  * directories s[0, n) of level lv (named, not yet made unique): for each,
- * its id, its contents, its node and its dirent. Returns 0 or an error.
+ * its id, its contents, its node and its dirent. The children of a
+ * hierarchy top are also kept in "aux" (I11). Returns 0 or an error.
  */
 static int put_listing(struct build *b, uint64_t dir_id, const struct level_file *lf,
 		       const struct level *lv, const size_t *ord, struct sib *s,
 		       size_t n, struct agg *out)
 {
+	struct sib *base = NULL;   /* the names before sib_finish, by run */
+	if (is_top(dir_id) && n) {
+		if (!(base = malloc(n * sizeof(*base))))
+			return -ENOMEM;
+		memcpy(base, s, n * sizeof(*base));
+		qsort(base, n, sizeof(*base), cmp_sib_a);
+	}
 	sib_finish(s, n, lf);
 	int rc = put_level_files(b, dir_id, lf, 0);
 	uint32_t seq = rc < 0 ? 0 : (uint32_t)rc;
 	rc = rc < 0 ? rc : 0;
 	for (size_t i = 0; i < n && !rc; i++) {
-		struct agg g = { 0 };
-		uint64_t id;
-		rc = key_id(b, lv, inst_at(b, ord, s[i].a), &id);
-		int nsub = rc ? rc : fill(b, lv, ord, id, s[i].a, s[i].b, &g);
-		rc = nsub < 0 ? nsub : 0;
-		uint64_t nchildren = lv->type == NODE_SERIES ? s[i].b - s[i].a : (uint64_t)nsub;
+		struct child c;
+		rc = child_fill(b, lv, ord, &s[i], &c, out);
 		if (!rc)
-			rc = put_node(b, id, lv->type, dir_id, s[i].name, &g,
-				      2 + (uint32_t)nsub, nchildren, NULL, s[i].src);
+			rc = child_node(b, lv->type, dir_id, &c, s[i].name);
 		if (!rc)
-			rc = put_dirent(b, dir_id, seq++, ino_make(id, KIND_DIR), s[i].name);
-		agg_merge(out, &g);
+			rc = put_dirent(b, dir_id, seq++, ino_make(c.id, KIND_DIR), s[i].name);
+		if (!rc && base) {
+			const struct sib *o = bsearch(&s[i], base, n, sizeof(*base), cmp_sib_a);
+			rc = o ? aux_put_child(b, dir_id, &c, o->name, o->uid) : -EIO;
+		}
 	}
+	free(base);
 	return rc;
 }
 
@@ -924,6 +1059,73 @@ static int do_anon(struct build *b, struct agg *out)
 	return rc;
 }
 
+/* in: the record d (source path k), copied, its name fields parsed.
+ * 0 or -ENOMEM (in is then empty). */
+static int inst_load(struct inst *in, const MDB_val *k, const MDB_val *d,
+		     const struct rec_head *h)
+{
+	memset(in, 0, sizeof(*in));
+	in->rec = malloc(d->mv_size + k->mv_size);
+	if (!in->rec)
+		return -ENOMEM;
+	memcpy(in->rec, d->mv_data, d->mv_size);
+	memcpy((char *)in->rec + d->mv_size, k->mv_data, k->mv_size);
+	in->rec_len = d->mv_size;
+	in->h = *h;
+	in->rel.s = (char *)in->rec + d->mv_size;
+	in->rel.l = k->mv_size;
+	/* one pass over the attributes */
+	size_t pos = 0, l;
+	uint32_t tag;
+	char vr[2];
+	const char *v;
+	struct str none = { "", 0 };
+	in->pname = in->pid = in->study = in->sdate = in->sdesc = in->acc = none;
+	in->series = in->snum = in->modality = in->sedesc = in->sop = in->inum = none;
+	while (rec_next(in->rec, in->rec_len, &pos, &tag, vr, &v, &l)) {
+		struct str x = { v, l };
+		switch (tag) {
+		case TAG_PATIENT_NAME: in->pname = x; break;
+		case TAG_PATIENT_ID: in->pid = x; break;
+		case TAG_STUDY_INSTANCE_UID: in->study = x; break;
+		case TAG_STUDY_DATE: in->sdate = x; break;
+		case TAG_STUDY_DESCRIPTION: in->sdesc = x; break;
+		case TAG_ACCESSION_NUMBER: in->acc = x; break;
+		case TAG_SERIES_INSTANCE_UID: in->series = x; break;
+		case TAG_SERIES_NUMBER: in->snum = x; break;
+		case TAG_MODALITY: in->modality = x; break;
+		case TAG_SERIES_DESCRIPTION: in->sedesc = x; break;
+		case TAG_SOP_INSTANCE_UID: in->sop = x; break;
+		case TAG_INSTANCE_NUMBER: in->inum = x; break;
+		}
+	}
+	if (in->pid.l) {
+		in->pkey = in->pid;
+	} else {
+		/* no PatientID: group by name, in a separate key space */
+		in->pkey_buf = malloc(in->pname.l + 2);
+		if (!in->pkey_buf) {
+			free(in->rec);
+			memset(in, 0, sizeof(*in));
+			return -ENOMEM;
+		}
+		in->pkey_buf[0] = 0;
+		in->pkey_buf[1] = 'N';
+		memcpy(in->pkey_buf + 2, in->pname.s, in->pname.l);
+		in->pkey.s = in->pkey_buf;
+		in->pkey.l = in->pname.l + 2;
+	}
+	return 0;
+}
+
+static void inst_free(struct inst *in)
+{
+	free(in->rec);
+	free(in->pkey_buf);
+	free(in->sop_buf);
+	free(in->an);
+}
+
 static int load(struct build *b, uint64_t *skipped, uint64_t *errors)
 {
 	MDB_cursor *c;
@@ -946,66 +1148,11 @@ static int load(struct build *b, uint64_t *skipped, uint64_t *errors)
 			continue;
 		}
 		struct inst *nv = grow(b->v, b->n, &cap, sizeof(*nv), 1024);
-		if (!nv) {
+		if (nv)
+			b->v = nv;
+		if (!nv || inst_load(&nv[b->n], &k, &d, &h)) {
 			rc = ENOMEM;
 			break;
-		}
-		b->v = nv;
-		struct inst *in = &b->v[b->n];
-		memset(in, 0, sizeof(*in));
-		in->rec = malloc(d.mv_size + k.mv_size);
-		if (!in->rec) {
-			rc = ENOMEM;
-			break;
-		}
-		memcpy(in->rec, d.mv_data, d.mv_size);
-		memcpy((char *)in->rec + d.mv_size, k.mv_data, k.mv_size);
-		in->rec_len = d.mv_size;
-		in->h = h;
-		in->rel.s = (char *)in->rec + d.mv_size;
-		in->rel.l = k.mv_size;
-		/* one pass over the attributes */
-		{
-			size_t pos = 0, l;
-			uint32_t tag;
-			char vr[2];
-			const char *v;
-			struct str none = { "", 0 };
-			in->pname = in->pid = in->study = in->sdate = in->sdesc = in->acc = none;
-			in->series = in->snum = in->modality = in->sedesc = in->sop = in->inum = none;
-			while (rec_next(in->rec, in->rec_len, &pos, &tag, vr, &v, &l)) {
-				struct str x = { v, l };
-				switch (tag) {
-				case TAG_PATIENT_NAME: in->pname = x; break;
-				case TAG_PATIENT_ID: in->pid = x; break;
-				case TAG_STUDY_INSTANCE_UID: in->study = x; break;
-				case TAG_STUDY_DATE: in->sdate = x; break;
-				case TAG_STUDY_DESCRIPTION: in->sdesc = x; break;
-				case TAG_ACCESSION_NUMBER: in->acc = x; break;
-				case TAG_SERIES_INSTANCE_UID: in->series = x; break;
-				case TAG_SERIES_NUMBER: in->snum = x; break;
-				case TAG_MODALITY: in->modality = x; break;
-				case TAG_SERIES_DESCRIPTION: in->sedesc = x; break;
-				case TAG_SOP_INSTANCE_UID: in->sop = x; break;
-				case TAG_INSTANCE_NUMBER: in->inum = x; break;
-				}
-			}
-		}
-		if (in->pid.l) {
-			in->pkey = in->pid;
-		} else {
-			/* no PatientID: group by name, in a separate key space */
-			in->pkey_buf = malloc(in->pname.l + 2);
-			if (!in->pkey_buf) {
-				free(in->rec);
-				rc = ENOMEM;
-				break;
-			}
-			in->pkey_buf[0] = 0;
-			in->pkey_buf[1] = 'N';
-			memcpy(in->pkey_buf + 2, in->pname.s, in->pname.l);
-			in->pkey.s = in->pkey_buf;
-			in->pkey.l = in->pname.l + 2;
 		}
 		b->n++;
 	}
@@ -1126,7 +1273,10 @@ static int cmp_ranked(const void *a, const void *b)
 
 /*
  * The copies of each SOP Instance UID among b->v (b->n updated; "dups"
- * TSV lines into dups, hidden copies counted in *ndup). Rules:
+ * TSV lines into dups, hidden copies counted in *ndup). The one place of
+ * this policy: tree_update calls it on its subset too, which holds every
+ * record of an SOP UID it touches and every copy of a shown conflict
+ * (I11). Rules:
  * - Preference: the wholest copy first (copy_whole), then the smallest
  *   source path.
  * - A copy that is the same instance as a preferred one (same_copy: same
@@ -1182,8 +1332,7 @@ static int dedup_sop(struct build *b, struct strbuf *dups, uint64_t *ndup)
 					 "duplicate of SOP Instance UID %.*s (served from %.*s)",
 					 (int)in->sop.l, in->sop.s, (int)same->rel.l, same->rel.s);
 				strbuf_add_tsv2(dups, path, why);
-				free(in->rec);
-				free(in->pkey_buf);
+				inst_free(in);
 				(*ndup)++;
 				continue;
 			}
@@ -1223,6 +1372,82 @@ static int dedup_sop(struct build *b, struct strbuf *dups, uint64_t *ndup)
 	}
 	b->n = w;
 	return 0;
+}
+
+/* I11: the SOP UID index's key of in ('s' + SOP UID + NUL + path) in *kb
+ * (malloc()ed); its length, or 0 when out of memory */
+static size_t sop_key(const struct inst *in, unsigned char **kb)
+{
+	size_t l = 2 + in->sop.l + in->rel.l;
+	if (!(*kb = malloc(l)))
+		return 0;
+	(*kb)[0] = 's';
+	memcpy(*kb + 1, in->sop.s, in->sop.l);
+	(*kb)[1 + in->sop.l] = 0;
+	memcpy(*kb + 2 + in->sop.l, in->rel.s, in->rel.l);
+	return l;
+}
+
+static int cmp_line(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/*
+ * Store TSV text (lines ending in '\n') under meta key: the lines of old
+ * (oldlen bytes) drop() does not say yes to (drop NULL: all), plus those
+ * of add, sorted bytewise (I11: the order a full build and an update
+ * agree on).
+ */
+static int tsv_store(MDB_txn *txn, MDB_dbi meta, const char *key, const char *old,
+		     size_t oldlen, int (*drop)(void *ctx, const char *line, size_t len),
+		     void *ctx, const struct strbuf *add, uint64_t *nlines)
+{
+	struct strbuf all = STRBUF_INIT, out = STRBUF_INIT;
+	char **lines = NULL;
+	size_t n = 0, cap = 0;
+	int rc = 0;
+	for (size_t p = 0; p < oldlen;) {
+		const char *nl = memchr(old + p, '\n', oldlen - p);
+		size_t e = nl ? (size_t)(nl - old) + 1 : oldlen;
+		if (!drop || !drop(ctx, old + p, e - p))
+			strbuf_add(&all, old + p, e - p);
+		p = e;
+	}
+	strbuf_add(&all, strbuf_str(add), add->len);
+	if (strbuf_error(&all)) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (char *p = all.buf, *end = all.buf + all.len; p && p < end;) {
+		char *nl = memchr(p, '\n', (size_t)(end - p));
+		char **nv = grow(lines, n, &cap, sizeof(*nv), 64);
+		if (!nv) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		lines = nv;
+		lines[n++] = p;
+		if (nl)
+			*nl = 0;
+		p = nl ? nl + 1 : end;
+	}
+	if (n)
+		qsort(lines, n, sizeof(*lines), cmp_line);
+	if (nlines)
+		*nlines = n;
+	for (size_t i = 0; i < n; i++) {
+		strbuf_addstr(&out, lines[i]);
+		strbuf_addch(&out, '\n');
+	}
+	rc = strbuf_error(&out);
+	if (!rc)
+		rc = meta_put_str(txn, meta, key, strbuf_str(&out), out.len);
+out:
+	free(lines);
+	strbuf_release(&all);
+	strbuf_release(&out);
+	return rc;
 }
 
 /* ---- the root and the views (view.h) ---- */
@@ -1344,24 +1569,37 @@ int tree_build(struct index *ix, MDB_txn *txn, uint64_t *next_id)
 	rc = load(&b, &skipped, &errors);
 	if (rc)
 		goto free_insts;
+	if (b.n)
+		qsort(b.v, b.n, sizeof(*b.v), cmp_sop);
+	/* I11: every OK record in the SOP UID index, losers too */
+	for (size_t i = 0; i < b.n && !rc; i++) {
+		unsigned char *kb;
+		size_t kl = sop_key(&b.v[i], &kb);
+		rc = kl ? stage_put(&b.aux, kb, kl, NULL, 0, NULL, 0, NULL, 0) : -ENOMEM;
+		free(kb);
+	}
+	if (rc)
+		goto free_insts;
 	/* copies of a SOP Instance UID: duplicates hidden, conflicts shown */
 	if ((rc = dedup_sop(&b, &dups, &ndup)))
 		goto free_insts;
-	qsort(b.v, b.n, sizeof(*b.v), cmp_tree);
+	if (b.n)
+		qsort(b.v, b.n, sizeof(*b.v), cmp_tree);
 
-	MDB_dbi tree[] = { ix->nodes, ix->names, ix->dirents };
-	for (size_t i = 0; i < 3; i++)
+	MDB_dbi tree[] = { ix->nodes, ix->names, ix->dirents, ix->aux };
+	for (size_t i = 0; i < 4; i++)
 		if ((rc = dfs_from_mdb(mdb_drop(txn, tree[i], 0))))
 			goto free_insts;
 
 	archive_attrs(&b, &all);
 	if ((rc = build_views(&b, ix->opts.views, &all)))
 		goto free_insts;
-	if ((rc = stage_flush(&b.nodes, txn, ix->nodes)) ||
-	    (rc = stage_flush(&b.names, txn, ix->names)) ||
-	    (rc = stage_flush(&b.dirents, txn, ix->dirents)))
+	if ((rc = stage_flush(&b.nodes, txn, ix->nodes, MDB_APPEND)) ||
+	    (rc = stage_flush(&b.names, txn, ix->names, MDB_APPEND)) ||
+	    (rc = stage_flush(&b.dirents, txn, ix->dirents, MDB_APPEND)) ||
+	    (rc = stage_flush(&b.aux, txn, ix->aux, MDB_APPEND)))
 		goto free_insts;
-	if ((rc = meta_put_str(txn, ix->meta, "dups", strbuf_str(&dups), dups.len)) ||
+	if ((rc = tsv_store(txn, ix->meta, "dups", NULL, 0, NULL, NULL, &dups, NULL)) ||
 	    (rc = meta_put_u64(txn, ix->meta, "n_instances", b.n)) ||
 	    (rc = meta_put_u64(txn, ix->meta, "n_patients", b.patients)) ||
 	    (rc = meta_put_u64(txn, ix->meta, "n_studies", b.studies)) ||
@@ -1369,9 +1607,9 @@ int tree_build(struct index *ix, MDB_txn *txn, uint64_t *next_id)
 	    (rc = meta_put_u64(txn, ix->meta, "n_skipped", skipped)) ||
 	    (rc = meta_put_u64(txn, ix->meta, "n_errors", errors)) ||
 	    (rc = meta_put_u64(txn, ix->meta, "n_duplicates", ndup)) ||
-	    (rc = volreport_store(ix, txn, &b.novol)) ||
-	    (rc = meta_put_str(txn, ix->meta, "anon_excluded", strbuf_str(&b.anon_excluded),
-			       b.anon_excluded.len)))
+	    (rc = tsv_store(txn, ix->meta, "novolume", NULL, 0, NULL, NULL, &b.novol, NULL)) ||
+	    (rc = tsv_store(txn, ix->meta, "anon_excluded", NULL, 0, NULL, NULL,
+			    &b.anon_excluded, NULL)))
 		goto free_insts;
 	ix->stats.instances = b.n;
 	ix->stats.patients = b.patients;
@@ -1381,16 +1619,13 @@ int tree_build(struct index *ix, MDB_txn *txn, uint64_t *next_id)
 	ix->stats.errors = errors;
 	ix->stats.duplicates = ndup;
 free_insts:
-	for (size_t i = 0; i < b.n; i++) {
-		free(b.v[i].rec);
-		free(b.v[i].pkey_buf);
-		free(b.v[i].sop_buf);
-		free(b.v[i].an);
-	}
+	for (size_t i = 0; i < b.n; i++)
+		inst_free(&b.v[i]);
 	free(b.v);
 	stage_release(&b.nodes);
 	stage_release(&b.names);
 	stage_release(&b.dirents);
+	stage_release(&b.aux);
 	strbuf_release(&dups);
 	strbuf_release(&b.novol);
 	strbuf_release(&b.anon_excluded);
@@ -1398,6 +1633,10 @@ free_insts:
 }
 
 /* ---- sources/<relative path>: every source file (view_sources.c) ---- */
+
+static int del_prefix(MDB_txn *txn, MDB_dbi dbi, uint64_t id);
+static int del_key(MDB_txn *txn, MDB_dbi dbi, const void *kb, size_t kl);
+
 
 struct srcent {
 	char *rel;            /* the record's key (malloc()ed) */
@@ -1505,24 +1744,27 @@ static int src_fill(struct srcbuild *sb, uint64_t dir_id, size_t a, size_t e, si
 	return rc;
 }
 
-int tree_sources(struct tree_builder *tb, const struct view *v, struct view_top *top)
+/*
+ * sources/'s listing below ID_SOURCES (top: its counts). The files that
+ * have an instance node (patients/) share it; the others get one of their
+ * own (NODE_F_SOURCE). Which have one: b->v's (a full build), or, after
+ * an update's nodes are written (from_nodes), those whose id has a node
+ * in the transaction (I11).
+ */
+static int sources_fill(struct build *b, int from_nodes, struct view_top *top)
 {
-	struct build *b = tb->b;
 	struct srcbuild sb = { b, NULL, NULL, 0 };
-	size_t n = 0, cap = 0;
+	size_t n = 0, cap = 0, scap = 0;
 	MDB_cursor *c;
 	MDB_val k, d;
 	int rc;
-	if (v->id != ID_SOURCES)
-		return -EINVAL;
-	if (!(b->ix->opts.kinds & (1u << KIND_SOURCE)))
-		return 0;
-	sb.shown = malloc((b->n ? b->n : 1) * sizeof(uint64_t));
-	if (!sb.shown)
-		return -ENOMEM;
-	for (size_t i = 0; i < b->n; i++)
-		sb.shown[sb.nshown++] = b->v[i].h.id;
-	qsort(sb.shown, sb.nshown, sizeof(uint64_t), cmp_u64);
+	if (!from_nodes) {
+		sb.shown = malloc((b->n ? b->n : 1) * sizeof(uint64_t));
+		if (!sb.shown)
+			return -ENOMEM;
+		for (size_t i = 0; i < b->n; i++)
+			sb.shown[sb.nshown++] = b->v[i].h.id;
+	}
 	if ((rc = dfs_from_mdb(mdb_cursor_open(b->txn, b->ix->files, &c))))
 		goto out;
 	for (rc = mdb_cursor_get(c, &k, &d, MDB_FIRST); rc == 0;
@@ -1530,6 +1772,25 @@ int tree_sources(struct tree_builder *tb, const struct view *v, struct view_top 
 		struct rec_head h;
 		if (rec_head_get(d.mv_data, d.mv_size, &h) || !h.id || !k.mv_size)
 			continue;
+		if (from_nodes && h.status == REC_OK) {
+			unsigned char ib[8];
+			be64_put(ib, h.id);
+			MDB_val ik = { 8, ib }, id;
+			int g = mdb_get(b->txn, b->ix->nodes, &ik, &id);
+			if (g && g != MDB_NOTFOUND) {
+				rc = g;
+				break;
+			}
+			if (!g) {
+				uint64_t *ns = grow(sb.shown, sb.nshown, &scap, sizeof(*ns), 1024);
+				if (!ns) {
+					rc = ENOMEM;
+					break;
+				}
+				sb.shown = ns;
+				sb.shown[sb.nshown++] = h.id;
+			}
+		}
 		struct srcent *nv = grow(sb.v, n, &cap, sizeof(*nv), 1024);
 		if (!nv) {
 			rc = ENOMEM;
@@ -1547,6 +1808,8 @@ int tree_sources(struct tree_builder *tb, const struct view *v, struct view_top 
 	}
 	mdb_cursor_close(c);
 	rc = rc == MDB_NOTFOUND ? 0 : rc == ENOMEM ? -ENOMEM : dfs_from_mdb(rc);
+	if (!rc && sb.nshown)
+		qsort(sb.shown, sb.nshown, sizeof(uint64_t), cmp_u64);
 	if (!rc) {
 		struct agg g = { 0 };
 		uint32_t nsub = 0;
@@ -1562,5 +1825,1034 @@ out:
 		free(sb.v[i].rel);
 	free(sb.v);
 	free(sb.shown);
+	return rc;
+}
+
+int tree_sources(struct tree_builder *tb, const struct view *v, struct view_top *top)
+{
+	if (v->id != ID_SOURCES)
+		return -EINVAL;
+	if (!(tb->b->ix->opts.kinds & (1u << KIND_SOURCE)))
+		return 0;
+	return sources_fill(tb->b, 0, top);
+}
+
+/*
+ * I11 for sources/: the old listing of directory dir (ID_SOURCES or a
+ * folder below it) goes, with the nodes of its folders and of its files
+ * that are no instance of patients/ (NODE_F_SOURCE); the folders' ids go
+ * to touched (the kernel is told).
+ */
+static int sources_drop(struct build *b, uint64_t dir, struct id_list *touched)
+{
+	MDB_cursor *c;
+	unsigned char kb[8];
+	be64_put(kb, dir);
+	MDB_val k = { 8, kb }, d;
+	uint64_t *sub = NULL;
+	size_t nsub = 0, cap = 0;
+	int rc = dfs_from_mdb(mdb_cursor_open(b->txn, b->ix->dirents, &c)), m;
+	if (rc)
+		return rc;
+	for (m = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE);
+	     m == 0 && k.mv_size >= 8 && memcmp(k.mv_data, kb, 8) == 0;
+	     m = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+		uint64_t ino;
+		if (d.mv_size < 8)
+			continue;
+		memcpy(&ino, d.mv_data, 8);
+		if (ino_kind(ino) != KIND_DIR && ino_kind(ino) != KIND_SOURCE)
+			continue;
+		uint64_t *nv = grow(sub, nsub, &cap, sizeof(*nv), 64);
+		if (!nv) {
+			m = ENOMEM;
+			break;
+		}
+		sub = nv;
+		sub[nsub++] = ino;
+	}
+	mdb_cursor_close(c);
+	rc = m == 0 || m == MDB_NOTFOUND ? 0 : m == ENOMEM ? -ENOMEM : dfs_from_mdb(m);
+	for (size_t i = 0; i < nsub && !rc; i++) {
+		uint64_t id = ino_id(sub[i]);
+		unsigned char ib[8];
+		be64_put(ib, id);
+		if (ino_kind(sub[i]) == KIND_DIR) {
+			if (!(rc = sources_drop(b, id, touched)))
+				rc = del_key(b->txn, b->ix->nodes, ib, 8);
+			continue;
+		}
+		MDB_val nk = { 8, ib }, nd;
+		struct node_rec r;
+		int g = mdb_get(b->txn, b->ix->nodes, &nk, &nd);
+		if (g == 0 && nd.mv_size >= sizeof(r)) {
+			memcpy(&r, nd.mv_data, sizeof(r));
+			if (r.flags & NODE_F_SOURCE)
+				rc = del_key(b->txn, b->ix->nodes, ib, 8);
+		} else if (g && g != MDB_NOTFOUND) {
+			rc = dfs_from_mdb(g);
+		}
+	}
+	free(sub);
+	if (!rc && !(rc = del_prefix(b->txn, b->ix->dirents, dir)))
+		rc = del_prefix(b->txn, b->ix->names, dir);
+	if (!rc && dir != ID_SOURCES)
+		rc = u64_push(touched, dir);
+	return rc;
+}
+
+/*
+ * I11: after an update's nodes are written, sources/ is listed anew
+ * (whole: a cursor over "files", a node lookup and a dirent per file) and
+ * its top node gets its counts and the archive's attributes all.
+ */
+static int sources_update(struct build *b, const struct view *v, const struct agg *all,
+			  struct id_list *touched)
+{
+	struct view_top top = { 0, 0 };
+	int rc;
+	if (!(b->ix->opts.kinds & (1u << KIND_SOURCE)))
+		return 0;
+	if ((rc = sources_drop(b, ID_SOURCES, touched)) ||
+	    (rc = sources_fill(b, 1, &top)))
+		return rc;
+	b->flags = 0;
+	if ((rc = put_node(b, ID_SOURCES, NODE_TOP, ID_ROOT, v->name, all, 2 + top.nsubdirs,
+			   top.nentries, NULL, NULL)))
+		return rc;
+	return u64_push(touched, ID_SOURCES);
+}
+
+/* ---- the incremental update (I11) ---- */
+
+/* strings that point into records kept for the whole update */
+struct strset {
+	struct str *v;
+	size_t n, cap;
+};
+
+static int set_add(struct strset *s, struct str x)
+{
+	struct str *nv = grow(s->v, s->n, &s->cap, sizeof(*nv), 64);
+	if (!nv)
+		return -ENOMEM;
+	s->v = nv;
+	s->v[s->n++] = x;
+	return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return str_cmp(*(const struct str *)a, *(const struct str *)b);
+}
+
+static void set_finish(struct strset *s)
+{
+	size_t w = 0;
+	if (s->n)
+		qsort(s->v, s->n, sizeof(*s->v), cmp_str);
+	for (size_t i = 0; i < s->n; i++)
+		if (!w || str_cmp(s->v[w - 1], s->v[i]))
+			s->v[w++] = s->v[i];
+	s->n = w;
+}
+
+static int set_has(const struct strset *s, struct str x)
+{
+	return s->n && bsearch(&x, s->v, s->n, sizeof(*s->v), cmp_str) != NULL;
+}
+
+static int cmp_u64v(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static void ids_finish(struct id_list *l)
+{
+	size_t w = 0;
+	if (l->n)
+		qsort(l->v, l->n, sizeof(*l->v), cmp_u64v);
+	for (size_t i = 0; i < l->n; i++)
+		if (!w || l->v[w - 1] != l->v[i])
+			l->v[w++] = l->v[i];
+	l->n = w;
+}
+
+static int ids_has(const struct id_list *l, uint64_t x)
+{
+	return l->n && bsearch(&x, l->v, l->n, sizeof(*l->v), cmp_u64v) != NULL;
+}
+
+/* An update's working set. */
+struct upd {
+	struct build b;           /* b.v: the records loaded (L) */
+	size_t cap;
+	struct inst *keep;        /* records only their strings are needed of */
+	size_t nkeep, ckeep;
+	struct strset P, U, S;    /* patient keys, study UIDs, SOP UIDs touched */
+	struct id_list dirs_old, series_old, inst_old, ids_top[3];
+	char **hot[3];            /* base names leaving or joining a top */
+	size_t nhot[3], chot[3];
+	char **drop_paths;        /* TSV-clean paths whose lines are redone */
+	size_t ndrop, cdrop;
+	char **drop_dups;
+	size_t nddup, cddup;
+	uint64_t ninst;           /* patients/'s instances (top_listing) */
+};
+
+static int keep_add(struct upd *u, const MDB_val *k, const MDB_val *d,
+		    const struct rec_head *h, struct inst **out)
+{
+	struct inst *nv = grow(u->keep, u->nkeep, &u->ckeep, sizeof(*nv), 64);
+	if (!nv)
+		return -ENOMEM;
+	u->keep = nv;
+	int rc = inst_load(&nv[u->nkeep], k, d, h);
+	if (rc)
+		return rc;
+	*out = &nv[u->nkeep++];
+	return 0;
+}
+
+static int load_add(struct upd *u, const MDB_val *k, const MDB_val *d,
+		    const struct rec_head *h, struct inst **out)
+{
+	struct inst *nv = grow(u->b.v, u->b.n, &u->cap, sizeof(*nv), 256);
+	if (!nv)
+		return -ENOMEM;
+	u->b.v = nv;
+	int rc = inst_load(&nv[u->b.n], k, d, h);
+	if (rc)
+		return rc;
+	if (out)
+		*out = &nv[u->b.n];
+	u->b.n++;
+	return 0;
+}
+
+/* the OK record of path k in "files" now: 0 (*h), 1 none / not OK */
+static int files_get(struct upd *u, MDB_val *k, MDB_val *d, struct rec_head *h)
+{
+	int rc = mdb_get(u->b.txn, u->b.ix->files, k, d);
+	if (rc == MDB_NOTFOUND)
+		return 1;
+	if (rc)
+		return dfs_from_mdb(rc);
+	return rec_head_get(d->mv_data, d->mv_size, h) || h->status != REC_OK ? 1 : 0;
+}
+
+static int strv_add(char ***v, size_t *n, size_t *cap, const char *s, size_t l)
+{
+	char **nv = grow(*v, *n, cap, sizeof(*nv), 64);
+	if (!nv)
+		return -ENOMEM;
+	*v = nv;
+	if (!(nv[*n] = strndup(s, l)))
+		return -ENOMEM;
+	(*n)++;
+	return 0;
+}
+
+/* path as the first field of a TSV line (strbuf_add_tsv2) */
+static int drop_add(char ***v, size_t *n, size_t *cap, struct str rel)
+{
+	struct strbuf t = STRBUF_INIT;
+	char path[4096];
+	snprintf(path, sizeof(path), "%.*s", (int)rel.l, rel.s);
+	strbuf_add_tsv2(&t, path, "");
+	int rc = strbuf_error(&t);
+	if (!rc)
+		rc = strv_add(v, n, cap, strbuf_str(&t), strcspn(strbuf_str(&t), "\t"));
+	strbuf_release(&t);
+	return rc;
+}
+
+static int cmp_cstr(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* tsv_store's drop: the line's first field is in the sorted list ctx */
+struct dropv {
+	char **v;
+	size_t n;
+};
+
+static int drop_by_path(void *ctx, const char *line, size_t len)
+{
+	const struct dropv *d = ctx;
+	const char *tab = memchr(line, '\t', len);
+	char key[4200];
+	size_t l = tab ? (size_t)(tab - line) : len;
+	if (!d->n || l >= sizeof(key))
+		return 0;
+	memcpy(key, line, l);
+	key[l] = 0;
+	const char *kp = key;
+	return bsearch(&kp, d->v, d->n, sizeof(*d->v), cmp_cstr) != NULL;
+}
+
+/* volreport's lines: "<series id hex>\t..." of a series in ctx */
+static int drop_by_series(void *ctx, const char *line, size_t len)
+{
+	char hex[17];
+	if (len < 17 || line[16] != '\t')
+		return 0;
+	memcpy(hex, line, 16);
+	hex[16] = 0;
+	return ids_has(ctx, strtoull(hex, NULL, 16));
+}
+
+/* delete every key of dbi that starts with the 8 bytes of id */
+static int del_prefix(MDB_txn *txn, MDB_dbi dbi, uint64_t id)
+{
+	MDB_cursor *c;
+	unsigned char kb[8];
+	be64_put(kb, id);
+	MDB_val k = { 8, kb }, d;
+	int rc = mdb_cursor_open(txn, dbi, &c);
+	if (rc)
+		return dfs_from_mdb(rc);
+	rc = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE);
+	while (rc == 0 && k.mv_size >= 8 && memcmp(k.mv_data, kb, 8) == 0) {
+		if ((rc = mdb_cursor_del(c, 0)))
+			break;
+		rc = mdb_cursor_get(c, &k, &d, MDB_GET_CURRENT);
+		if (rc)
+			rc = mdb_cursor_get(c, &k, &d, MDB_NEXT);
+	}
+	mdb_cursor_close(c);
+	return rc == 0 || rc == MDB_NOTFOUND ? 0 : dfs_from_mdb(rc);
+}
+
+static int del_key(MDB_txn *txn, MDB_dbi dbi, const void *kb, size_t kl)
+{
+	MDB_val k = { kl, (void *)kb };
+	int rc = mdb_del(txn, dbi, &k, NULL);
+	return rc == 0 || rc == MDB_NOTFOUND ? 0 : dfs_from_mdb(rc);
+}
+
+/*
+ * Directory dir of the old tree and everything below it: its id and those
+ * of the directories below into u->dirs_old, series (if series) into
+ * u->series_old, the instances listed in series directories into inst.
+ */
+static int walk_old(struct upd *u, uint64_t dir, int series, struct id_list *inst)
+{
+	unsigned char kb[8];
+	be64_put(kb, dir);
+	MDB_val k = { 8, kb }, d;
+	struct node_rec r;
+	int rc = mdb_get(u->b.txn, u->b.ix->nodes, &k, &d);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc)
+		return dfs_from_mdb(rc);
+	if (d.mv_size < sizeof(r))
+		return -EIO;
+	memcpy(&r, d.mv_data, sizeof(r));
+	if ((rc = u64_push(&u->dirs_old, dir)))
+		return rc;
+	if (series && r.type == NODE_SERIES && (rc = u64_push(&u->series_old, dir)))
+		return rc;
+	struct id_list sub = { 0 };
+	MDB_cursor *c;
+	if ((rc = mdb_cursor_open(u->b.txn, u->b.ix->dirents, &c)))
+		return dfs_from_mdb(rc);
+	for (rc = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE);
+	     rc == 0 && k.mv_size >= 8 && memcmp(k.mv_data, kb, 8) == 0;
+	     rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+		uint64_t ino;
+		if (d.mv_size < 8)
+			continue;
+		memcpy(&ino, d.mv_data, 8);
+		uint64_t id = ino_id(ino);
+		int e = 0;
+		if (ino_kind(ino) == KIND_DIR)
+			e = u64_push(&sub, id);
+		else if (r.type == NODE_SERIES && id != dir &&
+			 (!inst->n || inst->v[inst->n - 1] != id))
+			e = u64_push(inst, id);
+		if (e) {
+			rc = e;
+			break;
+		}
+	}
+	mdb_cursor_close(c);
+	rc = rc == 0 || rc == MDB_NOTFOUND ? 0 : rc < 0 ? rc : dfs_from_mdb(rc);
+	for (size_t i = 0; i < sub.n && !rc; i++)
+		rc = walk_old(u, sub.v[i], series, inst);
+	free(sub.v);
+	return rc;
+}
+
+/* the hierarchy tops: index by id */
+static const uint64_t top_ids[3] = { ID_PATIENTS, ID_UIDS, ID_ANON };
+
+/* Group key part of top t's old child: forget its aux entry (its base
+ * name is hot) and walk its old subtree. */
+static int old_group(struct upd *u, int t, char letter, struct str part,
+		     struct id_list *inst)
+{
+	uint64_t id = 0;
+	int rc = key_find(&u->b, letter, part, &id);
+	if (rc)
+		return rc < 0 ? rc : 0;
+	unsigned char k[17];
+	k[0] = 't';
+	be64_put(k + 1, top_ids[t]);
+	be64_put(k + 9, id);
+	MDB_val kv = { sizeof(k), k }, d;
+	rc = mdb_get(u->b.txn, u->b.ix->aux, &kv, &d);
+	if (rc == 0 && d.mv_size >= sizeof(struct child)) {
+		struct child c;
+		memcpy(&c, d.mv_data, sizeof(c));
+		if (sizeof(c) + c.base_len <= d.mv_size &&
+		    (rc = strv_add(&u->hot[t], &u->nhot[t], &u->chot[t],
+				   (const char *)d.mv_data + sizeof(c), c.base_len)))
+			return rc;
+		if ((rc = del_key(u->b.txn, u->b.ix->aux, k, sizeof(k))))
+			return rc;
+	} else if (rc && rc != MDB_NOTFOUND) {
+		return dfs_from_mdb(rc);
+	}
+	if ((rc = u64_push(&u->ids_top[t], id)))
+		return rc;
+	return walk_old(u, id, t == 0, inst);
+}
+
+/* A new child of top t: the run [a, e) of ord, of top level lv. */
+static int new_group(struct upd *u, int t, const struct level *lv, const size_t *ord,
+		     size_t a, size_t e)
+{
+	struct build *b = &u->b;
+	struct sib s;
+	struct child c;
+	struct agg g = { 0 };
+	memset(&s, 0, sizeof(s));
+	s.a = a;
+	s.b = e;
+	s.uid = inst_str(inst_at(b, ord, a), lv->runs);
+	int rc = lv->name(b, ord, &s, 1);
+	if (!rc)
+		rc = child_fill(b, lv->child, ord, &s, &c, &g);
+	if (!rc)
+		rc = aux_put_child(b, top_ids[t], &c, s.name, s.uid);
+	if (!rc)
+		rc = strv_add(&u->hot[t], &u->nhot[t], &u->chot[t], s.name, strlen(s.name));
+	return rc;
+}
+
+struct topent {
+	struct child c;
+	char *base, *uid;
+};
+
+/*
+ * Rewrite the listing of top t (child level type `type`) from its aux
+ * entries (I11): every name made unique again, nodes rewritten for the
+ * children whose name may have changed; *all (patients/ only) merges
+ * every child's aggregate, and the counts go to ix->stats.
+ */
+static int top_listing(struct upd *u, int t, uint8_t type, struct agg *all, uint32_t *nout)
+{
+	struct build *b = &u->b;
+	uint64_t top = top_ids[t];
+	unsigned char kb[9];
+	kb[0] = 't';
+	be64_put(kb + 1, top);
+	MDB_val k = { 9, kb }, d;
+	MDB_cursor *c;
+	struct topent *e = NULL;
+	struct sib *s = NULL;
+	size_t n = 0, cap = 0;
+	uint64_t ninst = 0, nst = 0, nse = 0;
+	int rc = mdb_cursor_open(b->txn, b->ix->aux, &c);
+	if (rc)
+		return dfs_from_mdb(rc);
+	/* the staged new entries are not in the DB yet: flush aux first */
+	for (rc = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE);
+	     rc == 0 && k.mv_size == 17 && memcmp(k.mv_data, kb, 9) == 0;
+	     rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+		struct topent *ne = grow(e, n, &cap, sizeof(*e), 256);
+		if (!ne) {
+			rc = -ENOMEM;
+			break;
+		}
+		e = ne;
+		if (d.mv_size < sizeof(struct child)) {
+			rc = -EIO;
+			break;
+		}
+		memcpy(&e[n].c, d.mv_data, sizeof(e[n].c));
+		const char *p = (const char *)d.mv_data + sizeof(e[n].c);
+		if (sizeof(e[n].c) + e[n].c.base_len + e[n].c.uid_len > d.mv_size ||
+		    e[n].c.base_len >= NAME_BUF) {
+			rc = -EIO;
+			break;
+		}
+		e[n].base = strndup(p, e[n].c.base_len);
+		e[n].uid = malloc(e[n].c.uid_len + 1);
+		if (!e[n].base || !e[n].uid) {
+			free(e[n].base);
+			free(e[n].uid);
+			rc = -ENOMEM;
+			break;
+		}
+		memcpy(e[n].uid, p + e[n].c.base_len, e[n].c.uid_len);
+		n++;
+	}
+	mdb_cursor_close(c);
+	if (rc == MDB_NOTFOUND || (rc == 0))
+		rc = 0;
+	else if (rc > 0)
+		rc = dfs_from_mdb(rc);
+	if (!rc && !(s = calloc(n ? n : 1, sizeof(*s))))
+		rc = -ENOMEM;
+	for (size_t i = 0; i < n && !rc; i++) {
+		memcpy(s[i].name, e[i].base, e[i].c.base_len + 1);
+		s[i].uid.s = e[i].uid;
+		s[i].uid.l = e[i].c.uid_len;
+		s[i].a = i;
+	}
+	if (!rc)
+		sib_finish(s, n, NULL);
+	if (!rc)
+		rc = del_prefix(b->txn, b->ix->dirents, top);
+	if (!rc)
+		rc = del_prefix(b->txn, b->ix->names, top);
+	if (!rc)
+		rc = u64_push(b->touched, top);
+	if (u->nhot[t])
+		qsort(u->hot[t], u->nhot[t], sizeof(char *), cmp_cstr);
+	b->flags = t == 2 ? NODE_F_ANON : 0;
+	for (size_t i = 0; i < n && !rc; i++) {
+		struct topent *x = &e[s[i].a];
+		const char *bp = x->base;
+		rc = put_dirent(b, top, (uint32_t)i, ino_make(x->c.id, KIND_DIR), s[i].name);
+		if (!rc && u->nhot[t] &&
+		    bsearch(&bp, u->hot[t], u->nhot[t], sizeof(char *), cmp_cstr))
+			rc = child_node(b, type, top, &x->c, s[i].name);
+		if (t == 0) {
+			struct agg g;
+			child_agg(&x->c, &g);
+			agg_merge(all, &g);
+			ninst += x->c.ninst;
+			nst += x->c.nstudies;
+			nse += x->c.nseries;
+		}
+	}
+	b->flags = 0;
+	if (t == 0) {
+		u->ninst = ninst;   /* the counts, as tree_build's */
+		b->patients = n;
+		b->studies = nst;
+		b->series = nse;
+	}
+	*nout = (uint32_t)n;
+	for (size_t i = 0; i < n; i++) {
+		free(e[i].base);
+		free(e[i].uid);
+	}
+	free(e);
+	free(s);
+	return rc;
+}
+
+/* The node of view/root id rewritten with the archive's attributes all
+ * (V2) and, when nlink, nlink and nchildren. */
+static int patch_top(struct build *b, uint64_t id, const struct agg *all, uint32_t nlink,
+		     uint64_t nchildren)
+{
+	unsigned char kb[8];
+	char name[NAME_BUF];
+	be64_put(kb, id);
+	MDB_val k = { 8, kb }, d;
+	struct node_rec r;
+	int rc = mdb_get(b->txn, b->ix->nodes, &k, &d);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc)
+		return dfs_from_mdb(rc);
+	if (d.mv_size < sizeof(r))
+		return -EIO;
+	memcpy(&r, d.mv_data, sizeof(r));
+	if (r.name_len >= NAME_BUF || sizeof(r) + r.name_len > d.mv_size)
+		return -EIO;
+	memcpy(name, (const char *)d.mv_data + sizeof(r), r.name_len);
+	name[r.name_len] = 0;
+	return put_node(b, id, r.type, r.parent, name, all, nlink ? nlink : r.nlink,
+			nlink ? nchildren : r.nchildren, NULL, NULL);
+}
+
+static void upd_release(struct upd *u)
+{
+	for (size_t i = 0; i < u->b.n; i++)
+		inst_free(&u->b.v[i]);
+	free(u->b.v);
+	for (size_t i = 0; i < u->nkeep; i++)
+		inst_free(&u->keep[i]);
+	free(u->keep);
+	free(u->P.v);
+	free(u->U.v);
+	free(u->S.v);
+	free(u->dirs_old.v);
+	free(u->series_old.v);
+	free(u->inst_old.v);
+	for (int t = 0; t < 3; t++) {
+		free(u->ids_top[t].v);
+		for (size_t i = 0; i < u->nhot[t]; i++)
+			free(u->hot[t][i]);
+		free(u->hot[t]);
+	}
+	for (size_t i = 0; i < u->ndrop; i++)
+		free(u->drop_paths[i]);
+	free(u->drop_paths);
+	for (size_t i = 0; i < u->nddup; i++)
+		free(u->drop_dups[i]);
+	free(u->drop_dups);
+	stage_release(&u->b.nodes);
+	stage_release(&u->b.names);
+	stage_release(&u->b.dirents);
+	stage_release(&u->b.aux);
+	strbuf_release(&u->b.novol);
+	strbuf_release(&u->b.anon_excluded);
+}
+
+static int cmp_rel(const void *a, const void *b)
+{
+	const struct inst *x = a, *y = b;
+	return str_cmp(x->rel, y->rel);
+}
+
+/* the views the update knows: patients/ (required), uids/, anon/ and
+ * views whose build does not look at the records (I11) */
+static int views_known(const struct view *const *views, int has[3])
+{
+	has[0] = has[1] = has[2] = 0;
+	for (size_t i = 0; views[i]; i++) {
+		if (views[i]->build == tree_patients)
+			has[0] = 1;
+		else if (views[i]->build == tree_uids)
+			has[1] = 1;
+		else if (views[i]->build == tree_anon)
+			has[2] = 1;
+	}
+	return has[0];
+}
+
+/*
+ * Every record of SOP UID sop (the SOP UID index in aux) but self's path
+ * (self NULL: none), loaded into u->b.v (load_add) and its "dups" line
+ * redone (drop_dups). 0 or an error.
+ */
+static int sop_copies(struct upd *u, MDB_txn *txn, MDB_dbi aux, struct str sop,
+		      const struct str *self)
+{
+	size_t pl = sop.l + 2;
+	unsigned char *pk = malloc(pl);
+	MDB_cursor *c;
+	int rc, mrc;
+	if (!pk)
+		return -ENOMEM;
+	pk[0] = 's';
+	memcpy(pk + 1, sop.s, sop.l);
+	pk[pl - 1] = 0;
+	MDB_val k = { pl, pk }, d;
+	if ((rc = dfs_from_mdb(mdb_cursor_open(txn, aux, &c)))) {
+		free(pk);
+		return rc;
+	}
+	for (mrc = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE);
+	     !rc && mrc == 0 && k.mv_size > pl && memcmp(k.mv_data, pk, pl) == 0;
+	     mrc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+		MDB_val fk = { k.mv_size - pl, (char *)k.mv_data + pl }, fd;
+		struct rec_head h;
+		struct inst *in;
+		if (self && self->l == fk.mv_size && memcmp(self->s, fk.mv_data, self->l) == 0)
+			continue;
+		int g = files_get(u, &fk, &fd, &h);
+		if (g < 0)
+			rc = g;
+		else if (g == 0 && !(rc = load_add(u, &fk, &fd, &h, &in)))
+			rc = drop_add(&u->drop_dups, &u->nddup, &u->cddup, in->rel);
+	}
+	mdb_cursor_close(c);
+	free(pk);
+	if (!rc && mrc && mrc != MDB_NOTFOUND)
+		rc = dfs_from_mdb(mrc);
+	return rc;
+}
+
+/* the "duplicate of" lines (hidden copies) of meta "dups": n_duplicates,
+ * as tree_build counts them (conflict lines are not duplicates) */
+static int count_dups(MDB_txn *txn, MDB_dbi meta, uint64_t *n)
+{
+	MDB_val k = { 4, "dups" }, d;
+	static const char pat[] = "\tduplicate of ";
+	*n = 0;
+	int rc = mdb_get(txn, meta, &k, &d);
+	if (rc)
+		return rc == MDB_NOTFOUND ? 0 : dfs_from_mdb(rc);
+	const char *p = d.mv_data, *end = p + d.mv_size;
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *e = nl ? nl : end;
+		if (memmem(p, (size_t)(e - p), pat, sizeof(pat) - 1))
+			(*n)++;
+		p = e + 1;
+	}
+	return 0;
+}
+
+int tree_update(struct index *ix, MDB_txn *txn, uint64_t *next_id,
+		const struct tree_changes *chs, struct id_list *touched, int *full)
+{
+	const struct tree_change *ch = chs->v;
+	size_t nch = chs->n;
+	struct upd u;
+	int has[3], rc = 0;
+	const char *knob = getenv("DICOMFS_TREE_FULL");
+	*full = 0;
+	if ((knob && *knob && strcmp(knob, "0")) || !views_known(ix->opts.views, has)) {
+		*full = 1;
+		return tree_build(ix, txn, next_id);
+	}
+	memset(&u, 0, sizeof(u));
+	struct build *b = &u.b;
+	b->ix = ix;
+	b->txn = txn;
+	b->next_id = next_id;
+	b->touched = touched;
+	struct strbuf dups = STRBUF_INIT;
+	uint64_t nskip = 0, nerr = 0;
+	meta_get_u64(txn, ix->meta, "n_skipped", &nskip);
+	meta_get_u64(txn, ix->meta, "n_errors", &nerr);
+	nskip -= chs->old_skipped < nskip ? chs->old_skipped : nskip;
+	nerr -= chs->old_errors < nerr ? chs->old_errors : nerr;
+
+	/* 1. what the changed records were and are: P, U, S; the SOP UID
+	 * index follows the records (deletions first: a path may stay) */
+	for (int pass = 0; pass < 2 && !rc; pass++) {
+		for (size_t i = 0; i < nch && !rc; i++) {
+			struct rec_head h;
+			MDB_val k = { ch[i].rl, (void *)ch[i].rel }, d;
+			if (pass == 0) {
+				if (!ch[i].old || rec_head_get(ch[i].old, ch[i].oldlen, &h))
+					continue;
+				d.mv_size = ch[i].oldlen;
+				d.mv_data = (void *)ch[i].old;
+			} else {
+				rc = mdb_get(txn, ix->files, &k, &d);
+				if (rc == MDB_NOTFOUND) {
+					rc = 0;
+					continue;
+				}
+				if (rc) {
+					rc = dfs_from_mdb(rc);
+					break;
+				}
+				if (rec_head_get(d.mv_data, d.mv_size, &h))
+					continue;
+			}
+			if (h.status != REC_OK) {   /* load()'s counts (before: chs) */
+				if (pass)
+					(*(h.status == REC_SKIPPED ? &nskip : &nerr))++;
+				continue;
+			}
+			struct inst *in;
+			unsigned char *sk;
+			size_t skl;
+			if ((rc = keep_add(&u, &k, &d, &h, &in)))
+				break;
+			if ((rc = set_add(&u.P, in->pkey)) || (rc = set_add(&u.U, in->study)) ||
+			    (rc = set_add(&u.S, in->sop)) ||
+			    (rc = drop_add(&u.drop_paths, &u.ndrop, &u.cdrop, in->rel)) ||
+			    (rc = drop_add(&u.drop_dups, &u.nddup, &u.cddup, in->rel)))
+				break;
+			if (!(skl = sop_key(in, &sk))) {
+				rc = -ENOMEM;
+				break;
+			}
+			if (pass == 0) {
+				rc = del_key(txn, ix->aux, sk, skl);
+			} else {
+				MDB_val kk = { skl, sk }, dd = { 0, "" };
+				rc = dfs_from_mdb(mdb_put(txn, ix->aux, &kk, &dd, 0));
+			}
+			free(sk);
+		}
+	}
+	if (rc)
+		goto out;
+	set_finish(&u.S);
+
+	/* 2. every record of a SOP UID in S (the winner may change) */
+	for (size_t i = 0; i < u.S.n && !rc; i++)
+		rc = sop_copies(&u, txn, ix->aux, u.S.v[i], NULL);
+	for (size_t i = 0; i < b->n && !rc; i++)
+		if ((rc = set_add(&u.P, b->v[i].pkey)) || (rc = set_add(&u.U, b->v[i].study)))
+			break;
+	if (rc)
+		goto out;
+	set_finish(&u.P);
+	set_finish(&u.U);
+
+	/* 3. the old subtrees of the patients in P and the studies in U; the
+	 * instances they show are the rest of the records needed */
+	struct id_list inst_u = { 0 }, inst_a = { 0 };
+	for (size_t i = 0; i < u.P.n && !rc; i++) {
+		rc = old_group(&u, 0, 'P', u.P.v[i], &u.inst_old);
+		if (!rc && has[2])
+			rc = old_group(&u, 2, 'A', u.P.v[i], &inst_a);
+	}
+	for (size_t i = 0; i < u.U.n && !rc && has[1]; i++)
+		rc = old_group(&u, 1, 'u', u.U.v[i], &inst_u);
+	for (int pass = 0; pass < 2 && !rc; pass++) {
+		struct id_list *l = pass ? &inst_u : &u.inst_old;
+		for (size_t i = 0; i < l->n && !rc; i++) {
+			unsigned char kb[8];
+			be64_put(kb, l->v[i]);
+			MDB_val k = { 8, kb }, d, fd;
+			struct node_rec r;
+			struct rec_head h;
+			int g = mdb_get(txn, ix->nodes, &k, &d);
+			if (g || d.mv_size < sizeof(r))
+				continue;
+			memcpy(&r, d.mv_data, sizeof(r));
+			if (!r.path_len || sizeof(r) + r.name_len + r.path_len > d.mv_size)
+				continue;
+			MDB_val fk = { r.path_len, (char *)d.mv_data + sizeof(r) + r.name_len };
+			g = files_get(&u, &fk, &fd, &h);
+			if (g < 0)
+				rc = g;
+			else if (g == 0)
+				rc = load_add(&u, &fk, &fd, &h, NULL);
+		}
+	}
+	for (size_t i = 0; i < inst_a.n && !rc; i++)
+		rc = u64_push(&u.inst_old, inst_a.v[i]);
+	free(inst_u.v);
+	free(inst_a.v);
+	if (rc)
+		goto out;
+	/* 3b. every copy of a SOP UID shown here: a conflict's name depends on
+	 * all its copies (dedup_sop); copies outside P and U only rank (their
+	 * directories are not rewritten) and their report lines are redone */
+	for (size_t i = 0, n0 = b->n; i < n0 && !rc; i++) {
+		struct str sop = b->v[i].sop, rel = b->v[i].rel;
+		if (!set_has(&u.S, sop))
+			rc = sop_copies(&u, txn, ix->aux, sop, &rel);
+	}
+	if (rc)
+		goto out;
+	/* one record a path */
+	if (b->n)
+		qsort(b->v, b->n, sizeof(*b->v), cmp_rel);
+	size_t w = 0;
+	for (size_t i = 0; i < b->n; i++) {
+		if (w && str_cmp(b->v[w - 1].rel, b->v[i].rel) == 0) {
+			inst_free(&b->v[i]);
+			continue;
+		}
+		b->v[w++] = b->v[i];
+	}
+	b->n = w;
+	/* anon/'s excluded lines of P's records are redone */
+	for (size_t i = 0; i < b->n && !rc; i++)
+		if (set_has(&u.P, b->v[i].pkey))
+			rc = drop_add(&u.drop_paths, &u.ndrop, &u.cdrop, b->v[i].rel);
+	if (rc)
+		goto out;
+
+	/* 4. the winners (S's records are all here; the others won before) */
+	if (b->n)
+		qsort(b->v, b->n, sizeof(*b->v), cmp_sop);
+	uint64_t nhidden = 0;
+	if ((rc = dedup_sop(b, &dups, &nhidden)))
+		goto out;
+	if (b->n)
+		qsort(b->v, b->n, sizeof(*b->v), cmp_tree);
+
+	/* 5. the old subtrees go */
+	ids_finish(&u.dirs_old);
+	ids_finish(&u.series_old);
+	for (size_t i = 0; i < u.dirs_old.n && !rc; i++) {
+		unsigned char kb[8];
+		be64_put(kb, u.dirs_old.v[i]);
+		if (!(rc = del_prefix(txn, ix->dirents, u.dirs_old.v[i])) &&
+		    !(rc = del_prefix(txn, ix->names, u.dirs_old.v[i])) &&
+		    !(rc = del_key(txn, ix->nodes, kb, 8)))
+			rc = u64_push(touched, u.dirs_old.v[i]);
+	}
+	for (size_t i = 0; i < u.inst_old.n && !rc; i++) {
+		unsigned char kb[8];
+		be64_put(kb, u.inst_old.v[i]);
+		rc = del_key(txn, ix->nodes, kb, 8);
+	}
+	if (rc)
+		goto out;
+
+	/* 6. the new subtrees: patients/ and anon/ by patient, uids/ by study */
+	size_t *ord = malloc((b->n ? b->n : 1) * sizeof(*ord)), no;
+	if (!ord) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < b->n && !rc;) {
+		size_t j = i + 1;
+		while (j < b->n && str_cmp(b->v[i].pkey, b->v[j].pkey) == 0)
+			j++;
+		if (set_has(&u.P, b->v[i].pkey))
+			rc = new_group(&u, 0, &lv_patients, NULL, i, j);
+		i = j;
+	}
+	if (!rc && has[1]) {
+		no = 0;
+		for (size_t i = 0; i < b->n; i++)
+			if (set_has(&u.U, b->v[i].study))
+				ord[no++] = i;
+		qsort_r(ord, no, sizeof(*ord), cmp_uidview, b->v);
+		for (size_t i = 0; i < no && !rc;) {
+			size_t j = i + 1;
+			while (j < no && str_cmp(b->v[ord[i]].study, b->v[ord[j]].study) == 0)
+				j++;
+			rc = new_group(&u, 1, &lv_uids, ord, i, j);
+			i = j;
+		}
+	}
+	if (!rc && has[2]) {
+		struct strbuf tmp = STRBUF_INIT;
+		no = 0;
+		for (size_t i = 0; i < b->n && !rc; i++) {
+			if (!set_has(&u.P, b->v[i].pkey))
+				continue;
+			const char *why = anon_excluded(b, &b->v[i]);
+			if (why) {
+				char path[4096];
+				snprintf(path, sizeof(path), "%.*s", (int)b->v[i].rel.l, b->v[i].rel.s);
+				rc = strbuf_add_tsv2(&b->anon_excluded, path, why);
+				continue;
+			}
+			rc = anon_prepare(b, &b->v[i], &tmp);
+			ord[no++] = i;
+		}
+		strbuf_release(&tmp);
+		b->flags = NODE_F_ANON;
+		for (size_t i = 0; i < no && !rc;) {
+			size_t j = i + 1;
+			while (j < no && str_cmp(b->v[ord[i]].pkey, b->v[ord[j]].pkey) == 0)
+				j++;
+			rc = new_group(&u, 2, &lv_anon, ord, i, j);
+			i = j;
+		}
+		b->flags = 0;
+	}
+	free(ord);
+	/* the new top entries join the old ones in "aux" */
+	if (!rc)
+		rc = stage_flush(&b->aux, txn, ix->aux, 0);
+	if (rc)
+		goto out;
+
+	/* 7. the tops' listings, the views' and the root's attributes */
+	struct agg all = { 0 };
+	uint32_t ntop[3] = { 0, 0, 0 };
+	static const uint8_t child_type[3] = { NODE_PATIENT, NODE_STUDY, NODE_PATIENT };
+	for (int t = 0; t < 3 && !rc; t++)
+		if (has[t])
+			rc = top_listing(&u, t, child_type[t], &all, &ntop[t]);
+	if (!all.any) {
+		struct stat st;
+		if (fstat(ix->archive_fd, &st) == 0) {
+			all.mtime = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+			all.uid = st.st_uid;
+			all.gid = st.st_gid;
+			all.any = 1;
+		}
+	}
+	for (size_t i = 0; ix->opts.views[i] && !rc; i++) {
+		uint64_t id = ix->opts.views[i]->id;
+		int t = id == ID_PATIENTS ? 0 : id == ID_UIDS ? 1 : id == ID_ANON ? 2 : -1;
+		rc = patch_top(b, id, &all, t < 0 ? 0 : 2 + ntop[t], t < 0 ? 0 : ntop[t]);
+	}
+	if (!rc)
+		rc = patch_top(b, ID_ROOT, &all, 0, 0);
+	if (rc)
+		goto out;
+
+	/* 8. write; the reports and counts */
+	if ((rc = stage_flush(&b->nodes, txn, ix->nodes, 0)) ||
+	    (rc = stage_flush(&b->names, txn, ix->names, 0)) ||
+	    (rc = stage_flush(&b->dirents, txn, ix->dirents, 0)))
+		goto out;
+	/* sources/ follows the nodes just written (sources_update) */
+	for (size_t i = 0; ix->opts.views[i] && !rc; i++) {
+		if (ix->opts.views[i]->id != ID_SOURCES)
+			continue;
+		stage_release(&b->nodes);
+		stage_release(&b->names);
+		stage_release(&b->dirents);
+		if (!(rc = sources_update(b, ix->opts.views[i], &all, touched)) &&
+		    !(rc = stage_flush(&b->nodes, txn, ix->nodes, 0)) &&
+		    !(rc = stage_flush(&b->names, txn, ix->names, 0)))
+			rc = stage_flush(&b->dirents, txn, ix->dirents, 0);
+	}
+	if (rc)
+		goto out;
+	uint64_t ndup = 0;
+	MDB_val mk, md;
+	struct dropv dd, dp;
+	if (u.nddup)
+		qsort(u.drop_dups, u.nddup, sizeof(char *), cmp_cstr);
+	if (u.ndrop)
+		qsort(u.drop_paths, u.ndrop, sizeof(char *), cmp_cstr);
+	dd.v = u.drop_dups;
+	dd.n = u.nddup;
+	dp.v = u.drop_paths;
+	dp.n = u.ndrop;
+	mk.mv_size = 4;
+	mk.mv_data = "dups";
+	if (mdb_get(txn, ix->meta, &mk, &md))
+		md.mv_size = 0;
+	rc = tsv_store(txn, ix->meta, "dups", md.mv_data, md.mv_size, drop_by_path, &dd, &dups,
+		       NULL);
+	if (!rc)
+		rc = count_dups(txn, ix->meta, &ndup);
+	mk.mv_size = 8;
+	mk.mv_data = "novolume";
+	if (!rc && mdb_get(txn, ix->meta, &mk, &md))
+		md.mv_size = 0;
+	if (!rc)
+		rc = tsv_store(txn, ix->meta, "novolume", md.mv_data, md.mv_size, drop_by_series,
+			       &u.series_old, &b->novol, NULL);
+	mk.mv_size = 13;
+	mk.mv_data = "anon_excluded";
+	if (!rc && mdb_get(txn, ix->meta, &mk, &md))
+		md.mv_size = 0;
+	if (!rc)
+		rc = tsv_store(txn, ix->meta, "anon_excluded", md.mv_data, md.mv_size,
+			       drop_by_path, &dp, &b->anon_excluded, NULL);
+	if (rc ||
+	    (rc = meta_put_u64(txn, ix->meta, "n_instances", u.ninst)) ||
+	    (rc = meta_put_u64(txn, ix->meta, "n_patients", b->patients)) ||
+	    (rc = meta_put_u64(txn, ix->meta, "n_studies", b->studies)) ||
+	    (rc = meta_put_u64(txn, ix->meta, "n_series", b->series)) ||
+	    (rc = meta_put_u64(txn, ix->meta, "n_skipped", nskip)) ||
+	    (rc = meta_put_u64(txn, ix->meta, "n_errors", nerr)) ||
+	    (rc = meta_put_u64(txn, ix->meta, "n_duplicates", ndup)))
+		goto out;
+	ix->stats.instances = u.ninst;
+	ix->stats.patients = b->patients;
+	ix->stats.studies = b->studies;
+	ix->stats.series = b->series;
+	ix->stats.skipped = nskip;
+	ix->stats.errors = nerr;
+	ix->stats.duplicates = ndup;
+	ids_finish(touched);
+out:
+	strbuf_release(&dups);
+	upd_release(&u);
 	return rc;
 }

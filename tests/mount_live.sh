@@ -199,3 +199,107 @@ inst=$(status_get "$MNT" instances)
 [ "$inst" = 415 ] && ok "after the rescans: $inst instances (nothing lost)" ||
 	fail "after the rescans: $inst instances, want 415"
 mount_stop
+
+# ---- the tree updated in place equals a full build (index.h I11) ----
+# Arrivals of a new patient, a new series in its study, deletions, a study
+# and a patient emptied, a file replaced by another patient's, SOP Instance
+# UID duplicates (one of them the new winner): then the whole tree
+# (names, listing order, types, nlink, modes, owners, mtimes, sizes),
+# status.json's counts and errors.tsv's duplicate / volume / anon lines,
+# without inode numbers, against a mount that builds a fresh index. Also
+# patient names that collide (suffixed, then plain again) and a patient
+# without a PatientID.
+snap() {
+	{
+		stat -c 'root %h %Y' "$MNT"
+		(cd "$MNT" && find patients uids anon sources -printf '%y %n %m %U %G %T@ %s %p\n')
+		for k in instances patients studies series duplicates skipped errors; do
+			echo "$k $(status_get "$MNT" $k)"
+		done
+		# (in the order of node ids, which differ between the indexes)
+		grep -E 'duplicate of|conflict:|no volume|anon:' "$MNT/.dicomfs/errors.tsv" | LC_ALL=C sort
+	} >"$1"
+}
+status_is() { [ "$(status_get "$MNT" "$1")" = "$2" ]; }
+mount_start "$MNT" "$ARCH" -o index="$IDX" -o quiet || exit 1
+P10="PAT P7010 (ID7010)"
+"$PY" "$GENL" "$STAGE/c1" --patient 7010 --count 4 --series 2 --prefix c || fatal "gen_live failed"
+"$PY" "$GENL" "$STAGE/c2" --patient 7010 --count 2 --first-series 2 --prefix d || fatal "gen_live failed"
+mkdir -p "$ARCH/cmp"
+cp "$STAGE"/c1/*.dcm "$ARCH/cmp/"
+wait_for "a new patient" sh -c "[ \$(find '$MNT/patients/$P10' -name '*.dcm' 2>/dev/null | wc -l) -eq 4 ]"
+cp "$STAGE"/c2/*.dcm "$ARCH/cmp/"
+wait_for "a new series in its study" sh -c "[ \$(find '$MNT/patients/$P10' -name '*.dcm' 2>/dev/null | wc -l) -eq 6 ]"
+n0=$(status_get "$MNT" instances)
+gone=$(($(find "$ARCH/P0000/S2" -type f | wc -l) + 3 + 1))
+rm "$ARCH"/P0000/S1/SE2/IM0000[1-3]    # three instances of a series
+rm -r "$ARCH/P0000/S2"                  # a study emptied
+rm "$ARCH/incoming/a_1_00001.dcm"      # patient P7002 emptied
+wait_for "deletions" status_is instances $((n0 - gone))
+cp "$ARCH/cmp/c_1_00001.dcm" "$TMP/repl.dcm"
+"$PY" "$GENL" "$STAGE/c3" --patient 7010 --count 1 --first-series 3 --prefix e || fatal "gen_live failed"
+cp "$STAGE/c3/e_4_00001.dcm" "$ARCH/flat/.r.tmp" && mv "$ARCH/flat/.r.tmp" "$ARCH/flat/0001_1_1_00045.dcm"
+cp "$ARCH/flat/0001_1_1_00002.dcm" "$ARCH/zdup.dcm"      # a duplicate that loses
+mkdir -p "$ARCH/0dup" && cp "$ARCH/flat/0001_1_1_00004.dcm" "$ARCH/0dup/x.dcm"  # and wins
+wait_for "replacement and duplicates" sh -c "[ \$(find '$MNT/patients/$P10' -name '*.dcm' 2>/dev/null | wc -l) -eq 7 ] && [ \"\$(grep -c 'duplicate of' '$MNT/.dicomfs/errors.tsv')\" = 2 ]"
+test -e "$MNT/patients/PAT P7002 (ID7002)" && fail "an emptied patient is still listed"
+# a SOP Instance UID reused by another patient: a conflict, both shown; a
+# later batch in the first patient keeps the names a full build gives
+"$PY" - "$ARCH/flat/0001_1_1_00003.dcm" "$STAGE/conf.dcm" <<'PYEOF' || fatal "conflict not written"
+import sys, pydicom
+ds = pydicom.dcmread(sys.argv[1])
+ds.PatientID = "CONF1"
+ds.PatientName = "CONFLICT"
+ds.save_as(sys.argv[2])
+PYEOF
+cp "$STAGE/conf.dcm" "$ARCH/.conf.tmp" && mv "$ARCH/.conf.tmp" "$ARCH/conf.dcm"
+wait_for "a conflict" sh -c "grep -q 'conflict: SOP Instance UID' '$MNT/.dicomfs/errors.tsv'"
+rm "$ARCH/zdup.dcm"
+wait_for "a duplicate removed" sh -c "[ \"\$(grep -c 'duplicate of' '$MNT/.dicomfs/errors.tsv')\" = 1 ]"
+[ "$(find "$MNT/uids" -name '*-conflict2*' | wc -l)" -ge 1 ] &&
+	ok "a conflict is shown in both patients, the second copy in uids/ as <UID>-conflict2" ||
+	fail "conflict names: $(find "$MNT/uids" -name '*conflict*' | head -3)"
+# colliding patient names (PatientIDs that sanitize alike: each suffixed,
+# and back when the other goes) and a patient without a PatientID
+"$PY" - "$srcdir/tests" "$STAGE/coll" <<'PYEOF' || fatal "colliding patients not written"
+import io, os, sys, pydicom
+sys.path.insert(0, sys.argv[1])
+import gen_archive as ga
+os.makedirs(sys.argv[2], exist_ok=True)
+for n, pid, name in ((7020, "ID70/11", "COLL"), (7021, "ID70\\11", "COLL"),
+                     (7022, "ID70_11", "COLL"), (7023, "ID71/22", "COLL"),
+                     (7024, "ID71\\22", "COLL"), (7025, "", "NOID")):
+    ds = pydicom.dcmread(io.BytesIO(ga.big_bytes(n, 0, 0, 1, ga.big_pixels(n))))
+    if pid:
+        ds.PatientID = pid
+    else:
+        del ds.PatientID
+    ds.PatientName = name
+    ds.save_as(os.path.join(sys.argv[2], "k%d.dcm" % n))
+PYEOF
+mkpat() { # mkpat N: patient N of the above into the archive, one batch
+	local n
+	n=$(status_get "$MNT" instances)
+	cp "$STAGE/coll/k$1.dcm" "$ARCH/coll/.k$1.tmp" && mv "$ARCH/coll/.k$1.tmp" "$ARCH/coll/k$1.dcm"
+	wait_for "patient $1" status_is instances $((n + 1))
+}
+mkdir -p "$ARCH/coll"
+mkpat 7020 && mkpat 7021 && mkpat 7022 && mkpat 7023 && mkpat 7024 && mkpat 7025 ||
+	fatal "colliding patients"
+n=$(status_get "$MNT" instances)
+rm "$ARCH/coll/k7021.dcm" "$ARCH/coll/k7024.dcm"
+wait_for "colliding patients removed" status_is instances $((n - 2))
+[ "$(ls "$MNT/patients" | grep -c '^COLL (ID70_11) ~')" = 2 ] && [ -d "$MNT/patients/COLL (ID71_22)" ] &&
+	ok "colliding names: suffixed while they collide, plain again when the other left" ||
+	fail "colliding names: $(ls "$MNT/patients" | grep COLL | tr '\n' '|')"
+snap "$TMP/tree.incr"
+grep -q 'tree .*CPU' "$MOUNT_LOG" || fail "no live batch in the log"
+mount_stop
+mount_start "$MNT" "$ARCH" -o index="$TMP/index.fresh" -o anon_key="$IDX/anon.key" -o quiet || exit 1
+snap "$TMP/tree.full"
+mount_stop
+if cmp -s "$TMP/tree.incr" "$TMP/tree.full"; then
+	ok "the tree updated in place equals a fresh full build ($(wc -l <"$TMP/tree.full") lines: patients/, uids/, anon/, sources/, counts, reports)"
+else
+	fail "the tree updated in place differs from a full build: $(diff "$TMP/tree.incr" "$TMP/tree.full" | head -20)"
+fi

@@ -1,10 +1,12 @@
 /*
  * unit_index.c - record encoding, the header walker, and the incremental
- * index logic (real LMDB, real GDCM, no FUSE).
+ * index logic, the tree updated in place by a live batch against a full
+ * build (index.h I11) (real LMDB, real GDCM, no FUSE).
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +22,7 @@
 #include "record.h"
 #include "store.h"
 #include "log.h"
+#include "strbuf.h"
 
 #define PYDICOM "/usr/lib/python3/dist-packages/pydicom/data/test_files/"
 
@@ -294,6 +297,171 @@ static void test_feed(void)
 	CHECK(system(cmd) == 0, "cleanup");
 }
 
+/* ---- the tree updated in place (I11) equals a full build ---- */
+
+struct dump {
+	struct index *ix;
+	struct strbuf *out;
+	uint64_t dirs[4096];
+	size_t nd;
+};
+
+static int dump_ent(void *ctx, uint64_t ino, const char *name, size_t nl, uint64_t next)
+{
+	struct dump *d = ctx;
+	struct node_view nv;
+	(void)next;
+	strbuf_addf(d->out, "  %u %.*s", ino_kind(ino), (int)nl, name);
+	if (ino_kind(ino) == KIND_DCM && index_node(d->ix, ino_id(ino), &nv) == 0)
+		strbuf_addf(d->out, " nlink %u size %llu mtime %lld", nv.rec->nlink,
+			    (unsigned long long)nv.rec->size, (long long)nv.rec->mtime_ns);
+	strbuf_addch(d->out, '\n');
+	if (ino_kind(ino) == KIND_DIR && ino_id(ino) < QUERY_ID_BASE && d->nd < 4096)
+		d->dirs[d->nd++] = ino_id(ino);
+	return 0;
+}
+
+/* The tree of ix as text, without ids: every directory from the root
+ * (its node's attributes, then its listing in order), depth first. */
+static void dump_tree(struct index *ix, struct strbuf *out)
+{
+	struct dump *d = calloc(1, sizeof(*d));
+	if (!d)
+		return;
+	d->ix = ix;
+	d->out = out;
+	d->dirs[d->nd++] = ID_ROOT;
+	while (d->nd) {
+		uint64_t id = d->dirs[--d->nd];
+		struct node_view nv;
+		if (index_node(ix, id, &nv) == 0)
+			strbuf_addf(out, "dir %.*s type %u nlink %u mode %o mtime %lld n %llu\n",
+				    (int)nv.rec->name_len, nv.name, nv.rec->type, nv.rec->nlink, nv.rec->mode,
+				    (long long)nv.rec->mtime_ns,
+				    (unsigned long long)nv.rec->nchildren);
+		size_t before = d->nd;
+		index_readdir(ix, id, 0, dump_ent, d);
+		/* depth first in listing order */
+		for (size_t a = before, b = d->nd; b > a + 1; a++, b--) {
+			uint64_t t = d->dirs[a];
+			d->dirs[a] = d->dirs[b - 1];
+			d->dirs[b - 1] = t;
+		}
+	}
+	const struct index_stats *st = index_stats(ix);
+	strbuf_addf(out, "instances %llu patients %llu studies %llu series %llu dups %llu skipped %llu errors %llu\n",
+		    (unsigned long long)st->instances, (unsigned long long)st->patients,
+		    (unsigned long long)st->studies, (unsigned long long)st->series,
+		    (unsigned long long)st->duplicates, (unsigned long long)st->skipped,
+		    (unsigned long long)st->errors);
+	index_request_end(ix);
+	free(d);
+}
+
+struct applied {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int batches;
+};
+
+static void live_applied_cb(void *ctx, const struct index_applied *a)
+{
+	struct applied *w = ctx;
+	(void)a;
+	pthread_mutex_lock(&w->lock);
+	w->batches++;
+	pthread_cond_broadcast(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+}
+
+/* queue path rel as a watch would and wait (30 s at most) for its batch */
+static int live_apply(struct index *ix, struct applied *w, const char *rel)
+{
+	struct timespec ts;
+	pthread_mutex_lock(&w->lock);
+	int want = w->batches + 1, rc = 0;
+	pthread_mutex_unlock(&w->lock);
+	index_live_note(ix, rel, strlen(rel));
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 30;
+	pthread_mutex_lock(&w->lock);
+	while (w->batches < want && rc == 0)
+		rc = pthread_cond_timedwait(&w->cond, &w->lock, &ts);
+	pthread_mutex_unlock(&w->lock);
+	return w->batches >= want ? 0 : -1;
+}
+
+/* a file of the archive, its mtime in the past (not deferred, I9) */
+static int put_old(const char *arch, const char *rel, const char *from)
+{
+	char p[900];
+	struct timeval tv[2] = { { 1500000000, 0 }, { 1500000000, 0 } };
+	snprintf(p, sizeof(p), "%s/%s", arch, rel);
+	if (copy_file(from, p))
+		return -1;
+	return utimes(p, tv);
+}
+
+static void test_tree_update(void)
+{
+	char dir[] = "/tmp/dicomfs-unit-XXXXXX", arch[600], idx[600], idx2[600], key[700],
+		p[900], msg[256];
+	struct index *ix;
+	struct applied w = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
+	if (make_archive(dir, arch))
+		return;
+	snprintf(idx, sizeof(idx), "%s/index", dir);
+	snprintf(idx2, sizeof(idx2), "%s/index2", dir);
+	snprintf(key, sizeof(key), "%s/anon.key", idx);
+	CHECK(put_old(arch, "b.dcm", PYDICOM "MR_small.dcm") == 0, "copy");
+	CHECK(put_old(arch, "dup.dcm", PYDICOM "MR_small.dcm") == 0, "copy");
+
+	struct index_opts o = { .archive = arch, .path = idx, .live = 1, .scan_threads = 2 };
+	CHECK(index_open(&ix, &o, msg, sizeof(msg)) == 0, "open: %s", msg);
+	CHECK(index_update(ix, NULL, msg, sizeof(msg)) == 0, "first build: %s", msg);
+	index_close_env(ix);
+	CHECK(index_reopen(ix) == 0, "reopen");
+	setenv("DICOMFS_NO_WATCH", "1", 1);   /* the test queues the paths */
+	struct index_live_ops ops = { NULL, live_applied_cb, &w };
+	CHECK(index_live_start(ix, 0, &ops, msg, sizeof(msg)) == 0, "live: %s", msg);
+	unsetenv("DICOMFS_NO_WATCH");
+	/* a new patient; a duplicate that wins (a smaller path); one that is
+	 * then removed with the study it was alone in; a replacement */
+	snprintf(p, sizeof(p), "%s/sub", arch);
+	mkdir(p, 0755);
+	CHECK(put_old(arch, "sub/c", PYDICOM "rtplan.dcm") == 0 && live_apply(ix, &w, "sub/c") == 0,
+	      "arrival");
+	CHECK(put_old(arch, "a0.dcm", PYDICOM "MR_small.dcm") == 0 &&
+	      live_apply(ix, &w, "a0.dcm") == 0, "winning duplicate");
+	snprintf(p, sizeof(p), "%s/a.dcm", arch);
+	CHECK(unlink(p) == 0 && live_apply(ix, &w, "a.dcm") == 0, "removal");
+	CHECK(put_old(arch, "b.dcm", PYDICOM "rtplan.dcm") == 0 && live_apply(ix, &w, "b.dcm") == 0,
+	      "replacement");
+	struct strbuf t1 = STRBUF_INIT, t2 = STRBUF_INIT;
+	dump_tree(ix, &t1);
+	index_live_stop(ix);
+	index_free(ix);
+
+	struct index_opts o2 = { .archive = arch, .path = idx2, .anon_key_file = key,
+				 .scan_threads = 2 };
+	CHECK(index_open(&ix, &o2, msg, sizeof(msg)) == 0, "open fresh: %s", msg);
+	CHECK(index_update(ix, NULL, msg, sizeof(msg)) == 0, "fresh build: %s", msg);
+	index_close_env(ix);
+	CHECK(index_reopen(ix) == 0, "reopen fresh");
+	dump_tree(ix, &t2);
+	index_free(ix);
+	CHECK(t1.len > 200 && strstr(strbuf_str(&t1), "dups 2"), "a tree with two duplicates: %s",
+	      strbuf_str(&t1));
+	CHECK(t1.len == t2.len && memcmp(strbuf_str(&t1), strbuf_str(&t2), t1.len) == 0,
+	      "the tree updated in place equals a full build:\n%s\n---- full:\n%s",
+	      strbuf_str(&t1), strbuf_str(&t2));
+	strbuf_release(&t1);
+	strbuf_release(&t2);
+	char cmd[700];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	CHECK(system(cmd) == 0, "cleanup");
+}
+
 static int count_lines(const char *s, const char *needle)
 {
 	int n = 0;
@@ -544,6 +712,7 @@ int main(void)
 	test_walk();
 	test_incremental();
 	test_feed();
+	test_tree_update();
 	test_store_reports();
 	test_store_dir();
 	test_log_escape();

@@ -7,7 +7,13 @@
 #   2. 1,000 files arriving at once (cp of a directory): until status.json
 #      counts them, against a remount;
 #   3. CPU time of the daemon while idle for IDLE seconds with inotify
-#      watches, against the same mount polling (-o rescan=10).
+#      watches, against the same mount polling (-o rescan=10);
+#   4. 1. and 2. again with the whole tree rebuilt per batch
+#      (DICOMFS_TREE_FULL=1: the way before the update in place, index.h
+#      I11), and the tree phase's CPU time per batch of both ways.
+# Wall times include waiting for the CPU on a loaded machine; the CPU
+# seconds of the daemon (live thread, tree; not the parser processes)
+# are given beside them.
 # The archive: N generated files (default 20,000; cached under $BENCH_DIR).
 #
 # Environment: DICOMFS, BENCH_DIR (default /var/tmp/dicomfs-bench), PYTHON,
@@ -90,6 +96,34 @@ uid_path() { # uid_path PATIENT N: the uids/ path of instance N of gen_live
 	printf '%s/uids/%s/%s.1/%s.1.%d.dcm' "$MNT" "$st" "$st" "$st" "$2"
 }
 median() { sort -n | awk '{v[NR]=$1} END{print v[int((NR+1)/2)]}'; }
+cpu() { # CPU seconds (user + system) of the daemon and its children so far
+	awk '{printf "%.2f", ($14 + $15 + $16 + $17) / 100}' "/proc/$PID/stat"
+}
+cpu_since() { awk -v a="$1" -v b="$(cpu)" 'BEGIN{printf "%.2f", b-a}'; }
+# tree_cpu FROM: median tree CPU of the daemon log's batches after line FROM
+tree_cpu() { tail -n +"$(($1 + 1))" "$WORK/daemon.log" | grep -o 'CPU [0-9.]*' | awk '{print $2}' | median; }
+# arrivals PREFIX PATIENT: time to visibility of one arrival (-> ONE_T,
+# ONE_C: wall, daemon CPU) and of 1,000 (-> K_T, K_C)
+arrivals() {
+	"$PY" "$GENL" "$WORK/$1o" --patient "$2" --count 1 --prefix "$1o"
+	local f t c before
+	f=$(ls "$WORK/$1o")
+	c=$(cpu)
+	t=$(now)
+	cp "$WORK/$1o/$f" "$SRC/live-in/.$f.tmp" && mv "$SRC/live-in/.$f.tmp" "$SRC/live-in/$f"
+	wait_path "$(uid_path "$2" 1)"
+	ONE_T=$(since "$t")
+	ONE_C=$(cpu_since "$c")
+	sleep 1
+	"$PY" "$GENL" "$WORK/$1k" --patient $(($2 + 1)) --count 1000 --series 4 --prefix "$1k"
+	before=$(instances)
+	c=$(cpu)
+	t=$(now)
+	cp -r "$WORK/$1k" "$SRC/live-in/$1k"
+	until [[ $(instances 2>/dev/null) -ge $((before + 1000)) ]]; do sleep 0.02; done
+	K_T=$(since "$t")
+	K_C=$(cpu_since "$c")
+}
 
 log "first mount (index build of $N files)"
 mount_it
@@ -139,10 +173,23 @@ grep 'live: batch' "$WORK/daemon.log" >&2
 # the tree phase's CPU time per batch: what an idle machine would wait
 TREE_CPU=$(grep -o 'CPU [0-9.]*' "$WORK/daemon.log" | awk '{print $2}' | median)
 
+# ---- 4. the update in place against the whole tree rebuilt ----
+sleep 2
+mark=$(wc -l <"$WORK/daemon.log")
+arrivals n 9600
+N_ONE=$ONE_T N_ONE_C=$ONE_C N_K=$K_T N_K_C=$K_C N_TREE=$(tree_cpu "$mark")
+log "update in place: 1 arrival ${N_ONE}s (CPU ${N_ONE_C}), 1,000 ${N_K}s (CPU ${N_K_C}), tree CPU ${N_TREE}s"
+umount_it
+DICOMFS_TREE_FULL=1 mount_it
+sleep 2
+mark=$(wc -l <"$WORK/daemon.log")
+arrivals f 9700
+F_ONE=$ONE_T F_ONE_C=$ONE_C F_K=$K_T F_K_C=$K_C F_TREE=$(tree_cpu "$mark")
+log "whole tree rebuilt: 1 arrival ${F_ONE}s (CPU ${F_ONE_C}), 1,000 ${F_K}s (CPU ${F_K_C}), tree CPU ${F_TREE}s"
+umount_it
+mount_it
+
 # ---- 3. idle CPU: watches vs polling ----
-cpu() { # CPU seconds (user + system) of the daemon and its children so far
-	awk '{printf "%.2f", ($14 + $15 + $16 + $17) / 100}' "/proc/$PID/stat"
-}
 sleep 3
 c0=$(cpu); sleep "$IDLE"; c1=$(cpu)
 IDLE_WATCH=$(awk -v a="$c0" -v b="$c1" 'BEGIN{printf "%.2f", b-a}')
@@ -162,6 +209,13 @@ Live archive, $N files (2 cores; load $(cut -d' ' -f1-3 /proc/loadavg))
 |---|---|---|---|---|
 | 1 arrival visible (median of $RUNS) | ${ONE} s | remount ${ONE_REMOUNT} s | $(ratio "$ONE" "$ONE_REMOUNT") | <= 2 s |
 | 1,000 arrivals visible | ${THOUSAND} s | remount ${THOUSAND_REMOUNT} s | $(ratio "$THOUSAND" "$THOUSAND_REMOUNT") | <= 2 s |
-| tree rebuild per batch, CPU (median) | ${TREE_CPU} s | - | - | - |
+| tree phase per batch, CPU (median) | ${TREE_CPU} s | - | - | - |
 | idle CPU, ${IDLE} s | ${IDLE_WATCH} s (inotify) | ${IDLE_POLL} s (rescan=10) | $(ratio "$IDLE_WATCH" "$IDLE_POLL") | ~0 |
+
+Update in place (I11) against the whole tree rebuilt per batch (DICOMFS_TREE_FULL=1), same mount options
+| measurement | in place: wall (daemon CPU) | whole rebuild: wall (daemon CPU) | ratio wall | ratio CPU |
+|---|---|---|---|---|
+| 1 arrival visible | ${N_ONE} s (${N_ONE_C} s) | ${F_ONE} s (${F_ONE_C} s) | $(ratio "$N_ONE" "$F_ONE") | $(ratio "$N_ONE_C" "$F_ONE_C") |
+| 1,000 arrivals visible | ${N_K} s (${N_K_C} s) | ${F_K} s (${F_K_C} s) | $(ratio "$N_K" "$F_K") | $(ratio "$N_K_C" "$F_K_C") |
+| tree phase per batch, CPU (median) | ${N_TREE} s | ${F_TREE} s | - | $(ratio "$N_TREE" "$F_TREE") |
 EOF
