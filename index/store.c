@@ -11,6 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
+#include <dirent.h>
+#include <time.h>
 #include <sys/resource.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -283,27 +286,223 @@ static int lock_take(struct index *ix, char *msg, size_t msglen)
 struct rtxn {
 	MDB_txn *txn;
 	int active;
+	struct index *ix;
 };
+
+/* ---- the reader gate and the map's size (S3, store.h) ---- */
+
+static void gate_deadline(struct timespec *ts, int ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (long)(ms % 1000) * 1000000;
+	if (ts->tv_nsec >= 1000000000) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000;
+	}
+}
+
+/* A read txn begins: 0, or -1 when a growth kept it waiting too long. */
+static int gate_enter(struct index *ix)
+{
+	struct timespec dl;
+	int rc = 0;
+	pthread_mutex_lock(&ix->map_lock);
+	if (ix->map_growing) {
+		gate_deadline(&dl, STORE_GATE_WAIT_MS);
+		while (ix->map_growing && !rc)
+			rc = pthread_cond_timedwait(&ix->map_cond, &ix->map_lock, &dl);
+	}
+	if (!ix->map_growing)
+		ix->map_readers++;
+	else
+		rc = -1;
+	pthread_mutex_unlock(&ix->map_lock);
+	return rc ? -1 : 0;
+}
+
+static void gate_leave(struct index *ix)
+{
+	pthread_mutex_lock(&ix->map_lock);
+	if (ix->map_readers)
+		ix->map_readers--;
+	if (!ix->map_readers)
+		pthread_cond_broadcast(&ix->map_cond);
+	pthread_mutex_unlock(&ix->map_lock);
+}
 
 static void txn_destroy(void *p)
 {
 	struct rtxn *r = p;
 	if (r->txn)
 		mdb_txn_abort(r->txn);
+	if (r->active)
+		gate_leave(r->ix);
 	free(r);
 }
 
-/* The LMDB map: 256 GiB of address space (nothing is allocated), halved
- * while mmap fails for want of address space (ulimit -v / RLIMIT_AS), down
- * to MAP_MIN; the index then holds at most that much (-ENOSPC beyond). */
-#define MAP_MAX ((size_t)1 << 38)
-#define MAP_MIN ((size_t)1 << 26)
+static size_t round_mib(size_t v)
+{
+	size_t m = ((size_t)1 << 20) - 1;
+	return v > SIZE_MAX - m ? SIZE_MAX & ~m : (v + m) & ~m;
+}
+
+/* RLIMIT_AS in bytes, 0 when unlimited */
+static size_t as_limit(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+		return (size_t)rl.rlim_cur;
+	return 0;
+}
+
+static size_t data_size(const char *dir)
+{
+	char p[PATH_MAX];
+	struct stat st;
+	snprintf(p, sizeof(p), "%s/data.mdb", dir);
+	return stat(p, &st) == 0 ? (size_t)st.st_size : 0;
+}
+
+/* $DICOMFS_INDEX_MAP_MIB in bytes, or 0 */
+static size_t map_override(void)
+{
+	const char *e = getenv("DICOMFS_INDEX_MAP_MIB");
+	unsigned long long m = e && *e ? strtoull(e, NULL, 10) : 0;
+	return m && m < ((size_t)1 << 44) ? (size_t)m << 20 : 0;
+}
+
+/* The size an environment opens with (S3). */
+static size_t map_start(const struct index *ix)
+{
+	size_t used = data_size(ix->path), o = map_override();
+	if (o)
+		return o > used ? o : round_mib(used + ((size_t)1 << 20));
+	return round_mib(2 * used > MAP_MIN ? 2 * used : MAP_MIN);
+}
+
+/* Is there address space for len more bytes? (mdb_env_set_mapsize leaves
+ * the environment without a map when mmap fails: ask first.) */
+static int as_room(size_t len)
+{
+	if (!len)
+		return 1;
+	void *p = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return 0;
+	munmap(p, len);
+	return 1;
+}
+
+static size_t map_now(struct index *ix)
+{
+	MDB_envinfo info;
+	return mdb_env_info(ix->env, &info) == 0 ? info.me_mapsize : 0;
+}
+
+static int env_open_size(struct index *ix, int rdonly, size_t map);
+
+/* Remap to `want` bytes, or less (down to cur + 1 MiB) when the address
+ * space is short; called with no txn in this process. The size reached,
+ * or 0 when not even that fits (the environment is unchanged then). */
+static size_t map_resize(struct index *ix, size_t cur, size_t want)
+{
+	size_t step = ((size_t)1 << 20);
+	while (want > cur && !as_room(want - cur)) {
+		if (want - cur <= step)
+			return 0;
+		want = cur + round_mib((want - cur) / 2);
+	}
+	if (want <= cur)
+		return 0;
+	int rc = mdb_env_set_mapsize(ix->env, want);
+	if (rc) {
+		/* the environment lost its map: open it again as it was */
+		mdb_env_close(ix->env);
+		ix->env = NULL;
+		if (env_open_size(ix, 0, cur))
+			dfs_log("index '%s': cannot map the index again after a failed growth", ix->path);
+		return 0;
+	}
+	return want;
+}
+
+void store_map_fit(struct index *ix, size_t nfiles)
+{
+	if (!ix->env || map_override())   /* the override: growth on demand only */
+		return;
+	size_t cur = map_now(ix);
+	size_t want = round_mib(nfiles * MAP_PER_FILE + MAP_MIN);
+	if (want <= cur)
+		return;
+	size_t got = map_resize(ix, cur, want);
+	if (got < want) {
+		size_t lim = as_limit();
+		if (lim)
+			dfs_log("index '%s': %zu files want a %zu MiB LMDB map; the address-space limit (RLIMIT_AS, ulimit -v = %zu MiB) leaves room for %zu MiB; it grows when needed",
+				ix->path, nfiles, want >> 20, lim >> 20, (got ? got : cur) >> 20);
+		else
+			dfs_log("index '%s': %zu files want a %zu MiB LMDB map; only %zu MiB could be mapped; it grows when needed",
+				ix->path, nfiles, want >> 20, (got ? got : cur) >> 20);
+	}
+}
+
+int store_map_grow(struct index *ix, char *msg, size_t msglen)
+{
+	struct timespec dl;
+	int rc = 0;
+	size_t cur = map_now(ix);
+	size_t want = round_mib(cur + (cur > MAP_MIN ? cur : MAP_MIN));
+	pthread_mutex_lock(&ix->map_lock);
+	if (ix->map_growing) {
+		pthread_mutex_unlock(&ix->map_lock);
+		snprintf(msg, msglen, "index '%s': the map is being grown already", ix->path);
+		return -EBUSY;
+	}
+	ix->map_growing = 1;
+	gate_deadline(&dl, STORE_GROW_WAIT_MS);
+	while (ix->map_readers && !rc)
+		rc = pthread_cond_timedwait(&ix->map_cond, &ix->map_lock, &dl);
+	unsigned readers = ix->map_readers;
+	pthread_mutex_unlock(&ix->map_lock);
+	size_t got = 0;
+	if (!readers)
+		got = map_resize(ix, cur, want);
+	pthread_mutex_lock(&ix->map_lock);
+	ix->map_growing = 0;
+	pthread_cond_broadcast(&ix->map_cond);
+	pthread_mutex_unlock(&ix->map_lock);
+	if (readers) {
+		snprintf(msg, msglen,
+			 "index '%s': the LMDB map (%zu MiB) is full and cannot grow while %u snapshot(s) of the mount hold it; unmount and mount again to grow it",
+			 ix->path, cur >> 20, readers);
+		return -EBUSY;
+	}
+	if (!got) {
+		size_t lim = as_limit();
+		if (lim)
+			snprintf(msg, msglen,
+				 "index '%s': the LMDB map (%zu MiB) is full and the address-space limit (RLIMIT_AS, ulimit -v = %zu MiB) leaves no room to grow it: raise the limit",
+				 ix->path, cur >> 20, lim >> 20);
+		else
+			snprintf(msg, msglen, "index '%s': the LMDB map (%zu MiB) is full and cannot grow (no address space)",
+				 ix->path, cur >> 20);
+		return -ENOSPC;
+	}
+	dfs_log("index '%s': LMDB map grown from %zu to %zu MiB", ix->path, cur >> 20, got >> 20);
+	return 0;
+}
 
 static int env_open(struct index *ix, int rdonly)
 {
+	return env_open_size(ix, rdonly, map_start(ix));
+}
+
+static int env_open_size(struct index *ix, int rdonly, size_t map)
+{
 	MDB_txn *txn;
 	int rc;
-	size_t map = MAP_MAX;
+	size_t start = map, floor = round_mib(data_size(ix->path) + ((size_t)1 << 20));
 	for (;;) {
 		rc = mdb_env_create(&ix->env);
 		if (rc)
@@ -313,20 +512,20 @@ static int env_open(struct index *ix, int rdonly)
 		mdb_env_set_mapsize(ix->env, map);
 		rc = mdb_env_open(ix->env, ix->path,
 				  MDB_NOTLS | MDB_NOSYNC | (rdonly ? MDB_RDONLY : 0), 0600);
-		if (rc != ENOMEM || map <= MAP_MIN)
+		if (rc != ENOMEM || map <= floor)
 			break;
 		mdb_env_close(ix->env);
 		ix->env = NULL;
-		map /= 2;
+		map = map / 2 > floor ? round_mib(map / 2) : floor;
 	}
 	if (rc == ENOMEM) {
 		mdb_env_close(ix->env);
 		ix->env = NULL;
 		return -ENOMEM;   /* index_open: the map-size line */
 	}
-	if (!rc && map < MAP_MAX && !rdonly)
-		dfs_log("index '%s': the address-space limit (ulimit -v) leaves room for a %zu MiB LMDB map only (normally %zu MiB); the index can hold at most that",
-			ix->path, map >> 20, MAP_MAX >> 20);
+	if (!rc && map < start && !rdonly)
+		dfs_log("index '%s': the address-space limit (RLIMIT_AS, ulimit -v = %zu MiB) leaves room for a %zu MiB LMDB map only (wanted %zu MiB); it grows when needed",
+			ix->path, as_limit() >> 20, map >> 20, start >> 20);
 	if (rc)
 		goto close_env;
 	int dead;
@@ -511,6 +710,12 @@ int index_open(struct index **out, const struct index_opts *o, char *msg,
 	ix->archive_fd = -1;
 	ix->lock_fd = -1;
 	pthread_mutex_init(&ix->err_lock, NULL);
+	pthread_mutex_init(&ix->map_lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&ix->map_cond, &ca);
+	pthread_condattr_destroy(&ca);
 	/* the source first: it knows the archive's stable name (source.h) */
 	ix->src_opts = o->source;
 	ix->src_opts.follow_symlinks = o->follow_symlinks;
@@ -578,8 +783,9 @@ int index_open(struct index **out, const struct index_opts *o, char *msg,
 			snprintf(lim, sizeof(lim), "%llu MiB",
 				 (unsigned long long)(rl.rlim_cur >> 20));
 		snprintf(msg, msglen,
-			 "index '%s': cannot map the LMDB index (not even %zu MiB of address space; the address-space limit, ulimit -v, is %s): raise the limit",
-			 ix->path, MAP_MIN >> 20, lim);
+			 "index '%s': cannot map the LMDB index (%zu MiB of address space for %zu MiB of data; the address-space limit RLIMIT_AS, ulimit -v, is %s): raise the limit",
+			 ix->path, round_mib(data_size(ix->path) + ((size_t)1 << 20)) >> 20,
+			 data_size(ix->path) >> 20, lim);
 		rc = -EROFS;
 		goto free_ix;
 	}
@@ -604,6 +810,7 @@ void index_close_env(struct index *ix)
 		if (r)
 			txn_destroy(r);
 		pthread_setspecific(ix->txn_key, NULL);
+		ix->map_readers = 0;
 		pthread_key_delete(ix->txn_key);
 		ix->txn_key_ok = 0;
 	}
@@ -644,6 +851,8 @@ void index_free(struct index *ix)
 	strbuf_release(&ix->walk_errors);
 	strbuf_release(&ix->run_errors);
 	pthread_mutex_destroy(&ix->err_lock);
+	pthread_mutex_destroy(&ix->map_lock);
+	pthread_cond_destroy(&ix->map_cond);
 	free(ix->archive_real);
 	free(ix->src_cache_dir);
 	free(ix->path);
@@ -669,8 +878,12 @@ MDB_txn *store_rtxn(struct index *ix)
 	struct rtxn *r = pthread_getspecific(ix->txn_key);
 	if (r && r->txn) {
 		if (!r->active) {
-			if (mdb_txn_renew(r->txn))
+			if (gate_enter(ix))
 				return NULL;
+			if (mdb_txn_renew(r->txn)) {
+				gate_leave(ix);
+				return NULL;
+			}
 			r->active = 1;
 		}
 		return r->txn;
@@ -679,13 +892,17 @@ MDB_txn *store_rtxn(struct index *ix)
 		r = calloc(1, sizeof(*r));
 		if (!r)
 			return NULL;
+		r->ix = ix;
 		if (pthread_setspecific(ix->txn_key, r)) {
 			free(r);
 			return NULL;
 		}
 	}
+	if (gate_enter(ix))
+		return NULL;
 	if (mdb_txn_begin(ix->env, NULL, MDB_RDONLY, &r->txn)) {
 		r->txn = NULL;
+		gate_leave(ix);
 		return NULL;
 	}
 	r->active = 1;
@@ -700,29 +917,43 @@ void index_request_end(struct index *ix)
 	if (r && r->txn && r->active) {
 		mdb_txn_reset(r->txn);
 		r->active = 0;
+		gate_leave(ix);
 	}
 }
 
+/* A snapshot keeps its place in the reader gate (S3) until freed. */
+struct index_snap {
+	MDB_txn *txn;
+	struct index *ix;
+};
+
 struct index_snap *index_snap_take(struct index *ix)
 {
-	if (!store_rtxn(ix))
+	struct index_snap *s = malloc(sizeof(*s));
+	if (!s || !store_rtxn(ix)) {
+		free(s);
 		return NULL;
+	}
 	struct rtxn *r = pthread_getspecific(ix->txn_key);
-	MDB_txn *t = r->txn;
+	s->txn = r->txn;
+	s->ix = ix;
 	r->txn = NULL;
 	r->active = 0;
-	return (struct index_snap *)t;
+	return s;
 }
 
 uint64_t index_snap_id(const struct index_snap *s)
 {
-	return s ? (uint64_t)mdb_txn_id((MDB_txn *)s) : 0;
+	return s ? (uint64_t)mdb_txn_id(s->txn) : 0;
 }
 
 void index_snap_free(struct index_snap *s)
 {
-	if (s)
-		mdb_txn_abort((MDB_txn *)s);
+	if (!s)
+		return;
+	mdb_txn_abort(s->txn);
+	gate_leave(s->ix);
+	free(s);
 }
 
 int index_node(struct index *ix, uint64_t id, struct node_view *nv)
