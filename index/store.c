@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <dirent.h>
@@ -152,19 +153,16 @@ static int mkdir_p(const char *path, size_t trust_from, char *msg, size_t msglen
 	}
 }
 
-/* The default index directory; *trust_from is the length of the cache root
- * (the components under it are checked). NULL with msg set when there is
- * no home directory to put it in. */
-static char *default_dir(const char *archive_real, size_t *trust_from, char *msg,
-			 size_t msglen)
+/* The cache root (store.h store_dir): base gets it; its length, or -1
+ * with msg set (and errno) when there is no home directory. */
+static int cache_root(char *base, size_t blen, char *msg, size_t msglen)
 {
-	char base[PATH_MAX], name[NAME_BUF], *out = NULL;
 	const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
 	int n;
 	if (geteuid() == 0 && !xdg) {
-		n = snprintf(base, sizeof(base), "/var/cache");
+		n = snprintf(base, blen, "/var/cache");
 	} else if (xdg && *xdg) {
-		n = snprintf(base, sizeof(base), "%s", xdg);
+		n = snprintf(base, blen, "%s", xdg);
 	} else {
 		char pwbuf[4096];
 		struct passwd pw, *pwp = NULL;
@@ -178,15 +176,28 @@ static char *default_dir(const char *archive_real, size_t *trust_from, char *msg
 				 "no index directory: HOME and XDG_CACHE_HOME are unset and uid %u has no home directory; choose one with -o index=",
 				 (unsigned)getuid());
 			errno = ENOENT;
-			return NULL;
+			return -1;
 		}
-		n = snprintf(base, sizeof(base), "%s/.cache", home);
+		n = snprintf(base, blen, "%s/.cache", home);
 	}
-	if (n < 0 || n >= (int)sizeof(base)) {
+	if (n < 0 || n >= (int)blen) {
 		snprintf(msg, msglen, "index directory: %s", strerror(ENAMETOOLONG));
 		errno = ENAMETOOLONG;
-		return NULL;
+		return -1;
 	}
+	return n;
+}
+
+/* The default index directory; *trust_from is the length of the cache root
+ * (the components under it are checked). NULL with msg set when there is
+ * no home directory to put it in. */
+static char *default_dir(const char *archive_real, size_t *trust_from, char *msg,
+			 size_t msglen)
+{
+	char base[PATH_MAX], name[NAME_BUF], *out = NULL;
+	int n = cache_root(base, sizeof(base), msg, msglen);
+	if (n < 0)
+		return NULL;
 	*trust_from = (size_t)n;
 	const char *slash = strrchr(archive_real, '/');
 	const char *bn = slash && slash[1] ? slash + 1 : "root";
@@ -257,8 +268,10 @@ static int lock_take(struct index *ix, char *msg, size_t msglen)
 			 strerror(errno));
 		return -errno;
 	}
-	if (flock(ix->lock_fd, LOCK_EX | LOCK_NB) == 0)
+	if (flock(ix->lock_fd, LOCK_EX | LOCK_NB) == 0) {
+		futimens(ix->lock_fd, NULL);   /* "last used" (index_cache_list) */
 		return 0;
+	}
 	if (errno != EWOULDBLOCK) {
 		snprintf(msg, msglen, "cannot lock index '%s': %s", lp, strerror(errno));
 		return -errno;
@@ -1066,5 +1079,178 @@ int index_files_scan(struct index *ix, index_file_fn fn, void *ctx)
 	}
 	rc = rc == MDB_NOTFOUND || rc == 0 ? 0 : dfs_from_mdb(rc);
 	mdb_cursor_close(c);
+	return rc;
+}
+
+/* ---- the cache of indexes (index_cache_list) ---- */
+
+/* The names an index directory holds (store_dir, anon.key, a server's
+ * cache/): a directory holding anything else is never removed. */
+static int known_entry(const char *n)
+{
+	return !strcmp(n, "data.mdb") || !strcmp(n, "lock.mdb") || !strcmp(n, "lock") ||
+	       !strcmp(n, "anon.key") || !strcmp(n, "cache");
+}
+
+/* rm -r of dir (files and directories owned by us; no symlink followed) */
+static int remove_tree(int parent, const char *name)
+{
+	int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return unlinkat(parent, name, 0) ? -errno : 0;
+	DIR *d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return -errno;
+	}
+	struct dirent *e;
+	int rc = 0;
+	while ((e = readdir(d)))
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") && !rc)
+			rc = remove_tree(dirfd(d), e->d_name);
+	closedir(d);
+	if (!rc && unlinkat(parent, name, AT_REMOVEDIR))
+		rc = -errno;
+	return rc;
+}
+
+/* bytes under dir (allocated blocks) */
+static uint64_t tree_bytes(int parent, const char *name)
+{
+	struct stat st;
+	if (fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW))
+		return 0;
+	uint64_t b = (uint64_t)st.st_blocks * 512;
+	if (!S_ISDIR(st.st_mode))
+		return b;
+	int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return b;
+	}
+	struct dirent *e;
+	while ((e = readdir(d)))
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+			b += tree_bytes(dirfd(d), e->d_name);
+	closedir(d);
+	return b;
+}
+
+/* meta "archive" and "format" of the index in dir (read-only), "?" when
+ * it cannot be read */
+static void index_meta(const char *dir, char *archive, size_t alen, char *format, size_t flen)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi meta;
+	snprintf(archive, alen, "?");
+	snprintf(format, flen, "?");
+	if (data_size(dir) == 0 || mdb_env_create(&env))
+		return;
+	mdb_env_set_maxdbs(env, 12);
+	mdb_env_set_mapsize(env, round_mib(data_size(dir) + ((size_t)1 << 20)));
+	if (mdb_env_open(env, dir, MDB_RDONLY | MDB_NOTLS, 0600) == 0 &&
+	    mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) == 0) {
+		MDB_val k = { 7, "archive" }, d;
+		if (mdb_dbi_open(txn, "meta", 0, &meta) == 0) {
+			if (mdb_get(txn, meta, &k, &d) == 0)
+				snprintf(archive, alen, "%.*s", (int)d.mv_size, (char *)d.mv_data);
+			k.mv_size = 6;
+			k.mv_data = "format";
+			if (mdb_get(txn, meta, &k, &d) == 0)
+				snprintf(format, flen, "%.*s", (int)d.mv_size, (char *)d.mv_data);
+		}
+		mdb_txn_abort(txn);
+	}
+	mdb_env_close(env);
+}
+
+int index_cache_list(FILE *out, int prune, long older_days, char *msg, size_t msglen)
+{
+	char root[PATH_MAX], dir[PATH_MAX + 16];
+	int n = cache_root(root, sizeof(root), msg, msglen);
+	if (n < 0)
+		return -errno;
+	snprintf(dir, sizeof(dir), "%s/dicomfs", root);
+	DIR *d = opendir(dir);
+	if (!d) {
+		if (errno == ENOENT) {
+			fprintf(out, "# no index under %s\n", dir);
+			return 0;
+		}
+		int e = errno;
+		snprintf(msg, msglen, "cache directory '%s': %s", dir, strerror(e));
+		return -e;
+	}
+	fprintf(out, "# %s %s\n", prune ? "pruning" : "indexes under", dir);
+	fprintf(out, "index\tarchive\tsize_mib\tlast_used\tformat\tarchive_exists\tin_use%s\n",
+		prune ? "\taction" : "");
+	time_t now = time(NULL);
+	struct dirent *e;
+	int rc = 0;
+	while ((e = readdir(d))) {
+		char path[PATH_MAX * 2], p[PATH_MAX * 2 + 16], archive[PATH_MAX], format[64];
+		struct stat st;
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		if (lstat(path, &st) || !S_ISDIR(st.st_mode) || st.st_uid != geteuid())
+			continue;
+		/* in use: a mount holds "lock" (shared) or an update (exclusive), I5 */
+		snprintf(p, sizeof(p), "%s/lock", path);
+		int lfd = open(p, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+		int in_use = lfd >= 0 && flock(lfd, LOCK_EX | LOCK_NB) != 0;
+		time_t used = st.st_mtime;
+		const char *names[] = { "lock", "data.mdb", "lock.mdb" };
+		for (size_t i = 0; i < 3; i++) {
+			struct stat fs;
+			snprintf(p, sizeof(p), "%s/%s", path, names[i]);
+			if (stat(p, &fs) == 0 && fs.st_mtime > used)
+				used = fs.st_mtime;
+		}
+		index_meta(path, archive, sizeof(archive), format, sizeof(format));
+		int is_url = !strncasecmp(archive, "http://", 7) || !strncasecmp(archive, "https://", 8);
+		const char *exists = is_url || !strcmp(archive, "?") ? "unknown" :
+				     stat(archive, &st) == 0 && S_ISDIR(st.st_mode) ? "yes" : "no";
+		char when[32];
+		struct tm tm;
+		localtime_r(&used, &tm);
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M", &tm);
+		double mib = tree_bytes(AT_FDCWD, path) / 1048576.0;
+		const char *action = "";
+		if (prune) {
+			int old = older_days >= 0 && now - used > older_days * 86400L;
+			int gone = !strcmp(exists, "no");
+			int foreign = 0;
+			DIR *id = opendir(path);
+			struct dirent *f;
+			while (id && (f = readdir(id)))
+				if (f->d_name[0] != '.' || (strcmp(f->d_name, ".") && strcmp(f->d_name, "..")))
+					foreign |= !known_entry(f->d_name);
+			if (id)
+				closedir(id);
+			if (!gone && !old)
+				action = "kept";
+			else if (in_use)
+				action = "kept (in use by a mount)";
+			else if (foreign)
+				action = "kept (holds files dicomfs did not make)";
+			else if (remove_tree(AT_FDCWD, path) == 0)
+				action = gone ? "removed (archive gone)" : "removed (unused too long)";
+			else {
+				action = "kept (cannot remove it)";
+				rc = -EIO;
+			}
+		}
+		fprintf(out, "%s\t%s\t%.1f\t%s\t%s\t%s\t%s%s%s\n", path, archive, mib, when,
+			format, exists, in_use ? "yes" : "no", prune ? "\t" : "", action);
+		if (lfd >= 0)
+			close(lfd);
+	}
+	closedir(d);
+	if (rc)
+		snprintf(msg, msglen, "some indexes could not be removed");
 	return rc;
 }
