@@ -834,8 +834,14 @@ void index_close_env(struct index *ix)
 
 int index_reopen(struct index *ix)
 {
-	/* live: the mount's one writer (I5) needs a writable environment */
-	int rc = env_open(ix, !ix->opts.live);
+	/* live: the mount's one writer (I5) needs a writable environment, and
+	 * room for live batches: growing while mounted waits for every
+	 * snapshot (S3), and the catalog keeps one, so the map gets MAP_MIN
+	 * beyond what the index holds from the start */
+	size_t map = map_start(ix), used = data_size(ix->path);
+	if (ix->opts.live && map < used + MAP_MIN)
+		map = round_mib(used + MAP_MIN);
+	int rc = env_open_size(ix, !ix->opts.live, map);
 	if (rc)
 		return rc;
 	if (pthread_key_create(&ix->txn_key, txn_destroy))
@@ -1202,9 +1208,12 @@ int index_cache_list(FILE *out, int prune, long older_days, char *msg, size_t ms
 		snprintf(p, sizeof(p), "%s/lock", path);
 		int lfd = open(p, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
 		int in_use = lfd >= 0 && flock(lfd, LOCK_EX | LOCK_NB) != 0;
+		/* last used: "lock" is touched by every mount (lock_take), data.mdb
+		 * by every write; lock.mdb changes when anyone (this listing too)
+		 * opens the environment: not a use */
 		time_t used = st.st_mtime;
-		const char *names[] = { "lock", "data.mdb", "lock.mdb" };
-		for (size_t i = 0; i < 3; i++) {
+		const char *names[] = { "lock", "data.mdb" };
+		for (size_t i = 0; i < 2; i++) {
 			struct stat fs;
 			snprintf(p, sizeof(p), "%s/%s", path, names[i]);
 			if (stat(p, &fs) == 0 && fs.st_mtime > used)

@@ -127,6 +127,11 @@ int store_dir(const char *given, const char *archive_real, const char *in_use,
  *   threads pin the old mapping: they are counted (store_rtxn, snapshots)
  *   and growth waits for them to end (at most STORE_GROW_WAIT_MS); new
  *   ones wait meanwhile (at most STORE_GATE_WAIT_MS, then -EIO).
+ * - index_reopen (the mount): at least MAP_MIN beyond the data from the
+ *   start, since growth while mounted must wait for every snapshot and
+ *   the query catalog (fs/catalog.h C6) holds one as long as it lives: a
+ *   live batch that still fills the map fails with a line saying to
+ *   remount (the files are indexed then).
  * - When the address-space limit (RLIMIT_AS, ulimit -v) leaves no room,
  *   the map takes what it can and the message names RLIMIT_AS.
  */
