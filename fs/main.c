@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -574,7 +575,13 @@ int main(int argc, char *argv[])
 	}
 	rc = index_update(fs.ix, NULL, msg, sizeof(msg));
 	if (rc) {
-		dfs_log("%s", msg);
+		struct rlimit rl;
+		if ((rc == -ENOMEM || rc == -EAGAIN) && getrlimit(RLIMIT_AS, &rl) == 0 &&
+		    rl.rlim_cur != RLIM_INFINITY)
+			dfs_log("%s (the address-space limit RLIMIT_AS, ulimit -v, is %llu MiB: raise it)",
+				msg, (unsigned long long)(rl.rlim_cur >> 20));
+		else
+			dfs_log("%s", msg);
 		ret = EXIT_INDEX;
 		goto free_index;
 	}
