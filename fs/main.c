@@ -18,7 +18,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <limits.h>
@@ -249,7 +248,8 @@ static int hup_pipe_w = -1;
 static void on_hup(int sig)
 {
 	int e = errno;
-	char c = sig == SIGHUP ? 'H' : 'Q';
+	char c = 'H';
+	(void)sig;
 	if (hup_pipe_w >= 0 && write(hup_pipe_w, &c, 1) < 0) {
 		/* full: a rescan is pending anyway */
 	}
