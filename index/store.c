@@ -472,19 +472,25 @@ int store_map_grow(struct index *ix, char *msg, size_t msglen)
 		snprintf(msg, msglen, "index '%s': the map is being grown already", ix->path);
 		return -EBUSY;
 	}
-	ix->map_growing = 1;
+	/* wait for a moment without readers, letting new ones in meanwhile
+	 * (no request fails while the snapshots drain); only the remap
+	 * itself keeps them out */
 	gate_deadline(&dl, STORE_GROW_WAIT_MS);
 	while (ix->map_readers && !rc)
 		rc = pthread_cond_timedwait(&ix->map_cond, &ix->map_lock, &dl);
 	unsigned readers = ix->map_readers;
+	if (!readers)
+		ix->map_growing = 1;
 	pthread_mutex_unlock(&ix->map_lock);
 	size_t got = 0;
 	if (!readers)
 		got = map_resize(ix, cur, want);
-	pthread_mutex_lock(&ix->map_lock);
-	ix->map_growing = 0;
-	pthread_cond_broadcast(&ix->map_cond);
-	pthread_mutex_unlock(&ix->map_lock);
+	if (!readers) {
+		pthread_mutex_lock(&ix->map_lock);
+		ix->map_growing = 0;
+		pthread_cond_broadcast(&ix->map_cond);
+		pthread_mutex_unlock(&ix->map_lock);
+	}
 	if (readers) {
 		snprintf(msg, msglen,
 			 "index '%s': the LMDB map (%zu MiB) is full and cannot grow while %u snapshot(s) of the mount hold it; unmount and mount again to grow it",

@@ -125,8 +125,10 @@ int store_dir(const char *given, const char *archive_real, const char *in_use,
  *   caller aborts it (and every read txn of its own thread), calls this,
  *   and retries. The map doubles (at least +64 MiB). Read txns of other
  *   threads pin the old mapping: they are counted (store_rtxn, snapshots)
- *   and growth waits for them to end (at most STORE_GROW_WAIT_MS); new
- *   ones wait meanwhile (at most STORE_GATE_WAIT_MS, then -EIO).
+ *   and growth waits for a moment when there is none (at most
+ *   STORE_GROW_WAIT_MS, readers still welcome meanwhile); only during the
+ *   remap itself do new ones wait (at most STORE_GATE_WAIT_MS, then
+ *   -EIO).
  * - index_reopen (the mount): at least MAP_MIN beyond the data from the
  *   start, since growth while mounted must wait for every snapshot and
  *   the query catalog (fs/catalog.h C6) holds one as long as it lives: a
