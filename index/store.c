@@ -1216,8 +1216,9 @@ int index_cache_list(FILE *out, int prune, long older_days, char *msg, size_t ms
 		int in_use = lfd >= 0 && flock(lfd, LOCK_EX | LOCK_NB) != 0;
 		/* last used: "lock" is touched by every mount (lock_take), data.mdb
 		 * by every write; lock.mdb changes when anyone (this listing too)
-		 * opens the environment: not a use */
-		time_t used = st.st_mtime;
+		 * opens the environment, the directory when a file is added: not a
+		 * use (the directory's own mtime only when neither file exists) */
+		time_t used = 0;
 		const char *names[] = { "lock", "data.mdb" };
 		for (size_t i = 0; i < 2; i++) {
 			struct stat fs;
@@ -1225,6 +1226,8 @@ int index_cache_list(FILE *out, int prune, long older_days, char *msg, size_t ms
 			if (stat(p, &fs) == 0 && fs.st_mtime > used)
 				used = fs.st_mtime;
 		}
+		if (!used)
+			used = st.st_mtime;
 		index_meta(path, archive, sizeof(archive), format, sizeof(format));
 		int is_url = !strncasecmp(archive, "http://", 7) || !strncasecmp(archive, "https://", 8);
 		const char *exists = is_url || !strcmp(archive, "?") ? "unknown" :
