@@ -585,9 +585,10 @@ int main(int argc, char *argv[])
 		ret = EXIT_INDEX;
 		goto free_index;
 	}
-	if (!o.quiet) {
+	{
+		/* -o quiet: the summary for the log file only */
 		const struct index_stats *s = index_stats(fs.ix);
-		dfs_log(
+		(o.quiet ? dfs_log_file_only : dfs_log)(
 			"%llu files, %llu parsed, %llu instances in %llu patients / %llu studies / %llu series, "
 			"%llu skipped, %llu errors, %llu duplicates (%.2f s, %.0f files/s)",
 			(unsigned long long)s->files_seen, (unsigned long long)s->files_parsed,
