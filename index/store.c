@@ -315,33 +315,32 @@ static void gate_deadline(struct timespec *ts, int ms)
 	}
 }
 
-/* A read txn begins: 0, or -1 when a growth kept it waiting too long. */
+/* A read txn begins: 0, or -1 when a growth kept it waiting too long.
+ * The common path is two atomic operations (seq_cst, paired with
+ * store_map_grow's: either the reader sees map_growing, or the grower
+ * sees the reader counted); the lock only when a growth runs. */
 static int gate_enter(struct index *ix)
 {
-	struct timespec dl;
-	int rc = 0;
-	pthread_mutex_lock(&ix->map_lock);
-	if (ix->map_growing) {
+	for (;;) {
+		__atomic_add_fetch(&ix->map_readers, 1, __ATOMIC_SEQ_CST);
+		if (!__atomic_load_n(&ix->map_growing, __ATOMIC_SEQ_CST))
+			return 0;
+		__atomic_sub_fetch(&ix->map_readers, 1, __ATOMIC_SEQ_CST);
+		struct timespec dl;
+		int rc = 0;
 		gate_deadline(&dl, STORE_GATE_WAIT_MS);
-		while (ix->map_growing && !rc)
+		pthread_mutex_lock(&ix->map_lock);
+		while (__atomic_load_n(&ix->map_growing, __ATOMIC_SEQ_CST) && !rc)
 			rc = pthread_cond_timedwait(&ix->map_cond, &ix->map_lock, &dl);
+		pthread_mutex_unlock(&ix->map_lock);
+		if (rc)
+			return -1;
 	}
-	if (!ix->map_growing)
-		ix->map_readers++;
-	else
-		rc = -1;
-	pthread_mutex_unlock(&ix->map_lock);
-	return rc ? -1 : 0;
 }
 
 static void gate_leave(struct index *ix)
 {
-	pthread_mutex_lock(&ix->map_lock);
-	if (ix->map_readers)
-		ix->map_readers--;
-	if (!ix->map_readers)
-		pthread_cond_broadcast(&ix->map_cond);
-	pthread_mutex_unlock(&ix->map_lock);
+	__atomic_sub_fetch(&ix->map_readers, 1, __ATOMIC_SEQ_CST);
 }
 
 static void txn_destroy(void *p)
@@ -460,43 +459,60 @@ void store_map_fit(struct index *ix, size_t nfiles)
 	}
 }
 
+static int grow_result(struct index *ix, size_t cur, size_t got, char *msg, size_t msglen);
+
+/* Only the update's thread (before the mount) or the live thread grows:
+ * one grower at a time (I5). */
 int store_map_grow(struct index *ix, char *msg, size_t msglen)
 {
-	struct timespec dl;
-	int rc = 0;
 	size_t cur = map_now(ix);
 	size_t want = round_mib(cur + (cur > MAP_MIN ? cur : MAP_MIN));
-	pthread_mutex_lock(&ix->map_lock);
-	if (ix->map_growing) {
-		pthread_mutex_unlock(&ix->map_lock);
-		snprintf(msg, msglen, "index '%s': the map is being grown already", ix->path);
-		return -EBUSY;
-	}
 	/* wait for a moment without readers, letting new ones in meanwhile
-	 * (no request fails while the snapshots drain); only the remap
-	 * itself keeps them out */
-	gate_deadline(&dl, STORE_GROW_WAIT_MS);
-	while (ix->map_readers && !rc)
-		rc = pthread_cond_timedwait(&ix->map_cond, &ix->map_lock, &dl);
-	unsigned readers = ix->map_readers;
-	if (!readers)
-		ix->map_growing = 1;
-	pthread_mutex_unlock(&ix->map_lock);
-	size_t got = 0;
-	if (!readers)
-		got = map_resize(ix, cur, want);
+	 * (no request fails while the snapshots drain: they are counted,
+	 * the grower polls); then shut new ones out (map_growing) and wait
+	 * for the few that slipped in to leave; only then remap */
+	int64_t waited_ms = 0;
+	unsigned readers = 1;
+	while (waited_ms < STORE_GROW_WAIT_MS) {
+		if (!__atomic_load_n(&ix->map_readers, __ATOMIC_SEQ_CST)) {
+			__atomic_store_n(&ix->map_growing, 1, __ATOMIC_SEQ_CST);
+			/* requests are short: the ones that counted themselves
+			 * just now leave within the gate's own deadline */
+			for (int i = 0; i < STORE_GATE_WAIT_MS / 2 &&
+			     __atomic_load_n(&ix->map_readers, __ATOMIC_SEQ_CST); i++) {
+				struct timespec ms = { 0, 1000000 };
+				nanosleep(&ms, NULL);
+			}
+			readers = __atomic_load_n(&ix->map_readers, __ATOMIC_SEQ_CST);
+			if (!readers)
+				break;
+			pthread_mutex_lock(&ix->map_lock);
+			__atomic_store_n(&ix->map_growing, 0, __ATOMIC_SEQ_CST);
+			pthread_cond_broadcast(&ix->map_cond);
+			pthread_mutex_unlock(&ix->map_lock);
+		}
+		struct timespec ms = { 0, 10000000 };
+		nanosleep(&ms, NULL);
+		waited_ms += 10;
+	}
 	if (!readers) {
+		size_t got = map_resize(ix, cur, want);
 		pthread_mutex_lock(&ix->map_lock);
-		ix->map_growing = 0;
+		__atomic_store_n(&ix->map_growing, 0, __ATOMIC_SEQ_CST);
 		pthread_cond_broadcast(&ix->map_cond);
 		pthread_mutex_unlock(&ix->map_lock);
+		return grow_result(ix, cur, got, msg, msglen);
 	}
-	if (readers) {
-		snprintf(msg, msglen,
-			 "index '%s': the LMDB map (%zu MiB) is full and cannot grow while %u snapshot(s) of the mount hold it; unmount and mount again to grow it",
-			 ix->path, cur >> 20, readers);
-		return -EBUSY;
-	}
+	readers = __atomic_load_n(&ix->map_readers, __ATOMIC_SEQ_CST);
+	snprintf(msg, msglen,
+		 "index '%s': the LMDB map (%zu MiB) is full and cannot grow while %u snapshot(s) of the mount hold it; unmount and mount again to grow it",
+		 ix->path, cur >> 20, readers);
+	return -EBUSY;
+}
+
+/* store_map_grow's answer once the remap was tried (got: 0 failed) */
+static int grow_result(struct index *ix, size_t cur, size_t got, char *msg, size_t msglen)
+{
 	if (!got) {
 		size_t lim = as_limit();
 		if (lim)
@@ -829,7 +845,7 @@ void index_close_env(struct index *ix)
 		if (r)
 			txn_destroy(r);
 		pthread_setspecific(ix->txn_key, NULL);
-		ix->map_readers = 0;
+		__atomic_store_n(&ix->map_readers, 0, __ATOMIC_SEQ_CST);
 		pthread_key_delete(ix->txn_key);
 		ix->txn_key_ok = 0;
 	}

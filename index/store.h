@@ -48,13 +48,13 @@ struct index {
 	pthread_key_t txn_key;        /* each thread's read txn (I6) */
 	int txn_key_ok;
 
-	/* The map's size (S3): the reader gate. map_lock guards the three
-	 * fields; map_cond (CLOCK_MONOTONIC) signals readers leaving and the
-	 * end of a growth. */
+	/* The map's size (S3): the reader gate. The two counters are atomic
+	 * (seq_cst); map_lock and map_cond (CLOCK_MONOTONIC) only let readers
+	 * sleep until a growth ends. */
 	pthread_mutex_t map_lock;
 	pthread_cond_t map_cond;
 	unsigned map_readers;         /* active read txns and snapshots */
-	int map_growing;              /* store_map_grow waits or runs */
+	int map_growing;              /* store_map_grow shuts readers out */
 
 	/* Written by the update (one thread, before the mount) and, while
 	 * mounted, by the live thread after each batch (live.c, I9): a
