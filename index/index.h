@@ -393,6 +393,9 @@ struct index_live_ops {
 	/* after the entries of one batch */
 	void (*applied)(void *ctx, const struct index_applied *a);
 	void *ctx;
+	/* the LMDB map is full and must grow (store.h S3): let go of every
+	 * long-lived snapshot (index_snap_take) now; may be NULL */
+	void (*release)(void *ctx);
 };
 int index_live_start(struct index *ix, int rescan_s, const struct index_live_ops *ops,
 		     char *msg, size_t msglen);

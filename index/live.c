@@ -210,6 +210,10 @@ static void apply(struct live *L, char **roots, size_t n)
 		free(sc.updated);
 		sc.updated = NULL;
 		sc.nupdated = sc.cupdated = 0;
+		/* snapshots (the query catalog's) pin the map: they go first,
+		 * and are taken again by the next query */
+		if (L->ops.release)
+			L->ops.release(L->ops.ctx);
 		if (store_map_grow(ix, msg, sizeof(msg)))
 			break;
 	}

@@ -861,7 +861,7 @@ int index_reopen(struct index *ix)
 	 * snapshot (S3), and the catalog keeps one, so the map gets MAP_MIN
 	 * beyond what the index holds from the start */
 	size_t map = map_start(ix), used = data_size(ix->path);
-	if (ix->opts.live && map < used + MAP_MIN)
+	if (ix->opts.live && map < used + MAP_MIN && !map_override())
 		map = round_mib(used + MAP_MIN);
 	int rc = env_open_size(ix, !ix->opts.live, map);
 	if (rc)

@@ -130,10 +130,12 @@ int store_dir(const char *given, const char *archive_real, const char *in_use,
  *   remap itself do new ones wait (at most STORE_GATE_WAIT_MS, then
  *   -EIO).
  * - index_reopen (the mount): at least MAP_MIN beyond the data from the
- *   start, since growth while mounted must wait for every snapshot and
- *   the query catalog (fs/catalog.h C6) holds one as long as it lives: a
- *   live batch that still fills the map fails with a line saying to
- *   remount (the files are indexed then).
+ *   start (not with $DICOMFS_INDEX_MAP_MIB), since growth while mounted
+ *   must wait for every snapshot: the live thread first asks the mount to
+ *   let go of its long-lived ones (index_live_ops.release: the query
+ *   catalog, fs/catalog.h C6, rebuilt by the next query), then grows. A
+ *   snapshot still held after STORE_GROW_WAIT_MS fails the batch with a
+ *   line saying to remount (the files are indexed then).
  * - When the address-space limit (RLIMIT_AS, ulimit -v) leaves no room,
  *   the map takes what it can and the message names RLIMIT_AS.
  */

@@ -130,6 +130,16 @@ grep -q "SIGHUP: re-walking" "$LOGF" && ok "SIGHUP logged to the log file (daemo
 	fail "no SIGHUP line in the log file: $(tail -3 "$LOGF")"
 grep -q "live: batch" "$LOGF" && ok "the daemon's messages go to the log file, not syslog" ||
 	fail "no live batch line in the log file"
+# the mount's map started at data + 1 MiB (DICOMFS_INDEX_MAP_MIB): the live
+# batch (a whole new tree) outgrows it while the query catalog holds a
+# snapshot; the catalog lets go, the map grows, query/ sees the new series
+[ "$(grep -c 'LMDB map grown' "$LOGF")" -ge 2 ] && ok "the map grew while mounted: $(grep 'LMDB map grown' "$LOGF" | tail -1 | cut -d' ' -f3-)" ||
+	fail "no growth while mounted: $(grep -i 'map\|live' "$LOGF")"
+grep -q "cannot grow" "$LOGF" && fail "a growth failed: $(grep 'cannot grow' "$LOGF")"
+sleep 1.5   # query directories' kernel cache timeout
+nq=$(ls "$MNT/query/series/PatientID=ID0077/" | grep -vc '^manifest')
+[ "$nq" -ge 1 ] && ok "query/ after the growth: $nq series of the new patient" ||
+	fail "query/ does not see the new patient after the growth: $(ls "$MNT/query/series/PatientID=ID0077/")"
 kill -TERM "$PID"
 for i in $(seq 100); do
 	kill -0 "$PID" 2>/dev/null || break
