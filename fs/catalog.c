@@ -566,6 +566,22 @@ void catalog_invalidate(struct dfs *fs)
 	pthread_mutex_unlock(&s->lock);
 }
 
+void catalog_release(struct dfs *fs)
+{
+	struct catalog_slot *s = fs->catalog;
+	struct catalog *old = NULL;
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->lock);
+	if (s->state == 2) {
+		old = s->cur;
+		s->cur = NULL;
+		s->state = 0;   /* the next catalog_get builds it again */
+	}
+	pthread_mutex_unlock(&s->lock);
+	catalog_put(old);
+}
+
 static void *slot_main(void *arg)
 {
 	slot_build(arg);

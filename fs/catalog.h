@@ -136,6 +136,11 @@ int catalog_get(struct dfs *fs, struct catalog **out);
 void catalog_put(struct catalog *c);
 /* The index changed (C7): the next catalog_get builds a new generation. */
 void catalog_invalidate(struct dfs *fs);
+/* The LMDB map must grow (index/store.h S3): the slot lets go of its
+ * catalog (and so of its snapshots, C6) at once; the next catalog_get
+ * builds a new one. Users holding a reference keep theirs until they put
+ * it (C2). */
+void catalog_release(struct dfs *fs);
 
 /* The range [*a, *e) of instances of match x at level (CAT_*). */
 void catalog_range(const struct catalog *c, int level, uint32_t x, uint32_t *a,

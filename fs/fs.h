@@ -270,6 +270,9 @@ int dfs_xattr_get(struct dfs *fs, uint64_t ino, const char *name, char **buf,
 extern const struct kind_ops kind_qmanifest, kind_qother;
 int dfs_query_start(struct dfs *fs);
 void dfs_query_stop(struct dfs *fs);
+/* The LMDB map must grow (index/store.h S3): drop the results and the
+ * view's catalog reference (taken again by the next request, V4). */
+void dfs_query_release(struct dfs *fs);
 int dfs_query_kind(unsigned kind);
 int dfs_query_stat(struct dfs *fs, struct dfs_caller *c, uint64_t ino, struct stat *st);
 int dfs_query_lookup(struct dfs *fs, struct dfs_caller *c, uint64_t parent,

@@ -140,12 +140,20 @@ static void live_applied(void *ctx, const struct index_applied *a)
 		a->tree_seconds, a->tree_cpu_seconds, a->commit_seconds);
 }
 
+/* the map must grow (index/store.h S3): let go of every snapshot */
+static void live_release(void *ctx)
+{
+	struct dfs *fs = ctx;
+	dfs_query_release(fs);
+	catalog_release(fs);
+}
+
 int dfs_live_start(struct dfs *fs, int rescan_s, char *msg, size_t msglen)
 {
 	fs->live = calloc(1, sizeof(*fs->live));
 	if (!fs->live)
 		return -ENOMEM;
-	struct index_live_ops ops = { live_entry, live_applied, fs };
+	struct index_live_ops ops = { live_entry, live_applied, fs, live_release };
 	int rc = index_live_start(fs->ix, rescan_s, &ops, msg, msglen);
 	if (rc) {
 		free(fs->live);

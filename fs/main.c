@@ -1,9 +1,15 @@
 /*
  * main.c - command line, start-up and the FUSE session.
  *
- * Start-up order: parse options; check the mountpoint; open and update the
- * index (the mount is ready only when the index is); close LMDB (it must not
- * cross fork); mount; daemonize; reopen LMDB read-only; run the loop.
+ * Start-up order: parse options and check every value, then the FUSE
+ * options (fuse_session_new: a typo exits 1 before any indexing); open the
+ * log file; check archive and mountpoint; open and update the index (the
+ * mount is ready only when the index is); close LMDB (it must not cross
+ * fork); mount; daemonize; reopen LMDB; run the loop.
+ *
+ * Signals: SIGTERM, SIGINT unmount (libfuse's handlers); SIGHUP re-walks
+ * the archive once (one live rescan pass, index.h I9) instead of libfuse's
+ * unmount; SIGPIPE is ignored.
  *
  * Exit status (documented in the README and the man page):
  *   0 success, 1 usage, 2 archive missing or unreadable,
@@ -11,12 +17,16 @@
  *   5 FUSE session or mount failure.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -60,6 +70,7 @@ struct options {
 	char *files;        /* dcm,json,npy,png,level,fhir,volume (kinds.c) */
 	int only_dcm;       /* = files=dcm */
 	char *xattrs;       /* "all" or "dcm" (xattr.c X4) */
+	char *log;          /* -o log=FILE (log.h) */
 };
 
 #define OPT(t, p) { t, offsetof(struct options, p), 1 }
@@ -85,6 +96,7 @@ static const struct fuse_opt dfs_opts[] = {
 	OPT("files=%s", files),
 	OPT("only_dcm", only_dcm),
 	OPT("xattrs=%s", xattrs),
+	OPT("log=%s", log),
 	FUSE_OPT_END
 };
 
@@ -173,8 +185,17 @@ static void usage(const char *prog)
 	       "    -o only_dcm            the same as -o files=dcm (backups: README)\n"
 	       "    -o xattrs=all          user.dicom.* attributes on every file (default:\n"
 	       "                           on directories and .dcm files only)\n"
-	       "    --version              print the version\n\n"
-	       "exit status: 0 ok, 1 usage, 2 archive, 3 mountpoint, 4 index, 5 fuse\n\n",
+	       "    -o log=FILE            append every message to FILE (time-stamped);\n"
+	       "                           without it messages go to stderr, and to\n"
+	       "                           syslog once in the background\n"
+	       "    --version              print the version\n"
+	       "    --list-indexes         list the cached indexes (archive, size, last use)\n"
+	       "    --prune-indexes [--older-than DAYS]\n"
+	       "                           remove cached indexes whose archive is gone (or\n"
+	       "                           unused for DAYS days); never one in use\n\n"
+	       "signals: HUP re-walks the archive, TERM and INT unmount\n"
+	       "exit status: 0 ok, 1 usage, 2 archive, 3 mountpoint, 4 index, 5 fuse\n"
+	       "see dicomfs(1) for views, query syntax, files and environment\n\n",
 	       prog);
 }
 
@@ -241,6 +262,126 @@ static int mountpoint_busy(const char *real)
 	return busy;
 }
 
+/* SIGHUP: one rescan pass (index.h I9). The handler only writes to a
+ * pipe (async-signal-safe); a thread of the mount reads it. The pipe's
+ * write end is the one process-wide value a handler can reach. */
+static int hup_pipe_w = -1;
+
+static void on_hup(int sig)
+{
+	int e = errno;
+	char c = 'H';
+	(void)sig;
+	if (hup_pipe_w >= 0 && write(hup_pipe_w, &c, 1) < 0) {
+		/* full: a rescan is pending anyway */
+	}
+	errno = e;
+}
+
+struct hup_thread {
+	struct dfs *fs;
+	int rfd, wfd;
+	pthread_t th;
+	int started;
+};
+
+static void *hup_main(void *arg)
+{
+	struct hup_thread *h = arg;
+	for (;;) {
+		char c[64];
+		ssize_t n = read(h->rfd, c, sizeof(c));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0 || memchr(c, 'Q', (size_t)n))
+			return NULL;
+		dfs_log("SIGHUP: re-walking the archive for changes (one rescan pass)");
+		index_live_note(h->fs->ix, "", 0);
+	}
+}
+
+/* after fuse_set_signal_handlers (which unmounts on HUP): our own HUP */
+static int hup_start(struct hup_thread *h, struct dfs *fs)
+{
+	int p[2];
+	h->fs = fs;
+	if (pipe2(p, O_CLOEXEC))
+		return -errno;
+	fcntl(p[1], F_SETFL, O_NONBLOCK);
+	h->rfd = p[0];
+	h->wfd = p[1];
+	if (pthread_create(&h->th, NULL, hup_main, h)) {
+		close(p[0]);
+		close(p[1]);
+		return -EAGAIN;
+	}
+	h->started = 1;
+	hup_pipe_w = p[1];
+	struct sigaction sa = { 0 };
+	sa.sa_handler = on_hup;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_RESTART;
+	sigaction(SIGHUP, &sa, NULL);
+	return 0;
+}
+
+static void hup_stop(struct hup_thread *h)
+{
+	if (!h->started)
+		return;
+	struct sigaction sa = { 0 };
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGHUP, &sa, NULL);
+	hup_pipe_w = -1;
+	char q = 'Q';
+	if (write(h->wfd, &q, 1) < 0) {
+		/* the thread reads EOF below */
+	}
+	close(h->wfd);
+	pthread_join(h->th, NULL);
+	close(h->rfd);
+	h->started = 0;
+}
+
+/* dicomfs --list-indexes | --prune-indexes [--older-than DAYS] */
+static int cache_command(int argc, char *argv[])
+{
+	int prune = !strcmp(argv[1], "--prune-indexes");
+	long days = -1;
+	char msg[PATH_MAX + 256] = "";
+	if (prune && argc == 4 && !strcmp(argv[2], "--older-than")) {
+		char *end;
+		errno = 0;
+		days = strtol(argv[3], &end, 10);
+		if (errno || end == argv[3] || *end || days < 0) {
+			fprintf(stderr, "dicomfs: bad --older-than %s (days, 0 or more)\n", argv[3]);
+			return EXIT_USAGE;
+		}
+	} else if (argc != 2) {
+		fprintf(stderr, "dicomfs: usage: %s --list-indexes | --prune-indexes [--older-than DAYS]\n",
+			argv[0]);
+		return EXIT_USAGE;
+	}
+	int rc = index_cache_list(stdout, prune, days, msg, sizeof(msg));
+	fflush(stdout);
+	if (rc) {
+		fprintf(stderr, "dicomfs: %s\n", msg);
+		return EXIT_INDEX;
+	}
+	return 0;
+}
+
+/* An absolute path for -o log=FILE (the daemon works in /). */
+static char *abs_path(const char *p)
+{
+	char cwd[PATH_MAX], *out = NULL;
+	if (p[0] == '/')
+		return strdup(p);
+	if (!getcwd(cwd, sizeof(cwd)) || asprintf(&out, "%s/%s", cwd, p) < 0)
+		return NULL;
+	return out;
+}
+
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
@@ -257,6 +398,9 @@ int main(int argc, char *argv[])
 					       argc == 5 ? argv[4] : NULL);
 	if (argc == 2 && strcmp(argv[1], "--decode-worker") == 0)
 		return dfs_decode_worker_main();
+	if (argc >= 2 && (!strcmp(argv[1], "--list-indexes") || !strcmp(argv[1], "--prune-indexes")))
+		return cache_command(argc, argv);
+	struct hup_thread hup = { 0 };
 	if (fuse_opt_parse(&args, &o, dfs_opts, opt_proc) == -1)
 		goto free_args;
 	if (fuse_parse_cmdline(&args, &copts) != 0) {
@@ -345,27 +489,6 @@ int main(int argc, char *argv[])
 		goto free_args;
 	}
 	io.source.timeout_s = o.web_timeout;
-	struct stat st;
-	int is_url = !strncasecmp(o.archive, "http://", 7) || !strncasecmp(o.archive, "https://", 8);
-	if (!is_url && (stat(o.archive, &st) || !S_ISDIR(st.st_mode))) {
-		fprintf(stderr, "dicomfs: archive '%s': %s\n", o.archive,
-			errno && !S_ISDIR(st.st_mode) ? strerror(ENOTDIR) : strerror(errno));
-		ret = EXIT_ARCHIVE;
-		goto free_args;
-	}
-	if (stat(copts.mountpoint, &st) || !S_ISDIR(st.st_mode)) {
-		fprintf(stderr, "dicomfs: mountpoint '%s': %s\n", copts.mountpoint,
-			strerror(errno ? errno : ENOTDIR));
-		ret = EXIT_MOUNTPOINT;
-		goto free_args;
-	}
-	if (mountpoint_busy(copts.mountpoint)) {
-		fprintf(stderr, "dicomfs: mountpoint '%s' is busy (something is mounted there)\n",
-			copts.mountpoint);
-		ret = EXIT_MOUNTPOINT;
-		goto free_args;
-	}
-
 	uint32_t *extra = NULL;
 	size_t nextra = 0;
 	if (o.index_tags && tags_parse_list(o.index_tags, &extra, &nextra, msg, sizeof(msg))) {
@@ -375,6 +498,80 @@ int main(int argc, char *argv[])
 	}
 	io.extra_tags = extra;
 	io.n_extra_tags = nextra;
+	if (o.rescan < 0) {
+		fprintf(stderr, "dicomfs: bad -o rescan=%d (seconds)\n", o.rescan);
+		ret = EXIT_USAGE;
+		goto free_args;
+	}
+	if (o.scan_threads < 0) {
+		fprintf(stderr, "dicomfs: bad -o scan_threads=%d\n", o.scan_threads);
+		ret = EXIT_USAGE;
+		goto free_args;
+	}
+	int is_url = !strncasecmp(o.archive, "http://", 7) || !strncasecmp(o.archive, "https://", 8);
+
+	/* The FUSE options too, before any indexing: fuse_session_new rejects
+	 * unknown ones (libfuse prints which); it does not mount yet. */
+	/* read-only, and the kernel checks permissions against our modes */
+	/* fsname: the archive, as `mount` and `df` show it (',' escaped) */
+	char fsname[2 * PATH_MAX + 16];
+	size_t fl = (size_t)snprintf(fsname, sizeof(fsname), "-ofsname=");
+	char *real = is_url ? NULL : realpath(o.archive, NULL);
+	for (const char *p = real ? real : o.archive; *p && fl + 3 < sizeof(fsname); p++) {
+		if (*p == ',' || *p == '\\')
+			fsname[fl++] = '\\';
+		fsname[fl++] = *p;
+	}
+	fsname[fl] = 0;
+	free(real);
+	if (fuse_opt_add_arg(&args, "-oro") || fuse_opt_add_arg(&args, "-odefault_permissions") ||
+	    fuse_opt_add_arg(&args, fsname) || fuse_opt_add_arg(&args, "-osubtype=dicomfs")) {
+		ret = EXIT_FUSE;
+		goto free_args;
+	}
+	/* before fuse_session_new takes the mount options out of args */
+	fs.allow_other = dfs_access_shared_opts(&args);
+	se = fuse_session_new(&args, &dfs_ll_ops, sizeof(dfs_ll_ops), &fs);
+	if (!se) {
+		fprintf(stderr, "dicomfs: bad mount option (see the line above; dicomfs --help and dicomfs(1) list them)\n");
+		ret = EXIT_USAGE;
+		goto free_args;
+	}
+
+	/* from here on, every message also goes to the log file (log.h) */
+	if (o.log) {
+		char *lp = abs_path(o.log);
+		rc = lp ? dfs_log_to_file(lp) : -ENOMEM;
+		free(lp);
+		if (rc) {
+			fprintf(stderr, "dicomfs: -o log=%s: %s\n", o.log, strerror(-rc));
+			ret = EXIT_USAGE;
+			goto free_index;
+		}
+	}
+	struct stat st;
+	if (!is_url && stat(o.archive, &st)) {
+		dfs_log("archive '%s': %s", o.archive, strerror(errno));
+		ret = EXIT_ARCHIVE;
+		goto free_index;
+	}
+	if (!is_url && !S_ISDIR(st.st_mode)) {
+		dfs_log("archive '%s' is not a directory (give the folder that holds the DICOM files)",
+			o.archive);
+		ret = EXIT_ARCHIVE;
+		goto free_index;
+	}
+	if (stat(copts.mountpoint, &st) || !S_ISDIR(st.st_mode)) {
+		dfs_log("mountpoint '%s': %s", copts.mountpoint, strerror(errno ? errno : ENOTDIR));
+		ret = EXIT_MOUNTPOINT;
+		goto free_index;
+	}
+	if (mountpoint_busy(copts.mountpoint)) {
+		dfs_log("mountpoint '%s' is busy (something is mounted there)", copts.mountpoint);
+		ret = EXIT_MOUNTPOINT;
+		goto free_index;
+	}
+
 	io.archive = o.archive;
 	io.path = o.index;
 	io.scan_threads = o.scan_threads;
@@ -400,29 +597,31 @@ int main(int argc, char *argv[])
 	}
 	fs.xattrs_all = o.xattrs && !strcmp(o.xattrs, "all");
 	io.progress = o.quiet ? 0 : (isatty(STDERR_FILENO) ? 1 : 2);
-	if (o.rescan < 0) {
-		fprintf(stderr, "dicomfs: bad -o rescan=%d (seconds)\n", o.rescan);
-		ret = EXIT_USAGE;
-		goto free_args;
-	}
 	io.live = 1;   /* the mount writes what changes (index.h I9) */
 	rc = index_open(&fs.ix, &io, msg, sizeof(msg));
 	if (rc) {
-		fprintf(stderr, "dicomfs: %s\n", msg);
+		dfs_log("%s", msg);
 		ret = rc == -EROFS ? EXIT_INDEX : EXIT_ARCHIVE;
-		goto free_args;
+		goto free_index;
 	}
 	rc = index_update(fs.ix, NULL, msg, sizeof(msg));
 	if (rc) {
-		fprintf(stderr, "dicomfs: %s\n", msg);
+		struct rlimit rl;
+		if ((rc == -ENOMEM || rc == -EAGAIN) && getrlimit(RLIMIT_AS, &rl) == 0 &&
+		    rl.rlim_cur != RLIM_INFINITY)
+			dfs_log("%s (the address-space limit RLIMIT_AS, ulimit -v, is %llu MiB: raise it)",
+				msg, (unsigned long long)(rl.rlim_cur >> 20));
+		else
+			dfs_log("%s", msg);
 		ret = EXIT_INDEX;
 		goto free_index;
 	}
-	if (!o.quiet) {
+	{
+		/* -o quiet: the summary for the log file only */
 		const struct index_stats *s = index_stats(fs.ix);
-		fprintf(stderr,
-			"dicomfs: %llu files, %llu parsed, %llu instances in %llu patients / %llu studies / %llu series, "
-			"%llu skipped, %llu errors, %llu duplicates (%.2f s, %.0f files/s)\n",
+		(o.quiet ? dfs_log_file_only : dfs_log)(
+			"%llu files, %llu parsed, %llu instances in %llu patients / %llu studies / %llu series, "
+			"%llu skipped, %llu errors, %llu duplicates (%.2f s, %.0f files/s)",
 			(unsigned long long)s->files_seen, (unsigned long long)s->files_parsed,
 			(unsigned long long)s->instances, (unsigned long long)s->patients,
 			(unsigned long long)s->studies, (unsigned long long)s->series,
@@ -434,7 +633,7 @@ int main(int argc, char *argv[])
 	/* per-mount pixel state; decoders start on first use (after daemonize) */
 	rc = dfs_pixels_new(&fs, io.worker_exe);
 	if (rc) {
-		fprintf(stderr, "dicomfs: %s\n", dfs_strerror(rc));
+		dfs_log("%s", dfs_strerror(rc));
 		ret = EXIT_FUSE;
 		goto free_index;
 	}
@@ -445,42 +644,18 @@ int main(int argc, char *argv[])
 		ret = EXIT_FUSE;
 		goto free_index;
 	}
-	/* read-only, and the kernel checks permissions against our modes */
-	/* fsname: the archive, as `mount` and `df` show it (',' escaped) */
-	char fsname[2 * PATH_MAX + 16];
-	size_t fl = (size_t)snprintf(fsname, sizeof(fsname), "-ofsname=");
-	char *real = realpath(o.archive, NULL);
-	for (const char *p = real ? real : o.archive; *p && fl + 3 < sizeof(fsname); p++) {
-		if (*p == ',' || *p == '\\')
-			fsname[fl++] = '\\';
-		fsname[fl++] = *p;
-	}
-	fsname[fl] = 0;
-	free(real);
-	if (fuse_opt_add_arg(&args, "-oro") || fuse_opt_add_arg(&args, "-odefault_permissions") ||
-	    fuse_opt_add_arg(&args, fsname) || fuse_opt_add_arg(&args, "-osubtype=dicomfs")) {
-		ret = EXIT_FUSE;
-		goto free_index;
-	}
-	/* before fuse_session_new takes the mount options out of args */
-	fs.allow_other = dfs_access_shared_opts(&args);
-	se = fuse_session_new(&args, &dfs_ll_ops, sizeof(dfs_ll_ops), &fs);
-	if (!se) {
-		ret = EXIT_FUSE;
-		goto free_index;
-	}
 	if (fuse_set_signal_handlers(se)) {
 		ret = EXIT_FUSE;
-		goto destroy_session;
+		goto free_index;
 	}
 	if (fuse_session_mount(se, copts.mountpoint)) {
-		fprintf(stderr, "dicomfs: cannot mount on '%s'\n", copts.mountpoint);
+		dfs_log("cannot mount on '%s'", copts.mountpoint);
 		ret = EXIT_MOUNTPOINT;
 		goto remove_handlers;
 	}
 	fuse_daemonize(copts.foreground);
 	if (!copts.foreground)
-		dfs_log_use_syslog(1);
+		dfs_log_use_syslog(1);   /* stderr is gone: syslog, unless -o log= */
 	rc = index_reopen(fs.ix);
 	if (rc) {
 		dfs_log("cannot reopen index '%s': %s", index_path(fs.ix), dfs_strerror(rc));
@@ -509,6 +684,9 @@ int main(int argc, char *argv[])
 		ret = EXIT_INDEX;
 		goto unmount;
 	}
+	/* SIGHUP rescans instead of unmounting (after libfuse's handlers) */
+	if (hup_start(&hup, &fs))
+		dfs_log("cannot handle SIGHUP: it unmounts");
 	/* the start-up reads of this thread must not pin a snapshot (I6) */
 	index_request_end(fs.ix);
 	if (copts.singlethread) {
@@ -516,6 +694,7 @@ int main(int argc, char *argv[])
 	} else {
 		rc = run_loop_mt(se, &copts, fs.max_threads);
 	}
+	hup_stop(&hup);
 	dfs_live_stop(&fs);
 	ret = rc ? EXIT_FUSE : 0;
 unmount:
@@ -523,9 +702,8 @@ unmount:
 	fuse_session_unmount(se);
 remove_handlers:
 	fuse_remove_signal_handlers(se);
-destroy_session:
-	fuse_session_destroy(se);
 free_index:
+	hup_stop(&hup);
 	dfs_live_stop(&fs);
 	dfs_query_stop(&fs);
 	catalog_stop(&fs);
@@ -536,6 +714,8 @@ free_index:
 	shared_bufs_free(fs.shared);
 	fs.shared = NULL;
 	index_free(fs.ix);
+	if (se)
+		fuse_session_destroy(se);
 free_args:
 	free(copts.mountpoint);
 	free(o.archive);
@@ -553,6 +733,7 @@ free_args:
 	free(o.cafile);
 	free(o.bearer_token_file);
 	free(o.netrc);
+	free(o.log);
 	free((void *)io.extra_tags);
 	fuse_opt_free_args(&args);
 	return ret;

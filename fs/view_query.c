@@ -670,6 +670,19 @@ int dfs_query_start(struct dfs *fs)
 	return 0;
 }
 
+void dfs_query_release(struct dfs *fs)
+{
+	struct qview *qv = fs->query;
+	if (!qv)
+		return;
+	pthread_mutex_lock(&qv->lock);
+	for (size_t i = 0; i < qv->n; i++)
+		res_drop(qv, qv->v[i]);
+	catalog_put(qv->cat);
+	qv->cat = NULL;
+	pthread_mutex_unlock(&qv->lock);
+}
+
 void dfs_query_stop(struct dfs *fs)
 {
 	struct qview *qv = fs->query;

@@ -17,7 +17,17 @@ int index_update(struct index *ix, struct index_stats *st, char *msg,
 	 * (which the views call) never refers to the views (index.h layers) */
 	if (!ix->opts.views)
 		ix->opts.views = view_registry;
-	int rc = scan_update(ix, NULL, msg, msglen);
+	int rc;
+	/* the map is full (store.h S3): grow it and go on (what the batches
+	 * committed is kept; the rest is done again) */
+	for (int tries = 0;; tries++) {
+		rc = scan_update(ix, NULL, msg, msglen);
+		if (rc != -ENOSPC || tries >= 32)
+			break;
+		if (store_map_grow(ix, msg, msglen))
+			break;
+		strbuf_release(&ix->walk_errors);
+	}
 	if (!rc) {
 		mdb_env_sync(ix->env, 1);
 		/* downgrade: readers welcome, updaters elsewhere go private (I5) */

@@ -163,6 +163,7 @@
 #ifndef DICOMFS_INDEX_H
 #define DICOMFS_INDEX_H
 #include <stdint.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <sys/types.h>
 #include "source.h"
@@ -343,6 +344,18 @@ int index_parse_worker_main(const char *archive, const char *tags, char *srcopts
 
 /* Close the LMDB environment (before fork) / reopen it read-only after. */
 void index_close_env(struct index *ix);
+/*
+ * dicomfs --list-indexes / --prune-indexes (store.c): the index
+ * directories under the default cache root (store_dir: <cache>/dicomfs/NAME,
+ * this user's), one TSV line each to out (index, archive, size_mib,
+ * last_used, format, archive_exists, in_use[, action]). prune removes
+ * those whose archive folder is gone, and with older_days >= 0 those not
+ * used for older_days days; never one in use (its "lock" held by a mount
+ * or an update, I5; it is held while checked, so no mount starts on it
+ * meanwhile) and never one holding files dicomfs does not make. 0, or a
+ * negative errno with msg one line.
+ */
+int index_cache_list(FILE *out, int prune, long older_days, char *msg, size_t msglen);
 int index_reopen(struct index *ix);
 void index_free(struct index *ix);
 
@@ -427,6 +440,9 @@ struct index_live_ops {
 	/* after the entries of one batch */
 	void (*applied)(void *ctx, const struct index_applied *a);
 	void *ctx;
+	/* the LMDB map is full and must grow (store.h S3): let go of every
+	 * long-lived snapshot (index_snap_take) now; may be NULL */
+	void (*release)(void *ctx);
 };
 int index_live_start(struct index *ix, int rescan_s, const struct index_live_ops *ops,
 		     char *msg, size_t msglen);

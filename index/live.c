@@ -214,9 +214,27 @@ static void apply(struct live *L, char **roots, size_t n)
 	char msg[512] = "";
 	MDB_txn *old = NULL, *new = NULL;
 	int64_t t0 = mono_ns();
-	if (mdb_txn_begin(ix->env, NULL, MDB_RDONLY, &old))
+	int rc;
+	for (int tries = 0;; tries++) {
+		if (mdb_txn_begin(ix->env, NULL, MDB_RDONLY, &old))
+			old = NULL;
+		rc = scan_update(ix, &sc, msg, sizeof(msg));
+		if (rc != -ENOSPC || tries >= 8)
+			break;
+		/* the map is full (store.h S3): no txn of ours may stay */
+		if (old)
+			mdb_txn_abort(old);
 		old = NULL;
-	int rc = scan_update(ix, &sc, msg, sizeof(msg));
+		free(sc.updated);
+		sc.updated = NULL;
+		sc.nupdated = sc.cupdated = 0;
+		/* snapshots (the query catalog's) pin the map: they go first,
+		 * and are taken again by the next query */
+		if (L->ops.release)
+			L->ops.release(L->ops.ctx);
+		if (store_map_grow(ix, msg, sizeof(msg)))
+			break;
+	}
 	if (rc) {
 		dfs_log("live update: %s", msg);
 	} else if (sc.changed) {

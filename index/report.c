@@ -6,7 +6,9 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdarg.h>
 #include <string.h>
+#include <time.h>
 
 #include "report.h"
 #include "store.h"
@@ -184,4 +186,64 @@ int index_errors_tsv(struct index *ix, char **buf, size_t *len)
 	strbuf_add(&t, ix->run_errors.buf, ix->run_errors.len);
 	pthread_mutex_unlock(&ix->err_lock);
 	return hand_over(&t, buf, len);
+}
+
+/* ---- progress (R4, R5) ---- */
+
+double index_progress_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+void index_progress_line(struct index *ix, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if (ix->opts.progress == 1)
+		fprintf(stderr, "\rdicomfs: indexing: %s\033[K\n", line);
+	else if (ix->opts.progress)
+		fprintf(stderr, "dicomfs: indexing: %s\n", line);
+	dfs_log_file_only("indexing: %s", line);
+}
+
+void index_progress_count(struct index *ix, const char *what, size_t done,
+			  size_t total, double start, int final)
+{
+	if (!ix->opts.progress && !dfs_log_has_file())
+		return;
+	double now = index_progress_now(), dt = now - start;
+	double every = ix->opts.progress == 1 ? 0.5 : 5.0;
+	if (done && !ix->progress_t1) {
+		/* R5: the first item includes the parsers' start (GDCM loads
+		 * in about a second): the running rate starts after it */
+		ix->progress_t1 = now;
+		ix->progress_d1 = done;
+	}
+	double dt1 = now - ix->progress_t1;
+	if (!final && (!ix->progress_t1 || dt1 < 1.0 || done <= ix->progress_d1 ||
+		       now - ix->progress_last < every))
+		return;
+	ix->progress_last = now;
+	char line[256], eta[64] = "";
+	double rate = final ? (dt > 0 ? done / dt : 0) : (done - ix->progress_d1) / dt1;
+	if (!final && rate > 0 && total > done)
+		snprintf(eta, sizeof(eta), ", about %.0f s left", (total - done) / rate);
+	if (final)
+		snprintf(line, sizeof(line), "%s: %zu/%zu files in %.2f s (%.0f files/s)", what,
+			 done, total, dt, rate);
+	else
+		snprintf(line, sizeof(line), "%s: %zu/%zu files, %.0f files/s%s", what, done,
+			 total, rate, eta);
+	if (ix->opts.progress == 1)
+		fprintf(stderr, "\rdicomfs: indexing: %s\033[K%s", line, final ? "\n" : "");
+	else if (ix->opts.progress == 2)
+		fprintf(stderr, "dicomfs: indexing: %s\n", line);
+	dfs_log_file_only("indexing: %s", line);
 }

@@ -35,4 +35,26 @@ void index_count_decode(struct index *ix);
 int index_status_json(struct index *ix, char **buf, size_t *len);
 int index_errors_tsv(struct index *ix, char **buf, size_t *len);
 
+/*
+ * Progress of the mount's update, phase by phase (walk, parse, tree,
+ * commit), called by the update (scan.c), never for a live batch.
+ * (R4) Where: stderr as index_opts.progress says (1: one line rewritten
+ *      in place with '\r' on a terminal, 2: plain lines) and every line
+ *      to the log file (log.h) when there is one, even with progress 0
+ *      (-o quiet). A periodic line comes at most every 0.5 s on a
+ *      terminal, every 5 s otherwise (and in the log file).
+ * (R5) Rates are counted from the start of their phase, and a periodic
+ *      line comes only once its phase has run 1 s: the first figure a
+ *      user sees is a rate over a second or more, never "1 files/s".
+ * index_progress_line: one finished phase (or a note), printf-style
+ * text after "dicomfs: ". index_progress_count: `done` of `total` items
+ * of phase `what` started at `start` (CLOCK_MONOTONIC seconds); final
+ * prints the closing line whatever the time.
+ */
+void index_progress_line(struct index *ix, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void index_progress_count(struct index *ix, const char *what, size_t done,
+			  size_t total, double start, int final);
+double index_progress_now(void);
+
 #endif

@@ -747,21 +747,6 @@ static void *proc_worker(void *arg)
 	return NULL;
 }
 
-static void progress(const struct index *ix, size_t done, size_t total,
-		     double t0, int final)
-{
-	if (!ix->opts.progress)
-		return;
-	double dt = now_s() - t0;
-	double rate = dt > 0 ? done / dt : 0;
-	if (ix->opts.progress == 1)
-		fprintf(stderr, "\rdicomfs: indexing %zu/%zu files (%.0f files/s)%s",
-			done, total, rate, final ? "\n" : "");
-	else
-		fprintf(stderr, "dicomfs: indexing %zu/%zu files (%.0f files/s)\n",
-			done, total, rate);
-}
-
 static int nproc(void)
 {
 	long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -932,6 +917,8 @@ int scan_update(struct index *ix, struct scan_scope *sc, char *msg, size_t msgle
 
 	/* GDCM is not loaded here: the parser processes load it (dcmshim.h) */
 	signal(SIGPIPE, SIG_IGN); /* a dying parser must not take us with it */
+	if (!live)
+		index_progress_line(ix, "walk: listing '%s'", ix->archive_real);
 	lists = calloc(nlists, sizeof(*lists));
 	if (!lists)
 		return -ENOMEM;
@@ -949,6 +936,10 @@ int scan_update(struct index *ix, struct scan_scope *sc, char *msg, size_t msgle
 	if (!live) {
 		ix->stats.files_seen = ncand;
 		ix->stats.walk_seconds = now_s() - t0;
+		index_progress_line(ix, "walk: %zu files in %.2f s (%.0f files/s)", ncand,
+				    ix->stats.walk_seconds, ix->stats.walk_seconds > 0 ?
+				    ncand / ix->stats.walk_seconds : 0);
+		store_map_fit(ix, ncand);   /* no txn yet (store.h S3) */
 	}
 	todo = malloc((ncand + 1) * sizeof(*todo));
 	ids = malloc((ncand + 1) * sizeof(*ids));
@@ -1120,7 +1111,9 @@ int scan_update(struct index *ix, struct scan_scope *sc, char *msg, size_t msgle
 		int nt = ix->opts.scan_threads > 0 ? ix->opts.scan_threads : 2 * nproc();
 		int nt_pool = nt;
 		pthread_t th[256];
-		double last = 0;
+		double pstart = index_progress_now();
+		ix->progress_last = ix->progress_t1 = 0;
+		ix->progress_d1 = 0;
 		if (nt > 256)
 			nt = 256;
 		if ((size_t)nt > ntodo)
@@ -1179,14 +1172,11 @@ int scan_update(struct index *ix, struct scan_scope *sc, char *msg, size_t msgle
 				if (!rc)
 					rc = dfs_from_mdb(mdb_txn_begin(ix->env, NULL, 0, &txn));
 			}
-			double t = now_s();
-			if (!live && t - last > (ix->opts.progress == 1 ? 0.25 : 5.0)) {
-				progress(ix, i + 1, ntodo, t0, 0);
-				last = t;
-			}
+			if (!live)
+				index_progress_count(ix, "parse", i + 1, ntodo, pstart, 0);
 		}
-		if (!live)
-			progress(ix, ntodo, ntodo, t0, 1);
+		if (!live && !rc)
+			index_progress_count(ix, "parse", ntodo, ntodo, pstart, 1);
 join:
 		for (int i = 0; i < started; i++)
 			pthread_join(th[i], NULL);
@@ -1242,6 +1232,9 @@ join:
 		} else {
 			if (sc)
 				sc->tree_full = 1;
+			if (!live)
+				index_progress_line(ix, "tree: building it (%llu files)",
+						    (unsigned long long)ix->stats.files_seen);
 			rc = tree_build(ix, txn, &next_id);
 		}
 		if (rc)
@@ -1272,6 +1265,14 @@ join:
 		if (!meta_get_u64(txn, ix->meta, "n_duplicates", &v)) ix->stats.duplicates = v;
 	}
 	ps->tree_seconds = now_s() - tp;
+	if (!live)
+		index_progress_line(ix, "tree: %llu instances in %llu patients / %llu studies / %llu series in %.2f s (%.0f instances/s)%s",
+				    (unsigned long long)ix->stats.instances,
+				    (unsigned long long)ix->stats.patients,
+				    (unsigned long long)ix->stats.studies,
+				    (unsigned long long)ix->stats.series, ps->tree_seconds,
+				    ps->tree_seconds > 0 ? ix->stats.instances / ps->tree_seconds : 0,
+				    ps->tree_rebuilt ? "" : " (unchanged: kept)");
 	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
 	ps->tree_cpu_seconds = (c1.tv_sec - c0.tv_sec) + (c1.tv_nsec - c0.tv_nsec) / 1e9;
 	tp = now_s();
@@ -1280,6 +1281,8 @@ join:
 	if (rc)
 		goto abort;
 	ps->commit_seconds = now_s() - tp;
+	if (!live)
+		index_progress_line(ix, "commit: %.2f s", ps->commit_seconds);
 	if (sc) {
 		sc->parsed = ntodo;
 		sc->removed = removed;

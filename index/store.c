@@ -10,7 +10,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/file.h>
+#include <sys/mman.h>
+#include <dirent.h>
+#include <time.h>
 #include <sys/resource.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -149,19 +153,16 @@ static int mkdir_p(const char *path, size_t trust_from, char *msg, size_t msglen
 	}
 }
 
-/* The default index directory; *trust_from is the length of the cache root
- * (the components under it are checked). NULL with msg set when there is
- * no home directory to put it in. */
-static char *default_dir(const char *archive_real, size_t *trust_from, char *msg,
-			 size_t msglen)
+/* The cache root (store.h store_dir): base gets it; its length, or -1
+ * with msg set (and errno) when there is no home directory. */
+static int cache_root(char *base, size_t blen, char *msg, size_t msglen)
 {
-	char base[PATH_MAX], name[NAME_BUF], *out = NULL;
 	const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
 	int n;
 	if (geteuid() == 0 && !xdg) {
-		n = snprintf(base, sizeof(base), "/var/cache");
+		n = snprintf(base, blen, "/var/cache");
 	} else if (xdg && *xdg) {
-		n = snprintf(base, sizeof(base), "%s", xdg);
+		n = snprintf(base, blen, "%s", xdg);
 	} else {
 		char pwbuf[4096];
 		struct passwd pw, *pwp = NULL;
@@ -175,15 +176,28 @@ static char *default_dir(const char *archive_real, size_t *trust_from, char *msg
 				 "no index directory: HOME and XDG_CACHE_HOME are unset and uid %u has no home directory; choose one with -o index=",
 				 (unsigned)getuid());
 			errno = ENOENT;
-			return NULL;
+			return -1;
 		}
-		n = snprintf(base, sizeof(base), "%s/.cache", home);
+		n = snprintf(base, blen, "%s/.cache", home);
 	}
-	if (n < 0 || n >= (int)sizeof(base)) {
+	if (n < 0 || n >= (int)blen) {
 		snprintf(msg, msglen, "index directory: %s", strerror(ENAMETOOLONG));
 		errno = ENAMETOOLONG;
-		return NULL;
+		return -1;
 	}
+	return n;
+}
+
+/* The default index directory; *trust_from is the length of the cache root
+ * (the components under it are checked). NULL with msg set when there is
+ * no home directory to put it in. */
+static char *default_dir(const char *archive_real, size_t *trust_from, char *msg,
+			 size_t msglen)
+{
+	char base[PATH_MAX], name[NAME_BUF], *out = NULL;
+	int n = cache_root(base, sizeof(base), msg, msglen);
+	if (n < 0)
+		return NULL;
 	*trust_from = (size_t)n;
 	const char *slash = strrchr(archive_real, '/');
 	const char *bn = slash && slash[1] ? slash + 1 : "root";
@@ -254,8 +268,10 @@ static int lock_take(struct index *ix, char *msg, size_t msglen)
 			 strerror(errno));
 		return -errno;
 	}
-	if (flock(ix->lock_fd, LOCK_EX | LOCK_NB) == 0)
+	if (flock(ix->lock_fd, LOCK_EX | LOCK_NB) == 0) {
+		futimens(ix->lock_fd, NULL);   /* "last used" (index_cache_list) */
 		return 0;
+	}
 	if (errno != EWOULDBLOCK) {
 		snprintf(msg, msglen, "cannot lock index '%s': %s", lp, strerror(errno));
 		return -errno;
@@ -283,27 +299,245 @@ static int lock_take(struct index *ix, char *msg, size_t msglen)
 struct rtxn {
 	MDB_txn *txn;
 	int active;
+	struct index *ix;
 };
+
+/* ---- the reader gate and the map's size (S3, store.h) ---- */
+
+static void gate_deadline(struct timespec *ts, int ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (long)(ms % 1000) * 1000000;
+	if (ts->tv_nsec >= 1000000000) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000;
+	}
+}
+
+/* A read txn begins: 0, or -1 when a growth kept it waiting too long.
+ * The common path is two atomic operations (seq_cst, paired with
+ * store_map_grow's: either the reader sees map_growing, or the grower
+ * sees the reader counted); the lock only when a growth runs. */
+static int gate_enter(struct index *ix)
+{
+	for (;;) {
+		__atomic_add_fetch(&ix->map_readers, 1, __ATOMIC_SEQ_CST);
+		if (!__atomic_load_n(&ix->map_growing, __ATOMIC_SEQ_CST))
+			return 0;
+		__atomic_sub_fetch(&ix->map_readers, 1, __ATOMIC_SEQ_CST);
+		struct timespec dl;
+		int rc = 0;
+		gate_deadline(&dl, STORE_GATE_WAIT_MS);
+		pthread_mutex_lock(&ix->map_lock);
+		while (__atomic_load_n(&ix->map_growing, __ATOMIC_SEQ_CST) && !rc)
+			rc = pthread_cond_timedwait(&ix->map_cond, &ix->map_lock, &dl);
+		pthread_mutex_unlock(&ix->map_lock);
+		if (rc)
+			return -1;
+	}
+}
+
+static void gate_leave(struct index *ix)
+{
+	__atomic_sub_fetch(&ix->map_readers, 1, __ATOMIC_SEQ_CST);
+}
 
 static void txn_destroy(void *p)
 {
 	struct rtxn *r = p;
 	if (r->txn)
 		mdb_txn_abort(r->txn);
+	if (r->active)
+		gate_leave(r->ix);
 	free(r);
 }
 
-/* The LMDB map: 256 GiB of address space (nothing is allocated), halved
- * while mmap fails for want of address space (ulimit -v / RLIMIT_AS), down
- * to MAP_MIN; the index then holds at most that much (-ENOSPC beyond). */
-#define MAP_MAX ((size_t)1 << 38)
-#define MAP_MIN ((size_t)1 << 26)
+static size_t round_mib(size_t v)
+{
+	size_t m = ((size_t)1 << 20) - 1;
+	return v > SIZE_MAX - m ? SIZE_MAX & ~m : (v + m) & ~m;
+}
+
+/* RLIMIT_AS in bytes, 0 when unlimited */
+static size_t as_limit(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+		return (size_t)rl.rlim_cur;
+	return 0;
+}
+
+static size_t data_size(const char *dir)
+{
+	char p[PATH_MAX];
+	struct stat st;
+	snprintf(p, sizeof(p), "%s/data.mdb", dir);
+	return stat(p, &st) == 0 ? (size_t)st.st_size : 0;
+}
+
+/* $DICOMFS_INDEX_MAP_MIB in bytes, or 0 */
+static size_t map_override(void)
+{
+	const char *e = getenv("DICOMFS_INDEX_MAP_MIB");
+	unsigned long long m = e && *e ? strtoull(e, NULL, 10) : 0;
+	return m && m < ((size_t)1 << 44) ? (size_t)m << 20 : 0;
+}
+
+/* The size an environment opens with (S3). */
+static size_t map_start(const struct index *ix)
+{
+	size_t used = data_size(ix->path), o = map_override();
+	if (o)
+		return o > used ? o : round_mib(used + ((size_t)1 << 20));
+	return round_mib(2 * used > MAP_MIN ? 2 * used : MAP_MIN);
+}
+
+/* Is there address space for len more bytes? (mdb_env_set_mapsize leaves
+ * the environment without a map when mmap fails: ask first.) */
+static int as_room(size_t len)
+{
+	if (!len)
+		return 1;
+	void *p = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return 0;
+	munmap(p, len);
+	return 1;
+}
+
+static size_t map_now(struct index *ix)
+{
+	MDB_envinfo info;
+	return mdb_env_info(ix->env, &info) == 0 ? info.me_mapsize : 0;
+}
+
+static int env_open_size(struct index *ix, int rdonly, size_t map);
+
+/* Remap to `want` bytes, or less (down to cur + 1 MiB) when the address
+ * space is short; called with no txn in this process. The size reached,
+ * or 0 when not even that fits (the environment is unchanged then). */
+static size_t map_resize(struct index *ix, size_t cur, size_t want)
+{
+	size_t step = ((size_t)1 << 20);
+	while (want > cur && !as_room(want - cur)) {
+		if (want - cur <= step)
+			return 0;
+		want = cur + round_mib((want - cur) / 2);
+	}
+	if (want <= cur)
+		return 0;
+	int rc = mdb_env_set_mapsize(ix->env, want);
+	if (rc) {
+		/* the environment lost its map: open it again as it was */
+		mdb_env_close(ix->env);
+		ix->env = NULL;
+		if (env_open_size(ix, 0, cur))
+			dfs_log("index '%s': cannot map the index again after a failed growth", ix->path);
+		return 0;
+	}
+	return want;
+}
+
+void store_map_fit(struct index *ix, size_t nfiles)
+{
+	if (!ix->env || map_override())   /* the override: growth on demand only */
+		return;
+	size_t cur = map_now(ix);
+	size_t want = round_mib(nfiles * MAP_PER_FILE + MAP_MIN);
+	if (want <= cur)
+		return;
+	size_t got = map_resize(ix, cur, want);
+	if (got < want) {
+		size_t lim = as_limit();
+		if (lim)
+			dfs_log("index '%s': %zu files want a %zu MiB LMDB map; the address-space limit (RLIMIT_AS, ulimit -v = %zu MiB) leaves room for %zu MiB; it grows when needed",
+				ix->path, nfiles, want >> 20, lim >> 20, (got ? got : cur) >> 20);
+		else
+			dfs_log("index '%s': %zu files want a %zu MiB LMDB map; only %zu MiB could be mapped; it grows when needed",
+				ix->path, nfiles, want >> 20, (got ? got : cur) >> 20);
+	}
+}
+
+static int grow_result(struct index *ix, size_t cur, size_t got, char *msg, size_t msglen);
+
+/* Only the update's thread (before the mount) or the live thread grows:
+ * one grower at a time (I5). */
+int store_map_grow(struct index *ix, char *msg, size_t msglen)
+{
+	size_t cur = map_now(ix);
+	size_t want = round_mib(cur + (cur > MAP_MIN ? cur : MAP_MIN));
+	/* wait for a moment without readers, letting new ones in meanwhile
+	 * (no request fails while the snapshots drain: they are counted,
+	 * the grower polls); then shut new ones out (map_growing) and wait
+	 * for the few that slipped in to leave; only then remap */
+	int64_t waited_ms = 0;
+	unsigned readers = 1;
+	while (waited_ms < STORE_GROW_WAIT_MS) {
+		if (!__atomic_load_n(&ix->map_readers, __ATOMIC_SEQ_CST)) {
+			__atomic_store_n(&ix->map_growing, 1, __ATOMIC_SEQ_CST);
+			/* requests are short: the ones that counted themselves
+			 * just now leave within the gate's own deadline */
+			for (int i = 0; i < STORE_GATE_WAIT_MS / 2 &&
+			     __atomic_load_n(&ix->map_readers, __ATOMIC_SEQ_CST); i++) {
+				struct timespec ms = { 0, 1000000 };
+				nanosleep(&ms, NULL);
+			}
+			readers = __atomic_load_n(&ix->map_readers, __ATOMIC_SEQ_CST);
+			if (!readers)
+				break;
+			pthread_mutex_lock(&ix->map_lock);
+			__atomic_store_n(&ix->map_growing, 0, __ATOMIC_SEQ_CST);
+			pthread_cond_broadcast(&ix->map_cond);
+			pthread_mutex_unlock(&ix->map_lock);
+		}
+		struct timespec ms = { 0, 10000000 };
+		nanosleep(&ms, NULL);
+		waited_ms += 10;
+	}
+	if (!readers) {
+		size_t got = map_resize(ix, cur, want);
+		pthread_mutex_lock(&ix->map_lock);
+		__atomic_store_n(&ix->map_growing, 0, __ATOMIC_SEQ_CST);
+		pthread_cond_broadcast(&ix->map_cond);
+		pthread_mutex_unlock(&ix->map_lock);
+		return grow_result(ix, cur, got, msg, msglen);
+	}
+	readers = __atomic_load_n(&ix->map_readers, __ATOMIC_SEQ_CST);
+	snprintf(msg, msglen,
+		 "index '%s': the LMDB map (%zu MiB) is full and cannot grow while %u snapshot(s) of the mount hold it; unmount and mount again to grow it",
+		 ix->path, cur >> 20, readers);
+	return -EBUSY;
+}
+
+/* store_map_grow's answer once the remap was tried (got: 0 failed) */
+static int grow_result(struct index *ix, size_t cur, size_t got, char *msg, size_t msglen)
+{
+	if (!got) {
+		size_t lim = as_limit();
+		if (lim)
+			snprintf(msg, msglen,
+				 "index '%s': the LMDB map (%zu MiB) is full and the address-space limit (RLIMIT_AS, ulimit -v = %zu MiB) leaves no room to grow it: raise the limit",
+				 ix->path, cur >> 20, lim >> 20);
+		else
+			snprintf(msg, msglen, "index '%s': the LMDB map (%zu MiB) is full and cannot grow (no address space)",
+				 ix->path, cur >> 20);
+		return -ENOSPC;
+	}
+	dfs_log("index '%s': LMDB map grown from %zu to %zu MiB", ix->path, cur >> 20, got >> 20);
+	return 0;
+}
 
 static int env_open(struct index *ix, int rdonly)
 {
+	return env_open_size(ix, rdonly, map_start(ix));
+}
+
+static int env_open_size(struct index *ix, int rdonly, size_t map)
+{
 	MDB_txn *txn;
 	int rc;
-	size_t map = MAP_MAX;
+	size_t start = map, floor = round_mib(data_size(ix->path) + ((size_t)1 << 20));
 	for (;;) {
 		rc = mdb_env_create(&ix->env);
 		if (rc)
@@ -313,20 +547,20 @@ static int env_open(struct index *ix, int rdonly)
 		mdb_env_set_mapsize(ix->env, map);
 		rc = mdb_env_open(ix->env, ix->path,
 				  MDB_NOTLS | MDB_NOSYNC | (rdonly ? MDB_RDONLY : 0), 0600);
-		if (rc != ENOMEM || map <= MAP_MIN)
+		if (rc != ENOMEM || map <= floor)
 			break;
 		mdb_env_close(ix->env);
 		ix->env = NULL;
-		map /= 2;
+		map = map / 2 > floor ? round_mib(map / 2) : floor;
 	}
 	if (rc == ENOMEM) {
 		mdb_env_close(ix->env);
 		ix->env = NULL;
 		return -ENOMEM;   /* index_open: the map-size line */
 	}
-	if (!rc && map < MAP_MAX && !rdonly)
-		dfs_log("index '%s': the address-space limit (ulimit -v) leaves room for a %zu MiB LMDB map only (normally %zu MiB); the index can hold at most that",
-			ix->path, map >> 20, MAP_MAX >> 20);
+	if (!rc && map < start && !rdonly)
+		dfs_log("index '%s': the address-space limit (RLIMIT_AS, ulimit -v = %zu MiB) leaves room for a %zu MiB LMDB map only (wanted %zu MiB); it grows when needed",
+			ix->path, as_limit() >> 20, map >> 20, start >> 20);
 	if (rc)
 		goto close_env;
 	int dead;
@@ -512,6 +746,12 @@ int index_open(struct index **out, const struct index_opts *o, char *msg,
 	ix->archive_fd = -1;
 	ix->lock_fd = -1;
 	pthread_mutex_init(&ix->err_lock, NULL);
+	pthread_mutex_init(&ix->map_lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&ix->map_cond, &ca);
+	pthread_condattr_destroy(&ca);
 	/* the source first: it knows the archive's stable name (source.h) */
 	ix->src_opts = o->source;
 	ix->src_opts.follow_symlinks = o->follow_symlinks;
@@ -579,8 +819,9 @@ int index_open(struct index **out, const struct index_opts *o, char *msg,
 			snprintf(lim, sizeof(lim), "%llu MiB",
 				 (unsigned long long)(rl.rlim_cur >> 20));
 		snprintf(msg, msglen,
-			 "index '%s': cannot map the LMDB index (not even %zu MiB of address space; the address-space limit, ulimit -v, is %s): raise the limit",
-			 ix->path, MAP_MIN >> 20, lim);
+			 "index '%s': cannot map the LMDB index (%zu MiB of address space for %zu MiB of data; the address-space limit RLIMIT_AS, ulimit -v, is %s): raise the limit",
+			 ix->path, round_mib(data_size(ix->path) + ((size_t)1 << 20)) >> 20,
+			 data_size(ix->path) >> 20, lim);
 		rc = -EROFS;
 		goto free_ix;
 	}
@@ -605,6 +846,7 @@ void index_close_env(struct index *ix)
 		if (r)
 			txn_destroy(r);
 		pthread_setspecific(ix->txn_key, NULL);
+		__atomic_store_n(&ix->map_readers, 0, __ATOMIC_SEQ_CST);
 		pthread_key_delete(ix->txn_key);
 		ix->txn_key_ok = 0;
 	}
@@ -615,8 +857,14 @@ void index_close_env(struct index *ix)
 
 int index_reopen(struct index *ix)
 {
-	/* live: the mount's one writer (I5) needs a writable environment */
-	int rc = env_open(ix, !ix->opts.live);
+	/* live: the mount's one writer (I5) needs a writable environment, and
+	 * room for live batches: growing while mounted waits for every
+	 * snapshot (S3), and the catalog keeps one, so the map gets MAP_MIN
+	 * beyond what the index holds from the start */
+	size_t map = map_start(ix), used = data_size(ix->path);
+	if (ix->opts.live && map < used + MAP_MIN && !map_override())
+		map = round_mib(used + MAP_MIN);
+	int rc = env_open_size(ix, !ix->opts.live, map);
 	if (rc)
 		return rc;
 	if (pthread_key_create(&ix->txn_key, txn_destroy))
@@ -645,6 +893,8 @@ void index_free(struct index *ix)
 	strbuf_release(&ix->walk_errors);
 	strbuf_release(&ix->run_errors);
 	pthread_mutex_destroy(&ix->err_lock);
+	pthread_mutex_destroy(&ix->map_lock);
+	pthread_cond_destroy(&ix->map_cond);
 	free(ix->archive_real);
 	free(ix->src_cache_dir);
 	free(ix->path);
@@ -670,8 +920,12 @@ MDB_txn *store_rtxn(struct index *ix)
 	struct rtxn *r = pthread_getspecific(ix->txn_key);
 	if (r && r->txn) {
 		if (!r->active) {
-			if (mdb_txn_renew(r->txn))
+			if (gate_enter(ix))
 				return NULL;
+			if (mdb_txn_renew(r->txn)) {
+				gate_leave(ix);
+				return NULL;
+			}
 			r->active = 1;
 		}
 		return r->txn;
@@ -680,13 +934,17 @@ MDB_txn *store_rtxn(struct index *ix)
 		r = calloc(1, sizeof(*r));
 		if (!r)
 			return NULL;
+		r->ix = ix;
 		if (pthread_setspecific(ix->txn_key, r)) {
 			free(r);
 			return NULL;
 		}
 	}
+	if (gate_enter(ix))
+		return NULL;
 	if (mdb_txn_begin(ix->env, NULL, MDB_RDONLY, &r->txn)) {
 		r->txn = NULL;
+		gate_leave(ix);
 		return NULL;
 	}
 	r->active = 1;
@@ -701,29 +959,43 @@ void index_request_end(struct index *ix)
 	if (r && r->txn && r->active) {
 		mdb_txn_reset(r->txn);
 		r->active = 0;
+		gate_leave(ix);
 	}
 }
 
+/* A snapshot keeps its place in the reader gate (S3) until freed. */
+struct index_snap {
+	MDB_txn *txn;
+	struct index *ix;
+};
+
 struct index_snap *index_snap_take(struct index *ix)
 {
-	if (!store_rtxn(ix))
+	struct index_snap *s = malloc(sizeof(*s));
+	if (!s || !store_rtxn(ix)) {
+		free(s);
 		return NULL;
+	}
 	struct rtxn *r = pthread_getspecific(ix->txn_key);
-	MDB_txn *t = r->txn;
+	s->txn = r->txn;
+	s->ix = ix;
 	r->txn = NULL;
 	r->active = 0;
-	return (struct index_snap *)t;
+	return s;
 }
 
 uint64_t index_snap_id(const struct index_snap *s)
 {
-	return s ? (uint64_t)mdb_txn_id((MDB_txn *)s) : 0;
+	return s ? (uint64_t)mdb_txn_id(s->txn) : 0;
 }
 
 void index_snap_free(struct index_snap *s)
 {
-	if (s)
-		mdb_txn_abort((MDB_txn *)s);
+	if (!s)
+		return;
+	mdb_txn_abort(s->txn);
+	gate_leave(s->ix);
+	free(s);
 }
 
 int index_node(struct index *ix, uint64_t id, struct node_view *nv)
@@ -836,5 +1108,184 @@ int index_files_scan(struct index *ix, index_file_fn fn, void *ctx)
 	}
 	rc = rc == MDB_NOTFOUND || rc == 0 ? 0 : dfs_from_mdb(rc);
 	mdb_cursor_close(c);
+	return rc;
+}
+
+/* ---- the cache of indexes (index_cache_list) ---- */
+
+/* The names an index directory holds (store_dir, anon.key, a server's
+ * cache/): a directory holding anything else is never removed. */
+static int known_entry(const char *n)
+{
+	return !strcmp(n, "data.mdb") || !strcmp(n, "lock.mdb") || !strcmp(n, "lock") ||
+	       !strcmp(n, "anon.key") || !strcmp(n, "cache");
+}
+
+/* rm -r of dir (files and directories owned by us; no symlink followed) */
+static int remove_tree(int parent, const char *name)
+{
+	int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return unlinkat(parent, name, 0) ? -errno : 0;
+	DIR *d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return -errno;
+	}
+	struct dirent *e;
+	int rc = 0;
+	while ((e = readdir(d)))
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") && !rc)
+			rc = remove_tree(dirfd(d), e->d_name);
+	closedir(d);
+	if (!rc && unlinkat(parent, name, AT_REMOVEDIR))
+		rc = -errno;
+	return rc;
+}
+
+/* bytes under dir (allocated blocks) */
+static uint64_t tree_bytes(int parent, const char *name)
+{
+	struct stat st;
+	if (fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW))
+		return 0;
+	uint64_t b = (uint64_t)st.st_blocks * 512;
+	if (!S_ISDIR(st.st_mode))
+		return b;
+	int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return b;
+	}
+	struct dirent *e;
+	while ((e = readdir(d)))
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+			b += tree_bytes(dirfd(d), e->d_name);
+	closedir(d);
+	return b;
+}
+
+/* meta "archive" and "format" of the index in dir (read-only), "?" when
+ * it cannot be read */
+static void index_meta(const char *dir, char *archive, size_t alen, char *format, size_t flen)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi meta;
+	snprintf(archive, alen, "?");
+	snprintf(format, flen, "?");
+	if (data_size(dir) == 0 || mdb_env_create(&env))
+		return;
+	mdb_env_set_maxdbs(env, 12);
+	mdb_env_set_mapsize(env, round_mib(data_size(dir) + ((size_t)1 << 20)));
+	if (mdb_env_open(env, dir, MDB_RDONLY | MDB_NOTLS, 0600) == 0 &&
+	    mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) == 0) {
+		MDB_val k = { 7, "archive" }, d;
+		if (mdb_dbi_open(txn, "meta", 0, &meta) == 0) {
+			if (mdb_get(txn, meta, &k, &d) == 0)
+				snprintf(archive, alen, "%.*s", (int)d.mv_size, (char *)d.mv_data);
+			k.mv_size = 6;
+			k.mv_data = "format";
+			if (mdb_get(txn, meta, &k, &d) == 0)
+				snprintf(format, flen, "%.*s", (int)d.mv_size, (char *)d.mv_data);
+		}
+		mdb_txn_abort(txn);
+	}
+	mdb_env_close(env);
+}
+
+int index_cache_list(FILE *out, int prune, long older_days, char *msg, size_t msglen)
+{
+	char root[PATH_MAX], dir[PATH_MAX + 16];
+	int n = cache_root(root, sizeof(root), msg, msglen);
+	if (n < 0)
+		return -errno;
+	snprintf(dir, sizeof(dir), "%s/dicomfs", root);
+	DIR *d = opendir(dir);
+	if (!d) {
+		if (errno == ENOENT) {
+			fprintf(out, "# no index under %s\n", dir);
+			return 0;
+		}
+		int e = errno;
+		snprintf(msg, msglen, "cache directory '%s': %s", dir, strerror(e));
+		return -e;
+	}
+	fprintf(out, "# %s %s\n", prune ? "pruning" : "indexes under", dir);
+	fprintf(out, "index\tarchive\tsize_mib\tlast_used\tformat\tarchive_exists\tin_use%s\n",
+		prune ? "\taction" : "");
+	time_t now = time(NULL);
+	struct dirent *e;
+	int rc = 0;
+	while ((e = readdir(d))) {
+		char path[PATH_MAX * 2], p[PATH_MAX * 2 + 16], archive[PATH_MAX], format[64];
+		struct stat st;
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		if (lstat(path, &st) || !S_ISDIR(st.st_mode) || st.st_uid != geteuid())
+			continue;
+		/* in use: a mount holds "lock" (shared) or an update (exclusive), I5 */
+		snprintf(p, sizeof(p), "%s/lock", path);
+		int lfd = open(p, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+		int in_use = lfd >= 0 && flock(lfd, LOCK_EX | LOCK_NB) != 0;
+		/* last used: "lock" is touched by every mount (lock_take), data.mdb
+		 * by every write; lock.mdb changes when anyone (this listing too)
+		 * opens the environment, the directory when a file is added: not a
+		 * use (the directory's own mtime only when neither file exists) */
+		time_t used = 0;
+		const char *names[] = { "lock", "data.mdb" };
+		for (size_t i = 0; i < 2; i++) {
+			struct stat fs;
+			snprintf(p, sizeof(p), "%s/%s", path, names[i]);
+			if (stat(p, &fs) == 0 && fs.st_mtime > used)
+				used = fs.st_mtime;
+		}
+		if (!used)
+			used = st.st_mtime;
+		index_meta(path, archive, sizeof(archive), format, sizeof(format));
+		int is_url = !strncasecmp(archive, "http://", 7) || !strncasecmp(archive, "https://", 8);
+		const char *exists = is_url || !strcmp(archive, "?") ? "unknown" :
+				     stat(archive, &st) == 0 && S_ISDIR(st.st_mode) ? "yes" : "no";
+		char when[32];
+		struct tm tm;
+		localtime_r(&used, &tm);
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M", &tm);
+		double mib = tree_bytes(AT_FDCWD, path) / 1048576.0;
+		const char *action = "";
+		if (prune) {
+			int old = older_days >= 0 && now - used > older_days * 86400L;
+			int gone = !strcmp(exists, "no");
+			int foreign = 0;
+			DIR *id = opendir(path);
+			struct dirent *f;
+			while (id && (f = readdir(id)))
+				if (f->d_name[0] != '.' || (strcmp(f->d_name, ".") && strcmp(f->d_name, "..")))
+					foreign |= !known_entry(f->d_name);
+			if (id)
+				closedir(id);
+			if (!gone && !old)
+				action = "kept";
+			else if (in_use)
+				action = "kept (in use by a mount)";
+			else if (foreign)
+				action = "kept (holds files dicomfs did not make)";
+			else if (remove_tree(AT_FDCWD, path) == 0)
+				action = gone ? "removed (archive gone)" : "removed (unused too long)";
+			else {
+				action = "kept (cannot remove it)";
+				rc = -EIO;
+			}
+		}
+		fprintf(out, "%s\t%s\t%.1f\t%s\t%s\t%s\t%s%s%s\n", path, archive, mib, when,
+			format, exists, in_use ? "yes" : "no", prune ? "\t" : "", action);
+		if (lfd >= 0)
+			close(lfd);
+	}
+	closedir(d);
+	if (rc)
+		snprintf(msg, msglen, "some indexes could not be removed");
 	return rc;
 }

@@ -49,6 +49,14 @@ struct index {
 	pthread_key_t txn_key;        /* each thread's read txn (I6) */
 	int txn_key_ok;
 
+	/* The map's size (S3): the reader gate. The two counters are atomic
+	 * (seq_cst); map_lock and map_cond (CLOCK_MONOTONIC) only let readers
+	 * sleep until a growth ends. */
+	pthread_mutex_t map_lock;
+	pthread_cond_t map_cond;
+	unsigned map_readers;         /* active read txns and snapshots */
+	int map_growing;              /* store_map_grow shuts readers out */
+
 	/* Written by the update (one thread, before the mount) and, while
 	 * mounted, by the live thread after each batch (live.c, I9): a
 	 * reader of the counters (status.json, statfs) may see those of two
@@ -70,6 +78,10 @@ struct index {
 	struct strbuf run_errors;     /* problems found while mounted (TSV);
 				       * guarded by err_lock */
 	uint64_t pixel_decodes;       /* decodes started (atomic) */
+	double progress_last;         /* the update's thread: last progress
+				       * line, first item done (report.c R5) */
+	double progress_t1;
+	size_t progress_d1;
 };
 
 /* LMDB's return codes as ours: MDB_NOTFOUND -ENOENT, MDB_MAP_FULL -ENOSPC,
@@ -101,6 +113,40 @@ int dfs_from_mdb(int rc);
  */
 int store_dir(const char *given, const char *archive_real, const char *in_use,
 	      char **out, char *msg, size_t msglen);
+
+/*
+ * The LMDB map (S3): address space reserved for the index, sized to it,
+ * never the old fixed 256 GiB (which failed under `ulimit -v`).
+ * - Opened at max(MAP_MIN 64 MiB, twice data.mdb), or $DICOMFS_INDEX_MAP_MIB
+ *   MiB when set (tests start small to exercise growth).
+ * - store_map_fit: after the walk, before any write transaction, the map
+ *   is raised to the estimate for nfiles files (8 KiB each: records ~2-4
+ *   KiB, the tree, and the copy-on-write pages of one rebuild).
+ * - store_map_grow: a write transaction got MDB_MAP_FULL (-ENOSPC): the
+ *   caller aborts it (and every read txn of its own thread), calls this,
+ *   and retries. The map doubles (at least +64 MiB). Read txns of other
+ *   threads pin the old mapping: they are counted (store_rtxn, snapshots)
+ *   and growth waits for a moment when there is none (at most
+ *   STORE_GROW_WAIT_MS, readers still welcome meanwhile); only during the
+ *   remap itself do new ones wait (at most STORE_GATE_WAIT_MS, then
+ *   -EIO).
+ * - index_reopen (the mount): at least MAP_MIN beyond the data from the
+ *   start (not with $DICOMFS_INDEX_MAP_MIB), since growth while mounted
+ *   must wait for every snapshot: the live thread first asks the mount to
+ *   let go of its long-lived ones (index_live_ops.release: the query
+ *   catalog, fs/catalog.h C6, rebuilt by the next query), then grows. A
+ *   snapshot still held after STORE_GROW_WAIT_MS fails the batch with a
+ *   line saying to remount (the files are indexed then).
+ * - When the address-space limit (RLIMIT_AS, ulimit -v) leaves no room,
+ *   the map takes what it can and the message names RLIMIT_AS.
+ */
+#define MAP_MIN ((size_t)64 << 20)
+#define MAP_PER_FILE ((size_t)8 << 10)
+#define STORE_GROW_WAIT_MS 10000
+#define STORE_GATE_WAIT_MS 2000
+void store_map_fit(struct index *ix, size_t nfiles);
+/* 0, or -ENOSPC / -EBUSY with msg one line (nothing changed). */
+int store_map_grow(struct index *ix, char *msg, size_t msglen);
 
 /* This thread's read transaction (I6), begun (or renewed) on first use
  * in a request, reset by index_request_end; NULL when it cannot be begun.

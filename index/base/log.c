@@ -1,5 +1,8 @@
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <time.h>
 #include <stdio.h>
 #include <string.h>
@@ -7,7 +10,71 @@
 #include <unistd.h>
 #include "log.h"
 
+/* Process-wide by nature (one stderr, one syslog connection): set on the
+ * main thread before any other thread starts, read-only afterwards. */
 static int use_syslog;
+static char *log_file;
+
+int dfs_log_to_file(const char *path)
+{
+	if (!path) {
+		free(log_file);
+		log_file = NULL;
+		return 0;
+	}
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
+	if (fd < 0)
+		return -errno;
+	close(fd);
+	char *p = strdup(path);
+	if (!p)
+		return -ENOMEM;
+	free(log_file);
+	log_file = p;
+	return 0;
+}
+
+int dfs_log_has_file(void)
+{
+	return log_file != NULL;
+}
+
+/* text (without "dicomfs: " and newline) to the log file, time-stamped */
+static void file_line(const char *text)
+{
+	char line[2200];
+	struct timespec ts;
+	struct tm tm;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	size_t n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	int m = snprintf(line + n, sizeof(line) - n, " dicomfs[%ld]: %s\n", (long)getpid(), text);
+	if (m < 0)
+		return;
+	n += (size_t)m < sizeof(line) - n ? (size_t)m : sizeof(line) - n - 1;
+	if (n && line[n - 1] != '\n')
+		line[n - 1] = '\n';
+	int fd = open(log_file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
+	if (fd < 0)
+		return;
+	if (write(fd, line, n) < 0) {
+		/* nowhere left to say it */
+	}
+	close(fd);
+}
+
+void dfs_log_file_only(const char *fmt, ...)
+{
+	char line[2048];
+	va_list ap;
+	if (!log_file)
+		return;
+	va_start(ap, fmt);
+	int n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n >= 0)
+		file_line(line);
+}
 
 void dfs_log_use_syslog(int on)
 {
@@ -25,8 +92,11 @@ void dfs_log(const char *fmt, ...)
 	va_end(ap);
 	if (n < 0)
 		return;
+	if (log_file)
+		file_line(line + 9);
 	if (use_syslog) {
-		syslog(LOG_WARNING, "%s", line + 9);
+		if (!log_file)
+			syslog(LOG_WARNING, "%s", line + 9);
 		return;
 	}
 	memcpy(line, "dicomfs: ", 9);

@@ -1,7 +1,14 @@
 /*
  * log.h - one log line per event, "dicomfs: ..." in lower case, naming the
- * file concerned. To stderr while in the foreground, to syslog once the
- * process has daemonized. Thread-safe (one write per line).
+ * file concerned. Thread-safe (one write per line).
+ *
+ * Where lines go (README "Where messages go", dicomfs.1 FILES):
+ * - a log file (dfs_log_to_file, -o log=FILE): every line, with a UTC time
+ *   stamp; the file is opened (O_APPEND) for each line and closed again,
+ *   so a rotated or removed file is simply made anew (no SIGUSR1 needed);
+ * - stderr while the process has a terminal or caller to talk to (before
+ *   daemonizing, or always with -f / -d);
+ * - syslog (LOG_DAEMON, "dicomfs") once daemonized, only without a log file.
  *
  * (L1) Text a user chose (a query directory name, ...) goes into a line
  *      only through dfs_log_escape: no control character, no invalid
@@ -20,6 +27,16 @@
 
 void dfs_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void dfs_log_use_syslog(int on);
+/* Also append every line to path (made 0600 when missing). 0, or a
+ * negative errno when it cannot be opened for appending now (the caller
+ * reports it; nothing is changed then). path is copied (absolute paths
+ * only: the daemon changes directory to /). NULL: no file. */
+int dfs_log_to_file(const char *path);
+/* 1 when a log file is set */
+int dfs_log_has_file(void);
+/* A line for the log file only (progress lines, which the terminal gets
+ * its own way); nothing without a file. */
+void dfs_log_file_only(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /*
  * L1: s[0,l) into out (always NUL-terminated, outlen >= 1): printable
