@@ -68,6 +68,22 @@
  *      that would need one more fails at once with EAGAIN, so the other
  *      threads stay free for metadata and cached data. A decoder busy for
  *      DECODER_WAIT_MS is EAGAIN for that open too (not remembered).
+ (P9) Decode-ahead: when a FUSE thread has decoded an instance (a cache
+      miss), the other instances of its series (its directory, in listing
+      order after it, at most AHEAD_PER_SERIES) are decoded ahead by one
+      background thread of the mount (started on first use) on its own
+      decoder process (px->ahead: a pool of one, reniced to AHEAD_NICE),
+      so a direct read never waits for a decoder slot, a decode or an
+      entry of decode-ahead: an entry is inserted only READY, and only when
+      nobody has made one meanwhile and no dfs_pixels_forget ran since
+      before its index snapshot (px->forgets). It never evicts: it decodes only while
+      the cache holds at most half its bound with the new entry, and only
+      while the machine has MemAvailable above the bound (checked per
+      instance); a decode failure is dropped (the direct read decodes
+      again and reports it; a source that fails R2 is reported as by any
+      open). Off with DICOMFS_INPROCESS or DICOMFS_NO_AHEAD=1 (a
+      benchmark knob). A queue of AHEAD_QUEUE series; a full queue drops
+      the note. Unmounting kills a decode-ahead in flight (no wait).
  * Every wait of a FUSE thread here, with its bound:
  *   another opener's decode of the same entry   decode_wait_ms: all of these
  *   room in the cache (P2)                       PX_ROOM_WAIT_MS
@@ -100,6 +116,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -137,6 +154,9 @@
 #define DECODE_WALL_SAFE_MS 30000   /* any decode's (P7) */
 #define PX_ROOM_WAIT_MS 10000
 #define DECODER_WAIT_MS 60000   /* for a free decoder process (worker.h W9) */
+#define AHEAD_PER_SERIES 256    /* P9 */
+#define AHEAD_QUEUE 64
+#define AHEAD_NICE 19
 
 enum { PC_DECODING, PC_READY, PC_ERROR };
 
@@ -166,7 +186,22 @@ struct dfs_pixels {
 	struct { unsigned char *p; size_t cap; } pool[POOL_N];   /* lock */
 	pthread_key_t tls_key;                /* read-only; each thread's buffers */
 	struct worker_pool *decoders;         /* its own lock (worker.h) */
+	/* P9: decode-ahead; ahead (its own lock) used by the ahead thread
+	 * only; the rest under lock */
+	struct worker_pool *ahead;            /* NULL: off */
+	uint64_t forgets;                     /* lock: dfs_pixels_forget calls */
+	struct { uint64_t dir, start; } aq[AHEAD_QUEUE];   /* lock: ring */
+	unsigned aq_head, aq_n;               /* lock */
+	uint64_t aq_last;                     /* lock: the last series noted */
+	int ahead_started, ahead_stop;        /* lock */
+	pid_t ahead_pid;                      /* lock: its decoder, decoding */
+	pthread_t ahead_thread;               /* started: joined by free */
+	pthread_cond_t ahead_cond;            /* lock: a note or stop */
+	struct dfs *fs;                       /* read-only: for the thread */
 };
+
+static void ahead_stop(struct dfs_pixels *px);
+static void ahead_note_locked(struct dfs_pixels *px, uint64_t dir, uint64_t id);
 
 static void lru_unlink(struct pc_entry *e)
 {
@@ -238,6 +273,7 @@ void dfs_pixels_forget(struct dfs *fs, uint64_t id)
 	if (!pc)
 		return;
 	pthread_mutex_lock(&pc->lock);
+	pc->forgets++;   /* P9: a decode-ahead in flight is dropped */
 	for (struct pc_entry *e = pc->bucket[id % PC_BUCKETS]; e; e = e->hnext)
 		if (e->id == id) {
 			if (e->refs == 0 && e->state != PC_DECODING)
@@ -394,6 +430,9 @@ int dfs_pixels_new(struct dfs *fs, const char *exe)
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&px->room, &ca);
+	pthread_cond_init(&px->ahead_cond, &ca);
+	pthread_condattr_destroy(&ca);
+	px->fs = fs;
 	px->lru.next = px->lru.prev = &px->lru;
 	px->cap = fs->cache_bytes;
 	px->inprocess = inprocess;
@@ -412,6 +451,15 @@ int dfs_pixels_new(struct dfs *fs, const char *exe)
 		free(px);
 		return rc;
 	}
+	const char *no_ahead = getenv("DICOMFS_NO_AHEAD");
+	if (!inprocess && !(no_ahead && *no_ahead && strcmp(no_ahead, "0"))) {
+		/* P9: a pool of one decoder of its own; without it, no decode-ahead */
+		struct worker_spec wa = ws;
+		wa.max = wa.keep_idle = wa.max_suspect = 1;
+		wa.broken_msg = NULL;
+		if (worker_pool_new(&wa, &px->ahead))
+			px->ahead = NULL;
+	}
 	fs->px = px;
 	return 0;
 }
@@ -427,6 +475,7 @@ void dfs_pixels_free(struct dfs *fs)
 	struct dfs_pixels *px = fs->px;
 	if (!px)
 		return;
+	ahead_stop(px);
 	worker_pool_free(px->decoders);
 	while (px->lru.next != &px->lru)
 		remove_locked(px, px->lru.next);
@@ -438,6 +487,7 @@ void dfs_pixels_free(struct dfs *fs)
 		tls_free(t);
 	pthread_key_delete(px->tls_key);
 	pthread_cond_destroy(&px->room);
+	pthread_cond_destroy(&px->ahead_cond);
 	pthread_mutex_destroy(&px->lock);
 	free(px);
 	fs->px = NULL;
@@ -558,17 +608,32 @@ static long decode_wait_ms(const struct px_info *pi, uint64_t size)
 	return PX_ROOM_WAIT_MS + DECODER_WAIT_MS + 2L * decode_budget(pi, size).wall_ms;
 }
 
-/* One decode on one decoder: 0, -ENOMEM, -EIO or -EAGAIN (msg set), 1: no
+/* One decode on one decoder of pool (px->decoders; or px->ahead, with
+ * ahead set to px: P9, reniced, its pid in px->ahead_pid while it decodes so
+ * that ahead_stop can kill it): 0, -ENOMEM, -EIO or -EAGAIN (msg set), 1: no
  * decoder process, or 2: the decoder was killed from outside (P8) */
-static int decode_once(struct dfs_pixels *px, const struct source_file *sf, uint64_t size,
-		       const struct px_info *pi, unsigned char *out, struct iovec *iov,
-		       char *msg, size_t msglen)
+static int decode_on(struct worker_pool *pool, struct dfs_pixels *ahead,
+		     const struct source_file *sf, uint64_t size, const struct px_info *pi,
+		     unsigned char *out, struct iovec *iov, char *msg, size_t msglen)
 {
 	struct worker *w;
 	struct worker_head hd;
 	struct decode_budget b = decode_budget(pi, size);
 	char text[WMSG + 1];
-	int rc = worker_get(px->decoders, &w);
+	int rc = worker_get(pool, &w);
+	if (!rc && ahead) {
+		setpriority(PRIO_PROCESS, (id_t)w->pid, AHEAD_NICE);   /* best effort */
+		pthread_mutex_lock(&ahead->lock);
+		int stop = ahead->ahead_stop;
+		if (!stop)
+			ahead->ahead_pid = w->pid;
+		pthread_mutex_unlock(&ahead->lock);
+		if (stop) {
+			worker_put(pool, w, WORKER_KEEP, NULL);
+			snprintf(msg, msglen, "stopping");
+			return -EAGAIN;
+		}
+	}
 	if (rc == DFS_ETIMEOUT) {   /* W9: busy, not broken */
 		snprintf(msg, msglen, "every decoder stayed busy for %d s", DECODER_WAIT_MS / 1000);
 		return -EAGAIN;
@@ -585,10 +650,15 @@ static int decode_once(struct dfs_pixels *px, const struct source_file *sf, uint
 		rc = -EPROTO;
 	if (!rc)
 		rc = worker_recv_body(w, hd.aux ? (void *)text : out, hd.len);
+	if (ahead) {
+		pthread_mutex_lock(&ahead->lock);
+		ahead->ahead_pid = 0;   /* before the child can be reaped */
+		pthread_mutex_unlock(&ahead->lock);
+	}
 	if (rc) {
 		int st = 0, suspect = worker_was_suspect(w);
 		double cpu = (double)worker_cpu_ms(w) / 1000;
-		worker_put(px->decoders, w, WORKER_KILL, &st);
+		worker_put(pool, w, WORKER_KILL, &st);
 		if (rc == DFS_EBUDGET || (rc == DFS_ETIMEOUT && suspect)) {   /* P6, P7: bad */
 			snprintf(msg, msglen,
 				 "cannot decode pixel data: the decoder ran past its budget "
@@ -616,13 +686,21 @@ static int decode_once(struct dfs_pixels *px, const struct source_file *sf, uint
 			snprintf(msg, msglen, "cannot decode pixel data: the decoder died on it");
 		return -EIO;
 	}
-	worker_put(px->decoders, w, WORKER_KEEP, NULL);
+	worker_put(pool, w, WORKER_KEEP, NULL);
 	if (hd.aux) {
 		text[hd.len] = 0;
 		snprintf(msg, msglen, "%s", text);
 		return hd.aux == -ENOMEM ? -ENOMEM : -EIO;
 	}
 	return 0;
+}
+
+/* decode_on the decoders of direct reads */
+static int decode_once(struct dfs_pixels *px, const struct source_file *sf, uint64_t size,
+		       const struct px_info *pi, unsigned char *out, struct iovec *iov,
+		       char *msg, size_t msglen)
+{
+	return decode_on(px->decoders, NULL, sf, size, pi, out, iov, msg, msglen);
 }
 
 /* 0, -ENOMEM, -EIO or -EAGAIN (msg set), or 1: no decoder process, decode
@@ -896,8 +974,206 @@ static int pc_get(struct dfs *fs, uint64_t id, const struct node_view *nv,
 	pthread_cond_broadcast(&e->cond);
 	evict_locked(pc);
 	*out = e;
+	if (!(nv->rec->flags & NODE_F_ANON))
+		ahead_note_locked(pc, nv->rec->parent, id);   /* P9 */
 	pthread_mutex_unlock(&pc->lock);
 	return 0;
+}
+
+/* ---- decode-ahead (P9) ---- */
+
+static void *ahead_main(void *arg);
+
+/* A decode of instance id of series dir was a miss: queue its series. */
+static void ahead_note_locked(struct dfs_pixels *px, uint64_t dir, uint64_t id)
+{
+	if (!px->ahead || px->ahead_stop || dir == px->aq_last || px->aq_n == AHEAD_QUEUE)
+		return;
+	if (!px->ahead_started) {
+		/* first use: after daemonize (main.c), on a FUSE thread; every
+		 * signal blocked in the new thread, as in the FUSE threads */
+		sigset_t all, old;
+		sigfillset(&all);
+		pthread_sigmask(SIG_BLOCK, &all, &old);
+		int rc = pthread_create(&px->ahead_thread, NULL, ahead_main, px);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		if (rc) {
+			worker_pool_free(px->ahead);   /* no child is out */
+			px->ahead = NULL;
+			return;
+		}
+		px->ahead_started = 1;
+	}
+	unsigned slot = (px->aq_head + px->aq_n) % AHEAD_QUEUE;
+	px->aq[slot].dir = dir;
+	px->aq[slot].start = id;
+	px->aq_n++;
+	px->aq_last = dir;
+	pthread_cond_signal(&px->ahead_cond);
+}
+
+/* Stop and join the thread (dfs_pixels_free), then free its pool. */
+static void ahead_stop(struct dfs_pixels *px)
+{
+	pthread_mutex_lock(&px->lock);
+	px->ahead_stop = 1;
+	pthread_cond_broadcast(&px->ahead_cond);
+	int started = px->ahead_started;
+	if (px->ahead_pid > 0)
+		kill(px->ahead_pid, SIGKILL);   /* our child, mid-decode: no wait */
+	pthread_mutex_unlock(&px->lock);
+	if (started)
+		pthread_join(px->ahead_thread, NULL);
+	worker_pool_free(px->ahead);
+	px->ahead = NULL;
+}
+
+/* MemAvailable (bytes) from /proc/meminfo; UINT64_MAX when unknown */
+static uint64_t mem_available(void)
+{
+	FILE *f = fopen("/proc/meminfo", "re");
+	char line[128];
+	unsigned long long kb;
+	uint64_t r = UINT64_MAX;
+	if (!f)
+		return r;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) {
+			r = (uint64_t)kb * 1024;
+			break;
+		}
+	fclose(f);
+	return r;
+}
+
+/* Decode instance id ahead: 0 done or skipped, 1 stop this series (no
+ * room, memory pressure, stopping). */
+static int ahead_one(struct dfs *fs, uint64_t id)
+{
+	struct dfs_pixels *px = fs->px;
+	struct node_view nv;
+	struct px_info pi;
+	struct source_file sf;
+	char msg[WMSG + 1] = "";
+	uint64_t gen;
+
+	/* before the snapshot: a forget after it drops this decode */
+	pthread_mutex_lock(&px->lock);
+	gen = px->forgets;
+	pthread_mutex_unlock(&px->lock);
+	if (index_node(fs->ix, id, &nv) || (nv.rec->flags & NODE_F_ANON) ||
+	    node_info(fs, &nv, &pi, NULL, NULL, NULL) || pi.native || !pi.data_len ||
+	    pi.data_len > px->max_image || nv.rec->size > px->max_image)
+		return 0;
+	if (mem_available() <= px->cap)
+		return 1;   /* memory pressure: off */
+	size_t need = (size_t)pi.data_len, cap = 0;
+	pthread_mutex_lock(&px->lock);
+	struct pc_entry *e;
+	for (e = px->bucket[id % PC_BUCKETS]; e; e = e->hnext)
+		if (e->id == id)
+			break;
+	if (e || px->ahead_stop || px->bytes + need > px->cap / 2 ||
+	    px->n >= PC_MAX_ENTRIES / 2) {
+		int stop = !e;
+		pthread_mutex_unlock(&px->lock);
+		return stop;
+	}
+	px->bytes += need;   /* P1: counted while decoding */
+	unsigned char *buf = pool_take_locked(px, need, &cap);
+	pthread_mutex_unlock(&px->lock);
+	if (!buf) {
+		buf = malloc(need);
+		cap = need;
+	}
+	int rc = buf ? 0 : -ENOMEM;
+	struct tls_bufs *t = tls(px);
+	if (!rc && !t)
+		rc = -ENOMEM;
+	if (!rc)
+		rc = dfs_source_open(fs, &nv, "", &sf);
+	if (!rc) {
+		struct wreq rq = { pi, nv.rec->size };
+		struct iovec iov[2] = { { &rq, sizeof(rq) }, { NULL, 0 } };
+		if (sf.fd < 0) {
+			rc = read_whole(fs->src, &sf, (size_t)nv.rec->size, t, msg, sizeof(msg));
+			iov[1].iov_base = t->file;
+			iov[1].iov_len = (size_t)nv.rec->size;
+		}
+		if (!rc)
+			rc = decode_on(px->ahead, px, &sf, nv.rec->size, &pi, buf, iov,
+				       msg, sizeof(msg));
+		source_close(fs->src, &sf);
+		tls_trim(t);
+	}
+	pthread_mutex_lock(&px->lock);
+	room_release_locked(px, need);
+	for (e = px->bucket[id % PC_BUCKETS]; e; e = e->hnext)
+		if (e->id == id)
+			break;
+	if (rc || e || gen != px->forgets || !(e = calloc(1, sizeof(*e)))) {
+		if (buf)
+			pool_put_locked(px, buf, cap);
+		pthread_mutex_unlock(&px->lock);
+		return rc == -ENOMEM;
+	}
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&e->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	e->id = id;
+	e->state = PC_READY;
+	e->buf = buf;
+	e->len = need;
+	e->cap = cap;
+	e->hnext = px->bucket[id % PC_BUCKETS];
+	px->bucket[id % PC_BUCKETS] = e;
+	lru_front(px, e);
+	px->n++;
+	px->bytes += cap;
+	evict_locked(px);
+	pthread_mutex_unlock(&px->lock);
+	return 0;
+}
+
+/* The rest of series dir, after instance start in listing order. */
+static void ahead_series(struct dfs *fs, uint64_t dir, uint64_t start)
+{
+	struct dfs_ids ids;
+	size_t pos = 0;
+	if (dfs_children(fs, dir, KBIT(KIND_DCM), &ids))
+		return;
+	while (pos < ids.n && ids.v[pos] != start)
+		pos++;
+	for (size_t k = 1; k < ids.n && k <= AHEAD_PER_SERIES; k++) {
+		int stop = ahead_one(fs, ids.v[(pos + k) % ids.n]);
+		index_request_end(fs->ix);   /* I6: no old snapshot pinned */
+		if (stop)
+			break;
+	}
+	free(ids.v);
+}
+
+static void *ahead_main(void *arg)
+{
+	struct dfs_pixels *px = arg;
+	pthread_mutex_lock(&px->lock);
+	while (!px->ahead_stop) {
+		if (!px->aq_n) {
+			pthread_cond_wait(&px->ahead_cond, &px->lock);
+			continue;
+		}
+		uint64_t dir = px->aq[px->aq_head].dir, start = px->aq[px->aq_head].start;
+		px->aq_head = (px->aq_head + 1) % AHEAD_QUEUE;
+		px->aq_n--;
+		pthread_mutex_unlock(&px->lock);
+		ahead_series(px->fs, dir, start);
+		index_request_end(px->fs->ix);
+		pthread_mutex_lock(&px->lock);
+	}
+	pthread_mutex_unlock(&px->lock);
+	return NULL;
 }
 
 /* ---- open files ----

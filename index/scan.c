@@ -26,6 +26,9 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <fcntl.h>
 #include <limits.h>
 #include <stdatomic.h>
@@ -1310,5 +1313,12 @@ free_cands:
 	free(lists);
 	free(todo);
 	free(ids);
+#ifdef __GLIBC__
+	/* the walk lists, records and tree of a build are freed now, in every
+	 * arena the threads used: give the pages back, or the serving mount
+	 * keeps them (issue 17: 211 MiB anonymous after a first build of
+	 * 100,000 files vs 35 MiB after a remount) */
+	malloc_trim(0);
+#endif
 	return rc;
 }

@@ -1,0 +1,132 @@
+#!/usr/bin/python3
+"""bench_dataloader.py - the PyTorch DataLoader side of bench_dataloader.sh.
+
+  bench_dataloader.py gen OUT SIDE N_PER_SERIES SERIES
+      write SERIES series of N_PER_SERIES uncompressed 16-bit MONOCHROME2
+      instances of SIDE x SIDE into OUT/<series>/<SOPInstanceUID>.dcm
+      (explicit VR little endian; the caller converts some with gdcmconv)
+  bench_dataloader.py load MODE LIST EPOCHS WORKERS
+      read every path of LIST (one a line) as a Dataset through a
+      torch.utils.data.DataLoader (shuffled with a fixed seed, batches of 16,
+      WORKERS persistent workers) for EPOCHS epochs; MODE npy: numpy.load,
+      MODE pydicom: pydicom.dcmread(...).pixel_array. Each sample is returned
+      whole as a tensor (uint16 viewed as int16 on both sides: torch 1.13
+      has no uint16). MODE null: no reading at all, an empty array of the
+      first .npy's shape (the DataLoader's own cost). Prints "seconds samples first_epoch_seconds".
+  bench_dataloader.py npyload LIST REPEATS
+      np.load of every path of LIST, REPEATS times, after one warm pass;
+      prints the mean seconds per load.
+"""
+import os
+import sys
+import time
+
+import numpy as np
+
+
+def gen(out, side, n, series):
+    from pydicom.dataset import Dataset, FileMetaDataset
+    y, x = np.mgrid[0:side, 0:side]
+    for s in range(series):
+        d = os.path.join(out, "s%02d" % s)
+        os.makedirs(d, exist_ok=True)
+        for i in range(n):
+            ds = Dataset()
+            ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+            ds.SOPInstanceUID = "2.25.9172%d.%d.%d" % (side, s + 1, i + 1)
+            ds.StudyInstanceUID = "2.25.9172%d.%d" % (side, s + 1)
+            ds.SeriesInstanceUID = "2.25.9172%d.%d.0" % (side, s + 1)
+            ds.PatientName, ds.PatientID, ds.Modality = "BENCH^LOADER", "BL%d" % side, "CT"
+            ds.SeriesNumber, ds.InstanceNumber = s + 1, i + 1
+            ds.ImagePositionPatient = [0, 0, i]
+            ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+            ds.PixelSpacing = [0.7, 0.7]
+            ds.SliceThickness = 1
+            ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+            ds.Rows = ds.Columns = side
+            ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+            a = (1000 + 800 * np.sin((x + i * 3 + s) / 19.0) * np.cos(y / 23.0)
+                 + (x * y + i) % 41).astype("<u2")
+            ds.PixelData = a.tobytes()
+            ds["PixelData"].VR = "OW"
+            fm = FileMetaDataset()
+            fm.MediaStorageSOPClassUID = ds.SOPClassUID
+            fm.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+            fm.TransferSyntaxUID = "1.2.840.10008.1.2.1"
+            ds.file_meta = fm
+            ds.is_little_endian, ds.is_implicit_VR = True, False
+            ds.save_as(os.path.join(d, ds.SOPInstanceUID + ".dcm"), write_like_original=False)
+
+
+def as_tensor(a):
+    import torch
+    if a.dtype == np.uint16:
+        a = a.view(np.int16)   # torch 1.13 has no uint16: same bits, no copy
+    return torch.from_numpy(np.ascontiguousarray(a))
+
+
+class Samples:
+    def __init__(self, paths, mode):
+        self.paths, self.mode = paths, mode
+        if mode == "null":
+            self.shape = np.load(paths[0]).shape
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, i):
+        p = self.paths[i]
+        if self.mode == "npy":
+            a = np.load(p)
+        elif self.mode == "null":
+            a = np.empty(self.shape, np.uint16)
+        else:
+            import pydicom
+            a = pydicom.dcmread(p).pixel_array
+        return as_tensor(a)
+
+
+def load(mode, lst, epochs, workers):
+    import torch
+    from torch.utils.data import DataLoader
+    torch.set_num_threads(1)
+    with open(lst) as f:
+        paths = [l.rstrip("\n") for l in f if l.strip()]
+    g = torch.Generator()
+    g.manual_seed(17)
+    dl = DataLoader(Samples(paths, mode), batch_size=16, shuffle=True, generator=g,
+                    num_workers=workers, persistent_workers=workers > 0)
+    n = 0
+    t0 = time.time()
+    first = None
+    for e in range(epochs):
+        for b in dl:
+            n += b.shape[0]
+        if first is None:
+            first = time.time() - t0
+    t = time.time() - t0
+    print("%.3f %d %.3f" % (t, n, first))
+
+
+def npyload(lst, repeats):
+    with open(lst) as f:
+        paths = [l.rstrip("\n") for l in f if l.strip()]
+    for p in paths:
+        np.load(p)
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        for p in paths:
+            np.load(p)
+    print("%.6f" % ((time.perf_counter() - t0) / (repeats * len(paths))))
+
+
+if __name__ == "__main__":
+    a = sys.argv
+    if a[1] == "gen":
+        gen(a[2], int(a[3]), int(a[4]), int(a[5]))
+    elif a[1] == "load":
+        load(a[2], a[3], int(a[4]), int(a[5]))
+    elif a[1] == "npyload":
+        npyload(a[2], int(a[3]))
+    else:
+        sys.exit(__doc__)

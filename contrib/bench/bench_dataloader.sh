@@ -1,0 +1,200 @@
+#!/usr/bin/env bash
+# bench_dataloader.sh - a PyTorch DataLoader reading <instance>.npy through a
+# dicomfs mount vs the same DataLoader decoding the sources with pydicom.
+#
+#   1. mixed: 10 series x 40 instances of 256x256 16-bit CT, two series per
+#      transfer syntax: explicit VR little endian, JPEG lossless (process
+#      14), JPEG-LS, JPEG 2000 and RLE (gdcmconv);
+#   2. 512: 2 series x 100 instances of uncompressed 512x512.
+# Each set: the paths come from a query manifest (query/instances/
+# PatientID=.../manifest.csv; .dcm -> .npy), the pydicom side reads the
+# same instances' source files; shuffled (fixed seed), batches of 16, 2
+# persistent workers, 5 epochs, side by side in one run on a fresh mount.
+# Also: a repeated np.load of the .npy files through the mount vs the same
+# files copied to tmpfs (/dev/shm), the first epoch without decode-ahead
+# (DICOMFS_NO_AHEAD=1, a fresh mount) and the DataLoader alone (a reader
+# that returns an empty array: the floor of both sides). Prints samples/s
+# and the ratios.
+#
+# python3-torch (Debian) is installed here with apt-get when missing (the
+# project does not depend on it). Run as root from the project root after a
+# build. Environment: DICOMFS (default <root>/dicomfs), BENCH_DIR (default
+# /var/tmp/dicomfs-bench), EPOCHS (5), WORKERS (2), PYTHON (/usr/bin/python3),
+# MOUNT_OPTS (extra -o options for the mount), ROUNDS (2: alternating rounds,
+# the best time of each side kept).
+set -u -o pipefail
+export LC_ALL=C
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$SCRIPT_DIR/../.." && pwd)
+DICOMFS=${DICOMFS:-$ROOT/dicomfs}
+BENCH_DIR=${BENCH_DIR:-/var/tmp/dicomfs-bench}
+EPOCHS=${EPOCHS:-5}
+WORKERS=${WORKERS:-2}
+PY=${PYTHON:-/usr/bin/python3}
+HELP=$SCRIPT_DIR/bench_dataloader.py
+MOUNT_OPTS=${MOUNT_OPTS:-}
+
+log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+[[ -x $DICOMFS ]] || die "no dicomfs at $DICOMFS"
+command -v gdcmconv >/dev/null || die "gdcmconv missing (libgdcm-tools)"
+if ! "$PY" -c 'import torch' 2>/dev/null; then
+	log "installing python3-torch (apt-get)"
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-torch >/dev/null ||
+		die "cannot install python3-torch"
+fi
+mkdir -p "$BENCH_DIR"
+W=$(mktemp -d "$BENCH_DIR/loader.XXXXXX")
+MNT=$W/mnt
+SHM=$(mktemp -d /dev/shm/dicomfs-loader.XXXXXX)
+mkdir -p "$MNT"
+cleanup() {
+	mountpoint -q "$MNT" && fusermount3 -u "$MNT"
+	[[ -n ${PID:-} ]] && wait "$PID" 2>/dev/null
+	rm -rf "$W" "$SHM"
+}
+trap cleanup EXIT
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
+
+# ---- fixtures (cached in BENCH_DIR) ----
+MIX=$BENCH_DIR/loader-mixed-256
+if [[ ! -f $MIX.done ]]; then
+	log "generating 400 256x256 instances in 5 transfer syntaxes into $MIX"
+	rm -rf "$MIX" "$MIX.raw"
+	"$PY" "$HELP" gen "$MIX.raw" 256 40 10 || die "generator failed"
+	mkdir -p "$MIX"
+	i=0
+	for ts in raw jpeg jls j2k rle; do
+		for s in 0 1; do
+			src=$MIX.raw/s$(printf %02d $((i * 2 + s)))
+			dst=$MIX/$ts-$s
+			mkdir -p "$dst"
+			for f in "$src"/*.dcm; do
+				case $ts in
+				raw) cp "$f" "$dst/" ;;
+				jpeg) gdcmconv --jpeg "$f" "$dst/${f##*/}" ;;
+				jls) gdcmconv --jpegls "$f" "$dst/${f##*/}" ;;
+				j2k) gdcmconv --j2k "$f" "$dst/${f##*/}" ;;
+				rle) gdcmconv --rle "$f" "$dst/${f##*/}" ;;
+				esac || die "gdcmconv $ts failed"
+			done
+		done
+		i=$((i + 1))
+	done
+	rm -rf "$MIX.raw"
+	touch "$MIX.done"
+fi
+BIG=$BENCH_DIR/loader-512
+if [[ ! -f $BIG.done ]]; then
+	log "generating 200 512x512 uncompressed instances into $BIG"
+	rm -rf "$BIG"
+	"$PY" "$HELP" gen "$BIG" 512 100 2 || die "generator failed"
+	touch "$BIG.done"
+fi
+
+declare -a ROWS
+row() { ROWS+=("$(printf '%-46s %9s %9s %7s %s' "$@")"); }
+
+# lists NAME ARCHIVE PATIENTID: $W/NAME.npy (mount paths) and $W/NAME.src
+lists() {
+	local man=$MNT/query/instances/PatientID=$3/manifest.csv
+	"$PY" - "$man" "$MNT" "$2" "$W/$1" <<'EOF' || die "reading the manifest failed"
+import csv, os, sys
+man, mnt, arch, out = sys.argv[1:]
+src = {}
+for d, _, fs in os.walk(arch):
+    for f in fs:
+        src[f[:-4]] = os.path.join(d, f)
+rows = list(csv.DictReader(open(man)))
+with open(out + ".npy", "w") as a, open(out + ".src", "w") as b:
+    for r in rows:
+        a.write(os.path.join(mnt, r["path"][:-4] + ".npy") + "\n")
+        b.write(src[r["SOPInstanceUID"]] + "\n")
+EOF
+}
+
+PID=
+mount_it() { # mount_it NAME ARCHIVE: a fresh daemon (nothing decoded yet)
+	"$DICOMFS" -f -o index="$W/idx.$1" -o quiet ${MOUNT_OPTS:+-o "$MOUNT_OPTS"} "$2" "$MNT" \
+		2>>"$W/log" &
+	PID=$!
+	local i
+	for ((i = 0; i < 3000; i++)); do
+		mountpoint -q "$MNT" && [[ -f $MNT/.dicomfs/status.json ]] && return 0
+		kill -0 "$PID" 2>/dev/null || die "mount failed: $(cat "$W/log")"
+		sleep 0.1
+	done
+	die "not mounted after 300 s"
+}
+umount_it() { fusermount3 -u "$MNT" || { sleep 1; fusermount3 -u "$MNT"; }; wait "$PID"; PID=; }
+min() { awk -v a="$1" -v b="$2" 'BEGIN { print (b == "" || a + 0 <= b + 0) ? a : b }'; }
+sps() { awk -v n="$1" -v e="$2" -v t="$3" 'BEGIN { printf "%.0f", n * e / t }'; }
+
+# One round: pydicom, .npy on a fresh mount (EPOCHS), .npy first epoch
+# without decode-ahead on a fresh mount (mixed only), the null reader.
+# ROUNDS rounds alternate (the machine is shared): the best of each.
+ROUNDS=${ROUNDS:-2}
+loader() { # loader NAME ARCHIVE PATIENTID
+	local name=$1 arch=$2 out n r t f
+	local t_py= f_py= t_fs= f_fs= f_na= f_ah= t_null=
+	mount_it "$name" "$arch"
+	lists "$name" "$arch" "$3"
+	umount_it
+	n=$(wc -l < "$W/$name.npy")
+	xargs -a "$W/$name.src" -d '\n' cat > /dev/null   # sources warm
+	for ((r = 1; r <= ROUNDS; r++)); do
+		log "$name round $r: pydicom on the sources ($n samples x $EPOCHS epochs)"
+		out=$("$PY" "$HELP" load pydicom "$W/$name.src" "$EPOCHS" "$WORKERS") || die "pydicom loader failed"
+		read -r t _ f <<< "$out"; t_py=$(min "$t" "$t_py"); f_py=$(min "$f" "$f_py")
+		log "$name round $r: .npy through a fresh mount"
+		mount_it "$name" "$arch"
+		out=$("$PY" "$HELP" load npy "$W/$name.npy" "$EPOCHS" "$WORKERS") || die "npy loader failed"
+		read -r t _ f <<< "$out"; t_fs=$(min "$t" "$t_fs"); f_fs=$(min "$f" "$f_fs")
+		if [[ $name == mixed256 && $r == 1 ]]; then
+			# repeated np.load: the mount (page cache warm) vs tmpfs copies
+			head -n 100 "$W/$name.npy" > "$W/np.list"
+			local i=0 l_fs l_shm
+			while read -r p; do cp "$p" "$SHM/$i.npy"; echo "$SHM/$i.npy"; i=$((i + 1)); done \
+				< "$W/np.list" > "$W/shm.list"
+			l_fs=$("$PY" "$HELP" npyload "$W/np.list" 20)
+			l_shm=$("$PY" "$HELP" npyload "$W/shm.list" 20)
+			row "repeated np.load 256x256: tmpfs / dicomfs" \
+				"$(awk -v a="$l_shm" 'BEGIN { printf "%.3f ms", a * 1000 }')" \
+				"$(awk -v a="$l_fs" 'BEGIN { printf "%.3f ms", a * 1000 }')" \
+				"$(ratio "$l_shm" "$l_fs")" "x tmpfs"
+		fi
+		log "$name round $r: the DataLoader alone (null reader)"
+		out=$("$PY" "$HELP" load null "$W/$name.npy" "$EPOCHS" "$WORKERS") || die "null loader failed"
+		read -r t _ _ <<< "$out"; t_null=$(min "$t" "$t_null")
+		umount_it
+		if [[ $name == mixed256 ]]; then
+			# the first epoch without and with decode-ahead (fs/kind_pixels.c P9)
+			log "$name round $r: first epoch, no decode-ahead / with"
+			DICOMFS_NO_AHEAD=1 mount_it "$name" "$arch"
+			out=$("$PY" "$HELP" load npy "$W/$name.npy" 1 "$WORKERS") || die "npy loader failed"
+			read -r t _ _ <<< "$out"; f_na=$(min "$t" "$f_na")
+			umount_it
+			mount_it "$name" "$arch"
+			out=$("$PY" "$HELP" load npy "$W/$name.npy" 1 "$WORKERS") || die "npy loader failed"
+			read -r t _ _ <<< "$out"; f_ah=$(min "$t" "$f_ah")
+			umount_it
+		fi
+	done
+	row "$name: pydicom on the sources" "$t_py" "$(sps "$n" "$EPOCHS" "$t_py")" "" ""
+	row "$name: .npy through dicomfs" "$t_fs" "$(sps "$n" "$EPOCHS" "$t_fs")" \
+		"$(ratio "$t_py" "$t_fs")" "x pydicom"
+	row "$name: DataLoader alone (null reader)" "$t_null" "$(sps "$n" "$EPOCHS" "$t_null")" \
+		"$(ratio "$t_py" "$t_null")" "x pydicom (the ceiling)"
+	row "$name: first epoch, pydicom / dicomfs" "$f_py" "$f_fs" "$(ratio "$f_py" "$f_fs")" "x pydicom"
+	[[ -n $f_na ]] &&
+		row "$name: first epoch, no decode-ahead / with" "$f_na" "$f_ah" "$(ratio "$f_na" "$f_ah")" "x"
+	return 0
+}
+
+loader mixed256 "$MIX" BL256
+loader u512 "$BIG" BL512
+
+printf '\n%-46s %9s %9s %7s\n' "measurement ($WORKERS workers, $EPOCHS epochs)" "seconds" "samples/s" "ratio"
+printf '%s\n' "${ROWS[@]}"
+echo "(best of $ROUNDS alternating rounds; first-epoch rows: the two times in seconds;"
+echo " $(nproc) CPUs, load $(cut -d' ' -f1 /proc/loadavg))"
