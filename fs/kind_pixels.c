@@ -68,7 +68,7 @@
  *      that would need one more fails at once with EAGAIN, so the other
  *      threads stay free for metadata and cached data. A decoder busy for
  *      DECODER_WAIT_MS is EAGAIN for that open too (not remembered).
- (P9) Decode-ahead: when a FUSE thread has decoded an instance (a cache
+ (P10) Decode-ahead: when a FUSE thread has decoded an instance (a cache
       miss), the other instances of its series (its directory, in listing
       order after it, at most AHEAD_PER_SERIES) are decoded ahead by one
       background thread of the mount (started on first use) on its own
@@ -154,7 +154,7 @@
 #define DECODE_WALL_SAFE_MS 30000   /* any decode's (P7) */
 #define PX_ROOM_WAIT_MS 10000
 #define DECODER_WAIT_MS 60000   /* for a free decoder process (worker.h W9) */
-#define AHEAD_PER_SERIES 256    /* P9 */
+#define AHEAD_PER_SERIES 256    /* P10 */
 #define AHEAD_QUEUE 64
 #define AHEAD_NICE 19
 
@@ -186,7 +186,7 @@ struct dfs_pixels {
 	struct { unsigned char *p; size_t cap; } pool[POOL_N];   /* lock */
 	pthread_key_t tls_key;                /* read-only; each thread's buffers */
 	struct worker_pool *decoders;         /* its own lock (worker.h) */
-	/* P9: decode-ahead; ahead (its own lock) used by the ahead thread
+	/* P10: decode-ahead; ahead (its own lock) used by the ahead thread
 	 * only; the rest under lock */
 	struct worker_pool *ahead;            /* NULL: off */
 	uint64_t forgets;                     /* lock: dfs_pixels_forget calls */
@@ -273,7 +273,7 @@ void dfs_pixels_forget(struct dfs *fs, uint64_t id)
 	if (!pc)
 		return;
 	pthread_mutex_lock(&pc->lock);
-	pc->forgets++;   /* P9: a decode-ahead in flight is dropped */
+	pc->forgets++;   /* P10: a decode-ahead in flight is dropped */
 	for (struct pc_entry *e = pc->bucket[id % PC_BUCKETS]; e; e = e->hnext)
 		if (e->id == id) {
 			if (e->refs == 0 && e->state != PC_DECODING)
@@ -453,7 +453,7 @@ int dfs_pixels_new(struct dfs *fs, const char *exe)
 	}
 	const char *no_ahead = getenv("DICOMFS_NO_AHEAD");
 	if (!inprocess && !(no_ahead && *no_ahead && strcmp(no_ahead, "0"))) {
-		/* P9: a pool of one decoder of its own; without it, no decode-ahead */
+		/* P10: a pool of one decoder of its own; without it, no decode-ahead */
 		struct worker_spec wa = ws;
 		wa.max = wa.keep_idle = wa.max_suspect = 1;
 		wa.broken_msg = NULL;
@@ -609,7 +609,7 @@ static long decode_wait_ms(const struct px_info *pi, uint64_t size)
 }
 
 /* One decode on one decoder of pool (px->decoders; or px->ahead, with
- * ahead set to px: P9, reniced, its pid in px->ahead_pid while it decodes so
+ * ahead set to px: P10, reniced, its pid in px->ahead_pid while it decodes so
  * that ahead_stop can kill it): 0, -ENOMEM, -EIO or -EAGAIN (msg set), 1: no
  * decoder process, or 2: the decoder was killed from outside (P8) */
 static int decode_on(struct worker_pool *pool, struct dfs_pixels *ahead,
@@ -975,12 +975,12 @@ static int pc_get(struct dfs *fs, uint64_t id, const struct node_view *nv,
 	evict_locked(pc);
 	*out = e;
 	if (!(nv->rec->flags & NODE_F_ANON))
-		ahead_note_locked(pc, nv->rec->parent, id);   /* P9 */
+		ahead_note_locked(pc, nv->rec->parent, id);   /* P10 */
 	pthread_mutex_unlock(&pc->lock);
 	return 0;
 }
 
-/* ---- decode-ahead (P9) ---- */
+/* ---- decode-ahead (P10) ---- */
 
 static void *ahead_main(void *arg);
 
