@@ -81,7 +81,9 @@
       while the machine has MemAvailable above the bound (checked per
       instance); a decode failure is dropped (the direct read decodes
       again and reports it; a source that fails R2 is reported as by any
-      open). Off with DICOMFS_INPROCESS or DICOMFS_NO_AHEAD=1 (a
+      open). Only with -o decode_ahead (off by default: with many readers
+      at a low `ulimit -n` it made the mount run out of descriptors in
+      mount_limits); off with DICOMFS_INPROCESS or DICOMFS_NO_AHEAD=1 (a
       benchmark knob). A queue of AHEAD_QUEUE series; a full queue drops
       the note. Unmounting kills a decode-ahead in flight (no wait).
  * Every wait of a FUSE thread here, with its bound:
@@ -452,7 +454,7 @@ int dfs_pixels_new(struct dfs *fs, const char *exe)
 		return rc;
 	}
 	const char *no_ahead = getenv("DICOMFS_NO_AHEAD");
-	if (!inprocess && !(no_ahead && *no_ahead && strcmp(no_ahead, "0"))) {
+	if (fs->decode_ahead && !inprocess && !(no_ahead && *no_ahead && strcmp(no_ahead, "0"))) {
 		/* P10: a pool of one decoder of its own; without it, no decode-ahead */
 		struct worker_spec wa = ws;
 		wa.max = wa.keep_idle = wa.max_suspect = 1;

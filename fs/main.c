@@ -66,6 +66,7 @@ struct options {
 	int web_timeout;    /* s: an uncached read's deadline (default 30) */
 	char *anon_key;     /* anon/'s key file (view_anon.c) */
 	int anon_keep_burned_in;
+	int decode_ahead;   /* kind_pixels.c P10 */
 	/* issue 16: which derived files are listed, where xattrs are */
 	char *files;        /* dcm,json,npy,png,level,fhir,volume (kinds.c) */
 	int only_dcm;       /* = files=dcm */
@@ -93,6 +94,7 @@ static const struct fuse_opt dfs_opts[] = {
 	OPT("web_timeout=%d", web_timeout),
 	OPT("anon_key=%s", anon_key),
 	OPT("anon_keep_burned_in", anon_keep_burned_in),
+	OPT("decode_ahead", decode_ahead),
 	OPT("files=%s", files),
 	OPT("only_dcm", only_dcm),
 	OPT("xattrs=%s", xattrs),
@@ -185,6 +187,8 @@ static void usage(const char *prog)
 	       "    -o only_dcm            the same as -o files=dcm (backups: README)\n"
 	       "    -o xattrs=all          user.dicom.* attributes on every file (default:\n"
 	       "                           on directories and .dcm files only)\n"
+	       "    -o decode_ahead        after a decode, decode the rest of its series on\n"
+	       "                           a spare decoder (off by default; README)\n"
 	       "    -o log=FILE            append every message to FILE (time-stamped);\n"
 	       "                           without it messages go to stderr, and to\n"
 	       "                           syslog once in the background\n"
@@ -443,6 +447,7 @@ int main(int argc, char *argv[])
 		fs.cache_bytes = (uint64_t)mb << 20;
 	}
 	fs.max_threads = o.max_threads > 0 ? (unsigned)o.max_threads : 128;
+	fs.decode_ahead = o.decode_ahead;
 	if (o.max_threads < 0 || o.max_threads > 100000) {
 		fprintf(stderr, "dicomfs: bad -o max_threads=%d\n", o.max_threads);
 		ret = EXIT_USAGE;

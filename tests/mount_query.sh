@@ -137,6 +137,10 @@ if timeout 600 "$PY" "$ORACLE" "$MNT" "$ARCH" base; then
 else
 	fail "query_oracle.py (base) found problems (above)"
 fi
+# the oracle's burst of errors may fill a second of the log limiter
+# (log.h: at most a few similar lines a second): ask once more, alone
+sleep 1.1
+stat "$MNT/query/series/PatientWeight=71" >/dev/null 2>&1
 grep -q "is not indexed: remount with -o index_tags=00101030" "$MOUNT_LOG" &&
 	ok "an unindexed tag logs what to do" || fail "no log line for the unindexed tag"
 grep -q "'Foo' is not a DICOM keyword" "$MOUNT_LOG" &&

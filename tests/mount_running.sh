@@ -79,7 +79,7 @@ daemon_pid() {
 LOGF="$TMP/dicomfs.log"
 # relative log name: taken from the start directory, though the daemon
 # works in /
-(cd "$TMP" && DICOMFS_NO_WATCH=1 DICOMFS_INDEX_MAP_MIB=1 timeout 120 "$DICOMFS" \
+(cd "$TMP" && DICOMFS_NO_WATCH=1 DICOMFS_INDEX_MAP_MIB=1 DICOMFS_TREE_FULL=1 timeout 120 "$DICOMFS" \
 	-o index="$TMP/idx",log=dicomfs.log "$ARCH" "$MNT" >"$TMP/bg.out" 2>"$TMP/bg.err" </dev/null)
 rc=$?
 if [ "$rc" -ne 0 ] || ! mountpoint -q "$MNT"; then
@@ -131,7 +131,7 @@ grep -q "SIGHUP: re-walking" "$LOGF" && ok "SIGHUP logged to the log file (daemo
 grep -q "live: batch" "$LOGF" && ok "the daemon's messages go to the log file, not syslog" ||
 	fail "no live batch line in the log file"
 # the mount's map started at data + 1 MiB (DICOMFS_INDEX_MAP_MIB): the live
-# batch (a whole new tree) outgrows it while the query catalog holds a
+# batch (a whole new tree: DICOMFS_TREE_FULL=1, index.h I11) outgrows it while the query catalog holds a
 # snapshot; the catalog lets go, the map grows, query/ sees the new series
 [ "$(grep -c 'LMDB map grown' "$LOGF")" -ge 2 ] && ok "the map grew while mounted: $(grep 'LMDB map grown' "$LOGF" | tail -1 | cut -d' ' -f3-)" ||
 	fail "no growth while mounted: $(grep -i 'map\|live' "$LOGF")"

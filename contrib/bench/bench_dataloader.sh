@@ -115,7 +115,7 @@ EOF
 
 PID=
 mount_it() { # mount_it NAME ARCHIVE: a fresh daemon (nothing decoded yet)
-	"$DICOMFS" -f -o index="$W/idx.$1" -o quiet ${MOUNT_OPTS:+-o "$MOUNT_OPTS"} "$2" "$MNT" \
+	"$DICOMFS" -f -o index="$W/idx.$1" -o quiet -o decode_ahead ${MOUNT_OPTS:+-o "$MOUNT_OPTS"} "$2" "$MNT" \
 		2>>"$W/log" &
 	PID=$!
 	local i
