@@ -1293,7 +1293,8 @@ static int cmp_ranked(const void *a, const void *b)
  */
 static int dedup_sop(struct build *b, struct strbuf *dups, uint64_t *ndup)
 {
-	qsort(b->v, b->n, sizeof(*b->v), cmp_sop);
+	if (b->n)
+		qsort(b->v, b->n, sizeof(*b->v), cmp_sop);
 	size_t w = 0;
 	for (size_t i = 0; i < b->n;) {
 		size_t j = i + 1;
