@@ -16,34 +16,14 @@
 #
 # Environment: DICOMFS=path, BENCH_DIR=dir, RUNS=n (default 3, median),
 # PYTHON=path (/usr/bin/python3). Needs root (allow_other, setpriv).
-set -u -o pipefail
-export LC_ALL=C
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 N=${1:-5000}
 case $N in '' | *[!0-9]*) echo "usage: $0 [N]" >&2; exit 2 ;; esac
 RUNS=${RUNS:-3}
-BENCH_DIR=${BENCH_DIR:-/var/tmp/dicomfs-bench}
-PY=${PYTHON:-/usr/bin/python3}
-SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ROOT=$(cd "$SCRIPT_DIR/../.." && pwd)
-GEN=$ROOT/tests/gen_archive.py
-
-log() { printf '[bench_access %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
 [[ $(id -u) = 0 ]] || die "needs root (allow_other, setpriv)"
-if [[ -z ${DICOMFS:-} ]]; then DICOMFS=$ROOT/dicomfs; fi
-[[ -x $DICOMFS ]] || die "no dicomfs binary at $DICOMFS"
+bench_dicomfs
 command -v setpriv >/dev/null || die "setpriv missing (util-linux)"
-
-now() { printf '%s' "${EPOCHREALTIME:-$(date +%s.%N)}"; }
-timeit() {
-	local __v=$1 a b; shift
-	a=$(now); "$@" >/dev/null 2>&1; b=$(now)
-	printf -v "$__v" '%s' "$(awk -v a="$a" -v b="$b" 'BEGIN{printf "%.6f", b-a}')"
-}
-median() { sort -g | awk '{v[NR]=$1} END{print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
-ms() { awk -v s="$1" 'BEGIN{printf "%.1f", s*1000}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.2f", a/b; else print "-" }'; }
 
 # ---------------------------------------------------------------- archive
 mkdir -p "$BENCH_DIR" || die "cannot create $BENCH_DIR"

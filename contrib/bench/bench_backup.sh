@@ -14,49 +14,24 @@
 #     user.dicom.* attributes, as before issue 16), after = the default
 #     (directories and .dcm only). The figure is the ratio cp -a / cp -r.
 #  3. `file *` of the JPEG 2000 series directory on a fresh mount: after =
-#     this binary; before = DICOMFS_BEFORE (a binary without P9, default
-#     /work/main/dicomfs when it exists; skipped otherwise). Reported with
+#     this binary; before = DICOMFS_BEFORE (a binary without P9, e.g. one
+#     built from an older commit; skipped when unset). Reported with
 #     status.json pixel_decodes.
 #
 # The archive is made once in ${BENCH_DIR:-/var/tmp/dicomfs-bench}/backup-N.
 # Environment: DICOMFS, DICOMFS_BEFORE, BENCH_DIR, RUNS (default 3), PYTHON.
-set -u -o pipefail
-export LC_ALL=C
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 N=${1:-100}
 case $N in '' | *[!0-9]*) echo "usage: $0 [N]" >&2; exit 2 ;; esac
 RUNS=${RUNS:-3}
-BENCH_DIR=${BENCH_DIR:-/var/tmp/dicomfs-bench}
-PY=${PYTHON:-/usr/bin/python3}
-SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ROOT=$(cd "$SCRIPT_DIR/../.." && pwd)
-
-log() { printf '[bench_backup %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-
-if [[ -z ${DICOMFS:-} ]]; then
-	if [[ -x ./dicomfs && ! -d ./dicomfs ]]; then DICOMFS=$PWD/dicomfs
-	else DICOMFS=$ROOT/dicomfs; fi
-fi
-[[ -x $DICOMFS ]] || die "no dicomfs binary at $DICOMFS"
-[[ $DICOMFS = /* ]] || DICOMFS=$PWD/$DICOMFS
+bench_dicomfs
 BEFORE=${DICOMFS_BEFORE:-}
-[[ -z $BEFORE && -x /work/main/dicomfs ]] && BEFORE=/work/main/dicomfs
 command -v fusermount3 >/dev/null || die "fusermount3 not found"
 command -v rsync >/dev/null || die "rsync not found"
 command -v gdcmconv >/dev/null || die "gdcmconv not found (libgdcm-tools)"
 [[ -e /dev/fuse ]] || die "/dev/fuse missing"
 
-now() { printf '%s' "${EPOCHREALTIME:-$(date +%s.%N)}"; }
-# timeit VAR cmd...: VAR = elapsed seconds; RC = the command's exit status
-timeit() {
-	local __v=$1 a b; shift
-	a=$(now); "$@" >/dev/null 2>&1; RC=$?; b=$(now)
-	printf -v "$__v" '%s' "$(awk -v a="$a" -v b="$b" 'BEGIN{printf "%.6f", b-a}')"
-}
-median() { sort -g | awk '{v[NR]=$1} END{print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
-ms() { awk -v s="$1" 'BEGIN{printf "%.1f", s*1000}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.2f", a/b; else print "-" }'; }
 bytes() { du -sb "$1" 2>/dev/null | cut -f1; }
 
 ARCH=$BENCH_DIR/backup-$N

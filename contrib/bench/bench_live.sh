@@ -18,31 +18,17 @@
 #
 # Environment: DICOMFS, BENCH_DIR (default /var/tmp/dicomfs-bench), PYTHON,
 # IDLE (seconds, default 60), RUNS (single arrivals measured, median; 3).
-set -u -o pipefail
-export LC_ALL=C
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 N=${1:-20000}
 case $N in '' | *[!0-9]*) echo "usage: $0 [N]" >&2; exit 2 ;; esac
-BENCH_DIR=${BENCH_DIR:-/var/tmp/dicomfs-bench}
-PY=${PYTHON:-/usr/bin/python3}
 IDLE=${IDLE:-60}
 RUNS=${RUNS:-3}
-SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ROOT=$(cd "$SCRIPT_DIR/../.." && pwd)
-GEN=$ROOT/tests/gen_archive.py
 GENL=$ROOT/tests/gen_live.py
 
-log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-if [[ -z ${DICOMFS:-} ]]; then
-	if [[ -x ./dicomfs && ! -d ./dicomfs ]]; then DICOMFS=$PWD/dicomfs
-	else DICOMFS=$ROOT/dicomfs; fi
-fi
-[[ -x $DICOMFS ]] || die "no dicomfs binary at $DICOMFS"
-[[ $DICOMFS = /* ]] || DICOMFS=$PWD/$DICOMFS
+bench_dicomfs
 command -v fusermount3 >/dev/null || die "fusermount3 not found"
 
-now() { printf '%s' "$EPOCHREALTIME"; }
 since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.3f", b-a}'; }
 
 mkdir -p "$BENCH_DIR" || die "cannot create $BENCH_DIR"
