@@ -428,6 +428,22 @@ static int key_find(struct build *b, char letter, struct str part, uint64_t *id)
 	return 0;
 }
 
+/* I2: the id "keys" holds for key kb[0, len), or a new one (next_id) put
+ * there. 0 or an error. */
+static int key_make(struct build *b, const void *kb, size_t len, uint64_t *id)
+{
+	MDB_val k = { len, (void *)kb }, d;
+	int rc = mdb_get(b->txn, b->ix->keys, &k, &d);
+	if (rc == 0 && d.mv_size == 8) {
+		memcpy(id, d.mv_data, 8);
+		return 0;
+	}
+	*id = (*b->next_id)++;
+	d.mv_size = 8;
+	d.mv_data = id;
+	return dfs_from_mdb(mdb_put(b->txn, b->ix->keys, &k, &d, 0));
+}
+
 /* Persistent id of the directory of level lv whose first instance is in. */
 static int key_id(struct build *b, const struct level *lv, const struct inst *in,
 		  uint64_t *id)
@@ -447,17 +463,7 @@ static int key_id(struct build *b, const struct level *lv, const struct inst *in
 		memcpy(p, part.s, part.l);
 		p += part.l;
 	}
-	MDB_val k = { len, kb }, d;
-	rc = mdb_get(b->txn, b->ix->keys, &k, &d);
-	if (rc == 0 && d.mv_size == 8) {
-		memcpy(id, d.mv_data, 8);
-		free(kb);
-		return 0;
-	}
-	*id = (*b->next_id)++;
-	d.mv_size = 8;
-	d.mv_data = id;
-	rc = dfs_from_mdb(mdb_put(b->txn, b->ix->keys, &k, &d, 0));
+	rc = key_make(b, kb, len, id);
 	free(kb);
 	return rc;
 }
@@ -1032,13 +1038,21 @@ static const struct level lv_anon = {
 	.child = &lv_anon_patient };
 #undef F
 
-/* anon/ (ID_ANON); returns the number of patients */
-static int do_anon(struct build *b, struct agg *out)
+/*
+ * The instances of b->v that anon/ shows, their de-identified names made
+ * (anon_prepare): their indexes into ord (*n of them), in b->v's order;
+ * those it leaves out get their line in b->anon_excluded. Only those that
+ * only() says yes to (only NULL: all). 0 or an error.
+ */
+static int anon_pick(struct build *b, int (*only)(const void *ctx, const struct inst *in),
+		     const void *ctx, size_t *ord, size_t *n)
 {
 	struct strbuf tmp = STRBUF_INIT;
-	size_t *ord = malloc((b->n ? b->n : 1) * sizeof(*ord)), n = 0;
-	int rc = ord ? 0 : -ENOMEM;
+	int rc = 0;
+	*n = 0;
 	for (size_t i = 0; i < b->n && !rc; i++) {
+		if (only && !only(ctx, &b->v[i]))
+			continue;
 		const char *why = anon_excluded(b, &b->v[i]);
 		if (why) {
 			char path[4096];
@@ -1047,9 +1061,17 @@ static int do_anon(struct build *b, struct agg *out)
 			continue;
 		}
 		rc = anon_prepare(b, &b->v[i], &tmp);
-		ord[n++] = i;
+		ord[(*n)++] = i;
 	}
 	strbuf_release(&tmp);
+	return rc;
+}
+
+/* anon/ (ID_ANON); returns the number of patients */
+static int do_anon(struct build *b, struct agg *out)
+{
+	size_t *ord = malloc((b->n ? b->n : 1) * sizeof(*ord)), n = 0;
+	int rc = ord ? anon_pick(b, NULL, NULL, ord, &n) : -ENOMEM;
 	if (!rc) {
 		b->flags = NODE_F_ANON;
 		rc = fill(b, &lv_anon, ord, ID_ANON, 0, n, out);
@@ -1659,17 +1681,7 @@ static int src_dir_id(struct build *b, const char *path, size_t l, uint64_t *id)
 		return -ENOMEM;
 	kb[0] = 'R';
 	memcpy(kb + 1, path, l);
-	MDB_val k = { l + 1, kb }, d;
-	int rc = mdb_get(b->txn, b->ix->keys, &k, &d);
-	if (rc == 0 && d.mv_size == 8) {
-		memcpy(id, d.mv_data, 8);
-		free(kb);
-		return 0;
-	}
-	*id = (*b->next_id)++;
-	d.mv_size = 8;
-	d.mv_data = id;
-	rc = dfs_from_mdb(mdb_put(b->txn, b->ix->keys, &k, &d, 0));
+	int rc = key_make(b, kb, l + 1, id);
 	free(kb);
 	return rc;
 }
@@ -1963,17 +1975,17 @@ static int set_has(const struct strset *s, struct str x)
 	return s->n && bsearch(&x, s->v, s->n, sizeof(*s->v), cmp_str) != NULL;
 }
 
-static int cmp_u64v(const void *a, const void *b)
+/* anon_pick's filter: in's patient is in the set ctx */
+static int in_patients(const void *ctx, const struct inst *in)
 {
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
+	return set_has(ctx, in->pkey);
 }
 
 static void ids_finish(struct id_list *l)
 {
 	size_t w = 0;
 	if (l->n)
-		qsort(l->v, l->n, sizeof(*l->v), cmp_u64v);
+		qsort(l->v, l->n, sizeof(*l->v), cmp_u64);
 	for (size_t i = 0; i < l->n; i++)
 		if (!w || l->v[w - 1] != l->v[i])
 			l->v[w++] = l->v[i];
@@ -1982,7 +1994,7 @@ static void ids_finish(struct id_list *l)
 
 static int ids_has(const struct id_list *l, uint64_t x)
 {
-	return l->n && bsearch(&x, l->v, l->n, sizeof(*l->v), cmp_u64v) != NULL;
+	return l->n && bsearch(&x, l->v, l->n, sizeof(*l->v), cmp_u64) != NULL;
 }
 
 /* An update's working set. */
@@ -2724,22 +2736,7 @@ int tree_update(struct index *ix, MDB_txn *txn, uint64_t *next_id,
 		}
 	}
 	if (!rc && has[2]) {
-		struct strbuf tmp = STRBUF_INIT;
-		no = 0;
-		for (size_t i = 0; i < b->n && !rc; i++) {
-			if (!set_has(&u.P, b->v[i].pkey))
-				continue;
-			const char *why = anon_excluded(b, &b->v[i]);
-			if (why) {
-				char path[4096];
-				snprintf(path, sizeof(path), "%.*s", (int)b->v[i].rel.l, b->v[i].rel.s);
-				rc = strbuf_add_tsv2(&b->anon_excluded, path, why);
-				continue;
-			}
-			rc = anon_prepare(b, &b->v[i], &tmp);
-			ord[no++] = i;
-		}
-		strbuf_release(&tmp);
+		rc = anon_pick(b, in_patients, &u.P, ord, &no);
 		b->flags = NODE_F_ANON;
 		for (size_t i = 0; i < no && !rc;) {
 			size_t j = i + 1;
