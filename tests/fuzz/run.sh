@@ -11,10 +11,10 @@
 #   FUZZ_BUILD_ONLY=1   build, do not fuzz
 # Exit status: 0 no new crash; 1 a harness crashed (the input is copied to
 # $FUZZ_OUT/crashes/ and printed: add it to tests/fuzz/regressions/ with the
-# fix), or the build failed. GDCM aborts on some inputs by design of its
-# code (assertions): those are contained in production (parser/decoder child
-# processes) and are reported here as "contained" without failing, see
-# classify() below.
+# fix); 2 the harnesses did not build (nothing was fuzzed). GDCM aborts
+# on some inputs by design of its code (assertions): those are contained
+# in production (parser/decoder child processes) and are reported here as
+# "contained" without failing, see classify() below.
 set -u
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 OUT=$(mkdir -p "${FUZZ_OUT:-./build-fuzz}" && cd "${FUZZ_OUT:-./build-fuzz}" && pwd)
@@ -27,7 +27,7 @@ PY=/usr/bin/python3
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
 log() { printf '[fuzz] %s\n' "$*" >&2; }
 
-command -v "$CC" >/dev/null || { log "clang not found (contrib/install-deps installs it)"; exit 1; }
+command -v "$CC" >/dev/null || { log "clang not found (contrib/install-deps installs it)"; exit 2; }
 
 # ---- build (incremental: make-style timestamps) ----
 mkdir -p "$OUT/obj" "$OUT/bin" "$OUT/crashes" "$OUT/contained"
@@ -41,7 +41,7 @@ build_obj() { # src obj compiler flags...
 	shift 2
 	if [ ! -f "$o" ] || [ "$s" -nt "$o" ] || [ "$0" -nt "$o" ] ||
 	   [ -n "$(find "$SRC/index" -name '*.h' -newer "$o" -print -quit)" ]; then
-		"$@" -c "$s" -o "$o" || { log "compile failed: $s"; exit 1; }
+		"$@" -c "$s" -o "$o" || { log "compile failed: $s"; exit 2; }
 	fi
 }
 # the index sources Makefile.am lists (GDCM shim linked in directly, not
@@ -66,15 +66,15 @@ done
 # an archive: a harness pulls only what it uses (scan.c is not in it)
 if [ ! -f "$OUT/libfz.a" ] || [ -n "$(find "${objs[@]}" -newer "$OUT/libfz.a" -print -quit)" ]; then
 	rm -f "$OUT/libfz.a"
-	ar rcs "$OUT/libfz.a" "${objs[@]}" || exit 1
+	ar rcs "$OUT/libfz.a" "${objs[@]}" || exit 2
 fi
 for h in $HARNESSES; do
 	o="$OUT/obj/$h.o"
 	build_obj "$SRC/tests/fuzz/$h.c" "$o" "$CC" -std=c11 -g -O1 $SAN -fsanitize=fuzzer-no-link $CPPF
 	if [ ! -x "$OUT/bin/$h" ] || [ -n "$(find "$o" "$OUT/libfz.a" -newer "$OUT/bin/$h" -print -quit)" ]; then
 		"$CXX" -g $SAN -fsanitize=fuzzer "$o" "$OUT/libfz.a" -o "$OUT/bin/$h" \
-			$GDCM_LIBS $(pkg-config --libs lmdb json-c nettle 2>/dev/null) -lpthread ||
-			{ log "link failed: $h"; exit 1; }
+			$GDCM_LIBS $(pkg-config --libs lmdb json-c nettle libcurl 2>/dev/null) -lpthread ||
+			{ log "link failed: $h"; exit 2; }
 	fi
 done
 log "built: $HARNESSES in $OUT/bin"
