@@ -3,7 +3,9 @@
  * index logic, the tree updated in place by a live batch against a full
  * build (index.h I11) (real LMDB, real GDCM, no FUSE).
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -422,7 +424,7 @@ static void test_tree_update(void)
 	index_close_env(ix);
 	CHECK(index_reopen(ix) == 0, "reopen");
 	setenv("DICOMFS_NO_WATCH", "1", 1);   /* the test queues the paths */
-	struct index_live_ops ops = { NULL, live_applied_cb, &w };
+	struct index_live_ops ops = { .applied = live_applied_cb, .ctx = &w };
 	CHECK(index_live_start(ix, 0, &ops, msg, sizeof(msg)) == 0, "live: %s", msg);
 	unsetenv("DICOMFS_NO_WATCH");
 	/* a new patient; a duplicate that wins (a smaller path); one that is

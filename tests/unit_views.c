@@ -5,7 +5,9 @@
  * directory, the level-file names, and a registry with a view of the test's
  * own (the tree-builder API, name order, computed nlink, bad registries).
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
