@@ -68,7 +68,7 @@
  *      that would need one more fails at once with EAGAIN, so the other
  *      threads stay free for metadata and cached data. A decoder busy for
  *      DECODER_WAIT_MS is EAGAIN for that open too (not remembered).
- (P10) Decode-ahead: when a FUSE thread has decoded an instance (a cache
+ * (P10) Decode-ahead: when a FUSE thread has decoded an instance (a cache
       miss), the other instances of its series (its directory, in listing
       order after it, at most AHEAD_PER_SERIES) are decoded ahead by one
       background thread of the mount (started on first use) on its own
@@ -81,10 +81,11 @@
       while the machine has MemAvailable above the bound (checked per
       instance); a decode failure is dropped (the direct read decodes
       again and reports it; a source that fails R2 is reported as by any
-      open). Only with -o decode_ahead (off by default: with many readers
-      at a low `ulimit -n` it made the mount run out of descriptors in
-      mount_limits); off with DICOMFS_INPROCESS or DICOMFS_NO_AHEAD=1 (a
-      benchmark knob). A queue of AHEAD_QUEUE series; a full queue drops
+      open). On by default; off with -o no_decode_ahead, DICOMFS_NO_AHEAD=1
+      (a benchmark knob) or DICOMFS_INPROCESS. Its decoder's channel is
+      reserved in the fd budget (fdbudget.h F3) and it decodes only while
+      AHEAD_FD_SPARE fds are free (F5), so many readers at a low
+      `ulimit -n` never see EMFILE for it (mount_limits). A queue of AHEAD_QUEUE series; a full queue drops
       the note. Unmounting kills a decode-ahead in flight (no wait).
  * Every wait of a FUSE thread here, with its bound:
  *   another opener's decode of the same entry   decode_wait_ms: all of these
@@ -128,6 +129,7 @@
 #include "fs.h"
 #include "dcmshim.h"
 #include "error.h"
+#include "fdbudget.h"
 #include "log.h"
 #include "pixels.h"
 #include "pxdecode.h"
@@ -159,6 +161,7 @@
 #define AHEAD_PER_SERIES 256    /* P10 */
 #define AHEAD_QUEUE 64
 #define AHEAD_NICE 19
+#define AHEAD_FD_SPARE 16       /* P10, fdbudget.h F5 */
 
 enum { PC_DECODING, PC_READY, PC_ERROR };
 
@@ -1069,6 +1072,8 @@ static int ahead_one(struct dfs *fs, uint64_t id)
 		return 0;
 	if (mem_available() <= px->cap)
 		return 1;   /* memory pressure: off */
+	if (!fdb_spare(AHEAD_FD_SPARE))
+		return 1;   /* fds are short (fdbudget.h F5): skip, never take the last */
 	size_t need = (size_t)pi.data_len, cap = 0;
 	pthread_mutex_lock(&px->lock);
 	struct pc_entry *e;
