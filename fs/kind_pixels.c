@@ -114,6 +114,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -161,6 +162,9 @@
 #define AHEAD_PER_SERIES 256    /* P10 */
 #define AHEAD_QUEUE 64
 #define AHEAD_NICE 19
+#define AHEAD_MAX 4             /* P10: decode-ahead threads at most */
+#define AHEAD_POLL_MS 50        /* P10: a reader waiting on decode-ahead */
+#define DECODER_HEAP_KEEP (32 << 20)   /* P11 */
 #define AHEAD_FD_SPARE 16       /* P10, fdbudget.h F5 */
 
 enum { PC_DECODING, PC_READY, PC_ERROR };
@@ -173,6 +177,8 @@ struct pc_entry {
 	unsigned char *buf;
 	size_t len, cap;
 	struct pc_entry *hnext, *prev, *next;
+	int ahead;              /* P10: decode-ahead's, decoding in slot ahead - 1 */
+	int orphan;             /* P10: out of the table, freed at its last ref */
 	pthread_cond_t cond;
 };
 
@@ -198,15 +204,26 @@ struct dfs_pixels {
 	struct { uint64_t dir, start; } aq[AHEAD_QUEUE];   /* lock: ring */
 	unsigned aq_head, aq_n;               /* lock */
 	uint64_t aq_last;                     /* lock: the last series noted */
-	int ahead_started, ahead_stop;        /* lock */
-	pid_t ahead_pid;                      /* lock: its decoder, decoding */
-	pthread_t ahead_thread;               /* started: joined by free */
-	pthread_cond_t ahead_cond;            /* lock: a note or stop */
+	int ahead_started, ahead_stop;        /* lock: threads started; stop */
+	unsigned ahead_n;                     /* read-only: threads (P10) */
+	pid_t ahead_pid[AHEAD_MAX];           /* lock: each thread's decoder, decoding */
+	pthread_t ahead_thread[AHEAD_MAX];    /* started: joined by free */
+	pthread_cond_t ahead_cond;            /* lock: a note, a job's end, stop */
+	struct {                              /* lock: the series decoded ahead */
+		uint64_t *v;                  /* its instances; NULL: none */
+		size_t n, pos, left;          /* next at pos, left still to do */
+		unsigned users;               /* threads decoding one of them */
+		int stop;
+	} job;
+	int job_building;                     /* lock: a thread lists a series */
 	struct dfs *fs;                       /* read-only: for the thread */
 };
 
 static void ahead_stop(struct dfs_pixels *px);
 static void ahead_note_locked(struct dfs_pixels *px, uint64_t dir, uint64_t id);
+static void ahead_wait_locked(struct dfs_pixels *px, struct pc_entry *e, long wait_ms);
+static void orphan_locked(struct dfs_pixels *pc, struct pc_entry *e);
+static void unref_locked(struct dfs_pixels *pc, struct pc_entry *e);
 
 static void lru_unlink(struct pc_entry *e)
 {
@@ -458,9 +475,11 @@ int dfs_pixels_new(struct dfs *fs, const char *exe)
 	}
 	const char *no_ahead = getenv("DICOMFS_NO_AHEAD");
 	if (fs->decode_ahead && !inprocess && !(no_ahead && *no_ahead && strcmp(no_ahead, "0"))) {
-		/* P10: a pool of one decoder of its own; without it, no decode-ahead */
+		/* P10: decoders of its own, one per CPU; without them, no
+		 * decode-ahead */
 		struct worker_spec wa = ws;
-		wa.max = wa.keep_idle = wa.max_suspect = 1;
+		px->ahead_n = n < 1 ? 1 : n > AHEAD_MAX ? AHEAD_MAX : (unsigned)n;
+		wa.max = wa.keep_idle = wa.max_suspect = (int)px->ahead_n;
 		wa.broken_msg = NULL;
 		if (worker_pool_new(&wa, &px->ahead))
 			px->ahead = NULL;
@@ -614,10 +633,10 @@ static long decode_wait_ms(const struct px_info *pi, uint64_t size)
 }
 
 /* One decode on one decoder of pool (px->decoders; or px->ahead, with
- * ahead set to px: P10, reniced, its pid in px->ahead_pid while it decodes so
+ * ahead set to px: P10, reniced, its pid in px->ahead_pid[slot] while it decodes so
  * that ahead_stop can kill it): 0, -ENOMEM, -EIO or -EAGAIN (msg set), 1: no
  * decoder process, or 2: the decoder was killed from outside (P8) */
-static int decode_on(struct worker_pool *pool, struct dfs_pixels *ahead,
+static int decode_on(struct worker_pool *pool, struct dfs_pixels *ahead, int slot,
 		     const struct source_file *sf, uint64_t size, const struct px_info *pi,
 		     unsigned char *out, struct iovec *iov, char *msg, size_t msglen)
 {
@@ -631,7 +650,7 @@ static int decode_on(struct worker_pool *pool, struct dfs_pixels *ahead,
 		pthread_mutex_lock(&ahead->lock);
 		int stop = ahead->ahead_stop;
 		if (!stop)
-			ahead->ahead_pid = w->pid;
+			ahead->ahead_pid[slot] = w->pid;
 		pthread_mutex_unlock(&ahead->lock);
 		if (stop) {
 			worker_put(pool, w, WORKER_KEEP, NULL);
@@ -657,7 +676,7 @@ static int decode_on(struct worker_pool *pool, struct dfs_pixels *ahead,
 		rc = worker_recv_body(w, hd.aux ? (void *)text : out, hd.len);
 	if (ahead) {
 		pthread_mutex_lock(&ahead->lock);
-		ahead->ahead_pid = 0;   /* before the child can be reaped */
+		ahead->ahead_pid[slot] = 0;   /* before the child can be reaped */
 		pthread_mutex_unlock(&ahead->lock);
 	}
 	if (rc) {
@@ -705,7 +724,7 @@ static int decode_once(struct dfs_pixels *px, const struct source_file *sf, uint
 		       const struct px_info *pi, unsigned char *out, struct iovec *iov,
 		       char *msg, size_t msglen)
 {
-	return decode_on(px->decoders, NULL, sf, size, pi, out, iov, msg, msglen);
+	return decode_on(px->decoders, NULL, 0, sf, size, pi, out, iov, msg, msglen);
 }
 
 /* 0, -ENOMEM, -EIO or -EAGAIN (msg set), or 1: no decoder process, decode
@@ -743,6 +762,14 @@ int dfs_decode_worker_main(void)
 	size_t out_cap = 0;
 	int rc = 0;
 	worker_child_begin(&ch);   /* W3; no core files: the pool's limits (W2) */
+	/* P11: the codecs' buffers (GDCM's fragment copy, its decoded frame,
+	 * CharLS/OpenJPEG state) come from the heap and stay mapped between
+	 * decodes instead of being mmap()ed and faulted in afresh each time
+	 * (a fresh page costs about as much as decoding it); what an idle
+	 * decoder keeps beyond its live buffers is bounded by the trim
+	 * threshold (DECODER_HEAP_KEEP). */
+	mallopt(M_MMAP_THRESHOLD, DECODER_HEAP_KEEP);
+	mallopt(M_TRIM_THRESHOLD, DECODER_HEAP_KEEP);
 	dcmshim_init();
 	for (;;) {
 		struct worker_head hd;
@@ -865,9 +892,33 @@ static int pc_get(struct dfs *fs, uint64_t id, const struct node_view *nv,
 	int rc;
 
 	pthread_mutex_lock(&pc->lock);
+again:
 	for (e = pc->bucket[id % PC_BUCKETS]; e; e = e->hnext)
 		if (e->id == id)
 			break;
+	if (e && e->state == PC_DECODING && e->ahead) {
+		/* P10: decode-ahead is at it: wait while it progresses, else
+		 * take over (it is dropped when it ends) */
+		if (pc->waiting >= pc->max_waiting) {
+			pthread_mutex_unlock(&pc->lock);   /* P5 */
+			return -EAGAIN;
+		}
+		e->refs++;
+		pc->waiting++;
+		ahead_wait_locked(pc, e, decode_wait_ms(pi, nv->rec->size));
+		pc->waiting--;
+		if (e->state == PC_READY && !e->orphan) {
+			lru_unlink(e);
+			lru_front(pc, e);
+			*out = e;
+			pthread_mutex_unlock(&pc->lock);
+			return 0;
+		}
+		if (!e->orphan)
+			orphan_locked(pc, e);
+		unref_locked(pc, e);
+		goto again;
+	}
 	if (e) {
 		struct timespec dl;
 		abs_deadline(&dl, decode_wait_ms(pi, nv->rec->size));
@@ -989,46 +1040,64 @@ static int pc_get(struct dfs *fs, uint64_t id, const struct node_view *nv,
 
 static void *ahead_main(void *arg);
 
+struct ahead_arg {
+	struct dfs_pixels *px;
+	int slot;
+};
+
 /* A decode of instance id of series dir was a miss: queue its series. */
 static void ahead_note_locked(struct dfs_pixels *px, uint64_t dir, uint64_t id)
 {
 	if (!px->ahead || px->ahead_stop || dir == px->aq_last || px->aq_n == AHEAD_QUEUE)
 		return;
-	if (!px->ahead_started) {
+	while (px->ahead_started < (int)px->ahead_n) {
 		/* first use: after daemonize (main.c), on a FUSE thread; every
-		 * signal blocked in the new thread, as in the FUSE threads */
+		 * signal blocked in the new threads, as in the FUSE threads */
+		struct ahead_arg *aa = malloc(sizeof(*aa));
 		sigset_t all, old;
-		sigfillset(&all);
-		pthread_sigmask(SIG_BLOCK, &all, &old);
-		int rc = pthread_create(&px->ahead_thread, NULL, ahead_main, px);
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
-		if (rc) {
-			worker_pool_free(px->ahead);   /* no child is out */
-			px->ahead = NULL;
-			return;
+		int rc = ENOMEM;
+		if (aa) {
+			aa->px = px;
+			aa->slot = px->ahead_started;
+			sigfillset(&all);
+			pthread_sigmask(SIG_BLOCK, &all, &old);
+			rc = pthread_create(&px->ahead_thread[px->ahead_started], NULL, ahead_main, aa);
+			pthread_sigmask(SIG_SETMASK, &old, NULL);
 		}
-		px->ahead_started = 1;
+		if (rc) {
+			free(aa);
+			break;
+		}
+		px->ahead_started++;
+	}
+	if (!px->ahead_started) {
+		worker_pool_free(px->ahead);   /* no child is out */
+		px->ahead = NULL;
+		return;
 	}
 	unsigned slot = (px->aq_head + px->aq_n) % AHEAD_QUEUE;
 	px->aq[slot].dir = dir;
 	px->aq[slot].start = id;
 	px->aq_n++;
 	px->aq_last = dir;
-	pthread_cond_signal(&px->ahead_cond);
+	pthread_cond_broadcast(&px->ahead_cond);
 }
 
-/* Stop and join the thread (dfs_pixels_free), then free its pool. */
+/* Stop and join the threads (dfs_pixels_free), then free their pool. */
 static void ahead_stop(struct dfs_pixels *px)
 {
 	pthread_mutex_lock(&px->lock);
 	px->ahead_stop = 1;
 	pthread_cond_broadcast(&px->ahead_cond);
 	int started = px->ahead_started;
-	if (px->ahead_pid > 0)
-		kill(px->ahead_pid, SIGKILL);   /* our child, mid-decode: no wait */
+	for (int i = 0; i < AHEAD_MAX; i++)
+		if (px->ahead_pid[i] > 0)
+			kill(px->ahead_pid[i], SIGKILL);   /* our child, mid-decode: no wait */
 	pthread_mutex_unlock(&px->lock);
-	if (started)
-		pthread_join(px->ahead_thread, NULL);
+	for (int i = 0; i < started; i++)
+		pthread_join(px->ahead_thread[i], NULL);
+	free(px->job.v);
+	px->job.v = NULL;
 	worker_pool_free(px->ahead);
 	px->ahead = NULL;
 }
@@ -1051,9 +1120,77 @@ static uint64_t mem_available(void)
 	return r;
 }
 
-/* Decode instance id ahead: 0 done or skipped, 1 stop this series (no
- * room, memory pressure, stopping). */
-static int ahead_one(struct dfs *fs, uint64_t id)
+/* P10: take e out of the table (a failed or abandoned decode-ahead): it
+ * is freed by whoever drops its last reference (unref_locked). */
+static void orphan_locked(struct dfs_pixels *pc, struct pc_entry *e)
+{
+	struct pc_entry **pp = &pc->bucket[e->id % PC_BUCKETS];
+	while (*pp != e)
+		pp = &(*pp)->hnext;
+	*pp = e->hnext;
+	lru_unlink(e);
+	pc->n--;
+	e->orphan = 1;
+	pthread_cond_broadcast(&e->cond);
+}
+
+static void unref_locked(struct dfs_pixels *pc, struct pc_entry *e)
+{
+	(void)pc;
+	if (--e->refs == 0 && e->orphan) {
+		pthread_cond_destroy(&e->cond);
+		free(e);
+	}
+}
+
+/* CPU time (ns) of process pid, -1 if unknown */
+static int64_t proc_cpu_ns(pid_t pid)
+{
+	clockid_t c;
+	struct timespec ts;
+	if (pid <= 0 || clock_getcpuclockid(pid, &c) || clock_gettime(c, &ts))
+		return -1;
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* P10: a reader wants instance e that decode-ahead is decoding: wait
+ * while its decoder makes progress (at least a quarter of a CPU over
+ * each AHEAD_POLL_MS), at most wait_ms. Returns with e no longer decoding
+ * (READY, or orphaned: failed) or, when decode-ahead is starved (a busy
+ * machine: nice 19) or late, still decoding: the caller takes over. */
+static void ahead_wait_locked(struct dfs_pixels *px, struct pc_entry *e, long wait_ms)
+{
+	struct timespec end, dl;
+	int64_t last = -1;
+	int blind = 0;
+	abs_deadline(&end, wait_ms);
+	while (e->state == PC_DECODING && !e->orphan) {
+		abs_deadline(&dl, AHEAD_POLL_MS);
+		if (dl.tv_sec > end.tv_sec || (dl.tv_sec == end.tv_sec && dl.tv_nsec > end.tv_nsec))
+			dl = end;
+		if (pthread_cond_timedwait(&e->cond, &px->lock, &dl) == ETIMEDOUT) {
+			if (e->state != PC_DECODING || e->orphan)
+				break;
+			if (dl.tv_sec == end.tv_sec && dl.tv_nsec == end.tv_nsec)
+				return;   /* late */
+			int64_t cpu = proc_cpu_ns(px->ahead_pid[e->ahead - 1]);
+			if (cpu < 0) {
+				if (++blind >= 2)
+					return;   /* no decoder at work */
+				continue;
+			}
+			if (last >= 0 && cpu - last < (int64_t)AHEAD_POLL_MS * 1000000 / 4)
+				return;   /* starved */
+			last = cpu;
+		}
+	}
+}
+
+/* Decode instance id ahead on thread slot: 0 done or skipped, 1 stop this
+ * series (no room, memory or fds short, stopping). The entry is in the
+ * table while it decodes (PC_DECODING, ahead set): a reader of it waits
+ * for it (ahead_wait_locked) instead of decoding it twice, or takes over. */
+static int ahead_one(struct dfs *fs, uint64_t id, int slot)
 {
 	struct dfs_pixels *px = fs->px;
 	struct node_view nv;
@@ -1080,12 +1217,28 @@ static int ahead_one(struct dfs *fs, uint64_t id)
 	for (e = px->bucket[id % PC_BUCKETS]; e; e = e->hnext)
 		if (e->id == id)
 			break;
-	if (e || px->ahead_stop || px->bytes + need > px->cap / 2 ||
-	    px->n >= PC_MAX_ENTRIES / 2) {
-		int stop = !e;
+	if (e) {
 		pthread_mutex_unlock(&px->lock);
-		return stop;
+		return 0;   /* cached, or being decoded */
 	}
+	if (px->ahead_stop || px->bytes + need > px->cap / 2 || px->n >= PC_MAX_ENTRIES / 2 ||
+	    !(e = calloc(1, sizeof(*e)))) {
+		pthread_mutex_unlock(&px->lock);
+		return 1;
+	}
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&e->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	e->id = id;
+	e->state = PC_DECODING;
+	e->ahead = slot + 1;
+	e->refs = 1;   /* ours until the decode ends */
+	e->hnext = px->bucket[id % PC_BUCKETS];
+	px->bucket[id % PC_BUCKETS] = e;
+	lru_front(px, e);
+	px->n++;
 	px->bytes += need;   /* P1: counted while decoding */
 	unsigned char *buf = pool_take_locked(px, need, &cap);
 	pthread_mutex_unlock(&px->lock);
@@ -1108,76 +1261,102 @@ static int ahead_one(struct dfs *fs, uint64_t id)
 			iov[1].iov_len = (size_t)nv.rec->size;
 		}
 		if (!rc)
-			rc = decode_on(px->ahead, px, &sf, nv.rec->size, &pi, buf, iov,
+			rc = decode_on(px->ahead, px, slot, &sf, nv.rec->size, &pi, buf, iov,
 				       msg, sizeof(msg));
 		source_close(fs->src, &sf);
 		tls_trim(t);
 	}
 	pthread_mutex_lock(&px->lock);
 	room_release_locked(px, need);
-	for (e = px->bucket[id % PC_BUCKETS]; e; e = e->hnext)
-		if (e->id == id)
-			break;
-	if (rc || e || gen != px->forgets || !(e = calloc(1, sizeof(*e)))) {
+	if (rc || e->orphan || gen != px->forgets) {
+		/* dropped: failed (a direct read decodes again and reports it),
+		 * abandoned by a reader, or forgotten */
 		if (buf)
 			pool_put_locked(px, buf, cap);
+		if (!e->orphan)
+			orphan_locked(px, e);
+		unref_locked(px, e);
 		pthread_mutex_unlock(&px->lock);
 		return rc == -ENOMEM;
 	}
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&e->cond, &ca);
-	pthread_condattr_destroy(&ca);
-	e->id = id;
-	e->state = PC_READY;
 	e->buf = buf;
 	e->len = need;
 	e->cap = cap;
-	e->hnext = px->bucket[id % PC_BUCKETS];
-	px->bucket[id % PC_BUCKETS] = e;
-	lru_front(px, e);
-	px->n++;
 	px->bytes += cap;
+	e->ahead = 0;
+	e->state = PC_READY;
+	e->refs--;
+	pthread_cond_broadcast(&e->cond);
 	evict_locked(px);
 	pthread_mutex_unlock(&px->lock);
 	return 0;
 }
 
-/* The rest of series dir, after instance start in listing order. */
-static void ahead_series(struct dfs *fs, uint64_t dir, uint64_t start)
+/* The instances of series dir after start, in listing order, as the job
+ * (lock held on entry and return; dropped while listing) */
+static void ahead_job_locked(struct dfs_pixels *px, uint64_t dir, uint64_t start)
 {
 	struct dfs_ids ids;
-	size_t pos = 0;
-	if (dfs_children(fs, dir, KBIT(KIND_DCM), &ids))
+	px->job_building = 1;
+	pthread_mutex_unlock(&px->lock);
+	int rc = dfs_children(px->fs, dir, KBIT(KIND_DCM), &ids);
+	index_request_end(px->fs->ix);   /* I6: no old snapshot pinned */
+	pthread_mutex_lock(&px->lock);
+	px->job_building = 0;
+	if (rc)
 		return;
+	if (ids.n < 2 || px->job.v) {
+		free(ids.v);
+		return;
+	}
+	size_t pos = 0;
 	while (pos < ids.n && ids.v[pos] != start)
 		pos++;
-	for (size_t k = 1; k < ids.n && k <= AHEAD_PER_SERIES; k++) {
-		int stop = ahead_one(fs, ids.v[(pos + k) % ids.n]);
-		index_request_end(fs->ix);   /* I6: no old snapshot pinned */
-		if (stop)
-			break;
-	}
-	free(ids.v);
+	px->job.v = ids.v;
+	px->job.n = ids.n;
+	px->job.pos = (pos + 1) % ids.n;
+	px->job.left = ids.n - 1 < AHEAD_PER_SERIES ? ids.n - 1 : AHEAD_PER_SERIES;
+	px->job.users = 0;
+	px->job.stop = 0;
+	pthread_cond_broadcast(&px->ahead_cond);
 }
 
+/* One of ahead_n threads: the job's instances in turn, then the next
+ * queued series. */
 static void *ahead_main(void *arg)
 {
-	struct dfs_pixels *px = arg;
+	struct ahead_arg aa = *(struct ahead_arg *)arg;
+	struct dfs_pixels *px = aa.px;
+	free(arg);
 	pthread_mutex_lock(&px->lock);
 	while (!px->ahead_stop) {
-		if (!px->aq_n) {
-			pthread_cond_wait(&px->ahead_cond, &px->lock);
+		if (px->job.v && px->job.left && !px->job.stop) {
+			uint64_t id = px->job.v[px->job.pos];
+			px->job.pos = (px->job.pos + 1) % px->job.n;
+			px->job.left--;
+			px->job.users++;
+			pthread_mutex_unlock(&px->lock);
+			int stop = ahead_one(px->fs, id, aa.slot);
+			index_request_end(px->fs->ix);   /* I6 */
+			pthread_mutex_lock(&px->lock);
+			px->job.users--;
+			if (stop)
+				px->job.stop = 1;
+			pthread_cond_broadcast(&px->ahead_cond);
 			continue;
 		}
-		uint64_t dir = px->aq[px->aq_head].dir, start = px->aq[px->aq_head].start;
-		px->aq_head = (px->aq_head + 1) % AHEAD_QUEUE;
-		px->aq_n--;
-		pthread_mutex_unlock(&px->lock);
-		ahead_series(px->fs, dir, start);
-		index_request_end(px->fs->ix);
-		pthread_mutex_lock(&px->lock);
+		if (px->job.v && !px->job.users) {   /* done */
+			free(px->job.v);
+			px->job.v = NULL;
+		}
+		if (!px->job.v && !px->job_building && px->aq_n) {
+			uint64_t dir = px->aq[px->aq_head].dir, start = px->aq[px->aq_head].start;
+			px->aq_head = (px->aq_head + 1) % AHEAD_QUEUE;
+			px->aq_n--;
+			ahead_job_locked(px, dir, start);
+			continue;
+		}
+		pthread_cond_wait(&px->ahead_cond, &px->lock);
 	}
 	pthread_mutex_unlock(&px->lock);
 	return NULL;
