@@ -69,26 +69,37 @@
  *      threads stay free for metadata and cached data. A decoder busy for
  *      DECODER_WAIT_MS is EAGAIN for that open too (not remembered).
  * (P10) Decode-ahead: when a FUSE thread has decoded an instance (a cache
-      miss), the other instances of its series (its directory, in listing
-      order after it, at most AHEAD_PER_SERIES) are decoded ahead by one
-      background thread of the mount (started on first use) on its own
-      decoder process (px->ahead: a pool of one, reniced to AHEAD_NICE),
-      so a direct read never waits for a decoder slot, a decode or an
-      entry of decode-ahead: an entry is inserted only READY, and only when
-      nobody has made one meanwhile and no dfs_pixels_forget ran since
-      before its index snapshot (px->forgets). It never evicts: it decodes only while
-      the cache holds at most half its bound with the new entry, and only
-      while the machine has MemAvailable above the bound (checked per
-      instance); a decode failure is dropped (the direct read decodes
-      again and reports it; a source that fails R2 is reported as by any
-      open). On by default; off with -o no_decode_ahead, DICOMFS_NO_AHEAD=1
-      (a benchmark knob) or DICOMFS_INPROCESS. Its decoder's channel is
-      reserved in the fd budget (fdbudget.h F3) and it decodes only while
-      AHEAD_FD_SPARE fds are free (F5), so many readers at a low
-      `ulimit -n` never see EMFILE for it (mount_limits). A queue of AHEAD_QUEUE series; a full queue drops
-      the note. Unmounting kills a decode-ahead in flight (no wait).
+ *      miss), the other instances of its series (its directory, in listing
+ *      order after it, at most AHEAD_PER_SERIES) are decoded ahead by
+ *      ahead_n background threads of the mount (one per CPU, at most
+ *      AHEAD_MAX, started on first use) sharing that series, each on a
+ *      decoder of its own (px->ahead, reniced to AHEAD_NICE), so the
+ *      series is decoded in parallel on idle cores. A decode-ahead entry is
+ *      in the cache while it decodes (PC_DECODING, e->ahead): a reader of
+ *      it waits for it while its decoder makes progress (ahead_wait_locked:
+ *      a quarter of a CPU per AHEAD_POLL_MS) and takes over when it is
+ *      starved (a busy machine) or late: the entry is then orphaned (out
+ *      of the table, freed by its last holder) and its result dropped. So
+ *      a serial reader no longer decodes what decode-ahead is decoding.
+ *      A result is also dropped when a dfs_pixels_forget ran since before
+ *      its index snapshot (px->forgets) or the decode failed (the direct
+ *      read decodes again and reports it; a decoder killed costs only that
+ *      work). It never evicts: it decodes only while the cache holds at
+ *      most half its bound with the new entry, and only while the machine
+ *      has MemAvailable above the bound (checked per instance). On by
+ *      default; off with -o no_decode_ahead, DICOMFS_NO_AHEAD=1 (a
+ *      benchmark knob) or DICOMFS_INPROCESS. Its decoders' channels are
+ *      reserved in the fd budget (fdbudget.h F3) and it decodes only while
+ *      AHEAD_FD_SPARE fds are free (F5), so many readers at a low
+ *      `ulimit -n` never see EMFILE for it (mount_limits). A queue of
+ *      AHEAD_QUEUE series; a full queue drops the note. Unmounting kills
+ *      the decodes-ahead in flight (no wait).
+ * (P11) Decoder processes keep their heap between decodes
+ *      (DECODER_HEAP_KEEP: mmap and trim thresholds), so the codecs'
+ *      buffers are not faulted in afresh for every image.
  * Every wait of a FUSE thread here, with its bound:
  *   another opener's decode of the same entry   decode_wait_ms: all of these
+ *   a decode-ahead of it (P10)                   while it progresses; decode_wait_ms
  *   room in the cache (P2)                       PX_ROOM_WAIT_MS
  *   a free decoder process (worker.h W9)         DECODER_WAIT_MS
  *   a decoder's answer (worker.h W1, P6)         the decode's wall deadline,
