@@ -206,6 +206,18 @@ int dfs_pixsrc_open(struct dfs *fs, uint64_t id, struct dfs_pixsrc **out);
 const struct px_info *dfs_pixsrc_info(const struct dfs_pixsrc *s);
 int dfs_pixsrc_read(struct dfs_pixsrc *s, void *out, uint64_t off, size_t len);
 void dfs_pixsrc_close(struct dfs_pixsrc *s);
+/*
+ * kind_pixels.c: a read of <instance>.npy of node id without an open
+ * handle (zero-message opens, FUSE_CAP_NO_OPEN_SUPPORT): from the inode
+ * alone, as open + read + release: the first read of a compressed image
+ * decodes it, later ones answer from the decode cache; native images
+ * are read from the source per read. Returns 1, having replied nothing,
+ * when this .npy needs an open handle (a compressed image over a quarter
+ * of -o cache_size, which an open holds instead of decoding it per read);
+ * else as kind_ops.read (0: replied; a negative error to reply with).
+ * The caller checks access (access.h) as for an open.
+ */
+int dfs_npy_read_noopen(struct dfs *fs, uint64_t id, fuse_req_t req, size_t size, off_t off);
 /* kind_volume.c: volume.nii, volume.npy */
 extern const struct kind_ops kind_volume_nii, kind_volume_npy;
 /* kind_json.c: <instance>.json (DICOM JSON Model) */

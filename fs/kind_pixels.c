@@ -1708,6 +1708,27 @@ out:
 const struct kind_ops kind_npy =
 	KIND_OPS("npy", npy_getattr, npy_open, npy_read, npy_release);
 
+/* fs.h: a read without an open handle */
+int dfs_npy_read_noopen(struct dfs *fs, uint64_t id, fuse_req_t req, size_t size, off_t off)
+{
+	struct node_view nv;
+	struct px_info pi;
+	struct dfs_file f = { .kind = KIND_NPY, .fd = -1, .id = id, .flags = O_RDONLY };
+	int rc = index_node(fs->ix, id, &nv);
+	if (rc)
+		return rc;
+	if (node_info(fs, &nv, &pi, NULL, NULL, NULL))
+		return -ENOENT;
+	if (!pi.native && pi.data_len > fs->px->cap / 4)
+		return 1;   /* an open holds it (P1: no decode per read) */
+	rc = npy_open(fs, id, &nv, &f);
+	if (rc)
+		return rc;
+	rc = npy_read(fs, &f, req, size, off);
+	npy_release(&f);
+	return rc;
+}
+
 /* .png opens: generated and shared (png_open), or the prefix (P9) */
 static const char png_prefix_mark;
 
