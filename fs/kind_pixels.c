@@ -74,7 +74,11 @@
  *      ahead_n background threads of the mount (one per CPU, at most
  *      AHEAD_MAX, started on first use) sharing that series, each on a
  *      decoder of its own (px->ahead, reniced to AHEAD_NICE), so the
- *      series is decoded in parallel on idle cores. A decode-ahead entry is
+ *      series is decoded in parallel on idle cores: it takes the next
+ *      instance only while a CPU is idle (machine_busy: fewer runnable
+ *      tasks than CPUs; else it looks again after AHEAD_IDLE_MS), so on a
+ *      busy machine it neither competes nor leaves work half done for
+ *      the readers to wait on. A decode-ahead entry is
  *      in the cache while it decodes (PC_DECODING, e->ahead): a reader of
  *      it waits for it while its decoder makes progress (ahead_wait_locked:
  *      a quarter of a CPU per AHEAD_POLL_MS) and takes over when it is
@@ -174,7 +178,8 @@
 #define AHEAD_QUEUE 64
 #define AHEAD_NICE 19
 #define AHEAD_MAX 4             /* P10: decode-ahead threads at most */
-#define AHEAD_POLL_MS 50        /* P10: a reader waiting on decode-ahead */
+#define AHEAD_POLL_MS 10        /* P10: a reader waiting on decode-ahead */
+#define AHEAD_IDLE_MS 20        /* P10: no idle CPU: look again after this */
 #define DECODER_HEAP_KEEP (32 << 20)   /* P11 */
 #define AHEAD_FD_SPARE 16       /* P10, fdbudget.h F5 */
 
@@ -1332,16 +1337,48 @@ static void ahead_job_locked(struct dfs_pixels *px, uint64_t dir, uint64_t start
 	pthread_cond_broadcast(&px->ahead_cond);
 }
 
+/* P10: no idle CPU now: more runnable tasks than CPUs (/proc/loadavg's
+ * running count, this thread included) */
+static int machine_busy(void)
+{
+	FILE *f = fopen("/proc/loadavg", "re");
+	double l1, l5, l15;
+	int run = 0, all = 0;
+	if (!f)
+		return 0;
+	int n = fscanf(f, "%lf %lf %lf %d/%d", &l1, &l5, &l15, &run, &all);
+	fclose(f);
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	return n == 5 && cpus > 0 && run > cpus;
+}
+
 /* One of ahead_n threads: the job's instances in turn, then the next
- * queued series. */
+ * queued series; only while a CPU is idle. */
 static void *ahead_main(void *arg)
 {
 	struct ahead_arg aa = *(struct ahead_arg *)arg;
 	struct dfs_pixels *px = aa.px;
+	struct worker *w;
 	free(arg);
+	/* its decoder started now, ready when a CPU is idle */
+	if (worker_get(px->ahead, &w) == 0) {
+		setpriority(PRIO_PROCESS, (id_t)w->pid, AHEAD_NICE);
+		worker_put(px->ahead, w, WORKER_KEEP, NULL);
+	}
 	pthread_mutex_lock(&px->lock);
 	while (!px->ahead_stop) {
 		if (px->job.v && px->job.left && !px->job.stop) {
+			pthread_mutex_unlock(&px->lock);
+			int busy = machine_busy();
+			pthread_mutex_lock(&px->lock);
+			if (busy) {
+				struct timespec dl;
+				abs_deadline(&dl, AHEAD_IDLE_MS);
+				pthread_cond_timedwait(&px->ahead_cond, &px->lock, &dl);
+				continue;
+			}
+			if (!px->job.v || !px->job.left || px->job.stop || px->ahead_stop)
+				continue;
 			uint64_t id = px->job.v[px->job.pos];
 			px->job.pos = (px->job.pos + 1) % px->job.n;
 			px->job.left--;
