@@ -871,9 +871,12 @@ static int decode_into(struct dfs *fs, const struct node_view *nv, const char *r
 
 	if (!t)
 		return -ENOMEM;
+	int tr = fdb_transient(1);   /* fdbudget.h F4: closed before we return */
 	rc = dfs_source_open(fs, nv, "", &sf);
-	if (rc)
+	if (rc) {
+		fdb_transient(tr);
 		return rc;
+	}
 	size_t size = (size_t)nv->rec->size;
 	rc = worker_decode(fs->px, fs->src, &sf, size, pi, out, t, rel, msg, sizeof(msg));
 	if (rc == 1 && fs->px->inprocess) {
@@ -889,6 +892,7 @@ static int decode_into(struct dfs *fs, const struct node_view *nv, const char *r
 	}
 	tls_trim(t);
 	source_close(fs->src, &sf);
+	fdb_transient(tr);
 	if (rc == -EAGAIN) {   /* P5: transient, this open only */
 		dfs_log("%s: %s", rel, msg);
 		return rc;

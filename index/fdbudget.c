@@ -120,6 +120,20 @@ void fdb_put(void)
 	pthread_mutex_unlock(&fdb.lock);
 }
 
+static __thread int fdb_tl_transient;
+
+int fdb_transient(int on)
+{
+	int was = fdb_tl_transient;
+	fdb_tl_transient = on;
+	return was;
+}
+
+int fdb_is_transient(void)
+{
+	return fdb_tl_transient;
+}
+
 int fdb_spare(int n)
 {
 	int ok = 1;

@@ -30,6 +30,9 @@
  *      without keeping it (source_local.c: verified, closed, reopened and
  *      verified again per read, a transient fd covered by F2). So a user's
  *      open never sees EMFILE and no FUSE thread waits for an fd.
+ *      An open used and closed within one request (a .json's source, a
+ *      decode's) runs under fdb_transient(1) instead: it keeps its fd
+ *      without taking one, as the per-thread transient fd of F2.
  * (F5) Optional work (decode-ahead) asks fdb_spare(n) first and skips its
  *      work unless n fds are free besides the held ones; it never makes a
  *      user's open go without an fd.
@@ -57,6 +60,11 @@ void fdb_unreserve(int n);
 /* F4: 1 when one more fd may be held (counted), 0 when spent. */
 int fdb_take(void);
 void fdb_put(void);
+/* F4: while on, this thread's source opens keep their fd without taking
+ * from the budget: an open, used and closed within one request (the
+ * transient fd F2 gives every thread). Returns the previous state. */
+int fdb_transient(int on);
+int fdb_is_transient(void);
 /* F5: 1 when at least n fds are free now (nothing taken). */
 int fdb_spare(int n);
 /* For status and tests: the limit, the fds that may be held, held now. */

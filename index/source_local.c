@@ -649,9 +649,10 @@ static int local_open(void *inst, const char *rel, size_t rel_len,
 		f->fd = fd;
 		return 0;
 	}
-	int held = fdb_take();   /* fdbudget.h F4 */
+	int transient = fdb_is_transient();   /* fdbudget.h F4 */
+	int held = transient ? 0 : fdb_take();
 	int rc = local_open_verified(l, path, exp, &fd, &changed);
-	if (rc && (rc == -EMFILE || rc == -ENFILE) && held) {
+	if (rc && (rc == -EMFILE || rc == -ENFILE) && held && !transient) {
 		/* the budget's slack is gone (F2): go without an fd */
 		fdb_put();
 		held = 0;
@@ -665,9 +666,9 @@ static int local_open(void *inst, const char *rel, size_t rel_len,
 		e = -rc;
 		goto cannot_open;
 	}
-	if (held) {
+	if (held || transient) {
 		f->fd = fd;
-		f->priv = (void *)&local_held_mark;
+		f->priv = held ? (void *)&local_held_mark : NULL;
 		return 0;
 	}
 	/* F4: verified; reopened per read */
