@@ -32,7 +32,9 @@ struct dfs {
 	uint64_t cache_bytes;  /* decoded-pixel cache bound (-o cache_size) */
 	uint64_t max_image;    /* largest decoded image (or PNG frame) built in
 				* memory (-o max_image; default cache_bytes/2) */
-	unsigned max_threads;  /* FUSE threads (-o max_threads; kind_pixels.c P5) */
+	unsigned max_threads;  /* FUSE threads (-o max_threads; kind_pixels.c P5),
+				* fewer under a low fd limit (fdbudget.h F2) */
+	unsigned max_threads_asked;   /* -o max_threads as given (P5) */
 	int decode_ahead;      /* kind_pixels.c P10: 1 unless -o no_decode_ahead; set before
 				* dfs_pixels_new, read-only after */
 	uint64_t open_bytes;   /* bound of the shared generated content

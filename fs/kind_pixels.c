@@ -63,7 +63,8 @@
  *      not counted (TLS_KEEP each, used only for sources without an fd and
  *      for the in-process benchmark knob); nor is the .png output, in the
  *      shared, bounded table of generated content (shared_buf.h SB4).
- * (P5) Fairness: at most max_waiting FUSE threads (half of -o max_threads)
+ * (P5) Fairness: at most max_waiting FUSE threads (half of -o max_threads;
+ *      under a low fd limit, which makes the threads fewer, all but 8 of them)
  *      are inside a decode or wait for one; an open of a .npy/.png/volume
  *      that would need one more fails at once with EAGAIN, so the other
  *      threads stay free for metadata and cached data. A decoder busy for
@@ -497,7 +498,13 @@ int dfs_pixels_new(struct dfs *fs, const char *exe)
 	px->cap = fs->cache_bytes;
 	px->inprocess = inprocess;
 	px->max_image = fs->max_image ? fs->max_image : fs->cache_bytes / 2;
-	px->max_waiting = fs->max_threads >= 4 ? fs->max_threads / 2 : 1;   /* P5 */
+	/* P5: half of -o max_threads, and when the fd limit made the threads
+	 * fewer (fdbudget.h F2), all of them but 8 left for metadata */
+	unsigned asked = fs->max_threads_asked ? fs->max_threads_asked : fs->max_threads;
+	px->max_waiting = fs->max_threads >= 4 ? asked / 2 : 1;
+	if (fs->max_threads >= 4 && px->max_waiting > fs->max_threads / 2 &&
+	    px->max_waiting > fs->max_threads - 8)
+		px->max_waiting = fs->max_threads > 16 ? fs->max_threads - 8 : fs->max_threads / 2;
 	rc = -pthread_key_create(&px->tls_key, tls_free);
 	if (rc) {
 		pthread_mutex_destroy(&px->lock);

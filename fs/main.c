@@ -451,6 +451,7 @@ int main(int argc, char *argv[])
 	}
 	fs.max_threads = o.max_threads > 0 ? (unsigned)o.max_threads : 128;
 	fdb_init();   /* fdbudget.h F1, F2: threads that fit the fd limit */
+	fs.max_threads_asked = fs.max_threads;
 	fs.max_threads = fdb_threads(fs.max_threads);
 	fs.decode_ahead = !o.no_decode_ahead;   /* -o decode_ahead: the default */
 	if (o.max_threads < 0 || o.max_threads > 100000) {
