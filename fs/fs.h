@@ -32,8 +32,10 @@ struct dfs {
 	uint64_t cache_bytes;  /* decoded-pixel cache bound (-o cache_size) */
 	uint64_t max_image;    /* largest decoded image (or PNG frame) built in
 				* memory (-o max_image; default cache_bytes/2) */
-	unsigned max_threads;  /* FUSE threads (-o max_threads; kind_pixels.c P5) */
-	int decode_ahead;      /* -o decode_ahead (kind_pixels.c P10); set before
+	unsigned max_threads;  /* FUSE threads (-o max_threads; kind_pixels.c P5),
+				* fewer under a low fd limit (fdbudget.h F2) */
+	unsigned max_threads_asked;   /* -o max_threads as given (P5) */
+	int decode_ahead;      /* kind_pixels.c P10: 1 unless -o no_decode_ahead; set before
 				* dfs_pixels_new, read-only after */
 	uint64_t open_bytes;   /* bound of the shared generated content
 				* (-o open_size; shared_buf.h SB4) */
@@ -206,6 +208,18 @@ int dfs_pixsrc_open(struct dfs *fs, uint64_t id, struct dfs_pixsrc **out);
 const struct px_info *dfs_pixsrc_info(const struct dfs_pixsrc *s);
 int dfs_pixsrc_read(struct dfs_pixsrc *s, void *out, uint64_t off, size_t len);
 void dfs_pixsrc_close(struct dfs_pixsrc *s);
+/*
+ * kind_pixels.c: a read of <instance>.npy of node id without an open
+ * handle (zero-message opens, FUSE_CAP_NO_OPEN_SUPPORT): from the inode
+ * alone, as open + read + release: the first read of a compressed image
+ * decodes it, later ones answer from the decode cache; native images
+ * are read from the source per read. Returns 1, having replied nothing,
+ * when this .npy needs an open handle (a compressed image over a quarter
+ * of -o cache_size, which an open holds instead of decoding it per read);
+ * else as kind_ops.read (0: replied; a negative error to reply with).
+ * The caller checks access (access.h) as for an open.
+ */
+int dfs_npy_read_noopen(struct dfs *fs, uint64_t id, fuse_req_t req, size_t size, off_t off);
 /* kind_volume.c: volume.nii, volume.npy */
 extern const struct kind_ops kind_volume_nii, kind_volume_npy;
 /* kind_json.c: <instance>.json (DICOM JSON Model) */

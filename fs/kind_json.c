@@ -27,6 +27,7 @@
 #include "dcmjson.h"
 #include "dcmwalk.h"
 #include "error.h"
+#include "fdbudget.h"
 #include "log.h"
 #include "record.h"
 #include "source.h"
@@ -314,10 +315,14 @@ static int json_open(struct dfs *fs, uint64_t id, const struct node_view *nv,
 		return 0;
 	}
 	snprintf(rel, sizeof(rel), "%.*s", (int)nv->rec->path_len, nv->relpath);
-	if (dfs_source_open(fs, nv, "json: ", &sf))
+	int tr = fdb_transient(1);   /* fdbudget.h F4: closed before we return */
+	if (dfs_source_open(fs, nv, "json: ", &sf)) {
+		fdb_transient(tr);
 		return -EIO;
+	}
 	rc = json_in_worker(fs, nv, &h, &sf, &buf, &len, why, sizeof(why));
 	source_close(fs->src, &sf);
+	fdb_transient(tr);
 	if (rc) {
 		if (rc != -ENOMEM)
 			index_report_error(fs->ix, rel, why[0] ? why : "json: cannot regenerate the JSON");

@@ -63,31 +63,51 @@
  *      not counted (TLS_KEEP each, used only for sources without an fd and
  *      for the in-process benchmark knob); nor is the .png output, in the
  *      shared, bounded table of generated content (shared_buf.h SB4).
- * (P5) Fairness: at most max_waiting FUSE threads (half of -o max_threads)
+ * (P5) Fairness: at most max_waiting FUSE threads (half of -o max_threads;
+ *      under a low fd limit, which makes the threads fewer, all but 8 of them)
  *      are inside a decode or wait for one; an open of a .npy/.png/volume
  *      that would need one more fails at once with EAGAIN, so the other
  *      threads stay free for metadata and cached data. A decoder busy for
  *      DECODER_WAIT_MS is EAGAIN for that open too (not remembered).
- (P10) Decode-ahead: when a FUSE thread has decoded an instance (a cache
-      miss), the other instances of its series (its directory, in listing
-      order after it, at most AHEAD_PER_SERIES) are decoded ahead by one
-      background thread of the mount (started on first use) on its own
-      decoder process (px->ahead: a pool of one, reniced to AHEAD_NICE),
-      so a direct read never waits for a decoder slot, a decode or an
-      entry of decode-ahead: an entry is inserted only READY, and only when
-      nobody has made one meanwhile and no dfs_pixels_forget ran since
-      before its index snapshot (px->forgets). It never evicts: it decodes only while
-      the cache holds at most half its bound with the new entry, and only
-      while the machine has MemAvailable above the bound (checked per
-      instance); a decode failure is dropped (the direct read decodes
-      again and reports it; a source that fails R2 is reported as by any
-      open). Only with -o decode_ahead (off by default: with many readers
-      at a low `ulimit -n` it made the mount run out of descriptors in
-      mount_limits); off with DICOMFS_INPROCESS or DICOMFS_NO_AHEAD=1 (a
-      benchmark knob). A queue of AHEAD_QUEUE series; a full queue drops
-      the note. Unmounting kills a decode-ahead in flight (no wait).
+ * (P10) Decode-ahead: when a FUSE thread has decoded an instance (a cache
+ *      miss), the other instances of its series (its directory, in listing
+ *      order after it, at most AHEAD_PER_SERIES) are decoded ahead by
+ *      ahead_n background threads of the mount (one per CPU, at most
+ *      AHEAD_MAX, started on first use) sharing that series, each on a
+ *      decoder of its own (px->ahead, reniced to AHEAD_NICE), so the
+ *      series is decoded in parallel on idle cores: it takes the next
+ *      instance only while a CPU is idle (machine_busy: fewer runnable
+ *      tasks than CPUs; else it looks again after AHEAD_IDLE_MS), so on a
+ *      busy machine it neither competes nor leaves work half done for
+ *      the readers to wait on. A decode-ahead entry is
+ *      in the cache while it decodes (PC_DECODING, e->ahead): a reader of
+ *      it waits for it while its decoder makes progress (ahead_wait_locked:
+ *      a quarter of a CPU per AHEAD_POLL_MS) and takes over when it is
+ *      starved (a busy machine) or late: the entry is then orphaned (out
+ *      of the table, freed by its last holder) and its result dropped. So
+ *      a serial reader no longer decodes what decode-ahead is decoding.
+ *      A result is also dropped when a dfs_pixels_forget ran since before
+ *      its index snapshot (px->forgets) or the decode failed (the direct
+ *      read decodes again and reports it; a decoder killed costs only that
+ *      work). It never evicts: it decodes only while the cache holds at
+ *      most half its bound with the new entry, and only while the machine
+ *      has MemAvailable above the bound (checked per instance). On by
+ *      default; off with -o no_decode_ahead, DICOMFS_NO_AHEAD=1 (a
+ *      benchmark knob) or DICOMFS_INPROCESS. Its decoders' channels are
+ *      reserved in the fd budget (fdbudget.h F3) and it decodes only while
+ *      AHEAD_FD_SPARE fds are free (F5), so many readers at a low
+ *      `ulimit -n` never see EMFILE for it (mount_limits). A queue of
+ *      AHEAD_QUEUE series; a full queue drops the note. Unmounting kills
+ *      the decodes-ahead in flight (no wait).
+ * (P11) Decoder processes keep their heap between decodes
+ *      (DECODER_HEAP_KEEP: mmap and trim thresholds), so the codecs'
+ *      buffers are not faulted in afresh for every image.
+ * (P12) A new cache entry's buffer (ENTRY_POPULATE_MIN or more) is faulted
+ *      in by one madvise(MADV_POPULATE_WRITE) (entry_alloc): on a VM a fresh
+ *      4 KiB page costs ~27 us by fault (3.5 ms per 512 KiB), ~16 us so.
  * Every wait of a FUSE thread here, with its bound:
  *   another opener's decode of the same entry   decode_wait_ms: all of these
+ *   a decode-ahead of it (P10)                   while it progresses; decode_wait_ms
  *   room in the cache (P2)                       PX_ROOM_WAIT_MS
  *   a free decoder process (worker.h W9)         DECODER_WAIT_MS
  *   a decoder's answer (worker.h W1, P6)         the decode's wall deadline,
@@ -113,11 +133,13 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -128,6 +150,7 @@
 #include "fs.h"
 #include "dcmshim.h"
 #include "error.h"
+#include "fdbudget.h"
 #include "log.h"
 #include "pixels.h"
 #include "pxdecode.h"
@@ -159,6 +182,12 @@
 #define AHEAD_PER_SERIES 256    /* P10 */
 #define AHEAD_QUEUE 64
 #define AHEAD_NICE 19
+#define AHEAD_MAX 4             /* P10: decode-ahead threads at most */
+#define AHEAD_POLL_MS 10        /* P10: a reader waiting on decode-ahead */
+#define AHEAD_IDLE_MS 20        /* P10: no idle CPU: look again after this */
+#define DECODER_HEAP_KEEP (32 << 20)   /* P11 */
+#define ENTRY_POPULATE_MIN (256 << 10) /* P12 */
+#define AHEAD_FD_SPARE 16       /* P10, fdbudget.h F5 */
 
 enum { PC_DECODING, PC_READY, PC_ERROR };
 
@@ -170,6 +199,8 @@ struct pc_entry {
 	unsigned char *buf;
 	size_t len, cap;
 	struct pc_entry *hnext, *prev, *next;
+	int ahead;              /* P10: decode-ahead's, decoding in slot ahead - 1 */
+	int orphan;             /* P10: out of the table, freed at its last ref */
 	pthread_cond_t cond;
 };
 
@@ -195,15 +226,26 @@ struct dfs_pixels {
 	struct { uint64_t dir, start; } aq[AHEAD_QUEUE];   /* lock: ring */
 	unsigned aq_head, aq_n;               /* lock */
 	uint64_t aq_last;                     /* lock: the last series noted */
-	int ahead_started, ahead_stop;        /* lock */
-	pid_t ahead_pid;                      /* lock: its decoder, decoding */
-	pthread_t ahead_thread;               /* started: joined by free */
-	pthread_cond_t ahead_cond;            /* lock: a note or stop */
+	int ahead_started, ahead_stop;        /* lock: threads started; stop */
+	unsigned ahead_n;                     /* read-only: threads (P10) */
+	pid_t ahead_pid[AHEAD_MAX];           /* lock: each thread's decoder, decoding */
+	pthread_t ahead_thread[AHEAD_MAX];    /* started: joined by free */
+	pthread_cond_t ahead_cond;            /* lock: a note, a job's end, stop */
+	struct {                              /* lock: the series decoded ahead */
+		uint64_t *v;                  /* its instances; NULL: none */
+		size_t n, pos, left;          /* next at pos, left still to do */
+		unsigned users;               /* threads decoding one of them */
+		int stop;
+	} job;
+	int job_building;                     /* lock: a thread lists a series */
 	struct dfs *fs;                       /* read-only: for the thread */
 };
 
 static void ahead_stop(struct dfs_pixels *px);
 static void ahead_note_locked(struct dfs_pixels *px, uint64_t dir, uint64_t id);
+static void ahead_wait_locked(struct dfs_pixels *px, struct pc_entry *e, long wait_ms);
+static void orphan_locked(struct dfs_pixels *pc, struct pc_entry *e);
+static void unref_locked(struct dfs_pixels *pc, struct pc_entry *e);
 
 static void lru_unlink(struct pc_entry *e)
 {
@@ -351,6 +393,23 @@ static void pc_put(struct dfs_pixels *pc, struct pc_entry *e)
 	pthread_mutex_unlock(&pc->lock);
 }
 
+/* P12: a new entry buffer's pages faulted in by one madvise instead of one
+ * fault per 4 KiB page while the decoder's answer is copied in (about 40%
+ * cheaper on this kind of VM); best effort (Linux 5.14). */
+static unsigned char *entry_alloc(size_t n)
+{
+	unsigned char *p = malloc(n);
+#ifdef MADV_POPULATE_WRITE
+	if (p && n >= ENTRY_POPULATE_MIN) {
+		uintptr_t a = ((uintptr_t)p + 4095) & ~(uintptr_t)4095;
+		uintptr_t e = ((uintptr_t)p + n) & ~(uintptr_t)4095;
+		if (e > a)
+			madvise((void *)a, e - a, MADV_POPULATE_WRITE);
+	}
+#endif
+	return p;
+}
+
 /* ---- per-thread buffers ---- */
 
 struct tls_bufs {
@@ -439,7 +498,13 @@ int dfs_pixels_new(struct dfs *fs, const char *exe)
 	px->cap = fs->cache_bytes;
 	px->inprocess = inprocess;
 	px->max_image = fs->max_image ? fs->max_image : fs->cache_bytes / 2;
-	px->max_waiting = fs->max_threads >= 4 ? fs->max_threads / 2 : 1;   /* P5 */
+	/* P5: half of -o max_threads, and when the fd limit made the threads
+	 * fewer (fdbudget.h F2), all of them but 8 left for metadata */
+	unsigned asked = fs->max_threads_asked ? fs->max_threads_asked : fs->max_threads;
+	px->max_waiting = fs->max_threads >= 4 ? asked / 2 : 1;
+	if (fs->max_threads >= 4 && px->max_waiting > fs->max_threads / 2 &&
+	    px->max_waiting > fs->max_threads - 8)
+		px->max_waiting = fs->max_threads > 16 ? fs->max_threads - 8 : fs->max_threads / 2;
 	rc = -pthread_key_create(&px->tls_key, tls_free);
 	if (rc) {
 		pthread_mutex_destroy(&px->lock);
@@ -455,9 +520,11 @@ int dfs_pixels_new(struct dfs *fs, const char *exe)
 	}
 	const char *no_ahead = getenv("DICOMFS_NO_AHEAD");
 	if (fs->decode_ahead && !inprocess && !(no_ahead && *no_ahead && strcmp(no_ahead, "0"))) {
-		/* P10: a pool of one decoder of its own; without it, no decode-ahead */
+		/* P10: decoders of its own, one per CPU; without them, no
+		 * decode-ahead */
 		struct worker_spec wa = ws;
-		wa.max = wa.keep_idle = wa.max_suspect = 1;
+		px->ahead_n = n < 1 ? 1 : n > AHEAD_MAX ? AHEAD_MAX : (unsigned)n;
+		wa.max = wa.keep_idle = wa.max_suspect = (int)px->ahead_n;
 		wa.broken_msg = NULL;
 		if (worker_pool_new(&wa, &px->ahead))
 			px->ahead = NULL;
@@ -611,10 +678,10 @@ static long decode_wait_ms(const struct px_info *pi, uint64_t size)
 }
 
 /* One decode on one decoder of pool (px->decoders; or px->ahead, with
- * ahead set to px: P10, reniced, its pid in px->ahead_pid while it decodes so
+ * ahead set to px: P10, reniced, its pid in px->ahead_pid[slot] while it decodes so
  * that ahead_stop can kill it): 0, -ENOMEM, -EIO or -EAGAIN (msg set), 1: no
  * decoder process, or 2: the decoder was killed from outside (P8) */
-static int decode_on(struct worker_pool *pool, struct dfs_pixels *ahead,
+static int decode_on(struct worker_pool *pool, struct dfs_pixels *ahead, int slot,
 		     const struct source_file *sf, uint64_t size, const struct px_info *pi,
 		     unsigned char *out, struct iovec *iov, char *msg, size_t msglen)
 {
@@ -628,7 +695,7 @@ static int decode_on(struct worker_pool *pool, struct dfs_pixels *ahead,
 		pthread_mutex_lock(&ahead->lock);
 		int stop = ahead->ahead_stop;
 		if (!stop)
-			ahead->ahead_pid = w->pid;
+			ahead->ahead_pid[slot] = w->pid;
 		pthread_mutex_unlock(&ahead->lock);
 		if (stop) {
 			worker_put(pool, w, WORKER_KEEP, NULL);
@@ -654,7 +721,7 @@ static int decode_on(struct worker_pool *pool, struct dfs_pixels *ahead,
 		rc = worker_recv_body(w, hd.aux ? (void *)text : out, hd.len);
 	if (ahead) {
 		pthread_mutex_lock(&ahead->lock);
-		ahead->ahead_pid = 0;   /* before the child can be reaped */
+		ahead->ahead_pid[slot] = 0;   /* before the child can be reaped */
 		pthread_mutex_unlock(&ahead->lock);
 	}
 	if (rc) {
@@ -702,7 +769,7 @@ static int decode_once(struct dfs_pixels *px, const struct source_file *sf, uint
 		       const struct px_info *pi, unsigned char *out, struct iovec *iov,
 		       char *msg, size_t msglen)
 {
-	return decode_on(px->decoders, NULL, sf, size, pi, out, iov, msg, msglen);
+	return decode_on(px->decoders, NULL, 0, sf, size, pi, out, iov, msg, msglen);
 }
 
 /* 0, -ENOMEM, -EIO or -EAGAIN (msg set), or 1: no decoder process, decode
@@ -740,6 +807,14 @@ int dfs_decode_worker_main(void)
 	size_t out_cap = 0;
 	int rc = 0;
 	worker_child_begin(&ch);   /* W3; no core files: the pool's limits (W2) */
+	/* P11: the codecs' buffers (GDCM's fragment copy, its decoded frame,
+	 * CharLS/OpenJPEG state) come from the heap and stay mapped between
+	 * decodes instead of being mmap()ed and faulted in afresh each time
+	 * (a fresh page costs about as much as decoding it); what an idle
+	 * decoder keeps beyond its live buffers is bounded by the trim
+	 * threshold (DECODER_HEAP_KEEP). */
+	mallopt(M_MMAP_THRESHOLD, DECODER_HEAP_KEEP);
+	mallopt(M_TRIM_THRESHOLD, DECODER_HEAP_KEEP);
 	dcmshim_init();
 	for (;;) {
 		struct worker_head hd;
@@ -825,9 +900,12 @@ static int decode_into(struct dfs *fs, const struct node_view *nv, const char *r
 
 	if (!t)
 		return -ENOMEM;
+	int tr = fdb_transient(1);   /* fdbudget.h F4: closed before we return */
 	rc = dfs_source_open(fs, nv, "", &sf);
-	if (rc)
+	if (rc) {
+		fdb_transient(tr);
 		return rc;
+	}
 	size_t size = (size_t)nv->rec->size;
 	rc = worker_decode(fs->px, fs->src, &sf, size, pi, out, t, rel, msg, sizeof(msg));
 	if (rc == 1 && fs->px->inprocess) {
@@ -843,6 +921,7 @@ static int decode_into(struct dfs *fs, const struct node_view *nv, const char *r
 	}
 	tls_trim(t);
 	source_close(fs->src, &sf);
+	fdb_transient(tr);
 	if (rc == -EAGAIN) {   /* P5: transient, this open only */
 		dfs_log("%s: %s", rel, msg);
 		return rc;
@@ -862,9 +941,33 @@ static int pc_get(struct dfs *fs, uint64_t id, const struct node_view *nv,
 	int rc;
 
 	pthread_mutex_lock(&pc->lock);
+again:
 	for (e = pc->bucket[id % PC_BUCKETS]; e; e = e->hnext)
 		if (e->id == id)
 			break;
+	if (e && e->state == PC_DECODING && e->ahead) {
+		/* P10: decode-ahead is at it: wait while it progresses, else
+		 * take over (it is dropped when it ends) */
+		if (pc->waiting >= pc->max_waiting) {
+			pthread_mutex_unlock(&pc->lock);   /* P5 */
+			return -EAGAIN;
+		}
+		e->refs++;
+		pc->waiting++;
+		ahead_wait_locked(pc, e, decode_wait_ms(pi, nv->rec->size));
+		pc->waiting--;
+		if (e->state == PC_READY && !e->orphan) {
+			lru_unlink(e);
+			lru_front(pc, e);
+			*out = e;
+			pthread_mutex_unlock(&pc->lock);
+			return 0;
+		}
+		if (!e->orphan)
+			orphan_locked(pc, e);
+		unref_locked(pc, e);
+		goto again;
+	}
 	if (e) {
 		struct timespec dl;
 		abs_deadline(&dl, decode_wait_ms(pi, nv->rec->size));
@@ -945,7 +1048,7 @@ static int pc_get(struct dfs *fs, uint64_t id, const struct node_view *nv,
 	pthread_mutex_unlock(&pc->lock);
 
 	if (!buf) {
-		buf = malloc(need);
+		buf = entry_alloc(need);
 		cap = need;
 	}
 	relpath(nv, rel, sizeof(rel));
@@ -986,46 +1089,64 @@ static int pc_get(struct dfs *fs, uint64_t id, const struct node_view *nv,
 
 static void *ahead_main(void *arg);
 
+struct ahead_arg {
+	struct dfs_pixels *px;
+	int slot;
+};
+
 /* A decode of instance id of series dir was a miss: queue its series. */
 static void ahead_note_locked(struct dfs_pixels *px, uint64_t dir, uint64_t id)
 {
 	if (!px->ahead || px->ahead_stop || dir == px->aq_last || px->aq_n == AHEAD_QUEUE)
 		return;
-	if (!px->ahead_started) {
+	while (px->ahead_started < (int)px->ahead_n) {
 		/* first use: after daemonize (main.c), on a FUSE thread; every
-		 * signal blocked in the new thread, as in the FUSE threads */
+		 * signal blocked in the new threads, as in the FUSE threads */
+		struct ahead_arg *aa = malloc(sizeof(*aa));
 		sigset_t all, old;
-		sigfillset(&all);
-		pthread_sigmask(SIG_BLOCK, &all, &old);
-		int rc = pthread_create(&px->ahead_thread, NULL, ahead_main, px);
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
-		if (rc) {
-			worker_pool_free(px->ahead);   /* no child is out */
-			px->ahead = NULL;
-			return;
+		int rc = ENOMEM;
+		if (aa) {
+			aa->px = px;
+			aa->slot = px->ahead_started;
+			sigfillset(&all);
+			pthread_sigmask(SIG_BLOCK, &all, &old);
+			rc = pthread_create(&px->ahead_thread[px->ahead_started], NULL, ahead_main, aa);
+			pthread_sigmask(SIG_SETMASK, &old, NULL);
 		}
-		px->ahead_started = 1;
+		if (rc) {
+			free(aa);
+			break;
+		}
+		px->ahead_started++;
+	}
+	if (!px->ahead_started) {
+		worker_pool_free(px->ahead);   /* no child is out */
+		px->ahead = NULL;
+		return;
 	}
 	unsigned slot = (px->aq_head + px->aq_n) % AHEAD_QUEUE;
 	px->aq[slot].dir = dir;
 	px->aq[slot].start = id;
 	px->aq_n++;
 	px->aq_last = dir;
-	pthread_cond_signal(&px->ahead_cond);
+	pthread_cond_broadcast(&px->ahead_cond);
 }
 
-/* Stop and join the thread (dfs_pixels_free), then free its pool. */
+/* Stop and join the threads (dfs_pixels_free), then free their pool. */
 static void ahead_stop(struct dfs_pixels *px)
 {
 	pthread_mutex_lock(&px->lock);
 	px->ahead_stop = 1;
 	pthread_cond_broadcast(&px->ahead_cond);
 	int started = px->ahead_started;
-	if (px->ahead_pid > 0)
-		kill(px->ahead_pid, SIGKILL);   /* our child, mid-decode: no wait */
+	for (int i = 0; i < AHEAD_MAX; i++)
+		if (px->ahead_pid[i] > 0)
+			kill(px->ahead_pid[i], SIGKILL);   /* our child, mid-decode: no wait */
 	pthread_mutex_unlock(&px->lock);
-	if (started)
-		pthread_join(px->ahead_thread, NULL);
+	for (int i = 0; i < started; i++)
+		pthread_join(px->ahead_thread[i], NULL);
+	free(px->job.v);
+	px->job.v = NULL;
 	worker_pool_free(px->ahead);
 	px->ahead = NULL;
 }
@@ -1048,9 +1169,77 @@ static uint64_t mem_available(void)
 	return r;
 }
 
-/* Decode instance id ahead: 0 done or skipped, 1 stop this series (no
- * room, memory pressure, stopping). */
-static int ahead_one(struct dfs *fs, uint64_t id)
+/* P10: take e out of the table (a failed or abandoned decode-ahead): it
+ * is freed by whoever drops its last reference (unref_locked). */
+static void orphan_locked(struct dfs_pixels *pc, struct pc_entry *e)
+{
+	struct pc_entry **pp = &pc->bucket[e->id % PC_BUCKETS];
+	while (*pp != e)
+		pp = &(*pp)->hnext;
+	*pp = e->hnext;
+	lru_unlink(e);
+	pc->n--;
+	e->orphan = 1;
+	pthread_cond_broadcast(&e->cond);
+}
+
+static void unref_locked(struct dfs_pixels *pc, struct pc_entry *e)
+{
+	(void)pc;
+	if (--e->refs == 0 && e->orphan) {
+		pthread_cond_destroy(&e->cond);
+		free(e);
+	}
+}
+
+/* CPU time (ns) of process pid, -1 if unknown */
+static int64_t proc_cpu_ns(pid_t pid)
+{
+	clockid_t c;
+	struct timespec ts;
+	if (pid <= 0 || clock_getcpuclockid(pid, &c) || clock_gettime(c, &ts))
+		return -1;
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* P10: a reader wants instance e that decode-ahead is decoding: wait
+ * while its decoder makes progress (at least a quarter of a CPU over
+ * each AHEAD_POLL_MS), at most wait_ms. Returns with e no longer decoding
+ * (READY, or orphaned: failed) or, when decode-ahead is starved (a busy
+ * machine: nice 19) or late, still decoding: the caller takes over. */
+static void ahead_wait_locked(struct dfs_pixels *px, struct pc_entry *e, long wait_ms)
+{
+	struct timespec end, dl;
+	int64_t last = -1;
+	int blind = 0;
+	abs_deadline(&end, wait_ms);
+	while (e->state == PC_DECODING && !e->orphan) {
+		abs_deadline(&dl, AHEAD_POLL_MS);
+		if (dl.tv_sec > end.tv_sec || (dl.tv_sec == end.tv_sec && dl.tv_nsec > end.tv_nsec))
+			dl = end;
+		if (pthread_cond_timedwait(&e->cond, &px->lock, &dl) == ETIMEDOUT) {
+			if (e->state != PC_DECODING || e->orphan)
+				break;
+			if (dl.tv_sec == end.tv_sec && dl.tv_nsec == end.tv_nsec)
+				return;   /* late */
+			int64_t cpu = proc_cpu_ns(px->ahead_pid[e->ahead - 1]);
+			if (cpu < 0) {
+				if (++blind >= 2)
+					return;   /* no decoder at work */
+				continue;
+			}
+			if (last >= 0 && cpu - last < (int64_t)AHEAD_POLL_MS * 1000000 / 4)
+				return;   /* starved */
+			last = cpu;
+		}
+	}
+}
+
+/* Decode instance id ahead on thread slot: 0 done or skipped, 1 stop this
+ * series (no room, memory or fds short, stopping). The entry is in the
+ * table while it decodes (PC_DECODING, ahead set): a reader of it waits
+ * for it (ahead_wait_locked) instead of decoding it twice, or takes over. */
+static int ahead_one(struct dfs *fs, uint64_t id, int slot)
 {
 	struct dfs_pixels *px = fs->px;
 	struct node_view nv;
@@ -1069,23 +1258,41 @@ static int ahead_one(struct dfs *fs, uint64_t id)
 		return 0;
 	if (mem_available() <= px->cap)
 		return 1;   /* memory pressure: off */
+	if (!fdb_spare(AHEAD_FD_SPARE))
+		return 1;   /* fds are short (fdbudget.h F5): skip, never take the last */
 	size_t need = (size_t)pi.data_len, cap = 0;
 	pthread_mutex_lock(&px->lock);
 	struct pc_entry *e;
 	for (e = px->bucket[id % PC_BUCKETS]; e; e = e->hnext)
 		if (e->id == id)
 			break;
-	if (e || px->ahead_stop || px->bytes + need > px->cap / 2 ||
-	    px->n >= PC_MAX_ENTRIES / 2) {
-		int stop = !e;
+	if (e) {
 		pthread_mutex_unlock(&px->lock);
-		return stop;
+		return 0;   /* cached, or being decoded */
 	}
+	if (px->ahead_stop || px->bytes + need > px->cap / 2 || px->n >= PC_MAX_ENTRIES / 2 ||
+	    !(e = calloc(1, sizeof(*e)))) {
+		pthread_mutex_unlock(&px->lock);
+		return 1;
+	}
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&e->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	e->id = id;
+	e->state = PC_DECODING;
+	e->ahead = slot + 1;
+	e->refs = 1;   /* ours until the decode ends */
+	e->hnext = px->bucket[id % PC_BUCKETS];
+	px->bucket[id % PC_BUCKETS] = e;
+	lru_front(px, e);
+	px->n++;
 	px->bytes += need;   /* P1: counted while decoding */
 	unsigned char *buf = pool_take_locked(px, need, &cap);
 	pthread_mutex_unlock(&px->lock);
 	if (!buf) {
-		buf = malloc(need);
+		buf = entry_alloc(need);
 		cap = need;
 	}
 	int rc = buf ? 0 : -ENOMEM;
@@ -1103,76 +1310,134 @@ static int ahead_one(struct dfs *fs, uint64_t id)
 			iov[1].iov_len = (size_t)nv.rec->size;
 		}
 		if (!rc)
-			rc = decode_on(px->ahead, px, &sf, nv.rec->size, &pi, buf, iov,
+			rc = decode_on(px->ahead, px, slot, &sf, nv.rec->size, &pi, buf, iov,
 				       msg, sizeof(msg));
 		source_close(fs->src, &sf);
 		tls_trim(t);
 	}
 	pthread_mutex_lock(&px->lock);
 	room_release_locked(px, need);
-	for (e = px->bucket[id % PC_BUCKETS]; e; e = e->hnext)
-		if (e->id == id)
-			break;
-	if (rc || e || gen != px->forgets || !(e = calloc(1, sizeof(*e)))) {
+	if (rc || e->orphan || gen != px->forgets) {
+		/* dropped: failed (a direct read decodes again and reports it),
+		 * abandoned by a reader, or forgotten */
 		if (buf)
 			pool_put_locked(px, buf, cap);
+		if (!e->orphan)
+			orphan_locked(px, e);
+		unref_locked(px, e);
 		pthread_mutex_unlock(&px->lock);
 		return rc == -ENOMEM;
 	}
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&e->cond, &ca);
-	pthread_condattr_destroy(&ca);
-	e->id = id;
-	e->state = PC_READY;
 	e->buf = buf;
 	e->len = need;
 	e->cap = cap;
-	e->hnext = px->bucket[id % PC_BUCKETS];
-	px->bucket[id % PC_BUCKETS] = e;
-	lru_front(px, e);
-	px->n++;
 	px->bytes += cap;
+	e->ahead = 0;
+	e->state = PC_READY;
+	e->refs--;
+	pthread_cond_broadcast(&e->cond);
 	evict_locked(px);
 	pthread_mutex_unlock(&px->lock);
 	return 0;
 }
 
-/* The rest of series dir, after instance start in listing order. */
-static void ahead_series(struct dfs *fs, uint64_t dir, uint64_t start)
+/* The instances of series dir after start, in listing order, as the job
+ * (lock held on entry and return; dropped while listing) */
+static void ahead_job_locked(struct dfs_pixels *px, uint64_t dir, uint64_t start)
 {
 	struct dfs_ids ids;
-	size_t pos = 0;
-	if (dfs_children(fs, dir, KBIT(KIND_DCM), &ids))
+	px->job_building = 1;
+	pthread_mutex_unlock(&px->lock);
+	int rc = dfs_children(px->fs, dir, KBIT(KIND_DCM), &ids);
+	index_request_end(px->fs->ix);   /* I6: no old snapshot pinned */
+	pthread_mutex_lock(&px->lock);
+	px->job_building = 0;
+	if (rc)
 		return;
+	if (ids.n < 2 || px->job.v) {
+		free(ids.v);
+		return;
+	}
+	size_t pos = 0;
 	while (pos < ids.n && ids.v[pos] != start)
 		pos++;
-	for (size_t k = 1; k < ids.n && k <= AHEAD_PER_SERIES; k++) {
-		int stop = ahead_one(fs, ids.v[(pos + k) % ids.n]);
-		index_request_end(fs->ix);   /* I6: no old snapshot pinned */
-		if (stop)
-			break;
-	}
-	free(ids.v);
+	px->job.v = ids.v;
+	px->job.n = ids.n;
+	px->job.pos = (pos + 1) % ids.n;
+	px->job.left = ids.n - 1 < AHEAD_PER_SERIES ? ids.n - 1 : AHEAD_PER_SERIES;
+	px->job.users = 0;
+	px->job.stop = 0;
+	pthread_cond_broadcast(&px->ahead_cond);
 }
 
+/* P10: no idle CPU now: more runnable tasks than CPUs (/proc/loadavg's
+ * running count, this thread included) */
+static int machine_busy(void)
+{
+	FILE *f = fopen("/proc/loadavg", "re");
+	double l1, l5, l15;
+	int run = 0, all = 0;
+	if (!f)
+		return 0;
+	int n = fscanf(f, "%lf %lf %lf %d/%d", &l1, &l5, &l15, &run, &all);
+	fclose(f);
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	return n == 5 && cpus > 0 && run > cpus;
+}
+
+/* One of ahead_n threads: the job's instances in turn, then the next
+ * queued series; only while a CPU is idle. */
 static void *ahead_main(void *arg)
 {
-	struct dfs_pixels *px = arg;
+	struct ahead_arg aa = *(struct ahead_arg *)arg;
+	struct dfs_pixels *px = aa.px;
+	struct worker *w;
+	free(arg);
+	/* its decoder started now, ready when a CPU is idle */
+	if (worker_get(px->ahead, &w) == 0) {
+		setpriority(PRIO_PROCESS, (id_t)w->pid, AHEAD_NICE);
+		worker_put(px->ahead, w, WORKER_KEEP, NULL);
+	}
 	pthread_mutex_lock(&px->lock);
 	while (!px->ahead_stop) {
-		if (!px->aq_n) {
-			pthread_cond_wait(&px->ahead_cond, &px->lock);
+		if (px->job.v && px->job.left && !px->job.stop) {
+			pthread_mutex_unlock(&px->lock);
+			int busy = machine_busy();
+			pthread_mutex_lock(&px->lock);
+			if (busy) {
+				struct timespec dl;
+				abs_deadline(&dl, AHEAD_IDLE_MS);
+				pthread_cond_timedwait(&px->ahead_cond, &px->lock, &dl);
+				continue;
+			}
+			if (!px->job.v || !px->job.left || px->job.stop || px->ahead_stop)
+				continue;
+			uint64_t id = px->job.v[px->job.pos];
+			px->job.pos = (px->job.pos + 1) % px->job.n;
+			px->job.left--;
+			px->job.users++;
+			pthread_mutex_unlock(&px->lock);
+			int stop = ahead_one(px->fs, id, aa.slot);
+			index_request_end(px->fs->ix);   /* I6 */
+			pthread_mutex_lock(&px->lock);
+			px->job.users--;
+			if (stop)
+				px->job.stop = 1;
+			pthread_cond_broadcast(&px->ahead_cond);
 			continue;
 		}
-		uint64_t dir = px->aq[px->aq_head].dir, start = px->aq[px->aq_head].start;
-		px->aq_head = (px->aq_head + 1) % AHEAD_QUEUE;
-		px->aq_n--;
-		pthread_mutex_unlock(&px->lock);
-		ahead_series(px->fs, dir, start);
-		index_request_end(px->fs->ix);
-		pthread_mutex_lock(&px->lock);
+		if (px->job.v && !px->job.users) {   /* done */
+			free(px->job.v);
+			px->job.v = NULL;
+		}
+		if (!px->job.v && !px->job_building && px->aq_n) {
+			uint64_t dir = px->aq[px->aq_head].dir, start = px->aq[px->aq_head].start;
+			px->aq_head = (px->aq_head + 1) % AHEAD_QUEUE;
+			px->aq_n--;
+			ahead_job_locked(px, dir, start);
+			continue;
+		}
+		pthread_cond_wait(&px->ahead_cond, &px->lock);
 	}
 	pthread_mutex_unlock(&px->lock);
 	return NULL;
@@ -1512,6 +1777,27 @@ out:
 
 const struct kind_ops kind_npy =
 	KIND_OPS("npy", npy_getattr, npy_open, npy_read, npy_release);
+
+/* fs.h: a read without an open handle */
+int dfs_npy_read_noopen(struct dfs *fs, uint64_t id, fuse_req_t req, size_t size, off_t off)
+{
+	struct node_view nv;
+	struct px_info pi;
+	struct dfs_file f = { .kind = KIND_NPY, .fd = -1, .id = id, .flags = O_RDONLY };
+	int rc = index_node(fs->ix, id, &nv);
+	if (rc)
+		return rc;
+	if (node_info(fs, &nv, &pi, NULL, NULL, NULL))
+		return -ENOENT;
+	if (!pi.native && pi.data_len > fs->px->cap / 4)
+		return 1;   /* an open holds it (P1: no decode per read) */
+	rc = npy_open(fs, id, &nv, &f);
+	if (rc)
+		return rc;
+	rc = npy_read(fs, &f, req, size, off);
+	npy_release(&f);
+	return rc;
+}
 
 /* .png opens: generated and shared (png_open), or the prefix (P9) */
 static const char png_prefix_mark;

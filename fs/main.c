@@ -36,6 +36,7 @@
 #include "fs.h"
 #include "shared_buf.h"
 #include "error.h"
+#include "fdbudget.h"
 #include "log.h"
 #include "tags.h"
 
@@ -66,7 +67,8 @@ struct options {
 	int web_timeout;    /* s: an uncached read's deadline (default 30) */
 	char *anon_key;     /* anon/'s key file (view_anon.c) */
 	int anon_keep_burned_in;
-	int decode_ahead;   /* kind_pixels.c P10 */
+	int decode_ahead;   /* kind_pixels.c P10: on by default */
+	int no_decode_ahead;
 	/* issue 16: which derived files are listed, where xattrs are */
 	char *files;        /* dcm,json,npy,png,level,fhir,volume (kinds.c) */
 	int only_dcm;       /* = files=dcm */
@@ -95,6 +97,7 @@ static const struct fuse_opt dfs_opts[] = {
 	OPT("anon_key=%s", anon_key),
 	OPT("anon_keep_burned_in", anon_keep_burned_in),
 	OPT("decode_ahead", decode_ahead),
+	OPT("no_decode_ahead", no_decode_ahead),
 	OPT("files=%s", files),
 	OPT("only_dcm", only_dcm),
 	OPT("xattrs=%s", xattrs),
@@ -187,8 +190,8 @@ static void usage(const char *prog)
 	       "    -o only_dcm            the same as -o files=dcm (backups: README)\n"
 	       "    -o xattrs=all          user.dicom.* attributes on every file (default:\n"
 	       "                           on directories and .dcm files only)\n"
-	       "    -o decode_ahead        after a decode, decode the rest of its series on\n"
-	       "                           a spare decoder (off by default; README)\n"
+	       "    -o no_decode_ahead     do not decode the rest of a series on a spare\n"
+	       "                           decoder after a decode (on by default; README)\n"
 	       "    -o log=FILE            append every message to FILE (time-stamped);\n"
 	       "                           without it messages go to stderr, and to\n"
 	       "                           syslog once in the background\n"
@@ -447,7 +450,10 @@ int main(int argc, char *argv[])
 		fs.cache_bytes = (uint64_t)mb << 20;
 	}
 	fs.max_threads = o.max_threads > 0 ? (unsigned)o.max_threads : 128;
-	fs.decode_ahead = o.decode_ahead;
+	fdb_init();   /* fdbudget.h F1, F2: threads that fit the fd limit */
+	fs.max_threads_asked = fs.max_threads;
+	fs.max_threads = fdb_threads(fs.max_threads);
+	fs.decode_ahead = !o.no_decode_ahead;   /* -o decode_ahead: the default */
 	if (o.max_threads < 0 || o.max_threads > 100000) {
 		fprintf(stderr, "dicomfs: bad -o max_threads=%d\n", o.max_threads);
 		ret = EXIT_USAGE;
@@ -694,6 +700,7 @@ int main(int argc, char *argv[])
 		dfs_log("cannot handle SIGHUP: it unmounts");
 	/* the start-up reads of this thread must not pin a snapshot (I6) */
 	index_request_end(fs.ix);
+	fdb_serving();   /* fdbudget.h F6 */
 	if (copts.singlethread) {
 		rc = fuse_session_loop(se);
 	} else {

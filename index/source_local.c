@@ -39,6 +39,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fdbudget.h"
 #include "source.h"
 #include "error.h"
 #include "log.h"
@@ -578,15 +579,56 @@ static void local_unwatch(void *inst)
 
 #define CHANGED "source changed since it was indexed (remount to re-index)"
 
+/* An open file verified against exp (R2, R3): 0 with *fdp, -EIO (changed:
+ * *changed set) or -errno. */
+static int local_open_verified(const struct local *l, const char *path,
+			       const struct source_expect *exp, int *fdp, int *changed)
+{
+	int flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
+	struct stat st;
+	*changed = 0;
+	int fd = openat(l->dirfd, path, flags | O_NOFOLLOW);
+	if (fd < 0 && errno == ELOOP) {
+		/* reached through a symlink: only the inode can tell (R3) */
+		if (!exp->ino) {
+			*changed = 1;
+			return -EIO;
+		}
+		fd = openat(l->dirfd, path, flags);
+	}
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != exp->size ||
+	    (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec != exp->mtime_ns ||
+	    (exp->ino && (uint64_t)st.st_ino != exp->ino)) {
+		close(fd);
+		*changed = 1;
+		return -EIO;
+	}
+	int fl = fcntl(fd, F_GETFL);
+	if (fl >= 0)
+		fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+	*fdp = fd;
+	return 0;
+}
+
+/* fdbudget.h F4: f->priv of a file whose fd is counted as held, or a
+ * struct local_lazy: a file opened without keeping an fd (the budget was
+ * spent), reopened and verified per read. */
+static const char local_held_mark;
+struct local_lazy {
+	struct source_expect exp;
+	char path[];
+};
+
 static int local_open(void *inst, const char *rel, size_t rel_len,
 		      const struct source_expect *exp, struct source_file *f,
 		      char *why, size_t whylen)
 {
 	struct local *l = inst;
 	char path[PATH_MAX];
-	struct stat st;
 	int flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
-	int fd, e;
+	int fd, e, changed;
 
 	f->fd = -1;
 	f->size = exp ? exp->size : 0;
@@ -607,27 +649,38 @@ static int local_open(void *inst, const char *rel, size_t rel_len,
 		f->fd = fd;
 		return 0;
 	}
-	fd = openat(l->dirfd, path, flags | O_NOFOLLOW);
-	if (fd < 0 && errno == ELOOP) {
-		/* reached through a symlink: only the inode can tell (R3) */
-		if (!exp->ino)
-			goto changed;
-		fd = openat(l->dirfd, path, flags);
+	int transient = fdb_is_transient();   /* fdbudget.h F4 */
+	int held = transient ? 0 : fdb_take();
+	int rc = local_open_verified(l, path, exp, &fd, &changed);
+	if (rc && (rc == -EMFILE || rc == -ENFILE) && held && !transient) {
+		/* the budget's slack is gone (F2): go without an fd */
+		fdb_put();
+		held = 0;
+		rc = local_open_verified(l, path, exp, &fd, &changed);
 	}
-	if (fd < 0) {
-		e = errno;
+	if (rc) {
+		if (held)
+			fdb_put();
+		if (changed)
+			goto changed;
+		e = -rc;
 		goto cannot_open;
 	}
-	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != exp->size ||
-	    (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec != exp->mtime_ns ||
-	    (exp->ino && (uint64_t)st.st_ino != exp->ino)) {
-		close(fd);
-		goto changed;
+	if (held || transient) {
+		f->fd = fd;
+		f->priv = held ? (void *)&local_held_mark : NULL;
+		return 0;
 	}
-	int fl = fcntl(fd, F_GETFL);
-	if (fl >= 0)
-		fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
-	f->fd = fd;
+	/* F4: verified; reopened per read */
+	close(fd);
+	struct local_lazy *z = malloc(sizeof(*z) + rel_len + 1);
+	if (!z) {
+		e = ENOMEM;
+		goto cannot_open;
+	}
+	z->exp = *exp;
+	memcpy(z->path, path, rel_len + 1);
+	f->priv = z;
 	return 0;
 changed:
 	if (why)
@@ -644,7 +697,17 @@ cannot_open:
 static int local_read(void *inst, const struct source_file *f, void *buf, size_t len,
 		      uint64_t off)
 {
-	(void)inst;
+	if (f->fd < 0 && f->priv && f->priv != &local_held_mark) {
+		/* F4: a transient fd, verified again (R2) */
+		const struct local_lazy *z = f->priv;
+		int fd, changed;
+		int rc = local_open_verified(inst, z->path, &z->exp, &fd, &changed);
+		if (rc)
+			return changed ? -EIO : rc;
+		rc = source_pread_all(fd, buf, len, off);
+		close(fd);
+		return rc;
+	}
 	return source_pread_all(f->fd, buf, len, off);
 }
 
@@ -653,6 +716,11 @@ static void local_close(void *inst, struct source_file *f)
 	(void)inst;
 	if (f->fd >= 0)
 		close(f->fd);
+	if (f->priv == &local_held_mark)
+		fdb_put();
+	else
+		free(f->priv);
+	f->priv = NULL;
 	f->fd = -1;
 }
 

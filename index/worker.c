@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "worker.h"
+#include "fdbudget.h"
 #include "error.h"
 #include "log.h"
 
@@ -36,6 +37,7 @@ struct worker_pool {
 	struct worker **idle;      /* max slots */
 	int nidle, nlive, broken;
 	int nsuspect;              /* children in suspect slots (W11) */
+	int fd_reserved;           /* fdbudget.h F3 */
 };
 
 static int64_t now_ns(void)
@@ -79,6 +81,10 @@ int worker_pool_new(const struct worker_spec *spec, struct worker_pool **out)
 			goto oom;
 	if (spec->broken_msg && !(p->broken_msg = strdup(spec->broken_msg)))
 		goto oom;
+	if (spec->exe) {   /* F3: a channel per child alive at once */
+		p->fd_reserved = p->max + p->max_suspect;
+		fdb_reserve(p->fd_reserved);
+	}
 	*out = p;
 	return 0;
 oom:
@@ -119,6 +125,7 @@ void worker_pool_free(struct worker_pool *p)
 	free(p->argv);
 	free(p->idle);
 	free(p->broken_msg);
+	fdb_unreserve(p->fd_reserved);
 	pthread_mutex_destroy(&p->lock);
 	pthread_cond_destroy(&p->cond);
 	free(p);
@@ -196,10 +203,18 @@ int worker_get(struct worker_pool *p, struct worker **out)
 		if (p->nlive < p->max) {
 			p->nlive++;
 			pthread_mutex_unlock(&p->lock);
-			if (spawn(p, out) == 0)
+			int src = spawn(p, out);
+			if (src == 0)
 				return 0;
 			pthread_mutex_lock(&p->lock);
 			p->nlive--;
+			if (src == -EMFILE || src == -ENFILE) {
+				/* out of fds for a moment (fdbudget.h F2): busy,
+				 * not broken (W9) */
+				pthread_cond_broadcast(&p->cond);
+				pthread_mutex_unlock(&p->lock);
+				return DFS_ETIMEOUT;
+			}
 			if (!p->broken && p->broken_msg)   /* W7: once */
 				dfs_log("%s", p->broken_msg);
 			p->broken = 1;

@@ -35,6 +35,9 @@ import os, sys, pydicom
 ds = pydicom.dcmread(sys.argv[1])
 for i, name in enumerate(('once', 'twice')):
     ds.SOPInstanceUID = '2.25.1212.%d' % (i + 1)
+    # a series each: decode-ahead (on by default, kind_pixels.c P10) of
+    # one must not decode the other (mount_ahead.sh kills those decoders)
+    ds.SeriesInstanceUID = '2.25.1213.%d' % (i + 1)
     ds.InstanceNumber = i + 1
     ds.save_as(os.path.join(sys.argv[2], name + '.dcm'))
 PYEOF

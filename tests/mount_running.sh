@@ -189,6 +189,13 @@ for w in patients/ uids/ query/ anon/ .dicomfs/ --list-indexes --prune-indexes S
 done
 [ -z "$missing" ] && ok "the man page has its sections and names every view, file kind and signal" ||
 	fail "man page lacks:$missing"
+# decode-ahead is on by default (kind_pixels.c P10): the page and --help say so
+printf '%s\n' "$rendered" | tr -s ' \n' '  ' | grep -qF -- "-o decode_ahead is accepted and is the default" &&
+	printf '%s\n' "$rendered" | grep -qF "DICOMFS_NO_AHEAD" &&
+	"$DICOMFS" --help 2>&1 | grep -qF -- "-o no_decode_ahead" &&
+	! "$DICOMFS" --help 2>&1 | grep -qF "decode_ahead        " &&
+	ok "man page and --help: decode-ahead on by default, -o no_decode_ahead turns it off" ||
+	fail "man page or --help do not say decode-ahead is the default"
 
 # ---- 6. ulimit -v: the map sized to the archive, grown under the limit --------
 rm -rf "$TMP/idx-v"

@@ -115,7 +115,7 @@ EOF
 
 PID=
 mount_it() { # mount_it NAME ARCHIVE: a fresh daemon (nothing decoded yet)
-	"$DICOMFS" -f -o index="$W/idx.$1" -o quiet -o decode_ahead ${MOUNT_OPTS:+-o "$MOUNT_OPTS"} "$2" "$MNT" \
+	"$DICOMFS" -f -o index="$W/idx.$1" -o quiet ${MOUNT_OPTS:+-o "$MOUNT_OPTS"} "$2" "$MNT" \
 		2>>"$W/log" &
 	PID=$!
 	local i
@@ -168,7 +168,7 @@ loader() { # loader NAME ARCHIVE PATIENTID
 		read -r t _ _ <<< "$out"; t_null=$(min "$t" "$t_null")
 		umount_it
 		if [[ $name == mixed256 ]]; then
-			# the first epoch without and with decode-ahead (fs/kind_pixels.c P9)
+			# the first epoch without and with decode-ahead (fs/kind_pixels.c P10, on by default)
 			log "$name round $r: first epoch, no decode-ahead / with"
 			DICOMFS_NO_AHEAD=1 mount_it "$name" "$arch"
 			out=$("$PY" "$HELP" load npy "$W/$name.npy" 1 "$WORKERS") || die "npy loader failed"

@@ -8,13 +8,14 @@
 #      every .npy;
 #   2. compressed: the BIG set converted with gdcmconv --jpegls and --j2k:
 #      first read of every .npy (decode in the decoder processes, 1 and 2
-#      readers) and repeated read vs python3-gdcm decoding the same files
+#      readers; 1 reader also without decode-ahead, DICOMFS_NO_AHEAD=1) and repeated read vs python3-gdcm decoding the same files
 #      in-process (ImageReader + GetBuffer, one thread).
 # Prints MB/s of .npy (or decoded) bytes and the ratios.
 #
 # Environment: DICOMFS (default <root>/dicomfs), BENCH_DIR (default
 # /var/tmp/dicomfs-bench), N (default 2000), BIG_N (default 100),
-# PYTHON (default /usr/bin/python3).
+# PYTHON (default /usr/bin/python3), SETS (default "uncompressed compressed":
+# which of the two parts run).
 set -u -o pipefail
 export LC_ALL=C
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -24,6 +25,7 @@ BENCH_DIR=${BENCH_DIR:-/var/tmp/dicomfs-bench}
 N=${N:-2000}
 BIG_N=${BIG_N:-100}
 PY=${PYTHON:-/usr/bin/python3}
+SETS=${SETS:-uncompressed compressed}
 GEN=$ROOT/tests/gen_archive.py
 
 log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
@@ -39,7 +41,7 @@ trap cleanup EXIT
 
 now() { date +%s.%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
-mbps() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f", (s > 0 ? n / s / 1e6 : 0) }'; }
+mbps() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.1f", (s > 0 ? n / s / 1e6 : 0) }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
 
 # ---- fixtures ----
@@ -120,7 +122,7 @@ bench_uncompressed() { # NAME ARCHIVE
 }
 
 bench_compressed() { # NAME ARCHIVE
-	local name=$1 arch=$2 t0 t1 tg t1st t1p t2nd bytes
+	local name=$1 arch=$2 t0 t1 tg t1st t1p t1na t2nd bytes
 	find "$arch" -type f -print0 | xargs -0 cat >/dev/null
 	tg=$("$PY" - "$arch" <<'EOF'
 import os, sys, time, gdcm
@@ -141,21 +143,29 @@ EOF
 	mount_it "$arch" "$name.p2"    # fresh daemon: nothing decoded yet
 	t0=$(now); read_all 2; t1=$(now); t1p=$(secs "$t0" "$t1")
 	umount_it
+	DICOMFS_NO_AHEAD=1 mount_it "$arch" "$name.na"   # one decode at a time
+	t0=$(now); read_all 1; t1=$(now); t1na=$(secs "$t0" "$t1")
+	umount_it
 	local g; g=$(mbps "$bytes" "$tg")
 	row "$name: python3-gdcm decode" "$tg" "$g" "" ""
 	row "$name: .npy first read" "$t1st" "$(mbps "$bytes" "$t1st")" "$(ratio "$(mbps "$bytes" "$t1st")" "$g")" "x gdcm"
+	row "$name: .npy first read, no decode-ahead" "$t1na" "$(mbps "$bytes" "$t1na")" "$(ratio "$(mbps "$bytes" "$t1na")" "$g")" "x gdcm"
 	row "$name: .npy first read, 2 readers" "$t1p" "$(mbps "$bytes" "$t1p")" "$(ratio "$(mbps "$bytes" "$t1p")" "$g")" "x gdcm"
 	row "$name: .npy repeated read" "$t2nd" "$(mbps "$bytes" "$t2nd")" "$(ratio "$(mbps "$bytes" "$t2nd")" "$g")" "x gdcm"
 }
 
-log "uncompressed: archive-$N"
-bench_uncompressed "ct64x64 x$N (u16, 12 bits)" "$ARCH"
-log "uncompressed: 512x512"
-bench_uncompressed "512x512 x$BIG_N (12 bits: masked)" "$BIG/u12"
-bench_uncompressed "512x512 x$BIG_N (16 bits: spliced)" "$BIG/u16"
-log "compressed"
-bench_compressed "512x512 x$BIG_N JPEG-LS" "$BIG/jls"
-bench_compressed "512x512 x$BIG_N JPEG 2000" "$BIG/j2k"
+if [[ " $SETS " == *" uncompressed "* ]]; then
+	log "uncompressed: archive-$N"
+	bench_uncompressed "ct64x64 x$N (u16, 12 bits)" "$ARCH"
+	log "uncompressed: 512x512"
+	bench_uncompressed "512x512 x$BIG_N (12 bits: masked)" "$BIG/u12"
+	bench_uncompressed "512x512 x$BIG_N (16 bits: spliced)" "$BIG/u16"
+fi
+if [[ " $SETS " == *" compressed "* ]]; then
+	log "compressed"
+	bench_compressed "512x512 x$BIG_N JPEG-LS" "$BIG/jls"
+	bench_compressed "512x512 x$BIG_N JPEG 2000" "$BIG/j2k"
+fi
 
 printf '\n%-44s %8s %8s %7s\n' "measurement" "seconds" "MB/s" "ratio"
 printf '%s\n' "${ROWS[@]}"
