@@ -642,6 +642,12 @@ int catalog_get(struct dfs *fs, struct catalog **out)
 	return rc;
 }
 
+struct catalog *catalog_ref(struct catalog *c)
+{
+	__atomic_add_fetch(&c->refs, 1, __ATOMIC_RELAXED);
+	return c;
+}
+
 void catalog_put(struct catalog *c)
 {
 	if (c && __atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) == 0)

@@ -134,6 +134,8 @@ void catalog_stop(struct dfs *fs);
  */
 int catalog_get(struct dfs *fs, struct catalog **out);
 void catalog_put(struct catalog *c);
+/* One more reference to c (which the caller holds one of); returns c. */
+struct catalog *catalog_ref(struct catalog *c);
 /* The index changed (C7): the next catalog_get builds a new generation. */
 void catalog_invalidate(struct dfs *fs);
 /* The LMDB map must grow (index/store.h S3): the slot lets go of its
