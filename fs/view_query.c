@@ -59,6 +59,7 @@
  * results and evaluation; readlink needs none.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,6 +80,7 @@
 #define QCACHE_SHARE 4     /* V4: results within open_size / 4 */
 #define QCACHE_MIN ((size_t)4 << 20)
 #define MAX_TERMS 64
+#define TRIM_ROWS 16384    /* V4: malloc_trim after evaluations this big */
 
 static const char *const level_names[] = { "studies", "series", "instances" };
 
@@ -140,9 +142,9 @@ static void res_free(struct qres *r)
 		return;
 	manifest_free(r->man);
 	strbuf_release(&r->names);
-	catalog_hfree(r->noff);
-	catalog_hfree(r->idx);
-	catalog_hfree(r->by_name);
+	free(r->noff);
+	free(r->idx);
+	free(r->by_name);
 	catalog_put(r->cat);
 	free(r);
 }
@@ -250,9 +252,9 @@ static int match_all(struct catalog *c, const struct qdir *q, struct qview *qv,
 		for (size_t k = 0; k < q->nt && ok; k++) {
 			if (q->t[k].tag == QUERY_TAG_MODALITIES_IN_STUDY)
 				continue;
-			if (cols[k].off) {
+			if (cols[k].ser) {
 				/* equal consecutive values share an offset (C5): match once */
-				uint32_t o = cols[k].off[i];
+				uint32_t o = catalog_coff(c, &cols[k], i);
 				if (o != lastoff[k] || lastres[k] < 0) {
 					struct cat_sv v = catalog_colv(c, &cols[k], i);
 					lastoff[k] = o;
@@ -279,7 +281,7 @@ static int match_all(struct catalog *c, const struct qdir *q, struct qview *qv,
 		}
 		if (r->n == cap) {
 			cap = cap ? cap * 2 : 256;
-			uint32_t *nv = catalog_hrealloc(r->idx, cap * sizeof(*nv));
+			uint32_t *nv = realloc(r->idx, cap * sizeof(*nv));
 			if (!nv) {
 				err = -ENOMEM;
 				break;
@@ -290,6 +292,27 @@ static int match_all(struct catalog *c, const struct qdir *q, struct qview *qv,
 	}
 	free(study_ok);
 	return err;
+}
+
+/* The pool of names without the ones dedup_names replaced, exact size */
+static int names_compact(struct qres *r)
+{
+	size_t live = 0;
+	for (size_t i = 0; i < r->n; i++)
+		live += strlen(rname(r, i)) + 1;
+	if (live == r->names.len)
+		return 0;
+	struct strbuf nb = STRBUF_INIT;
+	if (strbuf_grow(&nb, live))
+		return -ENOMEM;
+	for (size_t i = 0; i < r->n; i++) {
+		const char *nm = rname(r, i);
+		r->noff[i] = (uint32_t)nb.len;
+		strbuf_add(&nb, nm, strlen(nm) + 1);
+	}
+	strbuf_release(&r->names);
+	r->names = nb;
+	return 0;
 }
 
 /* Make the names of colliding entries unique (V6); pass 0 or 1 */
@@ -349,8 +372,8 @@ static int evaluate(struct qview *qv, const struct qdir *q, struct qres **out)
 	int err = match_all(c, q, qv, r);
 	/* names: the tree name; colliding ones all get " ~xxxxxxxx" */
 	if (!err && r->n) {
-		r->noff = catalog_hrealloc(NULL, r->n * sizeof(*r->noff));
-		r->by_name = catalog_hrealloc(NULL, r->n * sizeof(*r->by_name));
+		r->noff = malloc(r->n * sizeof(*r->noff));
+		r->by_name = malloc(r->n * sizeof(*r->by_name));
 		if (!r->noff || !r->by_name)
 			err = -ENOMEM;
 	}
@@ -369,11 +392,22 @@ static int evaluate(struct qview *qv, const struct qdir *q, struct qres **out)
 		if (pass == 1)
 			qsort_r(r->by_name, r->n, sizeof(*r->by_name), cmp_names, r);
 	}
+	if (!err)
+		err = names_compact(r);
 	if (err) {
 		res_free(r);
 		return err;
 	}
+	/* the exact-size arrays (malloc: given back to the system when freed) */
+	uint32_t *fit = r->n ? realloc(r->idx, r->n * sizeof(*fit)) : NULL;
+	if (fit)
+		r->idx = fit;
 	r->bytes = sizeof(*r) + r->n * sizeof(uint32_t) * 3 + r->names.alloc;
+	/* V4: the transient buffers of a big evaluation (the names before
+	 * dedup_names, glibc's raised mmap threshold keeps them in the heap)
+	 * go back to the system now, not when the heap top moves */
+	if (r->n >= TRIM_ROWS)
+		malloc_trim(0);
 	*out = r;
 	return 0;
 }
