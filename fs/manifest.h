@@ -24,7 +24,10 @@
  * (M4) Memory of a manifest: the checkpoints, plus MANIFEST_SLOTS cached
  *      generated spans per file of at most MANIFEST_SPAN_MAX bytes each (a
  *      span that would be larger is generated for its read and not kept):
- *      manifest_bytes tells the bound, for the owner's cache budget.
+ *      manifest_bytes tells the bound, for the owner's cache budget. The
+ *      bytes of a read are generated in mmap()ed buffers, of which the
+ *      process keeps two of at most 2 MiB for the next reads (none in
+ *      malloc's per-thread heaps, which would keep them).
  *
  * Errors: 0 or -ENOMEM. Threading: manifest_new on one thread; then
  * manifest_read from any thread (the span cache has its own lock); the
@@ -40,7 +43,7 @@ struct strbuf;
 
 #define MANIFEST_STRIDE 16
 #define MANIFEST_SLOTS 2
-#define MANIFEST_SPAN_MAX ((size_t)1 << 20)
+#define MANIFEST_SPAN_MAX ((size_t)256 << 10)
 
 enum { MANIFEST_CSV = 0, MANIFEST_JSONL = 1 };
 
@@ -62,12 +65,16 @@ void manifest_free(struct manifest *m);
 uint64_t manifest_size(const struct manifest *m, int fmt);
 /* The most memory m may hold (M4). */
 size_t manifest_bytes(const struct manifest *m);
+/* Hands the bytes of a read to the caller (p NULL when n is 0); its
+ * return value is manifest_read's. */
+typedef int (*manifest_reply_fn)(void *ctx, const char *p, size_t n);
 /*
- * Up to size bytes of file fmt at off into dst: *got bytes (0 at or after
- * the end). 0 or -ENOMEM (or -EIO: the content came out other than sized,
- * which M3 rules out).
+ * Up to size bytes of file fmt at off, given to reply (once, unless an
+ * error comes first; 0 bytes at or after the end). reply's result, or
+ * -ENOMEM (or -EIO: the content came out other than sized, which M3 rules
+ * out) without calling it.
  */
-int manifest_read(struct manifest *m, int fmt, uint64_t off, size_t size, char *dst,
-		  size_t *got);
+int manifest_read(struct manifest *m, int fmt, uint64_t off, size_t size,
+		  manifest_reply_fn reply, void *ctx);
 
 #endif

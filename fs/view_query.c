@@ -1136,6 +1136,12 @@ static int manifest_open(struct dfs *fs, uint64_t id, const struct node_view *nv
 	return 0;
 }
 
+static int reply_bytes(void *req, const char *p, size_t n)
+{
+	fuse_reply_buf(req, p, n);
+	return 0;
+}
+
 static int manifest_fread(struct dfs *fs, struct dfs_file *f, fuse_req_t req,
 			  size_t size, off_t off)
 {
@@ -1153,12 +1159,7 @@ static int manifest_fread(struct dfs *fs, struct dfs_file *f, fuse_req_t req,
 		tmp.fmt = f->kind == KIND_QMANIFEST_CSV ? MANIFEST_CSV : MANIFEST_JSONL;
 		o = &tmp;
 	}
-	char *buf = malloc(size ? size : 1);
-	size_t got = 0;
-	rc = buf ? manifest_read(o->r->man, o->fmt, (uint64_t)off, size, buf, &got) : -ENOMEM;
-	if (!rc)
-		fuse_reply_buf(req, got ? buf : NULL, got);
-	free(buf);
+	rc = manifest_read(o->r->man, o->fmt, (uint64_t)off, size, reply_bytes, req);
 	res_put(tmp.r);
 	return rc;
 }
