@@ -33,16 +33,17 @@
  *      its name up again, which makes the same id from the same path: so
  *      query directories and manifests get entry and attribute timeouts
  *      of QDIR_TIMEOUT (1 s), not the tree's (links need no entry, V5).
- * (V7) Manifests are built lazily: a listing (readdir, readdirplus)
- *      builds neither (readdirplus gives their names without attributes);
- *      stat and lookup compute their sizes and keep only the sizes; only
- *      an open keeps the content (in the result cache, V4, and shared per
- *      inode while open, fs/shared_buf.h).
- * (V4) Results (matches, names, manifests) are cached per query directory,
- *      dropped beyond QCACHE_BYTES (least recently used first) and
+ * (V7) Manifests are never held whole (manifest.h M2): a listing
+ *      (readdir, readdirplus) sizes neither (readdirplus gives their names
+ *      without attributes); stat, lookup and open size both in one pass
+ *      and keep the sizes and a checkpoint every 16 rows; reads generate
+ *      the rows they cover.
+ * (V4) Results (matches, names, the manifests' checkpoints and cached
+ *      spans) are cached per query directory, dropped beyond a budget of
+ *      -o open_size / QCACHE_SHARE bytes (least recently used first) and
  *      recomputed, deterministically, when needed again. They index the
- *      catalog they were computed from: the view holds a reference to it
- *      and drops every result when the current catalog changes (C2).
+ *      catalog they were computed from: each holds a reference to it, and
+ *      the view drops every result when the current catalog changes (C2).
  * (V5) Symlinks need no state: their id is the target's id plus the depth
  *      of the directory they are in, enough to write the relative target
  *      from the nodes.
@@ -54,7 +55,17 @@
  *      from what it sees: rows its view allows, names deduplicated among
  *      those, manifests of those; such results are kept in a slot of
  *      their own per directory (one caller at a time, ACCESS_TTL seconds)
- *      and counted in QCACHE_BYTES like the others.
+ *      and counted in the budget like the others.
+ * (V9) Results are refcounted: the cache's slot holds one reference, each
+ *      open manifest one more. An open reads the results it opened, at
+ *      any offset, whatever the cache or a live update (catalog.h C7) does
+ *      meanwhile: size and bytes of one version (manifest.h M3). Such an
+ *      open is direct_io when the content is the caller's own (V8) or the
+ *      archive may change (fs->live): the page cache of the inode would
+ *      mix versions. A read without an open (f->priv NULL) reads the
+ *      current results of the inode for f->caller. Results dropped from
+ *      the cache but held by opens are no longer counted in the budget:
+ *      they follow the open files.
  * Threading: one lock (qview.lock) serialises the query table, the
  * results and evaluation; readlink needs none.
  */

@@ -44,6 +44,55 @@ log "6 manifests, $((total / 1024)) KiB together, each read ~250 times: RssAnon 
 [ "$grow" -lt $((total / 2 / 1024)) ] &&
 	ok "anonymous memory grew by $grow KiB (< half the manifests' $((total / 1024)) KiB)" ||
 	fail "anonymous memory grew by $grow KiB reading $((total / 1024)) KiB of manifests (want < 1/2)"
+
+# ---- a live change while manifests are read (catalog.h C7, view_query.c
+# V9): an open reads the version it opened, to its end; a new open reads
+# the next one, size and bytes agreeing ----
+"$PY" "$srcdir/tests/gen_live.py" "$TMP/stage" --patient 7001 --count 10 --series 1 --prefix m >/dev/null ||
+	fatal "gen_live.py failed"
+M=$((N + 10))
+"$PY" - "$MNT" "$TMP" "$M" <<'PYEOF' &
+import csv, io, os, sys, time
+mnt, tmp, m = sys.argv[1], sys.argv[2], int(sys.argv[3])
+fails = []
+for ext in ("csv", "jsonl"):
+    p = os.path.join(mnt, "query", "instances", "manifest." + ext)
+    with open(p, "rb") as f:
+        old = f.read()
+    fd = os.open(p, os.O_RDONLY)
+    half = os.read(fd, len(old) // 2)
+    if ext == "csv":
+        open(os.path.join(tmp, "live.half"), "w").close()
+        while not os.path.exists(os.path.join(tmp, "live.go")):
+            time.sleep(0.05)
+    rest = b"".join(iter(lambda: os.read(fd, 65537), b""))
+    os.close(fd)
+    # the jsonl was opened after the change: the new version throughout
+    if ext == "csv" and half + rest != old:
+        fails.append("the open from before the change read %d bytes, not its %d" % (len(half + rest), len(old)))
+    new = open(p, "rb").read()
+    if len(new) != os.stat(p).st_size:
+        fails.append("after the change: %d bytes read, st_size %d" % (len(new), os.stat(p).st_size))
+    n = new.count(b"\n") - (1 if ext == "csv" else 0)
+    if n != m or b"PAT P7001" not in new:
+        fails.append("manifest.%s after the change: %d rows (want %d with PAT P7001)" % (ext, n, m))
+    if ext == "jsonl" and half + rest != new:
+        fails.append("manifest.jsonl opened after the change: one read differs from the next open's")
+print("\n".join(fails) if fails else "ok")
+sys.exit(1 if fails else 0)
+PYEOF
+LIVEPY=$!
+for i in $(seq 400); do [ -e "$TMP/live.half" ] && break; sleep 0.05; done
+mkdir -p "$ARCH/incoming"
+for f in "$TMP"/stage/*.dcm; do
+	b=$(basename "$f")
+	cp "$f" "$ARCH/incoming/.$b.tmp" && mv "$ARCH/incoming/.$b.tmp" "$ARCH/incoming/$b"
+done
+for i in $(seq 400); do [ "$(status_get "$MNT" instances)" = "$M" ] && break; sleep 0.05; done
+[ "$(status_get "$MNT" instances)" = "$M" ] || fail "the 10 new instances were not indexed"
+touch "$TMP/live.go"
+wait "$LIVEPY" && ok "a manifest open across a live change reads its version; the next open the new one" ||
+	fail "manifests across a live change (above)"
 daemon_alive && ok "the daemon survived" || fail "the daemon died"
 mount_stop
 exit 0
