@@ -335,6 +335,9 @@ int manifest_new(struct catalog *cat, int level, const struct manifest_rows *row
 		goto out;
 	}
 	m->nc = manifest_cols(cat, level, m->mc, MCOL_MAX);
+	struct mcol *fit = realloc(m->mc, (m->nc ? m->nc : 1) * sizeof(*fit));
+	if (fit)
+		m->mc = fit;   /* M4: the columns this level has, not MCOL_MAX */
 	/* the attribute columns: the first non-empty value below */
 	for (size_t k = 0; k < m->nc; k++)
 		m->tags[k] = m->mc[k].count || m->mc[k].tag == QUERY_TAG_MODALITIES_IN_STUDY ?
@@ -377,9 +380,13 @@ uint64_t manifest_size(const struct manifest *m, int fmt)
 
 size_t manifest_bytes(const struct manifest *m)
 {
-	return sizeof(*m) + MCOL_MAX * (sizeof(*m->mc) + sizeof(*m->tags)) +
-	       (m->nck ? m->nck : 1) * 2 * sizeof(*m->ck) +
-	       2 * MANIFEST_SLOTS * MANIFEST_SPAN_MAX;
+	/* a span holds at most the file (M4) */
+	size_t spans = 0;
+	for (int f = 0; f < 2; f++)
+		spans += MANIFEST_SLOTS * (m->size[f] < MANIFEST_SPAN_MAX ?
+					   (size_t)m->size[f] : MANIFEST_SPAN_MAX);
+	return sizeof(*m) + m->nc * sizeof(*m->mc) + MCOL_MAX * sizeof(*m->tags) +
+	       (m->nck ? m->nck : 1) * 2 * sizeof(*m->ck) + spans;
 }
 
 /* The cached span of fmt holding [off, off + want), or NULL (lock) */
