@@ -140,6 +140,7 @@ static void csv_cell(struct strbuf *csv, const char *s, size_t l)
  */
 #define MBUF_KEEP 2
 #define MBUF_KEEP_MAX ((size_t)2 << 20)
+#define MBUF_FIRST ((size_t)64 << 10)
 
 struct mbuf {
 	char *p;
@@ -149,7 +150,8 @@ struct mbuf {
 static pthread_mutex_t mbuf_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct mbuf mbuf_free[MBUF_KEEP];   /* mbuf_lock */
 
-static void mbuf_get(struct mbuf *b)
+/* a buffer for about need bytes (a kept one when there is) */
+static int mbuf_get(struct mbuf *b, size_t need)
 {
 	*b = (struct mbuf){ NULL, 0, 0 };
 	pthread_mutex_lock(&mbuf_lock);
@@ -161,6 +163,17 @@ static void mbuf_get(struct mbuf *b)
 		}
 	pthread_mutex_unlock(&mbuf_lock);
 	b->len = 0;
+	if (b->cap >= need)
+		return 0;
+	/* the size the read needs, not the next power of two (M4) */
+	size_t nc = (need + MBUF_FIRST - 1) / MBUF_FIRST * MBUF_FIRST;
+	char *np = b->p ? mremap(b->p, b->cap, nc, MREMAP_MAYMOVE) :
+		   mmap(NULL, nc, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (np == MAP_FAILED)
+		return -ENOMEM;
+	b->p = np;
+	b->cap = nc;
+	return 0;
 }
 
 static void mbuf_put(struct mbuf *b)
@@ -185,7 +198,7 @@ static void mbuf_put(struct mbuf *b)
 static int mbuf_add(struct mbuf *b, const char *s, size_t l)
 {
 	if (b->len + l > b->cap) {
-		size_t nc = b->cap ? b->cap : (size_t)256 << 10;
+		size_t nc = b->cap ? b->cap * 2 : MBUF_FIRST;
 		while (nc < b->len + l)
 			nc *= 2;
 		char *np = b->p ? mremap(b->p, b->cap, nc, MREMAP_MAYMOVE) :
@@ -453,7 +466,6 @@ int manifest_read(struct manifest *m, int fmt, uint64_t off, size_t size,
 	uint64_t start;
 	size_t r;
 	rc = gen_init(&g);
-	mbuf_get(&b);
 	if (lo == 0) {
 		start = 0;
 		r = 0;
@@ -466,6 +478,10 @@ int manifest_read(struct manifest *m, int fmt, uint64_t off, size_t size,
 	size_t need = (size_t)(off - start) + want;
 	if (need < GEN_MIN)
 		need = GEN_MIN;
+	if (!rc)   /* the rows past need: one more row, usually < 4 KiB */
+		rc = mbuf_get(&b, need + MBUF_FIRST);
+	else
+		b = (struct mbuf){ NULL, 0, 0 };
 	while (!rc && (row.len || (r < m->rows.n && b.len < need))) {
 		if (!row.len) {
 			if (r % MANIFEST_STRIDE == 0 &&

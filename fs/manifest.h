@@ -43,7 +43,7 @@ struct strbuf;
 
 #define MANIFEST_STRIDE 16
 #define MANIFEST_SLOTS 2
-#define MANIFEST_SPAN_MAX ((size_t)256 << 10)
+#define MANIFEST_SPAN_MAX ((size_t)192 << 10)
 
 enum { MANIFEST_CSV = 0, MANIFEST_JSONL = 1 };
 

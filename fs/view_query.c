@@ -66,6 +66,13 @@
  *      current results of the inode for f->caller. Results dropped from
  *      the cache but held by opens are no longer counted in the budget:
  *      they follow the open files.
+ * (V10) When the LMDB map must grow (dfs_query_release, store.h S3), every
+ *      result lets go of its catalog, so of the snapshot that pins the
+ *      old map: at once, or when the read running on it ends (ulock,
+ *      inflight). An open from before then reads ESTALE (with a log
+ *      line): open it again. Growth is rare (64 MiB of room beyond the
+ *      index, doubled each time) and an open manifest must not hold up
+ *      the live update for STORE_GROW_WAIT_MS and fail it.
  * Threading: one lock (qview.lock) serialises the query table, the
  * results and evaluation; readlink needs none.
  */
@@ -97,7 +104,13 @@ static const char *const level_names[] = { "studies", "series", "instances" };
 
 struct qres {
 	int refs;             /* atomic: the cache's slot, each open (V9) */
-	struct catalog *cat;  /* a reference: what idx indexes (V4, V9) */
+	struct catalog *cat;  /* a reference: what idx indexes (V4, V9);
+			       * NULL once revoked and no read runs (V10) */
+	struct qview *qv;
+	struct qres *rprev, *rnext;   /* qv->reg_lock: every live result (V10) */
+	pthread_mutex_t ulock;        /* inflight, revoked, cat once shared */
+	int inflight;         /* ulock: reads generating from cat now */
+	int revoked;          /* ulock: V10 */
 	int level;
 	uint32_t *idx;        /* matched instance / series / study indexes */
 	size_t n;
@@ -132,6 +145,8 @@ struct qdir {
 
 struct qview {
 	pthread_mutex_t lock;
+	pthread_mutex_t reg_lock;  /* after lock; the list of results (V10) */
+	struct qres *reg;     /* reg_lock */
 	struct qdir **v;      /* lock */
 	size_t n, cap;        /* lock */
 	uint64_t clock;       /* lock */
@@ -151,6 +166,17 @@ static void res_free(struct qres *r)
 {
 	if (!r)
 		return;
+	if (r->qv) {   /* V10: out of the list */
+		pthread_mutex_lock(&r->qv->reg_lock);
+		if (r->rprev)
+			r->rprev->rnext = r->rnext;
+		else
+			r->qv->reg = r->rnext;
+		if (r->rnext)
+			r->rnext->rprev = r->rprev;
+		pthread_mutex_unlock(&r->qv->reg_lock);
+	}
+	pthread_mutex_destroy(&r->ulock);
 	manifest_free(r->man);
 	strbuf_release(&r->names);
 	free(r->noff);
@@ -380,6 +406,14 @@ static int evaluate(struct qview *qv, const struct qdir *q, struct qres **out)
 	r->refs = 1;   /* the slot's (V9) */
 	r->cat = catalog_ref(c);
 	r->level = q->level;
+	pthread_mutex_init(&r->ulock, NULL);
+	r->qv = qv;   /* V10: into the list */
+	pthread_mutex_lock(&qv->reg_lock);
+	r->rnext = qv->reg;
+	if (qv->reg)
+		qv->reg->rprev = r;
+	qv->reg = r;
+	pthread_mutex_unlock(&qv->reg_lock);
 	int err = match_all(c, q, qv, r);
 	/* names: the tree name; colliding ones all get " ~xxxxxxxx" */
 	if (!err && r->n) {
@@ -723,6 +757,7 @@ int dfs_query_start(struct dfs *fs)
 	if (!qv)
 		return -ENOMEM;
 	pthread_mutex_init(&qv->lock, NULL);
+	pthread_mutex_init(&qv->reg_lock, NULL);
 	dfs_log_limit_init(&qv->loglim, QUERY_LOG_PER_SEC);
 	qv->fs = fs;
 	qv->budget = (size_t)(fs->open_bytes / QCACHE_SHARE);
@@ -742,6 +777,21 @@ void dfs_query_release(struct dfs *fs)
 		res_drop(qv, qv->v[i]);
 	catalog_put(qv->cat);
 	qv->cat = NULL;
+	/* V10: results held by opens let go of their catalogs (and so of
+	 * their snapshots) now, or when their running read ends */
+	pthread_mutex_lock(&qv->reg_lock);
+	for (struct qres *r = qv->reg; r; r = r->rnext) {
+		struct catalog *c = NULL;
+		pthread_mutex_lock(&r->ulock);
+		r->revoked = 1;
+		if (!r->inflight) {
+			c = r->cat;
+			r->cat = NULL;
+		}
+		pthread_mutex_unlock(&r->ulock);
+		catalog_put(c);
+	}
+	pthread_mutex_unlock(&qv->reg_lock);
 	pthread_mutex_unlock(&qv->lock);
 }
 
@@ -1170,7 +1220,28 @@ static int manifest_fread(struct dfs *fs, struct dfs_file *f, fuse_req_t req,
 		tmp.fmt = f->kind == KIND_QMANIFEST_CSV ? MANIFEST_CSV : MANIFEST_JSONL;
 		o = &tmp;
 	}
-	rc = manifest_read(o->r->man, o->fmt, (uint64_t)off, size, reply_bytes, req);
+	/* V10: a read generates from the catalog only while it is not revoked */
+	struct qres *r = o->r;
+	struct catalog *drop = NULL;
+	pthread_mutex_lock(&r->ulock);
+	int revoked = r->revoked;
+	if (!revoked)
+		r->inflight++;
+	pthread_mutex_unlock(&r->ulock);
+	if (revoked) {
+		dfs_log_limited(&fs->query->loglim, "query: a manifest open from before the "
+				"index map grew was read: open it again (ESTALE)");
+		res_put(tmp.r);
+		return -ESTALE;
+	}
+	rc = manifest_read(r->man, o->fmt, (uint64_t)off, size, reply_bytes, req);
+	pthread_mutex_lock(&r->ulock);
+	if (--r->inflight == 0 && r->revoked) {
+		drop = r->cat;
+		r->cat = NULL;
+	}
+	pthread_mutex_unlock(&r->ulock);
+	catalog_put(drop);
 	res_put(tmp.r);
 	return rc;
 }

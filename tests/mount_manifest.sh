@@ -95,4 +95,58 @@ wait "$LIVEPY" && ok "a manifest open across a live change reads its version; th
 	fail "manifests across a live change (above)"
 daemon_alive && ok "the daemon survived" || fail "the daemon died"
 mount_stop
+
+# ---- the map grows while a manifest is open (view_query.c V10, store.h
+# S3): the batch does not wait for the reader; the open then reads its
+# version to the end or ESTALE (never other bytes); a new open the new one ----
+DICOMFS_INDEX_MAP_MIB=1 DICOMFS_TREE_FULL=1 mount_start "$MNT" "$ARCH" -o index="$TMP/idx" || exit 1
+for i in $(seq 240); do [ "$(status_get "$MNT" instances)" = "$M" ] && break; sleep 0.5; done
+"$PY" "$srcdir/tests/gen_live.py" "$TMP/stage2" --patient 7002 --count 10 --series 1 --prefix g >/dev/null ||
+	fatal "gen_live.py failed"
+rm -f "$TMP/live.half" "$TMP/live.go"
+"$PY" - "$MNT" "$TMP" "$((M + 10))" <<'PYEOF' &
+import errno, os, sys, time
+mnt, tmp, m = sys.argv[1], sys.argv[2], int(sys.argv[3])
+p = os.path.join(mnt, "query", "instances", "manifest.jsonl")
+old = open(p, "rb").read()
+fd = os.open(p, os.O_RDONLY)
+half = os.read(fd, len(old) // 2)
+open(os.path.join(tmp, "live.half"), "w").close()
+while not os.path.exists(os.path.join(tmp, "live.go")):
+    time.sleep(0.05)
+fails = []
+try:
+    rest = b"".join(iter(lambda: os.read(fd, 65537), b""))
+    if half + rest != old:
+        fails.append("the open from before the growth read other bytes")
+    how = "its version to the end"
+except OSError as e:
+    if e.errno != errno.ESTALE:
+        fails.append("the open from before the growth: %s" % e)
+    how = "ESTALE"
+os.close(fd)
+new = open(p, "rb").read()
+if len(new) != os.stat(p).st_size or new.count(b"\n") != m or b"PAT P7002" not in new:
+    fails.append("after the growth: %d bytes, st_size %d, %d rows (want %d)" %
+                 (len(new), os.stat(p).st_size, new.count(b"\n"), m))
+print("\n".join(fails) if fails else "ok: the open from before read " + how)
+sys.exit(1 if fails else 0)
+PYEOF
+LIVEPY=$!
+for i in $(seq 400); do [ -e "$TMP/live.half" ] && break; sleep 0.05; done
+for f in "$TMP"/stage2/*.dcm; do
+	b=$(basename "$f")
+	cp "$f" "$ARCH/incoming/.$b.tmp" && mv "$ARCH/incoming/.$b.tmp" "$ARCH/incoming/$b"
+done
+for i in $(seq 600); do [ "$(status_get "$MNT" instances)" = "$((M + 10))" ] && break; sleep 0.05; done
+[ "$(status_get "$MNT" instances)" = "$((M + 10))" ] &&
+	ok "the batch was indexed while a manifest was open" || fail "the 10 new instances were not indexed: $(tail -5 "$MOUNT_LOG")"
+grep -q "LMDB map grown" "$MOUNT_LOG" && ok "the map grew while mounted" ||
+	log "note: the map did not grow here ($(grep -ci map "$MOUNT_LOG") map lines)"
+grep -q "cannot grow" "$MOUNT_LOG" && fail "a growth failed: $(grep 'cannot grow' "$MOUNT_LOG")"
+touch "$TMP/live.go"
+wait "$LIVEPY" && ok "a manifest open across the growth: its version or ESTALE; the next open the new one" ||
+	fail "manifests across a map growth (above)"
+daemon_alive && ok "the daemon survived" || fail "the daemon died"
+mount_stop
 exit 0
