@@ -805,6 +805,7 @@ void dfs_query_stop(struct dfs *fs)
 	free(qv->v);
 	catalog_put(qv->cat);
 	pthread_mutex_destroy(&qv->lock);
+	pthread_mutex_destroy(&qv->reg_lock);
 	dfs_log_limit_destroy(&qv->loglim);
 	free(qv);
 	fs->query = NULL;
