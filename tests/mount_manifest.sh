@@ -41,9 +41,13 @@ sed 's/^/    /' "$TMP/readers"
 after=$(anon)
 grow=$((after - base))
 log "6 manifests, $((total / 1024)) KiB together, each read ~250 times: RssAnon $base -> $after KiB"
-[ "$grow" -lt $((total / 2 / 1024)) ] &&
-	ok "anonymous memory grew by $grow KiB (< half the manifests' $((total / 1024)) KiB)" ||
-	fail "anonymous memory grew by $grow KiB reading $((total / 1024)) KiB of manifests (want < 1/2)"
+if grep -q libasan "/proc/$MOUNT_PID/maps"; then
+	log "memory bound not checked: the daemon runs under ASan (quarantine, shadow memory)"
+else
+	[ "$grow" -lt $((total / 2 / 1024)) ] &&
+		ok "anonymous memory grew by $grow KiB (< half the manifests' $((total / 1024)) KiB)" ||
+		fail "anonymous memory grew by $grow KiB reading $((total / 1024)) KiB of manifests (want < 1/2)"
+fi
 
 # ---- a live change while manifests are read (catalog.h C7, view_query.c
 # V9): an open reads the version it opened, to its end; a new open reads
