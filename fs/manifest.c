@@ -502,6 +502,11 @@ int manifest_read(struct manifest *m, int fmt, uint64_t off, size_t size,
 	if (!rc)
 		rc = reply(ctx, b.p + (off - start), want);
 	if (!rc && b.len <= MANIFEST_SPAN_MAX) {
+		/* a span keeps the pages it uses, not those of a kept buffer
+		 * that once served a bigger read (M4) */
+		size_t fit = (b.len + MBUF_FIRST - 1) / MBUF_FIRST * MBUF_FIRST;
+		if (fit && b.cap > fit && mremap(b.p, b.cap, fit, 0) != MAP_FAILED)
+			b.cap = fit;
 		pthread_mutex_lock(&m->lock);
 		span_keep(m, f, &b, start);
 		pthread_mutex_unlock(&m->lock);
