@@ -339,7 +339,8 @@ static int table_build(struct catalog *c, struct index *ix)
 
 /*
  * The columns and the presence masks of the series (C5): one pass over
- * every record. A failed copy leaves the columns to catalog_columns.
+ * every record, a series at a time (its cells in tmp, then kept per series
+ * or appended to vx). A failed copy leaves the columns to catalog_columns.
  */
 static void table_columns(struct catalog *c, struct index *ix)
 {
@@ -352,70 +353,116 @@ static void table_columns(struct catalog *c, struct index *ix)
 	}
 	c->tags = tags;
 	c->ntags = nt;
-	size_t n = c->ninst;
-	uint64_t *m = hcalloc(c->nseries ? c->nseries : 1, sizeof(*m));
-	uint32_t *cell = NULL, *prev = NULL;
+	size_t ns = c->nseries;
+	uint64_t *m = hcalloc(ns ? ns : 1, sizeof(*m));
+	uint32_t *ser = NULL, *prev = NULL, *tmp = NULL, *vx = NULL;
+	size_t ntmp = 0, nvx = 0, cvx = 0;
 	char *pool = NULL;
 	size_t plen = 8, pcap = 0;   /* offset 0 (and up to 7): "absent" */
-	int ok = m != NULL;
-	if (ok && nt && n && n <= UINT32_MAX / nt) {
-		cell = hcalloc(nt * n, sizeof(*cell));
+	int ok = m != NULL, copy = 0;
+	if (ok && nt && ns && ns <= UINT32_MAX / nt) {
+		ser = hcalloc(nt * ns, sizeof(*ser));
 		prev = calloc(nt, sizeof(*prev));
-		pcap = (size_t)64 << 20;
+		pcap = (size_t)16 << 20;
 		pool = hmalloc(pcap);
-		if (!cell || !prev || !pool) {
-			catalog_hfree(cell);
-			catalog_hfree(pool);
-			cell = NULL;
-			pool = NULL;
-		}
+		copy = ser && prev && pool;
 	}
-	for (size_t i = 0; ok && i < n; i++) {
-		size_t pos = 0, l, j = 0;
-		uint32_t t;
-		const char *v;
-		uint64_t bits = 0;
-		while (j < nt && rec_step(c->inst[i].rec, c->inst[i].rec_len, &pos, &t, &v, &l)) {
-			while (j < nt && tags[j] < t)
-				j++;
-			if (j >= nt || tags[j] != t)
-				continue;
-			if (l && j < 64)
-				bits |= (uint64_t)1 << j;
-			if (!cell || cell[j * n + i])
-				continue;   /* a repeated tag: the first one counts */
-			uint32_t o = prev[j];
-			uint16_t pl;
-			if (o) {
-				memcpy(&pl, pool + o, 2);
-				if (pl == l && memcmp(pool + o + 2, v, l) == 0) {
-					cell[j * n + i] = o;
-					continue;
-				}
-			}
-			if (plen + 2 + l > pcap) {
-				char *np = pcap * 2 <= UINT32_MAX ? catalog_hrealloc(pool, pcap * 2) : NULL;
-				if (!np) {
-					catalog_hfree(cell);
-					catalog_hfree(pool);
-					cell = NULL;
-					pool = NULL;
-					continue;
-				}
-				pool = np;
-				pcap *= 2;
-			}
-			pl = (uint16_t)l;
-			memcpy(pool + plen, &pl, 2);
-			memcpy(pool + plen + 2, v, l);
-			cell[j * n + i] = prev[j] = (uint32_t)plen;
-			plen += 2 + l;
+	for (size_t s = 0; ok && s < ns; s++) {
+		uint32_t a = c->series[s].first, e = c->series[s].end, len = e - a;
+		if (copy && (size_t)len * nt > ntmp) {
+			free(tmp);
+			ntmp = (size_t)len * nt;
+			if (!(tmp = malloc(ntmp * sizeof(*tmp))))
+				copy = 0;
 		}
-		m[c->inst[i].series] |= bits;
+		if (copy)
+			memset(tmp, 0, (size_t)len * nt * sizeof(*tmp));
+		uint64_t bits = 0;
+		for (uint32_t i = a; i < e; i++) {
+			size_t pos = 0, l, j = 0;
+			uint32_t t;
+			const char *v;
+			while (j < nt && rec_step(c->inst[i].rec, c->inst[i].rec_len, &pos, &t, &v, &l)) {
+				while (j < nt && tags[j] < t)
+					j++;
+				if (j >= nt || tags[j] != t)
+					continue;
+				if (l && j < 64)
+					bits |= (uint64_t)1 << j;
+				uint32_t *cell = copy ? &tmp[j * len + (i - a)] : NULL;
+				if (!cell || *cell)
+					continue;   /* a repeated tag: the first one counts */
+				uint32_t o = prev[j];
+				uint16_t pl;
+				if (o) {
+					memcpy(&pl, pool + o, 2);
+					if (pl == l && memcmp(pool + o + 2, v, l) == 0) {
+						*cell = o;
+						continue;
+					}
+				}
+				if (plen + 2 + l > pcap) {
+					char *np = pcap * 2 <= CAT_VARY ? catalog_hrealloc(pool, pcap * 2) : NULL;
+					if (!np) {
+						copy = 0;
+						continue;
+					}
+					pool = np;
+					pcap *= 2;
+				}
+				pl = (uint16_t)l;
+				memcpy(pool + plen, &pl, 2);
+				memcpy(pool + plen + 2, v, l);
+				*cell = prev[j] = (uint32_t)plen;
+				plen += 2 + l;
+			}
+		}
+		m[s] |= bits;
+		/* C5: one cell for the series, or its instances' cells in vx */
+		for (size_t j = 0; copy && j < nt; j++) {
+			const uint32_t *col = tmp + j * len;
+			uint32_t k = 1;
+			while (k < len && col[k] == col[0])
+				k++;
+			if (k >= len) {
+				ser[j * ns + s] = len ? col[0] : 0;
+				continue;
+			}
+			if (nvx + len > cvx) {
+				size_t nc = cvx ? cvx * 2 : 65536;
+				while (nc < nvx + len)
+					nc *= 2;
+				uint32_t *nv = nc < CAT_VARY ? realloc(vx, nc * sizeof(*nv)) : NULL;
+				if (!nv) {
+					copy = 0;
+					break;
+				}
+				vx = nv;
+				cvx = nc;
+			}
+			ser[j * ns + s] = CAT_VARY | (uint32_t)nvx;
+			memcpy(vx + nvx, col, len * sizeof(*col));
+			nvx += len;
+		}
 	}
 	free(prev);
+	free(tmp);
+	if (!copy) {
+		catalog_hfree(ser);
+		catalog_hfree(pool);
+		free(vx);
+		ser = vx = NULL;
+		pool = NULL;
+		nvx = 0;
+	} else if (nvx < cvx) {
+		uint32_t *fit = realloc(vx, (nvx ? nvx : 1) * sizeof(*fit));
+		if (fit)
+			vx = fit;
+	}
 	c->smask = m;
-	c->vcell = cell;
+	c->vser = ser;
+	c->vx = vx;
+	c->nvx = nvx;
 	c->vpool = pool;
 	c->vpool_len = plen;
 }
@@ -438,7 +485,7 @@ static size_t tag_pos(const struct catalog *c, uint32_t tag)
 static const uint32_t *vcolumn(const struct catalog *c, uint32_t tag)
 {
 	size_t j = tag_pos(c, tag);
-	return c->vcell && j < c->ntags ? c->vcell + j * c->ninst : NULL;
+	return c->vser && j < c->ntags ? c->vser + j * c->nseries : NULL;
 }
 
 static int sv_cmp(const void *x, const void *y)
@@ -465,11 +512,11 @@ static int table_modalities(struct catalog *c)
 		uint32_t last = 0;
 		c->mod_first[s] = (uint32_t)n;
 		for (uint32_t i = c->study[s].first; i < c->study[s].end; i++) {
-			if (col.off && col.off[i] == last && last)
+			uint32_t o = col.ser ? catalog_coff(c, &col, i) : 0;
+			if (o && o == last)
 				continue;   /* the same value as the previous one */
 			struct cat_sv m = catalog_colv(c, &col, i);
-			if (col.off)
-				last = col.off[i];
+			last = o;
 			if (!m.l)
 				continue;
 			size_t k;
@@ -494,7 +541,8 @@ static void catalog_free(struct catalog *c)
 	catalog_hfree(c->series);
 	catalog_hfree(c->inst);
 	catalog_hfree(c->smask);
-	catalog_hfree(c->vcell);
+	catalog_hfree(c->vser);
+	free(c->vx);
 	catalog_hfree(c->vpool);
 	catalog_hfree(c->mods);
 	free(c->mod_first);
@@ -640,6 +688,12 @@ int catalog_get(struct dfs *fs, struct catalog **out)
 	}
 	pthread_mutex_unlock(&s->lock);
 	return rc;
+}
+
+struct catalog *catalog_ref(struct catalog *c)
+{
+	__atomic_add_fetch(&c->refs, 1, __ATOMIC_RELAXED);
+	return c;
 }
 
 void catalog_put(struct catalog *c)
@@ -800,9 +854,9 @@ int catalog_columns(struct catalog *c, const uint32_t *tags, size_t n,
 	if (n > 64)
 		return -EINVAL;
 	for (size_t k = 0; k < n; k++) {
-		cols[k].off = vcolumn(c, tags[k]);
+		cols[k].ser = vcolumn(c, tags[k]);
 		cols[k].sv = NULL;
-		if (!cols[k].off)
+		if (!cols[k].ser)
 			need[nn++] = tags[k];
 	}
 	if (!nn)
@@ -810,7 +864,7 @@ int catalog_columns(struct catalog *c, const uint32_t *tags, size_t n,
 	pthread_mutex_lock(&c->cols_lock);
 	rc = lazy_fill(c, need, nn);
 	for (size_t k = 0; k < n && !rc; k++)
-		if (!cols[k].off && !(cols[k].sv = lazy_column(c, tags[k])))
+		if (!cols[k].ser && !(cols[k].sv = lazy_column(c, tags[k])))
 			rc = -ENOMEM;
 	pthread_mutex_unlock(&c->cols_lock);
 	return rc;
@@ -844,10 +898,10 @@ void catalog_first_values(struct catalog *c, uint32_t a, uint32_t e,
 		if (!tags[k])
 			continue;
 		struct cat_col col = { vcolumn(c, tags[k]), NULL };
-		if (col.off) {
+		if (col.ser) {
 			/* the copied values: the first non-empty one */
 			for (uint32_t i = a; i < e; i++)
-				if (col.off[i] && (vals[k] = catalog_colv(c, &col, i)).l)
+				if (catalog_coff(c, &col, i) && (vals[k] = catalog_colv(c, &col, i)).l)
 					break;
 			continue;
 		}

@@ -22,12 +22,17 @@
  * (C4) ModalitiesInStudy of a study: the distinct non-empty Modality
  *      values of its instances, sorted by bytes (shorter first on a common
  *      prefix), as study.json gives them; '\'-joined in manifests.
- * (C5) Columns: vcell[j * ninst + i] is the offset in vpool of instance
- *      i's value of tags[j] (a uint16 length, then the bytes; 0: absent).
- *      Equal values of consecutive instances share one offset, so a
- *      matcher may reuse its last answer when the offset repeats. When the
- *      copy could not be made (memory), columns of values pointing into
- *      the records are made on first use instead (cols_lock).
+ * (C5) Columns: the cell of instance i for tags[j] is the offset in vpool
+ *      of its value (a uint16 length, then the bytes; 0: absent), kept per
+ *      series where it can be: vser[j * nseries + s] is the cell of every
+ *      instance of series s when they all have the same one, else
+ *      CAT_VARY | k, and the cells of the series' instances are vx[k ..]
+ *      in order (catalog_coff). Attributes of the patient, study and
+ *      series cost 4 bytes per series, not per instance. Equal values of
+ *      consecutive instances share one offset, so a matcher may reuse its
+ *      last answer when the offset repeats. When the copy could not be
+ *      made (memory), columns of values pointing into the records are
+ *      made on first use instead (cols_lock).
  * (C6) Record and name pointers point into the LMDB map: the catalog holds
  *      the snapshots it read them in (index_snap_take, index.h I6) until it
  *      is freed, so a live update (I9) never reuses their pages. Its two
@@ -37,9 +42,12 @@
  * (C7) A live update makes the slot stale (catalog_invalidate): the next
  *      catalog_get builds the next generation on the calling thread (users
  *      of the old one keep it until they put it, C2).
- * Memory, per instance: ~48 B table + 4 B per indexed tag + the pool
- * (~40 B on the bench archive): ~280 B with the 48 default tags. Big arrays
- * are in huge-page-advised mappings (page faults are costly on VMs).
+ * Memory, per instance: ~48 B table + 4 B per indexed tag whose value
+ * varies within its series (SOPInstanceUID, InstanceNumber, positions...)
+ * + the pool; per series 4 B per indexed tag. On the bench archive (50
+ * tags): ~75 B per instance (7 MiB at 100,000), where a cell per instance
+ * and tag took ~230 B (22 MiB). Big arrays are in huge-page-advised mappings (page faults are
+ * costly on VMs).
  *
  * Errors: 0 or negative errno. Threading: see C1, C2; catalog_get,
  * catalog_put and catalog_column may be called from any thread.
@@ -93,7 +101,9 @@ struct catalog {
 	size_t ntags;
 	uint64_t *smask;             /* per series: bit j, an instance has a
 				      * non-empty value of tags[j] (j < 64) */
-	uint32_t *vcell;             /* C5; NULL: not copied */
+	uint32_t *vser;              /* C5; NULL: not copied */
+	uint32_t *vx;                /* C5: the cells of varying series */
+	size_t nvx;
 	char *vpool;
 	size_t vpool_len;
 	struct cat_sv *mods;         /* C4: study s has mods[mod_first[s] ..
@@ -134,6 +144,8 @@ void catalog_stop(struct dfs *fs);
  */
 int catalog_get(struct dfs *fs, struct catalog **out);
 void catalog_put(struct catalog *c);
+/* One more reference to c (which the caller holds one of); returns c. */
+struct catalog *catalog_ref(struct catalog *c);
 /* The index changed (C7): the next catalog_get builds a new generation. */
 void catalog_invalidate(struct dfs *fs);
 /* The LMDB map must grow (index/store.h S3): the slot lets go of its
@@ -152,11 +164,20 @@ void catalog_path(const struct catalog *c, int level, uint32_t x, struct strbuf 
 /* ModalitiesInStudy of study x (C4), '\'-joined, added to sb. */
 void catalog_modalities(const struct catalog *c, uint32_t x, struct strbuf *sb);
 
-/* A column of values of one tag: offsets into vpool (C5) or values. */
+/* A column of values of one tag: cells (C5) or values. */
 struct cat_col {
-	const uint32_t *off;
-	const struct cat_sv *sv;
+	const uint32_t *ser;         /* vser + j * nseries, or NULL */
+	const struct cat_sv *sv;     /* else: per instance */
 };
+#define CAT_VARY 0x80000000u
+/* The cell (offset into vpool, 0: absent) of instance i in col (C5),
+ * whose ser is set. */
+static inline uint32_t catalog_coff(const struct catalog *c, const struct cat_col *col,
+				    size_t i)
+{
+	uint32_t s = c->inst[i].series, v = col->ser[s];
+	return v & CAT_VARY ? c->vx[(v & ~CAT_VARY) + (i - c->series[s].first)] : v;
+}
 /* The columns of tags[0, n) (n <= 64) into cols: one pass over the
  * records for all that are not copied (C5). 0 or -ENOMEM. */
 int catalog_columns(struct catalog *c, const uint32_t *tags, size_t n,
@@ -164,9 +185,9 @@ int catalog_columns(struct catalog *c, const uint32_t *tags, size_t n,
 static inline struct cat_sv catalog_colv(const struct catalog *c,
 					 const struct cat_col *col, size_t i)
 {
-	if (col->off) {
+	if (col->ser) {
 		struct cat_sv v = { "", 0 };
-		uint32_t o = col->off[i];
+		uint32_t o = catalog_coff(c, col, i);
 		if (o) {
 			uint16_t l;
 			__builtin_memcpy(&l, c->vpool + o, 2);

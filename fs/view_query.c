@@ -33,16 +33,17 @@
  *      its name up again, which makes the same id from the same path: so
  *      query directories and manifests get entry and attribute timeouts
  *      of QDIR_TIMEOUT (1 s), not the tree's (links need no entry, V5).
- * (V7) Manifests are built lazily: a listing (readdir, readdirplus)
- *      builds neither (readdirplus gives their names without attributes);
- *      stat and lookup compute their sizes and keep only the sizes; only
- *      an open keeps the content (in the result cache, V4, and shared per
- *      inode while open, fs/shared_buf.h).
- * (V4) Results (matches, names, manifests) are cached per query directory,
- *      dropped beyond QCACHE_BYTES (least recently used first) and
+ * (V7) Manifests are never held whole (manifest.h M2): a listing
+ *      (readdir, readdirplus) sizes neither (readdirplus gives their names
+ *      without attributes); stat, lookup and open size both in one pass
+ *      and keep the sizes and a checkpoint every 16 rows; reads generate
+ *      the rows they cover.
+ * (V4) Results (matches, names, the manifests' checkpoints and cached
+ *      spans) are cached per query directory, dropped beyond a budget of
+ *      -o open_size / QCACHE_SHARE bytes (least recently used first) and
  *      recomputed, deterministically, when needed again. They index the
- *      catalog they were computed from: the view holds a reference to it
- *      and drops every result when the current catalog changes (C2).
+ *      catalog they were computed from: each holds a reference to it, and
+ *      the view drops every result when the current catalog changes (C2).
  * (V5) Symlinks need no state: their id is the target's id plus the depth
  *      of the directory they are in, enough to write the relative target
  *      from the nodes.
@@ -54,11 +55,29 @@
  *      from what it sees: rows its view allows, names deduplicated among
  *      those, manifests of those; such results are kept in a slot of
  *      their own per directory (one caller at a time, ACCESS_TTL seconds)
- *      and counted in QCACHE_BYTES like the others.
+ *      and counted in the budget like the others.
+ * (V9) Results are refcounted: the cache's slot holds one reference, each
+ *      open manifest one more. An open reads the results it opened, at
+ *      any offset, whatever the cache or a live update (catalog.h C7) does
+ *      meanwhile: size and bytes of one version (manifest.h M3). Such an
+ *      open is direct_io when the content is the caller's own (V8) or the
+ *      archive may change (fs->live): the page cache of the inode would
+ *      mix versions. A read without an open (f->priv NULL) reads the
+ *      current results of the inode for f->caller. Results dropped from
+ *      the cache but held by opens are no longer counted in the budget:
+ *      they follow the open files.
+ * (V10) When the LMDB map must grow (dfs_query_release, store.h S3), every
+ *      result lets go of its catalog, so of the snapshot that pins the
+ *      old map: at once, or when the read running on it ends (ulock,
+ *      inflight). An open from before then reads ESTALE (with a log
+ *      line): open it again. Growth is rare (64 MiB of room beyond the
+ *      index, doubled each time) and an open manifest must not hold up
+ *      the live update for STORE_GROW_WAIT_MS and fail it.
  * Threading: one lock (qview.lock) serialises the query table, the
  * results and evaluation; readlink needs none.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,21 +95,36 @@
 
 #define QTABLE_MAX 4096
 #define QDIR_TIMEOUT 1.0   /* s: entry/attr timeout of query dirs, manifests (V3) */
-#define QCACHE_BYTES ((size_t)512 << 20)
+#define QCACHE_SHARE 4     /* V4: results within open_size / 4 */
+#define QCACHE_MIN ((size_t)4 << 20)
 #define MAX_TERMS 64
+#define TRIM_ROWS 16384    /* V4: malloc_trim after evaluations this big */
 
 static const char *const level_names[] = { "studies", "series", "instances" };
 
 struct qres {
+	int refs;             /* atomic: the cache's slot, each open (V9) */
+	struct catalog *cat;  /* a reference: what idx indexes (V4, V9);
+			       * NULL once revoked and no read runs (V10) */
+	struct qview *qv;
+	struct qres *rprev, *rnext;   /* qv->reg_lock: every live result (V10) */
+	pthread_mutex_t ulock;        /* inflight, revoked, cat once shared */
+	int inflight;         /* ulock: reads generating from cat now */
+	int revoked;          /* ulock: V10 */
+	int level;
 	uint32_t *idx;        /* matched instance / series / study indexes */
 	size_t n;
-	char **names;         /* link names, parallel to idx */
+	struct strbuf names;  /* link names, NUL-terminated, at noff[i] */
+	uint32_t *noff;       /* parallel to idx */
 	uint32_t *by_name;    /* positions sorted by name */
-	char *csv, *jsonl;    /* NULL until opened (V7) */
-	size_t csv_len, jsonl_len;
-	int sized;            /* csv_len, jsonl_len are known (V7) */
+	struct manifest *man; /* NULL until sized (V7) */
 	size_t bytes;
 };
+
+static inline const char *rname(const struct qres *r, size_t i)
+{
+	return r->names.buf + r->noff[i];
+}
 
 /* One query directory */
 struct qdir {
@@ -111,11 +145,14 @@ struct qdir {
 
 struct qview {
 	pthread_mutex_t lock;
+	pthread_mutex_t reg_lock;  /* after lock; the list of results (V10) */
+	struct qres *reg;     /* reg_lock */
 	struct qdir **v;      /* lock */
 	size_t n, cap;        /* lock */
 	uint64_t clock;       /* lock */
 	size_t cache_bytes;   /* lock: bytes of every res */
 	struct catalog *cat;  /* lock: the results' catalog (V4), a reference */
+	size_t budget;        /* bytes of results kept (V4) */
 	struct dfs *fs;
 	struct dfs_log_limit loglim;   /* L2: query error lines */
 	struct dfs_caller *caller;     /* lock: the request's, when filtered (V8) */
@@ -129,14 +166,31 @@ static void res_free(struct qres *r)
 {
 	if (!r)
 		return;
-	for (size_t i = 0; i < r->n; i++)
-		free(r->names[i]);
-	free(r->names);
-	catalog_hfree(r->idx);
+	if (r->qv) {   /* V10: out of the list */
+		pthread_mutex_lock(&r->qv->reg_lock);
+		if (r->rprev)
+			r->rprev->rnext = r->rnext;
+		else
+			r->qv->reg = r->rnext;
+		if (r->rnext)
+			r->rnext->rprev = r->rprev;
+		pthread_mutex_unlock(&r->qv->reg_lock);
+	}
+	pthread_mutex_destroy(&r->ulock);
+	manifest_free(r->man);
+	strbuf_release(&r->names);
+	free(r->noff);
+	free(r->idx);
 	free(r->by_name);
-	free(r->csv);
-	free(r->jsonl);
+	catalog_put(r->cat);
 	free(r);
+}
+
+/* V9: results live while the cache or an open holds them */
+static void res_put(struct qres *r)
+{
+	if (r && __atomic_sub_fetch(&r->refs, 1, __ATOMIC_ACQ_REL) == 0)
+		res_free(r);
 }
 
 static void res_drop1(struct qview *qv, struct qres **r)
@@ -144,7 +198,7 @@ static void res_drop1(struct qview *qv, struct qres **r)
 	if (!*r)
 		return;
 	qv->cache_bytes -= (*r)->bytes;
-	res_free(*r);
+	res_put(*r);
 	*r = NULL;
 }
 
@@ -168,8 +222,20 @@ static void qdir_free(struct qview *qv, struct qdir *q)
 
 static int cmp_names(const void *a, const void *b, void *ctx)
 {
-	char **n = ctx;
-	return strcmp(n[*(const uint32_t *)a], n[*(const uint32_t *)b]);
+	const struct qres *r = ctx;
+	return strcmp(rname(r, *(const uint32_t *)a), rname(r, *(const uint32_t *)b));
+}
+
+/* name of position pos := s[0, l) (appended to the pool) */
+static int set_name(struct qres *r, size_t pos, const char *s, size_t l)
+{
+	size_t at = r->names.len;
+	if (at > UINT32_MAX - l - 1)
+		return -ENOMEM;
+	strbuf_add(&r->names, s, l);
+	strbuf_add(&r->names, "", 1);
+	r->noff[pos] = (uint32_t)at;
+	return strbuf_error(&r->names);
 }
 
 /* ModalitiesInStudy terms: per study (V1); *ok stays NULL without any */
@@ -223,9 +289,9 @@ static int match_all(struct catalog *c, const struct qdir *q, struct qview *qv,
 		for (size_t k = 0; k < q->nt && ok; k++) {
 			if (q->t[k].tag == QUERY_TAG_MODALITIES_IN_STUDY)
 				continue;
-			if (cols[k].off) {
+			if (cols[k].ser) {
 				/* equal consecutive values share an offset (C5): match once */
-				uint32_t o = cols[k].off[i];
+				uint32_t o = catalog_coff(c, &cols[k], i);
 				if (o != lastoff[k] || lastres[k] < 0) {
 					struct cat_sv v = catalog_colv(c, &cols[k], i);
 					lastoff[k] = o;
@@ -252,7 +318,7 @@ static int match_all(struct catalog *c, const struct qdir *q, struct qview *qv,
 		}
 		if (r->n == cap) {
 			cap = cap ? cap * 2 : 256;
-			uint32_t *nv = catalog_hrealloc(r->idx, cap * sizeof(*nv));
+			uint32_t *nv = realloc(r->idx, cap * sizeof(*nv));
 			if (!nv) {
 				err = -ENOMEM;
 				break;
@@ -265,6 +331,27 @@ static int match_all(struct catalog *c, const struct qdir *q, struct qview *qv,
 	return err;
 }
 
+/* The pool of names without the ones dedup_names replaced, exact size */
+static int names_compact(struct qres *r)
+{
+	size_t live = 0;
+	for (size_t i = 0; i < r->n; i++)
+		live += strlen(rname(r, i)) + 1;
+	if (live == r->names.len)
+		return 0;
+	struct strbuf nb = STRBUF_INIT;
+	if (strbuf_grow(&nb, live))
+		return -ENOMEM;
+	for (size_t i = 0; i < r->n; i++) {
+		const char *nm = rname(r, i);
+		r->noff[i] = (uint32_t)nb.len;
+		strbuf_add(&nb, nm, strlen(nm) + 1);
+	}
+	strbuf_release(&r->names);
+	r->names = nb;
+	return 0;
+}
+
 /* Make the names of colliding entries unique (V6); pass 0 or 1 */
 static int dedup_names(struct catalog *c, int level, struct qres *r, int pass,
 		       int *changed)
@@ -272,14 +359,15 @@ static int dedup_names(struct catalog *c, int level, struct qres *r, int pass,
 	struct strbuf p = STRBUF_INIT;
 	int err = 0;
 	*changed = 0;
-	qsort_r(r->by_name, r->n, sizeof(*r->by_name), cmp_names, r->names);
+	qsort_r(r->by_name, r->n, sizeof(*r->by_name), cmp_names, r);
 	for (size_t i = 0; i < r->n && !err;) {
 		size_t j = i + 1;
-		while (j < r->n && strcmp(r->names[r->by_name[i]], r->names[r->by_name[j]]) == 0)
+		while (j < r->n && strcmp(rname(r, r->by_name[i]), rname(r, r->by_name[j])) == 0)
 			j++;
 		for (size_t k = i; j - i > 1 && k < j && !err; k++) {
 			uint32_t pos = r->by_name[k];
-			char sfx[40], *nm = r->names[pos];
+			char sfx[40];
+			const char *nm = rname(r, pos);
 			strbuf_reset(&p);
 			catalog_path(c, level, r->idx[pos], &p);
 			uint64_t h = fnv1a(FNV1A_INIT, strbuf_str(&p), p.len);
@@ -291,12 +379,13 @@ static int dedup_names(struct catalog *c, int level, struct qres *r, int pass,
 			if (level == CAT_INSTANCES && nl > 4 && strcmp(nm + nl - 4, ".dcm") == 0)
 				el = 4;
 			char *n2 = NULL;
-			if (asprintf(&n2, "%.*s%s%s", (int)(nl - el), nm, sfx, nm + nl - el) < 0) {
+			int l2 = asprintf(&n2, "%.*s%s%s", (int)(nl - el), nm, sfx, nm + nl - el);
+			if (l2 < 0) {
 				err = -ENOMEM;
 				break;
 			}
-			free(nm);
-			r->names[pos] = n2;
+			err = set_name(r, pos, n2, (size_t)l2);
+			free(n2);
 			*changed = 1;
 		}
 		i = j;
@@ -314,20 +403,30 @@ static int evaluate(struct qview *qv, const struct qdir *q, struct qres **out)
 	struct qres *r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
+	r->refs = 1;   /* the slot's (V9) */
+	r->cat = catalog_ref(c);
+	r->level = q->level;
+	pthread_mutex_init(&r->ulock, NULL);
+	r->qv = qv;   /* V10: into the list */
+	pthread_mutex_lock(&qv->reg_lock);
+	r->rnext = qv->reg;
+	if (qv->reg)
+		qv->reg->rprev = r;
+	qv->reg = r;
+	pthread_mutex_unlock(&qv->reg_lock);
 	int err = match_all(c, q, qv, r);
 	/* names: the tree name; colliding ones all get " ~xxxxxxxx" */
 	if (!err && r->n) {
-		r->names = calloc(r->n, sizeof(*r->names));
+		r->noff = malloc(r->n * sizeof(*r->noff));
 		r->by_name = malloc(r->n * sizeof(*r->by_name));
-		if (!r->names || !r->by_name)
+		if (!r->noff || !r->by_name)
 			err = -ENOMEM;
 	}
 	for (size_t i = 0; i < r->n && !err; i++) {
 		uint32_t x = r->idx[i];
 		struct cat_sv nm = q->level == CAT_INSTANCES ? c->inst[x].name :
 				   q->level == CAT_SERIES ? c->series[x].name : c->study[x].name;
-		if (!(r->names[i] = strndup(nm.s, nm.l)))
-			err = -ENOMEM;
+		err = set_name(r, i, nm.s, nm.l);
 		r->by_name[i] = (uint32_t)i;
 	}
 	for (int pass = 0; pass < 2 && !err && r->n; pass++) {
@@ -336,45 +435,40 @@ static int evaluate(struct qview *qv, const struct qdir *q, struct qres **out)
 		if (err || !changed)
 			break;
 		if (pass == 1)
-			qsort_r(r->by_name, r->n, sizeof(*r->by_name), cmp_names, r->names);
+			qsort_r(r->by_name, r->n, sizeof(*r->by_name), cmp_names, r);
 	}
+	if (!err)
+		err = names_compact(r);
 	if (err) {
 		res_free(r);
 		return err;
 	}
-	r->bytes = sizeof(*r) + r->n * (sizeof(uint32_t) * 2 + sizeof(char *) + 32);
+	/* the exact-size arrays (malloc: given back to the system when freed) */
+	uint32_t *fit = r->n ? realloc(r->idx, r->n * sizeof(*fit)) : NULL;
+	if (fit)
+		r->idx = fit;
+	r->bytes = sizeof(*r) + r->n * sizeof(uint32_t) * 3 + r->names.alloc;
+	/* V4: the transient buffers of a big evaluation (the names before
+	 * dedup_names, glibc's raised mmap threshold keeps them in the heap)
+	 * go back to the system now, not when the heap top moves */
+	if (r->n >= TRIM_ROWS)
+		malloc_trim(0);
 	*out = r;
 	return 0;
 }
 
-/* The manifests of q's results r: their sizes only (keep 0), or their
- * content (V7). */
-static int manifests(struct qview *qv, struct qdir *q, struct qres *r, int keep)
+/* The manifests of q's results r, sized (V7, manifest.h M2) */
+static int manifests(struct qview *qv, struct qres *r)
 {
-	struct strbuf csv = STRBUF_INIT, js = STRBUF_INIT;
-	if (r->csv || (!keep && r->sized))
+	if (r->man)
 		return 0;
-	int rc = manifest_write(qv->cat, q->level, r->idx, r->names, r->n, &csv, &js);
-	if (rc || !keep) {
-		if (!rc) {
-			r->csv_len = csv.len;
-			r->jsonl_len = js.len;
-			r->sized = 1;
-		}
-		strbuf_release(&csv);
-		strbuf_release(&js);
+	struct manifest_rows rows = { r->idx, r->names.buf, r->noff, r->n };
+	int rc = manifest_new(r->cat, r->level, &rows, &r->man);
+	if (rc)
 		return rc;
-	}
-	r->sized = 1;
-	r->csv = strbuf_detach(&csv, &r->csv_len);
-	r->jsonl = strbuf_detach(&js, &r->jsonl_len);
-	if (!r->jsonl && !(r->jsonl = strdup(""))) {
-		free(r->csv);
-		r->csv = NULL;
-		return -ENOMEM;
-	}
-	r->bytes += r->csv_len + r->jsonl_len;
-	qv->cache_bytes += r->csv_len + r->jsonl_len;
+	size_t b = manifest_bytes(r->man);
+	r->bytes += b;
+	qv->cache_bytes += b;
 	return 0;
 }
 
@@ -396,10 +490,10 @@ static struct qdir *q_find_key(struct qview *qv, const char *key)
 	return NULL;
 }
 
-/* Drop cached results beyond QCACHE_BYTES (except keep's), V4 */
+/* Drop cached results beyond the budget (except keep's), V4 */
 static void cache_trim(struct qview *qv, struct qdir *keep)
 {
-	while (qv->cache_bytes > QCACHE_BYTES) {
+	while (qv->cache_bytes > qv->budget) {
 		struct qdir *old = NULL;
 		for (size_t i = 0; i < qv->n; i++)
 			if (qv->v[i] != keep && (qv->v[i]->res || qv->v[i]->cres) &&
@@ -605,8 +699,7 @@ static struct qres **res_slot(struct qview *qv, struct qdir *q)
 	return &q->cres;
 }
 
-/* q's results into *out; want_manifests: 0 none, 1 their sizes, 2 their
- * content (V7) */
+/* q's results into *out; want_manifests: 0 none, else sized (V7) */
 static int q_results(struct qview *qv, struct qdir *q, int want_manifests,
 		     struct qres **out)
 {
@@ -619,7 +712,7 @@ static int q_results(struct qview *qv, struct qdir *q, int want_manifests,
 			return rc;
 		qv->cache_bytes += (*slot)->bytes;
 	}
-	if (want_manifests && (rc = manifests(qv, q, *slot, want_manifests == 2)))
+	if (want_manifests && (rc = manifests(qv, *slot)))
 		return rc;
 	*out = *slot;
 	cache_trim(qv, q);
@@ -664,8 +757,12 @@ int dfs_query_start(struct dfs *fs)
 	if (!qv)
 		return -ENOMEM;
 	pthread_mutex_init(&qv->lock, NULL);
+	pthread_mutex_init(&qv->reg_lock, NULL);
 	dfs_log_limit_init(&qv->loglim, QUERY_LOG_PER_SEC);
 	qv->fs = fs;
+	qv->budget = (size_t)(fs->open_bytes / QCACHE_SHARE);
+	if (qv->budget < QCACHE_MIN)
+		qv->budget = QCACHE_MIN;
 	fs->query = qv;
 	return 0;
 }
@@ -680,6 +777,21 @@ void dfs_query_release(struct dfs *fs)
 		res_drop(qv, qv->v[i]);
 	catalog_put(qv->cat);
 	qv->cat = NULL;
+	/* V10: results held by opens let go of their catalogs (and so of
+	 * their snapshots) now, or when their running read ends */
+	pthread_mutex_lock(&qv->reg_lock);
+	for (struct qres *r = qv->reg; r; r = r->rnext) {
+		struct catalog *c = NULL;
+		pthread_mutex_lock(&r->ulock);
+		r->revoked = 1;
+		if (!r->inflight) {
+			c = r->cat;
+			r->cat = NULL;
+		}
+		pthread_mutex_unlock(&r->ulock);
+		catalog_put(c);
+	}
+	pthread_mutex_unlock(&qv->reg_lock);
 	pthread_mutex_unlock(&qv->lock);
 }
 
@@ -693,6 +805,7 @@ void dfs_query_stop(struct dfs *fs)
 	free(qv->v);
 	catalog_put(qv->cat);
 	pthread_mutex_destroy(&qv->lock);
+	pthread_mutex_destroy(&qv->reg_lock);
 	dfs_log_limit_destroy(&qv->loglim);
 	free(qv);
 	fs->query = NULL;
@@ -795,7 +908,8 @@ static int stat_locked(struct qview *qv, uint64_t ino, struct stat *st)
 		return rc;
 	st->st_mode = S_IFREG | 0444;
 	st->st_nlink = 1;
-	st->st_size = (off_t)(k == KIND_QMANIFEST_CSV ? r->csv_len : r->jsonl_len);
+	st->st_size = (off_t)manifest_size(r->man, k == KIND_QMANIFEST_CSV ? MANIFEST_CSV :
+						    MANIFEST_JSONL);
 	st->st_blocks = (st->st_size + 511) / 512;
 	return 0;
 }
@@ -859,7 +973,7 @@ static uint64_t find_link(struct qview *qv, struct qdir *p, struct qres *r,
 	size_t lo = 0, hi = r->n;
 	while (lo < hi) {
 		size_t m = (lo + hi) / 2;
-		int c = strcmp(r->names[r->by_name[m]], name);
+		int c = strcmp(rname(r, r->by_name[m]), name);
 		if (c == 0)
 			return link_ino(qv->cat, p, r->idx[r->by_name[m]]);
 		if (c < 0)
@@ -995,7 +1109,7 @@ int dfs_query_readdir(struct dfs *fs, struct dfs_caller *c, fuse_req_t req, uint
 			name = "manifest.jsonl";
 			eino = ino_make(q->qid, KIND_QMANIFEST_JSONL);
 		} else {
-			name = r->names[pos - 4];
+			name = rname(r, pos - 4);
 			eino = link_ino(qv->cat, q, r->idx[pos - 4]);
 		}
 		memset(&st, 0, sizeof(st));
@@ -1036,30 +1150,111 @@ int dfs_query_readdir(struct dfs *fs, struct dfs_caller *c, fuse_req_t req, uint
 	return rc;
 }
 
-/* ---- manifests as file kinds ---- */
+/* ---- manifests as file kinds (V9) ---- */
+
+/* An open manifest: the results it reads, held (V9) */
+struct mopen {
+	struct qres *r;
+	int fmt;
+};
+
+/* The sized results of manifest id for caller c, held (V9): 0 or an error */
+static int manifest_results(struct dfs *fs, struct dfs_caller *c, uint64_t id,
+			    struct qres **out)
+{
+	struct qview *qv;
+	struct qres *r = NULL;
+	int rc = view_enter(fs, c, &qv);
+	if (rc)
+		return rc;
+	struct qdir *q = q_get(qv, id);
+	rc = q ? q_results(qv, q, 1, &r) : -ESTALE;
+	if (!rc) {
+		__atomic_add_fetch(&r->refs, 1, __ATOMIC_RELAXED);
+		*out = r;
+	}
+	view_leave(qv);
+	return rc;
+}
 
 static int manifest_open(struct dfs *fs, uint64_t id, const struct node_view *nv,
 			 struct dfs_file *f)
 {
-	struct qview *qv;
-	struct qres *r = NULL;
+	struct mopen *o = calloc(1, sizeof(*o));
 	(void)nv;
-	int rc = view_enter(fs, f->caller, &qv);
-	if (rc)
+	if (!o)
+		return -ENOMEM;
+	int rc = manifest_results(fs, f->caller, id, &o->r);
+	if (rc) {
+		free(o);
 		return rc;
-	struct qdir *q = q_get(qv, id);
-	rc = q ? q_results(qv, q, 2, &r) : -ESTALE;
-	if (!rc) {
-		const char *s = f->kind == KIND_QMANIFEST_CSV ? r->csv : r->jsonl;
-		f->len = f->kind == KIND_QMANIFEST_CSV ? r->csv_len : r->jsonl_len;
-		f->buf = malloc(f->len ? f->len : 1);
-		if (!f->buf)
-			rc = -ENOMEM;
-		else
-			memcpy(f->buf, s, f->len);
 	}
-	view_leave(qv);
+	o->fmt = f->kind == KIND_QMANIFEST_CSV ? MANIFEST_CSV : MANIFEST_JSONL;
+	f->priv = o;
+	/* V9: not through the page cache when the content is the caller's
+	 * own (A8) or may change while mounted (the next version is another
+	 * content under the same inode) */
+	f->direct_io = (f->caller && dfs_access_filtered(f->caller)) || fs->live;
+	return 0;
+}
+
+static int reply_bytes(void *req, const char *p, size_t n)
+{
+	fuse_reply_buf(req, p, n);
+	return 0;
+}
+
+static int manifest_fread(struct dfs *fs, struct dfs_file *f, fuse_req_t req,
+			  size_t size, off_t off)
+{
+	struct mopen *o = f->priv, tmp = { NULL, 0 };
+	int rc;
+	if (off < 0)
+		return -EINVAL;
+	if (!o) {
+		/* V9: a read without an open: the current results of the
+		 * inode for the caller; a mixed archive needs the caller */
+		if (!f->caller && !dfs_access_uniform(fs))
+			return -EACCES;
+		if ((rc = manifest_results(fs, f->caller, f->id, &tmp.r)))
+			return rc;
+		tmp.fmt = f->kind == KIND_QMANIFEST_CSV ? MANIFEST_CSV : MANIFEST_JSONL;
+		o = &tmp;
+	}
+	/* V10: a read generates from the catalog only while it is not revoked */
+	struct qres *r = o->r;
+	struct catalog *drop = NULL;
+	pthread_mutex_lock(&r->ulock);
+	int revoked = r->revoked;
+	if (!revoked)
+		r->inflight++;
+	pthread_mutex_unlock(&r->ulock);
+	if (revoked) {
+		dfs_log_limited(&fs->query->loglim, "query: a manifest open from before the "
+				"index map grew was read: open it again (ESTALE)");
+		res_put(tmp.r);
+		return -ESTALE;
+	}
+	rc = manifest_read(r->man, o->fmt, (uint64_t)off, size, reply_bytes, req);
+	pthread_mutex_lock(&r->ulock);
+	if (--r->inflight == 0 && r->revoked) {
+		drop = r->cat;
+		r->cat = NULL;
+	}
+	pthread_mutex_unlock(&r->ulock);
+	catalog_put(drop);
+	res_put(tmp.r);
 	return rc;
+}
+
+static void manifest_release(struct dfs_file *f)
+{
+	struct mopen *o = f->priv;
+	if (o) {
+		res_put(o->r);
+		free(o);
+	}
+	f->priv = NULL;
 }
 
 static int query_getattr(struct dfs *fs, uint64_t id, const struct node_view *nv,
@@ -1069,10 +1264,11 @@ static int query_getattr(struct dfs *fs, uint64_t id, const struct node_view *nv
 	return -ENOENT;   /* dfs_stat calls dfs_query_stat for these kinds */
 }
 
+/* no .generate, no .per_caller: the open holds the results, the reads
+ * generate rows (V9); a filtered caller's open is direct_io (V8) */
 const struct kind_ops kind_qmanifest = {
-	.name = "manifest", .getattr = query_getattr, .generate = manifest_open,
-	.read = kind_buf_read, .release = kind_buf_release,
-	.per_caller = 1,   /* V8 */
+	.name = "manifest", .getattr = query_getattr, .open = manifest_open,
+	.read = manifest_fread, .release = manifest_release,
 };
 
 const struct kind_ops kind_qother = {

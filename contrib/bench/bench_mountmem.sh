@@ -1,30 +1,32 @@
 #!/usr/bin/env bash
 # bench_mountmem.sh - memory of a dicomfs mount of N instances (issue 17):
-#   1. the first index build: peak resident (VmHWM) of the mount process;
-#   2. a remount of the unchanged archive, then one `ls -lR` of patients/,
-#      then one read of query/instances/manifest.csv: anonymous memory
-#      (RssAnon: the LMDB map is file-backed and not counted) after each.
+#   1. the first index build: peak resident (VmHWM) of the mount process
+#      (parser processes not included);
+#   2. a remount of the unchanged archive; the query catalog loaded (an
+#      empty query waits for it, fs/catalog.h C1); one `ls -lR` of
+#      patients/; one read of query/instances/manifest.csv, then of
+#      manifest.jsonl: anonymous memory (RssAnon: the LMDB map is
+#      file-backed and not counted) after each, and the seconds each read
+#      of a manifest took.
+# With BASELINE=<another dicomfs binary> the same steps run with it too, on
+# an index of its own, side by side in one run, and the table shows both
+# and the ratio (memory is not timing: the figures are steady between runs;
+# the read times are not, compare their ratio only).
 # The mount runs in the foreground (-f) so its own /proc status is read.
-# Environment: DICOMFS (default <root>/dicomfs), BENCH_DIR (default
-# /var/tmp/dicomfs-bench), N (default 100000; the archive-N of
+# Environment: DICOMFS (default: the tree's ./dicomfs), BASELINE, BENCH_DIR
+# (default /var/tmp/dicomfs-bench), N (default 100000; the archive-N of
 # tests/gen_archive.py --count N, made when missing), PYTHON.
-set -u -o pipefail
-export LC_ALL=C
-SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ROOT=$(cd "$SCRIPT_DIR/../.." && pwd)
-DICOMFS=${DICOMFS:-$ROOT/dicomfs}
-BENCH_DIR=${BENCH_DIR:-/var/tmp/dicomfs-bench}
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_dicomfs
 N=${N:-100000}
-PY=${PYTHON:-/usr/bin/python3}
-
-log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-[[ -x $DICOMFS ]] || die "no dicomfs at $DICOMFS"
+BASELINE=${BASELINE:-}
+[[ -z $BASELINE || -x $BASELINE ]] || die "no baseline binary at $BASELINE"
 ARCH=$BENCH_DIR/archive-$N
+mkdir -p "$BENCH_DIR"
 if [[ ! -f $ARCH.done ]]; then
 	log "generating $N files into $ARCH"
 	rm -rf "$ARCH"
-	"$PY" "$ROOT/tests/gen_archive.py" "$ARCH" --count "$N" >/dev/null || die "gen_archive.py failed"
+	"$PY" "$GEN" "$ARCH" --count "$N" >/dev/null || die "gen_archive.py failed"
 	touch "$ARCH.done"
 fi
 W=$(mktemp -d "$BENCH_DIR/mem.XXXXXX")
@@ -35,9 +37,9 @@ cleanup() { mountpoint -q "$MNT" && fusermount3 -u "$MNT"; [[ -n $PID ]] && wait
 trap cleanup EXIT
 
 field() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }   # kB
-mib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
-start() {
-	"$DICOMFS" -f -o index="$W/idx" -o quiet "$ARCH" "$MNT" 2>>"$W/log" &
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+start() {   # start BINARY INDEX
+	"$1" -f -o index="$2" -o quiet "$ARCH" "$MNT" 2>>"$W/log" &
 	PID=$!
 	local i
 	for ((i = 0; i < 6000; i++)); do
@@ -49,26 +51,60 @@ start() {
 }
 stop() { fusermount3 -u "$MNT"; wait "$PID"; PID=; }
 
-log "first build of $N instances"
-start
-PEAK=$(field "$PID" VmHWM)
-A0=$(field "$PID" RssAnon)
-stop
-log "remount"
-start
-A1=$(field "$PID" RssAnon)
-log "ls -lR patients/"
-ls -lR "$MNT/patients" > /dev/null
-A2=$(field "$PID" RssAnon)
-log "query/instances/manifest.csv"
-wc -c < "$MNT/query/instances/manifest.csv" > "$W/mbytes"
-A3=$(field "$PID" RssAnon)
-H=$(field "$PID" VmHWM)
-stop
-printf '\n%-60s %12s\n' "mount process, $N instances" "memory"
-printf '%-60s %12s\n' "first build: peak resident (VmHWM)" "$(mib "$PEAK")"
-printf '%-60s %12s\n' "first build: anonymous when mounted (RssAnon)" "$(mib "$A0")"
-printf '%-60s %12s\n' "remount: anonymous" "$(mib "$A1")"
-printf '%-60s %12s\n' "+ ls -lR patients/: anonymous" "$(mib "$A2")"
-printf '%-60s %12s\n' "+ read of query/instances/manifest.csv ($(cat "$W/mbytes") B): anonymous" "$(mib "$A3")"
-printf '%-60s %12s\n' "remount: peak resident (VmHWM)" "$(mib "$H")"
+# run NAME BINARY: the steps; figures in R_<NAME>_<step>
+run() {
+	local n=$1 bin=$2 t
+	log "$n: first build of $N instances"
+	start "$bin" "$W/idx-$n"
+	printf -v "R_${n}_peak" '%s' "$(field "$PID" VmHWM)"
+	printf -v "R_${n}_built" '%s' "$(field "$PID" RssAnon)"
+	stop
+	log "$n: remount"
+	start "$bin" "$W/idx-$n"
+	printf -v "R_${n}_remount" '%s' "$(field "$PID" RssAnon)"
+	ls "$MNT/query/instances/Modality=NONE" >/dev/null 2>&1
+	printf -v "R_${n}_catalog" '%s' "$(field "$PID" RssAnon)"
+	log "$n: ls -lR patients/"
+	ls -lR "$MNT/patients" >/dev/null
+	printf -v "R_${n}_lslr" '%s' "$(field "$PID" RssAnon)"
+	log "$n: query/instances/manifest.csv, manifest.jsonl"
+	timeit t cat "$MNT/query/instances/manifest.csv"
+	printf -v "R_${n}_csvs" '%s' "$t"
+	MBYTES=$(stat -c %s "$MNT/query/instances/manifest.csv")
+	printf -v "R_${n}_csv" '%s' "$(field "$PID" RssAnon)"
+	timeit t cat "$MNT/query/instances/manifest.jsonl"
+	printf -v "R_${n}_jss" '%s' "$t"
+	JBYTES=$(stat -c %s "$MNT/query/instances/manifest.jsonl")
+	printf -v "R_${n}_js" '%s' "$(field "$PID" RssAnon)"
+	printf -v "R_${n}_hwm" '%s' "$(field "$PID" VmHWM)"
+	stop
+}
+
+run new "$DICOMFS"
+[[ -n $BASELINE ]] && run base "$BASELINE"
+
+row() {   # row LABEL STEP [raw]
+	local new base
+	new=R_new_$2
+	if [[ ${3:-} == raw ]]; then new=${!new}; else new=$(mib "${!new}"); fi
+	if [[ -n $BASELINE ]]; then
+		base=R_base_$2
+		if [[ ${3:-} == raw ]]; then base=${!base}; else base=$(mib "${!base}"); fi
+		printf '%-58s %10s %10s %7s\n' "$1" "$new" "$base" "$(ratio "$new" "$base")"
+	else
+		printf '%-58s %10s\n' "$1" "$new"
+	fi
+}
+printf '\n%-58s %10s' "mount process, $N instances (MiB; s)" "dicomfs"
+[[ -n $BASELINE ]] && printf ' %10s %7s' "baseline" "ratio"
+printf '\n'
+row "first build: peak resident (VmHWM)" peak
+row "first build: anonymous when mounted (RssAnon)" built
+row "remount: anonymous" remount
+row "+ query catalog loaded: anonymous" catalog
+row "+ ls -lR patients/: anonymous" lslr
+row "+ read of manifest.csv ($MBYTES B): anonymous" csv
+row "+ read of manifest.jsonl ($JBYTES B): anonymous" js
+row "remount: peak resident (VmHWM, LMDB pages included)" hwm
+row "seconds: read of manifest.csv" csvs raw
+row "seconds: read of manifest.jsonl" jss raw
