@@ -67,6 +67,7 @@ struct options {
 	char *anon_key;     /* anon/'s key file (view_anon.c) */
 	int anon_keep_burned_in;
 	int decode_ahead;   /* kind_pixels.c P10 */
+	char *opens;        /* "auto" or "each" (fs.h Z1) */
 	/* issue 16: which derived files are listed, where xattrs are */
 	char *files;        /* dcm,json,npy,png,level,fhir,volume (kinds.c) */
 	int only_dcm;       /* = files=dcm */
@@ -95,6 +96,7 @@ static const struct fuse_opt dfs_opts[] = {
 	OPT("anon_key=%s", anon_key),
 	OPT("anon_keep_burned_in", anon_keep_burned_in),
 	OPT("decode_ahead", decode_ahead),
+	OPT("opens=%s", opens),
 	OPT("files=%s", files),
 	OPT("only_dcm", only_dcm),
 	OPT("xattrs=%s", xattrs),
@@ -189,6 +191,8 @@ static void usage(const char *prog)
 	       "                           on directories and .dcm files only)\n"
 	       "    -o decode_ahead        after a decode, decode the rest of its series on\n"
 	       "                           a spare decoder (off by default; README)\n"
+	       "    -o opens=each          every open is a request to dicomfs (default auto:\n"
+	       "                           none without allow_other; README)\n"
 	       "    -o log=FILE            append every message to FILE (time-stamped);\n"
 	       "                           without it messages go to stderr, and to\n"
 	       "                           syslog once in the background\n"
@@ -448,6 +452,12 @@ int main(int argc, char *argv[])
 	}
 	fs.max_threads = o.max_threads > 0 ? (unsigned)o.max_threads : 128;
 	fs.decode_ahead = o.decode_ahead;
+	if (o.opens && strcmp(o.opens, "auto") && strcmp(o.opens, "each")) {
+		fprintf(stderr, "dicomfs: bad -o opens=%s (auto or each)\n", o.opens);
+		ret = EXIT_USAGE;
+		goto free_args;
+	}
+	fs.opens_each = o.opens && !strcmp(o.opens, "each");
 	if (o.max_threads < 0 || o.max_threads > 100000) {
 		fprintf(stderr, "dicomfs: bad -o max_threads=%d\n", o.max_threads);
 		ret = EXIT_USAGE;
@@ -645,7 +655,7 @@ int main(int argc, char *argv[])
 
 	fs.timeout = 86400.0;
 	if (dfs_level_init(&fs) || dfs_volume_init(&fs) ||
-	    shared_bufs_new(fs.open_bytes, &fs.shared)) {
+	    shared_bufs_new(fs.open_bytes, &fs.shared) || dfs_snaps_new(&fs)) {
 		ret = EXIT_FUSE;
 		goto free_index;
 	}
@@ -717,6 +727,7 @@ free_index:
 	dfs_volume_fini(&fs);
 	dfs_access_fini(&fs);
 	shared_bufs_free(fs.shared);
+	dfs_snaps_free(&fs);
 	fs.shared = NULL;
 	index_free(fs.ix);
 	if (se)
@@ -733,6 +744,7 @@ free_args:
 	free(o.xattrs);
 	free(o.max_image);
 	free(o.open_size);
+	free(o.opens);
 	free(o.cache_dir);
 	free(o.cache_disk);
 	free(o.cafile);

@@ -26,6 +26,11 @@
  * (SB6) shared_bufs_retire: the entries live now are shared no more with
  *       later openers (the archive changed, index.h I9): their holders keep
  *       reading them, the next open of their key builds anew.
+ * (SB7) shared_bufs_linger (zero-message opens, fs.h Z2): an entry whose
+ *       last holder let go stays as an idle entry (refs 0), found again by
+ *       its key, until its bytes are needed for another build (the oldest
+ *       idle first: SB4 counts idle entries too, and a build evicts idle
+ *       entries before it waits) or it is retired (SB6 frees idle ones).
  * Threading: every function is thread-safe (one mutex per table).
  * Errors: 0 or a negative errno; the builder's own error is passed on.
  */
@@ -59,6 +64,8 @@ const char *shared_buf_data(const struct shared_buf *h, size_t *len);
 void shared_buf_put(struct shared_buf *h);
 /* SB6 */
 void shared_bufs_retire(struct shared_bufs *t);
+/* SB7: on (1) or off (0; idle entries are freed) */
+void shared_bufs_linger(struct shared_bufs *t, int on);
 /* live bytes and entries now (for status and tests) */
 void shared_bufs_usage(struct shared_bufs *t, uint64_t *bytes, size_t *entries);
 
