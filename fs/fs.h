@@ -107,7 +107,12 @@ struct dfs {
  *      serves it and releases it. Generated content is found again by
  *      inode in the shared table (shared_buf.h SB7) or the kinds' caches,
  *      and is the same bytes on every generation (the page cache may mix
- *      pages of two generations of one inode).
+ *      pages of two generations of one inode). What is cached (the kernel's
+ *      pages, idle generated content) is served without a new check: a
+ *      source changed under the mount is seen by the archive watch
+ *      (live.c: re-indexed, its files' pages and shared content dropped);
+ *      until then, or with no watch, its cached bytes are those it had
+ *      when read and checked (with opens, each open checked again).
  * (Z3) An open that wanted direct_io (kind_pixels.c P9: O_NONBLOCK of
  *      pixels that need a decoder) cannot have it: such a READ fails with
  *      EAGAIN (a short read would be cached as the end of the file).
