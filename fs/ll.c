@@ -697,6 +697,7 @@ static void ll_init(void *userdata, struct fuse_conn_info *conn)
 		struct dfs *fs = fs_of(req); \
 		name(__VA_ARGS__); \
 		index_request_end(fs->ix); \
+		shared_bufs_sweep(fs->shared);   /* SB7 */ \
 	}
 SNAP_END(ll_lookup, (fuse_req_t req, fuse_ino_t p, const char *n), req, p, n)
 SNAP_END(ll_readlink, (fuse_req_t req, fuse_ino_t i), req, i)

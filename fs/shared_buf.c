@@ -24,6 +24,7 @@ struct shared_buf {
 	struct shared_buf *next;
 	/* SB7: t->lock; in t's idle list (refs 0) when idle */
 	int idle;
+	int64_t idle_ns;   /* CLOCK_MONOTONIC when it went idle */
 	struct shared_buf *iprev, *inext;
 };
 
@@ -37,6 +38,8 @@ struct shared_bufs {
 	int linger;            /* lock: SB7 */
 	/* lock: the idle entries, most recently used first (SB7) */
 	struct shared_buf *ihead, *itail;
+	uint64_t ibytes;       /* lock: bytes of idle entries */
+	int nidle;             /* idle entries (read without the lock: sweep) */
 };
 
 int shared_bufs_new(uint64_t cap, struct shared_bufs **out)
@@ -87,8 +90,17 @@ static void unlink_locked(struct shared_bufs *t, struct shared_buf *e)
 	t->n--;
 }
 
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 static void idle_unlink_locked(struct shared_bufs *t, struct shared_buf *e)
 {
+	t->ibytes -= e->len;
+	__atomic_store_n(&t->nidle, t->nidle - 1, __ATOMIC_RELAXED);
 	if (e->iprev)
 		e->iprev->inext = e->inext;
 	else
@@ -221,6 +233,7 @@ void shared_buf_put(struct shared_buf *h)
 	}
 	if (t->linger && !h->retired) {   /* SB7: idle, most recent first */
 		h->idle = 1;
+		h->idle_ns = now_ns();
 		h->iprev = NULL;
 		h->inext = t->ihead;
 		if (t->ihead)
@@ -228,6 +241,11 @@ void shared_buf_put(struct shared_buf *h)
 		else
 			t->itail = h;
 		t->ihead = h;
+		t->ibytes += h->len;
+		__atomic_store_n(&t->nidle, t->nidle + 1, __ATOMIC_RELAXED);
+		/* idle bytes <= cap / SB_IDLE_SHARE, but the newest stays */
+		while (t->itail != h && t->ibytes > t->cap / SB_IDLE_SHARE)
+			idle_free_locked(t, t->itail);
 		pthread_cond_broadcast(&t->cond);
 		pthread_mutex_unlock(&t->lock);
 		return;
@@ -274,5 +292,16 @@ void shared_bufs_linger(struct shared_bufs *t, int on)
 		while (t->ihead)
 			idle_free_locked(t, t->ihead);
 	pthread_cond_broadcast(&t->cond);
+	pthread_mutex_unlock(&t->lock);
+}
+
+void shared_bufs_sweep(struct shared_bufs *t)
+{
+	if (!t || !__atomic_load_n(&t->nidle, __ATOMIC_RELAXED))
+		return;
+	int64_t old = now_ns() - (int64_t)SB_IDLE_MS * 1000000;
+	pthread_mutex_lock(&t->lock);
+	while (t->itail && t->itail->idle_ns < old)
+		idle_free_locked(t, t->itail);
 	pthread_mutex_unlock(&t->lock);
 }
