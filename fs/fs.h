@@ -73,7 +73,62 @@ struct dfs {
 	/* -o xattrs=all: the user.dicom.* attributes on every file (xattr.c
 	 * X4); 0: on directories and .dcm only */
 	int xattrs_all;
+	/* -o opens=each: every open is a request (no Z1 below) */
+	int opens_each;
+	/* Z1: set by ll_init (before any other request), read-only after:
+	 * the kernel sends no OPEN / OPENDIR (zero-message opens) */
+	int zero_open;
+	int zero_opendir;
+	/* kind_dotdir.c Z4: status snapshots served as inodes of their own
+	 * (its own lock); made by dfs_snaps_new before the session loop */
+	struct dfs_snaps *snaps;
+	/* requests received, by kind (status.json "requests"; __atomic) */
+	struct dfs_counts {
+		uint64_t lookup, getattr, open, opendir, read, readdir, getxattr,
+			listxattr, forget;
+	} counts;
 };
+
+/*
+ * Zero-message opens (ll.c; README "Where the time goes"). The kernel
+ * (FUSE_NO_OPEN_SUPPORT, FUSE_NO_OPENDIR_SUPPORT) stops sending OPEN and
+ * RELEASE (OPENDIR, RELEASEDIR) for the whole connection once one OPEN
+ * (OPENDIR) was answered ENOSYS; every file then keeps its page cache
+ * (no direct_io, no per-open state) and every directory its readdir cache.
+ * (Z1) Used only when all hold: the kernel offers it, -o opens=each is not
+ *      given, and the mount has no allow_other (access.h A6: only the owner
+ *      and root come in, both see everything, A3): no content is per caller
+ *      (A8) and the shared page cache shows nobody what they could not
+ *      read; default_permissions still checks the mode bits of each open.
+ *      With allow_other every open stays a request (the archive may turn
+ *      mixed while mounted, A7, and then needs per-caller opens).
+ * (Z2) Every kind reads by inode: a READ without an open handle
+ *      (fi->fh == 0) opens the kind for that request alone (the same open,
+ *      so the same checks: source.h R2 on every READ of a source, an
+ *      errors.tsv line and EIO/ENOENT for a changed or vanished one),
+ *      serves it and releases it. Generated content is found again by
+ *      inode in the shared table (shared_buf.h SB7) or the kinds' caches,
+ *      and is the same bytes on every generation (the page cache may mix
+ *      pages of two generations of one inode). What is cached (the kernel's
+ *      pages, idle generated content) is served without a new check: a
+ *      source changed under the mount is seen by the archive watch
+ *      (live.c: re-indexed, its files' pages and shared content dropped);
+ *      until then, or with no watch, its cached bytes are those it had
+ *      when read and checked (with opens, each open checked again).
+ * (Z3) An open that wanted direct_io (kind_pixels.c P9: O_NONBLOCK of
+ *      pixels that need a decoder) cannot have it: such a READ fails with
+ *      EAGAIN (a short read would be cached as the end of the file).
+ *      -o opens=each keeps P9's prefix.
+ * (Z4) The status files (kind_dotdir.c: status.json, errors.tsv) change
+ *      while mounted: each lookup (or readdirplus entry) takes a snapshot
+ *      and names it with an inode of its own (a new one only when the
+ *      bytes differ), entry timeout 0 and attributes cached: an open file
+ *      reads its snapshot whole and unchanged, the next path lookup sees
+ *      the newest. A snapshot lives while the kernel holds its inode
+ *      (lookups minus FORGETs), at most SNAP_MAX of them (older: ESTALE).
+ * (Z5) The change feed (kind_changes.c) only grows and never moves a byte:
+ *      its attributes are never cached, and a new size drops its pages.
+ */
 
 /* An open file (fi->fh). */
 struct dfs_file {
@@ -364,6 +419,19 @@ void dfs_live_stop(struct dfs *fs);
  * volume plans (kind_volume.c), decoded pixels of instance id (kind_pixels.c;
  * an entry in use stays until released). */
 void dfs_level_cache_drop(struct dfs *fs);
+/* kind_dotdir.c (Z4): the snapshot table; 0 or -ENOMEM; free: NULL-safe */
+int dfs_snaps_new(struct dfs *fs);
+void dfs_snaps_free(struct dfs *fs);
+/* a snapshot of status kind k (KIND_STATUS, KIND_ERRORS) for an entry
+ * reply: *ino its inode, one more lookup counted; 0 or negative error */
+int dfs_snap_take(struct dfs *fs, unsigned k, uint64_t *ino);
+/* 1 when ino names a snapshot (a status kind, id not ID_DOTDIR) */
+int dfs_snap_is(uint64_t ino);
+/* the kernel forgot n lookups of snapshot ino */
+void dfs_snap_forget(struct dfs *fs, uint64_t ino, uint64_t n);
+/* reply to req with up to size bytes at off of snapshot ino; 0 or a
+ * negative error (-ESTALE: no longer held) */
+int dfs_snap_read(struct dfs *fs, uint64_t ino, fuse_req_t req, size_t size, off_t off);
 void dfs_volume_drop(struct dfs *fs);
 void dfs_pixels_forget(struct dfs *fs, uint64_t id);
 

@@ -9,6 +9,10 @@
  * convention are converted with dfs_errno() here and nowhere else.
  * The kinds of a view whose nodes are not in the index (query/) are routed
  * to that view's hooks (fs.h: struct view_fs_ops, fs/views.c).
+ * Zero-message opens (fs.h Z1..Z5): decided in ll_init; then ll_open and
+ * ll_opendir answer ENOSYS (the kernel asks no more), a READ without a
+ * handle opens its kind for itself (read_noopen, Z2), and the status
+ * files are named by snapshot inodes in entry replies (fill_entry, Z4).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -21,6 +25,9 @@
 #include "error.h"
 #include "view.h"
 #include "access.h"
+#include "shared_buf.h"
+
+#define COUNT(fs, what) __atomic_fetch_add(&(fs)->counts.what, 1, __ATOMIC_RELAXED)
 
 static struct dfs *fs_of(fuse_req_t req)
 {
@@ -56,7 +63,8 @@ int dfs_stat(struct dfs *fs, struct dfs_caller *c, uint64_t ino, struct stat *st
 		return -ENOENT;
 	if (v)
 		return v->stat(fs, c, ino, st);
-	int rc = index_node(fs->ix, ino_id(ino), &nv);
+	/* a status snapshot (Z4) is owned and timed as .dicomfs/ */
+	int rc = index_node(fs->ix, dfs_snap_is(ino) ? ID_DOTDIR : ino_id(ino), &nv);
 	if (rc)
 		return rc == -ENOENT ? -ENOENT : rc;
 	memset(st, 0, sizeof(*st));
@@ -68,19 +76,49 @@ int dfs_stat(struct dfs *fs, struct dfs_caller *c, uint64_t ino, struct stat *st
 	return rc;
 }
 
+/* a status file named by a snapshot of its own in entry replies (Z4) */
+static int snapshot_kind(const struct dfs *fs, uint64_t ino)
+{
+	unsigned k = ino_kind(ino);
+	return fs->zero_open && (k == KIND_STATUS || k == KIND_ERRORS) &&
+	       ino_id(ino) == ID_DOTDIR;
+}
+
+/* An entry reply for ino. A status file (Z4) becomes a snapshot with one
+ * lookup counted: a reply that does not reach the kernel gives it back
+ * (entry_undo). */
 static int fill_entry(struct dfs *fs, struct dfs_caller *c, uint64_t ino,
 		      struct fuse_entry_param *e)
 {
 	memset(e, 0, sizeof(*e));
+	int snap = snapshot_kind(fs, ino);
+	if (snap) {
+		int rc = dfs_snap_take(fs, ino_kind(ino), &ino);
+		if (rc)
+			return rc;
+	}
 	int rc = dfs_stat(fs, c, ino, &e->attr);
-	if (rc)
+	if (rc) {
+		if (snap)
+			dfs_snap_forget(fs, ino, 1);
 		return rc;
+	}
 	const struct kind_ops *k = kind_of(ino);
 	e->ino = ino;
 	e->generation = 1;
 	e->entry_timeout = dfs_access_timeout(fs, ino);
 	e->attr_timeout = k->volatile_attr ? 0 : e->entry_timeout;
+	if (snap) {   /* immutable, looked up again at each path walk */
+		e->attr_timeout = e->entry_timeout;
+		e->entry_timeout = 0;
+	}
 	return 0;
+}
+
+static void entry_undo(struct dfs *fs, const struct fuse_entry_param *e)
+{
+	if (dfs_snap_is(e->ino))
+		dfs_snap_forget(fs, e->ino, 1);
 }
 
 static void reply_err(fuse_req_t req, int rc)
@@ -97,6 +135,7 @@ static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	uint64_t ino;
 	int rc;
 
+	COUNT(fs, lookup);
 	dfs_caller(fs, req, &c);
 	if (!dfs_access_ino(fs, &c, parent)) {
 		fuse_reply_err(req, v ? EACCES : ENOENT);
@@ -128,8 +167,8 @@ static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		rc = fill_entry(fs, &c, ino, &e);
 	if (rc)
 		reply_err(req, rc);
-	else
-		fuse_reply_entry(req, &e);
+	else if (fuse_reply_entry(req, &e))
+		entry_undo(fs, &e);
 }
 
 static void ll_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -138,6 +177,7 @@ static void ll_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct stat st;
 	struct dfs_caller c;
 	(void)fi;
+	COUNT(fs, getattr);
 	dfs_caller(fs, req, &c);
 	int rc = dfs_access_ino(fs, &c, ino) ? dfs_stat(fs, &c, ino, &st)
 					      : (view_of(ino) ? -EACCES : -ENOENT);
@@ -146,7 +186,8 @@ static void ll_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		return;
 	}
 	const struct kind_ops *k = kind_of(ino);
-	fuse_reply_attr(req, &st, k->volatile_attr ? 0 : dfs_access_timeout(fs, ino));
+	fuse_reply_attr(req, &st, k->volatile_attr && !dfs_snap_is(ino) ? 0 :
+				  dfs_access_timeout(fs, ino));
 }
 
 static void ll_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -160,6 +201,11 @@ static void ll_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		return;
 	}
 	struct dfs *fs = fs_of(req);
+	COUNT(fs, opendir);
+	if (fs->zero_opendir) {   /* Z1: the kernel asks no more */
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
 	struct dfs_caller c;
 	dfs_caller(fs, req, &c);
 	if (!dfs_access_ino(fs, &c, ino)) {
@@ -208,6 +254,8 @@ static int rd_add(struct rd *r, uint64_t ino, const char *name, size_t nl,
 		}
 		n = fuse_add_direntry_plus(r->req, r->buf + r->len, r->size - r->len,
 					   nm, &e, (off_t)next);
+		if (n > r->size - r->len)
+			entry_undo(r->fs, &e);   /* not sent */
 	} else {
 		struct stat st = { .st_ino = ino,
 				   .st_mode = ino_kind(ino) == KIND_DIR ? S_IFDIR : S_IFREG };
@@ -240,6 +288,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct node_view nv;
 	int rc;
 
+	COUNT(fs, readdir);
 	dfs_caller(fs, req, &c);
 	if (!dfs_access_ino(fs, &c, ino)) {
 		fuse_reply_err(req, v ? EACCES : ENOENT);
@@ -299,49 +348,64 @@ static void ll_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
 	do_readdir(req, ino, size, off, 1);
 }
 
+/*
+ * Open inode ino for caller c into f (zeroed by the caller): the kind's
+ * open, its shared generated content, or content of the caller's own
+ * (access.h A8). *own set when the content is the caller's. 0 or a
+ * negative error. Used by OPEN and by a READ without a handle (Z2).
+ */
+static int open_kind(struct dfs *fs, struct dfs_caller *c, uint64_t ino, int flags,
+		     struct dfs_file *f, int *own)
+{
+	const struct kind_ops *k = kind_of(ino);
+	struct node_view nv;
+	int rc;
+	*own = 0;
+	if (!k || !(k->open || k->generate))
+		return k ? -EISDIR : -ENOENT;
+	if (!dfs_access_ino(fs, c, ino))
+		return -EACCES;
+	rc = view_of(ino) ? 0 : index_node(fs->ix, ino_id(ino), &nv);
+	if (rc)
+		return rc;
+	f->kind = ino_kind(ino);
+	f->fd = -1;
+	f->id = ino_id(ino);
+	f->caller = c;
+	f->flags = flags;
+	/* content of its own for a filtered caller (access.h A8) */
+	*own = k->per_caller && dfs_access_filtered(c);
+	rc = *own ? k->generate(fs, ino_id(ino), &nv, f) :
+	     k->generate ? kind_buf_open_shared(fs, ino_id(ino), &nv, f, k->generate)
+			 : k->open(fs, ino_id(ino), &nv, f);
+	f->caller = NULL;
+	return rc;
+}
+
 static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct dfs *fs = fs_of(req);
 	const struct kind_ops *k = kind_of(ino);
-	struct node_view nv;
 	struct dfs_file *f;
-	int rc;
+	int rc, own;
 
+	COUNT(fs, open);
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
 		fuse_reply_err(req, EROFS);
 		return;
 	}
-	if (!k || !(k->open || k->generate)) {
-		fuse_reply_err(req, k ? EISDIR : ENOENT);
+	if (fs->zero_open) {   /* Z1: this one and every later open: no request */
+		fuse_reply_err(req, ENOSYS);
 		return;
 	}
 	struct dfs_caller c;
 	dfs_caller(fs, req, &c);
-	if (!dfs_access_ino(fs, &c, ino)) {
-		fuse_reply_err(req, EACCES);
-		return;
-	}
-	rc = view_of(ino) ? 0 : index_node(fs->ix, ino_id(ino), &nv);
-	if (rc) {
-		reply_err(req, rc);
-		return;
-	}
 	f = calloc(1, sizeof(*f));
 	if (!f) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	f->kind = ino_kind(ino);
-	f->fd = -1;
-	f->id = ino_id(ino);
-	f->caller = &c;
-	f->flags = fi->flags;
-	/* content of its own for a filtered caller (access.h A8) */
-	int own = k->per_caller && dfs_access_filtered(&c);
-	rc = own ? k->generate(fs, ino_id(ino), &nv, f) :
-	     k->generate ? kind_buf_open_shared(fs, ino_id(ino), &nv, f, k->generate)
-			 : k->open(fs, ino_id(ino), &nv, f);
-	f->caller = NULL;
+	rc = open_kind(fs, &c, ino, fi->flags, f, &own);
 	if (rc) {
 		free(f);
 		reply_err(req, rc);
@@ -358,12 +422,49 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 }
 
+/* A READ without an open handle (Z2): the kind opened for this request. */
+static void read_noopen(struct dfs *fs, fuse_req_t req, fuse_ino_t ino, size_t size,
+			off_t off, int flags)
+{
+	const struct kind_ops *k = kind_of(ino);
+	struct dfs_file f = { 0 };
+	struct dfs_caller c;
+	int rc, own;
+
+	if (dfs_snap_is(ino)) {   /* Z4 */
+		rc = dfs_snap_read(fs, ino, req, size, off);
+		if (rc)
+			reply_err(req, rc);
+		return;
+	}
+	dfs_caller(fs, req, &c);
+	rc = open_kind(fs, &c, ino, flags & ~O_ACCMODE, &f, &own);
+	if (rc) {
+		reply_err(req, rc);
+		return;
+	}
+	if (f.direct_io || own)
+		rc = -EAGAIN;   /* Z3 (own: Z1 rules it out) */
+	else
+		rc = k->read ? k->read(fs, &f, req, size, off) : -EBADF;
+	if (k->release)
+		k->release(&f);
+	if (rc)
+		reply_err(req, rc);
+}
+
 static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
+	struct dfs *fs = fs_of(req);
 	struct dfs_file *f = (struct dfs_file *)(uintptr_t)fi->fh;
 	const struct kind_ops *k = kind_of(ino);
-	int rc = k && k->read ? k->read(fs_of(req), f, req, size, off) : -EBADF;
+	COUNT(fs, read);
+	if (!f) {
+		read_noopen(fs, req, ino, size, off, fi->flags);
+		return;
+	}
+	int rc = k && k->read ? k->read(fs, f, req, size, off) : -EBADF;
 	if (rc)
 		reply_err(req, rc);
 }
@@ -416,9 +517,10 @@ static void ll_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	char *buf = NULL;
 	size_t len = 0;
 	struct dfs_caller c;
+	COUNT(fs_of(req), getxattr);
 	dfs_caller(fs_of(req), req, &c);
 	int rc = !dfs_access_attrs(fs_of(req), &c, ino) ? -EACCES :
-		 view_of(ino) ? -ENODATA : dfs_xattr_get(fs_of(req), ino, name, &buf, &len);
+		 view_of(ino) || dfs_snap_is(ino) ? -ENODATA : dfs_xattr_get(fs_of(req), ino, name, &buf, &len);
 	reply_xattr(req, rc, buf, len, size);
 }
 
@@ -427,9 +529,10 @@ static void ll_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	char *buf = NULL;
 	size_t len = 0;
 	struct dfs_caller c;
+	COUNT(fs_of(req), listxattr);
 	dfs_caller(fs_of(req), req, &c);
 	int rc = !dfs_access_attrs(fs_of(req), &c, ino) ? -EACCES :
-		 view_of(ino) ? 0 : dfs_xattr_list(fs_of(req), ino, &buf, &len);
+		 view_of(ino) || dfs_snap_is(ino) ? 0 : dfs_xattr_list(fs_of(req), ino, &buf, &len);
 	reply_xattr(req, rc, buf, len, size);
 }
 
@@ -453,6 +556,11 @@ static void ll_readlink(fuse_req_t req, fuse_ino_t ino)
 static void forget_one(struct dfs *fs, uint64_t ino, uint64_t nlookup)
 {
 	const struct view_fs_ops *v = view_of(ino);
+	COUNT(fs, forget);
+	if (dfs_snap_is(ino)) {   /* Z4 */
+		dfs_snap_forget(fs, ino, nlookup);
+		return;
+	}
 	if (v && v->forget)
 		v->forget(fs, ino, nlookup);
 }
@@ -562,6 +670,19 @@ static void ll_init(void *userdata, struct fuse_conn_info *conn)
 	/* cached link targets are shared between users (access.h A3) */
 	if ((conn->capable & FUSE_CAP_CACHE_SYMLINKS) && dfs_access_uniform(fs))
 		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
+	/* Z1: zero-message opens; the generated content then outlives its
+	 * reads (shared_buf.h SB7) */
+	int zero = !fs->opens_each && !fs->allow_other && fs->snaps;
+	if (zero && (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT)) {
+		conn->want |= FUSE_CAP_NO_OPEN_SUPPORT;
+		fs->zero_open = 1;
+		if (fs->shared)
+			shared_bufs_linger(fs->shared, 1);
+	}
+	if (zero && (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT)) {
+		conn->want |= FUSE_CAP_NO_OPENDIR_SUPPORT;
+		fs->zero_opendir = 1;
+	}
 }
 
 /*
@@ -576,6 +697,7 @@ static void ll_init(void *userdata, struct fuse_conn_info *conn)
 		struct dfs *fs = fs_of(req); \
 		name(__VA_ARGS__); \
 		index_request_end(fs->ix); \
+		shared_bufs_sweep(fs->shared);   /* SB7 */ \
 	}
 SNAP_END(ll_lookup, (fuse_req_t req, fuse_ino_t p, const char *n), req, p, n)
 SNAP_END(ll_readlink, (fuse_req_t req, fuse_ino_t i), req, i)

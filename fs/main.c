@@ -69,6 +69,7 @@ struct options {
 	int anon_keep_burned_in;
 	int decode_ahead;   /* kind_pixels.c P10: on by default */
 	int no_decode_ahead;
+	char *opens;        /* "auto" or "each" (fs.h Z1) */
 	/* issue 16: which derived files are listed, where xattrs are */
 	char *files;        /* dcm,json,npy,png,level,fhir,volume (kinds.c) */
 	int only_dcm;       /* = files=dcm */
@@ -98,6 +99,7 @@ static const struct fuse_opt dfs_opts[] = {
 	OPT("anon_keep_burned_in", anon_keep_burned_in),
 	OPT("decode_ahead", decode_ahead),
 	OPT("no_decode_ahead", no_decode_ahead),
+	OPT("opens=%s", opens),
 	OPT("files=%s", files),
 	OPT("only_dcm", only_dcm),
 	OPT("xattrs=%s", xattrs),
@@ -192,6 +194,8 @@ static void usage(const char *prog)
 	       "                           on directories and .dcm files only)\n"
 	       "    -o no_decode_ahead     do not decode the rest of a series on a spare\n"
 	       "                           decoder after a decode (on by default; README)\n"
+	       "    -o opens=each          every open is a request to dicomfs (default auto:\n"
+	       "                           none without allow_other; README)\n"
 	       "    -o log=FILE            append every message to FILE (time-stamped);\n"
 	       "                           without it messages go to stderr, and to\n"
 	       "                           syslog once in the background\n"
@@ -454,6 +458,12 @@ int main(int argc, char *argv[])
 	fs.max_threads_asked = fs.max_threads;
 	fs.max_threads = fdb_threads(fs.max_threads);
 	fs.decode_ahead = !o.no_decode_ahead;   /* -o decode_ahead: the default */
+	if (o.opens && strcmp(o.opens, "auto") && strcmp(o.opens, "each")) {
+		fprintf(stderr, "dicomfs: bad -o opens=%s (auto or each)\n", o.opens);
+		ret = EXIT_USAGE;
+		goto free_args;
+	}
+	fs.opens_each = o.opens && !strcmp(o.opens, "each");
 	if (o.max_threads < 0 || o.max_threads > 100000) {
 		fprintf(stderr, "dicomfs: bad -o max_threads=%d\n", o.max_threads);
 		ret = EXIT_USAGE;
@@ -651,7 +661,7 @@ int main(int argc, char *argv[])
 
 	fs.timeout = 86400.0;
 	if (dfs_level_init(&fs) || dfs_volume_init(&fs) ||
-	    shared_bufs_new(fs.open_bytes, &fs.shared)) {
+	    shared_bufs_new(fs.open_bytes, &fs.shared) || dfs_snaps_new(&fs)) {
 		ret = EXIT_FUSE;
 		goto free_index;
 	}
@@ -724,6 +734,7 @@ free_index:
 	dfs_volume_fini(&fs);
 	dfs_access_fini(&fs);
 	shared_bufs_free(fs.shared);
+	dfs_snaps_free(&fs);
 	fs.shared = NULL;
 	index_free(fs.ix);
 	if (se)
@@ -740,6 +751,7 @@ free_args:
 	free(o.xattrs);
 	free(o.max_image);
 	free(o.open_size);
+	free(o.opens);
 	free(o.cache_dir);
 	free(o.cache_disk);
 	free(o.cafile);

@@ -22,6 +22,10 @@ struct shared_buf {
 	char *buf;         /* immutable once READY (SB2) */
 	size_t len;
 	struct shared_buf *next;
+	/* SB7: t->lock; in t's idle list (refs 0) when idle */
+	int idle;
+	int64_t idle_ns;   /* CLOCK_MONOTONIC when it went idle */
+	struct shared_buf *iprev, *inext;
 };
 
 struct shared_bufs {
@@ -31,6 +35,11 @@ struct shared_bufs {
 	uint64_t bytes;        /* lock: sum of READY entries' len */
 	size_t n;              /* lock */
 	struct shared_buf *bucket[SB_BUCKETS];   /* lock */
+	int linger;            /* lock: SB7 */
+	/* lock: the idle entries, most recently used first (SB7) */
+	struct shared_buf *ihead, *itail;
+	uint64_t ibytes;       /* lock: bytes of idle entries */
+	int nidle;             /* idle entries (read without the lock: sweep) */
 };
 
 int shared_bufs_new(uint64_t cap, struct shared_bufs **out)
@@ -81,6 +90,46 @@ static void unlink_locked(struct shared_bufs *t, struct shared_buf *e)
 	t->n--;
 }
 
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void idle_unlink_locked(struct shared_bufs *t, struct shared_buf *e)
+{
+	t->ibytes -= e->len;
+	__atomic_store_n(&t->nidle, t->nidle - 1, __ATOMIC_RELAXED);
+	if (e->iprev)
+		e->iprev->inext = e->inext;
+	else
+		t->ihead = e->inext;
+	if (e->inext)
+		e->inext->iprev = e->iprev;
+	else
+		t->itail = e->iprev;
+	e->iprev = e->inext = NULL;
+	e->idle = 0;
+}
+
+/* free idle entry e (lock held): out of its bucket, its bytes uncounted */
+static void idle_free_locked(struct shared_bufs *t, struct shared_buf *e)
+{
+	idle_unlink_locked(t, e);
+	unlink_locked(t, e);
+	t->bytes -= e->len;
+	free(e->buf);
+	free(e);
+}
+
+/* SB7: evict the oldest idle entries until len more bytes fit */
+static void idle_evict_locked(struct shared_bufs *t, size_t len)
+{
+	while (t->itail && t->bytes && t->bytes + len > t->cap)
+		idle_free_locked(t, t->itail);
+}
+
 static void deadline(struct timespec *ts)
 {
 	clock_gettime(CLOCK_MONOTONIC, ts);
@@ -114,6 +163,8 @@ int shared_buf_get(struct shared_bufs *t, uint64_t key, shared_build_fn build,
 		}
 	}
 	if (e) {
+		if (e->idle)
+			idle_unlink_locked(t, e);   /* SB7 */
 		e->refs++;
 		pthread_mutex_unlock(&t->lock);
 		*h = e;
@@ -138,7 +189,9 @@ int shared_buf_get(struct shared_bufs *t, uint64_t key, shared_build_fn build,
 	rc = build(ctx, &buf, &len);
 
 	pthread_mutex_lock(&t->lock);
-	/* SB4: wait for room, then give up */
+	/* SB4: wait for room (idle entries go first, SB7), then give up */
+	if (!rc)
+		idle_evict_locked(t, len);
 	while (!rc && t->bytes && t->bytes + len > t->cap)
 		if (pthread_cond_timedwait(&t->cond, &t->lock, &dl) == ETIMEDOUT)
 			rc = -ENOMEM;
@@ -178,6 +231,25 @@ void shared_buf_put(struct shared_buf *h)
 		pthread_mutex_unlock(&t->lock);
 		return;
 	}
+	if (t->linger && !h->retired) {   /* SB7: idle, most recent first */
+		h->idle = 1;
+		h->idle_ns = now_ns();
+		h->iprev = NULL;
+		h->inext = t->ihead;
+		if (t->ihead)
+			t->ihead->iprev = h;
+		else
+			t->itail = h;
+		t->ihead = h;
+		t->ibytes += h->len;
+		__atomic_store_n(&t->nidle, t->nidle + 1, __ATOMIC_RELAXED);
+		/* idle bytes <= cap / SB_IDLE_SHARE, but the newest stays */
+		while (t->itail != h && t->ibytes > t->cap / SB_IDLE_SHARE)
+			idle_free_locked(t, t->itail);
+		pthread_cond_broadcast(&t->cond);
+		pthread_mutex_unlock(&t->lock);
+		return;
+	}
 	unlink_locked(t, h);   /* SB3 */
 	t->bytes -= h->len;
 	pthread_cond_broadcast(&t->cond);
@@ -191,6 +263,8 @@ void shared_bufs_retire(struct shared_bufs *t)
 	if (!t)
 		return;
 	pthread_mutex_lock(&t->lock);
+	while (t->ihead)   /* SB6, SB7: nobody holds these */
+		idle_free_locked(t, t->ihead);
 	for (size_t i = 0; i < SB_BUCKETS; i++) {
 		for (struct shared_buf *e = t->bucket[i]; e; e = e->next) {
 			e->retired = 1;
@@ -207,5 +281,27 @@ void shared_bufs_usage(struct shared_bufs *t, uint64_t *bytes, size_t *entries)
 	pthread_mutex_lock(&t->lock);
 	*bytes = t->bytes;
 	*entries = t->n;
+	pthread_mutex_unlock(&t->lock);
+}
+
+void shared_bufs_linger(struct shared_bufs *t, int on)
+{
+	pthread_mutex_lock(&t->lock);
+	t->linger = on;
+	if (!on)
+		while (t->ihead)
+			idle_free_locked(t, t->ihead);
+	pthread_cond_broadcast(&t->cond);
+	pthread_mutex_unlock(&t->lock);
+}
+
+void shared_bufs_sweep(struct shared_bufs *t)
+{
+	if (!t || !__atomic_load_n(&t->nidle, __ATOMIC_RELAXED))
+		return;
+	int64_t old = now_ns() - (int64_t)SB_IDLE_MS * 1000000;
+	pthread_mutex_lock(&t->lock);
+	while (t->itail && t->itail->idle_ns < old)
+		idle_free_locked(t, t->itail);
 	pthread_mutex_unlock(&t->lock);
 }

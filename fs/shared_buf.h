@@ -26,6 +26,15 @@
  * (SB6) shared_bufs_retire: the entries live now are shared no more with
  *       later openers (the archive changed, index.h I9): their holders keep
  *       reading them, the next open of their key builds anew.
+ * (SB7) shared_bufs_linger (zero-message opens, fs.h Z2): an entry whose
+ *       last holder let go stays as an idle entry (refs 0), found again by
+ *       its key (the READs of one file), until whichever comes first: its
+ *       bytes are needed for another build (the oldest idle first: SB4
+ *       counts idle entries too, and a build evicts idle entries before it
+ *       waits), the idle entries pass cap / SB_IDLE_SHARE bytes (the oldest
+ *       go; the newest always stays), it has been idle SB_IDLE_MS (freed by
+ *       the next shared_bufs_sweep: ll.c after every request), or it is
+ *       retired (SB6 frees idle ones).
  * Threading: every function is thread-safe (one mutex per table).
  * Errors: 0 or a negative errno; the builder's own error is passed on.
  */
@@ -35,6 +44,8 @@
 #include <stdint.h>
 
 #define SB_WAIT_MS 10000
+#define SB_IDLE_MS 2000
+#define SB_IDLE_SHARE 4
 
 struct shared_bufs;
 struct shared_buf;
@@ -59,6 +70,11 @@ const char *shared_buf_data(const struct shared_buf *h, size_t *len);
 void shared_buf_put(struct shared_buf *h);
 /* SB6 */
 void shared_bufs_retire(struct shared_bufs *t);
+/* SB7: on (1) or off (0; idle entries are freed) */
+void shared_bufs_linger(struct shared_bufs *t, int on);
+/* SB7: free the entries idle for SB_IDLE_MS; cheap when none is idle
+ * (no lock). NULL-safe. */
+void shared_bufs_sweep(struct shared_bufs *t);
 /* live bytes and entries now (for status and tests) */
 void shared_bufs_usage(struct shared_bufs *t, uint64_t *bytes, size_t *entries);
 

@@ -22,6 +22,9 @@
 # /var/tmp/dicomfs-bench), EPOCHS (5), WORKERS (2), PYTHON (/usr/bin/python3),
 # MOUNT_OPTS (extra -o options for the mount), ROUNDS (2: alternating rounds,
 # the best time of each side kept).
+# NPYLOAD_ONLY=1: only the repeated np.load (no torch): the mixed set through
+# a default mount, through one with -o opens=each (an OPEN round trip per
+# load, fs/fs.h Z1) and from tmpfs, side by side, best of ROUNDS.
 set -u -o pipefail
 export LC_ALL=C
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -38,7 +41,7 @@ log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 [[ -x $DICOMFS ]] || die "no dicomfs at $DICOMFS"
 command -v gdcmconv >/dev/null || die "gdcmconv missing (libgdcm-tools)"
-if ! "$PY" -c 'import torch' 2>/dev/null; then
+if [[ -z ${NPYLOAD_ONLY:-} ]] && ! "$PY" -c 'import torch' 2>/dev/null; then
 	log "installing python3-torch (apt-get)"
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-torch >/dev/null ||
 		die "cannot install python3-torch"
@@ -191,6 +194,37 @@ loader() { # loader NAME ARCHIVE PATIENTID
 	return 0
 }
 
+if [[ -n ${NPYLOAD_ONLY:-} ]]; then
+	# the repeated np.load alone: default mount, opens=each, tmpfs
+	mount_it mixed256 "$MIX"
+	lists mixed256 "$MIX" BL256
+	umount_it
+	head -n 100 "$W/mixed256.npy" > "$W/np.list"
+	l_fs= l_each= l_shm=
+	for ((r = 1; r <= ROUNDS; r++)); do
+		for mode in auto each; do
+			MOUNT_OPTS=opens=$mode mount_it mixed256 "$MIX"
+			if [[ $r == 1 && $mode == auto ]]; then
+				i=0
+				while read -r p; do cp "$p" "$SHM/$i.npy"; echo "$SHM/$i.npy"; i=$((i + 1)); done \
+					< "$W/np.list" > "$W/shm.list"
+			fi
+			t=$("$PY" "$HELP" npyload "$W/np.list" 20)
+			if [[ $mode == auto ]]; then l_fs=$(min "$t" "$l_fs"); else l_each=$(min "$t" "$l_each"); fi
+			umount_it
+		done
+		t=$("$PY" "$HELP" npyload "$W/shm.list" 20); l_shm=$(min "$t" "$l_shm")
+	done
+	ms() { awk -v a="$1" 'BEGIN { printf "%.3f ms", a * 1000 }'; }
+	row "repeated np.load 256x256: tmpfs / dicomfs" "$(ms "$l_shm")" "$(ms "$l_fs")" \
+		"$(ratio "$l_shm" "$l_fs")" "x tmpfs"
+	row "the same, -o opens=each: tmpfs / dicomfs" "$(ms "$l_shm")" "$(ms "$l_each")" \
+		"$(ratio "$l_shm" "$l_each")" "x tmpfs"
+	printf '\n%-46s %9s %9s %7s\n' "measurement (best of $ROUNDS)" "tmpfs" "dicomfs" "ratio"
+	printf '%s\n' "${ROWS[@]}"
+	echo "($(nproc) CPUs, load $(cut -d' ' -f1 /proc/loadavg))"
+	exit 0
+fi
 loader mixed256 "$MIX" BL256
 loader u512 "$BIG" BL512
 

@@ -22,6 +22,8 @@
 #   PYTHON=path       python with pydicom (default /usr/bin/python3)
 #   GEN=path          fixture generator (default <root>/tests/gen_archive.py)
 #   MOUNT_TIMEOUT=s   give up waiting for a mount after s seconds (default 900)
+#   MOUNT_OPTS=opts   extra -o options of every mount (e.g. opens=each: the
+#                     open round trips of every file, fs/fs.h Z1)
 set -u -o pipefail
 export LC_ALL=C
 
@@ -164,7 +166,7 @@ mount_fs() { # mount_fs INDEXPATH: mount, set MOUNT_SECS (launch to mounted)
 	local idx=$1 a b start=$SECONDS rc
 	echo "=== $(date '+%T') $DICOMFS -f -o index=$idx $ARCHIVE $MNT" >>"$LOG"
 	stamp a
-	"$DICOMFS" -f -o "index=$idx" "$ARCHIVE" "$MNT" >>"$LOG" 2>&1 &
+	"$DICOMFS" -f -o "index=$idx" ${MOUNT_OPTS:+-o "$MOUNT_OPTS"} "$ARCHIVE" "$MNT" >>"$LOG" 2>&1 &
 	DPID=$!
 	# Wait for the mount table entry (a bash loop: cheap, cannot block),
 	# then for the file system to answer a stat of its root (a builtin
