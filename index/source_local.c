@@ -313,6 +313,16 @@ static int cmp_entry(const void *a, const void *b)
 	return source_key_cmp(x->rel, x->rel_len, y->rel, y->rel_len);
 }
 
+/* source_list_free's twin (source.c calls us: no call back, index_layers.sh) */
+static void list_free(struct source_list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i].rel);
+	free(l->v);
+	l->v = NULL;
+	l->n = l->cap = 0;
+}
+
 static int local_walk_serial(struct local *l, struct source_list *out,
 			     source_problem_fn problem, void *ctx)
 {
@@ -488,7 +498,7 @@ static int local_walk_par(struct local *l, struct source_list *out,
 out:
 	for (size_t i = 0; i < wp.n; i++) {
 		struct witem *it = &wp.items[i];
-		source_list_free(&it->out);
+		list_free(&it->out);
 		for (size_t k = 0; k < it->np; k++) {
 			free(it->pv[k].path);
 			free(it->pv[k].why);
@@ -511,10 +521,10 @@ static int local_walk(void *inst, struct source_list *out, source_problem_fn pro
 	int rc;
 	if (local_walk_par(inst, out, problem, ctx, &rc)) {
 		if (rc)
-			source_list_free(out);
+			list_free(out);
 		return rc;
 	}
-	source_list_free(out);
+	list_free(out);
 	return local_walk_serial(inst, out, problem, ctx);
 }
 
