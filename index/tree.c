@@ -190,24 +190,49 @@ struct kv_run {
 	size_t a, e;
 };
 
+typedef int (*kv_cmp_fn)(const struct kv *x, const struct kv *y);
+
+/* the names DB's order of staged dirents (key: parent id + seq, value:
+ * inode + name): the parent id, then the name bytewise, shorter first */
+static int kv_cmp_name(const struct kv *x, const struct kv *y)
+{
+	if (x->p != y->p)
+		return x->p < y->p ? -1 : 1;
+	size_t xl = x->vl - 8, yl = y->vl - 8, l = xl < yl ? xl : yl;
+	int c = l ? memcmp(x->v + 8, y->v + 8, l) : 0;
+	return c ? c : (xl < yl ? -1 : xl > yl);
+}
+
+static int kv_cmp_key(const struct kv *x, const struct kv *y)
+{
+	return kv_cmp(x, y);
+}
+
+struct kv_ctx {
+	const struct kv *v;
+	kv_cmp_fn cmp;
+};
+
 static int cmp_run(const void *x, const void *y, void *ctx)
 {
-	const struct kv *v = ctx;
+	const struct kv_ctx *c = ctx;
 	const struct kv_run *p = x, *q = y;
-	int c = kv_cmp(&v[p->a], &v[q->a]);
-	return c ? c : (p->a < q->a ? -1 : p->a > q->a);
+	int r = c->cmp(&c->v[p->a], &c->v[q->a]);
+	return r ? r : (p->a < q->a ? -1 : p->a > q->a);
 }
 
 static int cmp_kv_ix(const void *x, const void *y, void *ctx)
 {
-	const struct kv *v = ctx;
+	const struct kv_ctx *c = ctx;
 	size_t i = *(const size_t *)x, j = *(const size_t *)y;
-	int c = kv_cmp(&v[i], &v[j]);
-	return c ? c : (i < j ? -1 : i > j);
+	int r = c->cmp(&c->v[i], &c->v[j]);
+	return r ? r : (i < j ? -1 : i > j);
 }
 
-static int kv_order(const struct kv *v, size_t n, int by_prefix, size_t **out)
+static int kv_order(const struct kv *v, size_t n, int by_prefix, kv_cmp_fn cmp,
+		    size_t **out)
 {
+	struct kv_ctx cx = { v, cmp };
 	struct kv_run *run = NULL;
 	size_t nr = 0, cap = 0, *ord = malloc((n ? n : 1) * sizeof(*ord)), o = 0;
 	*out = NULL;
@@ -215,7 +240,7 @@ static int kv_order(const struct kv *v, size_t n, int by_prefix, size_t **out)
 		return -ENOMEM;
 	for (size_t i = 0; i < n;) {
 		size_t j = i + 1;
-		while (j < n && kv_cmp(&v[j - 1], &v[j]) < 0 && (!by_prefix || v[j].p == v[i].p))
+		while (j < n && cmp(&v[j - 1], &v[j]) < 0 && (!by_prefix || v[j].p == v[i].p))
 			j++;
 		struct kv_run *nrun = grow(run, nr, &cap, sizeof(*run), 1024);
 		if (!nrun) {
@@ -228,12 +253,12 @@ static int kv_order(const struct kv *v, size_t n, int by_prefix, size_t **out)
 		i = j;
 	}
 	if (nr > 1)
-		qsort_r(run, nr, sizeof(*run), cmp_run, (void *)v);
+		qsort_r(run, nr, sizeof(*run), cmp_run, &cx);
 	for (size_t r = 0; r < nr;) {
 		/* the region of runs r .. q-1 whose key ranges overlap */
 		size_t q = r + 1, last = run[r].e - 1;
-		while (q < nr && kv_cmp(&v[run[q].a], &v[last]) <= 0) {
-			if (kv_cmp(&v[run[q].e - 1], &v[last]) > 0)
+		while (q < nr && cmp(&v[run[q].a], &v[last]) <= 0) {
+			if (cmp(&v[run[q].e - 1], &v[last]) > 0)
 				last = run[q].e - 1;
 			q++;
 		}
@@ -242,7 +267,7 @@ static int kv_order(const struct kv *v, size_t n, int by_prefix, size_t **out)
 			for (size_t i = run[k].a; i < run[k].e; i++)
 				ord[o++] = i;
 		if (q - r > 1)
-			qsort_r(ord + o0, o - o0, sizeof(*ord), cmp_kv_ix, (void *)v);
+			qsort_r(ord + o0, o - o0, sizeof(*ord), cmp_kv_ix, &cx);
 		r = q;
 	}
 	free(run);
@@ -257,7 +282,7 @@ static int stage_flush_by(struct stage *st, MDB_txn *txn, MDB_dbi dbi, unsigned 
 {
 	size_t *ord;
 	MDB_cursor *c;
-	int rc = kv_order(st->v, st->n, by_prefix, &ord);
+	int rc = kv_order(st->v, st->n, by_prefix, kv_cmp_key, &ord);
 	if (rc)
 		return rc;
 	if ((rc = dfs_from_mdb(mdb_cursor_open(txn, dbi, &c)))) {
@@ -277,6 +302,37 @@ static int stage_flush_by(struct stage *st, MDB_txn *txn, MDB_dbi dbi, unsigned 
 static int stage_flush(struct stage *st, MDB_txn *txn, MDB_dbi dbi, unsigned flags)
 {
 	return stage_flush_by(st, txn, dbi, flags, 0);
+}
+
+/* The names DB (parent id + name -> inode): one record per staged dirent
+ * (put_dirent stages only those), in name order. */
+static int names_flush(struct stage *dirents, MDB_txn *txn, MDB_dbi dbi, unsigned flags)
+{
+	size_t *ord;
+	MDB_cursor *c;
+	int rc = kv_order(dirents->v, dirents->n, 1, kv_cmp_name, &ord);
+	if (rc)
+		return rc;
+	if ((rc = dfs_from_mdb(mdb_cursor_open(txn, dbi, &c)))) {
+		free(ord);
+		return rc;
+	}
+	for (size_t i = 0; i < dirents->n && !rc; i++) {
+		const struct kv *e = &dirents->v[ord[i]];
+		unsigned char kb[8 + NAME_BUF + 8];
+		size_t nl = e->vl - 8;
+		if (nl > sizeof(kb) - 8) {
+			rc = -ENAMETOOLONG;
+			break;
+		}
+		memcpy(kb, e->k, 8);
+		memcpy(kb + 8, e->v + 8, nl);
+		MDB_val k = { 8 + nl, kb }, d = { 8, e->v };
+		rc = dfs_from_mdb(mdb_cursor_put(c, &k, &d, flags));
+	}
+	mdb_cursor_close(c);
+	free(ord);
+	return rc;
 }
 
 static void stage_release(struct stage *st)
@@ -472,18 +528,14 @@ static int put_dirent(struct build *b, uint64_t parent, uint32_t seq,
 		      uint64_t ino, const char *name)
 {
 	size_t nl = strlen(name);
-	unsigned char kb[12], nk[8 + NAME_BUF];
+	unsigned char kb[12];
 	if (b->touched && (!b->touched->n || b->touched->v[b->touched->n - 1] != parent) &&
 	    u64_push(b->touched, parent))
 		return -ENOMEM;
 	be64_put(kb, parent);
 	be32_put(kb + 8, seq);
-	int rc = stage_put(&b->dirents, kb, 12, &ino, 8, name, nl, NULL, 0);
-	if (rc)
-		return rc;
-	be64_put(nk, parent);
-	memcpy(nk + 8, name, nl);
-	return stage_put(&b->names, nk, 8 + nl, &ino, 8, NULL, 0, NULL, 0);
+	/* the names DB's record is made from it (names_flush) */
+	return stage_put(&b->dirents, kb, 12, &ino, 8, name, nl, NULL, 0);
 }
 
 /*
@@ -1777,7 +1829,7 @@ int tree_build(struct index *ix, MDB_txn *txn, uint64_t *next_id)
 	if ((rc = build_views(&b, ix->opts.views, &all)))
 		goto free_insts;
 	if ((rc = stage_flush(&b.nodes, txn, ix->nodes, MDB_APPEND)) ||
-	    (rc = stage_flush_by(&b.names, txn, ix->names, MDB_APPEND, 1)) ||
+	    (rc = names_flush(&b.dirents, txn, ix->names, MDB_APPEND)) ||
 	    (rc = stage_flush_by(&b.dirents, txn, ix->dirents, MDB_APPEND, 1)) ||
 	    (rc = stage_flush(&b.aux, txn, ix->aux, MDB_APPEND)))
 		goto free_insts;
@@ -2942,7 +2994,7 @@ int tree_update(struct index *ix, MDB_txn *txn, uint64_t *next_id,
 
 	/* 8. write; the reports and counts */
 	if ((rc = stage_flush(&b->nodes, txn, ix->nodes, 0)) ||
-	    (rc = stage_flush_by(&b->names, txn, ix->names, 0, 1)) ||
+	    (rc = names_flush(&b->dirents, txn, ix->names, 0)) ||
 	    (rc = stage_flush_by(&b->dirents, txn, ix->dirents, 0, 1)))
 		goto out;
 	/* sources/ follows the nodes just written (sources_update) */
@@ -2954,7 +3006,7 @@ int tree_update(struct index *ix, MDB_txn *txn, uint64_t *next_id,
 		stage_release(&b->dirents);
 		if (!(rc = sources_update(b, ix->opts.views[i], &all, touched)) &&
 		    !(rc = stage_flush(&b->nodes, txn, ix->nodes, 0)) &&
-		    !(rc = stage_flush_by(&b->names, txn, ix->names, 0, 1)))
+		    !(rc = names_flush(&b->dirents, txn, ix->names, 0)))
 			rc = stage_flush_by(&b->dirents, txn, ix->dirents, 0, 1);
 	}
 	if (rc)
