@@ -1272,24 +1272,31 @@ static int do_anon(struct build *b, struct agg *out)
 static unsigned char *stage_alloc(struct stage *st, size_t n);
 
 /* in: the record d (source path k), copied (into arena when not NULL and
- * it fits a chunk, else malloc()ed), its name fields parsed.
+ * it fits a chunk, else malloc()ed; in_map: not copied, the caller knows
+ * it stays, store.h tree_recs_in_map), its name fields parsed.
  * 0 or -ENOMEM (in is then empty). */
 static int inst_load(struct inst *in, const MDB_val *k, const MDB_val *d,
-		     const struct rec_head *h, struct stage *arena)
+		     const struct rec_head *h, struct stage *arena, int in_map)
 {
 	memset(in, 0, sizeof(*in));
 	in->vol = -1;
-	if (arena && (in->rec = stage_alloc(arena, d->mv_size + k->mv_size)))
+	if (in_map) {
+		in->rec = d->mv_data;
 		in->rec_shared = 1;
-	else
-		in->rec = malloc(d->mv_size + k->mv_size);
-	if (!in->rec)
-		return -ENOMEM;
-	memcpy(in->rec, d->mv_data, d->mv_size);
-	memcpy((char *)in->rec + d->mv_size, k->mv_data, k->mv_size);
+		in->rel.s = k->mv_data;
+	} else {
+		if (arena && (in->rec = stage_alloc(arena, d->mv_size + k->mv_size)))
+			in->rec_shared = 1;
+		else
+			in->rec = malloc(d->mv_size + k->mv_size);
+		if (!in->rec)
+			return -ENOMEM;
+		memcpy(in->rec, d->mv_data, d->mv_size);
+		memcpy((char *)in->rec + d->mv_size, k->mv_data, k->mv_size);
+		in->rel.s = (char *)in->rec + d->mv_size;
+	}
 	in->rec_len = d->mv_size;
 	in->h = *h;
-	in->rel.s = (char *)in->rec + d->mv_size;
 	in->rel.l = k->mv_size;
 	/* one pass over the attributes */
 	size_t pos = 0, l;
@@ -1372,7 +1379,7 @@ static int load(struct build *b, uint64_t *skipped, uint64_t *errors)
 		struct inst *nv = grow(b->v, b->n, &cap, sizeof(*nv), 1024);
 		if (nv)
 			b->v = nv;
-		if (!nv || inst_load(&nv[b->n], &k, &d, &h, &b->recs)) {
+		if (!nv || inst_load(&nv[b->n], &k, &d, &h, &b->recs, b->ix->tree_recs_in_map)) {
 			rc = ENOMEM;
 			break;
 		}
@@ -2233,7 +2240,7 @@ static int keep_add(struct upd *u, const MDB_val *k, const MDB_val *d,
 	if (!nv)
 		return -ENOMEM;
 	u->keep = nv;
-	int rc = inst_load(&nv[u->nkeep], k, d, h, NULL);
+	int rc = inst_load(&nv[u->nkeep], k, d, h, NULL, 0);
 	if (rc)
 		return rc;
 	*out = &nv[u->nkeep++];
@@ -2247,7 +2254,7 @@ static int load_add(struct upd *u, const MDB_val *k, const MDB_val *d,
 	if (!nv)
 		return -ENOMEM;
 	u->b.v = nv;
-	int rc = inst_load(&nv[u->b.n], k, d, h, NULL);
+	int rc = inst_load(&nv[u->b.n], k, d, h, NULL, 0);
 	if (rc)
 		return rc;
 	if (out)
