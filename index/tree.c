@@ -1833,6 +1833,13 @@ int tree_build(struct index *ix, MDB_txn *txn, uint64_t *next_id)
 			goto free_insts;
 
 	archive_attrs(&b, &all);
+	/* room for what is staged, known roughly: no copy of the arrays as
+	 * they grow (pages not written are never touched) */
+	size_t est = b.n * 16 + 64;
+	if ((b.dirents.v = malloc(est * sizeof(*b.dirents.v))))
+		b.dirents.cap = est;
+	if ((b.nodes.v = malloc(est / 4 * sizeof(*b.nodes.v))))
+		b.nodes.cap = est / 4;
 	if ((rc = build_views(&b, ix->opts.views, &all)))
 		goto free_insts;
 	if ((rc = stage_flush(&b.nodes, txn, ix->nodes, MDB_APPEND)) ||
