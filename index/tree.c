@@ -817,6 +817,7 @@ static int put_instances(struct build *b, uint64_t dir_id, const struct sib *s,
 	int rc = 0, anon = b->flags & NODE_F_ANON;
 	for (size_t i = 0; i < n && !rc; i++) {
 		struct inst *in = &b->v[s[i].a], moved;
+		size_t bl = strlen(s[i].name);
 		uint64_t id = in->h.id;
 		if (anon) {
 			/* a file's mtime is a date too: shifted like the patient's
@@ -838,7 +839,14 @@ static int put_instances(struct build *b, uint64_t dir_id, const struct sib *s,
 			    (k == KIND_JSON && !in->h.json_size) ||
 			    ((k == KIND_NPY || k == KIND_PNG) && !has_pixels(in)))
 				continue;
-			snprintf(fname, sizeof(fname), "%s.%s", s[i].name, f->name);
+			size_t el = strlen(f->name);
+			if (bl + 1 + el < sizeof(fname)) {   /* always (NAME_BUF) */
+				memcpy(fname, s[i].name, bl);
+				fname[bl] = '.';
+				memcpy(fname + bl + 1, f->name, el + 1);
+			} else {
+				snprintf(fname, sizeof(fname), "%s.%s", s[i].name, f->name);
+			}
 			rc = put_dirent(b, dir_id, seq++, ino_make(id, k), fname);
 		}
 	}
@@ -1888,7 +1896,8 @@ static int del_key(MDB_txn *txn, MDB_dbi dbi, const void *kb, size_t kl);
 
 
 struct srcent {
-	char *rel;            /* the record's key (malloc()ed) */
+	char *rel;            /* the record's key (malloc()ed, or in the map:
+			       * srcbuild.in_map) */
 	size_t l;
 	struct rec_head h;
 };
@@ -1917,6 +1926,7 @@ struct srcbuild {
 	struct srcent *v;
 	uint64_t *shown;      /* ids with an instance node (patients/), sorted */
 	size_t nshown;
+	int in_map;           /* store.h tree_recs_in_map: keys not copied */
 };
 
 /*
@@ -1992,7 +2002,7 @@ static int src_fill(struct srcbuild *sb, uint64_t dir_id, size_t a, size_t e, si
  */
 static int sources_fill(struct build *b, int from_nodes, struct view_top *top)
 {
-	struct srcbuild sb = { b, NULL, NULL, 0 };
+	struct srcbuild sb = { b, NULL, NULL, 0, b->ix->tree_recs_in_map };
 	size_t n = 0, cap = 0, scap = 0;
 	MDB_cursor *c;
 	MDB_val k, d;
@@ -2036,11 +2046,15 @@ static int sources_fill(struct build *b, int from_nodes, struct view_top *top)
 			break;
 		}
 		sb.v = nv;
-		if (!(sb.v[n].rel = malloc(k.mv_size))) {
-			rc = ENOMEM;
-			break;
+		if (sb.in_map) {
+			sb.v[n].rel = k.mv_data;
+		} else {
+			if (!(sb.v[n].rel = malloc(k.mv_size))) {
+				rc = ENOMEM;
+				break;
+			}
+			memcpy(sb.v[n].rel, k.mv_data, k.mv_size);
 		}
-		memcpy(sb.v[n].rel, k.mv_data, k.mv_size);
 		sb.v[n].l = k.mv_size;
 		sb.v[n].h = h;
 		n++;
@@ -2061,7 +2075,8 @@ static int sources_fill(struct build *b, int from_nodes, struct view_top *top)
 	}
 out:
 	for (size_t i = 0; i < n; i++)
-		free(sb.v[i].rel);
+		if (!sb.in_map)
+			free(sb.v[i].rel);
 	free(sb.v);
 	free(sb.shown);
 	return rc;
