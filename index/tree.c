@@ -103,7 +103,10 @@ struct stage {
 	size_t nchunks, used;
 };
 
-#define STAGE_CHUNK ((size_t)1 << 20)
+/* below glibc's mmap threshold: a chunk freed after its stage is written
+ * stays in the heap, where LMDB's pages of the next DB find it (a fresh
+ * page costs a fault: NOTES) */
+#define STAGE_CHUNK ((size_t)64 << 10)
 
 /* v (n elements of size bytes used, *cap allocated) with room for one more:
  * doubled when full (first: the first capacity); NULL when out of memory
@@ -121,8 +124,25 @@ static void *grow(void *v, size_t n, size_t *cap, size_t size, size_t first)
 
 static unsigned char *stage_alloc(struct stage *st, size_t n)
 {
-	if (n > STAGE_CHUNK)
-		return NULL;
+	if (n > STAGE_CHUNK) {
+		/* a chunk of its own, kept before the chunk being filled */
+		unsigned char **nc = realloc(st->chunks, (st->nchunks + 1) * sizeof(*nc));
+		if (!nc)
+			return NULL;
+		st->chunks = nc;
+		unsigned char *big = malloc(n);
+		if (!big)
+			return NULL;
+		if (st->nchunks) {
+			nc[st->nchunks] = nc[st->nchunks - 1];
+			nc[st->nchunks - 1] = big;
+		} else {
+			nc[0] = big;
+			st->used = STAGE_CHUNK;   /* full: the next gets a new chunk */
+		}
+		st->nchunks++;
+		return big;
+	}
 	if (!st->nchunks || st->used + n > STAGE_CHUNK) {
 		unsigned char **nc = realloc(st->chunks, (st->nchunks + 1) * sizeof(*nc));
 		if (!nc)
@@ -1850,13 +1870,27 @@ int tree_build(struct index *ix, MDB_txn *txn, uint64_t *next_id)
 		b.nodes.cap = est / 4;
 	if ((rc = build_views(&b, ix->opts.views, &all)))
 		goto free_insts;
-	if ((rc = stage_flush(&b.nodes, txn, ix->nodes, MDB_APPEND)) ||
-	    (rc = names_flush(&b.dirents, txn, ix->names, MDB_APPEND)) ||
-	    (rc = stage_flush_by(&b.dirents, txn, ix->dirents, MDB_APPEND, 1)) ||
-	    (rc = stage_flush(&b.aux, txn, ix->aux, MDB_APPEND)))
+	/* the stages are all that is written now: what is no longer needed
+	 * is freed before each DB's pages are allocated (the heap's memory is
+	 * used again instead of fresh pages) */
+	size_t ninst = b.n;
+	for (size_t i = 0; i < b.n; i++)
+		inst_free(&b.v[i]);
+	free(b.v);
+	b.v = NULL;
+	b.n = 0;
+	stage_release(&b.recs);
+	if ((rc = stage_flush(&b.nodes, txn, ix->nodes, MDB_APPEND)))
+		goto free_insts;
+	stage_release(&b.nodes);
+	if ((rc = names_flush(&b.dirents, txn, ix->names, MDB_APPEND)) ||
+	    (rc = stage_flush_by(&b.dirents, txn, ix->dirents, MDB_APPEND, 1)))
+		goto free_insts;
+	stage_release(&b.dirents);
+	if ((rc = stage_flush(&b.aux, txn, ix->aux, MDB_APPEND)))
 		goto free_insts;
 	if ((rc = tsv_store(txn, ix->meta, "dups", NULL, 0, NULL, NULL, &dups, NULL)) ||
-	    (rc = meta_put_u64(txn, ix->meta, "n_instances", b.n)) ||
+	    (rc = meta_put_u64(txn, ix->meta, "n_instances", ninst)) ||
 	    (rc = meta_put_u64(txn, ix->meta, "n_patients", b.patients)) ||
 	    (rc = meta_put_u64(txn, ix->meta, "n_studies", b.studies)) ||
 	    (rc = meta_put_u64(txn, ix->meta, "n_series", b.series)) ||
@@ -1867,7 +1901,7 @@ int tree_build(struct index *ix, MDB_txn *txn, uint64_t *next_id)
 	    (rc = tsv_store(txn, ix->meta, "anon_excluded", NULL, 0, NULL, NULL,
 			    &b.anon_excluded, NULL)))
 		goto free_insts;
-	ix->stats.instances = b.n;
+	ix->stats.instances = ninst;
 	ix->stats.patients = b.patients;
 	ix->stats.studies = b.studies;
 	ix->stats.series = b.series;
