@@ -1248,8 +1248,10 @@ join:
 			if (in_map && (ntodo || removed)) {
 				rc = dfs_from_mdb(mdb_txn_commit(txn));
 				txn = NULL;
-				if (!rc)
+				if (!rc) {
+					ix->parsed_kept = ntodo;
 					rc = dfs_from_mdb(mdb_txn_begin(ix->env, NULL, 0, &txn));
+				}
 				if (rc)
 					goto abort;
 			}

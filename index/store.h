@@ -73,6 +73,9 @@ struct index {
 	 * stay where they are in the map until the txn ends: read in place,
 	 * not copied (issue 17) */
 	int tree_recs_in_map;
+	/* scan.c: files parsed whose records that early commit kept; an
+	 * update retried for a full map (index.c) still counts them */
+	uint64_t parsed_kept;
 
 	/* Live updates (live.c): the live thread's state, set by
 	 * index_live_start and freed by index_live_stop (main thread). */
