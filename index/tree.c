@@ -17,6 +17,14 @@
  * - Updates in place (tree_update, index.h I11): a live batch rewrites
  *   the subtrees of the patients and studies its records touch and the
  *   listings of the tops, from what "aux" keeps of the tops' children.
+ * - Speed of a full build (issue 17): every tree record is staged, then
+ *   appended in key order (MDB_APPEND through one cursor). The stage comes
+ *   in ascending runs, which are ordered as wholes (kv_order), so there is no full sort.
+ *   The names DB is made from the staged dirents (names_flush). The records
+ *   are read in place in the map when no record was written in the txn
+ *   (store.h tree_recs_in_map). What is written is freed before the next
+ *   DB, so LMDB's page mallocs reuse that memory. Per-record work
+ *   (has_pixels, anon/'s pseudonyms and volume answers) is done once.
  * - The views are data: each directory level is a struct level (its key in
  *   "keys", its level files, how its children are grouped and named), and
  *   one fill() / put_listing() writes every level of patients/ and uids/.
