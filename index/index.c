@@ -18,17 +18,22 @@ int index_update(struct index *ix, struct index_stats *st, char *msg,
 	if (!ix->opts.views)
 		ix->opts.views = view_registry;
 	int rc;
+	uint64_t kept = 0;
 	/* the map is full (store.h S3): grow it and go on (what the batches
-	 * committed is kept; the rest is done again) */
+	 * committed is kept; the rest is done again; the files parsed for
+	 * records kept still count as parsed by this update) */
 	for (int tries = 0;; tries++) {
+		ix->parsed_kept = 0;
 		rc = scan_update(ix, NULL, msg, msglen);
 		if (rc != -ENOSPC || tries >= 32)
 			break;
+		kept += ix->parsed_kept;
 		if (store_map_grow(ix, msg, msglen))
 			break;
 		strbuf_release(&ix->walk_errors);
 	}
 	if (!rc) {
+		ix->stats.files_parsed += kept;
 		mdb_env_sync(ix->env, 1);
 		/* downgrade: readers welcome, updaters elsewhere go private (I5) */
 		flock(ix->lock_fd, LOCK_SH);

@@ -1238,7 +1238,26 @@ join:
 			if (!live)
 				index_progress_line(ix, "tree: building it (%llu files)",
 						    (unsigned long long)ix->stats.files_seen);
+			/* the tree reads the records where they are in the map
+			 * instead of copying them (store.h) when no record was
+			 * written in this txn: none changed (a tree rebuilt on
+			 * its own), or a first build's last records committed
+			 * first, like every BATCH before them (tree_valid 0 says
+			 * the tree is still to come, I4) */
+			int in_map = !live && ((append && !feed) || (!ntodo && !removed));
+			if (in_map && (ntodo || removed)) {
+				rc = dfs_from_mdb(mdb_txn_commit(txn));
+				txn = NULL;
+				if (!rc) {
+					ix->parsed_kept = ntodo;
+					rc = dfs_from_mdb(mdb_txn_begin(ix->env, NULL, 0, &txn));
+				}
+				if (rc)
+					goto abort;
+			}
+			ix->tree_recs_in_map = in_map;
 			rc = tree_build(ix, txn, &next_id);
+			ix->tree_recs_in_map = 0;
 		}
 		if (rc)
 			goto abort;

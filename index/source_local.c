@@ -115,7 +115,14 @@ struct walk {
 	struct seen seen;
 	source_problem_fn problem;
 	void *ctx;
+	/* a parallel walk (local_walk): the directories seen are shared
+	 * (*shared under *lock); a symlink to a directory or a directory seen
+	 * twice stops it (WALK_SERIAL), the serial walk then decides */
+	struct seen *shared;
+	pthread_mutex_t *lock;
 };
+
+#define WALK_SERIAL 1
 
 static int seen_add(struct seen *s, dev_t d, ino_t i)
 {
@@ -213,9 +220,20 @@ static int walk_entry(struct walk *wk, int dfd, const char *name, const char *pa
 			wk->problem(wk->ctx, path, strerror(errno));
 			return 0;
 		}
+		if (wk->shared && S_ISDIR(st.st_mode))
+			return WALK_SERIAL;
 	}
 	if (S_ISDIR(st.st_mode)) {
-		int r = seen_add(&wk->seen, st.st_dev, st.st_ino);
+		int r;
+		if (wk->shared) {
+			pthread_mutex_lock(wk->lock);
+			r = seen_add(wk->shared, st.st_dev, st.st_ino);
+			pthread_mutex_unlock(wk->lock);
+			if (r == 1)
+				return WALK_SERIAL;
+		} else {
+			r = seen_add(&wk->seen, st.st_dev, st.st_ino);
+		}
 		if (r < 0)
 			return r;
 		if (r == 1) {
@@ -296,10 +314,20 @@ static int cmp_entry(const void *a, const void *b)
 	return source_key_cmp(x->rel, x->rel_len, y->rel, y->rel_len);
 }
 
-static int local_walk(void *inst, struct source_list *out, source_problem_fn problem,
-		      void *ctx)
+/* source_list_free's twin (source.c calls us: no call back, index_layers.sh) */
+static void list_free(struct source_list *l)
 {
-	struct walk wk = { .l = inst, .out = out, .problem = problem, .ctx = ctx };
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i].rel);
+	free(l->v);
+	l->v = NULL;
+	l->n = l->cap = 0;
+}
+
+static int local_walk_serial(struct local *l, struct source_list *out,
+			     source_problem_fn problem, void *ctx)
+{
+	struct walk wk = { .l = l, .out = out, .problem = problem, .ctx = ctx };
 	struct stat rst;
 	if (fstat(wk.l->dirfd, &rst) == 0)
 		seen_add(&wk.seen, rst.st_dev, rst.st_ino);
@@ -309,6 +337,196 @@ static int local_walk(void *inst, struct source_list *out, source_problem_fn pro
 	if (!rc)
 		qsort(out->v, out->n, sizeof(*out->v), cmp_entry);
 	return rc;
+}
+
+/*
+ * The parallel walk (issue 17: a remount of an unchanged archive is a
+ * walk): the entries of the archive folder are items, walked by
+ * WALK_THREADS threads, each item into a list and a problem log of its
+ * own, joined in item order afterwards, so that the result (and the order
+ * of the problems) is the serial walk's. Where the serial walk's answer
+ * would depend on the order (a symlink to a directory, a directory
+ * reached twice: R1's "once"), the parallel walk gives up and the serial
+ * one runs.
+ */
+#define WALK_THREADS 2
+
+struct wproblem {
+	char *path, *why;
+};
+
+struct witem {
+	char *name;
+	struct source_list out;
+	struct wproblem *pv;
+	size_t np, cp;
+	int rc;
+};
+
+struct wpar {
+	struct local *l;
+	int rootfd;
+	struct witem *items;
+	size_t n, next;
+	int stop;             /* WALK_SERIAL or an error: the others stop too */
+	struct seen seen;
+	pthread_mutex_t lock;
+};
+
+static void wproblem_add(void *ctx, const char *path, const char *why)
+{
+	struct witem *it = ctx;
+	if (it->np == it->cp) {
+		size_t cap = it->cp ? it->cp * 2 : 8;
+		struct wproblem *p = realloc(it->pv, cap * sizeof(*p));
+		if (!p)
+			return;   /* the problem goes unreported (out of memory) */
+		it->pv = p;
+		it->cp = cap;
+	}
+	struct wproblem *w = &it->pv[it->np];
+	if (!(w->path = strdup(path)) || !(w->why = strdup(why))) {
+		free(w->path);
+		return;
+	}
+	it->np++;
+}
+
+static void *wpar_main(void *arg)
+{
+	struct wpar *wp = arg;
+	for (;;) {
+		pthread_mutex_lock(&wp->lock);
+		size_t i = wp->stop ? wp->n : wp->next++;
+		pthread_mutex_unlock(&wp->lock);
+		if (i >= wp->n)
+			break;
+		struct witem *it = &wp->items[i];
+		struct walk wk = { .l = wp->l, .out = &it->out, .problem = wproblem_add,
+				   .ctx = it, .shared = &wp->seen, .lock = &wp->lock };
+		it->rc = walk_entry(&wk, wp->rootfd, it->name, it->name, 0);
+		if (it->rc) {
+			pthread_mutex_lock(&wp->lock);
+			wp->stop = it->rc;
+			pthread_mutex_unlock(&wp->lock);
+		}
+	}
+	return NULL;
+}
+
+/* 1: walked (rc in *rc), 0: the serial walk must (nothing reported) */
+static int local_walk_par(struct local *l, struct source_list *out,
+			  source_problem_fn problem, void *ctx, int *rc)
+{
+	struct wpar wp = { .l = l, .rootfd = root_open(l) };
+	char **names = NULL;
+	size_t cap = 0;
+	int done = 0;
+	if (wp.rootfd < 0)
+		return 0;
+	DIR *d = fdopendir(wp.rootfd);
+	if (!d) {
+		close(wp.rootfd);
+		return 0;
+	}
+	struct dirent *de;
+	size_t n = 0;
+	while ((de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 64;
+			char **p = realloc(names, cap * sizeof(*p));
+			if (!p)
+				goto out;
+			names = p;
+		}
+		if (!(names[n] = strdup(de->d_name)))
+			goto out;
+		n++;
+	}
+	if (n < 2)   /* nothing to share */
+		goto out;
+	qsort(names, n, sizeof(*names), cmp_str);
+	if (!(wp.items = calloc(n, sizeof(*wp.items))))
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		wp.items[i].name = names[i];
+	wp.n = n;
+	struct stat rst;
+	if (fstat(l->dirfd, &rst) == 0 && seen_add(&wp.seen, rst.st_dev, rst.st_ino) < 0)
+		goto out;
+	pthread_mutex_init(&wp.lock, NULL);
+	pthread_t th[WALK_THREADS];
+	int started = 0;
+	for (; started < WALK_THREADS; started++)
+		if (pthread_create(&th[started], NULL, wpar_main, &wp))
+			break;
+	if (!started)
+		wpar_main(&wp);
+	for (int t = 0; t < started; t++)
+		pthread_join(th[t], NULL);
+	pthread_mutex_destroy(&wp.lock);
+	if (wp.stop == WALK_SERIAL)
+		goto out;
+	done = 1;
+	*rc = wp.stop;
+	for (size_t i = 0; i < n && !*rc; i++) {
+		struct witem *it = &wp.items[i];
+		for (size_t k = 0; k < it->np; k++)
+			problem(ctx, it->pv[k].path, it->pv[k].why);
+		if (out->cap < out->n + it->out.n) {
+			size_t c = out->cap ? out->cap : 1024;
+			while (c < out->n + it->out.n)
+				c *= 2;
+			struct source_entry *p = realloc(out->v, c * sizeof(*p));
+			if (!p) {
+				*rc = -ENOMEM;
+				break;
+			}
+			out->v = p;
+			out->cap = c;
+		}
+		if (it->out.n)
+			memcpy(out->v + out->n, it->out.v, it->out.n * sizeof(*out->v));
+		out->n += it->out.n;
+		free(it->out.v);   /* the entries moved to out */
+		it->out.v = NULL;
+		it->out.n = 0;
+	}
+	if (!*rc)
+		qsort(out->v, out->n, sizeof(*out->v), cmp_entry);
+out:
+	for (size_t i = 0; i < wp.n; i++) {
+		struct witem *it = &wp.items[i];
+		list_free(&it->out);
+		for (size_t k = 0; k < it->np; k++) {
+			free(it->pv[k].path);
+			free(it->pv[k].why);
+		}
+		free(it->pv);
+	}
+	free(wp.items);
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	free(wp.seen.dev);
+	free(wp.seen.ino);
+	closedir(d);
+	return done;
+}
+
+static int local_walk(void *inst, struct source_list *out, source_problem_fn problem,
+		      void *ctx)
+{
+	int rc;
+	if (local_walk_par(inst, out, problem, ctx, &rc)) {
+		if (rc)
+			list_free(out);
+		return rc;
+	}
+	list_free(out);
+	return local_walk_serial(inst, out, problem, ctx);
 }
 
 static int local_walk_under(void *inst, const char *rel, size_t rel_len,

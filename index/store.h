@@ -68,6 +68,14 @@ struct index {
 	size_t ntags;
 	char *tags_note;              /* what changed in the tag set, or NULL */
 	struct strbuf walk_errors;    /* this update's walk problems (TSV) */
+	/* tree_build: "files" has no page written in the current write txn
+	 * (scan.c commits the records first on a first build), so its records
+	 * stay where they are in the map until the txn ends: read in place,
+	 * not copied (issue 17) */
+	int tree_recs_in_map;
+	/* scan.c: files parsed whose records that early commit kept; an
+	 * update retried for a full map (index.c) still counts them */
+	uint64_t parsed_kept;
 
 	/* Live updates (live.c): the live thread's state, set by
 	 * index_live_start and freed by index_live_stop (main thread). */

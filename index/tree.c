@@ -17,6 +17,14 @@
  * - Updates in place (tree_update, index.h I11): a live batch rewrites
  *   the subtrees of the patients and studies its records touch and the
  *   listings of the tops, from what "aux" keeps of the tops' children.
+ * - Speed of a full build (issue 17): every tree record is staged, then
+ *   appended in key order (MDB_APPEND through one cursor). The stage comes
+ *   in ascending runs, which are ordered as wholes (kv_order), so there is no full sort.
+ *   The names DB is made from the staged dirents (names_flush). The records
+ *   are read in place in the map when no record was written in the txn
+ *   (store.h tree_recs_in_map). What is written is freed before the next
+ *   DB, so LMDB's page mallocs reuse that memory. Per-record work
+ *   (has_pixels, anon/'s pseudonyms and volume answers) is done once.
  * - The views are data: each directory level is a struct level (its key in
  *   "keys", its level files, how its children are grouped and named), and
  *   one fill() / put_listing() writes every level of patients/ and uids/.
@@ -56,6 +64,11 @@ struct inst {
 	struct anon_names *an;
 	struct str a_pid, a_pname, a_study, a_sdate, a_series, a_sop;
 	int a_days;           /* the patient's date shift (deid.h D4) */
+	uint8_t pix;          /* has_pixels(), found once by inst_load */
+	uint8_t rec_shared;   /* rec is in the build's arena (not free()d) */
+	int8_t vol;           /* patients/: its series is a volume (1), not (0),
+				 * unknown (-1); set on the series' first instance */
+	uint32_t vol_n;       /* the instances of that series in patients/ */
 };
 
 /* the de-identified values an anon/ name is made of (view_anon.c) */
@@ -85,6 +98,7 @@ struct sib {
  * several times faster than random inserts.
  */
 struct kv {
+	uint64_t p;           /* the key's first 8 bytes, big-endian (sorting) */
 	unsigned char *k, *v;
 	size_t kl, vl;
 };
@@ -97,7 +111,10 @@ struct stage {
 	size_t nchunks, used;
 };
 
-#define STAGE_CHUNK ((size_t)1 << 20)
+/* below glibc's mmap threshold: a chunk freed after its stage is written
+ * stays in the heap, where LMDB's pages of the next DB find it (a fresh
+ * page costs a fault: NOTES) */
+#define STAGE_CHUNK ((size_t)64 << 10)
 
 /* v (n elements of size bytes used, *cap allocated) with room for one more:
  * doubled when full (first: the first capacity); NULL when out of memory
@@ -115,8 +132,25 @@ static void *grow(void *v, size_t n, size_t *cap, size_t size, size_t first)
 
 static unsigned char *stage_alloc(struct stage *st, size_t n)
 {
-	if (n > STAGE_CHUNK)
-		return NULL;
+	if (n > STAGE_CHUNK) {
+		/* a chunk of its own, kept before the chunk being filled */
+		unsigned char **nc = realloc(st->chunks, (st->nchunks + 1) * sizeof(*nc));
+		if (!nc)
+			return NULL;
+		st->chunks = nc;
+		unsigned char *big = malloc(n);
+		if (!big)
+			return NULL;
+		if (st->nchunks) {
+			nc[st->nchunks] = nc[st->nchunks - 1];
+			nc[st->nchunks - 1] = big;
+		} else {
+			nc[0] = big;
+			st->used = STAGE_CHUNK;   /* full: the next gets a new chunk */
+		}
+		st->nchunks++;
+		return big;
+	}
 	if (!st->nchunks || st->used + n > STAGE_CHUNK) {
 		unsigned char **nc = realloc(st->chunks, (st->nchunks + 1) * sizeof(*nc));
 		if (!nc)
@@ -147,6 +181,9 @@ static int stage_put(struct stage *st, const void *k, size_t kl, const void *v1,
 		return -ENOMEM;
 	e->v = e->k + kl;
 	memcpy(e->k, k, kl);
+	unsigned char pb[8] = { 0 };
+	memcpy(pb, k, kl < 8 ? kl : 8);
+	e->p = be64_get(pb);
 	if (l1)
 		memcpy(e->v, v1, l1);
 	if (l2)
@@ -157,24 +194,172 @@ static int stage_put(struct stage *st, const void *k, size_t kl, const void *v1,
 	return 0;
 }
 
-static int cmp_kv(const void *a, const void *b)
+/* bytewise key order (LMDB's default): the first 8 bytes as a number, then
+ * the rest */
+static inline int kv_cmp(const struct kv *x, const struct kv *y)
 {
-	const struct kv *x = a, *y = b;
+	if (x->p != y->p)
+		return x->p < y->p ? -1 : 1;
 	size_t l = x->kl < y->kl ? x->kl : y->kl;
-	int c = memcmp(x->k, y->k, l);
+	int c = l > 8 ? memcmp(x->k + 8, y->k + 8, l - 8) : 0;
 	return c ? c : (x->kl < y->kl ? -1 : x->kl > y->kl);
 }
 
-/* flags: MDB_APPEND into an emptied DB (a full build), 0 (an update) */
+/*
+ * The order of the staged puts v[0, n), as indexes into v (*out,
+ * malloc()ed). The stage comes in long ascending runs (a directory's
+ * entries are put in order, between the subtrees of its children): the
+ * runs (cut where the key goes down, or with by_prefix where its first 8
+ * bytes change: the parent id of names and dirents) are sorted by their
+ * first key and emitted whole; only where runs overlap are their entries
+ * sorted one by one. 0 or -ENOMEM.
+ */
+struct kv_run {
+	size_t a, e;
+};
+
+typedef int (*kv_cmp_fn)(const struct kv *x, const struct kv *y);
+
+/* the names DB's order of staged dirents (key: parent id + seq, value:
+ * inode + name): the parent id, then the name bytewise, shorter first */
+static int kv_cmp_name(const struct kv *x, const struct kv *y)
+{
+	if (x->p != y->p)
+		return x->p < y->p ? -1 : 1;
+	size_t xl = x->vl - 8, yl = y->vl - 8, l = xl < yl ? xl : yl;
+	int c = l ? memcmp(x->v + 8, y->v + 8, l) : 0;
+	return c ? c : (xl < yl ? -1 : xl > yl);
+}
+
+static int kv_cmp_key(const struct kv *x, const struct kv *y)
+{
+	return kv_cmp(x, y);
+}
+
+struct kv_ctx {
+	const struct kv *v;
+	kv_cmp_fn cmp;
+};
+
+static int cmp_run(const void *x, const void *y, void *ctx)
+{
+	const struct kv_ctx *c = ctx;
+	const struct kv_run *p = x, *q = y;
+	int r = c->cmp(&c->v[p->a], &c->v[q->a]);
+	return r ? r : (p->a < q->a ? -1 : p->a > q->a);
+}
+
+static int cmp_kv_ix(const void *x, const void *y, void *ctx)
+{
+	const struct kv_ctx *c = ctx;
+	size_t i = *(const size_t *)x, j = *(const size_t *)y;
+	int r = c->cmp(&c->v[i], &c->v[j]);
+	return r ? r : (i < j ? -1 : i > j);
+}
+
+static int kv_order(const struct kv *v, size_t n, int by_prefix, kv_cmp_fn cmp,
+		    size_t **out)
+{
+	struct kv_ctx cx = { v, cmp };
+	struct kv_run *run = NULL;
+	size_t nr = 0, cap = 0, *ord = malloc((n ? n : 1) * sizeof(*ord)), o = 0;
+	*out = NULL;
+	if (!ord)
+		return -ENOMEM;
+	for (size_t i = 0; i < n;) {
+		size_t j = i + 1;
+		while (j < n && cmp(&v[j - 1], &v[j]) < 0 && (!by_prefix || v[j].p == v[i].p))
+			j++;
+		struct kv_run *nrun = grow(run, nr, &cap, sizeof(*run), 1024);
+		if (!nrun) {
+			free(run);
+			free(ord);
+			return -ENOMEM;
+		}
+		run = nrun;
+		run[nr++] = (struct kv_run){ i, j };
+		i = j;
+	}
+	if (nr > 1)
+		qsort_r(run, nr, sizeof(*run), cmp_run, &cx);
+	for (size_t r = 0; r < nr;) {
+		/* the region of runs r .. q-1 whose key ranges overlap */
+		size_t q = r + 1, last = run[r].e - 1;
+		while (q < nr && cmp(&v[run[q].a], &v[last]) <= 0) {
+			if (cmp(&v[run[q].e - 1], &v[last]) > 0)
+				last = run[q].e - 1;
+			q++;
+		}
+		size_t o0 = o;
+		for (size_t k = r; k < q; k++)
+			for (size_t i = run[k].a; i < run[k].e; i++)
+				ord[o++] = i;
+		if (q - r > 1)
+			qsort_r(ord + o0, o - o0, sizeof(*ord), cmp_kv_ix, &cx);
+		r = q;
+	}
+	free(run);
+	*out = ord;
+	return 0;
+}
+
+/* flags: MDB_APPEND into an emptied DB (a full build), 0 (an update);
+ * by_prefix: see kv_order */
+static int stage_flush_by(struct stage *st, MDB_txn *txn, MDB_dbi dbi, unsigned flags,
+			  int by_prefix)
+{
+	size_t *ord;
+	MDB_cursor *c;
+	int rc = kv_order(st->v, st->n, by_prefix, kv_cmp_key, &ord);
+	if (rc)
+		return rc;
+	if ((rc = dfs_from_mdb(mdb_cursor_open(txn, dbi, &c)))) {
+		free(ord);
+		return rc;
+	}
+	for (size_t i = 0; i < st->n && !rc; i++) {
+		const struct kv *e = &st->v[ord[i]];
+		MDB_val k = { e->kl, e->k }, d = { e->vl, e->v };
+		rc = dfs_from_mdb(mdb_cursor_put(c, &k, &d, flags));
+	}
+	mdb_cursor_close(c);
+	free(ord);
+	return rc;
+}
+
 static int stage_flush(struct stage *st, MDB_txn *txn, MDB_dbi dbi, unsigned flags)
 {
-	int rc = 0;
-	if (st->n)
-		qsort(st->v, st->n, sizeof(*st->v), cmp_kv);
-	for (size_t i = 0; i < st->n && !rc; i++) {
-		MDB_val k = { st->v[i].kl, st->v[i].k }, d = { st->v[i].vl, st->v[i].v };
-		rc = dfs_from_mdb(mdb_put(txn, dbi, &k, &d, flags));
+	return stage_flush_by(st, txn, dbi, flags, 0);
+}
+
+/* The names DB (parent id + name -> inode): one record per staged dirent
+ * (put_dirent stages only those), in name order. */
+static int names_flush(struct stage *dirents, MDB_txn *txn, MDB_dbi dbi, unsigned flags)
+{
+	size_t *ord;
+	MDB_cursor *c;
+	int rc = kv_order(dirents->v, dirents->n, 1, kv_cmp_name, &ord);
+	if (rc)
+		return rc;
+	if ((rc = dfs_from_mdb(mdb_cursor_open(txn, dbi, &c)))) {
+		free(ord);
+		return rc;
 	}
+	for (size_t i = 0; i < dirents->n && !rc; i++) {
+		const struct kv *e = &dirents->v[ord[i]];
+		unsigned char kb[8 + NAME_BUF + 8];
+		size_t nl = e->vl - 8;
+		if (nl > sizeof(kb) - 8) {
+			rc = -ENAMETOOLONG;
+			break;
+		}
+		memcpy(kb, e->k, 8);
+		memcpy(kb + 8, e->v + 8, nl);
+		MDB_val k = { 8 + nl, kb }, d = { 8, e->v };
+		rc = dfs_from_mdb(mdb_cursor_put(c, &k, &d, flags));
+	}
+	mdb_cursor_close(c);
+	free(ord);
 	return rc;
 }
 
@@ -209,6 +394,7 @@ struct build {
 	uint64_t *next_id;
 	struct inst *v;
 	size_t n;
+	struct stage recs;     /* tree_build: the records' copies (inst_load) */
 	uint64_t patients, studies, series;
 	struct strbuf novol;   /* volreport.h: series that are not volumes */
 	uint8_t flags;         /* NODE_F_* of the nodes being written */
@@ -370,18 +556,14 @@ static int put_dirent(struct build *b, uint64_t parent, uint32_t seq,
 		      uint64_t ino, const char *name)
 {
 	size_t nl = strlen(name);
-	unsigned char kb[12], nk[8 + NAME_BUF];
+	unsigned char kb[12];
 	if (b->touched && (!b->touched->n || b->touched->v[b->touched->n - 1] != parent) &&
 	    u64_push(b->touched, parent))
 		return -ENOMEM;
 	be64_put(kb, parent);
 	be32_put(kb + 8, seq);
-	int rc = stage_put(&b->dirents, kb, 12, &ino, 8, name, nl, NULL, 0);
-	if (rc)
-		return rc;
-	be64_put(nk, parent);
-	memcpy(nk + 8, name, nl);
-	return stage_put(&b->names, nk, 8 + nl, &ino, 8, NULL, 0, NULL, 0);
+	/* the names DB's record is made from it (names_flush) */
+	return stage_put(&b->dirents, kb, 12, &ino, 8, name, nl, NULL, 0);
 }
 
 /*
@@ -451,7 +633,7 @@ static int key_id(struct build *b, const struct level *lv, const struct inst *in
 	size_t len = 1;
 	for (int k = 0; k < lv->nparts; k++)
 		len += (k ? 1 : 0) + inst_str(in, lv->parts[k]).l;
-	char *kb = malloc(len), *p = kb;
+	char sb[512], *kb = len <= sizeof(sb) ? sb : malloc(len), *p = kb;
 	int rc;
 	if (!kb)
 		return -ENOMEM;
@@ -464,7 +646,8 @@ static int key_id(struct build *b, const struct level *lv, const struct inst *in
 		p += part.l;
 	}
 	rc = key_make(b, kb, len, id);
-	free(kb);
+	if (kb != sb)
+		free(kb);
 	return rc;
 }
 
@@ -643,8 +826,7 @@ static int put_listing(struct build *b, uint64_t dir_id, const struct level_file
  * pixels (pixels.h: px_info_from_record); decoding may still fail (EIO) */
 static int has_pixels(const struct inst *in)
 {
-	struct px_info pi;
-	return px_info_from_record(in->rec, in->rec_len, &in->h, &pi, NULL) == 0;
+	return in->pix;
 }
 
 /*
@@ -663,6 +845,7 @@ static int put_instances(struct build *b, uint64_t dir_id, const struct sib *s,
 	int rc = 0, anon = b->flags & NODE_F_ANON;
 	for (size_t i = 0; i < n && !rc; i++) {
 		struct inst *in = &b->v[s[i].a], moved;
+		size_t bl = strlen(s[i].name);
 		uint64_t id = in->h.id;
 		if (anon) {
 			/* a file's mtime is a date too: shifted like the patient's
@@ -684,7 +867,14 @@ static int put_instances(struct build *b, uint64_t dir_id, const struct sib *s,
 			    (k == KIND_JSON && !in->h.json_size) ||
 			    ((k == KIND_NPY || k == KIND_PNG) && !has_pixels(in)))
 				continue;
-			snprintf(fname, sizeof(fname), "%s.%s", s[i].name, f->name);
+			size_t el = strlen(f->name);
+			if (bl + 1 + el < sizeof(fname)) {   /* always (NAME_BUF) */
+				memcpy(fname, s[i].name, bl);
+				fname[bl] = '.';
+				memcpy(fname + bl + 1, f->name, el + 1);
+			} else {
+				snprintf(fname, sizeof(fname), "%s.%s", s[i].name, f->name);
+			}
 			rc = put_dirent(b, dir_id, seq++, ino_make(id, k), fname);
 		}
 	}
@@ -755,12 +945,22 @@ static int do_series(struct build *b, const size_t *ord, uint64_t series_id,
 		vin[i] = (struct vol_in){ in->rec, in->rec_len, in->h, in->h.id };
 	}
 	sib_finish(s, n, view_series_files);
-	/* volume.nii/.npy only for series that form a volume (volreport.h) */
-	int isvol = volreport_series(b->ix, anon ? &scratch : &b->novol, series_id, vin, n);
+	/* volume.nii/.npy only for series that form a volume (volreport.h);
+	 * anon/'s series of the same instances as patients/'s: its answer */
+	const struct inst *first = inst_at(b, ord, a);
+	int isvol = anon && first->vol >= 0 && first->vol_n == n
+			    ? first->vol
+			    : volreport_series(b->ix, anon ? &scratch : &b->novol, series_id, vin, n);
 	if (isvol < 0) {
 		rc = isvol;
 		goto free_s;
 	}
+	if (!anon)
+		for (size_t i = 0; i < n; i++) {
+			struct inst *in = inst_at(b, ord, a + i);
+			in->vol = (int8_t)isvol;
+			in->vol_n = (uint32_t)n;
+		}
 	rc = put_level_files(b, series_id, view_series_files,
 			     isvol ? 0 : (1u << KIND_VOLUME_NII | 1u << KIND_VOLUME_NPY));
 	if (rc >= 0)
@@ -964,25 +1164,47 @@ static struct str cstr(const char *s)
 	return x;
 }
 
+/* anon_prepare's memory of the instance before (in tree order, the
+ * instances of one patient, study and series follow each other): what
+ * depends only on values equal to its own is copied, not hashed again */
+struct anon_prev {
+	const struct inst *in;
+	struct deid_patient p;
+};
+
 /* the de-identified name parts of instance in (deid.h D3, D4) */
-static int anon_prepare(const struct build *b, struct inst *in, struct strbuf *tmp)
+static int anon_prepare(const struct build *b, struct inst *in, struct strbuf *tmp,
+			struct anon_prev *prev)
 {
 	const struct deid_key *k = &b->ix->anon_key;
-	struct deid_patient p;
+	struct deid_patient *p = &prev->p;
+	const struct inst *pv = prev->in;
+	const struct anon_names *pa = pv ? pv->an : NULL;
 	struct anon_names *a = calloc(1, sizeof(*a));
 	if (!a)
 		return -ENOMEM;
 	in->an = a;
-	deid_patient(k, in->pkey.s, in->pkey.l, &p);
-	in->a_days = p.days;
-	memcpy(a->pid, p.pid, sizeof(a->pid));
-	memcpy(a->pname, p.pname, sizeof(a->pname));
-	if (deid_text(k, &p, TAG_STUDY_DATE, "DA", in->sdate.s, in->sdate.l, tmp) == 1 &&
-	    tmp->len < sizeof(a->sdate))
+	int same_p = pa && str_cmp(pv->pkey, in->pkey) == 0;
+	if (!same_p)
+		deid_patient(k, in->pkey.s, in->pkey.l, p);
+	in->a_days = p->days;
+	memcpy(a->pid, p->pid, sizeof(a->pid));
+	memcpy(a->pname, p->pname, sizeof(a->pname));
+	if (same_p && str_cmp(pv->sdate, in->sdate) == 0)
+		memcpy(a->sdate, pa->sdate, sizeof(a->sdate));
+	else if (deid_text(k, p, TAG_STUDY_DATE, "DA", in->sdate.s, in->sdate.l, tmp) == 1 &&
+		 tmp->len < sizeof(a->sdate))
 		memcpy(a->sdate, strbuf_str(tmp), tmp->len + 1);
-	deid_uid(k, in->study.s, in->study.l, a->study);
-	deid_uid(k, in->series.s, in->series.l, a->series);
+	if (pa && str_cmp(pv->study, in->study) == 0)
+		memcpy(a->study, pa->study, sizeof(a->study));
+	else
+		deid_uid(k, in->study.s, in->study.l, a->study);
+	if (pa && str_cmp(pv->series, in->series) == 0)
+		memcpy(a->series, pa->series, sizeof(a->series));
+	else
+		deid_uid(k, in->series.s, in->series.l, a->series);
 	deid_uid(k, in->sop.s, in->sop.l, a->sop);
+	prev->in = in;
 	in->a_pid = cstr(a->pid);
 	in->a_pname = cstr(a->pname);
 	in->a_sdate = cstr(a->sdate);
@@ -1048,6 +1270,8 @@ static int anon_pick(struct build *b, int (*only)(const void *ctx, const struct 
 		     const void *ctx, size_t *ord, size_t *n)
 {
 	struct strbuf tmp = STRBUF_INIT;
+	struct anon_prev prev;
+	memset(&prev, 0, sizeof(prev));
 	int rc = 0;
 	*n = 0;
 	for (size_t i = 0; i < b->n && !rc; i++) {
@@ -1060,7 +1284,7 @@ static int anon_pick(struct build *b, int (*only)(const void *ctx, const struct 
 			rc = strbuf_add_tsv2(&b->anon_excluded, path, why);
 			continue;
 		}
-		rc = anon_prepare(b, &b->v[i], &tmp);
+		rc = anon_prepare(b, &b->v[i], &tmp, &prev);
 		ord[(*n)++] = i;
 	}
 	strbuf_release(&tmp);
@@ -1081,20 +1305,34 @@ static int do_anon(struct build *b, struct agg *out)
 	return rc;
 }
 
-/* in: the record d (source path k), copied, its name fields parsed.
+static unsigned char *stage_alloc(struct stage *st, size_t n);
+
+/* in: the record d (source path k), copied (into arena when not NULL and
+ * it fits a chunk, else malloc()ed; in_map: not copied, the caller knows
+ * it stays, store.h tree_recs_in_map), its name fields parsed.
  * 0 or -ENOMEM (in is then empty). */
 static int inst_load(struct inst *in, const MDB_val *k, const MDB_val *d,
-		     const struct rec_head *h)
+		     const struct rec_head *h, struct stage *arena, int in_map)
 {
 	memset(in, 0, sizeof(*in));
-	in->rec = malloc(d->mv_size + k->mv_size);
-	if (!in->rec)
-		return -ENOMEM;
-	memcpy(in->rec, d->mv_data, d->mv_size);
-	memcpy((char *)in->rec + d->mv_size, k->mv_data, k->mv_size);
+	in->vol = -1;
+	if (in_map) {
+		in->rec = d->mv_data;
+		in->rec_shared = 1;
+		in->rel.s = k->mv_data;
+	} else {
+		if (arena && (in->rec = stage_alloc(arena, d->mv_size + k->mv_size)))
+			in->rec_shared = 1;
+		else
+			in->rec = malloc(d->mv_size + k->mv_size);
+		if (!in->rec)
+			return -ENOMEM;
+		memcpy(in->rec, d->mv_data, d->mv_size);
+		memcpy((char *)in->rec + d->mv_size, k->mv_data, k->mv_size);
+		in->rel.s = (char *)in->rec + d->mv_size;
+	}
 	in->rec_len = d->mv_size;
 	in->h = *h;
-	in->rel.s = (char *)in->rec + d->mv_size;
 	in->rel.l = k->mv_size;
 	/* one pass over the attributes */
 	size_t pos = 0, l;
@@ -1127,7 +1365,8 @@ static int inst_load(struct inst *in, const MDB_val *k, const MDB_val *d,
 		/* no PatientID: group by name, in a separate key space */
 		in->pkey_buf = malloc(in->pname.l + 2);
 		if (!in->pkey_buf) {
-			free(in->rec);
+			if (!in->rec_shared)
+				free(in->rec);
 			memset(in, 0, sizeof(*in));
 			return -ENOMEM;
 		}
@@ -1137,12 +1376,16 @@ static int inst_load(struct inst *in, const MDB_val *k, const MDB_val *d,
 		in->pkey.s = in->pkey_buf;
 		in->pkey.l = in->pname.l + 2;
 	}
+	/* .npy/.png (put_instances) and copy_whole ask it, in every view */
+	struct px_info pi;
+	in->pix = px_info_from_record(in->rec, in->rec_len, &in->h, &pi, NULL) == 0;
 	return 0;
 }
 
 static void inst_free(struct inst *in)
 {
-	free(in->rec);
+	if (!in->rec_shared)
+		free(in->rec);
 	free(in->pkey_buf);
 	free(in->sop_buf);
 	free(in->an);
@@ -1172,7 +1415,7 @@ static int load(struct build *b, uint64_t *skipped, uint64_t *errors)
 		struct inst *nv = grow(b->v, b->n, &cap, sizeof(*nv), 1024);
 		if (nv)
 			b->v = nv;
-		if (!nv || inst_load(&nv[b->n], &k, &d, &h)) {
+		if (!nv || inst_load(&nv[b->n], &k, &d, &h, &b->recs, b->ix->tree_recs_in_map)) {
 			rc = ENOMEM;
 			break;
 		}
@@ -1596,10 +1839,21 @@ int tree_build(struct index *ix, MDB_txn *txn, uint64_t *next_id)
 		qsort(b.v, b.n, sizeof(*b.v), cmp_sop);
 	/* I11: every OK record in the SOP UID index, losers too */
 	for (size_t i = 0; i < b.n && !rc; i++) {
-		unsigned char *kb;
-		size_t kl = sop_key(&b.v[i], &kb);
-		rc = kl ? stage_put(&b.aux, kb, kl, NULL, 0, NULL, 0, NULL, 0) : -ENOMEM;
-		free(kb);
+		const struct inst *in = &b.v[i];
+		unsigned char sb[512];
+		size_t kl = 2 + in->sop.l + in->rel.l;
+		if (kl > sizeof(sb)) {
+			unsigned char *kb;
+			kl = sop_key(in, &kb);
+			rc = kl ? stage_put(&b.aux, kb, kl, NULL, 0, NULL, 0, NULL, 0) : -ENOMEM;
+			free(kb);
+			continue;
+		}
+		sb[0] = 's';
+		memcpy(sb + 1, in->sop.s, in->sop.l);
+		sb[1 + in->sop.l] = 0;
+		memcpy(sb + 2 + in->sop.l, in->rel.s, in->rel.l);
+		rc = stage_put(&b.aux, sb, kl, NULL, 0, NULL, 0, NULL, 0);
 	}
 	if (rc)
 		goto free_insts;
@@ -1615,15 +1869,36 @@ int tree_build(struct index *ix, MDB_txn *txn, uint64_t *next_id)
 			goto free_insts;
 
 	archive_attrs(&b, &all);
+	/* room for what is staged, known roughly: no copy of the arrays as
+	 * they grow (pages not written are never touched) */
+	size_t est = b.n * 16 + 64;
+	if ((b.dirents.v = malloc(est * sizeof(*b.dirents.v))))
+		b.dirents.cap = est;
+	if ((b.nodes.v = malloc(est / 4 * sizeof(*b.nodes.v))))
+		b.nodes.cap = est / 4;
 	if ((rc = build_views(&b, ix->opts.views, &all)))
 		goto free_insts;
-	if ((rc = stage_flush(&b.nodes, txn, ix->nodes, MDB_APPEND)) ||
-	    (rc = stage_flush(&b.names, txn, ix->names, MDB_APPEND)) ||
-	    (rc = stage_flush(&b.dirents, txn, ix->dirents, MDB_APPEND)) ||
-	    (rc = stage_flush(&b.aux, txn, ix->aux, MDB_APPEND)))
+	/* the stages are all that is written now: what is no longer needed
+	 * is freed before each DB's pages are allocated (the heap's memory is
+	 * used again instead of fresh pages) */
+	size_t ninst = b.n;
+	for (size_t i = 0; i < b.n; i++)
+		inst_free(&b.v[i]);
+	free(b.v);
+	b.v = NULL;
+	b.n = 0;
+	stage_release(&b.recs);
+	if ((rc = stage_flush(&b.nodes, txn, ix->nodes, MDB_APPEND)))
+		goto free_insts;
+	stage_release(&b.nodes);
+	if ((rc = names_flush(&b.dirents, txn, ix->names, MDB_APPEND)) ||
+	    (rc = stage_flush_by(&b.dirents, txn, ix->dirents, MDB_APPEND, 1)))
+		goto free_insts;
+	stage_release(&b.dirents);
+	if ((rc = stage_flush(&b.aux, txn, ix->aux, MDB_APPEND)))
 		goto free_insts;
 	if ((rc = tsv_store(txn, ix->meta, "dups", NULL, 0, NULL, NULL, &dups, NULL)) ||
-	    (rc = meta_put_u64(txn, ix->meta, "n_instances", b.n)) ||
+	    (rc = meta_put_u64(txn, ix->meta, "n_instances", ninst)) ||
 	    (rc = meta_put_u64(txn, ix->meta, "n_patients", b.patients)) ||
 	    (rc = meta_put_u64(txn, ix->meta, "n_studies", b.studies)) ||
 	    (rc = meta_put_u64(txn, ix->meta, "n_series", b.series)) ||
@@ -1634,7 +1909,7 @@ int tree_build(struct index *ix, MDB_txn *txn, uint64_t *next_id)
 	    (rc = tsv_store(txn, ix->meta, "anon_excluded", NULL, 0, NULL, NULL,
 			    &b.anon_excluded, NULL)))
 		goto free_insts;
-	ix->stats.instances = b.n;
+	ix->stats.instances = ninst;
 	ix->stats.patients = b.patients;
 	ix->stats.studies = b.studies;
 	ix->stats.series = b.series;
@@ -1649,6 +1924,7 @@ free_insts:
 	stage_release(&b.names);
 	stage_release(&b.dirents);
 	stage_release(&b.aux);
+	stage_release(&b.recs);
 	strbuf_release(&dups);
 	strbuf_release(&b.novol);
 	strbuf_release(&b.anon_excluded);
@@ -1662,7 +1938,8 @@ static int del_key(MDB_txn *txn, MDB_dbi dbi, const void *kb, size_t kl);
 
 
 struct srcent {
-	char *rel;            /* the record's key (malloc()ed) */
+	char *rel;            /* the record's key (malloc()ed, or in the map:
+			       * srcbuild.in_map) */
 	size_t l;
 	struct rec_head h;
 };
@@ -1691,6 +1968,7 @@ struct srcbuild {
 	struct srcent *v;
 	uint64_t *shown;      /* ids with an instance node (patients/), sorted */
 	size_t nshown;
+	int in_map;           /* store.h tree_recs_in_map: keys not copied */
 };
 
 /*
@@ -1766,7 +2044,7 @@ static int src_fill(struct srcbuild *sb, uint64_t dir_id, size_t a, size_t e, si
  */
 static int sources_fill(struct build *b, int from_nodes, struct view_top *top)
 {
-	struct srcbuild sb = { b, NULL, NULL, 0 };
+	struct srcbuild sb = { b, NULL, NULL, 0, b->ix->tree_recs_in_map };
 	size_t n = 0, cap = 0, scap = 0;
 	MDB_cursor *c;
 	MDB_val k, d;
@@ -1810,11 +2088,15 @@ static int sources_fill(struct build *b, int from_nodes, struct view_top *top)
 			break;
 		}
 		sb.v = nv;
-		if (!(sb.v[n].rel = malloc(k.mv_size))) {
-			rc = ENOMEM;
-			break;
+		if (sb.in_map) {
+			sb.v[n].rel = k.mv_data;
+		} else {
+			if (!(sb.v[n].rel = malloc(k.mv_size))) {
+				rc = ENOMEM;
+				break;
+			}
+			memcpy(sb.v[n].rel, k.mv_data, k.mv_size);
 		}
-		memcpy(sb.v[n].rel, k.mv_data, k.mv_size);
 		sb.v[n].l = k.mv_size;
 		sb.v[n].h = h;
 		n++;
@@ -1835,7 +2117,8 @@ static int sources_fill(struct build *b, int from_nodes, struct view_top *top)
 	}
 out:
 	for (size_t i = 0; i < n; i++)
-		free(sb.v[i].rel);
+		if (!sb.in_map)
+			free(sb.v[i].rel);
 	free(sb.v);
 	free(sb.shown);
 	return rc;
@@ -2021,7 +2304,7 @@ static int keep_add(struct upd *u, const MDB_val *k, const MDB_val *d,
 	if (!nv)
 		return -ENOMEM;
 	u->keep = nv;
-	int rc = inst_load(&nv[u->nkeep], k, d, h);
+	int rc = inst_load(&nv[u->nkeep], k, d, h, NULL, 0);
 	if (rc)
 		return rc;
 	*out = &nv[u->nkeep++];
@@ -2035,7 +2318,7 @@ static int load_add(struct upd *u, const MDB_val *k, const MDB_val *d,
 	if (!nv)
 		return -ENOMEM;
 	u->b.v = nv;
-	int rc = inst_load(&nv[u->b.n], k, d, h);
+	int rc = inst_load(&nv[u->b.n], k, d, h, NULL, 0);
 	if (rc)
 		return rc;
 	if (out)
@@ -2782,8 +3065,8 @@ int tree_update(struct index *ix, MDB_txn *txn, uint64_t *next_id,
 
 	/* 8. write; the reports and counts */
 	if ((rc = stage_flush(&b->nodes, txn, ix->nodes, 0)) ||
-	    (rc = stage_flush(&b->names, txn, ix->names, 0)) ||
-	    (rc = stage_flush(&b->dirents, txn, ix->dirents, 0)))
+	    (rc = names_flush(&b->dirents, txn, ix->names, 0)) ||
+	    (rc = stage_flush_by(&b->dirents, txn, ix->dirents, 0, 1)))
 		goto out;
 	/* sources/ follows the nodes just written (sources_update) */
 	for (size_t i = 0; ix->opts.views[i] && !rc; i++) {
@@ -2794,8 +3077,8 @@ int tree_update(struct index *ix, MDB_txn *txn, uint64_t *next_id,
 		stage_release(&b->dirents);
 		if (!(rc = sources_update(b, ix->opts.views[i], &all, touched)) &&
 		    !(rc = stage_flush(&b->nodes, txn, ix->nodes, 0)) &&
-		    !(rc = stage_flush(&b->names, txn, ix->names, 0)))
-			rc = stage_flush(&b->dirents, txn, ix->dirents, 0);
+		    !(rc = names_flush(&b->dirents, txn, ix->names, 0)))
+			rc = stage_flush_by(&b->dirents, txn, ix->dirents, 0, 1);
 	}
 	if (rc)
 		goto out;
