@@ -31,12 +31,14 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "dcmjson.h"
+#include "dcmelem.h"
 #include "dcmshim.h"
 #include "charset.h"
 #include "error.h"
@@ -791,6 +793,24 @@ static void close_open(struct em *e)
 	}
 }
 
+static _Atomic int walker_mode = -1;
+
+void dcmjson_set_walker(int mode)
+{
+	atomic_store(&walker_mode, mode);
+}
+
+static int walker(void)
+{
+	int m = atomic_load_explicit(&walker_mode, memory_order_relaxed);
+	if (m < 0) {
+		const char *v = getenv("DICOMFS_JSON_GDCM");
+		m = v && *v && strcmp(v, "0") ? DCMJSON_WALK_GDCM : DCMJSON_WALK_AUTO;
+		atomic_store(&walker_mode, m);
+	}
+	return m;
+}
+
 void dcmjson_header_range(const struct dcmwalk_result *w, size_t *skip, int *whole)
 {
 	/* as parse_one (scan.c): GDCM trusts the meta transfer syntax, so a
@@ -828,6 +848,7 @@ static int dcmjson_build_named(const uint8_t *file, size_t flen, uint64_t file_s
 	out->nbulk = 0;
 	out->partial = 0;
 	out->charset_warn = 0;
+	out->c_walk = 0;
 	if (flen < w->header_end)
 		return -EINVAL;
 	e = calloc(1, sizeof(*e));
@@ -847,8 +868,18 @@ static int dcmjson_build_named(const uint8_t *file, size_t flen, uint64_t file_s
 	e->delta = (int64_t)skip;
 	pixel_setup(e, file, flen, file_size, w);
 	put(e, "{", 1);
-	rc = dcmshim_walk(file + skip, (size_t)w->header_end - skip, whole,
-			  DCMJSON_INLINE_MAX + 1, &walk_ops, e, &info);
+	/* the C walker where it is sure to give what GDCM gives (dcmelem.h) */
+	rc = DCMELEM_UNHANDLED;
+	if (!skip && !whole && walker() == DCMJSON_WALK_AUTO)
+		rc = dcmelem_walk(file, (size_t)w->header_end, w, DCMJSON_INLINE_MAX + 1,
+				  &walk_ops, e);
+	if (rc == 0) {
+		memset(&info, 0, sizeof(info));
+		out->c_walk = 1;
+	} else if (rc == DCMELEM_UNHANDLED) {
+		rc = dcmshim_walk(file + skip, (size_t)w->header_end - skip, whole,
+				  DCMJSON_INLINE_MAX + 1, &walk_ops, e, &info);
+	}
 	if (rc == 0) {
 		out->partial = info.partial;
 		close_open(e);

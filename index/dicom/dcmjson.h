@@ -61,7 +61,17 @@ struct dcmjson_out {
 	uint64_t nbulk;     /* BulkDataURIs written */
 	int partial;        /* GDCM read the header only partly */
 	int charset_warn;   /* some text could not be decoded exactly */
+	int c_walk;         /* the header was walked by dcmelem (C), not GDCM */
 };
+
+/*
+ * Which walker reads the header: DCMJSON_WALK_AUTO (dcmelem.h where it
+ * handles the encoding, else GDCM; the default), DCMJSON_WALK_GDCM (GDCM
+ * always: also set by the environment variable DICOMFS_JSON_GDCM=1, read
+ * at the first build). Process-wide; for tests and the benchmarks.
+ */
+enum { DCMJSON_WALK_AUTO = 0, DCMJSON_WALK_GDCM = 1 };
+void dcmjson_set_walker(int mode);
 
 /* What GDCM is given: file[*skip, w->header_end), *whole (see scan.c). */
 void dcmjson_header_range(const struct dcmwalk_result *w, size_t *skip,

@@ -36,6 +36,7 @@ static int (*p_decode_frame)(const void *, size_t, const struct dcmshim_frame *,
 			     dcmshim_alloc_fn, void *, struct dcmshim_pixels *);
 static int (*p_dict_by_keyword)(const char *, uint32_t *, char[3]);
 static int (*p_dict_by_tag)(uint32_t, char[3], char *, size_t);
+static int (*p_dict_vr)(uint32_t, const char *, size_t, char[2]);
 
 /* The path the module would be loaded from, or -ENOENT (no dlopen: the
  * mount process checks before it starts parser processes). */
@@ -106,8 +107,9 @@ static void load(void)
 	*(void **)&p_decode_frame = dlsym(h, "dcmshim_gdcm_decode_frame");
 	*(void **)&p_dict_by_keyword = dlsym(h, "dcmshim_gdcm_dict_by_keyword");
 	*(void **)&p_dict_by_tag = dlsym(h, "dcmshim_gdcm_dict_by_tag");
+	*(void **)&p_dict_vr = dlsym(h, "dcmshim_gdcm_dict_vr");
 	if (!p_init || !p_parse_header || !p_walk || !p_decode_pixels || !p_decode_frame ||
-	    !p_dict_by_keyword || !p_dict_by_tag) {
+	    !p_dict_by_keyword || !p_dict_by_tag || !p_dict_vr) {
 		dfs_log("the GDCM module %s lacks a function: %s", MODULE, dlerror());
 		return;
 	}
@@ -182,4 +184,14 @@ int dcmdict_by_tag(uint32_t tag, char vr[3], char *kw, size_t kwlen)
 	if (dcmshim_load())
 		return -ENOENT;
 	return p_dict_by_tag(tag, vr, kw, kwlen);
+}
+
+int dcmshim_dict_vr(uint32_t tag, const char *creator, size_t creator_len, char vr[2])
+{
+	if (dcmshim_load()) {
+		vr[0] = 'U';
+		vr[1] = 'N';
+		return DFS_EPARSE;
+	}
+	return p_dict_vr(tag, creator, creator_len, vr);
 }
