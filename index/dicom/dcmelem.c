@@ -25,6 +25,8 @@
  *   (E2) tags not strictly ascending in a data set; groups 0000-0007 other
  *        than 0004 in the data set; FFFE tags other than items and their
  *        delimiters where they belong; a top-level tag >= (7FE0,0008);
+ *        a sequence under a group length tag, SpecificCharacterSet,
+ *        PixelRepresentation or LUTDescriptor;
  *   (E3) explicit VR: an unknown VR, UN (GDCM reinterprets UN by the
  *        dictionary, CP-246), non-zero reserved bytes, an undefined length
  *        on anything but SQ (fragments);
@@ -296,8 +298,9 @@ static int parse_items(struct st *s, size_t *pos, size_t end, size_t limit,
 static int parse_seq(struct st *s, size_t *pos, uint32_t tag, uint32_t vl, size_t limit,
 		     uint32_t d, int depth, int in_def)
 {
-	/* GDCM reads these as byte values wherever they are (E2) */
-	if (tag == 0x00080005 || tag == 0x00280103 || tag == 0x00283002)
+	/* GDCM reads these as byte values wherever they are; a group length
+	 * is never reported, a sequence under its tag neither (E2) */
+	if (tag == 0x00080005 || tag == 0x00280103 || tag == 0x00283002 || !(tag & 0xFFFF))
 		return UNH;
 	if (!ev_push(s, EV_SEQ_BEGIN, tag, d))
 		return -ENOMEM;
