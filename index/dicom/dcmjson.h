@@ -110,5 +110,7 @@ size_t dcmjson_base64(const uint8_t *in, size_t n, char *out);
 /* IS / DS value (trimmed) -> JSON number text; 0 when not a valid number */
 size_t dcmjson_is(const char *s, size_t n, char *out);
 size_t dcmjson_ds(const char *s, size_t n, char *out);
+/* dcmjson_ds without its shortcut for plain decimals (J3 in dcmjson.c) */
+size_t dcmjson_ds_general(const char *s, size_t n, char *out);
 
 #endif
