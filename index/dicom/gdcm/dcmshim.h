@@ -62,6 +62,15 @@ extern "C" {
 int dcmshim_load(void);
 /* Where the module is (0), or -ENOENT; does not load it. */
 int dcmshim_locate(char *path, size_t len);
+/*
+ * dcmshim_set_guard(fn, ctx): fn(ctx) runs before each entry into GDCM's
+ * reader or decoders (dcmshim_parse_header, dcmshim_walk,
+ * dcmshim_decode_pixels, dcmshim_decode_frame; not the dictionary), after
+ * the module is loaded. scan.c's parse worker sets its per-file address
+ * space limit there, so a file GDCM never reads costs no limit (issue 17).
+ * Process-wide; fn NULL: none. Set it before any thread uses the shim.
+ */
+void dcmshim_set_guard(void (*fn)(void *ctx), void *ctx);
 #endif
 
 typedef void (*dcmshim_attr_fn)(void *ctx, uint32_t tag, const char vr[2],

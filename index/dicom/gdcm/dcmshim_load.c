@@ -37,6 +37,20 @@ static int (*p_decode_frame)(const void *, size_t, const struct dcmshim_frame *,
 static int (*p_dict_by_keyword)(const char *, uint32_t *, char[3]);
 static int (*p_dict_by_tag)(uint32_t, char[3], char *, size_t);
 static int (*p_dict_vr)(uint32_t, const char *, size_t, char[2]);
+static void (*guard_fn)(void *);
+static void *guard_ctx;
+
+void dcmshim_set_guard(void (*fn)(void *ctx), void *ctx)
+{
+	guard_fn = fn;
+	guard_ctx = ctx;
+}
+
+static void guard(void)
+{
+	if (guard_fn)
+		guard_fn(guard_ctx);
+}
 
 /* The path the module would be loaded from, or -ENOENT (no dlopen: the
  * mount process checks before it starts parser processes). */
@@ -137,6 +151,7 @@ int dcmshim_parse_header(const void *buf, size_t len, int whole,
 		snprintf(info->error, sizeof(info->error), "GDCM module not available");
 		return DFS_EPARSE;
 	}
+	guard();
 	return p_parse_header(buf, len, whole, tags, ntags, fn, ctx, info);
 }
 
@@ -149,6 +164,7 @@ int dcmshim_walk(const void *buf, size_t len, int whole, size_t bulk_min,
 		snprintf(info->error, sizeof(info->error), "GDCM module not available");
 		return DFS_EPARSE;
 	}
+	guard();
 	return p_walk(buf, len, whole, bulk_min, ops, ctx, info);
 }
 
@@ -158,6 +174,7 @@ int dcmshim_decode_pixels(const void *buf, size_t len, int palette,
 {
 	if (dcmshim_load())
 		return DFS_EPARSE;
+	guard();
 	return p_decode_pixels(buf, len, palette, alloc, ctx, px);
 }
 
@@ -169,6 +186,7 @@ int dcmshim_decode_frame(const void *cs, size_t len, const struct dcmshim_frame 
 		snprintf(px->error, sizeof(px->error), "GDCM module not available");
 		return DFS_EPARSE;
 	}
+	guard();
 	return p_decode_frame(cs, len, f, alloc, ctx, px);
 }
 
