@@ -5,8 +5,8 @@
 # (DCMJSON_WALK_GDCM, as DICOMFS_JSON_GDCM=1 does), and requires the same
 # bytes, over every DICOM file we can reach: the generated archives (messy
 # and uniform), the real-world shapes (tests/gen_realworld.py), pydicom's and
-# nibabel's test files, the fuzz seeds and regressions, and mutants of them
-# (tests/gen_mutants.py). It also requires the C path to be taken (every
+# nibabel's test files, explicit VR files re-encoded with UN, the fuzz seeds
+# and regressions, and mutants of them (tests/gen_mutants.py). It also requires the C path to be taken (every
 # file of the uniform archive, some of pydicom's) and GDCM to be asked for
 # the rest (some of pydicom's), so neither side is compared with itself.
 . "${srcdir:-$(dirname "$0")/..}/tests/lib.sh"
@@ -23,6 +23,35 @@ NIBDATA=/usr/lib/python3/dist-packages/nibabel
 "$PY" "$GEN" "$TMP/big" --count 200 >/dev/null || fatal "gen_archive.py --count failed"
 "$PY" "$srcdir/tests/gen_realworld.py" "$TMP/rw" >/dev/null 2>&1 ||
 	log "gen_realworld.py failed (dcmtk missing?): its files are left out"
+# explicit VR files whose elements are re-encoded as UN (public ones in
+# part, then all; private ones always): the C walker takes the dictionary
+# VR for them as GDCM's walk does
+mkdir -p "$TMP/un"
+"$PY" - "$TMP/un" <<'PYEOF' 2>/dev/null || log "UN variants failed: left out"
+import glob, os, sys, pydicom
+from pydicom.dataelem import DataElement
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_data_element
+for f in sorted(glob.glob('/usr/lib/python3/dist-packages/pydicom/data/test_files/*.dcm')):
+    try:
+        ds = pydicom.dcmread(f)
+        if ds.file_meta.TransferSyntaxUID != '1.2.840.10008.1.2.1':
+            continue
+        for mode in (0, 1):
+            for el in list(ds):
+                if el.VR == 'SQ' or el.tag == 0x7fe00010:
+                    continue
+                if mode == 0 and not el.tag.is_private and el.tag.element % 3:
+                    continue
+                fp = DicomBytesIO()
+                fp.is_little_endian, fp.is_implicit_VR = True, True
+                write_data_element(fp, el)
+                ds[el.tag] = DataElement(el.tag, 'UN', fp.getvalue()[8:])
+            ds.save_as(os.path.join(sys.argv[1], '%s_%d' % (os.path.basename(f), mode)),
+                       write_like_original=True)
+    except Exception:
+        pass
+PYEOF
 srcs=("$TMP/messy")
 [ -d "$PYDATA" ] && srcs+=("$PYDATA")
 "$PY" "$srcdir/tests/gen_mutants.py" "$TMP/mut" "${srcs[@]}" --per 3 >/dev/null 2>&1 ||
@@ -62,6 +91,7 @@ if [ -d "$PYDATA" ]; then
 fi
 [ -d "$NIBDATA" ] && run "nibabel test data" $(find "$NIBDATA" -type d -name data)
 [ -d "$TMP/rw" ] && run "real-world shapes" "$TMP/rw"
+run "UN variants" "$TMP/un"
 run "fuzz seeds and regressions" "$srcdir/tests/fuzz/seeds" "$srcdir/tests/fuzz/regressions"
 [ -d "$TMP/mut" ] && run "mutants" "$TMP/mut"
 [ "$FAILURES" -eq 0 ] || exit 1

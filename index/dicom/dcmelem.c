@@ -27,9 +27,11 @@
  *        delimiters where they belong; a top-level tag >= (7FE0,0008);
  *        a sequence under a group length tag, SpecificCharacterSet,
  *        PixelRepresentation or LUTDescriptor;
- *   (E3) explicit VR: an unknown VR, UN (GDCM reinterprets UN by the
- *        dictionary, CP-246), non-zero reserved bytes, an undefined length
- *        on anything but SQ (fragments);
+ *   (E3) explicit VR: an unknown VR, UN of undefined length or whose
+ *        dictionary VR is SQ (GDCM reads those as sequences, CP-246; other
+ *        UN elements take their dictionary VR, as in the shim), non-zero
+ *        reserved bytes, an undefined length on anything but SQ
+ *        (fragments);
  *   (E4) implicit VR: an undefined length on (7FE0,0010), a private
  *        creator that is a sequence, a defined-length SQ value that does
  *        not parse as items;
@@ -106,7 +108,7 @@ static int vr_eq(const char *vr, const char *s)
 static int vr_lookup(const uint8_t *p, int *long_len)
 {
 	static const char kv[] = "AEASATCSDADSDTFDFLISLOLTPNSHSLSSSTTMUIULUS";
-	static const char lv[] = "OBODOFOLOVOWSQSVUCURUTUV";
+	static const char lv[] = "OBODOFOLOVOWSQSVUCUNURUTUV";
 	for (size_t i = 0; i + 1 < sizeof(kv); i += 2)
 		if (p[0] == kv[i] && p[1] == kv[i + 1]) {
 			*long_len = 0;
@@ -117,7 +119,7 @@ static int vr_lookup(const uint8_t *p, int *long_len)
 			*long_len = 1;
 			return 1;
 		}
-	return 0;  /* unknown, or UN (E3) */
+	return 0;  /* unknown (E3) */
 }
 
 static int vr_binary(const char *vr)
@@ -407,6 +409,12 @@ static int parse_dataset(struct st *s, size_t *pos, size_t end, int mode,
 			hdr = 8;
 		}
 		*pos += hdr;
+		/* explicit UN: GDCM reads a sequence of undefined length (CP-246)
+		 * and the walker reinterprets a dictionary SQ: refused (E3); any
+		 * other gets the dictionary VR, as dcmshim_walk.cc's dict_vr() */
+		int un = s->explicit_vr && vr_eq(vr, "UN");
+		if (un && vl == UNDEF)
+			return UNH;
 		if (s->explicit_vr && vr_eq(vr, "SQ")) {
 			if (tag == 0x7FE00010)
 				return UNH;
@@ -427,6 +435,12 @@ static int parse_dataset(struct st *s, size_t *pos, size_t end, int mode,
 		if (vl > limit - *pos || (in_def && (vl & 1)))
 			return UNH;  /* (L1), (E5) */
 		size_t off = *pos;
+		if (un && (tag & 0xFFFF)) {
+			if ((rc = dict_vr(s, d, tag, vr)))
+				return rc;
+			if (vr_eq(vr, "SQ"))
+				return UNH;  /* (E3) */
+		}
 		if (!s->explicit_vr) {
 			if ((tag & 0xFFFF) == 0) {
 				vr[0] = 'U';
