@@ -5,7 +5,9 @@
  * - A hand-written emitter: the output must be byte-identical on every run
  *   (its length is announced in st_size before anyone reads it), and a
  *   general JSON library would add allocations and its own formatting.
- * - GDCM reports the data set in tag order through dcmshim_walk(); the
+ * - The C walker (dcmelem.h) reports the data set in tag order where it
+ *   handles the encoding, exactly as GDCM's dcmshim_walk() would (which
+ *   reads the rest: tests/json_diff.sh holds the two to the same bytes); the
  *   emitter keeps one frame per open object (data set / item) or sequence:
  *   whether a comma is due, and the character set in force (an item
  *   inherits its parent's unless it has its own (0008,0005)).
