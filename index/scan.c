@@ -543,6 +543,9 @@ static int tags_from_arg(struct index *ix, const char *arg)
  * space may only grow by JOB_AS_BASE + JOB_AS_PER_BYTE x the file size
  * (soft limit, under the hard WORKER_AS_LIMIT): such an allocation fails
  * at once (std::bad_alloc, caught in the shim: "GDCM cannot parse").
+ * The limit is set on the way into GDCM (job_guard, dcmshim_set_guard), so
+ * only for the files GDCM reads; the C code bounds its own allocations by
+ * the file size.
  */
 #define JOB_AS_BASE ((uint64_t)256 << 20)
 #define JOB_AS_PER_BYTE 8
@@ -570,6 +573,32 @@ static void job_as_limit(uint64_t size)
 #endif
 }
 
+/* the current job's limit, set when GDCM is first entered for it (a file
+ * the C walker reads alone costs no statm read and no setrlimit) */
+static uint64_t guard_size;
+static int guard_set;
+
+static void job_guard(void *ctx)
+{
+	(void)ctx;
+	if (!guard_set) {
+		job_as_limit(guard_size);
+		guard_set = 1;
+	}
+}
+
+/* back to the hard limit after a job that set its own */
+static void job_unguard(void)
+{
+	if (!guard_set)
+		return;
+	guard_set = 0;
+#ifndef __SANITIZE_ADDRESS__
+	struct rlimit rl = { WORKER_AS_LIMIT, WORKER_AS_LIMIT };
+	setrlimit(RLIMIT_AS, &rl);
+#endif
+}
+
 int index_parse_worker_main(const char *archive, const char *tags, char *srcopts)
 {
 	struct worker ch;
@@ -586,7 +615,12 @@ int index_parse_worker_main(const char *archive, const char *tags, char *srcopts
 		free(ix.tags);
 		return 1;
 	}
-	dcmshim_init();
+	/* GDCM (dicomfs-gdcm.so, ~0.1 s and 22 MiB of address space to load)
+	 * is loaded by the first file that needs it: with the C header walker
+	 * (dcmelem.h) a worker given only explicit/implicit VR little endian
+	 * files never does. The per-file address space limit (job_as_limit)
+	 * is set on the way into GDCM (dcmshim_set_guard), after the load. */
+	dcmshim_set_guard(job_guard, NULL);
 	for (;;) {
 		struct worker_head hd;
 		struct job_msg m;
@@ -610,8 +644,9 @@ int index_parse_worker_main(const char *archive, const char *tags, char *srcopts
 		c.st.st_mode = m.mode;
 		c.st.st_uid = m.uid;
 		c.st.st_gid = m.gid;
-		job_as_limit(m.size);
+		guard_size = m.size;
 		parse_one(&ix, &c, m.id, &b, &rec);
+		job_unguard();
 		struct iovec iov = { rec.data, rec.len };
 		if (worker_queue(&ch, hd.tag, 0, &iov, 1)) {
 			rc = 1;

@@ -95,6 +95,40 @@ int main(void)
 	CHECK_STR(ds("1e999"), "-");
 	CHECK_STR(ds("NaN"), "-");
 	CHECK_STR(ds("1,5"), "-");
+	CHECK_STR(ds("0.0"), "0");
+	CHECK_STR(ds("-0"), "-0.0");
+	CHECK_STR(ds("00012.3400"), "12.34");
+	CHECK_STR(ds("1200"), "1200");
+	CHECK_STR(ds("0.00012"), "0.00012");
+	CHECK_STR(ds("0.000012"), "1.2e-05");
+	CHECK_STR(ds("+7"), "7");
+	CHECK_STR(ds("."), "-");
+	CHECK_STR(ds("-"), "-");
+	{
+		/* the shortcut for plain decimals (J3) gives what the general
+		 * path gives: random digit strings of every shape */
+		static const char alpha[] = "0123456789000.-+";
+		unsigned long long x = 88172645463325252ULL;
+		int diff = 0, fast = 0;
+		for (int k = 0; k < 300000 && diff < 5; k++) {
+			char in[24], a[40], b[40];
+			x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+			size_t n = 1 + x % 20;
+			for (size_t i = 0; i < n; i++) {
+				x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+				in[i] = alpha[x % (sizeof(alpha) - 1)];
+			}
+			size_t la = dcmjson_ds(in, n, a), lb = dcmjson_ds_general(in, n, b);
+			fast += la != 0;
+			if (la != lb || memcmp(a, b, la)) {
+				diff++;
+				printf("DS %.*s: %.*s vs general %.*s\n", (int)n, in, (int)la, a,
+				       (int)lb, b);
+			}
+		}
+		CHECK(diff == 0, "DS shortcut differs");
+		CHECK(fast > 1000, "DS shortcut taken %d times", fast);
+	}
 	CHECK_STR(ds("."), "-");
 	CHECK_STR(b64("", 0), "");
 	CHECK_STR(b64("f", 1), "Zg==");

@@ -5,7 +5,9 @@
  * - A hand-written emitter: the output must be byte-identical on every run
  *   (its length is announced in st_size before anyone reads it), and a
  *   general JSON library would add allocations and its own formatting.
- * - GDCM reports the data set in tag order through dcmshim_walk(); the
+ * - The C walker (dcmelem.h) reports the data set in tag order where it
+ *   handles the encoding, exactly as GDCM's dcmshim_walk() would (which
+ *   reads the rest: tests/json_diff.sh holds the two to the same bytes); the
  *   emitter keeps one frame per open object (data set / item) or sequence:
  *   whether a comma is due, and the character set in force (an item
  *   inherits its parent's unless it has its own (0008,0005)).
@@ -24,6 +26,7 @@
  *      out->buf (allocated by an earlier call: out->cap is its size) and
  *      hands it back, so a caller building many instances reuses one
  *      buffer. out->buf is NUL-terminated at out->len.
+ * (J3) Decimal strings take a shortcut to the same digits (dcmjson_ds).
  * (J2) Strings are escaped by strbuf_add_json_str: they are ASCII without
  *      NUL or charset_to_utf8() output (valid UTF-8, no NUL), so the
  *      result is the plain JSON escaping (" \ and controls), nothing
@@ -31,12 +34,14 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "dcmjson.h"
+#include "dcmelem.h"
 #include "dcmshim.h"
 #include "charset.h"
 #include "error.h"
@@ -92,9 +97,23 @@ static void put_str(struct em *e, const char *s, size_t n)
 	strbuf_add_json_str(&e->sb, s, n);
 }
 
+static size_t fmt_u64(uint64_t v, char *out)
+{
+	char t[24];
+	size_t n = 0, o = 0;
+	do {
+		t[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	while (n)
+		out[o++] = t[--n];
+	return o;
+}
+
 static void put_u64(struct em *e, uint64_t v)
 {
-	strbuf_addf(&e->sb, "%llu", (unsigned long long)v);
+	char b[24];
+	put(e, b, fmt_u64(v, b));
 }
 
 /* ---- helpers (exposed for the unit test) ---- */
@@ -200,7 +219,87 @@ size_t dcmjson_is(const char *s, size_t n, char *out)
 	return (size_t)sprintf(out, "%s%llu", neg ? "-" : "", v);
 }
 
+/*
+ * (J3) A DS of plain decimal digits ([+-]d*.d*, no exponent) with at most
+ * 15 significant digits, not zero, whose leading digit's decimal exponent
+ * is in -4..15: its shortest round-trip form is the decimal itself (DBL_DIG
+ * is 15: two such decimals never share a double), written as fmt_shortest
+ * writes it: fixed notation, no leading zeros in the integer part ("0"
+ * when empty), no trailing zeros in the fraction, no '+'. Returns 0 when
+ * the value is not of that shape (the general path then decides).
+ */
+static size_t ds_fast(const char *s, size_t n, char *out)
+{
+	size_t i = 0, o = 0;
+	int neg = 0;
+	if (i < n && (s[i] == '+' || s[i] == '-'))
+		neg = s[i++] == '-';
+	size_t ib = i;
+	while (i < n && is_digit(s[i]))
+		i++;
+	size_t ie = i, fb = i, fe = i;
+	if (i < n && s[i] == '.') {
+		fb = ++i;
+		while (i < n && is_digit(s[i]))
+			i++;
+		fe = i;
+	}
+	if (i != n || (ie == ib && fe == fb))
+		return 0;
+	while (ib < ie && s[ib] == '0')
+		ib++;
+	while (fe > fb && s[fe - 1] == '0')
+		fe--;
+	int ex;
+	size_t sig;
+	if (ib < ie) {
+		ex = (int)(ie - ib) - 1;
+		sig = fe > fb ? (ie - ib) + (fe - fb) : ie - ib;
+		if (fe == fb) {  /* trailing zeros of the integer are not significant */
+			size_t z = ie;
+			while (z > ib && s[z - 1] == '0')
+				z--;
+			sig = z - ib;
+		}
+	} else {
+		size_t z = fb;
+		while (z < fe && s[z] == '0')
+			z++;
+		if (z == fe)
+			return 0;  /* zero: the general path ("0" or "-0.0") */
+		ex = -(int)(z - fb) - 1;
+		sig = fe - z;
+	}
+	if (sig > 15 || ex < -4 || ex >= 16)
+		return 0;
+	if (neg)
+		out[o++] = '-';
+	if (ib == ie) {
+		out[o++] = '0';
+	} else {
+		memcpy(out + o, s + ib, ie - ib);
+		o += ie - ib;
+	}
+	if (fe > fb) {
+		out[o++] = '.';
+		memcpy(out + o, s + fb, fe - fb);
+		o += fe - fb;
+	}
+	out[o] = 0;
+	return o;
+}
+
 size_t dcmjson_ds(const char *s, size_t n, char *out)
+{
+	if (n && n < 40) {
+		size_t f = ds_fast(s, n, out);
+		if (f)
+			return f;
+	}
+	return dcmjson_ds_general(s, n, out);
+}
+
+size_t dcmjson_ds_general(const char *s, size_t n, char *out)
 {
 	/* [+-]? (d+ (.d*)? | .d+) ([eE][+-]?d+)? */
 	size_t i = 0, digits = 0;
@@ -304,13 +403,22 @@ static void put_inline(struct em *e, const uint8_t *v, size_t n)
 
 static void member_begin(struct em *e, uint32_t tag, const char vr[2])
 {
+	static const char hex[] = "0123456789ABCDEF";
 	struct frame *f = &e->f[e->depth];
-	char k[32];
-	snprintf(k, sizeof(k), "%s\"%08X\":{\"vr\":\"", f->count ? "," : "", tag);
+	char k[24];
+	size_t o = 0;
+	if (f->count)
+		k[o++] = ',';
+	k[o++] = '"';
+	for (int sh = 28; sh >= 0; sh -= 4)
+		k[o++] = hex[(tag >> sh) & 15];
+	memcpy(k + o, "\":{\"vr\":\"", 9);
+	o += 9;
+	k[o++] = vr[0];
+	k[o++] = vr[1];
+	k[o++] = '"';
 	f->count = 1;
-	puts_(e, k);
-	put(e, vr, 2);
-	put(e, "\"", 1);
+	put(e, k, o);
 }
 
 /* decode text per the character set in force; *out malloc()ed or NULL when
@@ -454,7 +562,7 @@ static void put_numbers(struct em *e, const char vr[2], const uint8_t *v, size_t
 			bl = (size_t)sprintf(b, "\"%04X%04X\"", (unsigned)(x & 0xFFFF),
 					     (unsigned)(x >> 16));
 		} else if (vr_is(vr, "US") || vr_is(vr, "UL") || vr_is(vr, "UV")) {
-			bl = (size_t)sprintf(b, "%llu", (unsigned long long)x);
+			bl = fmt_u64(x, b);
 		} else if (vr_is(vr, "SS")) {
 			bl = (size_t)sprintf(b, "%d", (int)(int16_t)x);
 		} else if (vr_is(vr, "SL")) {
@@ -791,6 +899,24 @@ static void close_open(struct em *e)
 	}
 }
 
+static _Atomic int walker_mode = -1;
+
+void dcmjson_set_walker(int mode)
+{
+	atomic_store(&walker_mode, mode);
+}
+
+static int walker(void)
+{
+	int m = atomic_load_explicit(&walker_mode, memory_order_relaxed);
+	if (m < 0) {
+		const char *v = getenv("DICOMFS_JSON_GDCM");
+		m = v && *v && strcmp(v, "0") ? DCMJSON_WALK_GDCM : DCMJSON_WALK_AUTO;
+		atomic_store(&walker_mode, m);
+	}
+	return m;
+}
+
 void dcmjson_header_range(const struct dcmwalk_result *w, size_t *skip, int *whole)
 {
 	/* as parse_one (scan.c): GDCM trusts the meta transfer syntax, so a
@@ -828,6 +954,7 @@ static int dcmjson_build_named(const uint8_t *file, size_t flen, uint64_t file_s
 	out->nbulk = 0;
 	out->partial = 0;
 	out->charset_warn = 0;
+	out->c_walk = 0;
 	if (flen < w->header_end)
 		return -EINVAL;
 	e = calloc(1, sizeof(*e));
@@ -847,8 +974,18 @@ static int dcmjson_build_named(const uint8_t *file, size_t flen, uint64_t file_s
 	e->delta = (int64_t)skip;
 	pixel_setup(e, file, flen, file_size, w);
 	put(e, "{", 1);
-	rc = dcmshim_walk(file + skip, (size_t)w->header_end - skip, whole,
-			  DCMJSON_INLINE_MAX + 1, &walk_ops, e, &info);
+	/* the C walker where it is sure to give what GDCM gives (dcmelem.h) */
+	rc = DCMELEM_UNHANDLED;
+	if (!skip && !whole && walker() == DCMJSON_WALK_AUTO)
+		rc = dcmelem_walk(file, (size_t)w->header_end, w, DCMJSON_INLINE_MAX + 1,
+				  &walk_ops, e);
+	if (rc == 0) {
+		memset(&info, 0, sizeof(info));
+		out->c_walk = 1;
+	} else if (rc == DCMELEM_UNHANDLED) {
+		rc = dcmshim_walk(file + skip, (size_t)w->header_end - skip, whole,
+				  DCMJSON_INLINE_MAX + 1, &walk_ops, e, &info);
+	}
 	if (rc == 0) {
 		out->partial = info.partial;
 		close_open(e);

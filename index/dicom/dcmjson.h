@@ -61,7 +61,17 @@ struct dcmjson_out {
 	uint64_t nbulk;     /* BulkDataURIs written */
 	int partial;        /* GDCM read the header only partly */
 	int charset_warn;   /* some text could not be decoded exactly */
+	int c_walk;         /* the header was walked by dcmelem (C), not GDCM */
 };
+
+/*
+ * Which walker reads the header: DCMJSON_WALK_AUTO (dcmelem.h where it
+ * handles the encoding, else GDCM; the default), DCMJSON_WALK_GDCM (GDCM
+ * always: also set by the environment variable DICOMFS_JSON_GDCM=1, read
+ * at the first build). Process-wide; for tests and the benchmarks.
+ */
+enum { DCMJSON_WALK_AUTO = 0, DCMJSON_WALK_GDCM = 1 };
+void dcmjson_set_walker(int mode);
 
 /* What GDCM is given: file[*skip, w->header_end), *whole (see scan.c). */
 void dcmjson_header_range(const struct dcmwalk_result *w, size_t *skip,
@@ -100,5 +110,7 @@ size_t dcmjson_base64(const uint8_t *in, size_t n, char *out);
 /* IS / DS value (trimmed) -> JSON number text; 0 when not a valid number */
 size_t dcmjson_is(const char *s, size_t n, char *out);
 size_t dcmjson_ds(const char *s, size_t n, char *out);
+/* dcmjson_ds without its shortcut for plain decimals (J3 in dcmjson.c) */
+size_t dcmjson_ds_general(const char *s, size_t n, char *out);
 
 #endif

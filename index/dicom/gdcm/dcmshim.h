@@ -57,10 +57,20 @@ extern "C" {
 #define dcmshim_walk dcmshim_gdcm_walk
 #define dcmshim_decode_pixels dcmshim_gdcm_decode_pixels
 #define dcmshim_decode_frame dcmshim_gdcm_decode_frame
+#define dcmshim_dict_vr dcmshim_gdcm_dict_vr
 #else
 int dcmshim_load(void);
 /* Where the module is (0), or -ENOENT; does not load it. */
 int dcmshim_locate(char *path, size_t len);
+/*
+ * dcmshim_set_guard(fn, ctx): fn(ctx) runs before each entry into GDCM's
+ * reader or decoders (dcmshim_parse_header, dcmshim_walk,
+ * dcmshim_decode_pixels, dcmshim_decode_frame; not the dictionary), after
+ * the module is loaded. scan.c's parse worker sets its per-file address
+ * space limit there, so a file GDCM never reads costs no limit (issue 17).
+ * Process-wide; fn NULL: none. Set it before any thread uses the shim.
+ */
+void dcmshim_set_guard(void (*fn)(void *ctx), void *ctx);
 #endif
 
 typedef void (*dcmshim_attr_fn)(void *ctx, uint32_t tag, const char vr[2],
@@ -123,6 +133,19 @@ struct dcmshim_walk_ops {
 int dcmshim_walk(const void *buf, size_t len, int whole, size_t bulk_min,
 		 const struct dcmshim_walk_ops *ops, void *ctx,
 		 struct dcmshim_info *info);
+
+/*
+ * dcmshim_dict_vr(tag, creator, creator_len, vr) (dcmdict.cc): the VR
+ *   dcmshim_walk() gives an implicit VR element (before "US or SS" and the
+ *   like are resolved), from GDCM's dictionaries: private tags by the value
+ *   of their private creator element in the same data set (creator: its raw
+ *   bytes, NULL when there is none; GDCM's DataSet::GetPrivateCreator()
+ *   rules: cut at the first NUL, trailing spaces removed). vr: two
+ *   characters, "UN" when unknown; the combined VRs as "xs" (US or SS),
+ *   "xw" (US or SS or OW, US or OW) and "bw" (OB or OW). Returns 0, or
+ *   DFS_EPARSE (exception, module missing). Reentrant.
+ */
+int dcmshim_dict_vr(uint32_t tag, const char *creator, size_t creator_len, char vr[2]);
 
 /*
  * Pixels (index/dicom/gdcm/dcmshim_pixels.cc).

@@ -36,6 +36,21 @@ static int (*p_decode_frame)(const void *, size_t, const struct dcmshim_frame *,
 			     dcmshim_alloc_fn, void *, struct dcmshim_pixels *);
 static int (*p_dict_by_keyword)(const char *, uint32_t *, char[3]);
 static int (*p_dict_by_tag)(uint32_t, char[3], char *, size_t);
+static int (*p_dict_vr)(uint32_t, const char *, size_t, char[2]);
+static void (*guard_fn)(void *);
+static void *guard_ctx;
+
+void dcmshim_set_guard(void (*fn)(void *ctx), void *ctx)
+{
+	guard_fn = fn;
+	guard_ctx = ctx;
+}
+
+static void guard(void)
+{
+	if (guard_fn)
+		guard_fn(guard_ctx);
+}
 
 /* The path the module would be loaded from, or -ENOENT (no dlopen: the
  * mount process checks before it starts parser processes). */
@@ -106,8 +121,9 @@ static void load(void)
 	*(void **)&p_decode_frame = dlsym(h, "dcmshim_gdcm_decode_frame");
 	*(void **)&p_dict_by_keyword = dlsym(h, "dcmshim_gdcm_dict_by_keyword");
 	*(void **)&p_dict_by_tag = dlsym(h, "dcmshim_gdcm_dict_by_tag");
+	*(void **)&p_dict_vr = dlsym(h, "dcmshim_gdcm_dict_vr");
 	if (!p_init || !p_parse_header || !p_walk || !p_decode_pixels || !p_decode_frame ||
-	    !p_dict_by_keyword || !p_dict_by_tag) {
+	    !p_dict_by_keyword || !p_dict_by_tag || !p_dict_vr) {
 		dfs_log("the GDCM module %s lacks a function: %s", MODULE, dlerror());
 		return;
 	}
@@ -135,6 +151,7 @@ int dcmshim_parse_header(const void *buf, size_t len, int whole,
 		snprintf(info->error, sizeof(info->error), "GDCM module not available");
 		return DFS_EPARSE;
 	}
+	guard();
 	return p_parse_header(buf, len, whole, tags, ntags, fn, ctx, info);
 }
 
@@ -147,6 +164,7 @@ int dcmshim_walk(const void *buf, size_t len, int whole, size_t bulk_min,
 		snprintf(info->error, sizeof(info->error), "GDCM module not available");
 		return DFS_EPARSE;
 	}
+	guard();
 	return p_walk(buf, len, whole, bulk_min, ops, ctx, info);
 }
 
@@ -156,6 +174,7 @@ int dcmshim_decode_pixels(const void *buf, size_t len, int palette,
 {
 	if (dcmshim_load())
 		return DFS_EPARSE;
+	guard();
 	return p_decode_pixels(buf, len, palette, alloc, ctx, px);
 }
 
@@ -167,6 +186,7 @@ int dcmshim_decode_frame(const void *cs, size_t len, const struct dcmshim_frame 
 		snprintf(px->error, sizeof(px->error), "GDCM module not available");
 		return DFS_EPARSE;
 	}
+	guard();
 	return p_decode_frame(cs, len, f, alloc, ctx, px);
 }
 
@@ -182,4 +202,14 @@ int dcmdict_by_tag(uint32_t tag, char vr[3], char *kw, size_t kwlen)
 	if (dcmshim_load())
 		return -ENOENT;
 	return p_dict_by_tag(tag, vr, kw, kwlen);
+}
+
+int dcmshim_dict_vr(uint32_t tag, const char *creator, size_t creator_len, char vr[2])
+{
+	if (dcmshim_load()) {
+		vr[0] = 'U';
+		vr[1] = 'N';
+		return DFS_EPARSE;
+	}
+	return p_dict_vr(tag, creator, creator_len, vr);
 }
