@@ -128,6 +128,9 @@ struct dfs {
  *      (lookups minus FORGETs), at most SNAP_MAX of them (older: ESTALE).
  * (Z5) The change feed (kind_changes.c) only grows and never moves a byte:
  *      its attributes are never cached, and a new size drops its pages.
+ * (Z6) Query manifests of a live archive change while mounted and an open
+ *      cannot pin the version it read (view_query.c V9): each lookup names
+ *      a version, an inode whose bytes never change (view_query.c V11).
  */
 
 /* An open file (fi->fh). */

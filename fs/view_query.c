@@ -73,6 +73,17 @@
  *      line): open it again. Growth is rare (64 MiB of room beyond the
  *      index, doubled each time) and an open manifest must not hold up
  *      the live update for STORE_GROW_WAIT_MS and fail it.
+ * (V11) Versions (with zero-message opens on a live archive: fs.h Z1, Z6):
+ *      no open reaches the view, so nothing could pin the version a reader
+ *      started on. A lookup of a manifest names a version instead: an inode
+ *      of its own (ids >= MVER_ID_BASE) holding the results it was made
+ *      from (a reference, V9), whose bytes never change; entry timeout 0,
+ *      so the next path lookup after a change names the next version. A
+ *      version is reused while the view's catalog is the one it was made
+ *      from; it goes when the kernel forgets it, when it is of an older
+ *      catalog and was not used for MVER_IDLE s, or when more than
+ *      MVER_MAX are kept (oldest first): its inode then reads ESTALE, as
+ *      an open does after V10.
  * Threading: one lock (qview.lock) serialises the query table, the
  * results and evaluation; readlink needs none.
  */
@@ -99,6 +110,9 @@
 #define QCACHE_MIN ((size_t)4 << 20)
 #define MAX_TERMS 64
 #define TRIM_ROWS 16384    /* V4: malloc_trim after evaluations this big */
+#define MVER_ID_BASE ((uint64_t)3 << 57)   /* V11: above every query id (index.h) */
+#define MVER_MAX 64        /* V11: versions kept at most */
+#define MVER_IDLE 10       /* V11: s an older catalog's version is kept unused */
 
 static const char *const level_names[] = { "studies", "series", "instances" };
 
@@ -156,6 +170,21 @@ struct qview {
 	struct dfs *fs;
 	struct dfs_log_limit loglim;   /* L2: query error lines */
 	struct dfs_caller *caller;     /* lock: the request's, when filtered (V8) */
+	struct mver *mv;      /* lock: manifest versions, newest first (V11) */
+	size_t nmv;           /* lock */
+	uint64_t mvseq;       /* lock: the next version's id - MVER_ID_BASE */
+};
+
+/* A manifest version (V11) */
+struct mver {
+	uint64_t id;          /* >= MVER_ID_BASE */
+	uint64_t qid;
+	unsigned kind;        /* KIND_QMANIFEST_CSV or _JSONL */
+	struct qres *r;       /* a reference (V9) */
+	const struct catalog *cat;   /* identity only: the view's when made */
+	uint64_t nlookup;
+	int64_t used;         /* CLOCK_MONOTONIC s of the last lookup or read */
+	struct mver *next;
 };
 
 #define QUERY_LOG_PER_SEC 10   /* L2 (log.h) */
@@ -751,6 +780,85 @@ static void view_leave(struct qview *qv)
 	pthread_mutex_unlock(&qv->lock);
 }
 
+/* ---- manifest versions (V11), under qv->lock ---- */
+
+static int versioned(const struct qview *qv)
+{
+	return qv->fs->zero_open && qv->fs->live;
+}
+
+static int is_mver(uint64_t id)
+{
+	return id >= MVER_ID_BASE;
+}
+
+static void mver_unlink(struct qview *qv, struct mver **pp)
+{
+	struct mver *m = *pp;
+	*pp = m->next;
+	qv->nmv--;
+	res_put(m->r);
+	free(m);
+}
+
+static struct mver *mver_find(struct qview *qv, uint64_t id)
+{
+	for (struct mver *m = qv->mv; m; m = m->next)
+		if (m->id == id)
+			return m;
+	return NULL;
+}
+
+static int res_revoked(struct qres *r)
+{
+	pthread_mutex_lock(&r->ulock);
+	int v = r->revoked;
+	pthread_mutex_unlock(&r->ulock);
+	return v;
+}
+
+/* The version of manifest kind k of q that a lookup names (V11) */
+static int mver_take(struct qview *qv, struct qdir *q, unsigned k, uint64_t *id)
+{
+	struct qres *r;
+	struct mver *m;
+	int64_t now = mono_s();
+	int rc = q_results(qv, q, 1, &r);
+	if (rc)
+		return rc;
+	for (struct mver **pp = &qv->mv; (m = *pp);) {
+		if ((m->cat != qv->cat && now - m->used >= MVER_IDLE) || res_revoked(m->r))
+			mver_unlink(qv, pp);
+		else
+			pp = &m->next;
+	}
+	for (m = qv->mv; m; m = m->next)
+		if (m->qid == q->qid && m->kind == k && m->cat == qv->cat)
+			break;
+	if (!m) {
+		if (!(m = calloc(1, sizeof(*m))))
+			return -ENOMEM;
+		m->id = MVER_ID_BASE + qv->mvseq++ % (((uint64_t)1 << 57) - 1);
+		m->qid = q->qid;
+		m->kind = k;
+		m->r = r;
+		__atomic_add_fetch(&r->refs, 1, __ATOMIC_RELAXED);
+		m->cat = qv->cat;
+		m->next = qv->mv;
+		qv->mv = m;
+		qv->nmv++;
+		if (qv->nmv > MVER_MAX) {   /* the oldest goes */
+			struct mver **pp = &qv->mv;
+			while ((*pp)->next)
+				pp = &(*pp)->next;
+			mver_unlink(qv, pp);
+		}
+	}
+	m->used = now;
+	*id = m->id;
+	return 0;
+}
+
 int dfs_query_start(struct dfs *fs)
 {
 	struct qview *qv = calloc(1, sizeof(*qv));
@@ -800,6 +908,8 @@ void dfs_query_stop(struct dfs *fs)
 	struct qview *qv = fs->query;
 	if (!qv)
 		return;
+	while (qv->mv)
+		mver_unlink(qv, &qv->mv);
 	for (size_t i = 0; i < qv->n; i++)
 		qdir_free(qv, qv->v[i]);
 	free(qv->v);
@@ -892,6 +1002,17 @@ static int stat_locked(struct qview *qv, uint64_t ino, struct stat *st)
 		st->st_nlink = 1;
 		return 0;
 	}
+	if (is_mver(ino_id(ino))) {   /* V11 */
+		struct mver *m = mver_find(qv, ino_id(ino));
+		if (!m || m->kind != k)
+			return -ESTALE;
+		st->st_mode = S_IFREG | 0444;
+		st->st_nlink = 1;
+		st->st_size = (off_t)manifest_size(m->r->man, k == KIND_QMANIFEST_CSV ?
+						   MANIFEST_CSV : MANIFEST_JSONL);
+		st->st_blocks = (st->st_size + 511) / 512;
+		return 0;
+	}
 	struct qdir *q = q_get(qv, ino_id(ino));
 	if (!q)
 		return -ESTALE;
@@ -932,7 +1053,11 @@ static int counted_kind(unsigned k)
 
 static void ref(struct qview *qv, uint64_t ino)
 {
-	if (counted_kind(ino_kind(ino))) {
+	if (is_mver(ino_id(ino))) {
+		struct mver *m = mver_find(qv, ino_id(ino));
+		if (m)
+			m->nlookup++;
+	} else if (counted_kind(ino_kind(ino))) {
 		struct qdir *q = q_find(qv, ino_id(ino));
 		if (q)
 			q->nlookup++;
@@ -945,9 +1070,21 @@ void dfs_query_forget(struct dfs *fs, uint64_t ino, uint64_t n)
 	if (!counted_kind(ino_kind(ino)) || !qv)
 		return;
 	pthread_mutex_lock(&qv->lock);
-	struct qdir *q = q_find(qv, ino_id(ino));
-	if (q)
-		q->nlookup = q->nlookup > n ? q->nlookup - n : 0;
+	if (is_mver(ino_id(ino))) {   /* V11: a version the kernel forgot goes */
+		for (struct mver **pp = &qv->mv; *pp; pp = &(*pp)->next) {
+			if ((*pp)->id == ino_id(ino)) {
+				struct mver *m = *pp;
+				m->nlookup = m->nlookup > n ? m->nlookup - n : 0;
+				if (!m->nlookup)
+					mver_unlink(qv, pp);
+				break;
+			}
+		}
+	} else {
+		struct qdir *q = q_find(qv, ino_id(ino));
+		if (q)
+			q->nlookup = q->nlookup > n ? q->nlookup - n : 0;
+	}
 	pthread_mutex_unlock(&qv->lock);
 }
 
@@ -964,6 +1101,8 @@ static void entry_of(struct dfs *fs, const struct stat *st, struct fuse_entry_pa
 		t = QDIR_TIMEOUT;   /* V3: their table entry may go; look again soon */
 	e->entry_timeout = t;
 	e->attr_timeout = t;
+	if (is_mver(ino_id(st->st_ino)))
+		e->entry_timeout = 0;   /* V11: the next lookup names the newest */
 }
 
 /* The link named name in the results of p: its inode, or 0 */
@@ -1003,10 +1142,12 @@ static int lookup_locked(struct qview *qv, struct qdir *p, const char *name, uin
 {
 	struct qdir *c;
 	int rc;
-	if (strcmp(name, "manifest.csv") == 0) {
-		*ino = ino_make(p->qid, KIND_QMANIFEST_CSV);
-	} else if (strcmp(name, "manifest.jsonl") == 0) {
-		*ino = ino_make(p->qid, KIND_QMANIFEST_JSONL);
+	if (strcmp(name, "manifest.csv") == 0 || strcmp(name, "manifest.jsonl") == 0) {
+		unsigned k = name[9] == 'c' ? KIND_QMANIFEST_CSV : KIND_QMANIFEST_JSONL;
+		uint64_t id = p->qid;
+		if (versioned(qv) && (rc = mver_take(qv, p, k, &id)))
+			return rc;
+		*ino = ino_make(id, k);
 	} else if (query_is_term_name(name)) {
 		if ((rc = q_child(qv, p, name, &c)))
 			return rc;
@@ -1167,8 +1308,17 @@ static int manifest_results(struct dfs *fs, struct dfs_caller *c, uint64_t id,
 	int rc = view_enter(fs, c, &qv);
 	if (rc)
 		return rc;
-	struct qdir *q = q_get(qv, id);
-	rc = q ? q_results(qv, q, 1, &r) : -ESTALE;
+	if (is_mver(id)) {   /* V11 */
+		struct mver *m = mver_find(qv, id);
+		rc = m ? 0 : -ESTALE;
+		if (m) {
+			r = m->r;
+			m->used = mono_s();
+		}
+	} else {
+		struct qdir *q = q_get(qv, id);
+		rc = q ? q_results(qv, q, 1, &r) : -ESTALE;
+	}
 	if (!rc) {
 		__atomic_add_fetch(&r->refs, 1, __ATOMIC_RELAXED);
 		*out = r;
@@ -1194,7 +1344,8 @@ static int manifest_open(struct dfs *fs, uint64_t id, const struct node_view *nv
 	/* V9: not through the page cache when the content is the caller's
 	 * own (A8) or may change while mounted (the next version is another
 	 * content under the same inode) */
-	f->direct_io = (f->caller && dfs_access_filtered(f->caller)) || fs->live;
+	f->direct_io = (f->caller && dfs_access_filtered(f->caller)) ||
+		       (fs->live && !is_mver(id));   /* a version never changes (V11) */
 	return 0;
 }
 

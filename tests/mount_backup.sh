@@ -32,7 +32,7 @@ source_of() { getfattr --only-values -n user.dicom.source "$1" 2>/dev/null; }
 
 # opens=each: file(1)'s prefix without a decode (kind_pixels.c P9) needs an
 # open of its own (fs/fs.h Z3; zero-message opens: tests/mount_zeroopen.sh)
-mount_start "$MNT" "$ARCH" -o index="$TMP/idx",opens=each || exit 1
+mount_start "$MNT" "$ARCH" -o index="$TMP/idx",opens=each,no_decode_ahead || exit 1
 
 # --- the rsync recipe ---------------------------------------------------------
 rsync -a --include='*/' --include='*.dcm' --exclude='*' "$MNT/patients/" "$TMP/backup/"
