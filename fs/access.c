@@ -250,6 +250,7 @@ int dfs_access_init(struct dfs *fs)
 	a->anyone.uid = (uid_t)-2;
 	a->anyone.gid = (gid_t)-2;
 	a->anyone.ngroups = 0;
+	a->anyone.anyone = 1;
 	a->anyone.gh = fnv1a(fnv1a(FNV1A_INIT, &a->anyone.uid, sizeof(uid_t)),
 			     &a->anyone.gid, sizeof(gid_t));
 	fs->access = a;
@@ -330,6 +331,7 @@ void dfs_caller(struct dfs *fs, fuse_req_t req, struct dfs_caller *c)
 	c->gid = x->gid;
 	c->owner = x->uid == 0 || x->uid == fs->uid;
 	c->all = c->owner || dfs_access_uniform(fs);
+	c->anyone = 0;
 	c->ngroups = -1;
 	c->gh = 0;
 	c->req = req;
@@ -352,6 +354,22 @@ static int caller_groups(struct dfs_caller *c)
 
 /* ---- the check (A1) ---- */
 
+/* A9: the source and every directory from the archive down to it readable
+ * (searchable) by others, none with an ACL (a named user may be denied) */
+static int anyone_reads(int afd, char *p)
+{
+	if (!path_public(afd, "", 0001) || !path_public(afd, p, 0004))
+		return 0;
+	for (char *s = strchr(p, '/'); s; s = strchr(s + 1, '/')) {
+		*s = 0;
+		int ok = path_public(afd, p, 0001);
+		*s = '/';
+		if (!ok)
+			return 0;
+	}
+	return 1;
+}
+
 static int check_source(struct dfs *fs, struct dfs_caller *c, const char *rel, size_t len)
 {
 	struct dfs_access *a = fs->access;
@@ -361,6 +379,8 @@ static int check_source(struct dfs *fs, struct dfs_caller *c, const char *rel, s
 		return 0;
 	memcpy(p, rel, len);
 	p[len] = 0;
+	if (c->anyone)
+		return anyone_reads(afd, p);
 	if (syscall(SYS_setgroups, c->ngroups, c->groups))
 		return 0;
 	int ok = 0;

@@ -45,8 +45,9 @@
  *      names, links and manifests are made of those rows only, per caller
  *      (not shared between callers, never cached by the kernel).
  * (A9) In a mixed archive a node that anyone may see whole (checked as a
- *      caller with no groups whose uid owns nothing: the "other" bits and
- *      ACL entries of every source below and directory above) looks the
+ *      caller with no groups whose uid owns nothing: the "other" bits of
+ *      every source below and directory above, none of them with an ACL,
+ *      since an ACL may deny one named user what others get) looks the
  *      same to every caller: its entry and attributes are cached by the
  *      kernel for ACCESS_TTL seconds; every other node for none.
  *
@@ -69,6 +70,7 @@ struct dfs_caller {
 	gid_t gid;
 	int owner;         /* root or the mount owner: sees everything */
 	int all;           /* owner, or a uniform archive (A3) */
+	int anyone;        /* the A9 pseudo-caller */
 	int ngroups;       /* -1: not read yet */
 	uint64_t gh;       /* hash of uid, gid and groups */
 	gid_t groups[ACCESS_MAX_GROUPS];
