@@ -801,12 +801,18 @@ static void mver_unlink(struct qview *qv, struct mver **pp)
 	free(m);
 }
 
+/* the link to version id (*slot NULL: none) */
+static struct mver **mver_slot(struct qview *qv, uint64_t id)
+{
+	struct mver **pp = &qv->mv;
+	while (*pp && (*pp)->id != id)
+		pp = &(*pp)->next;
+	return pp;
+}
+
 static struct mver *mver_find(struct qview *qv, uint64_t id)
 {
-	for (struct mver *m = qv->mv; m; m = m->next)
-		if (m->id == id)
-			return m;
-	return NULL;
+	return *mver_slot(qv, id);
 }
 
 static int res_revoked(struct qres *r)
@@ -1071,15 +1077,9 @@ void dfs_query_forget(struct dfs *fs, uint64_t ino, uint64_t n)
 		return;
 	pthread_mutex_lock(&qv->lock);
 	if (is_mver(ino_id(ino))) {   /* V11: a version the kernel forgot goes */
-		for (struct mver **pp = &qv->mv; *pp; pp = &(*pp)->next) {
-			if ((*pp)->id == ino_id(ino)) {
-				struct mver *m = *pp;
-				m->nlookup = m->nlookup > n ? m->nlookup - n : 0;
-				if (!m->nlookup)
-					mver_unlink(qv, pp);
-				break;
-			}
-		}
+		struct mver **pp = mver_slot(qv, ino_id(ino)), *m = *pp;
+		if (m && (m->nlookup = m->nlookup > n ? m->nlookup - n : 0) == 0)
+			mver_unlink(qv, pp);
 	} else {
 		struct qdir *q = q_find(qv, ino_id(ino));
 		if (q)
