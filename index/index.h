@@ -404,8 +404,10 @@ void index_snap_free(struct index_snap *s);
 
 /*
  * Live updates (I9, live.c). index_live_start: after index_reopen (in the
- * serving process, after fork), with opts.live set: start the live thread
- * and the source's watch; rescan_s > 0 also re-walks the whole archive
+ * serving process, after fork), with opts.live set: start the live thread,
+ * which starts the source's watch (so the mount answers while the watches
+ * are added; the watch's catch-up, source.h R8, reports what changed since
+ * the mount's walk); rescan_s > 0 also re-walks the whole archive
  * every rescan_s seconds (and is the fallback, at LIVE_RESCAN_FALLBACK s,
  * when the watch cannot start: no watch op, out of inotify watches).
  * ops are called on the live thread after each commit. 0 or negative
@@ -413,7 +415,8 @@ void index_snap_free(struct index_snap *s);
  * callbacks are not called after it returns); safe when not started.
  * index_live_note: queue a path as a watch would (any thread).
  * DICOMFS_NO_WATCH=1 in the environment (tests, benchmarks): no watch and
- * no fallback polling; only -o rescan finds changes.
+ * no fallback polling; only -o rescan finds changes. DICOMFS_WATCH_DELAY_MS=N
+ * (tests): the watch starts N ms late.
  */
 #define LIVE_QUIET_MS 100
 #define LIVE_MAX_WAIT_MS 700

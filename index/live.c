@@ -45,7 +45,8 @@ struct live {
 	int64_t first_ns, last_ns;    /* lock: first / last queued of the batch */
 	int rescan_s;
 	int64_t next_rescan_ns;       /* live thread */
-	int watching;                 /* the source's watch runs */
+	int watching;                 /* lock: the source's watch runs (set by
+				       * the live thread as it starts) */
 	struct worker_pool *pool;     /* live thread: parser processes */
 	uint64_t generation;          /* live thread */
 };
@@ -280,10 +281,44 @@ static void wait_until(struct live *L, int64_t when_ns)
 	pthread_cond_timedwait(&L->cond, &L->lock, &ts);
 }
 
+/* The source's watch, or polling when it cannot start (live thread) */
+static void live_watch(struct live *L)
+{
+	struct index *ix = L->ix;
+	const struct source_ops *so = ix->src.ops;
+	/* DICOMFS_WATCH_DELAY_MS=N (a test knob, at most 60 s): the watch
+	 * starts N ms late, as on an archive of very many directories; what
+	 * changed meanwhile is found by the catch-up (source.h R8) */
+	const char *dl = getenv("DICOMFS_WATCH_DELAY_MS");
+	if (dl) {
+		int64_t end = mono_ns() + (int64_t)(atoi(dl) > 60000 ? 60000 : atoi(dl)) * 1000000;
+		pthread_mutex_lock(&L->lock);
+		while (!L->stop && mono_ns() < end)
+			wait_until(L, end);
+		pthread_mutex_unlock(&L->lock);
+	}
+	/* DICOMFS_NO_WATCH=1 (a test and benchmark knob): no watch, and no
+	 * polling but -o rescan's: the index stays as mounted otherwise */
+	int rc = so->watch && !getenv("DICOMFS_NO_WATCH") ? so->watch(ix->src.inst, watch_cb, ix)
+							  : -ENOTSUP;
+	pthread_mutex_lock(&L->lock);
+	L->watching = rc == 0;
+	/* a source without a watch (a server) is re-listed only with -o rescan */
+	if (rc && L->rescan_s <= 0 && so->watch && !getenv("DICOMFS_NO_WATCH")) {
+		L->rescan_s = LIVE_RESCAN_FALLBACK;
+		dfs_log("the archive cannot be watched (%s): it is re-walked every %d s instead (-o rescan=SECONDS to choose)",
+			rc == -ENOSPC ? "inotify watch limit reached, see fs.inotify.max_user_watches"
+				      : dfs_strerror(rc), L->rescan_s);
+	}
+	L->next_rescan_ns = mono_ns() + (int64_t)L->rescan_s * 1000000000;
+	pthread_mutex_unlock(&L->lock);
+}
+
 static void *live_main(void *arg)
 {
 	struct live *L = arg;
 	struct index *ix = L->ix;
+	live_watch(L);
 	/* a parser process started now, not with the first arrival: loading
 	 * GDCM takes about a second (I9's 2 s) */
 	int max = ix->opts.scan_threads > 0 ? ix->opts.scan_threads : scan_parsers();
@@ -350,21 +385,10 @@ int index_live_start(struct index *ix, int rescan_s, const struct index_live_ops
 	pthread_cond_init(&L->cond, &ca);
 	pthread_condattr_destroy(&ca);
 	ix->live = L;
-	const struct source_ops *so = ix->src.ops;
-	/* DICOMFS_NO_WATCH=1 (a test and benchmark knob): no watch, and no
-	 * polling but -o rescan's: the index stays as mounted otherwise */
-	int rc = so->watch && !getenv("DICOMFS_NO_WATCH") ? so->watch(ix->src.inst, watch_cb, ix)
-							  : -ENOTSUP;
-	L->watching = rc == 0;
-	/* a source without a watch (a server) is re-listed only with -o rescan */
-	if (rc && L->rescan_s <= 0 && so->watch && !getenv("DICOMFS_NO_WATCH")) {
-		L->rescan_s = LIVE_RESCAN_FALLBACK;
-		dfs_log("the archive cannot be watched (%s): it is re-walked every %d s instead (-o rescan=SECONDS to choose)",
-			rc == -ENOSPC ? "inotify watch limit reached, see fs.inotify.max_user_watches"
-				      : dfs_strerror(rc), L->rescan_s);
-	}
-	L->next_rescan_ns = mono_ns() + (int64_t)L->rescan_s * 1000000000;
-	rc = pthread_create(&L->thread, NULL, live_main, L);
+	/* the watch starts on the live thread (live_watch): the mount
+	 * answers meanwhile, and the catch-up (source.h R8) reports what
+	 * changed since the walk before the watches existed */
+	int rc = pthread_create(&L->thread, NULL, live_main, L);
 	if (rc) {
 		snprintf(msg, msglen, "cannot start the live update thread: %s", strerror(rc));
 		index_live_stop(ix);
@@ -379,15 +403,15 @@ void index_live_stop(struct index *ix)
 	struct live *L = ix->live;
 	if (!L)
 		return;
-	if (L->watching && ix->src.ops->unwatch)
-		ix->src.ops->unwatch(ix->src.inst);   /* no note after this */
 	if (L->started) {
 		pthread_mutex_lock(&L->lock);
 		L->stop = 1;
 		pthread_cond_signal(&L->cond);
 		pthread_mutex_unlock(&L->lock);
-		pthread_join(L->thread, NULL);
+		pthread_join(L->thread, NULL);   /* the watch is started then */
 	}
+	if (L->watching && ix->src.ops->unwatch)
+		ix->src.ops->unwatch(ix->src.inst);   /* no note after this */
 	ix->live = NULL;
 	worker_pool_free(L->pool);
 	for (size_t i = 0; i < L->n; i++)
@@ -400,5 +424,11 @@ void index_live_stop(struct index *ix)
 
 int index_live_watching(const struct index *ix)
 {
-	return ix->live ? ix->live->watching : 0;
+	struct live *L = ix->live;
+	if (!L)
+		return 0;
+	pthread_mutex_lock(&L->lock);
+	int w = L->watching;
+	pthread_mutex_unlock(&L->lock);
+	return w;
 }

@@ -51,7 +51,12 @@
  *      what it holds now. A directory moved in or out is one path. A file
  *      being written is reported when it is closed or moved into place
  *      (close_write / moved_to), not while it grows. fn runs on the watch
- *      thread and must not block for long.
+ *      thread and must not block for long. A watch started after a walk
+ *      (the mount's) catches up: a directory whose mtime is not older
+ *      than that walk's start (less a clock tick) is reported as it is
+ *      watched, so a file created, renamed or removed before its
+ *      directory's watch existed is still found (fn may then run on the
+ *      thread calling watch, before it returns).
  * (R11) sizes_at_open: the walk cannot know sizes (a server lists UIDs, not
  *      bytes): its entries carry st_size 0, open() without an expectation
  *      sets f->size, and the scan takes the record's size from there and

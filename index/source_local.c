@@ -37,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fdbudget.h"
@@ -51,6 +52,8 @@ struct local {
 	int dirfd;
 	int follow_symlinks;
 	struct lwatch *watch;  /* the watch thread's (R7), or NULL */
+	int64_t walk_ns;       /* CLOCK_REALTIME when the last whole walk
+				* began (0: none): watch's catch-up (R8) */
 };
 
 static int local_create(const char *spec, const struct source_opts *o, void **inst,
@@ -520,6 +523,10 @@ static int local_walk(void *inst, struct source_list *out, source_problem_fn pro
 		      void *ctx)
 {
 	int rc;
+	struct local *l = inst;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	l->walk_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 	if (local_walk_par(inst, out, problem, ctx, &rc)) {
 		if (rc)
 			list_free(out);
@@ -580,9 +587,13 @@ struct lwatch {
 	char **path;             /* wd -> directory (relative; "" the root) */
 	size_t npath;
 	int full;                /* the watch limit was reached */
+	int64_t since_ns;        /* while local_watch adds the first watches:
+				  * the walk's start (R8's catch-up), else 0 */
 };
 
 static int lw_add(struct lwatch *w, const char *rel);
+static void lw_report(struct lwatch *w, const char *rel);
+#define CATCHUP_NS 20000000   /* 20 ms: ext4's coarse clock is a jiffy */
 
 /* Watch directory rel and every directory below it (symlinks are not
  * followed: a linked directory is watched where it really lives, if
@@ -597,6 +608,14 @@ static int lw_add_tree(struct lwatch *w, const char *rel, int depth)
 			 : root_open(w->l);
 	if (dfd < 0)
 		return 0;
+	/* R8's catch-up: a directory changed since the walk began (a file
+	 * created, renamed or removed in it before its watch existed) is
+	 * reported; a timestamp is a clock tick coarse at most (CATCHUP_NS) */
+	struct stat dst;
+	if (w->since_ns && fstat(dfd, &dst) == 0 &&
+	    (int64_t)dst.st_mtim.tv_sec * 1000000000 + dst.st_mtim.tv_nsec >=
+		    w->since_ns - CATCHUP_NS)
+		lw_report(w, rel);
 	DIR *d = fdopendir(dfd);
 	if (!d) {
 		close(dfd);
@@ -770,7 +789,9 @@ static int local_watch(void *inst, source_change_fn fn, void *ctx)
 		lw_free(w);
 		return rc == -EMFILE ? -ENOSPC : rc;
 	}
+	w->since_ns = l->walk_ns;
 	rc = lw_add_tree(w, "", 0);
+	w->since_ns = 0;
 	if (!rc && (rc = -pthread_create(&w->thread, NULL, lw_main, w)) == 0) {
 		l->watch = w;
 		return 0;

@@ -200,6 +200,26 @@ inst=$(status_get "$MNT" instances)
 	fail "after the rescans: $inst instances, want 415"
 mount_stop
 
+# ---- changes before the watch exists: its catch-up (source.h R8) ----
+# The watch starts on the live thread after the mount answers; here 3 s
+# late (DICOMFS_WATCH_DELAY_MS, as on an archive of very many directories),
+# without polling. A file copied into a directory of the mount's walk and a
+# directory created with a file in it before then carry no inotify event:
+# the catch-up reports their directories (mtime not older than the walk).
+"$PY" "$GENL" "$STAGE/early" --patient 7005 --count 5 --prefix early || fatal "gen_live failed"
+DICOMFS_WATCH_DELAY_MS=3000 mount_start "$MNT" "$ARCH" -o index="$IDX" -o quiet || exit 1
+cp "$STAGE/late/late_1_00001.dcm" "$ARCH/P0000/S1/SE1/late.dcm"
+cp -r "$STAGE/early" "$ARCH/early"
+[ -e "$MNT/patients/PAT P7004 (ID7004)" ] && fail "catch-up: visible before the watch started (the test proves nothing)"
+wait_for "catch-up: a file copied in before the watch" test -e "$MNT/patients/PAT P7004 (ID7004)" &&
+	ok "catch-up: a file copied into a walked directory before its watch existed shows"
+wait_for "catch-up: a directory created before the watch" sh -c "[ \$(find '$MNT/patients/PAT P7005 (ID7005)' -name '*.dcm' 2>/dev/null | wc -l) -eq 5 ]" &&
+	ok "catch-up: a directory created before the watches, with 5 files, shows"
+rm -r "$ARCH/early" "$ARCH/P0000/S1/SE1/late.dcm"
+wait_for "catch-up: watched after it" sh -c "! test -e '$MNT/patients/PAT P7004 (ID7004)' && ! test -e '$MNT/patients/PAT P7005 (ID7005)'" &&
+	ok "catch-up: the directories are watched afterwards (removals show)"
+mount_stop
+
 # ---- the tree updated in place equals a full build (index.h I11) ----
 # Arrivals of a new patient, a new series in its study, deletions, a study
 # and a patient emptied, a file replaced by another patient's, SOP Instance
