@@ -30,6 +30,7 @@
  *   one fill() / put_listing() writes every level of patients/ and uids/.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -399,6 +400,8 @@ struct build {
 	struct strbuf novol;   /* volreport.h: series that are not volumes */
 	uint8_t flags;         /* NODE_F_* of the nodes being written */
 	struct strbuf anon_excluded; /* TSV: instances left out of anon/ */
+	struct anon_ahead *ahead;    /* tree_build: anon/'s pick on a second
+				      * thread, or NULL (anon_ahead_start) */
 };
 
 static int str_cmp(struct str a, struct str b)
@@ -1137,22 +1140,24 @@ static int do_uids(struct build *b, struct agg *out)
 /* Why instance in stays out of anon/, or NULL (view_anon.c) */
 static const char *anon_excluded(const struct build *b, const struct inst *in)
 {
-	const char *v;
-	size_t l;
 	if (in->h.flags & RECF_DEFLATED)
 		return "anon: deflated data set, not de-identified";
 	if (in->h.flags & (RECF_PIXEL_TRUNC | RECF_PARTIAL))
 		return "anon: the source is cut short or read only partly";
 	if (b->ix->opts.anon_keep_burned_in)
 		return NULL;
-	if (rec_attr(in->rec, in->rec_len, 0x00280301, &v, &l))
-		return l == 3 && memcmp(v, "YES", 3) == 0
+	/* both in one pass over the record (every instance, every build) */
+	static const uint32_t tags[2] = { 0x00280301, TAG_SOP_CLASS_UID };
+	const char *v[2];
+	size_t l[2];
+	rec_attrs(in->rec, in->rec_len, tags, 2, v, l);
+	if (v[0])
+		return l[0] == 3 && memcmp(v[0], "YES", 3) == 0
 			       ? "anon: BurnedInAnnotation YES (-o anon_keep_burned_in shows it)"
 			       : NULL;
 	if ((in->modality.l == 2 && memcmp(in->modality.s, "US", 2) == 0) ||
 	    (in->modality.l == 2 && memcmp(in->modality.s, "SC", 2) == 0) ||
-	    (rec_attr(in->rec, in->rec_len, TAG_SOP_CLASS_UID, &v, &l) && l >= 25 &&
-	     memcmp(v, "1.2.840.10008.5.1.4.1.1.7", 25) == 0))
+	    (v[1] && l[1] >= 25 && memcmp(v[1], "1.2.840.10008.5.1.4.1.1.7", 25) == 0))
 		return "anon: no BurnedInAnnotation and a modality that usually burns in "
 		       "(US, secondary capture) (-o anon_keep_burned_in shows it)";
 	return NULL;
@@ -1267,7 +1272,7 @@ static const struct level lv_anon = {
  * only() says yes to (only NULL: all). 0 or an error.
  */
 static int anon_pick(struct build *b, int (*only)(const void *ctx, const struct inst *in),
-		     const void *ctx, size_t *ord, size_t *n)
+		     const void *ctx, size_t *ord, size_t *n, struct strbuf *excl)
 {
 	struct strbuf tmp = STRBUF_INIT;
 	struct anon_prev prev;
@@ -1281,7 +1286,7 @@ static int anon_pick(struct build *b, int (*only)(const void *ctx, const struct 
 		if (why) {
 			char path[4096];
 			snprintf(path, sizeof(path), "%.*s", (int)b->v[i].rel.l, b->v[i].rel.s);
-			rc = strbuf_add_tsv2(&b->anon_excluded, path, why);
+			rc = strbuf_add_tsv2(excl, path, why);
 			continue;
 		}
 		rc = anon_prepare(b, &b->v[i], &tmp, &prev);
@@ -1291,11 +1296,75 @@ static int anon_pick(struct build *b, int (*only)(const void *ctx, const struct 
 	return rc;
 }
 
+/*
+ * anon/'s pick of a full build, made while the views before it are built
+ * (its pseudonyms are most of anon/'s CPU time, on a core that is idle
+ * otherwise). The thread reads the instances' name fields and records and
+ * writes only their anon fields (an, a_*), which nothing else touches
+ * until anon/ is built (do_anon joins it); its excluded lines go to a
+ * buffer of its own, appended where anon_pick would have written them.
+ */
+struct anon_ahead {
+	pthread_t th;
+	struct build *b;
+	size_t *ord, n;
+	int rc;
+	struct strbuf excl;
+};
+
+static void *anon_ahead_main(void *arg)
+{
+	struct anon_ahead *a = arg;
+	a->rc = anon_pick(a->b, NULL, NULL, a->ord, &a->n, &a->excl);
+	return NULL;
+}
+
+/* Start it when anon/ is among views (b->ahead stays NULL otherwise:
+ * do_anon then picks in line). */
+static void anon_ahead_start(struct build *b, const struct view *const *views)
+{
+	int want = 0;
+	for (size_t i = 0; views && views[i]; i++)
+		want |= views[i]->build == tree_anon;
+	struct anon_ahead *a = want && b->n ? calloc(1, sizeof(*a)) : NULL;
+	if (!a)
+		return;
+	a->b = b;   /* a->excl: calloc()ed, STRBUF_INIT */
+	if (!(a->ord = malloc(b->n * sizeof(*a->ord))) ||
+	    pthread_create(&a->th, NULL, anon_ahead_main, a)) {
+		free(a->ord);
+		free(a);
+		return;
+	}
+	b->ahead = a;
+}
+
+/* Wait for it: its ord (*ord, n) and status; NULL *ord when none ran. */
+static int anon_ahead_join(struct build *b, size_t **ord, size_t *n)
+{
+	struct anon_ahead *a = b->ahead;
+	*ord = NULL;
+	if (!a)
+		return 0;
+	b->ahead = NULL;
+	pthread_join(a->th, NULL);
+	int rc = a->rc ? a->rc : a->excl.len ? strbuf_add(&b->anon_excluded, a->excl.buf, a->excl.len) : 0;
+	*ord = a->ord;
+	*n = a->n;
+	strbuf_release(&a->excl);
+	free(a);
+	return rc;
+}
+
 /* anon/ (ID_ANON); returns the number of patients */
 static int do_anon(struct build *b, struct agg *out)
 {
-	size_t *ord = malloc((b->n ? b->n : 1) * sizeof(*ord)), n = 0;
-	int rc = ord ? anon_pick(b, NULL, NULL, ord, &n) : -ENOMEM;
+	size_t *ord, n = 0;
+	int rc = anon_ahead_join(b, &ord, &n);
+	if (!ord && !rc) {
+		ord = malloc((b->n ? b->n : 1) * sizeof(*ord));
+		rc = ord ? anon_pick(b, NULL, NULL, ord, &n, &b->anon_excluded) : -ENOMEM;
+	}
 	if (!rc) {
 		b->flags = NODE_F_ANON;
 		rc = fill(b, &lv_anon, ord, ID_ANON, 0, n, out);
@@ -1876,6 +1945,7 @@ int tree_build(struct index *ix, MDB_txn *txn, uint64_t *next_id)
 		b.dirents.cap = est;
 	if ((b.nodes.v = malloc(est / 4 * sizeof(*b.nodes.v))))
 		b.nodes.cap = est / 4;
+	anon_ahead_start(&b, ix->opts.views);
 	if ((rc = build_views(&b, ix->opts.views, &all)))
 		goto free_insts;
 	/* the stages are all that is written now: what is no longer needed
@@ -1917,6 +1987,11 @@ int tree_build(struct index *ix, MDB_txn *txn, uint64_t *next_id)
 	ix->stats.errors = errors;
 	ix->stats.duplicates = ndup;
 free_insts:
+	if (b.ahead) {   /* the views failed before anon/ */
+		size_t *ord, n;
+		anon_ahead_join(&b, &ord, &n);
+		free(ord);
+	}
 	for (size_t i = 0; i < b.n; i++)
 		inst_free(&b.v[i]);
 	free(b.v);
@@ -3019,7 +3094,7 @@ int tree_update(struct index *ix, MDB_txn *txn, uint64_t *next_id,
 		}
 	}
 	if (!rc && has[2]) {
-		rc = anon_pick(b, in_patients, &u.P, ord, &no);
+		rc = anon_pick(b, in_patients, &u.P, ord, &no, &b->anon_excluded);
 		b->flags = NODE_F_ANON;
 		for (size_t i = 0; i < no && !rc;) {
 			size_t j = i + 1;

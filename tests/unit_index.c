@@ -50,6 +50,21 @@ static void test_record(void)
 		(void)rec_attr(b.data, cut, 0x00200013, &v, &l);
 	CHECK(!rec_attr(b.data, b.len - 1, 0x00200013, &v, &l), "truncated record");
 	CHECK(rec_head_get(b.data, 10, &g) == -EINVAL, "short head");
+	/* rec_attrs: rec_attr's answers in one pass (first of a repeated tag) */
+	CHECK(rec_add(&b, 0x00100010, "PN", "Roe^Jane", 8) == 0, "add again");
+	const uint32_t tags[4] = { 0x00200013, 0x00080060, 0x00100010, 0x00200013 };
+	const char *vs[4];
+	size_t ls[4];
+	CHECK(rec_attrs(b.data, b.len, tags, 4, vs, ls) == 3, "rec_attrs count");
+	CHECK(vs[0] && ls[0] == 1 && *vs[0] == '7' && !vs[1] && ls[1] == 0 &&
+	      vs[2] && ls[2] == 8 && !memcmp(vs[2], "Doe^John", 8) && vs[3] == vs[0],
+	      "rec_attrs values");
+	for (size_t cut = 0; cut < b.len; cut++)
+		(void)rec_attrs(b.data, cut, tags, 4, vs, ls);
+	CHECK(rec_attrs(b.data, b.len - 1, tags, 4, vs, ls) == 3 && vs[2] && ls[2] == 8,
+	      "rec_attrs of a truncated record: what is whole before the cut");
+	CHECK(rec_attrs(b.data, sizeof(struct rec_head) + 8 + 4, tags, 4, vs, ls) == 0 &&
+	      !vs[0] && !vs[2], "rec_attrs of a record cut in its first value");
 	rec_release(&b);
 }
 

@@ -33,13 +33,11 @@
 
 /* ---- attributes ---- */
 
-static int first_value(const void *rec, size_t len, uint32_t tag, char *buf,
-		       size_t cap)
+/* The first value of a multi-valued string (v, l), trimmed, into buf:
+ * 1, or 0 when empty or longer than cap - 1. */
+static int first_of(const char *v, size_t l, char *buf, size_t cap)
 {
-	const char *v;
-	size_t l, n = 0;
-	if (!rec_attr(rec, len, tag, &v, &l))
-		return 0;
+	size_t n = 0;
 	while (n < l && v[n] != '\\')
 		n++;
 	while (n && (v[n - 1] == ' ' || v[n - 1] == 0))
@@ -55,17 +53,48 @@ static int first_value(const void *rec, size_t len, uint32_t tag, char *buf,
 	return 1;
 }
 
-int px_attr_long(const void *rec, size_t len, uint32_t tag, long long *out)
+static int first_value(const void *rec, size_t len, uint32_t tag, char *buf,
+		       size_t cap)
+{
+	const char *v;
+	size_t l;
+	return rec_attr(rec, len, tag, &v, &l) && first_of(v, l, buf, cap);
+}
+
+int px_value_long(const char *v, size_t l, long long *out)
 {
 	char b[64], *end;
-	if (!first_value(rec, len, tag, b, sizeof(b)))
+	if (!v || !first_of(v, l, b, sizeof(b)))
 		return 0;
 	errno = 0;
-	long long v = strtoll(b, &end, 10);
+	long long x = strtoll(b, &end, 10);
 	if (errno || end == b || *end)
 		return -1;
-	*out = v;
+	*out = x;
 	return 1;
+}
+
+/*
+ * The Image Pixel attributes px_info_from_record reads, found in one pass
+ * over the record (rec_attrs): it runs for every instance of every view
+ * and volume at each tree build.
+ */
+enum { PXA_SPP, PXA_PHOTO, PXA_PLANAR, PXA_FRAMES, PXA_ROWS, PXA_COLS,
+       PXA_BALLOC, PXA_BSTORED, PXA_HIGH, PXA_PIXREP, PXA_N };
+static const uint32_t pxa_tags[PXA_N] = {
+	0x00280002, 0x00280004, 0x00280006, 0x00280008, 0x00280010, 0x00280011,
+	0x00280100, 0x00280101, 0x00280102, 0x00280103,
+};
+struct px_attrs {
+	const char *v[PXA_N];
+	size_t l[PXA_N];
+};
+
+int px_attr_long(const void *rec, size_t len, uint32_t tag, long long *out)
+{
+	const char *v;
+	size_t l;
+	return rec_attr(rec, len, tag, &v, &l) ? px_value_long(v, l, out) : 0;
 }
 
 int px_attr_double(const void *rec, size_t len, uint32_t tag, double *out)
@@ -101,8 +130,6 @@ int px_info_from_record(const void *rec, size_t len, const struct rec_head *h,
 			struct px_info *pi, const char **why)
 {
 	long long v;
-	const char *s;
-	size_t sl;
 	int r;
 
 	uint32_t ptag = h->pixel_tag;
@@ -122,32 +149,34 @@ int px_info_from_record(const void *rec, size_t len, const struct rec_head *h,
 	else if (ptag != 0x7FE00010)
 		FAIL(-EINVAL, "unknown pixel data tag");
 
-#define NEED(tag, field, lo, hi, text) do { \
-	r = px_attr_long(rec, len, tag, &v); \
+	struct px_attrs a;
+	rec_attrs(rec, len, pxa_tags, PXA_N, a.v, a.l);
+#define NEED(k, field, lo, hi, text) do { \
+	r = px_value_long(a.v[k], a.l[k], &v); \
 	if (r <= 0 || v < (lo) || v > (hi)) FAIL(-EINVAL, text); \
 	pi->field = (uint32_t)v; } while (0)
-#define OPT(tag, field, dflt, lo, hi, text) do { \
-	r = px_attr_long(rec, len, tag, &v); \
+#define OPT(k, field, dflt, lo, hi, text) do { \
+	r = px_value_long(a.v[k], a.l[k], &v); \
 	if (r < 0 || (r > 0 && (v < (lo) || v > (hi)))) FAIL(-EINVAL, text); \
 	pi->field = r > 0 ? (uint32_t)v : (dflt); } while (0)
 
-	NEED(0x00280010, rows, 1, 65535, "missing or bad Rows");
-	NEED(0x00280011, cols, 1, 65535, "missing or bad Columns");
-	OPT(0x00280002, spp, 1, 1, 4, "bad SamplesPerPixel");
+	NEED(PXA_ROWS, rows, 1, 65535, "missing or bad Rows");
+	NEED(PXA_COLS, cols, 1, 65535, "missing or bad Columns");
+	OPT(PXA_SPP, spp, 1, 1, 4, "bad SamplesPerPixel");
 	if (pi->is_float)
-		OPT(0x00280100, bits_alloc, (uint32_t)pi->is_float * 8, 1, 64,
+		OPT(PXA_BALLOC, bits_alloc, (uint32_t)pi->is_float * 8, 1, 64,
 		    "bad BitsAllocated");
 	else
-		NEED(0x00280100, bits_alloc, 1, 64, "missing or bad BitsAllocated");
-	OPT(0x00280101, bits_stored, pi->bits_alloc, 1, pi->bits_alloc, "bad BitsStored");
-	OPT(0x00280102, high_bit, pi->bits_stored - 1, 0, pi->bits_alloc - 1, "bad HighBit");
-	OPT(0x00280103, pixrep, 0, 0, 1, "bad PixelRepresentation");
-	OPT(0x00280006, planar, 0, 0, 1, "bad PlanarConfiguration");
-	OPT(0x00280008, frames, 1, 1, 0x7fffffff, "bad NumberOfFrames");
+		NEED(PXA_BALLOC, bits_alloc, 1, 64, "missing or bad BitsAllocated");
+	OPT(PXA_BSTORED, bits_stored, pi->bits_alloc, 1, pi->bits_alloc, "bad BitsStored");
+	OPT(PXA_HIGH, high_bit, pi->bits_stored - 1, 0, pi->bits_alloc - 1, "bad HighBit");
+	OPT(PXA_PIXREP, pixrep, 0, 0, 1, "bad PixelRepresentation");
+	OPT(PXA_PLANAR, planar, 0, 0, 1, "bad PlanarConfiguration");
+	OPT(PXA_FRAMES, frames, 1, 1, 0x7fffffff, "bad NumberOfFrames");
 	pi->multi = pi->frames > 1;
 
-	if (rec_attr(rec, len, 0x00280004, &s, &sl) && sl) {
-		pi->photo = photo_of(s, sl);
+	if (a.v[PXA_PHOTO] && a.l[PXA_PHOTO]) {
+		pi->photo = photo_of(a.v[PXA_PHOTO], a.l[PXA_PHOTO]);
 		if (!pi->photo)
 			FAIL(-ENOTSUP, "unsupported PhotometricInterpretation");
 	} else if (pi->spp == 1) {

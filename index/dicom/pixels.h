@@ -74,6 +74,8 @@ int px_info_from_record(const void *rec, size_t len, const struct rec_head *h,
 /* Number parsing as in the index (decimal text, first of '\\' values). */
 int px_attr_long(const void *rec, size_t len, uint32_t tag, long long *v);
 int px_attr_double(const void *rec, size_t len, uint32_t tag, double *v);
+/* px_attr_long of a value found already (rec_attrs; s NULL: absent) */
+int px_value_long(const char *s, size_t l, long long *v);
 
 /* ---- native (uncompressed) sources ---- */
 

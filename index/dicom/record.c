@@ -102,6 +102,27 @@ int rec_attr(const void *val, size_t len, uint32_t tag, const char **v,
 	return 0;
 }
 
+size_t rec_attrs(const void *val, size_t len, const uint32_t *tags, size_t n,
+		 const char **v, size_t *l)
+{
+	size_t pos = 0, found = 0, vl;
+	uint32_t t;
+	char vr[2];
+	const char *vv;
+	for (size_t i = 0; i < n; i++) {
+		v[i] = NULL;
+		l[i] = 0;
+	}
+	while (found < n && rec_next(val, len, &pos, &t, vr, &vv, &vl))
+		for (size_t i = 0; i < n; i++)
+			if (tags[i] == t && !v[i]) {
+				v[i] = vv;
+				l[i] = vl;
+				found++;
+			}
+	return found;
+}
+
 int rec_add_blob(struct rec_buf *b, uint32_t tag, const char vr[2],
 		 const void *val, size_t len)
 {

@@ -71,6 +71,11 @@ int rec_head_get(const void *val, size_t len, struct rec_head *h);
 /* Find tag; returns 1 and sets *v and *l, or 0 when absent (or record corrupt). */
 int rec_attr(const void *val, size_t len, uint32_t tag, const char **v,
 	     size_t *l);
+/* rec_attr for n tags in one pass over the record: v[i], l[i] as rec_attr
+ * would set them for tags[i] (its first attribute), v[i] NULL when absent.
+ * Returns how many were found. */
+size_t rec_attrs(const void *val, size_t len, const uint32_t *tags, size_t n,
+		 const char **v, size_t *l);
 
 /*
  * A value longer than an attribute can hold (65535 bytes): rec_add_blob

@@ -53,23 +53,24 @@ const char *vol_dim4_name(int dim4, int enhanced)
 	return "";
 }
 
+static int ds_of(const char *v, size_t l, double *out, int max)
+{
+	return v && l ? fg_parse_ds(v, l, out, max) : 0;
+}
+
 static int attr_ds(const struct vol_in *in, uint32_t tag, double *out, int max)
 {
 	const char *v;
 	size_t l;
-	if (!rec_attr(in->rec, in->len, tag, &v, &l) || !l)
-		return 0;
-	return fg_parse_ds(v, l, out, max);
+	return rec_attr(in->rec, in->len, tag, &v, &l) ? ds_of(v, l, out, max) : 0;
 }
 
 /* "HHMMSS.frac" (or "HH:MM:SS.frac") -> seconds; 0 when absent/bad */
-static int attr_time(const struct vol_in *in, double *out)
+static int time_of(const char *v, size_t l, double *out)
 {
-	const char *v;
-	size_t l;
 	char b[64], d[64];
 	size_t n = 0;
-	if (!rec_attr(in->rec, in->len, TAG_ACQ_TIME, &v, &l) || !l || l >= sizeof(b))
+	if (!v || !l || l >= sizeof(b))
 		return 0;
 	memcpy(b, v, l);
 	b[l] = 0;
@@ -299,6 +300,14 @@ static int dim_keys(struct item *v, size_t n, size_t ng, size_t m)
 }
 
 /* the top-level value when a frame has none */
+/* dst[0, nv) from a DS value, NaN unless it has nv numbers */
+static void fill_of(const char *v, size_t l, double *dst, int nv)
+{
+	if (ds_of(v, l, dst, nv) != nv)
+		for (int k = 0; k < nv; k++)
+			dst[k] = NAN;
+}
+
 static void frame_fill(const struct vol_in *x, double *dst, int nv, uint32_t tag,
 		       const double *fv)
 {
@@ -306,9 +315,11 @@ static void frame_fill(const struct vol_in *x, double *dst, int nv, uint32_t tag
 		memcpy(dst, fv, (size_t)nv * sizeof(double));
 		return;
 	}
-	if (attr_ds(x, tag, dst, nv) != nv)
-		for (int k = 0; k < nv; k++)
-			dst[k] = NAN;
+	const char *v;
+	size_t l;
+	if (!rec_attr(x->rec, x->len, tag, &v, &l))
+		v = NULL;
+	fill_of(v, l, dst, nv);
 }
 
 /* the size of an instance's images: whole frames, or mosaic tiles */
@@ -317,28 +328,36 @@ struct shape {
 	uint32_t tpr;           /* mosaic: tiles per row (and column); 0: none */
 };
 
-/* an image from the instance's top-level attributes */
+/* an image from the instance's top-level attributes (found in one pass:
+ * every instance of every series, at each tree build) */
+enum { IT_IPP, IT_IOP, IT_SPACING, IT_SLOPE, IT_INTER, IT_TPI, IT_ECHO, IT_TIME, IT_N };
+static const uint32_t it_tags[IT_N] = {
+	TAG_IPP, TAG_IOP, TAG_SPACING, TAG_SLOPE, TAG_INTER, TAG_TPI, TAG_ECHO, TAG_ACQ_TIME,
+};
+
 static void item_top(const struct vol_in *x, struct item *it)
 {
-	static const double none[6] = { NAN };
 	double t1;
 	long long lv;
-	frame_fill(x, it->pos, 3, TAG_IPP, none);
-	frame_fill(x, it->iop, 6, TAG_IOP, none);
-	frame_fill(x, it->spacing, 2, TAG_SPACING, none);
-	if (attr_ds(x, TAG_SLOPE, &t1, 1) == 1 && t1 != 0)
+	const char *v[IT_N];
+	size_t l[IT_N];
+	rec_attrs(x->rec, x->len, it_tags, IT_N, v, l);
+	fill_of(v[IT_IPP], l[IT_IPP], it->pos, 3);
+	fill_of(v[IT_IOP], l[IT_IOP], it->iop, 6);
+	fill_of(v[IT_SPACING], l[IT_SPACING], it->spacing, 2);
+	if (ds_of(v[IT_SLOPE], l[IT_SLOPE], &t1, 1) == 1 && t1 != 0)
 		it->slope = t1;
-	if (attr_ds(x, TAG_INTER, &t1, 1) == 1)
+	if (ds_of(v[IT_INTER], l[IT_INTER], &t1, 1) == 1)
 		it->inter = t1;
-	if (px_attr_long(x->rec, x->len, TAG_TPI, &lv) > 0) {
+	if (px_value_long(v[IT_TPI], l[IT_TPI], &lv) > 0) {
 		it->key[KEY_TEMPORAL] = (double)lv;
 		it->has[KEY_TEMPORAL] = 1;
 	}
-	if (px_attr_long(x->rec, x->len, TAG_ECHO, &lv) > 0) {
+	if (px_value_long(v[IT_ECHO], l[IT_ECHO], &lv) > 0) {
 		it->key[KEY_ECHO] = (double)lv;
 		it->has[KEY_ECHO] = 1;
 	}
-	it->has[KEY_TIME] = attr_time(x, &it->key[KEY_TIME]);
+	it->has[KEY_TIME] = time_of(v[IT_TIME], l[IT_TIME], &it->key[KEY_TIME]);
 }
 
 /* an image from frame ff of a frame table (top level where it has none) */
