@@ -64,6 +64,8 @@
  * (D7) Connections, DNS and TLS sessions are shared by all threads of a
  *      process through one CURLSH (locks per data kind): a read reuses a
  *      kept-alive connection. Each parser process has its own.
+ *      libcurl itself is loaded on the first create of a URL (curl_load.h
+ *      L1, L2): no other archive maps it; dw->cu is its table.
  * (D8) The server's state (up, down, last error, counters) is the
  *      mount's: status.json shows it. Cached instances and everything in
  *      the index keep working while the server is down.
@@ -88,6 +90,7 @@
 #include <curl/curl.h>
 #include <json-c/json.h>
 
+#include "curl_load.h"
 #include "source.h"
 #include "error.h"
 #include "log.h"
@@ -112,6 +115,7 @@ struct dw {
 	char *cafile, *token_file, *netrc;
 	uint64_t cache_max;
 	int timeout_s;
+	const struct curlload *cu;  /* libcurl (curl_load.h) */
 	CURLSH *share;              /* D7 */
 	pthread_mutex_t share_lock[CURL_LOCK_DATA_LAST];
 
@@ -143,13 +147,6 @@ static int64_t now_ms(void)
 
 /* ---- libcurl (D7) ---- */
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static int curl_ok;
-static void curl_start(void)
-{
-	curl_ok = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
-}
-
 static void share_lock(CURL *h, curl_lock_data d, curl_lock_access a, void *ctx)
 {
 	struct dw *dw = ctx;
@@ -168,6 +165,7 @@ static void share_unlock(CURL *h, curl_lock_data d, void *ctx)
 /* ---- one request: a body into memory or a file (D3, D5) ---- */
 
 struct req {
+	const struct curlload *cu;  /* dw->cu, set by dw_get */
 	CURL *h;
 	struct strbuf *mem;         /* JSON answers */
 	int fd;                     /* instance answers (D3), else -1 */
@@ -247,10 +245,11 @@ static size_t on_body(char *p, size_t sz, size_t nm, void *ctx)
 	if (r->mp < 0) {
 		char *ct = NULL;
 		curl_off_t cl = -1;
-		curl_easy_getinfo(r->h, CURLINFO_CONTENT_TYPE, &ct);
+		r->cu->easy_getinfo(r->h, CURLINFO_CONTENT_TYPE, &ct);
 		r->mp = mp_boundary(ct, r->bnd, sizeof(r->bnd), &r->bnd_len);
 		/* a single-part answer: the body is the instance */
-		if (!r->mp && curl_easy_getinfo(r->h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl) == CURLE_OK)
+		if (!r->mp &&
+		    r->cu->easy_getinfo(r->h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl) == CURLE_OK)
 			r->part_len = cl;
 	}
 	if (r->mp == 1 && !r->in_body) {
@@ -397,6 +396,7 @@ static int sleep_until(int64_t until)
 static int dw_get(struct dw *dw, const char *url, const char *accept, struct req *r,
 		  int64_t deadline, char *err, size_t errlen)
 {
+	const struct curlload *cu = dw->cu;
 	int64_t backoff = 250;
 	/* D5: a server that failed in the last DW_DOWN_S gets one try, not
 	 * DW_TRIES: a scan of many instances must not wait on each */
@@ -420,7 +420,7 @@ static int dw_get(struct dw *dw, const char *url, const char *accept, struct req
 			strbuf_release(&auth);
 			return -EACCES;
 		}
-		CURL *h = curl_easy_init();
+		CURL *h = cu->easy_init();
 		struct curl_slist *hl = NULL;
 		char acc[160];
 		if (!h) {
@@ -428,10 +428,11 @@ static int dw_get(struct dw *dw, const char *url, const char *accept, struct req
 			return -ENOMEM;
 		}
 		snprintf(acc, sizeof(acc), "Accept: %s", accept);
-		hl = curl_slist_append(hl, acc);
+		hl = cu->slist_append(hl, acc);
 		if (auth.len)
-			hl = curl_slist_append(hl, auth.buf);
+			hl = cu->slist_append(hl, auth.buf);
 		strbuf_release(&auth);
+		r->cu = cu;
 		r->h = h;
 		r->written = 0;
 		r->mp = -1;
@@ -444,34 +445,34 @@ static int dw_get(struct dw *dw, const char *url, const char *accept, struct req
 		if (r->mem)
 			strbuf_reset(r->mem);
 		if (r->fd >= 0 && (ftruncate(r->fd, 0) || lseek(r->fd, 0, SEEK_SET) < 0)) {
-			curl_slist_free_all(hl);
-			curl_easy_cleanup(h);
+			cu->slist_free_all(hl);
+			cu->easy_cleanup(h);
 			return -errno;
 		}
-		curl_easy_setopt(h, CURLOPT_URL, url);
-		curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-		curl_easy_setopt(h, CURLOPT_SHARE, dw->share);
-		curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
-		curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)left);
-		curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
-				 (long)(left < DW_CONNECT_MS ? left : DW_CONNECT_MS));
-		curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-		curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
-		curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-		curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
-		curl_easy_setopt(h, CURLOPT_NETRC, (long)CURL_NETRC_OPTIONAL);
+		cu->easy_setopt(h, CURLOPT_URL, url);
+		cu->easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+		cu->easy_setopt(h, CURLOPT_SHARE, dw->share);
+		cu->easy_setopt(h, CURLOPT_HTTPHEADER, hl);
+		cu->easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)left);
+		cu->easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
+				(long)(left < DW_CONNECT_MS ? left : DW_CONNECT_MS));
+		cu->easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+		cu->easy_setopt(h, CURLOPT_WRITEDATA, r);
+		cu->easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+		cu->easy_setopt(h, CURLOPT_HEADERDATA, r);
+		cu->easy_setopt(h, CURLOPT_NETRC, (long)CURL_NETRC_OPTIONAL);
 		if (dw->netrc)
-			curl_easy_setopt(h, CURLOPT_NETRC_FILE, dw->netrc);
+			cu->easy_setopt(h, CURLOPT_NETRC_FILE, dw->netrc);
 		if (dw->cafile)
-			curl_easy_setopt(h, CURLOPT_CAINFO, dw->cafile);
+			cu->easy_setopt(h, CURLOPT_CAINFO, dw->cafile);
 		if (r->mem)
-			curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
-		curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-		CURLcode cc = curl_easy_perform(h);
+			cu->easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
+		cu->easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+		CURLcode cc = cu->easy_perform(h);
 		long code = 0;
-		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
-		curl_slist_free_all(hl);
-		curl_easy_cleanup(h);
+		cu->easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+		cu->slist_free_all(hl);
+		cu->easy_cleanup(h);
 		r->h = NULL;
 		pthread_mutex_lock(&dw->lock);
 		dw->requests++;
@@ -502,7 +503,7 @@ static int dw_get(struct dw *dw, const char *url, const char *accept, struct req
 			snprintf(err, errlen, "cache file: %s", strerror(r->werr));
 			return -r->werr;
 		} else {
-			snprintf(err, errlen, "%s: %s", url, curl_easy_strerror(cc));
+			snprintf(err, errlen, "%s: %s", url, cu->easy_strerror(cc));
 			again = cc == CURLE_COULDNT_CONNECT || cc == CURLE_SEND_ERROR ||
 				cc == CURLE_RECV_ERROR || cc == CURLE_GOT_NOTHING ||
 				cc == CURLE_PARTIAL_FILE || cc == CURLE_COULDNT_RESOLVE_HOST;
@@ -1237,10 +1238,12 @@ static int dw_create(const char *spec, const struct source_opts *o, void **inst,
 			 spec);
 		return -EINVAL;
 	}
-	pthread_once(&curl_once, curl_start);
-	if (!curl_ok) {
-		snprintf(msg, msglen, "archive '%s': libcurl cannot start", spec);
-		return -EIO;
+	const struct curlload *cu;
+	char why[600];
+	int lrc = curlload_get(&cu, why, sizeof(why));   /* curl_load.h L2 */
+	if (lrc) {
+		snprintf(msg, msglen, "archive '%s': %s", spec, why);
+		return lrc;
 	}
 	struct dw *dw = calloc(1, sizeof(*dw));
 	if (!dw)
@@ -1254,23 +1257,24 @@ static int dw_create(const char *spec, const struct source_opts *o, void **inst,
 	dw->netrc = o && o->netrc_file ? strdup(o->netrc_file) : NULL;
 	dw->cache_max = o && o->cache_bytes ? o->cache_bytes : DW_CACHE_DEFAULT;
 	dw->timeout_s = o && o->timeout_s > 0 ? o->timeout_s : DW_TIMEOUT_S;
+	dw->cu = cu;
 	const char *pe = getenv("DICOMFS_DW_PREFIX");
 	dw->prefix = pe && atoll(pe) > 0 ? (uint64_t)atoll(pe) : DW_PREFIX;
 	pthread_mutex_init(&dw->lock, NULL);
 	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
 		pthread_mutex_init(&dw->share_lock[i], NULL);
-	dw->share = curl_share_init();
+	dw->share = cu->share_init();
 	if (!dw->base || !dw->share) {
 		*inst = dw;
 		source_dicomweb.destroy(dw);
 		return -ENOMEM;
 	}
-	curl_share_setopt(dw->share, CURLSHOPT_LOCKFUNC, share_lock);
-	curl_share_setopt(dw->share, CURLSHOPT_UNLOCKFUNC, share_unlock);
-	curl_share_setopt(dw->share, CURLSHOPT_USERDATA, dw);
-	curl_share_setopt(dw->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
-	curl_share_setopt(dw->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
-	curl_share_setopt(dw->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+	cu->share_setopt(dw->share, CURLSHOPT_LOCKFUNC, share_lock);
+	cu->share_setopt(dw->share, CURLSHOPT_UNLOCKFUNC, share_unlock);
+	cu->share_setopt(dw->share, CURLSHOPT_USERDATA, dw);
+	cu->share_setopt(dw->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+	cu->share_setopt(dw->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+	cu->share_setopt(dw->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
 	if (o && o->cache_dir) {
 		int rc = cache_setup(dw, o->cache_dir, msg, msglen);
 		if (rc) {
@@ -1293,7 +1297,7 @@ static void dw_destroy(void *inst)
 	if (!dw)
 		return;
 	if (dw->share)
-		curl_share_cleanup(dw->share);
+		dw->cu->share_cleanup(dw->share);
 	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
 		pthread_mutex_destroy(&dw->share_lock[i]);
 	pthread_mutex_destroy(&dw->lock);

@@ -47,6 +47,33 @@ expect_exit() {
 }
 
 expect_exit 2 "nonexistent archive" "$TMP/no-such-archive" "$MNT"
+
+# libcurl is not linked: loaded for a DICOMweb archive only (index/curl_load.h)
+if ldd "$DICOMFS" | grep -q libcurl; then
+	fail "dicomfs links libcurl: $(ldd "$DICOMFS" | grep libcurl)"
+else
+	ok "dicomfs does not link libcurl"
+fi
+# without libcurl.so.4 (here: /dev/null bound over it in a private mount
+# namespace), a URL archive fails with one line naming it
+LIBCURL=$(ldconfig -p 2>/dev/null | awk '$1 == "libcurl.so.4" { print $NF; exit }')
+if [ "$(id -u)" -eq 0 ] && [ -n "$LIBCURL" ] && command -v unshare >/dev/null &&
+   unshare -m --propagation private true 2>/dev/null; then
+	timeout 20 unshare -m --propagation private sh -c \
+		'mount --bind /dev/null "$1" && shift && exec "$@"' sh "$LIBCURL" \
+		"$DICOMFS" -f -o index="$TMP/idx-web" http://127.0.0.1:9/dicom-web "$MNT" \
+		>"$TMP/out" 2>"$TMP/err" </dev/null
+	rc=$?
+	n=$(wc -l <"$TMP/err")
+	if [ "$rc" -eq 2 ] && [ "$n" -eq 1 ] && grep -q "cannot load libcurl.so.4" "$TMP/err"; then
+		ok "no libcurl.so.4: a URL archive exits 2: $(cat "$TMP/err")"
+	else
+		fail "no libcurl.so.4: exit $rc, want 2 with one line naming libcurl.so.4; stderr:"
+		sed 's/^/    /' "$TMP/err"
+	fi
+else
+	log "not checked: a URL archive without libcurl.so.4 (needs root and unshare -m)"
+fi
 touch "$TMP/a-file"
 expect_exit 2 "archive is a regular file" "$TMP/a-file" "$MNT"
 expect_exit 3 "nonexistent mountpoint" "$ARCH" "$TMP/no-such-mountpoint"

@@ -156,6 +156,17 @@ snapshot() {
 log "mounting the folder Orthanc stored"
 mount_start "$TMP/m_local" "$SAME" -o index="$TMP/i_local" || exit 1
 snapshot "$TMP/m_local" "$TMP/s_local"
+# libcurl is loaded for a DICOMweb archive only (index/curl_load.h L2)
+maps_curl() { # PID...: the processes among them that map libcurl
+	local p
+	for p in "$@"; do
+		grep -q 'libcurl' "/proc/$p/maps" 2>/dev/null && echo "$p"
+	done
+}
+kids=$(pgrep -P "$MOUNT_PID" | xargs)
+m=$(maps_curl "$MOUNT_PID" $kids)
+[ -z "$m" ] && ok "the folder mount (pid $MOUNT_PID, children: ${kids:-none}) maps no libcurl" ||
+	fail "the folder mount maps libcurl: pids $m"
 mount_stop
 
 log "the server without credentials: the mount fails with one line"
@@ -170,6 +181,8 @@ MNT="$TMP/m_web"
 WEBOPT="netrc=$TMP/netrc"
 mount_start "$MNT" "$O/dicom-web" -o index="$TMP/i_web",$WEBOPT || exit 1
 snapshot "$MNT" "$TMP/s_web"
+m=$(maps_curl "$MOUNT_PID")
+[ -n "$m" ] && ok "the URL mount loaded libcurl" || fail "the URL mount maps no libcurl"
 for k in tree sizes md5 query counts; do
 	if diff -u "$TMP/s_local/$k" "$TMP/s_web/$k" >"$TMP/$k.diff"; then
 		ok "$k: the URL mount equals the folder mount ($(wc -l <"$TMP/s_web/$k") lines)"

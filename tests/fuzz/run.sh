@@ -73,7 +73,7 @@ for h in $HARNESSES; do
 	build_obj "$SRC/tests/fuzz/$h.c" "$o" "$CC" -std=c11 -g -O1 $SAN -fsanitize=fuzzer-no-link $CPPF
 	if [ ! -x "$OUT/bin/$h" ] || [ -n "$(find "$o" "$OUT/libfz.a" -newer "$OUT/bin/$h" -print -quit)" ]; then
 		"$CXX" -g $SAN -fsanitize=fuzzer "$o" "$OUT/libfz.a" -o "$OUT/bin/$h" \
-			$GDCM_LIBS $(pkg-config --libs lmdb json-c nettle libcurl 2>/dev/null) -lpthread ||
+			$GDCM_LIBS $(pkg-config --libs lmdb json-c nettle 2>/dev/null) -ldl -lpthread ||
 			{ log "link failed: $h"; exit 2; }
 	fi
 done
