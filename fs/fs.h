@@ -37,6 +37,9 @@ struct dfs {
 	unsigned max_threads_asked;   /* -o max_threads as given (P5) */
 	int decode_ahead;      /* kind_pixels.c P10: 1 unless -o no_decode_ahead; set before
 				* dfs_pixels_new, read-only after */
+	int read_ahead;        /* readahead.c RA1: 1 unless -o no_read_ahead; set
+				* before the session loop, read-only after */
+	struct dfs_ra *ra;     /* readahead.c: its own lock; dfs_ra_new/free */
 	uint64_t open_bytes;   /* bound of the shared generated content
 				* (-o open_size; shared_buf.h SB4) */
 	/* shared_buf.h: generated content shared per inode while open; its
@@ -254,6 +257,22 @@ void dfs_pixels_free(struct dfs *fs);
  */
 int dfs_source_open(struct dfs *fs, const struct node_view *nv, const char *what,
 		    struct source_file *f);
+/* dfs_source_open, reporting failures only when report (readahead.c RA3) */
+int dfs_source_check(struct dfs *fs, const struct node_view *nv, struct source_file *f,
+		     int report);
+/*
+ * readahead.c: read-ahead across files (RA1-RA5 there). dfs_ra_new before
+ * the session loop (-ENOMEM); dfs_ra_note(id, dir) from a FUSE thread that
+ * served a READ at offset 0 of instance id's .dcm in directory dir (cheap;
+ * starts the thread on first use); dfs_ra_pushed: files stored so far;
+ * dfs_ra_stop after the loop (joins the thread: before the session goes);
+ * dfs_ra_free (stops it too).
+ */
+int dfs_ra_new(struct dfs *fs);
+void dfs_ra_note(struct dfs *fs, uint64_t id, uint64_t dir);
+uint64_t dfs_ra_pushed(struct dfs *fs);
+void dfs_ra_stop(struct dfs *fs);
+void dfs_ra_free(struct dfs *fs);
 /*
  * kind_pixels.c: the pixel pipeline for other kinds. A held source of one
  * instance's .npy data bytes: native sources are pread (and converted) per

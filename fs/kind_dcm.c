@@ -16,8 +16,23 @@
 #include "record.h"
 #include "source.h"
 
+static int source_check(struct dfs *fs, const struct node_view *nv, const char *what,
+			struct source_file *f, int report);
+
 int dfs_source_open(struct dfs *fs, const struct node_view *nv, const char *what,
 		    struct source_file *f)
+{
+	return source_check(fs, nv, what, f, 1);
+}
+
+int dfs_source_check(struct dfs *fs, const struct node_view *nv, struct source_file *f,
+		     int report)
+{
+	return source_check(fs, nv, "", f, report);
+}
+
+static int source_check(struct dfs *fs, const struct node_view *nv, const char *what,
+			struct source_file *f, int report)
 {
 	struct source_expect exp = { nv->rec->size, nv->rec->mtime_ns, 0 };
 	struct rec_head h;
@@ -33,6 +48,8 @@ int dfs_source_open(struct dfs *fs, const struct node_view *nv, const char *what
 	}
 	int rc = source_open(fs->src, nv->relpath, nv->rec->path_len, &exp, f, why,
 			     sizeof(why));
+	if (rc && !report)
+		return rc == -ENOENT ? -ENOENT : -EIO;
 	if (rc) {
 		char rel[4096], line[200];
 		snprintf(rel, sizeof(rel), "%.*s", (int)nv->rec->path_len, nv->relpath);

@@ -44,10 +44,12 @@ static int status_make(struct dfs *fs, char **buf, size_t *len)
 			 ",\n  \"requests\": {\"lookup\": %llu, \"getattr\": %llu, "
 			 "\"open\": %llu, \"opendir\": %llu, \"read\": %llu, "
 			 "\"readdir\": %llu, \"getxattr\": %llu, \"listxattr\": %llu, "
-			 "\"forget\": %llu, \"zero_message_opens\": %s}\n}\n",
+			 "\"forget\": %llu, \"zero_message_opens\": %s, "
+			 "\"read_ahead_files\": %llu}\n}\n",
 			 LD(lookup), LD(getattr), LD(open), LD(opendir), LD(read),
 			 LD(readdir), LD(getxattr), LD(listxattr), LD(forget),
-			 fs->zero_open ? "true" : "false");
+			 fs->zero_open ? "true" : "false",
+			 (unsigned long long)dfs_ra_pushed(fs));
 #undef LD
 	char *nb = realloc(b, l - 1 + (size_t)n + 1);
 	if (!nb)

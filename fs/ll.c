@@ -422,6 +422,15 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 }
 
+/* readahead.c RA1: the directory of instance ino (its node's parent) */
+static void ra_note(struct dfs *fs, fuse_ino_t ino)
+{
+	struct node_view nv;
+	uint64_t id = ino_id(ino);
+	if (fs->ra && index_node(fs->ix, id, &nv) == 0 && !(nv.rec->flags & NODE_F_ANON))
+		dfs_ra_note(fs, id, nv.rec->parent);
+}
+
 /* A READ without an open handle (Z2): the kind opened for this request. */
 static void read_noopen(struct dfs *fs, fuse_req_t req, fuse_ino_t ino, size_t size,
 			off_t off, int flags)
@@ -451,6 +460,8 @@ static void read_noopen(struct dfs *fs, fuse_req_t req, fuse_ino_t ino, size_t s
 		k->release(&f);
 	if (rc)
 		reply_err(req, rc);
+	else if (off == 0 && k == &kind_dcm)
+		ra_note(fs, ino);   /* readahead.c RA1 */
 }
 
 static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,

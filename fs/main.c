@@ -69,6 +69,7 @@ struct options {
 	int anon_keep_burned_in;
 	int decode_ahead;   /* kind_pixels.c P10: on by default */
 	int no_decode_ahead;
+	int no_read_ahead;
 	char *opens;        /* "auto" or "each" (fs.h Z1) */
 	/* issue 16: which derived files are listed, where xattrs are */
 	char *files;        /* dcm,json,npy,png,level,fhir,volume (kinds.c) */
@@ -99,6 +100,7 @@ static const struct fuse_opt dfs_opts[] = {
 	OPT("anon_keep_burned_in", anon_keep_burned_in),
 	OPT("decode_ahead", decode_ahead),
 	OPT("no_decode_ahead", no_decode_ahead),
+	OPT("no_read_ahead", no_read_ahead),
 	OPT("opens=%s", opens),
 	OPT("files=%s", files),
 	OPT("only_dcm", only_dcm),
@@ -194,6 +196,8 @@ static void usage(const char *prog)
 	       "                           on directories and .dcm files only)\n"
 	       "    -o no_decode_ahead     do not decode the rest of a series on a spare\n"
 	       "                           decoder after a decode (on by default; README)\n"
+	       "    -o no_read_ahead       do not push the next .dcm files of a series into\n"
+	       "                           the page cache after a first read (README)\n"
 	       "    -o opens=each          every open is a request to dicomfs (default auto:\n"
 	       "                           none without allow_other; README)\n"
 	       "    -o log=FILE            append every message to FILE (time-stamped);\n"
@@ -239,6 +243,19 @@ static int run_loop_mt(struct fuse_session *se, const struct fuse_cmdline_opts *
 	(void)max_threads;
 	struct fuse_loop_config old = { .clone_fd = copts->clone_fd, .max_idle_threads = idle };
 	return fuse_session_loop_mt(se, &old);
+}
+
+/* A start-up failure: msg, and when it is short of memory or threads
+ * under an address-space limit (ulimit -v), that the limit is why. */
+static void log_limited(const char *msg, int rc)
+{
+	struct rlimit rl;
+	if ((rc == -ENOMEM || rc == -EAGAIN) && getrlimit(RLIMIT_AS, &rl) == 0 &&
+	    rl.rlim_cur != RLIM_INFINITY)
+		dfs_log("%s (the address-space limit RLIMIT_AS, ulimit -v, is %llu MiB: raise it)",
+			msg, (unsigned long long)(rl.rlim_cur >> 20));
+	else
+		dfs_log("%s", msg);
 }
 
 /* Is path already a mount point (someone mounted there)? */
@@ -458,6 +475,7 @@ int main(int argc, char *argv[])
 	fs.max_threads_asked = fs.max_threads;
 	fs.max_threads = fdb_threads(fs.max_threads);
 	fs.decode_ahead = !o.no_decode_ahead;   /* -o decode_ahead: the default */
+	fs.read_ahead = !o.no_read_ahead;       /* readahead.c RA1 */
 	if (o.opens && strcmp(o.opens, "auto") && strcmp(o.opens, "each")) {
 		fprintf(stderr, "dicomfs: bad -o opens=%s (auto or each)\n", o.opens);
 		ret = EXIT_USAGE;
@@ -627,13 +645,7 @@ int main(int argc, char *argv[])
 	}
 	rc = index_update(fs.ix, NULL, msg, sizeof(msg));
 	if (rc) {
-		struct rlimit rl;
-		if ((rc == -ENOMEM || rc == -EAGAIN) && getrlimit(RLIMIT_AS, &rl) == 0 &&
-		    rl.rlim_cur != RLIM_INFINITY)
-			dfs_log("%s (the address-space limit RLIMIT_AS, ulimit -v, is %llu MiB: raise it)",
-				msg, (unsigned long long)(rl.rlim_cur >> 20));
-		else
-			dfs_log("%s", msg);
+		log_limited(msg, rc);
 		ret = EXIT_INDEX;
 		goto free_index;
 	}
@@ -660,7 +672,7 @@ int main(int argc, char *argv[])
 	}
 
 	fs.timeout = 86400.0;
-	if (dfs_level_init(&fs) || dfs_volume_init(&fs) ||
+	if (dfs_level_init(&fs) || dfs_volume_init(&fs) || dfs_ra_new(&fs) ||
 	    shared_bufs_new(fs.open_bytes, &fs.shared) || dfs_snaps_new(&fs)) {
 		ret = EXIT_FUSE;
 		goto free_index;
@@ -701,7 +713,10 @@ int main(int argc, char *argv[])
 	/* the archive may change while mounted (index.h I9, live.c) */
 	rc = dfs_live_start(&fs, o.rescan, msg, sizeof(msg));
 	if (rc) {
-		dfs_log("cannot watch the archive: %s", msg[0] ? msg : dfs_strerror(rc));
+		char line[600];
+		snprintf(line, sizeof(line), "cannot watch the archive: %s",
+			 msg[0] ? msg : dfs_strerror(rc));
+		log_limited(line, rc);
 		ret = EXIT_INDEX;
 		goto unmount;
 	}
@@ -718,6 +733,7 @@ int main(int argc, char *argv[])
 	}
 	hup_stop(&hup);
 	dfs_live_stop(&fs);
+	dfs_ra_stop(&fs);   /* before the session goes (readahead.c RA5) */
 	ret = rc ? EXIT_FUSE : 0;
 unmount:
 	dfs_access_fini(&fs);   /* its thread notifies the session (A7) */
@@ -729,6 +745,7 @@ free_index:
 	dfs_live_stop(&fs);
 	dfs_query_stop(&fs);
 	catalog_stop(&fs);
+	dfs_ra_free(&fs);
 	dfs_pixels_free(&fs);
 	dfs_level_fini(&fs);
 	dfs_volume_fini(&fs);
