@@ -13,8 +13,9 @@
       whole as a tensor (uint16 viewed as int16 on both sides: torch 1.13
       has no uint16). MODE null: no reading at all, an empty array of the
       first .npy's shape (the DataLoader's own cost). Prints "seconds samples first_epoch_seconds".
-  bench_dataloader.py npyload LIST REPEATS
-      np.load of every path of LIST, REPEATS times, after one warm pass;
+  bench_dataloader.py npyload LIST REPEATS [raw]
+      np.load of every path of LIST, REPEATS times, after one warm pass
+      (raw: of the file opened with buffering=0, no isatty ioctl);
       prints the mean seconds per load.
 """
 import os
@@ -108,15 +109,23 @@ def load(mode, lst, epochs, workers):
     print("%.3f %d %.3f" % (t, n, first))
 
 
-def npyload(lst, repeats):
+def npyload(lst, repeats, raw=False):
+    # raw: np.load of an unbuffered file object, as a loader can open it:
+    # Python's default open() asks isatty() (an ioctl, which FUSE sends to
+    # the daemon: a round trip per open); buffering=0 does not
+    def one(p):
+        if raw:
+            with open(p, "rb", buffering=0) as f:
+                return np.load(f)
+        return np.load(p)
     with open(lst) as f:
         paths = [l.rstrip("\n") for l in f if l.strip()]
     for p in paths:
-        np.load(p)
+        one(p)
     t0 = time.perf_counter()
     for _ in range(repeats):
         for p in paths:
-            np.load(p)
+            one(p)
     print("%.6f" % ((time.perf_counter() - t0) / (repeats * len(paths))))
 
 
@@ -127,6 +136,6 @@ if __name__ == "__main__":
     elif a[1] == "load":
         load(a[2], a[3], int(a[4]), int(a[5]))
     elif a[1] == "npyload":
-        npyload(a[2], int(a[3]))
+        npyload(a[2], int(a[3]), len(a) > 4 and a[4] == "raw")
     else:
         sys.exit(__doc__)

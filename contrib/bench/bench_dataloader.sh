@@ -200,7 +200,7 @@ if [[ -n ${NPYLOAD_ONLY:-} ]]; then
 	lists mixed256 "$MIX" BL256
 	umount_it
 	head -n 100 "$W/mixed256.npy" > "$W/np.list"
-	l_fs= l_each= l_shm=
+	l_fs= l_each= l_shm= l_fsraw= l_shmraw=
 	for ((r = 1; r <= ROUNDS; r++)); do
 		for mode in auto each; do
 			MOUNT_OPTS=opens=$mode mount_it mixed256 "$MIX"
@@ -210,16 +210,24 @@ if [[ -n ${NPYLOAD_ONLY:-} ]]; then
 					< "$W/np.list" > "$W/shm.list"
 			fi
 			t=$("$PY" "$HELP" npyload "$W/np.list" 20)
-			if [[ $mode == auto ]]; then l_fs=$(min "$t" "$l_fs"); else l_each=$(min "$t" "$l_each"); fi
+			if [[ $mode == auto ]]; then
+				l_fs=$(min "$t" "$l_fs")
+				t=$("$PY" "$HELP" npyload "$W/np.list" 20 raw); l_fsraw=$(min "$t" "$l_fsraw")
+			else
+				l_each=$(min "$t" "$l_each")
+			fi
 			umount_it
 		done
 		t=$("$PY" "$HELP" npyload "$W/shm.list" 20); l_shm=$(min "$t" "$l_shm")
+		t=$("$PY" "$HELP" npyload "$W/shm.list" 20 raw); l_shmraw=$(min "$t" "$l_shmraw")
 	done
 	ms() { awk -v a="$1" 'BEGIN { printf "%.3f ms", a * 1000 }'; }
 	row "repeated np.load 256x256: tmpfs / dicomfs" "$(ms "$l_shm")" "$(ms "$l_fs")" \
 		"$(ratio "$l_shm" "$l_fs")" "x tmpfs"
 	row "the same, -o opens=each: tmpfs / dicomfs" "$(ms "$l_shm")" "$(ms "$l_each")" \
 		"$(ratio "$l_shm" "$l_each")" "x tmpfs"
+	row "np.load(open(p, 'rb', buffering=0)): tmpfs / dicomfs" "$(ms "$l_shmraw")" \
+		"$(ms "$l_fsraw")" "$(ratio "$l_shmraw" "$l_fsraw")" "x tmpfs"
 	printf '\n%-46s %9s %9s %7s\n' "measurement (best of $ROUNDS)" "tmpfs" "dicomfs" "ratio"
 	printf '%s\n' "${ROWS[@]}"
 	echo "($(nproc) CPUs, load $(cut -d' ' -f1 /proc/loadavg))"
