@@ -36,7 +36,12 @@
  * (I4) The tree (nodes/names/dirents, and aux) is a pure function of the OK
  *      records of "files" and of "keys": it is rebuilt (or updated in
  *      place, I11) in the same write transaction as any change to "files",
- *      so a reader never sees one without the other. The reports it keeps
+ *      so a reader never sees one without the other. The update before a
+ *      mount, which no reader can see (I5's exclusive lock), commits in
+ *      steps instead (the parse every BATCH records, the tree DB by DB:
+ *      tree_build_split), with meta "tree_valid" 0 until its last commit:
+ *      an update cut short leaves an index whose tree is built again. The
+ *      reports it keeps
  *      in meta ("dups", "novolume", "anon_excluded") are TSV lines sorted
  *      bytewise.
  * (I5) One writer. Before the mount, the update holds an exclusive flock

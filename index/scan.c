@@ -1291,7 +1291,8 @@ join:
 					goto abort;
 			}
 			ix->tree_recs_in_map = in_map;
-			rc = tree_build(ix, txn, &next_id);
+			rc = live ? tree_build(ix, txn, &next_id)
+				  : tree_build_split(ix, &txn, &next_id);   /* nobody reads yet */
 			ix->tree_recs_in_map = 0;
 		}
 		if (rc)

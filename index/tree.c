@@ -1893,8 +1893,35 @@ static void archive_attrs(const struct build *b, struct agg *all)
 	}
 }
 
+/* A first build's tree DBs are committed one by one (tree_build_split):
+ * LMDB keeps a transaction's dirty pages in memory until its commit, so
+ * the peak holds one DB's pages, not all of them (its freed pages are
+ * used again by the next). */
+static int split_commit(struct build *b, MDB_txn **txnp)
+{
+	int rc = dfs_from_mdb(mdb_txn_commit(*txnp));
+	*txnp = NULL;
+	if (!rc)
+		rc = dfs_from_mdb(mdb_txn_begin(b->ix->env, NULL, 0, txnp));
+	b->txn = *txnp;
+	return rc;
+}
+
+static int tree_build_txn(struct index *ix, MDB_txn **txnp, uint64_t *next_id, int split);
+
 int tree_build(struct index *ix, MDB_txn *txn, uint64_t *next_id)
 {
+	return tree_build_txn(ix, &txn, next_id, 0);
+}
+
+int tree_build_split(struct index *ix, MDB_txn **txnp, uint64_t *next_id)
+{
+	return tree_build_txn(ix, txnp, next_id, 1);
+}
+
+static int tree_build_txn(struct index *ix, MDB_txn **txnp, uint64_t *next_id, int split)
+{
+	MDB_txn *txn = *txnp;
 	struct build b = { .ix = ix, .txn = txn, .next_id = next_id };
 	struct strbuf dups = STRBUF_INIT;
 	uint64_t skipped = 0, errors = 0, ndup = 0;
@@ -1961,10 +1988,20 @@ int tree_build(struct index *ix, MDB_txn *txn, uint64_t *next_id)
 	if ((rc = stage_flush(&b.nodes, txn, ix->nodes, MDB_APPEND)))
 		goto free_insts;
 	stage_release(&b.nodes);
-	if ((rc = names_flush(&b.dirents, txn, ix->names, MDB_APPEND)) ||
-	    (rc = stage_flush_by(&b.dirents, txn, ix->dirents, MDB_APPEND, 1)))
+	if (split && (rc = split_commit(&b, txnp)))
+		goto free_insts;
+	txn = *txnp;
+	if ((rc = names_flush(&b.dirents, txn, ix->names, MDB_APPEND)))
+		goto free_insts;
+	if (split && (rc = split_commit(&b, txnp)))
+		goto free_insts;
+	txn = *txnp;
+	if ((rc = stage_flush_by(&b.dirents, txn, ix->dirents, MDB_APPEND, 1)))
 		goto free_insts;
 	stage_release(&b.dirents);
+	if (split && (rc = split_commit(&b, txnp)))
+		goto free_insts;
+	txn = *txnp;
 	if ((rc = stage_flush(&b.aux, txn, ix->aux, MDB_APPEND)))
 		goto free_insts;
 	if ((rc = tsv_store(txn, ix->meta, "dups", NULL, 0, NULL, NULL, &dups, NULL)) ||

@@ -63,6 +63,12 @@ int scan_update(struct index *ix, struct scan_scope *sc, char *msg, size_t msgle
  * write transaction); *next_id: the next free node id, advanced for new
  * directory keys. */
 int tree_build(struct index *ix, MDB_txn *txn, uint64_t *next_id);
+/* tree_build for an update that no reader can see before it ends (a mount's
+ * own, never a live one: I4): each tree DB is committed when written, and
+ * a new write transaction begun (*txnp; NULL after a failed commit), so
+ * the dirty pages of one DB are held at a time. The tree stays invalid
+ * (meta tree_valid 0, set by the caller) until the caller's last commit. */
+int tree_build_split(struct index *ix, MDB_txn **txnp, uint64_t *next_id);
 
 /* A source path an update re-parsed or removed, with its record before
  * when that was OK (else NULL); its record after is in "files" (none:
