@@ -34,7 +34,9 @@ int index_update(struct index *ix, struct index_stats *st, char *msg,
 	}
 	if (!rc) {
 		ix->stats.files_parsed += kept;
-		mdb_env_sync(ix->env, 1);
+		/* I12: a mount's live thread syncs it once the mount answers */
+		if (!ix->opts.live)
+			store_sync(ix);
 		/* downgrade: readers welcome, updaters elsewhere go private (I5) */
 		flock(ix->lock_fd, LOCK_SH);
 		ix->built_at = (int64_t)time(NULL);

@@ -318,6 +318,7 @@ static void *live_main(void *arg)
 {
 	struct live *L = arg;
 	struct index *ix = L->ix;
+	store_sync(ix);   /* I12: the mount's update, once the mount answers */
 	live_watch(L);
 	/* a parser process started now, not with the first arrival: loading
 	 * GDCM takes about a second (I9's 2 s) */
@@ -355,6 +356,7 @@ static void *live_main(void *arg)
 		pthread_mutex_unlock(&L->lock);
 		roots_normalize(v, &n);
 		apply(L, v, n);
+		store_sync(ix);   /* I12: each batch on disk before the next */
 		for (size_t i = 0; i < n; i++)
 			free(v[i]);
 		free(v);
@@ -410,6 +412,7 @@ void index_live_stop(struct index *ix)
 		pthread_mutex_unlock(&L->lock);
 		pthread_join(L->thread, NULL);   /* the watch is started then */
 	}
+	store_sync(ix);   /* I12 */
 	if (L->watching && ix->src.ops->unwatch)
 		ix->src.ops->unwatch(ix->src.inst);   /* no note after this */
 	ix->live = NULL;

@@ -1205,7 +1205,7 @@ int scan_update(struct index *ix, struct scan_scope *sc, char *msg, size_t msgle
 			if (!rc && !live && (i + 1) % BATCH == 0) {
 				rc = meta_put_u64(txn, ix->meta, "next_id", next_id);
 				if (!rc)
-					rc = dfs_from_mdb(mdb_txn_commit(txn));
+					rc = dfs_from_mdb(store_commit(ix, txn));
 				txn = NULL;
 				if (!rc)
 					rc = dfs_from_mdb(mdb_txn_begin(ix->env, NULL, 0, &txn));
@@ -1281,7 +1281,7 @@ join:
 			 * the tree is still to come, I4) */
 			int in_map = !live && ((append && !feed) || (!ntodo && !removed));
 			if (in_map && (ntodo || removed)) {
-				rc = dfs_from_mdb(mdb_txn_commit(txn));
+				rc = dfs_from_mdb(store_commit(ix, txn));
 				txn = NULL;
 				if (!rc) {
 					ix->parsed_kept = ntodo;
@@ -1334,7 +1334,13 @@ join:
 	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
 	ps->tree_cpu_seconds = (c1.tv_sec - c0.tv_sec) + (c1.tv_nsec - c0.tv_nsec) / 1e9;
 	tp = now_s();
-	rc = dfs_from_mdb(mdb_txn_commit(txn));
+	if (!live && !ntodo && !removed && tree_valid) {
+		/* nothing changed: nothing to write (nor to sync, I12) */
+		mdb_txn_abort(txn);
+		rc = 0;
+	} else {
+		rc = dfs_from_mdb(store_commit(ix, txn));
+	}
 	txn = NULL;
 	if (rc)
 		goto abort;

@@ -590,6 +590,101 @@ close_env:
 	return dfs_from_mdb(rc);
 }
 
+/* ---- I12: commits not yet on disk ---- */
+
+static void env_remove_files(const char *path);
+
+#define UNSYNCED "unsynced"
+
+/* This boot's id (/proc/sys/kernel/random/boot_id), "" when unknown */
+static void boot_id(char id[64])
+{
+	id[0] = 0;
+	int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	ssize_t n = read(fd, id, 63);
+	close(fd);
+	id[n > 0 ? n : 0] = 0;
+	id[strcspn(id, "\n")] = 0;
+}
+
+static void dir_sync(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		fsync(fd);
+		close(fd);
+	}
+}
+
+static int mark_unsynced(struct index *ix)
+{
+	char p[PATH_MAX], id[64];
+	snprintf(p, sizeof(p), "%s/" UNSYNCED, ix->path);
+	boot_id(id);
+	int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return -errno;
+	size_t l = strlen(id);
+	int ok = write(fd, id, l) == (ssize_t)l && fsync(fd) == 0;
+	close(fd);
+	if (!ok)
+		return -EIO;
+	dir_sync(ix->path);
+	ix->unsynced = 1;
+	return 0;
+}
+
+int store_commit(struct index *ix, MDB_txn *txn)
+{
+	if (!ix->unsynced && mark_unsynced(ix)) {
+		static int said;
+		if (!said++)
+			dfs_log("index '%s': cannot write its '" UNSYNCED "' marker: a system crash before the index is on disk may go unnoticed",
+				ix->path);
+	}
+	return mdb_txn_commit(txn);
+}
+
+void store_sync(struct index *ix)
+{
+	if (!ix->unsynced || !ix->env || mdb_env_sync(ix->env, 1))
+		return;
+	char p[PATH_MAX];
+	snprintf(p, sizeof(p), "%s/" UNSYNCED, ix->path);
+	if (unlink(p) == 0 || errno == ENOENT)
+		dir_sync(ix->path);
+	ix->unsynced = 0;
+}
+
+/* At open (the exclusive lock held): a marker of this boot means a writer
+ * died with its commits in the page cache: they are synced (after the
+ * environment opens); of another boot, or unreadable, that the machine
+ * stopped before they reached the disk: the index may be torn, and is
+ * removed to be built again. */
+static void unsynced_check(struct index *ix)
+{
+	char p[PATH_MAX], id[64], had[64];
+	snprintf(p, sizeof(p), "%s/" UNSYNCED, ix->path);
+	int fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return;
+	ssize_t n = read(fd, had, sizeof(had) - 1);
+	close(fd);
+	had[n > 0 ? n : 0] = 0;
+	boot_id(id);
+	if (id[0] && strcmp(id, had) == 0) {
+		ix->unsynced = 1;
+		return;
+	}
+	dfs_log("index '%s' was being written when the machine stopped (its last commits may not be on disk); rebuilding it",
+		ix->path);
+	env_remove_files(ix->path);
+	unlink(p);
+	dir_sync(ix->path);
+}
+
 /* Check format and archive; wipe everything when they do not match (I7). */
 static int env_validate(struct index *ix)
 {
@@ -628,6 +723,7 @@ static int env_validate(struct index *ix)
 		    (rc = meta_put_u64(txn, ix->meta, "tree_valid", 0)))
 			goto abort_dfs;
 		ix->stats.index_fresh = 1;
+		return dfs_from_mdb(store_commit(ix, txn));
 	}
 	return dfs_from_mdb(mdb_txn_commit(txn));
 abort:
@@ -804,6 +900,7 @@ int index_open(struct index **out, const struct index_opts *o, char *msg,
 		rc = -EROFS;
 		goto free_ix;
 	}
+	unsynced_check(ix);   /* I12 */
 	rc = env_open(ix, 0);
 	if (rc == DFS_EINDEX) {
 		dfs_log("index '%s' is corrupt; rebuilding it", ix->path);
@@ -812,6 +909,8 @@ int index_open(struct index **out, const struct index_opts *o, char *msg,
 	}
 	if (!rc)
 		rc = env_validate(ix);
+	if (!rc)
+		store_sync(ix);   /* I12: a dead writer's commits of this boot */
 	if (rc == -ENOMEM && !ix->env) {
 		struct rlimit rl;
 		char lim[64] = "unlimited";

@@ -76,6 +76,10 @@ struct index {
 	/* scan.c: files parsed whose records that early commit kept; an
 	 * update retried for a full map (index.c) still counts them */
 	uint64_t parsed_kept;
+	/* index.h I12: commits not yet on disk, the "unsynced" marker present.
+	 * The writer's only: the update before the mount, then the live
+	 * thread (store_commit, store_sync). */
+	int unsynced;
 
 	/* Live updates (live.c): the live thread's state, set by
 	 * index_live_start and freed by index_live_stop (main thread). */
@@ -193,5 +197,16 @@ static inline uint32_t be32_get(const unsigned char *p)
 		v = v << 8 | p[i];
 	return v;
 }
+
+/*
+ * I12 (index.h): store_commit is mdb_txn_commit for the index's writer,
+ * which first marks the index unsynced (the "unsynced" file holding this
+ * boot's id, synced with its directory: before any page of the commit can
+ * reach the disk). Returns an LMDB code. store_sync: the writes on disk
+ * (mdb_env_sync), then the marker removed; a no-op when nothing is
+ * unsynced. Neither takes a lock: the writer's thread only.
+ */
+int store_commit(struct index *ix, MDB_txn *txn);
+void store_sync(struct index *ix);
 
 #endif

@@ -1899,7 +1899,7 @@ static void archive_attrs(const struct build *b, struct agg *all)
  * used again by the next). */
 static int split_commit(struct build *b, MDB_txn **txnp)
 {
-	int rc = dfs_from_mdb(mdb_txn_commit(*txnp));
+	int rc = dfs_from_mdb(store_commit(b->ix, *txnp));
 	*txnp = NULL;
 	if (!rc)
 		rc = dfs_from_mdb(mdb_txn_begin(b->ix->env, NULL, 0, txnp));
