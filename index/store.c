@@ -1217,7 +1217,7 @@ int index_files_scan(struct index *ix, index_file_fn fn, void *ctx)
 static int known_entry(const char *n)
 {
 	return !strcmp(n, "data.mdb") || !strcmp(n, "lock.mdb") || !strcmp(n, "lock") ||
-	       !strcmp(n, "anon.key") || !strcmp(n, "cache");
+	       !strcmp(n, "anon.key") || !strcmp(n, "cache") || !strcmp(n, UNSYNCED);
 }
 
 /* rm -r of dir (files and directories owned by us; no symlink followed) */
