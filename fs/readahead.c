@@ -278,6 +278,9 @@ void dfs_ra_stop(struct dfs *fs)
 	pthread_mutex_unlock(&ra->lock);
 	for (int t = 0; t < started; t++)
 		pthread_join(ra->thread[t], NULL);
+	pthread_mutex_lock(&ra->lock);
+	ra->started = 0;   /* joined: a second stop (dfs_ra_free) joins none */
+	pthread_mutex_unlock(&ra->lock);
 }
 
 void dfs_ra_free(struct dfs *fs)
