@@ -262,14 +262,15 @@ int dfs_source_check(struct dfs *fs, const struct node_view *nv, struct source_f
 		     int report);
 /*
  * readahead.c: read-ahead across files (RA1-RA5 there). dfs_ra_new before
- * the session loop (-ENOMEM); dfs_ra_note(id, dir) from a FUSE thread that
- * served a READ at offset 0 of instance id's .dcm in directory dir (cheap;
+ * the session loop (-ENOMEM); dfs_ra_note(id, dir, kind) from a FUSE thread
+ * that served a READ at offset 0 of id's file of kind (KIND_DCM, KIND_SOURCE)
+ * listed in directory dir (cheap;
  * starts the thread on first use); dfs_ra_pushed: files stored so far;
  * dfs_ra_stop after the loop (joins the thread: before the session goes);
  * dfs_ra_free (stops it too).
  */
 int dfs_ra_new(struct dfs *fs);
-void dfs_ra_note(struct dfs *fs, uint64_t id, uint64_t dir);
+void dfs_ra_note(struct dfs *fs, uint64_t id, uint64_t dir, unsigned kind);
 uint64_t dfs_ra_pushed(struct dfs *fs);
 void dfs_ra_stop(struct dfs *fs);
 void dfs_ra_free(struct dfs *fs);

@@ -422,13 +422,20 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 }
 
-/* readahead.c RA1: the directory of instance ino (its node's parent) */
+/* readahead.c RA1: the directory that lists ino: a .dcm's node's parent,
+ * a file of sources/ its folder there */
 static void ra_note(struct dfs *fs, fuse_ino_t ino)
 {
 	struct node_view nv;
-	uint64_t id = ino_id(ino);
-	if (fs->ra && index_node(fs->ix, id, &nv) == 0 && !(nv.rec->flags & NODE_F_ANON))
-		dfs_ra_note(fs, id, nv.rec->parent);
+	uint64_t id = ino_id(ino), dir;
+	unsigned kind = ino_kind(ino);
+	if (!fs->ra || index_node(fs->ix, id, &nv) || (nv.rec->flags & NODE_F_ANON))
+		return;
+	if (kind == KIND_DCM)
+		dfs_ra_note(fs, id, nv.rec->parent, kind);
+	else if (nv.rec->path_len &&
+		 index_source_dir(fs->ix, nv.relpath, nv.rec->path_len, &dir) == 0)
+		dfs_ra_note(fs, id, dir, kind);
 }
 
 /* A READ without an open handle (Z2): the kind opened for this request. */
@@ -460,7 +467,7 @@ static void read_noopen(struct dfs *fs, fuse_req_t req, fuse_ino_t ino, size_t s
 		k->release(&f);
 	if (rc)
 		reply_err(req, rc);
-	else if (off == 0 && k == &kind_dcm)
+	else if (off == 0 && (k == &kind_dcm || k == &kind_source))
 		ra_note(fs, ino);   /* readahead.c RA1 */
 }
 

@@ -12,18 +12,21 @@
  * are served by the kernel without a request, as a repeated read is.
  *
  * Design notes
- * (RA1) Trigger: a READ at offset 0 of a .dcm without an open handle (Z2),
- *       served by a FUSE thread: dfs_ra_note(its id). Only while zero-message
+ * (RA1) Trigger: a READ at offset 0 of a .dcm, or of a file of sources/,
+ *       without an open handle (Z2), served by a FUSE thread:
+ *       dfs_ra_note(its id, its directory, its kind). Only while zero-message
  *       opens are on (Z1: no allow_other, so the page cache is nobody's in
  *       particular, and every file keeps it), and not with -o
  *       no_read_ahead or DICOMFS_NO_AHEAD=1.
- * (RA2) Like the kernel's read-ahead within a file, across the .dcm
- *       entries of the instance's directory (its node's parent: a series
- *       of patients/, dfs_children) in listing order: a miss (a note) at
+ * (RA2) Like the kernel's read-ahead within a file, across the entries of
+ *       the same kind in the file's directory (a .dcm: its node's parent, a
+ *       series of patients/; a file of sources/: its folder there,
+ *       index_source_dir; dfs_children) in listing order: a miss (a note) at
  *       the position right after the last window, or inside it (the reader
  *       overtook the pushes), is sequential: the next window, twice as
  *       many files as the last (RA_FIRST, at most RA_FILES and RA_BYTES),
- *       is pushed after the reader's file; any other miss is random and
+ *       is pushed after the reader's file (RA_FIRST files further when
+ *       the reader overtook the pushes); any other miss is random and
  *       gets RA_FIRST. So a reader of one file per directory costs
  *       RA_FIRST pushes, a reader of all of them a miss per window. A note
  *       of another directory replaces the job (one job, one note waiting);
@@ -81,6 +84,8 @@ struct dfs_ra {
 	int stop;                 /* lock */
 	uint64_t note_dir, note_id;   /* lock: a waiting note (dir 0: none) */
 	uint64_t dir;             /* lock: the directory of the job (0: none) */
+	unsigned kind;            /* lock: of its files: KIND_DCM or KIND_SOURCE */
+	unsigned note_kind;       /* lock: the waiting note's */
 	uint64_t *ids;            /* lock: its .dcm ids in listing order */
 	size_t n;                 /* lock */
 	size_t start, pos, end;   /* lock: the window ids[start, end); ids[pos,
@@ -111,13 +116,16 @@ int dfs_ra_new(struct dfs *fs)
 /* RA3: store instance id's .dcm bytes in the page cache. 1 stored, 0
  * not, -1 the kernel does not know the inode (not looked up: then it
  * knows none of the window's, RA2). */
-static int ra_push(struct dfs_ra *ra, uint64_t id, unsigned char *buf, uint64_t *bytes)
+static int ra_push(struct dfs_ra *ra, uint64_t id, unsigned kind, unsigned char *buf,
+		   uint64_t *bytes)
 {
 	struct dfs *fs = ra->fs;
 	struct node_view nv;
 	struct source_file sf;
 	int done = 0;
-	if (index_node(fs->ix, id, &nv) || nv.rec->type != NODE_INSTANCE ||
+	/* a .dcm is an instance's; sources/ also lists files of no instance */
+	if (index_node(fs->ix, id, &nv) ||
+	    (kind == KIND_DCM && nv.rec->type != NODE_INSTANCE) ||
 	    (nv.rec->flags & NODE_F_ANON) || !nv.rec->path_len ||
 	    nv.rec->size > RA_FILE_MAX || !fdb_spare(RA_FD_SPARE))
 		goto out;
@@ -145,7 +153,7 @@ static int ra_push(struct dfs_ra *ra, uint64_t id, unsigned char *buf, uint64_t 
 		}
 		struct fuse_bufvec bv = FUSE_BUFVEC_INIT(n);
 		bv.buf[0].mem = buf;
-		rc = fuse_lowlevel_notify_store(fs->se, ino_make(id, KIND_DCM), (off_t)off, &bv, 0);
+		rc = fuse_lowlevel_notify_store(fs->se, ino_make(id, kind), (off_t)off, &bv, 0);
 	}
 	done = !rc ? 1 : rc == -ENOENT ? -1 : 0;
 	*bytes += size;
@@ -157,10 +165,14 @@ out:
 
 /* The window after position p, the reader's (lock held): RA2. A
  * sequential reader's pushes go on from where they are when they are
- * ahead of it. */
+ * ahead of it, and leap RA_FIRST files ahead of it when it overtook them
+ * (a reader faster than the pushes: pushing the files it reads next
+ * would only race its READs). */
 static void window_after(struct dfs_ra *ra, size_t p, int sequential)
 {
-	size_t from = sequential && ra->pos > p + 1 ? ra->pos : p + 1;
+	int overtook = sequential && p + 1 >= ra->pos && ra->pos < ra->end;
+	size_t from = overtook ? p + 1 + RA_FIRST
+		      : sequential && ra->pos > p + 1 ? ra->pos : p + 1;
 	ra->window = sequential ? (ra->window * 2 > RA_FILES ? RA_FILES : ra->window * 2)
 				: RA_FIRST;
 	ra->gen++;
@@ -180,10 +192,11 @@ static void *ra_main(void *arg)
 	while (!ra->stop) {
 		if (ra->note_dir) {   /* a job for another directory */
 			uint64_t dir = ra->note_dir, from = ra->note_id;
+			unsigned kind = ra->note_kind;
 			struct dfs_ids ids;
 			ra->note_dir = 0;
 			pthread_mutex_unlock(&ra->lock);
-			int rc = dfs_children(fs, dir, KBIT(KIND_DCM), &ids);
+			int rc = dfs_children(fs, dir, KBIT(kind), &ids);
 			index_request_end(fs->ix);
 			pthread_mutex_lock(&ra->lock);
 			if (rc)
@@ -195,6 +208,7 @@ static void *ra_main(void *arg)
 				   ids.n && ids.v[0] == from;
 			free(ra->ids);
 			ra->dir = dir;
+			ra->kind = kind;
 			ra->ids = ids.v;
 			ra->n = ids.n;
 			size_t p = 0;
@@ -212,8 +226,9 @@ static void *ra_main(void *arg)
 			continue;
 		}
 		uint64_t id = ra->ids[ra->pos++], bytes = 0, gen = ra->gen;
+		unsigned kind = ra->kind;
 		pthread_mutex_unlock(&ra->lock);
-		int stored = ra_push(ra, id, buf, &bytes);
+		int stored = ra_push(ra, id, kind, buf, &bytes);
 		pthread_mutex_lock(&ra->lock);
 		if (stored > 0)
 			ra->pushed++;
@@ -225,7 +240,7 @@ static void *ra_main(void *arg)
 	return NULL;
 }
 
-void dfs_ra_note(struct dfs *fs, uint64_t id, uint64_t dir)
+void dfs_ra_note(struct dfs *fs, uint64_t id, uint64_t dir, unsigned kind)
 {
 	struct dfs_ra *ra = fs->ra;
 	if (!ra || !dir || !ra_enabled(fs))
@@ -240,7 +255,7 @@ void dfs_ra_note(struct dfs *fs, uint64_t id, uint64_t dir)
 		if (!ra->started)
 			ra->stop = 1;   /* no thread: no read-ahead */
 	}
-	if (ra->dir == dir && ra->ids && !ra->note_dir) {
+	if (ra->dir == dir && ra->kind == kind && ra->ids && !ra->note_dir) {
 		/* RA2: where is the reader? */
 		size_t p = 0;
 		while (p < ra->n && ra->ids[p] != id)
@@ -250,6 +265,7 @@ void dfs_ra_note(struct dfs *fs, uint64_t id, uint64_t dir)
 	} else {
 		ra->note_dir = dir;
 		ra->note_id = id;
+		ra->note_kind = kind;
 	}
 	pthread_cond_broadcast(&ra->cond);
 	pthread_mutex_unlock(&ra->lock);

@@ -392,6 +392,10 @@ typedef int (*index_dirent_fn)(void *ctx, uint64_t ino, const char *name,
 			       size_t namelen, uint64_t next_pos);
 int index_readdir(struct index *ix, uint64_t dir_id, uint64_t pos,
 		  index_dirent_fn fn, void *ctx);
+/* The id of the sources/ directory that lists the file at relpath
+ * (ID_SOURCES for a file at the archive's top): 0, -ENOENT (no such
+ * directory in this snapshot) or -EIO. */
+int index_source_dir(struct index *ix, const char *relpath, size_t len, uint64_t *dir_id);
 /* The file record of an instance (see record.h). */
 int index_file_record(struct index *ix, const char *relpath, size_t len,
 		      const void **val, size_t *vlen);

@@ -1174,6 +1174,32 @@ close_cursor:
 	return rc;
 }
 
+int index_source_dir(struct index *ix, const char *relpath, size_t len, uint64_t *dir_id)
+{
+	size_t dl = len;
+	while (dl && relpath[dl - 1] != '/')
+		dl--;
+	if (!dl) {
+		*dir_id = ID_SOURCES;
+		return 0;
+	}
+	dl--;   /* the directory's path, without its '/' */
+	MDB_txn *t = store_rtxn(ix);
+	char kb[PATH_MAX + 1];
+	if (!t)
+		return -EIO;
+	if (dl + 1 > sizeof(kb))
+		return -ENOENT;
+	kb[0] = 'R';   /* tree.c src_dir_id: keys of sources/'s directories (I2) */
+	memcpy(kb + 1, relpath, dl);
+	MDB_val k = { dl + 1, kb }, d;
+	int rc = mdb_get(t, ix->keys, &k, &d);
+	if (rc || d.mv_size != 8)
+		return rc == MDB_NOTFOUND || !rc ? -ENOENT : dfs_from_mdb(rc);
+	memcpy(dir_id, d.mv_data, 8);
+	return 0;
+}
+
 int index_file_record(struct index *ix, const char *relpath, size_t len,
 		      const void **val, size_t *vlen)
 {

@@ -2,7 +2,8 @@
 # Read-ahead across files (fs/readahead.c RA1-RA5) on a real mount:
 # - a first read of every .dcm of a series in listing order sends fewer
 #   READ requests than there are files (the rest were pushed into the page
-#   cache), and every file has its source's bytes (cmp);
+#   cache), and every file has its source's bytes (cmp); the same for the
+#   files of a folder of sources/;
 # - -o no_read_ahead: one READ per file, nothing pushed;
 # - a reader of every 8th file (random to read-ahead) costs at most
 #   RA_FIRST (4) pushes per read;
@@ -46,6 +47,22 @@ log "whole series: $((r1 - r0)) READs for $N files, $pushed pushed"
 [ "$pushed" -gt 0 ] && [ $((r1 - r0)) -lt $((N / 2)) ] &&
 	ok "read-ahead: $((r1 - r0)) READ requests for $N files ($pushed pushed)" ||
 	fail "read-ahead: $((r1 - r0)) READ requests for $N files, $pushed pushed"
+mount_stop
+
+# --- sources/: the files of a folder, read in order (rsync of sources/) ------
+drop
+mount_start "$MNT" "$ARCH" -o index="$TMP/idx" -o quiet || exit 1
+ls "$MNT/sources/s" | sort >"$TMP/slist"
+[ "$(wc -l <"$TMP/slist")" = $N ] || fatal "sources/s lists $(wc -l <"$TMP/slist") files, want $N"
+r0=$(req read)
+bad=0
+while read -r n; do
+	cmp -s "$MNT/sources/s/$n" "$ARCH/s/$n" || { bad=$((bad + 1)); log "differs: sources/s/$n"; }
+done <"$TMP/slist"
+r1=$(req read)
+[ "$bad" = 0 ] && [ $((r1 - r0)) -lt $((N / 2)) ] &&
+	ok "sources/: $N files read in order with $((r1 - r0)) READ requests, all equal to their sources" ||
+	fail "sources/: $bad differ, $((r1 - r0)) READ requests for $N files"
 mount_stop
 
 # --- -o no_read_ahead ---------------------------------------------------------
