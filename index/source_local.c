@@ -3,8 +3,10 @@
  *
  * Design notes
  * - The walk is single-threaded (readdir + fstatat, sorted per directory),
- *   then sorted once more as a whole (a directory "a" comes before "a.b"
- *   per directory, after it in memcmp order): R1.
+ *   then put in R1's order as a whole (a directory "a" comes before "a.b"
+ *   per directory, after it in memcmp order): checked in one pass and
+ *   sorted only when such a pair occurs (sort_entries). A parallel walk
+ *   of the top-level entries is tried first (local_walk_par, below).
  * - Symlinks are followed when they stay inside the archive (or always
  *   with -o follow_symlinks); a directory seen twice (by device and inode)
  *   is a loop and is not entered again; nesting stops at 64 levels.
@@ -317,6 +319,18 @@ static int cmp_entry(const void *a, const void *b)
 	return source_key_cmp(x->rel, x->rel_len, y->rel, y->rel_len);
 }
 
+/* R1's order for the whole list: the walk's per-directory order is
+ * already it but where a name sorts before a sibling directory's that it
+ * prefixes ("a.b" and "a/"): checked in one pass, sorted only then. */
+static void sort_entries(struct source_list *l)
+{
+	for (size_t i = 1; i < l->n; i++)
+		if (cmp_entry(&l->v[i - 1], &l->v[i]) > 0) {
+			qsort(l->v, l->n, sizeof(*l->v), cmp_entry);
+			return;
+		}
+}
+
 /* source_list_free's twin (source.c calls us: no call back, index_layers.sh) */
 static void list_free(struct source_list *l)
 {
@@ -338,7 +352,7 @@ static int local_walk_serial(struct local *l, struct source_list *out,
 	free(wk.seen.dev);
 	free(wk.seen.ino);
 	if (!rc)
-		qsort(out->v, out->n, sizeof(*out->v), cmp_entry);
+		sort_entries(out);
 	return rc;
 }
 
@@ -498,7 +512,7 @@ static int local_walk_par(struct local *l, struct source_list *out,
 		it->out.n = 0;
 	}
 	if (!*rc)
-		qsort(out->v, out->n, sizeof(*out->v), cmp_entry);
+		sort_entries(out);
 out:
 	for (size_t i = 0; i < wp.n; i++) {
 		struct witem *it = &wp.items[i];
@@ -568,7 +582,7 @@ static int local_walk_under(void *inst, const char *rel, size_t rel_len,
 	free(wk.seen.dev);
 	free(wk.seen.ino);
 	if (!rc && out->n)   /* (out->v is NULL when nothing is there) */
-		qsort(out->v, out->n, sizeof(*out->v), cmp_entry);
+		sort_entries(out);
 	return rc;
 }
 
