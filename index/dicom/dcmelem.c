@@ -21,7 +21,8 @@
  *   (not the true offset: the same answer, byte for byte).
  * - Refused (DCMELEM_UNHANDLED), left to GDCM:
  *   (E1) no "DICM" preamble, deflated, big endian, ts_mismatch, no or an
- *        unknown transfer syntax;
+ *        unknown transfer syntax, meta tags not strictly ascending (a
+ *        transfer syntax twice: GDCM keeps the first, dcmwalk the last);
  *   (E2) tags not strictly ascending in a data set; groups 0000-0007 other
  *        than 0004 in the data set; FFFE tags other than items and their
  *        delimiters where they belong; a top-level tag >= (7FE0,0008);
@@ -616,6 +617,7 @@ int dcmelem_walk(const uint8_t *buf, size_t len, const struct dcmwalk_result *w,
 {
 	/* (E1), (E6) */
 	if (!host_le() || !w->has_meta || w->deflated || w->big_endian || w->ts_mismatch ||
+	    w->meta_unordered ||
 	    !w->ts[0] || len < 132 || memcmp(buf + 128, "DICM", 4) ||
 	    w->dataset_start < 132 || w->dataset_start > len || len != w->header_end)
 		return UNH;

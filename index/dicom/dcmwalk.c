@@ -337,6 +337,7 @@ int dcmwalk_header(const uint8_t *buf, size_t len, uint64_t file_size,
 	}
 	if (r->has_meta) {
 		/* File Meta Information: always explicit VR little endian */
+		uint32_t last = 0;
 		for (;;) {
 			rc = need(&w, pos, 8, &hint);
 			if (rc == DFS_ETRUNC && pos == file_size)
@@ -355,6 +356,9 @@ int dcmwalk_header(const uint8_t *buf, size_t len, uint64_t file_size,
 			rc = need(&w, pos + e.hdr, e.vl, &hint);
 			if (rc)
 				goto out;
+			if (e.tag <= last)
+				r->meta_unordered = 1;
+			last = e.tag;
 			if (e.tag == 0x00020010) {
 				size_t n = e.vl < sizeof(r->ts) ? e.vl : sizeof(r->ts) - 1;
 				memcpy(r->ts, buf + pos + e.hdr, n);

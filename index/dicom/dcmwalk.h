@@ -48,6 +48,9 @@ struct dcmwalk_result {
 				 * (GDCM 3.0) knows, e.g. HTJ2K: either way
 				 * the data set is parsed alone */
 	unsigned dicomdir:1;    /* has a Directory Record Sequence */
+	unsigned meta_unordered:1; /* group 0002's tags are not strictly
+				 * ascending (a tag twice: which one counts
+				 * depends on the reader; dcmelem.h E1) */
 	char ts[65];            /* (0002,0010) as found, or "" */
 };
 
