@@ -79,6 +79,11 @@ class Samples:
         p = self.paths[i]
         if self.mode == "npy":
             a = np.load(p)
+        elif self.mode == "npyraw":
+            # the README's advice: no buffered open(), so no isatty() ioctl
+            # (a FUSE round trip per open)
+            with open(p, "rb", buffering=0) as f:
+                a = np.load(f)
         elif self.mode == "null":
             a = np.empty(self.shape, np.uint16)
         else:

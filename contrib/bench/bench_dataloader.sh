@@ -10,7 +10,9 @@
 # PatientID=.../manifest.csv; .dcm -> .npy), the pydicom side reads the
 # same instances' source files; shuffled (fixed seed), batches of 16, 2
 # persistent workers, 5 epochs, side by side in one run on a fresh mount.
-# Also: a repeated np.load of the .npy files through the mount vs the same
+# Also: the same loader opening each .npy unbuffered (np.load(open(p, 'rb',
+# buffering=0)): no isatty() ioctl, which FUSE sends to the daemon;
+# a repeated np.load of the .npy files through the mount vs the same
 # files copied to tmpfs (/dev/shm), the first epoch without decode-ahead
 # (DICOMFS_NO_AHEAD=1, a fresh mount) and the DataLoader alone (a reader
 # that returns an empty array: the floor of both sides). Prints samples/s
@@ -139,7 +141,7 @@ sps() { awk -v n="$1" -v e="$2" -v t="$3" 'BEGIN { printf "%.0f", n * e / t }'; 
 ROUNDS=${ROUNDS:-2}
 loader() { # loader NAME ARCHIVE PATIENTID
 	local name=$1 arch=$2 out n r t f
-	local t_py= f_py= t_fs= f_fs= f_na= f_ah= t_null=
+	local t_py= f_py= t_fs= f_fs= f_na= f_ah= t_null= t_raw= f_raw=
 	mount_it "$name" "$arch"
 	lists "$name" "$arch" "$3"
 	umount_it
@@ -170,6 +172,11 @@ loader() { # loader NAME ARCHIVE PATIENTID
 		out=$("$PY" "$HELP" load null "$W/$name.npy" "$EPOCHS" "$WORKERS") || die "null loader failed"
 		read -r t _ _ <<< "$out"; t_null=$(min "$t" "$t_null")
 		umount_it
+		log "$name round $r: .npy opened unbuffered, through a fresh mount"
+		mount_it "$name" "$arch"
+		out=$("$PY" "$HELP" load npyraw "$W/$name.npy" "$EPOCHS" "$WORKERS") || die "npyraw loader failed"
+		read -r t _ f <<< "$out"; t_raw=$(min "$t" "$t_raw"); f_raw=$(min "$f" "$f_raw")
+		umount_it
 		if [[ $name == mixed256 ]]; then
 			# the first epoch without and with decode-ahead (fs/kind_pixels.c P10, on by default)
 			log "$name round $r: first epoch, no decode-ahead / with"
@@ -186,6 +193,8 @@ loader() { # loader NAME ARCHIVE PATIENTID
 	row "$name: pydicom on the sources" "$t_py" "$(sps "$n" "$EPOCHS" "$t_py")" "" ""
 	row "$name: .npy through dicomfs" "$t_fs" "$(sps "$n" "$EPOCHS" "$t_fs")" \
 		"$(ratio "$t_py" "$t_fs")" "x pydicom"
+	row "$name: .npy, np.load(open(p, 'rb', buffering=0))" "$t_raw" "$(sps "$n" "$EPOCHS" "$t_raw")" \
+		"$(ratio "$t_py" "$t_raw")" "x pydicom"
 	row "$name: DataLoader alone (null reader)" "$t_null" "$(sps "$n" "$EPOCHS" "$t_null")" \
 		"$(ratio "$t_py" "$t_null")" "x pydicom (the ceiling)"
 	row "$name: first epoch, pydicom / dicomfs" "$f_py" "$f_fs" "$(ratio "$f_py" "$f_fs")" "x pydicom"
