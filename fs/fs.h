@@ -37,7 +37,8 @@ struct dfs {
 	unsigned max_threads_asked;   /* -o max_threads as given (P5) */
 	int decode_ahead;      /* kind_pixels.c P10: 1 unless -o no_decode_ahead; set before
 				* dfs_pixels_new, read-only after */
-	int read_ahead;        /* readahead.c RA1: 1 unless -o no_read_ahead; set
+	int read_ahead;        /* readahead.c RA1: 1 unless -o no_read_ahead or
+				* DICOMFS_NO_AHEAD=1; set
 				* before the session loop, read-only after */
 	struct dfs_ra *ra;     /* readahead.c: its own lock; dfs_ra_new/free */
 	uint64_t open_bytes;   /* bound of the shared generated content
@@ -270,6 +271,12 @@ int dfs_source_check(struct dfs *fs, const struct node_view *nv, struct source_f
  * dfs_ra_free (stops it too).
  */
 int dfs_ra_new(struct dfs *fs);
+/* RA1: read-ahead is on (-o no_read_ahead / DICOMFS_NO_AHEAD not given,
+ * zero-message opens on): cheap, checked before any lookup for a note */
+static inline int dfs_ra_wanted(const struct dfs *fs)
+{
+	return fs->ra && fs->read_ahead && fs->zero_open;
+}
 void dfs_ra_note(struct dfs *fs, uint64_t id, uint64_t dir, unsigned kind);
 uint64_t dfs_ra_pushed(struct dfs *fs);
 void dfs_ra_stop(struct dfs *fs);

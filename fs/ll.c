@@ -429,7 +429,7 @@ static void ra_note(struct dfs *fs, fuse_ino_t ino)
 	struct node_view nv;
 	uint64_t id = ino_id(ino), dir;
 	unsigned kind = ino_kind(ino);
-	if (!fs->ra || index_node(fs->ix, id, &nv) || (nv.rec->flags & NODE_F_ANON))
+	if (!dfs_ra_wanted(fs) || index_node(fs->ix, id, &nv) || (nv.rec->flags & NODE_F_ANON))
 		return;
 	if (kind == KIND_DCM)
 		dfs_ra_note(fs, id, nv.rec->parent, kind);

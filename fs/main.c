@@ -476,7 +476,11 @@ int main(int argc, char *argv[])
 	fs.max_threads_asked = fs.max_threads;
 	fs.max_threads = fdb_threads(fs.max_threads);
 	fs.decode_ahead = !o.no_decode_ahead;   /* -o decode_ahead: the default */
-	fs.read_ahead = !o.no_read_ahead;       /* readahead.c RA1 */
+	{
+		/* readahead.c RA1: DICOMFS_NO_AHEAD=1 turns it off as well */
+		const char *na = getenv("DICOMFS_NO_AHEAD");
+		fs.read_ahead = !o.no_read_ahead && !(na && *na && strcmp(na, "0"));
+	}
 	if (o.opens && strcmp(o.opens, "auto") && strcmp(o.opens, "each")) {
 		fprintf(stderr, "dicomfs: bad -o opens=%s (auto or each)\n", o.opens);
 		ret = EXIT_USAGE;

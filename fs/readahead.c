@@ -95,12 +95,6 @@ struct dfs_ra {
 	uint64_t pushed;          /* lock: files stored (status.json) */
 };
 
-static int ra_enabled(const struct dfs *fs)
-{
-	const char *e = getenv("DICOMFS_NO_AHEAD");
-	return fs->read_ahead && fs->zero_open && !(e && *e && strcmp(e, "0"));
-}
-
 int dfs_ra_new(struct dfs *fs)
 {
 	struct dfs_ra *ra = calloc(1, sizeof(*ra));
@@ -243,7 +237,7 @@ static void *ra_main(void *arg)
 void dfs_ra_note(struct dfs *fs, uint64_t id, uint64_t dir, unsigned kind)
 {
 	struct dfs_ra *ra = fs->ra;
-	if (!ra || !dir || !ra_enabled(fs))
+	if (!ra || !dir || !dfs_ra_wanted(fs))
 		return;
 	pthread_mutex_lock(&ra->lock);
 	if (!ra->started && !ra->stop) {
