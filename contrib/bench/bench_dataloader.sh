@@ -14,8 +14,10 @@
 # buffering=0)): no isatty() ioctl, which FUSE sends to the daemon;
 # a repeated np.load of the .npy files through the mount vs the same
 # files copied to tmpfs (/dev/shm), the first epoch without decode-ahead
-# (DICOMFS_NO_AHEAD=1, a fresh mount) and the DataLoader alone (a reader
-# that returns an empty array: the floor of both sides). Prints samples/s
+# (DICOMFS_NO_AHEAD=1, a fresh mount), the DataLoader alone (a reader
+# that returns an empty array: the floor of both sides) and the same loader
+# on copies of the .npy files in tmpfs (/dev/shm: what np.load costs with
+# no filesystem in the way, the ceiling of any mount). Prints samples/s
 # and the ratios.
 #
 # python3-torch (Debian) is installed here with apt-get when missing (the
@@ -141,9 +143,14 @@ sps() { awk -v n="$1" -v e="$2" -v t="$3" 'BEGIN { printf "%.0f", n * e / t }'; 
 ROUNDS=${ROUNDS:-2}
 loader() { # loader NAME ARCHIVE PATIENTID
 	local name=$1 arch=$2 out n r t f
-	local t_py= f_py= t_fs= f_fs= f_na= f_ah= t_null= t_raw= f_raw=
+	local t_py= f_py= t_fs= f_fs= f_na= f_ah= t_null= t_raw= f_raw= t_shm=
 	mount_it "$name" "$arch"
 	lists "$name" "$arch" "$3"
+	# the same .npy files in tmpfs (the tmpfs row: no filesystem in the way)
+	mkdir -p "$SHM/$name"
+	local i=0 p
+	while read -r p; do cp "$p" "$SHM/$name/$i.npy" || die "copy to tmpfs failed"
+		echo "$SHM/$name/$i.npy"; i=$((i + 1)); done < "$W/$name.npy" > "$W/$name.shm"
 	umount_it
 	n=$(wc -l < "$W/$name.npy")
 	xargs -a "$W/$name.src" -d '\n' cat > /dev/null   # sources warm
@@ -171,6 +178,9 @@ loader() { # loader NAME ARCHIVE PATIENTID
 		log "$name round $r: the DataLoader alone (null reader)"
 		out=$("$PY" "$HELP" load null "$W/$name.npy" "$EPOCHS" "$WORKERS") || die "null loader failed"
 		read -r t _ _ <<< "$out"; t_null=$(min "$t" "$t_null")
+		log "$name round $r: the same loader on tmpfs copies of the .npy files"
+		out=$("$PY" "$HELP" load npy "$W/$name.shm" "$EPOCHS" "$WORKERS") || die "tmpfs loader failed"
+		read -r t _ _ <<< "$out"; t_shm=$(min "$t" "$t_shm")
 		umount_it
 		log "$name round $r: .npy opened unbuffered, through a fresh mount"
 		mount_it "$name" "$arch"
@@ -197,6 +207,9 @@ loader() { # loader NAME ARCHIVE PATIENTID
 		"$(ratio "$t_py" "$t_raw")" "x pydicom"
 	row "$name: DataLoader alone (null reader)" "$t_null" "$(sps "$n" "$EPOCHS" "$t_null")" \
 		"$(ratio "$t_py" "$t_null")" "x pydicom (the ceiling)"
+	row "$name: the same .npy copied to tmpfs" "$t_shm" "$(sps "$n" "$EPOCHS" "$t_shm")" \
+		"$(ratio "$t_py" "$t_shm")" "x pydicom (any mount's ceiling)"
+	row "$name: dicomfs against those tmpfs copies" "" "" "$(ratio "$t_shm" "$t_fs")" "x tmpfs"
 	row "$name: first epoch, pydicom / dicomfs" "$f_py" "$f_fs" "$(ratio "$f_py" "$f_fs")" "x pydicom"
 	[[ -n $f_na ]] &&
 		row "$name: first epoch, no decode-ahead / with" "$f_na" "$f_ah" "$(ratio "$f_na" "$f_ah")" "x"
