@@ -54,6 +54,7 @@ struct options {
 	int follow_symlinks;
 	int quiet;
 	char *cache_size;   /* MB of decoded pixels kept (default 256) */
+	char *build_mem;    /* MB the tree of a first build may hold (default 1024) */
 	char *index_tags;   /* extra indexed tags: Keyword,GGGGEEEE,... */
 	char *max_image;    /* MB: largest image decoded / previewed in memory */
 	char *open_size;    /* MB of generated content of open files */
@@ -86,6 +87,7 @@ static const struct fuse_opt dfs_opts[] = {
 	OPT("follow_symlinks", follow_symlinks),
 	OPT("quiet", quiet),
 	OPT("cache_size=%s", cache_size),
+	OPT("build_mem=%s", build_mem),
 	OPT("index_tags=%s", index_tags),
 	OPT("max_image=%s", max_image),
 	OPT("open_size=%s", open_size),
@@ -164,6 +166,9 @@ static void usage(const char *prog)
 	       "    -o open_size=MB        generated content (level files, .json, .png)\n"
 	       "                           of open files, shared per file; query results\n"
 	       "                           within a quarter of it (default: 256)\n"
+	       "    -o build_mem=MB        the memory a first index build's tree may take:\n"
+	       "                           a larger archive's is built in parts, patients\n"
+	       "                           at a time (default: 1024)\n"
 	       "    -o max_threads=N       FUSE threads at most; half of them may wait on\n"
 	       "                           pixel decoders (default: 128)\n"
 	       "    -o index_tags=LIST     also index these tags (Keyword or GGGGEEEE,\n"
@@ -497,6 +502,7 @@ int main(int argc, char *argv[])
 	struct { const char *name, *val; uint64_t *dst; } mbopts[] = {
 		{ "max_image", o.max_image, &fs.max_image },
 		{ "open_size", o.open_size, &fs.open_bytes },
+		{ "build_mem", o.build_mem, &io.build_mem },
 	};
 	for (size_t i = 0; i < sizeof(mbopts) / sizeof(mbopts[0]); i++) {
 		char *end;
@@ -770,6 +776,7 @@ free_args:
 	free(o.mountpoint);
 	free(o.index);
 	free(o.cache_size);
+	free(o.build_mem);
 	free(o.index_tags);
 	free(o.anon_key);
 	free(o.files);

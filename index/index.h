@@ -117,6 +117,21 @@
  *      unreadable, means the machine stopped before the commits were on
  *      disk: the index may be torn and is removed to be built again (the
  *      feed with it). tests/mount_remount.sh.
+ * (I13) A first build's memory is bounded by -o build_mem (default 1 GiB):
+ *      when "files" has more records than a part holds (build_mem over
+ *      the full build's measured heap per instance, tree.c
+ *      BUILD_INST_BYTES), the tree is built in parts (tree_build_parts):
+ *      the OK records fall in parts by a hash of their patient key (a
+ *      patient is never cut), the first part is built whole, each next is
+ *      added as new records by tree_update (I11: the same tree a full
+ *      build gives; the ids of directories may differ, I2 holds from
+ *      there on), sources/ is listed by the last. Each part is committed
+ *      before the next (the update before a mount only: I4, tree_valid 0
+ *      until the last). What stays proportional to the archive: the
+ *      walk's list, 8 bytes a record (the parts' hashes), the tops'
+ *      listings (patients, studies) and sources/'s. status.json
+ *      "tree_parts"; tests/mount_live.sh compares a build in parts with a
+ *      full one. DICOMFS_TREE_PART=N: N records a part (tests).
  *
  * Layers (include and call graph, no circle; tests/index_layers.sh checks):
  *
@@ -326,6 +341,9 @@ struct index_opts {
 	 * annotation are shown (-o anon_keep_burned_in) */
 	const char *anon_key_file;
 	int anon_keep_burned_in;
+	/* -o build_mem: bytes the tree of a first build may hold (I13); 0:
+	 * the default (1 GiB) */
+	uint64_t build_mem;
 };
 
 struct index_stats {
@@ -335,6 +353,7 @@ struct index_stats {
 	double scan_seconds, files_per_second;
 	double walk_seconds, parse_seconds, tree_seconds, commit_seconds;
 	double tree_cpu_seconds;  /* CPU time of the tree phase (contention-free) */
+	uint64_t tree_parts;      /* the mount's update: parts of its tree (I13) */
 	int tree_rebuilt, index_fresh, private_index;
 	int tags_reindexed;      /* the indexed tag set grew: all re-parsed */
 };

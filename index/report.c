@@ -50,7 +50,7 @@ static const struct {
 #define COUNT(f) { #f, offsetof(struct index_stats, f) }
 	COUNT(files_seen), COUNT(files_parsed), COUNT(files_removed),
 	COUNT(instances), COUNT(patients), COUNT(studies), COUNT(series),
-	COUNT(skipped), COUNT(errors), COUNT(duplicates),
+	COUNT(skipped), COUNT(errors), COUNT(duplicates), COUNT(tree_parts),
 #undef COUNT
 };
 

@@ -1245,6 +1245,19 @@ join:
 		ls = ix->stats;
 	ps->files_parsed = ntodo;
 	ps->parse_seconds = now_s() - tp;
+	if (!live && !feed) {
+		/* the walk's lists are done with (a feed's notes point into
+		 * them): freed before the tree, whose memory -o build_mem
+		 * bounds (index.h I13; about 200 bytes a file) */
+		for (size_t r = 0; r < nlists; r++)
+			source_list_free(&lists[r]);
+		free(lists);
+		lists = NULL;
+		free(todo);
+		todo = NULL;
+		free(ids);
+		ids = NULL;
+	}
 	tp = now_s();
 	struct timespec c0, c1;
 	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);

@@ -73,6 +73,9 @@ struct index {
 	 * stay where they are in the map until the txn ends: read in place,
 	 * not copied (issue 17) */
 	int tree_recs_in_map;
+	/* tree.c: the part of a first build in parts being built (I13), or
+	 * NULL; the update's thread's only */
+	struct tree_part *part;
 	/* scan.c: files parsed whose records that early commit kept; an
 	 * update retried for a full map (index.c) still counts them */
 	uint64_t parsed_kept;

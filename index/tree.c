@@ -1460,6 +1460,27 @@ static void inst_free(struct inst *in)
 	free(in->an);
 }
 
+/*
+ * A first build in parts (tree_build_parts, index.h I13): the OK records of
+ * "files" fall in parts by a hash of their patient key, so a patient's
+ * records are all in one part. hash[i]: the i-th record of "files" (cursor
+ * order; the DB is not written while the parts are built), its patient's
+ * hash with the low bit set, or 0 (not an OK record). The part being built:
+ * the records whose hash is in [lo, hi].
+ */
+struct tree_part {
+	uint64_t *hash;
+	size_t n;
+	uint64_t lo, hi;
+	int defer_sources;        /* tree_update leaves sources/ to the last part */
+};
+
+/* whether record i of "files" is in the part being built (no parts: all) */
+static int part_has(const struct tree_part *p, size_t i)
+{
+	return !p || (i < p->n && p->hash[i] >= p->lo && p->hash[i] <= p->hi);
+}
+
 static int load(struct build *b, uint64_t *skipped, uint64_t *errors)
 {
 	MDB_cursor *c;
@@ -1468,9 +1489,11 @@ static int load(struct build *b, uint64_t *skipped, uint64_t *errors)
 	int rc = mdb_cursor_open(b->txn, b->ix->files, &c);
 	if (rc)
 		return dfs_from_mdb(rc);
+	size_t ri = 0;   /* the record's place in "files" (tree_part) */
 	for (rc = mdb_cursor_get(c, &k, &d, MDB_FIRST); rc == 0;
 	     rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
 		struct rec_head h;
+		ri++;
 		if (rec_head_get(d.mv_data, d.mv_size, &h))
 			continue;
 		if (h.status == REC_SKIPPED) {
@@ -1481,6 +1504,8 @@ static int load(struct build *b, uint64_t *skipped, uint64_t *errors)
 			(*errors)++;
 			continue;
 		}
+		if (!part_has(b->ix->part, ri - 1))
+			continue;   /* another part's (tree_build_parts) */
 		struct inst *nv = grow(b->v, b->n, &cap, sizeof(*nv), 1024);
 		if (nv)
 			b->v = nv;
@@ -1914,8 +1939,22 @@ int tree_build(struct index *ix, MDB_txn *txn, uint64_t *next_id)
 	return tree_build_txn(ix, &txn, next_id, 0);
 }
 
+static int tree_build_parts(struct index *ix, MDB_txn **txnp, uint64_t *next_id,
+			    size_t per_part);
+static size_t tree_part_size(const struct index *ix);
+static int views_known(const struct view *const *views, int has[3]);
+
 int tree_build_split(struct index *ix, MDB_txn **txnp, uint64_t *next_id)
 {
+	/* I13: more records than the build's memory holds: in parts */
+	size_t per = tree_part_size(ix);
+	MDB_stat ms;
+	int has[3];
+	const char *knob = getenv("DICOMFS_TREE_FULL");
+	ix->stats.tree_parts = 1;
+	if (!mdb_stat(*txnp, ix->files, &ms) && ms.ms_entries > per &&
+	    !(knob && *knob && strcmp(knob, "0")) && views_known(ix->opts.views, has))
+		return tree_build_parts(ix, txnp, next_id, per);
 	return tree_build_txn(ix, txnp, next_id, 1);
 }
 
@@ -2242,6 +2281,8 @@ int tree_sources(struct tree_builder *tb, const struct view *v, struct view_top 
 		return -EINVAL;
 	if (!(tb->b->ix->opts.kinds & (1u << KIND_SOURCE)))
 		return 0;
+	if (tb->b->ix->part && tb->b->ix->part->defer_sources)
+		return 0;   /* I13: the last part lists sources/ (sources_update) */
 	return sources_fill(tb->b, 0, top);
 }
 
@@ -3182,8 +3223,8 @@ int tree_update(struct index *ix, MDB_txn *txn, uint64_t *next_id,
 		goto out;
 	/* sources/ follows the nodes just written (sources_update) */
 	for (size_t i = 0; ix->opts.views[i] && !rc; i++) {
-		if (ix->opts.views[i]->id != ID_SOURCES)
-			continue;
+		if (ix->opts.views[i]->id != ID_SOURCES || (ix->part && ix->part->defer_sources))
+			continue;   /* a build in parts lists sources/ at its last */
 		stage_release(&b->nodes);
 		stage_release(&b->names);
 		stage_release(&b->dirents);
@@ -3247,5 +3288,176 @@ int tree_update(struct index *ix, MDB_txn *txn, uint64_t *next_id,
 out:
 	strbuf_release(&dups);
 	upd_release(&u);
+	return rc;
+}
+
+/* ---- a first build in parts (index.h I13) ---- */
+
+/* The heap a part takes per instance: the full build's is 3.5 KiB (70 MB
+ * at 20,000 instances, valgrind massif, with the LMDB pages of one DB:
+ * tree_build_split); a part added by tree_update copies its records and
+ * loads them twice (keep, sop_copies): 5.9-6.6 KiB measured at 100,000
+ * instances with -o build_mem=16 and 64 (2026-12-03). */
+#define BUILD_INST_BYTES 6656
+#define BUILD_MEM_DEFAULT ((uint64_t)1 << 30)
+
+/* instances a part holds at most: -o build_mem (index_opts.build_mem) over
+ * BUILD_INST_BYTES; DICOMFS_TREE_PART=N sets it (tests) */
+static size_t tree_part_size(const struct index *ix)
+{
+	const char *knob = getenv("DICOMFS_TREE_PART");
+	if (knob && *knob) {
+		char *end;
+		unsigned long long n = strtoull(knob, &end, 10);
+		if (!*end && n)
+			return (size_t)n;
+	}
+	uint64_t mem = ix->opts.build_mem ? ix->opts.build_mem : BUILD_MEM_DEFAULT;
+	uint64_t n = mem / BUILD_INST_BYTES;
+	return n < 64 ? 64 : n > SIZE_MAX ? SIZE_MAX : (size_t)n;
+}
+
+/* FNV-1a of a record's patient key (inst_load's: PatientID, or the name in
+ * a key space of its own), low bit set */
+static uint64_t pkey_hash(const void *rec, size_t len)
+{
+	size_t pos = 0, l;
+	uint32_t tag;
+	char vr[2];
+	const char *v, *pid = NULL, *pname = "";
+	size_t pidl = 0, pnamel = 0;
+	while (rec_next(rec, len, &pos, &tag, vr, &v, &l)) {
+		if (tag == TAG_PATIENT_ID) {
+			pid = v;
+			pidl = l;
+		} else if (tag == TAG_PATIENT_NAME) {
+			pname = v;
+			pnamel = l;
+		}
+	}
+	uint64_t h = 14695981039346656037ULL;
+	if (!pidl) {
+		static const char nokey[2] = { 0, 'N' };
+		for (size_t i = 0; i < 2; i++)
+			h = (h ^ (unsigned char)nokey[i]) * 1099511628211ULL;
+		pid = pname;
+		pidl = pnamel;
+	}
+	for (size_t i = 0; i < pidl; i++)
+		h = (h ^ (unsigned char)pid[i]) * 1099511628211ULL;
+	return h | 1;
+}
+
+static int cmp_u64v(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * I13: the tree of more OK records than per_part, built in parts of about
+ * per_part records (a patient is never cut; one larger than a part is a
+ * part of its own): the first by tree_build_txn (its records only), each
+ * next one added by tree_update (I11: new records, the same result as a
+ * full build), sources/ listed by the last. Each part is committed before
+ * the next begins (nobody reads yet, I4); the caller commits the last.
+ */
+static int tree_build_parts(struct index *ix, MDB_txn **txnp, uint64_t *next_id,
+			    size_t per_part)
+{
+	struct tree_part part = { 0 };
+	uint64_t *sorted = NULL, *his = NULL;
+	size_t nok = 0, nparts = 0, cap = 0;
+	MDB_cursor *c;
+	MDB_val k, d;
+	int rc = dfs_from_mdb(mdb_cursor_open(*txnp, ix->files, &c));
+	if (rc)
+		return rc;
+	for (rc = mdb_cursor_get(c, &k, &d, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+		struct rec_head h;
+		uint64_t *nv = grow(part.hash, part.n, &cap, sizeof(*nv), 4096);
+		if (!nv) {
+			rc = ENOMEM;
+			break;
+		}
+		part.hash = nv;
+		int ok = !rec_head_get(d.mv_data, d.mv_size, &h) && h.status == REC_OK;
+		part.hash[part.n++] = ok ? pkey_hash(d.mv_data, d.mv_size) : 0;
+		nok += ok;
+	}
+	mdb_cursor_close(c);
+	rc = rc == MDB_NOTFOUND ? 0 : rc == ENOMEM ? -ENOMEM : dfs_from_mdb(rc);
+	/* the parts' upper bounds: every per_part-th hash, not within a patient */
+	if (!rc && (!(sorted = malloc((nok ? nok : 1) * sizeof(*sorted))) ||
+		    !(his = malloc((nok ? nok : 1) * sizeof(*his)))))
+		rc = -ENOMEM;
+	if (!rc) {
+		size_t m = 0;
+		for (size_t i = 0; i < part.n; i++)
+			if (part.hash[i])
+				sorted[m++] = part.hash[i];
+		qsort(sorted, m, sizeof(*sorted), cmp_u64v);
+		for (size_t i = 0; i < m;) {
+			size_t j = m - i > per_part ? i + per_part : m;
+			while (j < m && sorted[j] == sorted[j - 1])
+				j++;
+			his[nparts++] = sorted[j - 1];
+			i = j;
+		}
+		if (!nparts)
+			his[nparts++] = UINT64_MAX;
+		his[nparts - 1] = UINT64_MAX;
+	}
+	free(sorted);
+	ix->part = &part;
+	for (size_t p = 0; p < nparts && !rc; p++) {
+		part.lo = p ? his[p - 1] + 1 : 0;
+		part.hi = his[p];
+		part.defer_sources = p + 1 < nparts;
+		index_progress_line(ix, "tree: part %zu of %zu", p + 1, nparts);
+		if (p == 0) {
+			rc = tree_build_txn(ix, txnp, next_id, 1);
+		} else {
+			/* this part's records, new to the tree */
+			struct tree_change *tc = NULL;
+			size_t nc = 0, ccap = 0, ri = 0;
+			if ((rc = dfs_from_mdb(mdb_cursor_open(*txnp, ix->files, &c))))
+				break;
+			for (rc = mdb_cursor_get(c, &k, &d, MDB_FIRST); rc == 0;
+			     rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+				size_t i = ri++;
+				if (!part.hash[i] || !part_has(&part, i))
+					continue;
+				struct tree_change *nv = grow(tc, nc, &ccap, sizeof(*nv), 1024);
+				if (!nv) {
+					rc = ENOMEM;
+					break;
+				}
+				tc = nv;
+				tc[nc++] = (struct tree_change){ k.mv_data, k.mv_size, NULL, 0 };
+			}
+			mdb_cursor_close(c);
+			rc = rc == MDB_NOTFOUND ? 0 : rc == ENOMEM ? -ENOMEM : dfs_from_mdb(rc);
+			struct tree_changes tcs = { tc, nc, 0, 0 };
+			struct id_list touched = { 0 };
+			int full = 0;
+			if (!rc)
+				rc = tree_update(ix, *txnp, next_id, &tcs, &touched, &full);
+			free(touched.v);
+			free(tc);
+		}
+		if (!rc && p + 1 < nparts) {
+			/* committed like a split build's DBs (I4: tree_valid 0) */
+			rc = dfs_from_mdb(store_commit(ix, *txnp));
+			*txnp = NULL;
+			if (!rc)
+				rc = dfs_from_mdb(mdb_txn_begin(ix->env, NULL, 0, txnp));
+		}
+	}
+	ix->part = NULL;
+	ix->stats.tree_parts = nparts;
+	free(his);
+	free(part.hash);
 	return rc;
 }

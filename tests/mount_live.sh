@@ -323,3 +323,15 @@ if cmp -s "$TMP/tree.incr" "$TMP/tree.full"; then
 else
 	fail "the tree updated in place differs from a full build: $(diff "$TMP/tree.incr" "$TMP/tree.full" | head -20)"
 fi
+# index.h I13: a first build in parts (a few patients at a time, as -o
+# build_mem makes it for a large archive) gives the same tree
+DICOMFS_TREE_PART=3 mount_start "$MNT" "$ARCH" -o index="$TMP/index.parts" \
+	-o anon_key="$IDX/anon.key" -o quiet || exit 1
+snap "$TMP/tree.parts"
+parts=$(status_get "$MNT" tree_parts)
+mount_stop
+if [ "${parts:-0}" -gt 3 ] && cmp -s "$TMP/tree.parts" "$TMP/tree.full"; then
+	ok "a first build in $parts parts equals the full build"
+else
+	fail "a build in parts (${parts:-?} parts) differs from the full build: $(diff "$TMP/tree.parts" "$TMP/tree.full" | head -20)"
+fi

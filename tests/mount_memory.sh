@@ -5,7 +5,8 @@
 # and its worker processes under 512 MiB resident; the .png is refused with
 # EIO (above max_image) and one errors.tsv line; a compressed (JPEG 2000) file
 # claiming that size is refused on .npy the same way, before any
-# allocation; 300 opens of one manifest share one copy (fs/shared_buf.h).
+# allocation; 300 opens of one manifest share one copy (fs/shared_buf.h);
+# -o build_mem builds a larger archive's tree in parts (index.h I13).
 . "${srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 setup
 [ -n "${MEMTEST_TRACE:-}" ] && set -x
@@ -126,5 +127,21 @@ n=$(ls "$MNT/query/instances/InstanceNumber=1" | grep -c '\.dcm$')
 n=$(ls "$q" | grep -c '\.dcm$')
 [ "$n" = 602 ] && ok "and Modality=CT lists its 602 instances" || fail "Modality=CT lists $n"
 daemon_alive && ok "the daemon survived" || fail "the daemon died"
+tree_list() { (cd "$MNT" && find patients uids anon sources -printf '%y %n %m %T@ %s %p\n'); }
+tree_list >"$TMP/tree.whole"
 mount_stop
+# index.h I13: -o build_mem bounds a first build's tree; this archive's
+# takes more than 1 MB, so it is built in parts (patients at a time), with
+# the same result
+mount_start "$MNT" "$ARCH" -o index="$TMP/idx.parts" -o anon_key="$TMP/idx/anon.key" \
+	-o build_mem=1 || exit 1
+parts=$(status_get "$MNT" tree_parts)
+tree_list >"$TMP/tree.parts"
+[ "${parts:-0}" -ge 2 ] && cmp -s "$TMP/tree.whole" "$TMP/tree.parts" &&
+	ok "-o build_mem=1: the tree built in $parts parts, the same $(wc -l <"$TMP/tree.parts") entries" ||
+	fail "-o build_mem=1: ${parts:-?} parts; $(diff "$TMP/tree.whole" "$TMP/tree.parts" | head -5)"
+mount_stop
+out=$("$DICOMFS" -o build_mem=lots "$ARCH" "$MNT" 2>&1)
+[ $? = 1 ] && echo "$out" | grep -q "build_mem" && ok "a bad -o build_mem is a usage error" ||
+	fail "-o build_mem=lots: $out"
 exit 0
