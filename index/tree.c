@@ -2448,6 +2448,11 @@ struct upd {
 	char **drop_dups;
 	size_t nddup, cddup;
 	uint64_t ninst;           /* patients/'s instances (top_listing) */
+	/* a part of a first build (I13) whose records were committed before
+	 * (store.h tree_recs_in_map): "files" is not written in this txn, so
+	 * records are read in place, their keys found by the cursor fc */
+	int in_map;
+	MDB_cursor *fc;
 };
 
 static int keep_add(struct upd *u, const MDB_val *k, const MDB_val *d,
@@ -2457,10 +2462,14 @@ static int keep_add(struct upd *u, const MDB_val *k, const MDB_val *d,
 	if (!nv)
 		return -ENOMEM;
 	u->keep = nv;
-	int rc = inst_load(&nv[u->nkeep], k, d, h, NULL, 0);
+	int rc = inst_load(&nv[u->nkeep], k, d, h, NULL, u->in_map);
 	if (rc)
 		return rc;
-	*out = &nv[u->nkeep++];
+	*out = &nv[u->nkeep];
+	/* read in place, only its own buffers need keeping: the slot is
+	 * used again by the next (the caller is done with it by then) */
+	if (!u->in_map || nv[u->nkeep].pkey_buf)
+		u->nkeep++;
 	return 0;
 }
 
@@ -2471,7 +2480,7 @@ static int load_add(struct upd *u, const MDB_val *k, const MDB_val *d,
 	if (!nv)
 		return -ENOMEM;
 	u->b.v = nv;
-	int rc = inst_load(&nv[u->b.n], k, d, h, NULL, 0);
+	int rc = inst_load(&nv[u->b.n], k, d, h, NULL, u->in_map);
 	if (rc)
 		return rc;
 	if (out)
@@ -2483,7 +2492,15 @@ static int load_add(struct upd *u, const MDB_val *k, const MDB_val *d,
 /* the OK record of path k in "files" now: 0 (*h), 1 none / not OK */
 static int files_get(struct upd *u, MDB_val *k, MDB_val *d, struct rec_head *h)
 {
-	int rc = mdb_get(u->b.txn, u->b.ix->files, k, d);
+	int rc;
+	if (u->in_map) {
+		/* *k then points at the key in the map, as inst_load keeps it */
+		if (!u->fc && (rc = mdb_cursor_open(u->b.txn, u->b.ix->files, &u->fc)))
+			return dfs_from_mdb(rc);
+		rc = mdb_cursor_get(u->fc, k, d, MDB_SET_KEY);
+	} else {
+		rc = mdb_get(u->b.txn, u->b.ix->files, k, d);
+	}
 	if (rc == MDB_NOTFOUND)
 		return 1;
 	if (rc)
@@ -2837,6 +2854,8 @@ static int patch_top(struct build *b, uint64_t id, const struct agg *all, uint32
 
 static void upd_release(struct upd *u)
 {
+	if (u->fc)
+		mdb_cursor_close(u->fc);
 	for (size_t i = 0; i < u->b.n; i++)
 		inst_free(&u->b.v[i]);
 	free(u->b.v);
@@ -2955,9 +2974,38 @@ static int count_dups(MDB_txn *txn, MDB_dbi meta, uint64_t *n)
 	return 0;
 }
 
+/* I13: a part's update commits what it has written so far (nobody reads
+ * yet, I4), so the dirty pages of one DB are held at a time; the records
+ * it reads in place stay where they are ("files" is not written). */
+static int upd_split(struct upd *u, MDB_txn **txnp)
+{
+	if (!u->b.ix->part)
+		return 0;
+	if (u->fc) {
+		mdb_cursor_close(u->fc);
+		u->fc = NULL;
+	}
+	int rc = dfs_from_mdb(store_commit(u->b.ix, *txnp));
+	*txnp = NULL;
+	if (!rc)
+		rc = dfs_from_mdb(mdb_txn_begin(u->b.ix->env, NULL, 0, txnp));
+	u->b.txn = *txnp;
+	return rc;
+}
+
+static int tree_update_txn(struct index *ix, MDB_txn **txnp, uint64_t *next_id,
+			   const struct tree_changes *chs, struct id_list *touched, int *full);
+
 int tree_update(struct index *ix, MDB_txn *txn, uint64_t *next_id,
 		const struct tree_changes *chs, struct id_list *touched, int *full)
 {
+	return tree_update_txn(ix, &txn, next_id, chs, touched, full);
+}
+
+static int tree_update_txn(struct index *ix, MDB_txn **txnp, uint64_t *next_id,
+			   const struct tree_changes *chs, struct id_list *touched, int *full)
+{
+	MDB_txn *txn = *txnp;
 	const struct tree_change *ch = chs->v;
 	size_t nch = chs->n;
 	struct upd u;
@@ -2969,6 +3017,7 @@ int tree_update(struct index *ix, MDB_txn *txn, uint64_t *next_id,
 		return tree_build(ix, txn, next_id);
 	}
 	memset(&u, 0, sizeof(u));
+	u.in_map = ix->part && ix->tree_recs_in_map;
 	struct build *b = &u.b;
 	b->ix = ix;
 	b->txn = txn;
@@ -3217,10 +3266,19 @@ int tree_update(struct index *ix, MDB_txn *txn, uint64_t *next_id,
 		goto out;
 
 	/* 8. write; the reports and counts */
-	if ((rc = stage_flush(&b->nodes, txn, ix->nodes, 0)) ||
-	    (rc = names_flush(&b->dirents, txn, ix->names, 0)) ||
-	    (rc = stage_flush_by(&b->dirents, txn, ix->dirents, 0, 1)))
+	if ((rc = upd_split(&u, txnp)) || (rc = stage_flush(&b->nodes, *txnp, ix->nodes, 0)))
 		goto out;
+	if (ix->part)   /* what is written goes before the next DB's pages */
+		stage_release(&b->nodes);
+	if ((rc = upd_split(&u, txnp)) || (rc = names_flush(&b->dirents, *txnp, ix->names, 0)) ||
+	    (rc = upd_split(&u, txnp)) ||
+	    (rc = stage_flush_by(&b->dirents, *txnp, ix->dirents, 0, 1)))
+		goto out;
+	if (ix->part)
+		stage_release(&b->dirents);
+	if ((rc = upd_split(&u, txnp)))
+		goto out;
+	txn = *txnp;
 	/* sources/ follows the nodes just written (sources_update) */
 	for (size_t i = 0; ix->opts.views[i] && !rc; i++) {
 		if (ix->opts.views[i]->id != ID_SOURCES || (ix->part && ix->part->defer_sources))
@@ -3293,12 +3351,13 @@ out:
 
 /* ---- a first build in parts (index.h I13) ---- */
 
-/* The heap a part takes per instance: the full build's is 3.5 KiB (70 MB
- * at 20,000 instances, valgrind massif, with the LMDB pages of one DB:
- * tree_build_split); a part added by tree_update copies its records and
- * loads them twice (keep, sop_copies): 5.9-6.6 KiB measured at 100,000
- * instances with -o build_mem=16 and 64 (2026-12-03). */
-#define BUILD_INST_BYTES 6656
+/* The heap a part takes per instance, rounded up: the full build's is
+ * 2.4-3.5 KiB (238 MB at 100,000 instances, 70 MB at 20,000: valgrind
+ * massif, with the LMDB pages of one DB, tree_build_split); a part added
+ * by tree_update reads its records in place, keeps one instance table and
+ * commits DB by DB (upd_split): about the same (2026-12-03,
+ * contrib/bench/bench_mountmem.sh). */
+#define BUILD_INST_BYTES 4096
 #define BUILD_MEM_DEFAULT ((uint64_t)1 << 30)
 
 /* instances a part holds at most: -o build_mem (index_opts.build_mem) over
@@ -3443,7 +3502,7 @@ static int tree_build_parts(struct index *ix, MDB_txn **txnp, uint64_t *next_id,
 			struct id_list touched = { 0 };
 			int full = 0;
 			if (!rc)
-				rc = tree_update(ix, *txnp, next_id, &tcs, &touched, &full);
+				rc = tree_update_txn(ix, txnp, next_id, &tcs, &touched, &full);
 			free(touched.v);
 			free(tc);
 		}

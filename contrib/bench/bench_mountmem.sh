@@ -12,6 +12,10 @@
 # an index of its own, side by side in one run, and the table shows both
 # and the ratio (memory is not timing: the figures are steady between runs;
 # the read times are not, compare their ratio only).
+# Then the first build again with -o build_mem=MB for each of BUILD_MEMS
+# (default "16 64 256"; index.h I13: the tree in parts) and with none:
+# its parts, peak resident, anonymous peak (RssAnon sampled every 10 ms
+# while it builds) and build seconds (status.json), dicomfs only.
 # The mount runs in the foreground (-f) so its own /proc status is read.
 # Environment: DICOMFS (default: the tree's ./dicomfs), BASELINE, BENCH_DIR
 # (default /var/tmp/dicomfs-bench), N (default 100000; the archive-N of
@@ -38,14 +42,22 @@ trap cleanup EXIT
 
 field() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }   # kB
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
-start() {   # start BINARY INDEX
-	"$1" -f -o index="$2" -o quiet "$ARCH" "$MNT" 2>>"$W/log" &
+ANON_PEAK=0
+exec {NAP_FD}<> <(:)   # read -t on it: a 10 ms wait without a fork
+start() {   # start BINARY INDEX [options]: ANON_PEAK = RssAnon's peak (kB, sampled)
+	local bin=$1 idx=$2 k v _
+	shift 2
+	"$bin" -f -o index="$idx" -o quiet "$@" "$ARCH" "$MNT" 2>>"$W/log" &
 	PID=$!
+	ANON_PEAK=0
 	local i
-	for ((i = 0; i < 6000; i++)); do
-		mountpoint -q "$MNT" && [[ -f $MNT/.dicomfs/status.json ]] && return 0
+	for ((i = 0; i < 60000; i++)); do
+		[[ -f $MNT/.dicomfs/status.json ]] && mountpoint -q "$MNT" && return 0
 		kill -0 "$PID" 2>/dev/null || die "the mount exited: $(cat "$W/log")"
-		sleep 0.1
+		while read -r k v _; do
+			[[ $k == RssAnon: ]] && ((v > ANON_PEAK)) && ANON_PEAK=$v
+		done < "/proc/$PID/status"
+		read -rt 0.01 -u "$NAP_FD" _ || :
 	done
 	die "not mounted after 600 s"
 }
@@ -108,3 +120,17 @@ row "+ read of manifest.jsonl ($JBYTES B): anonymous" js
 row "remount: peak resident (VmHWM, LMDB pages included)" hwm
 row "seconds: read of manifest.csv" csvs raw
 row "seconds: read of manifest.jsonl" jss raw
+
+# I13: the first build with -o build_mem
+jget() { "$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' \
+	"$MNT/.dicomfs/status.json" "$1"; }
+printf '\n%-26s %6s %12s %12s %9s\n' "first build, $N instances" parts "VmHWM MiB" "anon peak" seconds
+for bm in ${BUILD_MEMS-16 64 256} none; do
+	log "first build, -o build_mem=$bm"
+	rm -rf "$W/idx-bm"
+	if [[ $bm == none ]]; then start "$DICOMFS" "$W/idx-bm"
+	else start "$DICOMFS" "$W/idx-bm" -o build_mem="$bm"; fi
+	printf '%-26s %6s %12s %12s %9s\n' "-o build_mem=$bm" "$(jget tree_parts)" \
+		"$(mib "$(field "$PID" VmHWM)")" "$(mib "$ANON_PEAK")" "$(jget build_seconds)"
+	stop
+done
