@@ -740,10 +740,20 @@ int main(int argc, char *argv[])
 	/* the start-up reads of this thread must not pin a snapshot (I6) */
 	index_request_end(fs.ix);
 	fdb_serving();   /* fdbudget.h F6 */
+	if (index_serving(fs.ix, 1))   /* index.h I5 */
+		dfs_log("cannot mark the index served: another mount may wait for it");
 	if (copts.singlethread) {
 		rc = fuse_session_loop(se);
 	} else {
 		rc = run_loop_mt(se, &copts, fs.max_threads);
+	}
+	index_serving(fs.ix, 0);   /* unmounted: a new mount may wait for the index */
+	{
+		/* tests: a mount slow to close (its last sync, I12) */
+		const char *cd = getenv("DICOMFS_CLOSE_DELAY_MS");
+		long ms = cd ? strtol(cd, NULL, 10) : 0;
+		if (ms > 0 && ms <= 60000)
+			nanosleep(&(struct timespec){ ms / 1000, ms % 1000 * 1000000L }, NULL);
 	}
 	hup_stop(&hup);
 	dfs_live_stop(&fs);

@@ -48,7 +48,9 @@
  *      on the index directory's "lock" file; the mount then holds it shared
  *      and only the mount's live thread (live.c) writes, one write
  *      transaction per batch of changes. Another mount or updater cannot
- *      have it exclusive and builds a private index of its own instead.
+ *      have it exclusive and builds a private index of its own instead,
+ *      at once while the holder serves ("serving" held shared, index_serving),
+ *      else after waiting up to 10 s for it (a mount closing after umount).
  * (I6) Readers see one snapshot per request: a thread's read transaction
  *      is begun (renewed) by its first index call of a request and reset
  *      by index_request_end at the request's end (ll.c), so the next
@@ -378,6 +380,16 @@ int index_update(struct index *ix, struct index_stats *st, char *msg,
  * stdin, answers records on stdout, until end of input. Returns an exit code.
  */
 int index_parse_worker_main(const char *archive, const char *tags, char *srcopts);
+
+/*
+ * I5: on (1), the mount serves: "serving" in the index directory is held
+ * shared until off (0), called as soon as the FUSE loop ends, before the
+ * mount closes. A new mount that finds the lock busy while nobody serves
+ * waits for it (up to 10 s) instead of building a private index: the
+ * holder is closing (umount, then mount again) or still indexing.
+ * 0 or a negative errno (the mount serves anyway). Main thread.
+ */
+int index_serving(struct index *ix, int on);
 
 /* Close the LMDB environment (before fork) / reopen it read-only after. */
 void index_close_env(struct index *ix);

@@ -256,6 +256,71 @@ int store_dir(const char *given, const char *archive_real, const char *in_use,
 	return 0;
 }
 
+#define SERVING "serving"
+/* how long a new mount waits for the lock of a mount that is closing */
+#define LOCK_WAIT_MS 10000
+
+/* a mount that has just been unmounted lets go of "serving" when its FUSE
+ * loop sees it, a few ms after umount returns */
+#define SERVING_GRACE_MS 300
+
+/*
+ * I5: the lock is busy. A mount that is serving holds "serving" (shared):
+ * then 0 once it has held it for SERVING_GRACE_MS. Otherwise its holder
+ * is an update, or a mount that was just unmounted and is closing (its
+ * last sync, I12, can take seconds): the lock is tried every 10 ms for
+ * LOCK_WAIT_MS, while nobody serves; 1 when it was taken.
+ */
+static int lock_wait(struct index *ix)
+{
+	char sp[PATH_MAX];
+	snprintf(sp, sizeof(sp), "%s/" SERVING, ix->path);
+	for (int i = 0, said = 0, served = 0; i < LOCK_WAIT_MS / 10; i++) {
+		int sfd = open(sp, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		int serving = 0;
+		if (sfd >= 0) {
+			serving = flock(sfd, LOCK_EX | LOCK_NB) != 0;
+			close(sfd);   /* the test's lock goes with it */
+		}
+		served = serving ? served + 1 : 0;
+		if (served > SERVING_GRACE_MS / 10)
+			return 0;
+		if (!serving && i >= 50 && !said++)   /* said after 0.5 s */
+			dfs_log("index '%s' is locked by a mount that is not serving (closing, or "
+				"still indexing): waiting up to %d s for it", ix->path,
+				LOCK_WAIT_MS / 1000);
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+		if (flock(ix->lock_fd, LOCK_EX | LOCK_NB) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+int index_serving(struct index *ix, int on)
+{
+	if (!on) {
+		if (ix->serving_fd >= 0)
+			close(ix->serving_fd);
+		ix->serving_fd = -1;
+		return 0;
+	}
+	if (ix->serving_fd >= 0)
+		return 0;
+	char sp[PATH_MAX];
+	snprintf(sp, sizeof(sp), "%s/" SERVING, ix->path);
+	int fd = open(sp, O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return -errno;
+	if (flock(fd, LOCK_SH)) {   /* a waiter's test holds it for a moment */
+		int e = errno;
+		close(fd);
+		return -e;
+	}
+	ix->serving_fd = fd;
+	return 0;
+}
+
 /* Take the update lock of ix->path exclusively (I5); when another mount
  * holds it, switch to a private index directory. */
 static int lock_take(struct index *ix, char *msg, size_t msglen)
@@ -275,6 +340,10 @@ static int lock_take(struct index *ix, char *msg, size_t msglen)
 	if (errno != EWOULDBLOCK) {
 		snprintf(msg, msglen, "cannot lock index '%s': %s", lp, strerror(errno));
 		return -errno;
+	}
+	if (!ix->private_index && lock_wait(ix)) {
+		futimens(ix->lock_fd, NULL);
+		return 0;
 	}
 	/* another mount serves this index: build a private one */
 	close(ix->lock_fd);
@@ -841,6 +910,7 @@ int index_open(struct index **out, const struct index_opts *o, char *msg,
 	ix->opts = *o;
 	ix->archive_fd = -1;
 	ix->lock_fd = -1;
+	ix->serving_fd = -1;
 	pthread_mutex_init(&ix->err_lock, NULL);
 	pthread_mutex_init(&ix->map_lock, NULL);
 	pthread_condattr_t ca;
@@ -982,8 +1052,11 @@ void index_free(struct index *ix)
 		env_remove_files(ix->path);
 		snprintf(p, sizeof(p), "%s/lock", ix->path);
 		unlink(p);
+		snprintf(p, sizeof(p), "%s/" SERVING, ix->path);
+		unlink(p);
 		rmdir(ix->path);
 	}
+	index_serving(ix, 0);
 	if (ix->lock_fd >= 0)
 		close(ix->lock_fd);
 	if (ix->archive_fd >= 0)
@@ -1243,7 +1316,8 @@ int index_files_scan(struct index *ix, index_file_fn fn, void *ctx)
 static int known_entry(const char *n)
 {
 	return !strcmp(n, "data.mdb") || !strcmp(n, "lock.mdb") || !strcmp(n, "lock") ||
-	       !strcmp(n, "anon.key") || !strcmp(n, "cache") || !strcmp(n, UNSYNCED);
+	       !strcmp(n, "anon.key") || !strcmp(n, "cache") || !strcmp(n, UNSYNCED) ||
+	       !strcmp(n, SERVING);
 }
 
 /* rm -r of dir (files and directories owned by us; no symlink followed) */

@@ -35,6 +35,8 @@ struct index {
 				       * them too); strings are the caller's or: */
 	char *src_cache_dir;          /* the default cache_dir, owned */
 	char *path;                   /* index directory (store_dir) */
+	int serving_fd;               /* "serving", shared while the mount serves
+				       * (index_serving, I5), or -1 */
 	int lock_fd;                  /* "lock": exclusive while updating, shared
 				       * while mounted (I5) */
 	int private_index;            /* path is a private one: removed at exit */

@@ -2,7 +2,9 @@
 # Two mounts of one archive with one index: the second mount cannot update
 # the index the first one serves, so it builds a private one; neither
 # corrupts the shared index, and both serve the same tree. Also: rsync -a
-# of the tree twice transfers nothing the second time (stable sizes/mtimes).
+# of the tree twice transfers nothing the second time (stable sizes/mtimes);
+# a mount right after an umount waits for the closing mount's lock and
+# uses the shared index (index.h I5).
 . "${srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 setup
 
@@ -42,5 +44,19 @@ mount_stop
 mount_start "$TMP/m1" "$ARCH" -o index="$IDX" || exit 1
 [ "$(status_get "$TMP/m1" files_parsed)" = 0 ] && ok "shared index intact and current (nothing re-parsed)" ||
 	fail "files_parsed after remount = $(status_get "$TMP/m1" files_parsed), want 0 (the first mount re-indexed the touched file)"
+mount_stop
+# index.h I5: umount, then mount at once: the old mount is still closing
+# (DICOMFS_CLOSE_DELAY_MS=2000: a slow last sync) and holds the lock, but
+# serves no more; the new mount waits for it instead of indexing anew
+DICOMFS_CLOSE_DELAY_MS=2000 mount_start "$TMP/m1" "$ARCH" -o index="$IDX" || exit 1
+OLD=$MOUNT_PID
+fusermount3 -u "$TMP/m1" || fail "umount"
+kill -0 "$OLD" 2>/dev/null || fail "the old mount is gone already (the test needs it closing)"
+mount_start "$TMP/m1" "$ARCH" -o index="$IDX" || exit 1
+[ "$(status_get "$TMP/m1" private_index)" = False ] &&
+	[ "$(status_get "$TMP/m1" files_parsed)" = 0 ] && grep -q "waiting up to" "$MOUNT_LOG" &&
+	ok "mounted again while the last mount closes: it waited and uses the shared index" ||
+	fail "mount after umount: private_index $(status_get "$TMP/m1" private_index), parsed $(status_get "$TMP/m1" files_parsed)"
+kill -0 "$OLD" 2>/dev/null && fail "the old mount still runs"
 mount_stop
 exit 0
