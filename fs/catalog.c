@@ -245,6 +245,29 @@ struct walk {
 static int walk_dir(struct catalog *c, struct index *ix, uint64_t id, int level,
 		    uint32_t parent);
 
+#define NAMES_CHUNK 65536
+
+/* a copy of name (nl bytes) that lives as long as c, or NULL */
+static const char *name_keep(struct catalog *c, const char *name, size_t nl)
+{
+	if (nl > NAMES_CHUNK)
+		return NULL;
+	if (!c->nnames || c->names_used + nl > NAMES_CHUNK) {
+		char **nv = realloc(c->names, (c->nnames + 1) * sizeof(*nv));
+		if (!nv)
+			return NULL;
+		c->names = nv;
+		if (!(nv[c->nnames] = malloc(NAMES_CHUNK)))
+			return NULL;
+		c->nnames++;
+		c->names_used = 0;
+	}
+	char *p = c->names[c->nnames - 1] + c->names_used;
+	memcpy(p, name, nl);
+	c->names_used += nl;
+	return p;
+}
+
 static int walk_cb(void *ctx, uint64_t ino, const char *name, size_t nl,
 		   uint64_t next)
 {
@@ -272,9 +295,14 @@ static int walk_cb(void *ctx, uint64_t ino, const char *name, size_t nl,
 	if (w->level == 3 && k == KIND_DCM) {
 		if ((w->err = grow((void **)&c->inst, &c->cinst, c->ninst, sizeof(*c->inst))))
 			return 1;
+		const char *kept = name_keep(c, name, nl);
+		if (!kept) {
+			w->err = -ENOMEM;
+			return 1;
+		}
 		struct cat_inst *t = &c->inst[c->ninst++];
 		t->id = ino_id(ino);
-		t->name.s = name;
+		t->name.s = kept;
 		t->name.l = nl;
 		t->series = w->parent;
 		t->rec = NULL;   /* from the "files" pass, see table_build */
@@ -536,6 +564,9 @@ static int table_modalities(struct catalog *c)
 
 static void catalog_free(struct catalog *c)
 {
+	for (size_t i = 0; i < c->nnames; i++)
+		free(c->names[i]);
+	free(c->names);
 	catalog_hfree(c->pat);
 	catalog_hfree(c->study);
 	catalog_hfree(c->series);

@@ -114,6 +114,10 @@ struct catalog {
 	struct cat_lazycol *cols;    /* cols_lock */
 	size_t ncols;                /* cols_lock */
 	struct index_snap *snap[2];  /* C6: the tree walk's, the records' */
+	/* the instances' names (index.h I3: a listing hands them over in a
+	 * buffer of its own), in chunks that never move */
+	char **names;
+	size_t nnames, names_used;
 	/* the capacities while building */
 	size_t cpat, cstudy, cseries, cinst;
 };

@@ -27,6 +27,15 @@
  *        nodes    u64 BE id -> struct node_rec + name [+ source relpath]
  *        names    u64 BE parent id + name -> u64 inode
  *        dirents  u64 BE parent id + u32 BE position -> u64 inode + name
+ *                 An instance's files in a series directory are one group
+ *                 record in each (INDEX_FORMAT 13): names: parent + base
+ *                 name + NUL (no file name holds a NUL) -> u64 inode of
+ *                 kind KIND_GROUP + u32 mask of the kinds it has; dirents:
+ *                 -> that inode + mask + base name. index_lookup and
+ *                 index_readdir give the files <base>.<ext> of
+ *                 index_group_files in the mask (inode: the id with the
+ *                 file's kind); a listing's positions are the record's
+ *                 << 3 | the file's place in index_group_files.
  *        changes  the change feed (feed.c): 'o' + u64 BE offset -> line,
  *                 's' + u64 BE sequence number -> u64 offset
  *        aux      the tree's bookkeeping for updates in place (I11):
@@ -190,6 +199,10 @@
  *      conflicts are shown (tree.c: dedup_sop), "dups" lists them too.
  *  12  the "aux" DB (I11: the tops' children, the SOP UID index) for
  *      updates of the tree in place; meta reports sorted by line.
+ *  13  an instance's files are one group record in names and dirents
+ *      (I3, KIND_GROUP) instead of one record per file: at most 4 records
+ *      per instance in each (patients/, uids/, anon/, sources/) instead
+ *      of 13 (issue 17: the tree of a build is a third smaller).
  *
  * Errors: 0 or negative errno / DFS_* (error.h).
  * Threading: index_open/update/close_env/reopen on one thread, before the
@@ -203,7 +216,7 @@
 #include <sys/types.h>
 #include "source.h"
 
-#define INDEX_FORMAT "dicomfs-index 12"
+#define INDEX_FORMAT "dicomfs-index 13"
 
 /*
  * File kinds. The numbers are part of the inode scheme (above), hence of
@@ -244,8 +257,21 @@ enum dfs_kind {
 	 * original bytes (every record: duplicates and files that are not
 	 * instances too); the id is the file record's (I2) */
 	KIND_SOURCE = 24,
+	/* index-internal, never an inode the kernel sees: a dirents/names
+	 * record that stands for the files of one instance (I3) */
+	KIND_GROUP = 25,
 	KIND_MAX = 32,
 };
+
+/*
+ * I3: the files an instance's group record stands for, in listing order
+ * (<instance>.<ext>: view.h V4), at most 8; ends with { 0, NULL }.
+ */
+struct index_group_file {
+	unsigned kind;
+	const char *ext;
+};
+extern const struct index_group_file index_group_files[];
 
 /* Reserved ids: the root, and one per top-level view (view.h (V1)). */
 #define ID_ROOT     0

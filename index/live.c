@@ -31,6 +31,7 @@
 #include "update.h"
 #include "error.h"
 #include "worker.h"
+#include "naming.h"
 
 struct live {
 	struct index *ix;
@@ -157,6 +158,36 @@ static int in_dir(int rc, const MDB_val *k, const unsigned char *pfx)
 	return rc == 0 && (!pfx || (k->mv_size >= 8 && memcmp(k->mv_data, pfx, 8) == 0));
 }
 
+/* index.h I3: the files of a group record (key: parent + base + NUL)
+ * whose inode differs between its value before (o) and after (n), either
+ * NULL (the record was not there), told to the mount */
+static void group_diff(struct live *L, const MDB_val *k, const MDB_val *o, const MDB_val *n)
+{
+	uint64_t gi[2] = { 0, 0 };
+	uint32_t mask[2] = { 0, 0 };
+	const MDB_val *v[2] = { o, n };
+	size_t bl = k->mv_size - 9;
+	char name[NAME_BUF + 16];
+	if (!L->ops.entry || bl > NAME_BUF || ((const char *)k->mv_data)[k->mv_size - 1])
+		return;
+	for (int i = 0; i < 2; i++)
+		if (v[i] && v[i]->mv_size == 12) {
+			memcpy(&gi[i], v[i]->mv_data, 8);
+			memcpy(&mask[i], (const char *)v[i]->mv_data + 8, 4);
+		}
+	memcpy(name, (const char *)k->mv_data + 8, bl);
+	for (const struct index_group_file *f = index_group_files; f->ext; f++) {
+		uint64_t a = mask[0] & (1u << f->kind) ? ino_make(ino_id(gi[0]), f->kind) : 0;
+		uint64_t b = mask[1] & (1u << f->kind) ? ino_make(ino_id(gi[1]), f->kind) : 0;
+		if (a == b)
+			continue;
+		size_t el = strlen(f->ext);
+		name[bl] = '.';
+		memcpy(name + bl + 1, f->ext, el);
+		L->ops.entry(L->ops.ctx, be64_get(k->mv_data), name, bl + 1 + el, a, b);
+	}
+}
+
 /* every name that differs between the snapshots old and new, in
  * directory dir (all: in every directory) */
 static int names_diff(struct live *L, MDB_txn *old, MDB_txn *new, int all, uint64_t dir)
@@ -194,6 +225,8 @@ static int names_diff(struct live *L, MDB_txn *old, MDB_txn *new, int all, uint6
 		if (a != b && k->mv_size >= 8 && L->ops.entry)
 			L->ops.entry(L->ops.ctx, be64_get(k->mv_data),
 				     (const char *)k->mv_data + 8, k->mv_size - 8, a, b);
+		if (k->mv_size > 8 && ((c <= 0 && vo.mv_size == 12) || (c >= 0 && vn.mv_size == 12)))
+			group_diff(L, k, c <= 0 ? &vo : NULL, c >= 0 ? &vn : NULL);
 		if (c <= 0 && (ro = mdb_cursor_get(co, &ko, &vo, MDB_NEXT)) == 0 &&
 		    !in_dir(ro, &ko, pfx))
 			ro = MDB_NOTFOUND;

@@ -1193,10 +1193,15 @@ int index_node(struct index *ix, uint64_t id, struct node_view *nv)
 	return 0;
 }
 
+/* I3: an instance's files, in listing order (view.h V4: <instance>.<ext>) */
+const struct index_group_file index_group_files[] = {
+	{ KIND_DCM, "dcm" }, { KIND_JSON, "json" }, { KIND_NPY, "npy" },
+	{ KIND_PNG, "png" }, { 0, NULL } };
+
 int index_lookup(struct index *ix, uint64_t parent_id, const char *name,
 		 uint64_t *ino)
 {
-	unsigned char kb[8 + NAME_BUF];
+	unsigned char kb[8 + NAME_BUF + 1];
 	size_t nl = strlen(name);
 	MDB_txn *t = store_rtxn(ix);
 	if (!t)
@@ -1206,7 +1211,31 @@ int index_lookup(struct index *ix, uint64_t parent_id, const char *name,
 	be64_put(kb, parent_id);
 	memcpy(kb + 8, name, nl);
 	MDB_val k = { 8 + nl, kb };
-	return get_u64(t, ix->names, &k, ino);
+	int rc = get_u64(t, ix->names, &k, ino);
+	if (rc != -ENOENT)
+		return rc;
+	/* I3: <base>.<ext> of an instance's group record (base + NUL) */
+	for (const struct index_group_file *f = index_group_files; f->ext; f++) {
+		size_t el = strlen(f->ext);
+		if (nl < el + 2 || name[nl - el - 1] != '.' || memcmp(name + nl - el, f->ext, el))
+			continue;
+		kb[8 + nl - el - 1] = 0;
+		MDB_val gk = { 8 + nl - el, kb }, d;
+		int g = mdb_get(t, ix->names, &gk, &d);
+		if (g)
+			return g == MDB_NOTFOUND ? -ENOENT : dfs_from_mdb(g);
+		uint64_t gi;
+		uint32_t mask;
+		if (d.mv_size != 12)
+			return DFS_EINDEX;
+		memcpy(&gi, d.mv_data, 8);
+		memcpy(&mask, (const char *)d.mv_data + 8, 4);
+		if (ino_kind(gi) != KIND_GROUP || !(mask & (1u << f->kind)))
+			return -ENOENT;
+		*ino = ino_make(ino_id(gi), f->kind);
+		return 0;
+	}
+	return -ENOENT;
 }
 
 int index_readdir(struct index *ix, uint64_t dir_id, uint64_t pos,
@@ -1217,10 +1246,11 @@ int index_readdir(struct index *ix, uint64_t dir_id, uint64_t pos,
 	MDB_txn *t = store_rtxn(ix);
 	if (!t)
 		return -EIO;
-	if (pos > UINT32_MAX)
+	/* I3: a position is a record's << 3 | a file's place in its group */
+	if ((pos >> 3) > UINT32_MAX)
 		return 0;
 	be64_put(kb, dir_id);
-	be32_put(kb + 8, (uint32_t)pos);
+	be32_put(kb + 8, (uint32_t)(pos >> 3));
 	MDB_val k = { 12, kb }, d;
 	int rc = mdb_cursor_open(t, ix->dirents, &c);
 	if (rc)
@@ -1235,10 +1265,36 @@ int index_readdir(struct index *ix, uint64_t dir_id, uint64_t pos,
 		}
 		uint64_t ino;
 		memcpy(&ino, d.mv_data, 8);
-		uint32_t p = be32_get((const unsigned char *)k.mv_data + 8);
-		if (fn(ctx, ino, (const char *)d.mv_data + 8, d.mv_size - 8,
-		       (uint64_t)p + 1))
-			break;
+		uint64_t p = be32_get((const unsigned char *)k.mv_data + 8);
+		unsigned skip = p == pos >> 3 ? (unsigned)(pos & 7) : 0;
+		if (ino_kind(ino) != KIND_GROUP) {
+			if (!skip && fn(ctx, ino, (const char *)d.mv_data + 8, d.mv_size - 8,
+					(p << 3) + 1))
+				break;
+		} else {
+			uint32_t mask;
+			char name[NAME_BUF + 16];
+			size_t bl = d.mv_size - 12;
+			if (d.mv_size < 12 || bl > NAME_BUF) {
+				rc = DFS_EINDEX;
+				goto close_cursor;
+			}
+			memcpy(&mask, (const char *)d.mv_data + 8, 4);
+			memcpy(name, (const char *)d.mv_data + 12, bl);
+			int stop = 0;
+			for (unsigned j = skip; index_group_files[j].ext && !stop; j++) {
+				const struct index_group_file *f = &index_group_files[j];
+				if (!(mask & (1u << f->kind)))
+					continue;
+				size_t el = strlen(f->ext);
+				name[bl] = '.';
+				memcpy(name + bl + 1, f->ext, el);
+				stop = fn(ctx, ino_make(ino_id(ino), f->kind), name, bl + 1 + el,
+					  (p << 3 | j) + 1);
+			}
+			if (stop)
+				break;
+		}
 		rc = mdb_cursor_get(c, &k, &d, MDB_NEXT);
 	}
 	rc = rc == MDB_NOTFOUND ? 0 : dfs_from_mdb(rc);

@@ -221,15 +221,34 @@ struct kv_run {
 
 typedef int (*kv_cmp_fn)(const struct kv *x, const struct kv *y);
 
-/* the names DB's order of staged dirents (key: parent id + seq, value:
- * inode + name): the parent id, then the name bytewise, shorter first */
+/* the name part of the names DB's key of a staged dirent (value: inode +
+ * name, or a group record's inode + mask + base name: I3, its key's name
+ * is the base name and a NUL, *nul) */
+static const unsigned char *dirent_name(const struct kv *e, size_t *l, int *nul)
+{
+	uint64_t ino;
+	memcpy(&ino, e->v, 8);
+	*nul = ino_kind(ino) == KIND_GROUP && e->vl >= 12;
+	*l = e->vl - (*nul ? 12 : 8);
+	return e->v + (*nul ? 12 : 8);
+}
+
+/* the names DB's order of staged dirents (key: parent id + seq): the
+ * parent id, then the key's name bytewise, shorter first */
 static int kv_cmp_name(const struct kv *x, const struct kv *y)
 {
 	if (x->p != y->p)
 		return x->p < y->p ? -1 : 1;
-	size_t xl = x->vl - 8, yl = y->vl - 8, l = xl < yl ? xl : yl;
-	int c = l ? memcmp(x->v + 8, y->v + 8, l) : 0;
-	return c ? c : (xl < yl ? -1 : xl > yl);
+	size_t xl, yl;
+	int xn, yn;
+	const unsigned char *xs = dirent_name(x, &xl, &xn), *ys = dirent_name(y, &yl, &yn);
+	size_t l = xl < yl ? xl : yl;
+	int c = l ? memcmp(xs, ys, l) : 0;
+	if (c)
+		return c;
+	if (xl != yl)   /* the shorter is a prefix: first, NUL or not (no name holds one) */
+		return xl < yl ? -1 : 1;
+	return xn < yn ? -1 : xn > yn;
 }
 
 static int kv_cmp_key(const struct kv *x, const struct kv *y)
@@ -349,14 +368,18 @@ static int names_flush(struct stage *dirents, MDB_txn *txn, MDB_dbi dbi, unsigne
 	for (size_t i = 0; i < dirents->n && !rc; i++) {
 		const struct kv *e = &dirents->v[ord[i]];
 		unsigned char kb[8 + NAME_BUF + 8];
-		size_t nl = e->vl - 8;
-		if (nl > sizeof(kb) - 8) {
+		size_t nl;
+		int nul;
+		const unsigned char *nm = dirent_name(e, &nl, &nul);
+		if (nl + nul > sizeof(kb) - 8) {
 			rc = -ENAMETOOLONG;
 			break;
 		}
 		memcpy(kb, e->k, 8);
-		memcpy(kb + 8, e->v + 8, nl);
-		MDB_val k = { 8 + nl, kb }, d = { 8, e->v };
+		memcpy(kb + 8, nm, nl);
+		if (nul)
+			kb[8 + nl] = 0;
+		MDB_val k = { 8 + nl + nul, kb }, d = { nul ? 12 : 8, e->v };
 		rc = dfs_from_mdb(mdb_cursor_put(c, &k, &d, flags));
 	}
 	mdb_cursor_close(c);
@@ -567,6 +590,21 @@ static int put_dirent(struct build *b, uint64_t parent, uint32_t seq,
 	be32_put(kb + 8, seq);
 	/* the names DB's record is made from it (names_flush) */
 	return stage_put(&b->dirents, kb, 12, &ino, 8, name, nl, NULL, 0);
+}
+
+/* I3: the files of instance id in the kinds of mask, as one group record
+ * under its base name */
+static int put_group(struct build *b, uint64_t parent, uint32_t seq, uint64_t id,
+		     uint32_t mask, const char *base)
+{
+	uint64_t ino = ino_make(id, KIND_GROUP);
+	unsigned char kb[12];
+	if (b->touched && (!b->touched->n || b->touched->v[b->touched->n - 1] != parent) &&
+	    u64_push(b->touched, parent))
+		return -ENOMEM;
+	be64_put(kb, parent);
+	be32_put(kb + 8, seq);
+	return stage_put(&b->dirents, kb, 12, &ino, 8, &mask, 4, base, strlen(base));
 }
 
 /*
@@ -848,7 +886,6 @@ static int put_instances(struct build *b, uint64_t dir_id, const struct sib *s,
 	int rc = 0, anon = b->flags & NODE_F_ANON;
 	for (size_t i = 0; i < n && !rc; i++) {
 		struct inst *in = &b->v[s[i].a], moved;
-		size_t bl = strlen(s[i].name);
 		uint64_t id = in->h.id;
 		if (anon) {
 			/* a file's mtime is a date too: shifted like the patient's
@@ -863,23 +900,18 @@ static int put_instances(struct build *b, uint64_t dir_id, const struct sib *s,
 		if (with_nodes && !rc)
 			rc = put_node(b, id, NODE_INSTANCE, dir_id, s[i].name, NULL, anon ? 1 : 2,
 				      0, in, NULL);
-		for (const struct level_file *f = view_instance_files; f->name && !rc; f++) {
-			char fname[NAME_BUF + 8];
+		/* one group record for its files (index.h I3) */
+		uint32_t mask = 0;
+		for (const struct index_group_file *f = index_group_files; f->ext; f++) {
 			unsigned k = f->kind;
 			if (!(b->ix->opts.kinds & (1u << k)) ||
 			    (k == KIND_JSON && !in->h.json_size) ||
 			    ((k == KIND_NPY || k == KIND_PNG) && !has_pixels(in)))
 				continue;
-			size_t el = strlen(f->name);
-			if (bl + 1 + el < sizeof(fname)) {   /* always (NAME_BUF) */
-				memcpy(fname, s[i].name, bl);
-				fname[bl] = '.';
-				memcpy(fname + bl + 1, f->name, el + 1);
-			} else {
-				snprintf(fname, sizeof(fname), "%s.%s", s[i].name, f->name);
-			}
-			rc = put_dirent(b, dir_id, seq++, ino_make(id, k), fname);
+			mask |= 1u << k;
 		}
+		if (mask && !rc)
+			rc = put_group(b, dir_id, seq++, id, mask, s[i].name);
 	}
 	return rc;
 }

@@ -108,9 +108,9 @@ int tree_sources(struct tree_builder *tb, const struct view *v,
 
 /* ---- the names of the derived files (V4) ---- */
 
-/* A derived file of a directory: its kind and its name (for an instance's
- * files: the extension after "<instance name>."). Tables end with
- * { 0, NULL }. */
+/* A derived file of a directory: its kind and its name. Tables end with
+ * { 0, NULL }. (An instance's files, <instance name>.<ext>: index.h
+ * index_group_files, I3.) */
 struct level_file {
 	unsigned kind;
 	const char *name;
@@ -121,7 +121,5 @@ extern const struct level_file view_patient_files[], view_study_files[],
 	view_series_files[];
 /* uids/ (view_uids.c): study and series directories */
 extern const struct level_file view_uid_study_files[], view_uid_series_files[];
-/* the files of an instance in a series directory, both views (views.c) */
-extern const struct level_file view_instance_files[];
 
 #endif

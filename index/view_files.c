@@ -5,10 +5,7 @@
  */
 #include "view.h"
 
-/* <instance>.<ext> in a series directory (V4) */
-const struct level_file view_instance_files[] = {
-	{ KIND_DCM, "dcm" }, { KIND_JSON, "json" }, { KIND_NPY, "npy" },
-	{ KIND_PNG, "png" }, { 0, NULL } };
+/* <instance>.<ext> in a series directory (V4): index.h index_group_files */
 const struct level_file view_patient_files[] = {
 	{ KIND_PATIENT_JSON, "patient.json" }, { KIND_PATIENT_FHIR, "patient.fhir.json" },
 	{ 0, NULL } };

@@ -12,8 +12,9 @@ setup
 ARCH="$TMP/arch"
 MNT="$TMP/mnt"
 mkdir -p "$MNT"
-# 1200 instances: an index of ~3 MiB, more than a 1 MiB starting map
-"$PY" "$GEN" "$ARCH" --count 1200 >/dev/null 2>&1 || fatal "gen_archive failed"
+# 3000 instances: an index of ~5 MiB (format 13), more than a 1 MiB
+# starting map, and a tree (rebuilt by a live batch) larger than 1 MiB
+"$PY" "$GEN" "$ARCH" --count 3000 >/dev/null 2>&1 || fatal "gen_archive failed"
 NFILES=$(find "$ARCH" -type f | wc -l)
 log "archive: $NFILES files"
 

@@ -161,8 +161,8 @@ static void test_registry(void)
 	CHECK(n >= 2 && view_registry[0]->id == ID_PATIENTS && view_registry[1]->id == ID_UIDS,
 	      "patients/ then uids/ first");
 	/* the instance files: .dcm first */
-	CHECK_STR(view_instance_files[0].name, "dcm");
-	CHECK(view_instance_files[0].kind == KIND_DCM, "dcm kind");
+	CHECK_STR(index_group_files[0].ext, "dcm");
+	CHECK(index_group_files[0].kind == KIND_DCM, "dcm kind");
 }
 
 static void test_default_views(void)
@@ -220,7 +220,7 @@ static void test_default_views(void)
 		/* one instance, no volume: series.json, then the instance's files */
 		CHECK(l.n >= 2 && strcmp(l.e[0].name, "series.json") == 0, "series.json first");
 		const char *dot = l.n >= 2 ? strrchr(l.e[1].name, '.') : NULL;
-		CHECK(dot && strcmp(dot + 1, view_instance_files[0].name) == 0 &&
+		CHECK(dot && strcmp(dot + 1, index_group_files[0].ext) == 0 &&
 		      ino_kind(l.e[1].ino) == KIND_DCM, "then <instance>.dcm");
 	}
 	/* uids/<study>/: study.json only (view_uids.c) */
