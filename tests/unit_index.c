@@ -523,8 +523,12 @@ static void test_store_reports(void)
 	      "default index directory made 0700");
 	CHECK(index_update(ix, NULL, msg, sizeof(msg)) == 0, "update: %s", msg);
 
-	/* the index is in use (shared lock): a second one goes private (I5) */
+	/* the index is in use (shared lock) by a mount that serves: a second
+	 * one goes private (I5; after 0.3 s, not the 10 s it would wait for a
+	 * mount that is closing) */
+	CHECK(index_serving(ix, 1) == 0, "serving");
 	CHECK(index_open(&ix2, &o, msg, sizeof(msg)) == 0, "open second: %s", msg);
+	index_serving(ix, 0);
 	if (ix2) {
 		char priv[700];
 		snprintf(priv, sizeof(priv), "%s/dicomfs-index-", dir);
@@ -723,6 +727,131 @@ static void test_log_escape(void)
 	dfs_log_limit_destroy(&l);
 }
 
+/* one listing entry, then stop (index_readdir resumed from its next) */
+struct one_ent {
+	uint64_t ino, next;
+	char name[300];
+	int got;
+};
+
+static int one_cb(void *ctx, uint64_t ino, const char *name, size_t nl, uint64_t next)
+{
+	struct one_ent *e = ctx;
+	e->ino = ino;
+	e->next = next;
+	snprintf(e->name, sizeof(e->name), "%.*s", (int)nl, name);
+	e->got = 1;
+	return 1;
+}
+
+struct all_ents {
+	struct strbuf text;
+	uint64_t ino[1024];
+	char name[1024][256];
+	size_t n;
+};
+
+static int all_cb(void *ctx, uint64_t ino, const char *name, size_t nl, uint64_t next)
+{
+	struct all_ents *a = ctx;
+	strbuf_addf(&a->text, "%llu %.*s %llu\n", (unsigned long long)ino, (int)nl, name,
+		    (unsigned long long)next);
+	if (a->n < 1024 && nl < 256) {
+		a->ino[a->n] = ino;
+		snprintf(a->name[a->n++], 256, "%.*s", (int)nl, name);
+	}
+	return 0;
+}
+
+/*
+ * index.h I3: an instance's files are one group record. Every directory
+ * of patients/ read whole equals the same directory read one entry at a
+ * time, each read resumed from the last entry's position (the kernel's
+ * readdir with a small buffer); every name looks up to its inode; a file
+ * an instance does not have (or a base name alone) looks up to ENOENT.
+ */
+static void test_group_listing(void)
+{
+	char dir[] = "/tmp/dicomfs-unit-XXXXXX", arch[600], idx[600], msg[256];
+	struct index *ix;
+	if (make_archive(dir, arch))
+		return;
+	CHECK(put_old(arch, "b.dcm", PYDICOM "MR_small.dcm") == 0, "copy");
+	CHECK(put_old(arch, "c.dcm", PYDICOM "rtplan.dcm") == 0, "copy");
+	snprintf(idx, sizeof(idx), "%s/index", dir);
+	struct index_opts o = { .archive = arch, .path = idx, .scan_threads = 2,
+				 .kinds = ~0u };
+	CHECK(index_open(&ix, &o, msg, sizeof(msg)) == 0, "open: %s", msg);
+	CHECK(index_update(ix, NULL, msg, sizeof(msg)) == 0, "build: %s", msg);
+	index_close_env(ix);
+	CHECK(index_reopen(ix) == 0, "reopen");
+	uint64_t stack[256];
+	size_t ns = 0, ndirs = 0, nfiles = 0, groups = 0;
+	int json = 0, nojson = 0;
+	stack[ns++] = ID_PATIENTS;
+	struct all_ents *a = calloc(1, sizeof(*a));
+	while (ns && a) {
+		uint64_t id = stack[--ns];
+		a->text = (struct strbuf)STRBUF_INIT;
+		a->n = 0;
+		CHECK(index_readdir(ix, id, 0, all_cb, a) == 0, "readdir %llu", (unsigned long long)id);
+		struct strbuf one = STRBUF_INIT;
+		struct one_ent e = { 0 };
+		uint64_t pos = 0;
+		for (int i = 0; i < 10000; i++) {
+			e.got = 0;
+			CHECK(index_readdir(ix, id, pos, one_cb, &e) == 0, "readdir at %llu",
+			      (unsigned long long)pos);
+			if (!e.got)
+				break;
+			strbuf_addf(&one, "%llu %s %llu\n", (unsigned long long)e.ino, e.name,
+				    (unsigned long long)e.next);
+			CHECK(e.next > pos, "positions grow");
+			pos = e.next;
+		}
+		CHECK(one.len == a->text.len && !memcmp(strbuf_str(&one), strbuf_str(&a->text), one.len),
+		      "directory %llu read one entry at a time:\n%s\n---- whole:\n%s",
+		      (unsigned long long)id, strbuf_str(&one), strbuf_str(&a->text));
+		strbuf_release(&one);
+		for (size_t i = 0; i < a->n; i++) {
+			uint64_t ino = 0;
+			CHECK(index_lookup(ix, id, a->name[i], &ino) == 0 && ino == a->ino[i],
+			      "lookup of %s", a->name[i]);
+			unsigned k = ino_kind(ino);
+			CHECK(k != KIND_GROUP, "no group inode is shown");
+			if (k == KIND_DIR && ns < 256) {
+				stack[ns++] = ino_id(ino);
+				ndirs++;
+			}
+			if (k != KIND_DCM)
+				continue;
+			groups++;
+			/* its base name alone, and the files it may lack */
+			char base[256], nm[280];
+			snprintf(base, sizeof(base), "%.*s", (int)strlen(a->name[i]) - 4, a->name[i]);
+			CHECK(index_lookup(ix, id, base, &ino) == -ENOENT, "a base name alone: %s", base);
+			snprintf(nm, sizeof(nm), "%s.json", base);
+			if (index_lookup(ix, id, nm, &ino) == 0)
+				json++;
+			else
+				nojson++;
+			snprintf(nm, sizeof(nm), "%s.txt", base);
+			CHECK(index_lookup(ix, id, nm, &ino) == -ENOENT, "no such file: %s", nm);
+		}
+		nfiles += a->n;
+		strbuf_release(&a->text);
+		index_request_end(ix);
+	}
+	free(a);
+	CHECK(ndirs >= 3 && groups >= 2 && json >= 2 && nojson == 0 && nfiles > groups * 2,
+	      "a tree was read: %zu directories, %zu instances (%d with .json), %zu entries",
+	      ndirs, groups, json, nfiles);
+	index_free(ix);
+	char cmd[700];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	CHECK(system(cmd) == 0, "cleanup");
+}
+
 int main(void)
 {
 	test_record();
@@ -730,6 +859,7 @@ int main(void)
 	test_incremental();
 	test_feed();
 	test_tree_update();
+	test_group_listing();
 	test_store_reports();
 	test_store_dir();
 	test_log_escape();
