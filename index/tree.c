@@ -1441,10 +1441,20 @@ static int inst_load(struct inst *in, const MDB_val *k, const MDB_val *d,
 	char vr[2];
 	const char *v;
 	struct str none = { "", 0 };
+	const char *pv[PX_ATTR_N] = { 0 };   /* px_info_from_attrs' */
+	size_t pl[PX_ATTR_N] = { 0 };
 	in->pname = in->pid = in->study = in->sdate = in->sdesc = in->acc = none;
 	in->series = in->snum = in->modality = in->sedesc = in->sop = in->inum = none;
 	while (rec_next(in->rec, in->rec_len, &pos, &tag, vr, &v, &l)) {
 		struct str x = { v, l };
+		if ((tag >> 16) == 0x0028) {
+			for (size_t k = 0; k < PX_ATTR_N; k++)
+				if (px_attr_tags[k] == tag && !pv[k]) {
+					pv[k] = v;
+					pl[k] = l;
+				}
+			continue;
+		}
 		switch (tag) {
 		case TAG_PATIENT_NAME: in->pname = x; break;
 		case TAG_PATIENT_ID: in->pid = x; break;
@@ -1479,7 +1489,7 @@ static int inst_load(struct inst *in, const MDB_val *k, const MDB_val *d,
 	}
 	/* .npy/.png (put_instances) and copy_whole ask it, in every view */
 	struct px_info pi;
-	in->pix = px_info_from_record(in->rec, in->rec_len, &in->h, &pi, NULL) == 0;
+	in->pix = px_info_from_attrs(pv, pl, &in->h, &pi, NULL) == 0;
 	return 0;
 }
 

@@ -81,13 +81,10 @@ int px_value_long(const char *v, size_t l, long long *out)
  */
 enum { PXA_SPP, PXA_PHOTO, PXA_PLANAR, PXA_FRAMES, PXA_ROWS, PXA_COLS,
        PXA_BALLOC, PXA_BSTORED, PXA_HIGH, PXA_PIXREP, PXA_N };
-static const uint32_t pxa_tags[PXA_N] = {
+_Static_assert(PXA_N == PX_ATTR_N, "px_attr_tags");
+const uint32_t px_attr_tags[PX_ATTR_N] = {
 	0x00280002, 0x00280004, 0x00280006, 0x00280008, 0x00280010, 0x00280011,
 	0x00280100, 0x00280101, 0x00280102, 0x00280103,
-};
-struct px_attrs {
-	const char *v[PXA_N];
-	size_t l[PXA_N];
 };
 
 int px_attr_long(const void *rec, size_t len, uint32_t tag, long long *out)
@@ -129,6 +126,15 @@ static int photo_of(const char *v, size_t l)
 int px_info_from_record(const void *rec, size_t len, const struct rec_head *h,
 			struct px_info *pi, const char **why)
 {
+	const char *v[PX_ATTR_N];
+	size_t l[PX_ATTR_N];
+	rec_attrs(rec, len, px_attr_tags, PX_ATTR_N, v, l);
+	return px_info_from_attrs(v, l, h, pi, why);
+}
+
+int px_info_from_attrs(const char *const *av, const size_t *al, const struct rec_head *h,
+		       struct px_info *pi, const char **why)
+{
 	long long v;
 	int r;
 
@@ -149,14 +155,12 @@ int px_info_from_record(const void *rec, size_t len, const struct rec_head *h,
 	else if (ptag != 0x7FE00010)
 		FAIL(-EINVAL, "unknown pixel data tag");
 
-	struct px_attrs a;
-	rec_attrs(rec, len, pxa_tags, PXA_N, a.v, a.l);
 #define NEED(k, field, lo, hi, text) do { \
-	r = px_value_long(a.v[k], a.l[k], &v); \
+	r = px_value_long(av[k], al[k], &v); \
 	if (r <= 0 || v < (lo) || v > (hi)) FAIL(-EINVAL, text); \
 	pi->field = (uint32_t)v; } while (0)
 #define OPT(k, field, dflt, lo, hi, text) do { \
-	r = px_value_long(a.v[k], a.l[k], &v); \
+	r = px_value_long(av[k], al[k], &v); \
 	if (r < 0 || (r > 0 && (v < (lo) || v > (hi)))) FAIL(-EINVAL, text); \
 	pi->field = r > 0 ? (uint32_t)v : (dflt); } while (0)
 
@@ -175,8 +179,8 @@ int px_info_from_record(const void *rec, size_t len, const struct rec_head *h,
 	OPT(PXA_FRAMES, frames, 1, 1, 0x7fffffff, "bad NumberOfFrames");
 	pi->multi = pi->frames > 1;
 
-	if (a.v[PXA_PHOTO] && a.l[PXA_PHOTO]) {
-		pi->photo = photo_of(a.v[PXA_PHOTO], a.l[PXA_PHOTO]);
+	if (av[PXA_PHOTO] && al[PXA_PHOTO]) {
+		pi->photo = photo_of(av[PXA_PHOTO], al[PXA_PHOTO]);
 		if (!pi->photo)
 			FAIL(-ENOTSUP, "unsupported PhotometricInterpretation");
 	} else if (pi->spp == 1) {

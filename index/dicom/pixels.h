@@ -70,6 +70,15 @@ struct px_info {
  */
 int px_info_from_record(const void *rec, size_t len, const struct rec_head *h,
 			struct px_info *pi, const char **why);
+/*
+ * The same from the Image Pixel attributes it reads (all of group 0028),
+ * found by a caller that walks the record anyway: v[k] (l[k] bytes) is the
+ * value of tag px_attr_tags[k] (ascending), NULL when absent.
+ */
+#define PX_ATTR_N 10
+extern const uint32_t px_attr_tags[PX_ATTR_N];
+int px_info_from_attrs(const char *const *v, const size_t *l, const struct rec_head *h,
+		       struct px_info *pi, const char **why);
 
 /* Number parsing as in the index (decimal text, first of '\\' values). */
 int px_attr_long(const void *rec, size_t len, uint32_t tag, long long *v);
