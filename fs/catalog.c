@@ -250,21 +250,9 @@ static int walk_dir(struct catalog *c, struct index *ix, uint64_t id, int level,
 /* a copy of name (nl bytes) that lives as long as c, or NULL */
 static const char *name_keep(struct catalog *c, const char *name, size_t nl)
 {
-	if (nl > NAMES_CHUNK)
-		return NULL;
-	if (!c->nnames || c->names_used + nl > NAMES_CHUNK) {
-		char **nv = realloc(c->names, (c->nnames + 1) * sizeof(*nv));
-		if (!nv)
-			return NULL;
-		c->names = nv;
-		if (!(nv[c->nnames] = malloc(NAMES_CHUNK)))
-			return NULL;
-		c->nnames++;
-		c->names_used = 0;
-	}
-	char *p = c->names[c->nnames - 1] + c->names_used;
-	memcpy(p, name, nl);
-	c->names_used += nl;
+	char *p = arena_alloc(&c->names, nl, NAMES_CHUNK);
+	if (p)
+		memcpy(p, name, nl);
 	return p;
 }
 
@@ -564,9 +552,7 @@ static int table_modalities(struct catalog *c)
 
 static void catalog_free(struct catalog *c)
 {
-	for (size_t i = 0; i < c->nnames; i++)
-		free(c->names[i]);
-	free(c->names);
+	arena_release(&c->names);
 	catalog_hfree(c->pat);
 	catalog_hfree(c->study);
 	catalog_hfree(c->series);

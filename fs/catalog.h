@@ -57,6 +57,7 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "arena.h"
 
 struct dfs;
 struct strbuf;
@@ -115,9 +116,8 @@ struct catalog {
 	size_t ncols;                /* cols_lock */
 	struct index_snap *snap[2];  /* C6: the tree walk's, the records' */
 	/* the instances' names (index.h I3: a listing hands them over in a
-	 * buffer of its own), in chunks that never move */
-	char **names;
-	size_t nnames, names_used;
+	 * buffer of its own) */
+	struct arena names;
 	/* the capacities while building */
 	size_t cpat, cstudy, cseries, cinst;
 };

@@ -37,6 +37,7 @@
 #include <stdio.h>
 #include <sys/stat.h>
 
+#include "arena.h"
 #include "store.h"
 #include "update.h"
 #include "error.h"
@@ -107,9 +108,8 @@ struct kv {
 struct stage {
 	struct kv *v;
 	size_t n, cap;
-	/* the bytes of the records: an arena of 1 MiB chunks (no malloc each) */
-	unsigned char **chunks;
-	size_t nchunks, used;
+	/* the bytes of the records: chunks of STAGE_CHUNK (no malloc each) */
+	struct arena mem;
 };
 
 /* below glibc's mmap threshold: a chunk freed after its stage is written
@@ -133,38 +133,7 @@ static void *grow(void *v, size_t n, size_t *cap, size_t size, size_t first)
 
 static unsigned char *stage_alloc(struct stage *st, size_t n)
 {
-	if (n > STAGE_CHUNK) {
-		/* a chunk of its own, kept before the chunk being filled */
-		unsigned char **nc = realloc(st->chunks, (st->nchunks + 1) * sizeof(*nc));
-		if (!nc)
-			return NULL;
-		st->chunks = nc;
-		unsigned char *big = malloc(n);
-		if (!big)
-			return NULL;
-		if (st->nchunks) {
-			nc[st->nchunks] = nc[st->nchunks - 1];
-			nc[st->nchunks - 1] = big;
-		} else {
-			nc[0] = big;
-			st->used = STAGE_CHUNK;   /* full: the next gets a new chunk */
-		}
-		st->nchunks++;
-		return big;
-	}
-	if (!st->nchunks || st->used + n > STAGE_CHUNK) {
-		unsigned char **nc = realloc(st->chunks, (st->nchunks + 1) * sizeof(*nc));
-		if (!nc)
-			return NULL;
-		st->chunks = nc;
-		if (!(nc[st->nchunks] = malloc(STAGE_CHUNK)))
-			return NULL;
-		st->nchunks++;
-		st->used = 0;
-	}
-	unsigned char *p = st->chunks[st->nchunks - 1] + st->used;
-	st->used += (n + 7) & ~(size_t)7;
-	return p;
+	return arena_alloc(&st->mem, n, STAGE_CHUNK);
 }
 
 static int stage_put(struct stage *st, const void *k, size_t kl, const void *v1,
@@ -389,11 +358,7 @@ static int names_flush(struct stage *dirents, MDB_txn *txn, MDB_dbi dbi, unsigne
 
 static void stage_release(struct stage *st)
 {
-	for (size_t i = 0; i < st->nchunks; i++)
-		free(st->chunks[i]);
-	free(st->chunks);
-	st->chunks = NULL;
-	st->nchunks = st->used = 0;
+	arena_release(&st->mem);
 	free(st->v);
 	st->v = NULL;
 	st->n = st->cap = 0;
@@ -578,18 +543,24 @@ static int put_node(struct build *b, uint64_t id, uint8_t type, uint64_t parent,
 	return rc;
 }
 
-static int put_dirent(struct build *b, uint64_t parent, uint32_t seq,
-		      uint64_t ino, const char *name)
+/* a dirent: inode, then ml bytes of mid (a group record's mask, I3), then
+ * the name; the names DB's record is made from it (names_flush) */
+static int stage_dirent(struct build *b, uint64_t parent, uint32_t seq, uint64_t ino,
+			const void *mid, size_t ml, const char *name)
 {
-	size_t nl = strlen(name);
 	unsigned char kb[12];
 	if (b->touched && (!b->touched->n || b->touched->v[b->touched->n - 1] != parent) &&
 	    u64_push(b->touched, parent))
 		return -ENOMEM;
 	be64_put(kb, parent);
 	be32_put(kb + 8, seq);
-	/* the names DB's record is made from it (names_flush) */
-	return stage_put(&b->dirents, kb, 12, &ino, 8, name, nl, NULL, 0);
+	return stage_put(&b->dirents, kb, 12, &ino, 8, mid, ml, name, strlen(name));
+}
+
+static int put_dirent(struct build *b, uint64_t parent, uint32_t seq,
+		      uint64_t ino, const char *name)
+{
+	return stage_dirent(b, parent, seq, ino, NULL, 0, name);
 }
 
 /* I3: the files of instance id in the kinds of mask, as one group record
@@ -597,14 +568,7 @@ static int put_dirent(struct build *b, uint64_t parent, uint32_t seq,
 static int put_group(struct build *b, uint64_t parent, uint32_t seq, uint64_t id,
 		     uint32_t mask, const char *base)
 {
-	uint64_t ino = ino_make(id, KIND_GROUP);
-	unsigned char kb[12];
-	if (b->touched && (!b->touched->n || b->touched->v[b->touched->n - 1] != parent) &&
-	    u64_push(b->touched, parent))
-		return -ENOMEM;
-	be64_put(kb, parent);
-	be32_put(kb + 8, seq);
-	return stage_put(&b->dirents, kb, 12, &ino, 8, &mask, 4, base, strlen(base));
+	return stage_dirent(b, parent, seq, ino_make(id, KIND_GROUP), &mask, 4, base);
 }
 
 /*
@@ -1412,6 +1376,9 @@ static unsigned char *stage_alloc(struct stage *st, size_t n);
  * it fits a chunk, else malloc()ed; in_map: not copied, the caller knows
  * it stays, store.h tree_recs_in_map), its name fields parsed.
  * 0 or -ENOMEM (in is then empty). */
+/* the patient key of a record without a PatientID: this, then the name */
+static const char PKEY_NOID[2] = { 0, 'N' };
+
 static int inst_load(struct inst *in, const MDB_val *k, const MDB_val *d,
 		     const struct rec_head *h, struct stage *arena, int in_map)
 {
@@ -1474,15 +1441,14 @@ static int inst_load(struct inst *in, const MDB_val *k, const MDB_val *d,
 		in->pkey = in->pid;
 	} else {
 		/* no PatientID: group by name, in a separate key space */
-		in->pkey_buf = malloc(in->pname.l + 2);
+		in->pkey_buf = malloc(in->pname.l + sizeof(PKEY_NOID));
 		if (!in->pkey_buf) {
 			if (!in->rec_shared)
 				free(in->rec);
 			memset(in, 0, sizeof(*in));
 			return -ENOMEM;
 		}
-		in->pkey_buf[0] = 0;
-		in->pkey_buf[1] = 'N';
+		memcpy(in->pkey_buf, PKEY_NOID, sizeof(PKEY_NOID));
 		memcpy(in->pkey_buf + 2, in->pname.s, in->pname.l);
 		in->pkey.s = in->pkey_buf;
 		in->pkey.l = in->pname.l + 2;
@@ -3419,34 +3385,16 @@ static size_t tree_part_size(const struct index *ix)
 }
 
 /* FNV-1a of a record's patient key (inst_load's: PatientID, or the name in
- * a key space of its own), low bit set */
+ * PKEY_NOID's key space), low bit set */
 static uint64_t pkey_hash(const void *rec, size_t len)
 {
-	size_t pos = 0, l;
-	uint32_t tag;
-	char vr[2];
-	const char *v, *pid = NULL, *pname = "";
-	size_t pidl = 0, pnamel = 0;
-	while (rec_next(rec, len, &pos, &tag, vr, &v, &l)) {
-		if (tag == TAG_PATIENT_ID) {
-			pid = v;
-			pidl = l;
-		} else if (tag == TAG_PATIENT_NAME) {
-			pname = v;
-			pnamel = l;
-		}
-	}
-	uint64_t h = 14695981039346656037ULL;
-	if (!pidl) {
-		static const char nokey[2] = { 0, 'N' };
-		for (size_t i = 0; i < 2; i++)
-			h = (h ^ (unsigned char)nokey[i]) * 1099511628211ULL;
-		pid = pname;
-		pidl = pnamel;
-	}
-	for (size_t i = 0; i < pidl; i++)
-		h = (h ^ (unsigned char)pid[i]) * 1099511628211ULL;
-	return h | 1;
+	static const uint32_t tags[2] = { TAG_PATIENT_NAME, TAG_PATIENT_ID };
+	const char *v[2];
+	size_t l[2];
+	rec_attrs(rec, len, tags, 2, v, l);
+	if (l[1])
+		return fnv1a(FNV1A_INIT, v[1], l[1]) | 1;
+	return fnv1a(fnv1a(FNV1A_INIT, PKEY_NOID, 2), v[0] ? v[0] : "", l[0]) | 1;
 }
 
 static int cmp_u64v(const void *a, const void *b)
