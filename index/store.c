@@ -1282,9 +1282,11 @@ int index_readdir(struct index *ix, uint64_t dir_id, uint64_t pos,
 			memcpy(&mask, (const char *)d.mv_data + 8, 4);
 			memcpy(name, (const char *)d.mv_data + 12, bl);
 			int stop = 0;
-			for (unsigned j = skip; index_group_files[j].ext && !stop; j++) {
+			/* (skip may be any 0..7: a directory's offset is the user's
+			 * to set, lseek) */
+			for (unsigned j = 0; index_group_files[j].ext && !stop; j++) {
 				const struct index_group_file *f = &index_group_files[j];
-				if (!(mask & (1u << f->kind)))
+				if (j < skip || !(mask & (1u << f->kind)))
 					continue;
 				size_t el = strlen(f->ext);
 				name[bl] = '.';
