@@ -388,8 +388,8 @@ struct build {
 	struct strbuf novol;   /* volreport.h: series that are not volumes */
 	uint8_t flags;         /* NODE_F_* of the nodes being written */
 	struct strbuf anon_excluded; /* TSV: instances left out of anon/ */
-	struct anon_ahead *ahead;    /* tree_build: anon/'s pick on a second
-				      * thread, or NULL (anon_ahead_start) */
+	struct ahead *ahead;   /* tree_build: the helper thread (H1, H2), or
+				* NULL (ahead_start) */
 };
 
 static int str_cmp(struct str a, struct str b)
@@ -916,6 +916,9 @@ static int fill(struct build *b, const struct level *lv, const size_t *ord,
 
 /* ---- patients/<patient>/<study>/<series>/<instance>.* ---- */
 
+static int series_volume(struct build *b, uint64_t series_id, const struct vol_in *vin,
+			 size_t a, size_t n, int in_order);
+
 static int do_series(struct build *b, const size_t *ord, uint64_t series_id,
 		     size_t a, size_t e, struct agg *out)
 {
@@ -947,9 +950,9 @@ static int do_series(struct build *b, const size_t *ord, uint64_t series_id,
 	/* volume.nii/.npy only for series that form a volume (volreport.h);
 	 * anon/'s series of the same instances as patients/'s: its answer */
 	const struct inst *first = inst_at(b, ord, a);
-	int isvol = anon && first->vol >= 0 && first->vol_n == n
-			    ? first->vol
-			    : volreport_series(b->ix, anon ? &scratch : &b->novol, series_id, vin, n);
+	int isvol = anon && first->vol >= 0 && first->vol_n == n ? first->vol
+		    : anon ? volreport_series(b->ix, &scratch, series_id, vin, n)
+			   : series_volume(b, series_id, vin, (size_t)(first - b->v), n, !ord);
 	if (isvol < 0) {
 		rc = isvol;
 		goto free_s;
@@ -1293,70 +1296,246 @@ static int anon_pick(struct build *b, int (*only)(const void *ctx, const struct 
 }
 
 /*
- * anon/'s pick of a full build, made while the views before it are built
- * (its pseudonyms are most of anon/'s CPU time, on a core that is idle
- * otherwise). The thread reads the instances' name fields and records and
- * writes only their anon fields (an, a_*), which nothing else touches
- * until anon/ is built (do_anon joins it); its excluded lines go to a
- * buffer of its own, appended where anon_pick would have written them.
+ * The full build's helper thread (tree_build_txn, b->ahead), on the core
+ * that is otherwise idle while the main thread builds the views. In turn:
+ * (H1) anon/'s pick (when anon/ is a view): its pseudonyms are most of
+ *      anon/'s CPU time. It reads the instances' name fields and records
+ *      and writes only their anon fields (an, a_*), which nothing else
+ *      touches until anon/ is built (do_anon joins it); its excluded lines
+ *      go to a buffer of its own, appended where anon_pick would have
+ *      written them.
+ * (H2) then patients/'s volume answers (volreport_check), from the last
+ *      series backwards, while do_series takes them from the front. Each
+ *      series of patients/ (a run of equal patient key, study and series
+ *      UIDs in b->v, cmp_tree order) is a slot claimed once, by a
+ *      compare-and-swap from VS_TODO: by the main thread (VS_MAIN), which
+ *      then answers it in line, or by the helper (VS_AHEAD), which stores
+ *      the answer and sets VS_DONE under mu. So do_series waits only for a
+ *      slot the helper is answering (one series at most), and the helper
+ *      stops at the first slot it finds claimed (all before it are the
+ *      main thread's). The helper reads only records and writes only its
+ *      slots and its arena (the reasons: they never move, arena.h A1).
+ *      The answers are the ones volreport_series gives in line, and the
+ *      report's lines are added by do_series in series order: the index
+ *      is the same whichever side answered.
+ * ahead_join stops H2 (no new claim) and joins; the slots stay until
+ * ahead_free, for do_series of a registry that builds anon/ first.
  */
-struct anon_ahead {
-	pthread_t th;
-	struct build *b;
-	size_t *ord, n;
-	int rc;
-	struct strbuf excl;
+enum { VS_TODO, VS_AHEAD, VS_MAIN, VS_DONE };
+
+struct vol_slot {
+	size_t a, n;              /* the series: b->v[a, a + n) */
+	const char *why;          /* VS_DONE, isvol 0: the reason (arena) */
+	int state;                /* VS_*, atomic */
+	int isvol;                /* VS_DONE: volreport_check's answer */
 };
 
-static void *anon_ahead_main(void *arg)
+struct ahead {
+	pthread_t th;
+	int running;              /* th to be joined */
+	struct build *b;
+	int anon;                 /* H1 wanted */
+	size_t *ord, n;           /* H1's pick */
+	int rc;                   /* H1's status */
+	struct strbuf excl;
+	struct vol_slot *vs;      /* H2: patients/'s series in order */
+	size_t nvs;
+	size_t vs_next;           /* main thread only: do_series' place */
+	int stop;                 /* atomic: H2 claims no more */
+	int all;                  /* DICOMFS_TREE_AHEAD=all (tests): the
+				   * helper answers every series, do_series
+				   * waits for each */
+	pthread_mutex_t mu;       /* with cv: VS_DONE of a VS_AHEAD slot */
+	pthread_cond_t cv;
+	struct arena why;         /* the helper's reasons */
+};
+
+#define WHY_LEN 256
+
+static void ahead_free(struct build *b);
+
+static void vol_ahead_run(struct ahead *a)
 {
-	struct anon_ahead *a = arg;
-	a->rc = anon_pick(a->b, NULL, NULL, a->ord, &a->n, &a->excl);
+	const struct build *b = a->b;
+	struct vol_in *vin = NULL;
+	size_t cap = 0;
+	for (size_t i = a->nvs; i-- > 0;) {
+		struct vol_slot *s = &a->vs[i];
+		int todo = VS_TODO;
+		if (__atomic_load_n(&a->stop, __ATOMIC_ACQUIRE) ||
+		    !__atomic_compare_exchange_n(&s->state, &todo, VS_AHEAD, 0, __ATOMIC_ACQ_REL,
+						 __ATOMIC_ACQUIRE))
+			break;
+		char why[WHY_LEN] = "";
+		int isvol;
+		if (s->n > cap) {
+			free(vin);
+			cap = s->n;
+			vin = malloc(cap * sizeof(*vin));
+		}
+		if (!vin) {
+			cap = 0;
+			isvol = -ENOMEM;
+		} else {
+			for (size_t k = 0; k < s->n; k++) {
+				const struct inst *in = &b->v[s->a + k];
+				vin[k] = (struct vol_in){ in->rec, in->rec_len, in->h, in->h.id };
+			}
+			isvol = volreport_check(b->ix, vin, s->n, why, sizeof(why));
+		}
+		char *w = NULL;
+		if (isvol == 0 && (w = arena_alloc(&a->why, strlen(why) + 1, 16384)))
+			memcpy(w, why, strlen(why) + 1);
+		pthread_mutex_lock(&a->mu);
+		s->isvol = isvol == 0 && !w ? -ENOMEM : isvol;
+		s->why = w;
+		__atomic_store_n(&s->state, VS_DONE, __ATOMIC_RELEASE);
+		pthread_cond_broadcast(&a->cv);
+		pthread_mutex_unlock(&a->mu);
+	}
+	free(vin);
+}
+
+static void *ahead_main(void *arg)
+{
+	struct ahead *a = arg;
+	vol_ahead_run(a);
+	if (a->anon)
+		a->rc = anon_pick(a->b, NULL, NULL, a->ord, &a->n, &a->excl);
 	return NULL;
 }
 
-/* Start it when anon/ is among views (b->ahead stays NULL otherwise:
- * do_anon then picks in line). */
-static void anon_ahead_start(struct build *b, const struct view *const *views)
+/* H2's slots: the series of patients/ (the runs of lv_series' parts) */
+static int vol_slots(struct ahead *a)
 {
-	int want = 0;
-	for (size_t i = 0; views && views[i]; i++)
-		want |= views[i]->build == tree_anon;
-	struct anon_ahead *a = want && b->n ? calloc(1, sizeof(*a)) : NULL;
+	const struct build *b = a->b;
+	size_t cap = 0;
+	for (size_t i = 0; i < b->n;) {
+		const struct inst *x = &b->v[i];
+		size_t j = i + 1;
+		while (j < b->n && !str_cmp(x->series, b->v[j].series) &&
+		       !str_cmp(x->study, b->v[j].study) && !str_cmp(x->pkey, b->v[j].pkey))
+			j++;
+		struct vol_slot *nv = grow(a->vs, a->nvs, &cap, sizeof(*nv), 64);
+		if (!nv)
+			return -ENOMEM;
+		a->vs = nv;
+		a->vs[a->nvs++] = (struct vol_slot){ .a = i, .n = j - i, .state = VS_TODO };
+		i = j;
+	}
+	return 0;
+}
+
+/* Start the helper when it has work: anon/ is among views (H1), or
+ * patients/ is and volumes are served (H2). b->ahead stays NULL when not
+ * (or out of memory): do_anon and do_series then do it all in line. */
+static void ahead_start(struct build *b, const struct view *const *views)
+{
+	int anon = 0, vol = 0;
+	for (size_t i = 0; views && views[i]; i++) {
+		anon |= views[i]->build == tree_anon;
+		vol |= views[i]->build == tree_patients;
+	}
+	vol = vol && (b->ix->opts.kinds & (1u << KIND_VOLUME_NII | 1u << KIND_VOLUME_NPY));
+	struct ahead *a = (anon || vol) && b->n ? calloc(1, sizeof(*a)) : NULL;
 	if (!a)
 		return;
-	a->b = b;   /* a->excl: calloc()ed, STRBUF_INIT */
-	if (!(a->ord = malloc(b->n * sizeof(*a->ord))) ||
-	    pthread_create(&a->th, NULL, anon_ahead_main, a)) {
-		free(a->ord);
-		free(a);
+	const char *knob = getenv("DICOMFS_TREE_AHEAD");
+	a->b = b;   /* a->excl, a->why: calloc()ed, empty */
+	a->anon = anon;
+	a->all = knob && strcmp(knob, "all") == 0;
+	pthread_mutex_init(&a->mu, NULL);
+	pthread_cond_init(&a->cv, NULL);
+	if ((anon && !(a->ord = malloc(b->n * sizeof(*a->ord)))) || (vol && vol_slots(a))) {
+		a->anon = 0;   /* nothing to join: free */
+		b->ahead = a;
+		ahead_free(b);
 		return;
 	}
+	if (pthread_create(&a->th, NULL, ahead_main, a)) {
+		b->ahead = a;
+		ahead_free(b);
+		return;
+	}
+	a->running = 1;
 	b->ahead = a;
 }
 
-/* Wait for it: its ord (*ord, n) and status; NULL *ord when none ran. */
-static int anon_ahead_join(struct build *b, size_t **ord, size_t *n)
+/* Stop H2 and wait for the helper: H1's ord (*ord, n) and status; NULL
+ * *ord when it did not pick (anon/ not a view, or joined before). */
+static int ahead_join(struct build *b, size_t **ord, size_t *n)
 {
-	struct anon_ahead *a = b->ahead;
+	struct ahead *a = b->ahead;
 	*ord = NULL;
-	if (!a)
+	if (!a || !a->running)
 		return 0;
-	b->ahead = NULL;
+	__atomic_store_n(&a->stop, 1, __ATOMIC_RELEASE);
 	pthread_join(a->th, NULL);
+	a->running = 0;
+	if (!a->anon)
+		return 0;
 	int rc = a->rc ? a->rc : a->excl.len ? strbuf_add(&b->anon_excluded, a->excl.buf, a->excl.len) : 0;
 	*ord = a->ord;
 	*n = a->n;
-	strbuf_release(&a->excl);
-	free(a);
+	a->ord = NULL;
+	a->anon = 0;
 	return rc;
+}
+
+static void ahead_free(struct build *b)
+{
+	struct ahead *a = b->ahead;
+	size_t *ord, n;
+	if (!a)
+		return;
+	ahead_join(b, &ord, &n);
+	free(ord);
+	b->ahead = NULL;
+	free(a->ord);
+	free(a->vs);
+	strbuf_release(&a->excl);
+	arena_release(&a->why);
+	pthread_mutex_destroy(&a->mu);
+	pthread_cond_destroy(&a->cv);
+	free(a);
+}
+
+/*
+ * patients/'s answer for series b->v[a, a + n) (ord NULL: in b->v order):
+ * the helper's (H2), or made here; the reason line added to b->novol.
+ * 1, 0 or a negative error, as volreport_series.
+ */
+static int series_volume(struct build *b, uint64_t series_id, const struct vol_in *vin,
+			 size_t a, size_t n, int in_order)
+{
+	struct ahead *h = b->ahead;
+	struct vol_slot *s = NULL;
+	if (h && in_order) {
+		while (h->vs_next < h->nvs && h->vs[h->vs_next].a < a)
+			h->vs_next++;
+		if (h->vs_next < h->nvs && h->vs[h->vs_next].a == a && h->vs[h->vs_next].n == n)
+			s = &h->vs[h->vs_next];
+	}
+	int todo = VS_TODO;
+	if (!s || (!h->all && __atomic_compare_exchange_n(&s->state, &todo, VS_MAIN, 0,
+							  __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)))
+		return volreport_series(b->ix, &b->novol, series_id, vin, n);
+	if (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) != VS_DONE) {
+		pthread_mutex_lock(&h->mu);
+		while (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) != VS_DONE)
+			pthread_cond_wait(&h->cv, &h->mu);
+		pthread_mutex_unlock(&h->mu);
+	}
+	if (s->isvol != 0)
+		return s->isvol;
+	return volreport_add(&b->novol, series_id, s->why);
 }
 
 /* anon/ (ID_ANON); returns the number of patients */
 static int do_anon(struct build *b, struct agg *out)
 {
 	size_t *ord, n = 0;
-	int rc = anon_ahead_join(b, &ord, &n);
+	int rc = ahead_join(b, &ord, &n);
 	if (!ord && !rc) {
 		ord = malloc((b->n ? b->n : 1) * sizeof(*ord));
 		rc = ord ? anon_pick(b, NULL, NULL, ord, &n, &b->anon_excluded) : -ENOMEM;
@@ -1379,8 +1558,11 @@ static unsigned char *stage_alloc(struct stage *st, size_t n);
 /* the patient key of a record without a PatientID: this, then the name */
 static const char PKEY_NOID[2] = { 0, 'N' };
 
-static int inst_load(struct inst *in, const MDB_val *k, const MDB_val *d,
-		     const struct rec_head *h, struct stage *arena, int in_map)
+static int inst_fields(struct inst *in);
+
+/* inst_load's first half: in's record and path, not its fields */
+static int inst_place(struct inst *in, const MDB_val *k, const MDB_val *d,
+		      const struct rec_head *h, struct stage *arena, int in_map)
 {
 	memset(in, 0, sizeof(*in));
 	in->vol = -1;
@@ -1402,6 +1584,21 @@ static int inst_load(struct inst *in, const MDB_val *k, const MDB_val *d,
 	in->rec_len = d->mv_size;
 	in->h = *h;
 	in->rel.l = k->mv_size;
+	return 0;
+}
+
+static int inst_load(struct inst *in, const MDB_val *k, const MDB_val *d,
+		     const struct rec_head *h, struct stage *arena, int in_map)
+{
+	int rc = inst_place(in, k, d, h, arena, in_map);
+	return rc ? rc : inst_fields(in);
+}
+
+/* in's name fields, pkey and pix from its record (inst_load); touches
+ * nothing but in (load runs it on two threads). 0 or -ENOMEM (in is then
+ * empty). */
+static int inst_fields(struct inst *in)
+{
 	/* one pass over the attributes */
 	size_t pos = 0, l;
 	uint32_t tag;
@@ -1489,11 +1686,46 @@ static int part_has(const struct tree_part *p, size_t i)
 	return !p || (i < p->n && p->hash[i] >= p->lo && p->hash[i] <= p->hi);
 }
 
+/* the second half of load's fields (load_fields) */
+struct fields_half {
+	struct inst *v;
+	size_t n;
+	int rc;
+};
+
+static void *fields_main(void *arg)
+{
+	struct fields_half *f = arg;
+	for (size_t i = 0; i < f->n && !f->rc; i++)
+		f->rc = inst_fields(&f->v[i]);
+	return NULL;
+}
+
+/* inst_fields of v[0, n): the second half on a thread of its own when
+ * there is enough to share (the records are in the map and read only). */
+static int load_fields(struct inst *v, size_t n)
+{
+	struct fields_half f = { v + n / 2, n - n / 2, 0 };
+	pthread_t th;
+	int started = n >= 2048 && !pthread_create(&th, NULL, fields_main, &f);
+	size_t own = started ? n / 2 : n;
+	int rc = 0;
+	for (size_t i = 0; i < own && !rc; i++)
+		rc = inst_fields(&v[i]);
+	if (started) {
+		pthread_join(th, NULL);
+		if (!rc)
+			rc = f.rc;
+	}
+	return rc;
+}
+
 static int load(struct build *b, uint64_t *skipped, uint64_t *errors)
 {
 	MDB_cursor *c;
 	MDB_val k, d;
 	size_t cap = 0;
+	int in_map = b->ix->tree_recs_in_map;
 	int rc = mdb_cursor_open(b->txn, b->ix->files, &c);
 	if (rc)
 		return dfs_from_mdb(rc);
@@ -1517,7 +1749,13 @@ static int load(struct build *b, uint64_t *skipped, uint64_t *errors)
 		struct inst *nv = grow(b->v, b->n, &cap, sizeof(*nv), 1024);
 		if (nv)
 			b->v = nv;
-		if (!nv || inst_load(&nv[b->n], &k, &d, &h, &b->recs, b->ix->tree_recs_in_map)) {
+		if (!nv) {
+			rc = ENOMEM;
+			break;
+		}
+		/* in the map: the fields after the loop (load_fields) */
+		if (in_map ? inst_place(&nv[b->n], &k, &d, &h, NULL, 1)
+			   : inst_load(&nv[b->n], &k, &d, &h, &b->recs, 0)) {
 			rc = ENOMEM;
 			break;
 		}
@@ -1526,7 +1764,9 @@ static int load(struct build *b, uint64_t *skipped, uint64_t *errors)
 	mdb_cursor_close(c);
 	if (rc == ENOMEM)
 		return -ENOMEM;
-	return rc == MDB_NOTFOUND ? 0 : dfs_from_mdb(rc);
+	if (rc != MDB_NOTFOUND)
+		return dfs_from_mdb(rc);
+	return in_map ? load_fields(b->v, b->n) : 0;
 }
 
 /* ---- copies of one SOP Instance UID (issue 16) ---- */
@@ -2019,8 +2259,10 @@ static int tree_build_txn(struct index *ix, MDB_txn **txnp, uint64_t *next_id, i
 		b.dirents.cap = est;
 	if ((b.nodes.v = malloc(est / 4 * sizeof(*b.nodes.v))))
 		b.nodes.cap = est / 4;
-	anon_ahead_start(&b, ix->opts.views);
-	if ((rc = build_views(&b, ix->opts.views, &all)))
+	ahead_start(&b, ix->opts.views);
+	rc = build_views(&b, ix->opts.views, &all);
+	ahead_free(&b);   /* before the instances it reads are freed */
+	if (rc)
 		goto free_insts;
 	/* the stages are all that is written now: what is no longer needed
 	 * is freed before each DB's pages are allocated (the heap's memory is
@@ -2071,11 +2313,7 @@ static int tree_build_txn(struct index *ix, MDB_txn **txnp, uint64_t *next_id, i
 	ix->stats.errors = errors;
 	ix->stats.duplicates = ndup;
 free_insts:
-	if (b.ahead) {   /* the views failed before anon/ */
-		size_t *ord, n;
-		anon_ahead_join(&b, &ord, &n);
-		free(ord);
-	}
+	ahead_free(&b);   /* joined: the views are done or failed */
 	for (size_t i = 0; i < b.n; i++)
 		inst_free(&b.v[i]);
 	free(b.v);

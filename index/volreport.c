@@ -11,21 +11,40 @@
 
 #include "volreport.h"
 
-int volreport_series(struct index *ix, struct strbuf *report, uint64_t series_id,
-		     const struct vol_in *in, size_t n)
+int volreport_check(const struct index *ix, const struct vol_in *in, size_t n, char *why,
+		    size_t whylen)
 {
 	struct vol_plan p;
-	char why[256] = "";
-	if (!(ix->opts.kinds & (1u << KIND_VOLUME_NII | 1u << KIND_VOLUME_NPY)))
+	if (!(ix->opts.kinds & (1u << KIND_VOLUME_NII | 1u << KIND_VOLUME_NPY))) {
+		if (whylen)
+			why[0] = 0;   /* not a volume, and nothing to say */
 		return 0;
-	int rc = vol_plan_make(in, n, &p, why, sizeof(why));
+	}
+	int rc = vol_plan_make(in, n, &p, why, whylen);
 	if (rc < 0)
 		return rc;
 	if (rc == 0) {
 		vol_plan_free(&p);
 		return 1;
 	}
+	if (whylen && !why[0])
+		snprintf(why, whylen, "not a volume");
+	return 0;
+}
+
+int volreport_add(struct strbuf *report, uint64_t series_id, const char *why)
+{
+	if (!*why)
+		return 0;
 	return strbuf_addf(report, "%016" PRIx64 "\t%s\n", series_id, why) < 0 ? -ENOMEM : 0;
+}
+
+int volreport_series(struct index *ix, struct strbuf *report, uint64_t series_id,
+		     const struct vol_in *in, size_t n)
+{
+	char why[256] = "";
+	int rc = volreport_check(ix, in, n, why, sizeof(why));
+	return rc != 0 ? rc : volreport_add(report, series_id, why);
 }
 
 int volreport_store(struct index *ix, MDB_txn *txn, const struct strbuf *report)

@@ -323,6 +323,17 @@ if cmp -s "$TMP/tree.incr" "$TMP/tree.full"; then
 else
 	fail "the tree updated in place differs from a full build: $(diff "$TMP/tree.incr" "$TMP/tree.full" | head -20)"
 fi
+# tree.c H2: every volume answer of patients/ from the build's helper
+# thread (DICOMFS_TREE_AHEAD=all) gives the same tree and reports
+DICOMFS_TREE_AHEAD=all mount_start "$MNT" "$ARCH" -o index="$TMP/index.ahead" \
+	-o anon_key="$IDX/anon.key" -o quiet || exit 1
+snap "$TMP/tree.ahead"
+mount_stop
+if cmp -s "$TMP/tree.ahead" "$TMP/tree.full"; then
+	ok "volume answers all from the helper thread: the same tree and reports as the full build"
+else
+	fail "helper-thread volume answers differ: $(diff "$TMP/tree.ahead" "$TMP/tree.full" | head -20)"
+fi
 # index.h I13: a first build in parts (a few patients at a time, as -o
 # build_mem makes it for a large archive) gives the same tree
 DICOMFS_TREE_PART=3 mount_start "$MNT" "$ARCH" -o index="$TMP/index.parts" \
