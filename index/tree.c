@@ -1118,15 +1118,94 @@ static const struct level lv_uids = {
 #undef PARTS
 
 /* uids/ (ID_UIDS); returns the number of studies */
+/* cmp_uidview, ties in index order: the order of a stable sort */
+static int cmp_uidview_stable(const void *a, const void *b, void *ctx)
+{
+	int c = cmp_uidview(a, b, ctx);
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
+	return c ? c : (x > y) - (x < y);
+}
+
+/* a series run of b->v (equal patient key, study and series UIDs) */
+struct series_run {
+	size_t a, e;
+};
+
+/* the series runs of b->v in order (*r malloc()ed); 0 or -ENOMEM */
+static int series_runs(const struct build *b, struct series_run **r, size_t *nr)
+{
+	size_t cap = 0;
+	*r = NULL;
+	*nr = 0;
+	for (size_t i = 0; i < b->n;) {
+		const struct inst *x = &b->v[i];
+		size_t j = i + 1;
+		while (j < b->n && !str_cmp(x->series, b->v[j].series) &&
+		       !str_cmp(x->study, b->v[j].study) && !str_cmp(x->pkey, b->v[j].pkey))
+			j++;
+		struct series_run *nv = grow(*r, *nr, &cap, sizeof(*nv), 64);
+		if (!nv) {
+			free(*r);
+			*r = NULL;
+			return -ENOMEM;
+		}
+		*r = nv;
+		(*r)[(*nr)++] = (struct series_run){ i, j };
+		i = j;
+	}
+	return 0;
+}
+
+static int cmp_series_run(const void *a, const void *b, void *ctx)
+{
+	const struct inst *v = ctx;
+	const struct series_run *x = a, *y = b;
+	int c;
+	if ((c = str_cmp(v[x->a].study, v[y->a].study)) ||
+	    (c = str_cmp(v[x->a].series, v[y->a].series)))
+		return c;
+	return (x->a > y->a) - (x->a < y->a);
+}
+
+/*
+ * ord[0, b->n): b->v's indexes in uids/ order, the order of a stable sort
+ * by cmp_uidview. b->v is in cmp_tree order, so each series run is already
+ * in SOP order: the runs are sorted instead of the instances, and only
+ * runs of one series under several patient keys (rare) are merged by a
+ * sort of their own. 0 or -ENOMEM.
+ */
+static int uids_order(const struct build *b, size_t *ord)
+{
+	struct series_run *r;
+	size_t nr, o = 0;
+	if (series_runs(b, &r, &nr))
+		return -ENOMEM;
+	if (nr)
+		qsort_r(r, nr, sizeof(*r), cmp_series_run, b->v);
+	for (size_t k = 0; k < nr;) {
+		size_t m = k + 1, start = o;
+		while (m < nr && !str_cmp(b->v[r[m].a].study, b->v[r[k].a].study) &&
+		       !str_cmp(b->v[r[m].a].series, b->v[r[k].a].series))
+			m++;
+		for (size_t q = k; q < m; q++)
+			for (size_t i = r[q].a; i < r[q].e; i++)
+				ord[o++] = i;
+		if (m - k > 1)
+			qsort_r(ord + start, o - start, sizeof(*ord), cmp_uidview_stable, b->v);
+		k = m;
+	}
+	free(r);
+	return 0;
+}
+
 static int do_uids(struct build *b, struct agg *out)
 {
 	size_t *ord = malloc((b->n ? b->n : 1) * sizeof(*ord));
 	if (!ord)
 		return -ENOMEM;
-	for (size_t i = 0; i < b->n; i++)
-		ord[i] = i;
-	qsort_r(ord, b->n, sizeof(*ord), cmp_uidview, b->v);
-	int rc = fill(b, &lv_uids, ord, ID_UIDS, 0, b->n, out);
+	int rc = uids_order(b, ord);
+	if (!rc)
+		rc = fill(b, &lv_uids, ord, ID_UIDS, 0, b->n, out);
 	free(ord);
 	return rc;
 }
@@ -1408,21 +1487,16 @@ static void *ahead_main(void *arg)
 /* H2's slots: the series of patients/ (the runs of lv_series' parts) */
 static int vol_slots(struct ahead *a)
 {
-	const struct build *b = a->b;
-	size_t cap = 0;
-	for (size_t i = 0; i < b->n;) {
-		const struct inst *x = &b->v[i];
-		size_t j = i + 1;
-		while (j < b->n && !str_cmp(x->series, b->v[j].series) &&
-		       !str_cmp(x->study, b->v[j].study) && !str_cmp(x->pkey, b->v[j].pkey))
-			j++;
-		struct vol_slot *nv = grow(a->vs, a->nvs, &cap, sizeof(*nv), 64);
-		if (!nv)
-			return -ENOMEM;
-		a->vs = nv;
-		a->vs[a->nvs++] = (struct vol_slot){ .a = i, .n = j - i, .state = VS_TODO };
-		i = j;
+	struct series_run *r;
+	size_t nr;
+	if (series_runs(a->b, &r, &nr) || !(a->vs = calloc(nr ? nr : 1, sizeof(*a->vs)))) {
+		free(r);
+		return -ENOMEM;
 	}
+	for (size_t i = 0; i < nr; i++)
+		a->vs[i] = (struct vol_slot){ .a = r[i].a, .n = r[i].e - r[i].a, .state = VS_TODO };
+	a->nvs = nr;
+	free(r);
 	return 0;
 }
 

@@ -32,6 +32,19 @@ size_t name_sanitize(const char *in, size_t len, char *out, size_t outsz)
 	if (limit > NAME_BASE_MAX)
 		limit = NAME_BASE_MAX;
 	for (size_t i = 0; i < len;) {
+		/* the common case first: printable ASCII kept as it is (UIDs,
+		 * numbers, most names), no UTF-8 decoding */
+		unsigned char c = p[i];
+		if (c > 0x20 && c < 0x7F && c != '/' && c != '\\' && !name_glob_char((char)c)) {
+			if (o + pending_space + 1 > limit)
+				break;
+			if (pending_space)
+				out[o++] = ' ';
+			pending_space = 0;
+			out[o++] = (char)c;
+			i++;
+			continue;
+		}
 		size_t n = utf8_seq(p + i, len - i);
 		const char *rep = NULL;
 		size_t rl = 0;
