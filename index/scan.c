@@ -258,6 +258,27 @@ static int frame_table(const uint8_t *file, const struct dcmwalk_result *w,
 	return rc == -ENOMEM ? rc : 0;
 }
 
+/* h's file attributes from st (the walk's, or R12's at open) */
+static void head_from_stat(struct rec_head *h, const struct stat *st)
+{
+	h->mode = st->st_mode & 07777;
+	h->uid = st->st_uid;
+	h->gid = st->st_gid;
+	h->size = (uint64_t)st->st_size;
+	h->mtime_ns = mtime_ns(st);
+	h->ino = st->st_ino;
+}
+
+/* R12: c's attributes when the walk did not stat it, as far as a stat
+ * tells (nothing when it fails: the record keeps zeros, and the next scan
+ * sees the file as changed) */
+static void head_stat(struct index *ix, const struct source_entry *c, struct rec_head *h)
+{
+	struct stat st;
+	if (source_entry_stat(&ix->src, c, &st) == 0)
+		head_from_stat(h, &st);
+}
+
 /* Parse one candidate into rec (always a complete record, maybe an error). */
 static void parse_one(struct index *ix, const struct source_entry *c, uint64_t id,
 		      struct pbuf *b, struct rec_buf *rec)
@@ -273,20 +294,31 @@ static void parse_one(struct index *ix, const struct source_entry *c, uint64_t i
 
 	h.version = REC_VERSION;
 	h.id = id;
-	h.mode = c->st.st_mode & 07777;
-	h.uid = c->st.st_uid;
-	h.gid = c->st.st_gid;
-	h.size = size;
-	h.mtime_ns = mtime_ns(&c->st);
-	h.ino = c->st.st_ino;
+	head_from_stat(&h, &c->st);
 	h.status = REC_ERROR;
 
 	rc = source_open(&ix->src, c->rel, c->rel_len, NULL, &sf, NULL, 0);
 	if (rc) {
 		h.err = rc;
+		if (!c->st.st_mode)   /* R12: what a stat can still say */
+			head_stat(ix, c, &h);
 		goto out;
 	}
 	opened = 1;
+	if (!c->st.st_mode) {   /* R12: the walk did not stat it */
+		struct stat st;
+		if (sf.fd < 0 || fstat(sf.fd, &st)) {
+			h.err = sf.fd < 0 ? -EIO : -errno;
+			goto out;
+		}
+		if (!S_ISREG(st.st_mode)) {   /* swapped since the listing */
+			h.status = REC_SKIPPED;
+			h.err = DFS_ENOTDICOM;
+			goto out;
+		}
+		head_from_stat(&h, &st);
+		size = h.size;
+	}
 	if (ix->src.ops->sizes_at_open)   /* R11: the walk did not know it */
 		h.size = size = sf.size;
 	size_t have = size < PREFIX ? (size_t)size : PREFIX;
@@ -671,12 +703,7 @@ static void error_record(struct job *j, size_t i, int err, const char *why)
 	h.id = j->ids[i];
 	h.status = REC_ERROR;
 	h.err = err;
-	h.mode = c->st.st_mode & 07777;
-	h.uid = c->st.st_uid;
-	h.gid = c->st.st_gid;
-	h.size = (uint64_t)c->st.st_size;
-	h.mtime_ns = mtime_ns(&c->st);
-	h.ino = c->st.st_ino;
+	head_stat(j->ix, c, &h);
 	if (rec_begin(&j->slots[i % WINDOW], &h))
 		j->slots[i % WINDOW].len = 0;
 	dfs_log("%s: %s (%s)", c->rel, dfs_strerror(err), why);
@@ -960,10 +987,22 @@ int scan_update(struct index *ix, struct scan_scope *sc, char *msg, size_t msgle
 	lists = calloc(nlists, sizeof(*lists));
 	if (!lists)
 		return -ENOMEM;
+	/* source.h R12: no records to compare the files with (a first
+	 * build): what is plainly a regular file is stat()ed when opened */
+	int names_only = 0;
+	if (!live) {
+		MDB_txn *rt;
+		MDB_stat fs0;
+		if (mdb_txn_begin(ix->env, NULL, MDB_RDONLY, &rt) == 0) {
+			names_only = mdb_stat(rt, ix->files, &fs0) == 0 && fs0.ms_entries == 0;
+			mdb_txn_abort(rt);
+		}
+	}
 	for (size_t r = 0; r < nlists; r++) {
 		rc = live ? source_walk_under(&ix->src, roots[r], strlen(roots[r]), &lists[r],
 					      live_problem, ix)
-			  : source_walk(&ix->src, &lists[r], walk_problem, ix);   /* R1: sorted */
+		     : names_only ? source_walk_names(&ix->src, &lists[r], walk_problem, ix)
+				  : source_walk(&ix->src, &lists[r], walk_problem, ix);   /* R1: sorted */
 		if (rc) {
 			snprintf(msg, msglen, "scanning '%s': %s", ix->archive_real,
 				 dfs_strerror(rc));

@@ -70,6 +70,15 @@
  *      its header): read() fetches what is missing by itself, but a user of
  *      the fd calls need(upto) first, which makes [0, upto) readable
  *      through the fd (0 or -errno; NULL: always whole).
+ * (R12) walk_names: a walk for a scan that has nothing to compare (a
+ *      first build: no records): the same files in the same order, but a
+ *      file the directory listing already says is regular may come
+ *      without its stat (st.st_mode 0: nothing of st is known; a real
+ *      file's mode is never 0). The scan then takes it from the open file
+ *      (fstat of the fd its open gives, the file the walk would have
+ *      stat()ed: symlinks go the old way) or, where it opens nothing (a
+ *      parser that died), from stat (R12's other op): one path lookup per
+ *      file instead of two. NULL: walk.
  * (R9) permissions: the entries' modes and owners mean something per
  *      file (the local folder). A source without them (a server) is
  *      uniform for the access model (fs/access.h A3): no per-file check.
@@ -103,7 +112,8 @@ struct source_opts {
 struct source_entry {
 	char *rel;
 	size_t rel_len;
-	struct stat st;        /* of the file (symlinks followed) */
+	struct stat st;        /* of the file (symlinks followed); st_mode 0:
+				* not known (R12, walk_names) */
 };
 
 struct source_list {
@@ -179,6 +189,11 @@ struct source_ops {
 	 */
 	int (*walk_under)(void *inst, const char *rel, size_t rel_len,
 			  struct source_list *out, source_problem_fn problem, void *ctx);
+	/* Optional (R12): walk, regular files maybe without their stat */
+	int (*walk_names)(void *inst, struct source_list *out, source_problem_fn problem,
+			  void *ctx);
+	/* Optional (R12): the stat of rel, symlinks followed; 0 or -errno */
+	int (*stat)(void *inst, const char *rel, size_t rel_len, struct stat *st);
 	int can_change;        /* R6 */
 	int sizes_at_open;     /* R11 */
 	int permissions;       /* R9 */
@@ -247,6 +262,22 @@ static inline int source_walk(const struct source *s, struct source_list *out,
 			      source_problem_fn problem, void *ctx)
 {
 	return s->ops->walk(s->inst, out, problem, ctx);
+}
+/* R12: walk_names when the source has it, else walk */
+static inline int source_walk_names(const struct source *s, struct source_list *out,
+				    source_problem_fn problem, void *ctx)
+{
+	return (s->ops->walk_names ? s->ops->walk_names : s->ops->walk)(s->inst, out, problem, ctx);
+}
+/* R12: the stat of an entry, from the walk, or asked now (st_mode 0) */
+static inline int source_entry_stat(const struct source *s, const struct source_entry *e,
+				    struct stat *st)
+{
+	if (e->st.st_mode) {
+		*st = e->st;
+		return 0;
+	}
+	return s->ops->stat ? s->ops->stat(s->inst, e->rel, e->rel_len, st) : -ENOSYS;
 }
 /* The files at or below rel (R1; walk_under, or walk filtered). */
 int source_walk_under(const struct source *s, const char *rel, size_t rel_len,

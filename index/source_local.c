@@ -2,7 +2,8 @@
  * source_local.c - the archive as a local folder (source.h, R1..R7).
  *
  * Design notes
- * - The walk is single-threaded (readdir + fstatat, sorted per directory),
+ * - The walk is single-threaded (readdir + fstatat, sorted per directory;
+ *   walk_names, R12: no fstatat of what d_type says is a regular file),
  *   then put in R1's order as a whole (a directory "a" comes before "a.b"
  *   per directory, after it in memcmp order): checked in one pass and
  *   sorted only when such a pair occurs (sort_entries). A parallel walk
@@ -125,6 +126,7 @@ struct walk {
 	 * twice stops it (WALK_SERIAL), the serial walk then decides */
 	struct seen *shared;
 	pthread_mutex_t *lock;
+	int names_only;       /* R12: a regular file by its d_type, no stat */
 };
 
 #define WALK_SERIAL 1
@@ -151,9 +153,15 @@ static int seen_add(struct seen *s, dev_t d, ino_t i)
 	return 0;
 }
 
-static int cmp_str(const void *a, const void *b)
+/* a directory's entry: its name and d_type (DT_UNKNOWN: not said) */
+struct dent {
+	char *name;
+	unsigned char type;
+};
+
+static int cmp_dent(const void *a, const void *b)
 {
-	return strcmp(*(char *const *)a, *(char *const *)b);
+	return strcmp(((const struct dent *)a)->name, ((const struct dent *)b)->name);
 }
 
 static int entry_push(struct source_list *l, const char *rel, const struct stat *st)
@@ -198,10 +206,14 @@ static int root_open(const struct local *l)
  * regular file is pushed, a directory walked, a symlink followed when it
  * stays inside the archive (or with follow_symlinks). */
 static int walk_entry(struct walk *wk, int dfd, const char *name, const char *path,
-		      int depth)
+		      int depth, unsigned char type)
 {
 	struct local *l = wk->l;
 	struct stat st;
+	if (wk->names_only && type == DT_REG) {   /* R12: stat at open */
+		memset(&st, 0, sizeof(st));
+		return entry_push(wk->out, path, &st);
+	}
 	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW)) {
 		wk->problem(wk->ctx, path, strerror(errno));
 		return 0;
@@ -262,7 +274,7 @@ static int walk_dir(struct walk *wk, const char *rel, int depth)
 	struct local *l = wk->l;
 	int dfd = rel[0] ? openat(l->dirfd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
 			 : root_open(l);   /* not dup(): its offset is shared */
-	char **names = NULL;
+	struct dent *names = NULL;
 	size_t n = 0, cap = 0;
 	int rc = 0;
 
@@ -282,32 +294,33 @@ static int walk_dir(struct walk *wk, const char *rel, int depth)
 			continue;
 		if (n == cap) {
 			cap = cap ? cap * 2 : 64;
-			char **p = realloc(names, cap * sizeof(*p));
+			struct dent *p = realloc(names, cap * sizeof(*p));
 			if (!p) {
 				rc = -ENOMEM;
 				goto free_names;
 			}
 			names = p;
 		}
-		if (!(names[n++] = strdup(de->d_name))) {
+		names[n].type = de->d_type;
+		if (!(names[n++].name = strdup(de->d_name))) {
 			rc = -ENOMEM;
 			goto free_names;
 		}
 	}
 	if (n)   /* an empty directory: names may be NULL */
-		qsort(names, n, sizeof(*names), cmp_str);
+		qsort(names, n, sizeof(*names), cmp_dent);
 	for (size_t i = 0; i < n && !rc; i++) {
 		char path[PATH_MAX];
 		if (snprintf(path, sizeof(path), "%s%s%s", rel, rel[0] ? "/" : "",
-			     names[i]) >= (int)sizeof(path)) {
-			wk->problem(wk->ctx, names[i], "path too long");
+			     names[i].name) >= (int)sizeof(path)) {
+			wk->problem(wk->ctx, names[i].name, "path too long");
 			continue;
 		}
-		rc = walk_entry(wk, dirfd(d), names[i], path, depth);
+		rc = walk_entry(wk, dirfd(d), names[i].name, path, depth, names[i].type);
 	}
 free_names:
 	for (size_t i = 0; i < n; i++)
-		free(names[i]);
+		free(names[i].name);
 	free(names);
 	closedir(d);
 	return rc;
@@ -342,9 +355,10 @@ static void list_free(struct source_list *l)
 }
 
 static int local_walk_serial(struct local *l, struct source_list *out,
-			     source_problem_fn problem, void *ctx)
+			     source_problem_fn problem, void *ctx, int names_only)
 {
-	struct walk wk = { .l = l, .out = out, .problem = problem, .ctx = ctx };
+	struct walk wk = { .l = l, .out = out, .problem = problem, .ctx = ctx,
+			   .names_only = names_only };
 	struct stat rst;
 	if (fstat(wk.l->dirfd, &rst) == 0)
 		seen_add(&wk.seen, rst.st_dev, rst.st_ino);
@@ -374,6 +388,7 @@ struct wproblem {
 
 struct witem {
 	char *name;
+	unsigned char type;   /* its d_type */
 	struct source_list out;
 	struct wproblem *pv;
 	size_t np, cp;
@@ -388,6 +403,7 @@ struct wpar {
 	int stop;             /* WALK_SERIAL or an error: the others stop too */
 	struct seen seen;
 	pthread_mutex_t lock;
+	int names_only;       /* R12 */
 };
 
 static void wproblem_add(void *ctx, const char *path, const char *why)
@@ -420,8 +436,9 @@ static void *wpar_main(void *arg)
 			break;
 		struct witem *it = &wp->items[i];
 		struct walk wk = { .l = wp->l, .out = &it->out, .problem = wproblem_add,
-				   .ctx = it, .shared = &wp->seen, .lock = &wp->lock };
-		it->rc = walk_entry(&wk, wp->rootfd, it->name, it->name, 0);
+				   .ctx = it, .shared = &wp->seen, .lock = &wp->lock,
+				   .names_only = wp->names_only };
+		it->rc = walk_entry(&wk, wp->rootfd, it->name, it->name, 0, it->type);
 		if (it->rc) {
 			pthread_mutex_lock(&wp->lock);
 			wp->stop = it->rc;
@@ -433,10 +450,10 @@ static void *wpar_main(void *arg)
 
 /* 1: walked (rc in *rc), 0: the serial walk must (nothing reported) */
 static int local_walk_par(struct local *l, struct source_list *out,
-			  source_problem_fn problem, void *ctx, int *rc)
+			  source_problem_fn problem, void *ctx, int *rc, int names_only)
 {
-	struct wpar wp = { .l = l, .rootfd = root_open(l) };
-	char **names = NULL;
+	struct wpar wp = { .l = l, .rootfd = root_open(l), .names_only = names_only };
+	struct dent *names = NULL;
 	size_t cap = 0;
 	int done = 0;
 	if (wp.rootfd < 0)
@@ -453,22 +470,25 @@ static int local_walk_par(struct local *l, struct source_list *out,
 			continue;
 		if (n == cap) {
 			cap = cap ? cap * 2 : 64;
-			char **p = realloc(names, cap * sizeof(*p));
+			struct dent *p = realloc(names, cap * sizeof(*p));
 			if (!p)
 				goto out;
 			names = p;
 		}
-		if (!(names[n] = strdup(de->d_name)))
+		names[n].type = de->d_type;
+		if (!(names[n].name = strdup(de->d_name)))
 			goto out;
 		n++;
 	}
 	if (n < 2)   /* nothing to share */
 		goto out;
-	qsort(names, n, sizeof(*names), cmp_str);
+	qsort(names, n, sizeof(*names), cmp_dent);
 	if (!(wp.items = calloc(n, sizeof(*wp.items))))
 		goto out;
-	for (size_t i = 0; i < n; i++)
-		wp.items[i].name = names[i];
+	for (size_t i = 0; i < n; i++) {
+		wp.items[i].name = names[i].name;
+		wp.items[i].type = names[i].type;
+	}
 	wp.n = n;
 	struct stat rst;
 	if (fstat(l->dirfd, &rst) == 0 && seen_add(&wp.seen, rst.st_dev, rst.st_ino) < 0)
@@ -525,7 +545,7 @@ out:
 	}
 	free(wp.items);
 	for (size_t i = 0; i < n; i++)
-		free(names[i]);
+		free(names[i].name);
 	free(names);
 	free(wp.seen.dev);
 	free(wp.seen.ino);
@@ -533,21 +553,44 @@ out:
 	return done;
 }
 
-static int local_walk(void *inst, struct source_list *out, source_problem_fn problem,
-		      void *ctx)
+static int walk_mode(struct local *l, struct source_list *out, source_problem_fn problem,
+		     void *ctx, int names_only)
 {
 	int rc;
-	struct local *l = inst;
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	l->walk_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-	if (local_walk_par(inst, out, problem, ctx, &rc)) {
+	if (local_walk_par(l, out, problem, ctx, &rc, names_only)) {
 		if (rc)
 			list_free(out);
 		return rc;
 	}
 	list_free(out);
-	return local_walk_serial(inst, out, problem, ctx);
+	return local_walk_serial(l, out, problem, ctx, names_only);
+}
+
+static int local_walk(void *inst, struct source_list *out, source_problem_fn problem,
+		      void *ctx)
+{
+	return walk_mode(inst, out, problem, ctx, 0);
+}
+
+/* R12: a file whose d_type says regular is listed without fstatat */
+static int local_walk_names(void *inst, struct source_list *out, source_problem_fn problem,
+			    void *ctx)
+{
+	return walk_mode(inst, out, problem, ctx, 1);
+}
+
+static int local_stat(void *inst, const char *rel, size_t rel_len, struct stat *st)
+{
+	const struct local *l = inst;
+	char path[PATH_MAX];
+	if (rel_len >= sizeof(path))
+		return -ENAMETOOLONG;
+	memcpy(path, rel, rel_len);
+	path[rel_len] = 0;
+	return fstatat(l->dirfd, path, st, 0) ? -errno : 0;
 }
 
 static int local_walk_under(void *inst, const char *rel, size_t rel_len,
@@ -577,7 +620,7 @@ static int local_walk_under(void *inst, const char *rel, size_t rel_len,
 	struct stat st;
 	int rc = 0;
 	if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
-		rc = walk_entry(&wk, pfd, name, path, depth);
+		rc = walk_entry(&wk, pfd, name, path, depth, DT_UNKNOWN);
 	close(pfd);
 	free(wk.seen.dev);
 	free(wk.seen.ino);
@@ -982,6 +1025,8 @@ const struct source_ops source_local = {
 	.create = local_create,
 	.destroy = local_destroy,
 	.walk = local_walk,
+	.walk_names = local_walk_names,
+	.stat = local_stat,
 	.open = local_open,
 	.read = local_read,
 	.close = local_close,
