@@ -619,16 +619,24 @@ static int key_find(struct build *b, char letter, struct str part, uint64_t *id)
  * there. 0 or an error. */
 static int key_make(struct build *b, const void *kb, size_t len, uint64_t *id)
 {
-	MDB_val k = { len, (void *)kb }, d;
-	int rc = mdb_get(b->txn, b->ix->keys, &k, &d);
-	if (rc == 0 && d.mv_size == 8) {
+	/* one descent of the B-tree, not a get and then a put: a key already
+	 * there is given back by the put that refuses to replace it */
+	uint64_t nid = *b->next_id;
+	MDB_val k = { len, (void *)kb }, d = { 8, &nid };
+	int rc = mdb_put(b->txn, b->ix->keys, &k, &d, MDB_NOOVERWRITE);
+	if (rc == MDB_KEYEXIST && d.mv_size == 8) {
 		memcpy(id, d.mv_data, 8);
 		return 0;
 	}
-	*id = (*b->next_id)++;
-	d.mv_size = 8;
-	d.mv_data = id;
-	return dfs_from_mdb(mdb_put(b->txn, b->ix->keys, &k, &d, 0));
+	if (rc == MDB_KEYEXIST) {   /* not an id: replaced, as a new key */
+		d = (MDB_val){ 8, &nid };
+		rc = mdb_put(b->txn, b->ix->keys, &k, &d, 0);
+	}
+	if (rc)
+		return dfs_from_mdb(rc);
+	*id = nid;
+	(*b->next_id)++;
+	return 0;
 }
 
 /* Persistent id of the directory of level lv whose first instance is in. */
