@@ -1961,7 +1961,8 @@ static int cmp_ranked(const void *a, const void *b)
 }
 
 /*
- * The copies of each SOP Instance UID among b->v (b->n updated; "dups"
+ * The copies of each SOP Instance UID among b->v, which the caller has put
+ * in cmp_sop order (b->n updated; "dups"
  * TSV lines into dups, hidden copies counted in *ndup). The one place of
  * this policy: tree_update calls it on its subset too, which holds every
  * record of an SOP UID it touches and every copy of a shown conflict
@@ -1982,8 +1983,6 @@ static int cmp_ranked(const void *a, const void *b)
  */
 static int dedup_sop(struct build *b, struct strbuf *dups, uint64_t *ndup)
 {
-	if (b->n)
-		qsort(b->v, b->n, sizeof(*b->v), cmp_sop);
 	size_t w = 0;
 	for (size_t i = 0; i < b->n;) {
 		size_t j = i + 1;
