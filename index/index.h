@@ -124,7 +124,8 @@
  *      batch after its commit, an update without a mount at its end; an
  *      update that changed nothing writes nothing. At open (the exclusive
  *      lock held): a marker of this boot (a writer killed: the page cache
- *      holds its commits) is synced away; one of another boot, or
+ *      holds its commits) is synced away (only then: a new index's first
+ *      commit stays marked until the build's sync); one of another boot, or
  *      unreadable, means the machine stopped before the commits were on
  *      disk: the index may be torn and is removed to be built again (the
  *      feed with it). tests/mount_remount.sh.

@@ -971,6 +971,7 @@ int index_open(struct index **out, const struct index_opts *o, char *msg,
 		goto free_ix;
 	}
 	unsynced_check(ix);   /* I12 */
+	int dead_writer = ix->unsynced;   /* its commits are synced below */
 	rc = env_open(ix, 0);
 	if (rc == DFS_EINDEX) {
 		dfs_log("index '%s' is corrupt; rebuilding it", ix->path);
@@ -979,8 +980,10 @@ int index_open(struct index **out, const struct index_opts *o, char *msg,
 	}
 	if (!rc)
 		rc = env_validate(ix);
-	if (!rc)
-		store_sync(ix);   /* I12: a dead writer's commits of this boot */
+	if (!rc && dead_writer)
+		store_sync(ix);   /* I12: a dead writer's commits of this boot (a
+				   * new index's first commit, env_validate's, is
+				   * synced with the build, by the same marker) */
 	if (rc == -ENOMEM && !ix->env) {
 		struct rlimit rl;
 		char lim[64] = "unlimited";
