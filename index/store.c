@@ -1049,11 +1049,17 @@ void index_free(struct index *ix)
 {
 	if (!ix)
 		return;
+	/* I12: a commit nobody has synced (an index opened, its first commit
+	 * made, and closed without an update or a mount's sync) */
+	if (ix->env && ix->unsynced && !ix->private_index)
+		store_sync(ix);
 	index_close_env(ix);
 	if (ix->private_index && ix->path) {
 		char p[PATH_MAX];
 		env_remove_files(ix->path);
 		snprintf(p, sizeof(p), "%s/lock", ix->path);
+		unlink(p);
+		snprintf(p, sizeof(p), "%s/" UNSYNCED, ix->path);
 		unlink(p);
 		snprintf(p, sizeof(p), "%s/" SERVING, ix->path);
 		unlink(p);
