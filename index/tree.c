@@ -1358,15 +1358,16 @@ static const struct level lv_anon = {
  * those it leaves out get their line in b->anon_excluded. Only those that
  * only() says yes to (only NULL: all). 0 or an error.
  */
-static int anon_pick(struct build *b, int (*only)(const void *ctx, const struct inst *in),
-		     const void *ctx, size_t *ord, size_t *n, struct strbuf *excl)
+static int anon_pick_range(const struct build *b,
+			   int (*only)(const void *ctx, const struct inst *in), const void *ctx,
+			   size_t lo, size_t hi, size_t *ord, size_t *n, struct strbuf *excl)
 {
 	struct strbuf tmp = STRBUF_INIT;
 	struct anon_prev prev;
 	memset(&prev, 0, sizeof(prev));
 	int rc = 0;
 	*n = 0;
-	for (size_t i = 0; i < b->n && !rc; i++) {
+	for (size_t i = lo; i < hi && !rc; i++) {
 		if (only && !only(ctx, &b->v[i]))
 			continue;
 		const char *why = anon_excluded(b, &b->v[i]);
@@ -1383,15 +1384,24 @@ static int anon_pick(struct build *b, int (*only)(const void *ctx, const struct 
 	return rc;
 }
 
+static int anon_pick(struct build *b, int (*only)(const void *ctx, const struct inst *in),
+		     const void *ctx, size_t *ord, size_t *n, struct strbuf *excl)
+{
+	return anon_pick_range(b, only, ctx, 0, b->n, ord, n, excl);
+}
+
 /*
  * The full build's helper thread (tree_build_txn, b->ahead), on the core
  * that is otherwise idle while the main thread builds the views. In turn:
  * (H1) anon/'s pick (when anon/ is a view): its pseudonyms are most of
  *      anon/'s CPU time. It reads the instances' name fields and records
  *      and writes only their anon fields (an, a_*), which nothing else
- *      touches until anon/ is built (do_anon joins it); its excluded lines
- *      go to a buffer of its own, appended where anon_pick would have
- *      written them.
+ *      touches until anon/ is built (do_anon joins it). It goes in chunks
+ *      of PICK_CHUNK instances, taken in turn (an atomic counter), each
+ *      with its own part of ord and buffer of excluded lines; do_anon,
+ *      when it gets there before the helper is done, takes chunks too,
+ *      and ahead_join puts the parts together in chunk order: the result
+ *      is anon_pick's, whichever thread made which chunk.
  * (H2) then patients/'s volume answers (volreport_check), from the last
  *      series backwards, while do_series takes them from the front. Each
  *      series of patients/ (a run of equal patient key, study and series
@@ -1418,14 +1428,23 @@ struct vol_slot {
 	int isvol;                /* VS_DONE: volreport_check's answer */
 };
 
+/* H1 in chunks of b->v, taken in turn by the helper and, when it gets
+ * there first, by do_anon; their results joined in chunk order */
+#define PICK_CHUNK 1024
+
 struct ahead {
 	pthread_t th;
 	int running;              /* th to be joined */
 	struct build *b;
 	int anon;                 /* H1 wanted */
-	size_t *ord, n;           /* H1's pick */
-	int rc;                   /* H1's status */
-	struct strbuf excl;
+	size_t *ord, n;           /* H1's pick: chunk c's at ord + c * chunk
+				   * until ahead_join puts them together */
+	size_t npick, pick_next;  /* chunks; the next to take (atomic) */
+	size_t chunk;             /* PICK_CHUNK; 4 with DICOMFS_TREE_AHEAD=all
+				   * (tests: many chunks of a small archive) */
+	size_t *pick_n;           /* per chunk: how many anon/ shows */
+	int *pick_rc;             /* per chunk: its status */
+	struct strbuf *pick_excl; /* per chunk: its lines left out */
 	struct vol_slot *vs;      /* H2: patients/'s series in order */
 	size_t nvs;
 	size_t vs_next;           /* main thread only: do_series' place */
@@ -1484,12 +1503,26 @@ static void vol_ahead_run(struct ahead *a)
 	free(vin);
 }
 
+/* H1: take chunks until none is left (either thread) */
+static void pick_run(struct ahead *a)
+{
+	const struct build *b = a->b;
+	for (;;) {
+		size_t c = __atomic_fetch_add(&a->pick_next, 1, __ATOMIC_RELAXED);
+		if (c >= a->npick)
+			break;
+		size_t lo = c * a->chunk, hi = lo + a->chunk < b->n ? lo + a->chunk : b->n;
+		a->pick_rc[c] = anon_pick_range(b, NULL, NULL, lo, hi, a->ord + lo, &a->pick_n[c],
+						&a->pick_excl[c]);
+	}
+}
+
 static void *ahead_main(void *arg)
 {
 	struct ahead *a = arg;
 	vol_ahead_run(a);
 	if (a->anon)
-		a->rc = anon_pick(a->b, NULL, NULL, a->ord, &a->n, &a->excl);
+		pick_run(a);
 	return NULL;
 }
 
@@ -1524,12 +1557,18 @@ static void ahead_start(struct build *b, const struct view *const *views)
 	if (!a)
 		return;
 	const char *knob = getenv("DICOMFS_TREE_AHEAD");
-	a->b = b;   /* a->excl, a->why: calloc()ed, empty */
+	a->b = b;   /* a->why: calloc()ed, empty */
 	a->anon = anon;
 	a->all = knob && strcmp(knob, "all") == 0;
 	pthread_mutex_init(&a->mu, NULL);
 	pthread_cond_init(&a->cv, NULL);
-	if ((anon && !(a->ord = malloc(b->n * sizeof(*a->ord)))) || (vol && vol_slots(a))) {
+	a->chunk = a->all ? 4 : PICK_CHUNK;
+	a->npick = anon ? (b->n + a->chunk - 1) / a->chunk : 0;
+	if ((anon && (!(a->ord = malloc(b->n * sizeof(*a->ord))) ||
+		      !(a->pick_n = calloc(a->npick, sizeof(*a->pick_n))) ||
+		      !(a->pick_rc = calloc(a->npick, sizeof(*a->pick_rc))) ||
+		      !(a->pick_excl = calloc(a->npick, sizeof(*a->pick_excl))))) ||
+	    (vol && vol_slots(a))) {
 		a->anon = 0;   /* nothing to join: free */
 		b->ahead = a;
 		ahead_free(b);
@@ -1557,12 +1596,31 @@ static int ahead_join(struct build *b, size_t **ord, size_t *n)
 	a->running = 0;
 	if (!a->anon)
 		return 0;
-	int rc = a->rc ? a->rc : a->excl.len ? strbuf_add(&b->anon_excluded, a->excl.buf, a->excl.len) : 0;
+	/* the chunks' picks, in order: each ord part moves down (never up) */
+	int rc = 0;
+	size_t w = 0;
+	for (size_t c = 0; c < a->npick; c++) {
+		if (a->pick_n[c])
+			memmove(a->ord + w, a->ord + c * a->chunk, a->pick_n[c] * sizeof(*a->ord));
+		w += a->pick_n[c];
+		if (!rc)
+			rc = a->pick_rc[c];
+		if (!rc && a->pick_excl[c].len)
+			rc = strbuf_add(&b->anon_excluded, a->pick_excl[c].buf, a->pick_excl[c].len);
+	}
 	*ord = a->ord;
-	*n = a->n;
+	*n = w;
 	a->ord = NULL;
 	a->anon = 0;
 	return rc;
+}
+
+/* do_anon before the helper is done with H1: take chunks too */
+static void ahead_pick_help(struct build *b)
+{
+	struct ahead *a = b->ahead;
+	if (a && a->running && a->anon)
+		pick_run(a);
 }
 
 static void ahead_free(struct build *b)
@@ -1576,7 +1634,11 @@ static void ahead_free(struct build *b)
 	b->ahead = NULL;
 	free(a->ord);
 	free(a->vs);
-	strbuf_release(&a->excl);
+	for (size_t c = 0; a->pick_excl && c < a->npick; c++)
+		strbuf_release(&a->pick_excl[c]);
+	free(a->pick_excl);
+	free(a->pick_n);
+	free(a->pick_rc);
 	arena_release(&a->why);
 	pthread_mutex_destroy(&a->mu);
 	pthread_cond_destroy(&a->cv);
@@ -1618,6 +1680,7 @@ static int series_volume(struct build *b, uint64_t series_id, const struct vol_i
 static int do_anon(struct build *b, struct agg *out)
 {
 	size_t *ord, n = 0;
+	ahead_pick_help(b);
 	int rc = ahead_join(b, &ord, &n);
 	if (!ord && !rc) {
 		ord = malloc((b->n ? b->n : 1) * sizeof(*ord));

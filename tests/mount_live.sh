@@ -323,14 +323,15 @@ if cmp -s "$TMP/tree.incr" "$TMP/tree.full"; then
 else
 	fail "the tree updated in place differs from a full build: $(diff "$TMP/tree.incr" "$TMP/tree.full" | head -20)"
 fi
-# tree.c H2: every volume answer of patients/ from the build's helper
-# thread (DICOMFS_TREE_AHEAD=all) gives the same tree and reports
+# tree.c H1, H2 (DICOMFS_TREE_AHEAD=all): every volume answer of patients/
+# from the build's helper thread, and anon/'s pick in chunks of 4 taken by
+# both threads, give the same tree and reports
 DICOMFS_TREE_AHEAD=all mount_start "$MNT" "$ARCH" -o index="$TMP/index.ahead" \
 	-o anon_key="$IDX/anon.key" -o quiet || exit 1
 snap "$TMP/tree.ahead"
 mount_stop
 if cmp -s "$TMP/tree.ahead" "$TMP/tree.full"; then
-	ok "volume answers all from the helper thread: the same tree and reports as the full build"
+	ok "volume answers all from the helper thread, anon/'s pick in small chunks: the same tree and reports as the full build"
 else
 	fail "helper-thread volume answers differ: $(diff "$TMP/tree.ahead" "$TMP/tree.full" | head -20)"
 fi
