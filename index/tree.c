@@ -925,6 +925,12 @@ static int fill(struct build *b, const struct level *lv, const size_t *ord,
 
 /* ---- patients/<patient>/<study>/<series>/<instance>.* ---- */
 
+/* what volume.h reads of instance in */
+static struct vol_in vol_in_of(const struct inst *in)
+{
+	return (struct vol_in){ in->rec, in->rec_len, in->h, in->h.id };
+}
+
 static int series_volume(struct build *b, uint64_t series_id, const struct vol_in *vin,
 			 size_t a, size_t n, int in_order);
 
@@ -953,7 +959,7 @@ static int do_series(struct build *b, const size_t *ord, uint64_t series_id,
 		name_instance(in->inum.s, in->inum.l, w, sop.s, sop.l, s[i].name);
 		s[i].uid = sop;
 		s[i].a = (size_t)(in - b->v);
-		vin[i] = (struct vol_in){ in->rec, in->rec_len, in->h, in->h.id };
+		vin[i] = vol_in_of(in);
 	}
 	sib_finish(s, n, view_series_files);
 	/* volume.nii/.npy only for series that form a volume (volreport.h);
@@ -1126,7 +1132,6 @@ static const struct level lv_uids = {
 #undef F
 #undef PARTS
 
-/* uids/ (ID_UIDS); returns the number of studies */
 /* cmp_uidview, ties in index order: the order of a stable sort */
 static int cmp_uidview_stable(const void *a, const void *b, void *ctx)
 {
@@ -1207,6 +1212,7 @@ static int uids_order(const struct build *b, size_t *ord)
 	return 0;
 }
 
+/* uids/ (ID_UIDS); returns the number of studies */
 static int do_uids(struct build *b, struct agg *out)
 {
 	size_t *ord = malloc((b->n ? b->n : 1) * sizeof(*ord));
@@ -1392,7 +1398,8 @@ static int anon_pick(struct build *b, int (*only)(const void *ctx, const struct 
 
 /*
  * The full build's helper thread (tree_build_txn, b->ahead), on the core
- * that is otherwise idle while the main thread builds the views. In turn:
+ * that is otherwise idle while the main thread builds the views. It does
+ * H2 first (while do_patients runs), then H1 (ahead_main):
  * (H1) anon/'s pick (when anon/ is a view): its pseudonyms are most of
  *      anon/'s CPU time. It reads the instances' name fields and records
  *      and writes only their anon fields (an, a_*), which nothing else
@@ -1402,7 +1409,7 @@ static int anon_pick(struct build *b, int (*only)(const void *ctx, const struct 
  *      when it gets there before the helper is done, takes chunks too,
  *      and ahead_join puts the parts together in chunk order: the result
  *      is anon_pick's, whichever thread made which chunk.
- * (H2) then patients/'s volume answers (volreport_check), from the last
+ * (H2) patients/'s volume answers (volreport_check), from the last
  *      series backwards, while do_series takes them from the front. Each
  *      series of patients/ (a run of equal patient key, study and series
  *      UIDs in b->v, cmp_tree order) is a slot claimed once, by a
@@ -1437,7 +1444,7 @@ struct ahead {
 	int running;              /* th to be joined */
 	struct build *b;
 	int anon;                 /* H1 wanted */
-	size_t *ord, n;           /* H1's pick: chunk c's at ord + c * chunk
+	size_t *ord;              /* H1's pick: chunk c's at ord + c * chunk
 				   * until ahead_join puts them together */
 	size_t npick, pick_next;  /* chunks; the next to take (atomic) */
 	size_t chunk;             /* PICK_CHUNK; 4 with DICOMFS_TREE_AHEAD=all
@@ -1484,10 +1491,8 @@ static void vol_ahead_run(struct ahead *a)
 			cap = 0;
 			isvol = -ENOMEM;
 		} else {
-			for (size_t k = 0; k < s->n; k++) {
-				const struct inst *in = &b->v[s->a + k];
-				vin[k] = (struct vol_in){ in->rec, in->rec_len, in->h, in->h.id };
-			}
+			for (size_t k = 0; k < s->n; k++)
+				vin[k] = vol_in_of(&b->v[s->a + k]);
 			isvol = volreport_check(b->ix, vin, s->n, why, sizeof(why));
 		}
 		char *w = NULL;
