@@ -1394,10 +1394,15 @@ join:
 		rc = dfs_from_mdb(store_commit(ix, txn));
 	}
 	txn = NULL;
+	size_t ahead, back;
+	store_warm_end(ix, &ahead, &back);   /* S4: no write txn open */
 	if (rc)
 		goto abort;
 	ps->commit_seconds = now_s() - tp;
-	if (!live)
+	if (!live && ahead)
+		index_progress_line(ix, "commit: %.2f s (%zu KiB of its pages read ahead, %zu KiB not used given back)",
+				    ps->commit_seconds, ahead >> 10, back >> 10);
+	else if (!live)
 		index_progress_line(ix, "commit: %.2f s", ps->commit_seconds);
 	if (sc) {
 		sc->parsed = ntodo;
@@ -1418,6 +1423,10 @@ abort:
 		mdb_cursor_close(cur);
 	if (txn)
 		mdb_txn_abort(txn);
+	{
+		size_t ahead, back;
+		store_warm_end(ix, &ahead, &back);
+	}
 	snprintf(msg, msglen, "updating index '%s': %s", ix->path, dfs_strerror(rc));
 free_cands:
 	feed_release(&fb);

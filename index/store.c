@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pwd.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #include <dirent.h>
 #include <time.h>
 #include <sys/resource.h>
+#include <sys/statvfs.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -1554,4 +1556,130 @@ int index_cache_list(FILE *out, int prune, long older_days, char *msg, size_t ms
 	if (rc)
 		snprintf(msg, msglen, "some indexes could not be removed");
 	return rc;
+}
+
+
+/* ---- the page cache ahead of the writer (store.h S4) ---- */
+
+#define WARM_CHUNK (64 << 10)
+#define WARM_MIN ((size_t)4 << 20)   /* below: nothing worth a thread */
+
+struct store_warm {
+	pthread_t th;
+	int fd;                       /* LMDB's data file (not ours to close) */
+	off_t from, len;              /* the range read: from the end of the
+				       * pages of the last commit */
+	pthread_mutex_t mu;           /* with cv: go and stop */
+	pthread_cond_t cv;
+	int go, stop;                 /* under mu; both also read atomically */
+	size_t done;                  /* bytes read: the thread's until joined */
+	int all;                      /* DICOMFS_STORE_WARM=all: read to the end */
+};
+
+static void *warm_main(void *arg)
+{
+	struct store_warm *w = arg;
+	char *buf = malloc(WARM_CHUNK);
+	if (!buf || fallocate(w->fd, 0, w->from, w->len)) {
+		free(buf);
+		return NULL;
+	}
+	for (off_t o = w->from; o < w->from + w->len; o += WARM_CHUNK) {
+		if (!__atomic_load_n(&w->go, __ATOMIC_ACQUIRE)) {
+			pthread_mutex_lock(&w->mu);
+			while (!w->go && !w->stop)
+				pthread_cond_wait(&w->cv, &w->mu);
+			pthread_mutex_unlock(&w->mu);
+		}
+		ssize_t got;
+		if (__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE) ||
+		    (got = pread(w->fd, buf, WARM_CHUNK, o)) <= 0)
+			break;
+		w->done += (size_t)got;
+	}
+	free(buf);
+	return NULL;
+}
+
+void store_warm_start(struct index *ix, size_t bytes)
+{
+	struct store_warm *w;
+	struct statvfs vfs;
+	MDB_envinfo info;
+	MDB_stat ms;
+	int fd;
+	const char *knob = getenv("DICOMFS_STORE_WARM");
+	if (knob && strcmp(knob, "all") == 0 && bytes < WARM_MIN)
+		bytes = WARM_MIN;   /* tests: a small archive warmed too */
+	if (ix->warm || !ix->env || bytes < WARM_MIN || mdb_env_get_fd(ix->env, &fd) ||
+	    mdb_env_info(ix->env, &info) || mdb_env_stat(ix->env, &ms) || fstatvfs(fd, &vfs) ||
+	    (unsigned long long)vfs.f_bavail * vfs.f_frsize / 4 < bytes)
+		return;
+	if (!(w = calloc(1, sizeof(*w))))
+		return;
+	w->fd = fd;
+	w->all = knob && strcmp(knob, "all") == 0;
+	w->from = (off_t)(info.me_last_pgno + 1) * ms.ms_psize;   /* the last commit's end */
+	w->len = (off_t)bytes;
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_cond_init(&w->cv, NULL);
+	if (pthread_create(&w->th, NULL, warm_main, w)) {
+		pthread_mutex_destroy(&w->mu);
+		pthread_cond_destroy(&w->cv);
+		free(w);
+		return;
+	}
+	ix->warm = w;
+}
+
+static void warm_signal(struct store_warm *w, int stop, int go)
+{
+	pthread_mutex_lock(&w->mu);
+	if (stop)
+		__atomic_store_n(&w->stop, 1, __ATOMIC_RELEASE);
+	else
+		__atomic_store_n(&w->go, go, __ATOMIC_RELEASE);
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+void store_warm_go(struct store_warm *w)
+{
+	if (w)
+		warm_signal(w, 0, 1);
+}
+
+void store_warm_pause(struct store_warm *w)
+{
+	if (w)
+		warm_signal(w, 0, 0);
+}
+
+void store_warm_end(struct index *ix, size_t *ahead, size_t *back)
+{
+	struct store_warm *w = ix->warm;
+	MDB_envinfo info;
+	MDB_stat ms;
+	struct stat st;
+	*ahead = *back = 0;
+	if (!w)
+		return;
+	warm_signal(w, !w->all, 1);   /* tests: the whole range, whatever the timing */
+	pthread_join(w->th, NULL);
+	pthread_mutex_destroy(&w->mu);
+	pthread_cond_destroy(&w->cv);
+	ix->warm = NULL;
+	*ahead = w->done;
+	if (ix->env && !mdb_env_info(ix->env, &info) && !mdb_env_stat(ix->env, &ms) &&
+	    !fstat(w->fd, &st)) {
+		off_t used = (off_t)(info.me_last_pgno + 1) * ms.ms_psize;
+		if (st.st_size > used) {
+			if (ftruncate(w->fd, used))
+				dfs_log("index '%s': cannot give back %lld bytes beyond its pages: %s",
+					ix->path, (long long)(st.st_size - used), strerror(errno));
+			else
+				*back = (size_t)(st.st_size - used);
+		}
+	}
+	free(w);
 }

@@ -78,6 +78,9 @@ struct index {
 	/* tree.c: the part of a first build in parts being built (I13), or
 	 * NULL; the update's thread's only */
 	struct tree_part *part;
+	/* S4: the page cache warmed ahead of a first build's commits, or
+	 * NULL; the update's thread's only */
+	struct store_warm *warm;
 	/* scan.c: files parsed whose records that early commit kept; an
 	 * update retried for a full map (index.c) still counts them */
 	uint64_t parsed_kept;
@@ -213,5 +216,47 @@ static inline uint32_t be32_get(const unsigned char *p)
  */
 int store_commit(struct index *ix, MDB_txn *txn);
 void store_sync(struct index *ix);
+
+/*
+ * (S4) The page cache ahead of the writer (issue 17). The first touch of a
+ * fresh page costs 3-11 us on a VM whose host takes back free memory
+ * (virtio-balloon free page reporting): a first build's commits write
+ * about 1 KiB of new file pages an instance, which the writer would pay
+ * for on the tree's last steps, single-threaded (20-30 ms at 20,000).
+ * - store_warm_start: data.mdb is extended to `bytes` beyond the pages of
+ *   the last commit (fallocate, which never shrinks a file nor touches its
+ *   data: safe while the writer grows it, and over pages of the open write
+ *   txn) and a thread of its own reads that range, 64 KiB at a time, while
+ *   it is let go: the pages come to be in the page cache, zero and clean,
+ *   and a commit later only copies into them. Reading changes nothing: a
+ *   page the writer has written meanwhile is simply read. It starts
+ *   paused.
+ * - store_warm_go / store_warm_pause: any thread (the tree's helper says
+ *   go when its core falls idle); the thread waits, paused, on a
+ *   condition variable (no deadline: store_warm_end wakes it). It keeps
+ *   ordinary priority on purpose: the writer may wait on a page it is
+ *   reading (a folio lock), and a thread of lower priority could be
+ *   starved by other load while holding one.
+ * - store_warm_end: stops and joins the thread (after its current chunk),
+ *   then gives back what LMDB does not use: data.mdb is cut to the end of
+ *   its last page in use (mdb_env_info; pages beyond it are free by
+ *   LMDB's own rule, and its last page never goes down). Only with no
+ *   write transaction open (I5: the update is the only writer; LMDB's
+ *   readers read no page beyond it). *ahead: bytes read ahead; *back:
+ *   bytes cut; both 0 without a warm.
+ * The update's thread starts and ends it (ix->warm), one at a time. No
+ * errors: a warm that cannot start (archive under WARM_MIN's 4 MiB of
+ * pages, less than 4 x bytes free on the disk, no fallocate, no thread)
+ * does nothing and the build runs as without it. DICOMFS_STORE_WARM=all
+ * (tests) warms a small archive's build too, and store_warm_end then
+ * lets the thread read its whole range before it joins (a test does not
+ * depend on when the thread ran).
+ */
+struct store_warm;
+#define STORE_WARM_PER_RECORD 1024
+void store_warm_start(struct index *ix, size_t bytes);
+void store_warm_go(struct store_warm *w);
+void store_warm_pause(struct store_warm *w);
+void store_warm_end(struct index *ix, size_t *ahead, size_t *back);
 
 #endif

@@ -25,6 +25,11 @@
  *   (store.h tree_recs_in_map). What is written is freed before the next
  *   DB, so LMDB's page mallocs reuse that memory. Per-record work
  *   (has_pixels, anon/'s pseudonyms and volume answers) is done once.
+ *   The big arrays (instances, staged dirents and nodes, sources/'s
+ *   entries) are faulted in by a thread of their own, and the pages the
+ *   commits will write are put in the page cache by store.h S4's thread
+ *   whenever a core is idle (from the end of load to the helper's start,
+ *   and from the helper's end on).
  * - The views are data: each directory level is a struct level (its key in
  *   "keys", its level files, how its children are grouped and named), and
  *   one fill() / put_listing() writes every level of patients/ and uids/.
@@ -391,6 +396,10 @@ struct build {
 	struct strbuf anon_excluded; /* TSV: instances left out of anon/ */
 	struct ahead *ahead;   /* tree_build: the helper thread (H1, H2), or
 				* NULL (ahead_start) */
+	struct srcent *src_v;  /* tree_build: room for sources/'s entries (one
+				* per record, src_cap), faulted in ahead; or
+				* NULL: sources_fill grows its own */
+	size_t src_cap;
 };
 
 static int str_cmp(struct str a, struct str b)
@@ -1528,6 +1537,7 @@ static void *ahead_main(void *arg)
 	vol_ahead_run(a);
 	if (a->anon)
 		pick_run(a);
+	store_warm_go(a->b->ix->warm);   /* S4: this core is idle from here on */
 	return NULL;
 }
 
@@ -1878,14 +1888,14 @@ struct prefault {
 	struct {
 		void *p;
 		size_t len;
-	} r[2];
+	} r[3];
 };
 
 static void *prefault_main(void *arg)
 {
 #ifdef MADV_POPULATE_WRITE
 	struct prefault *f = arg;
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < 3; i++) {
 		uintptr_t pg = 4096, a = ((uintptr_t)f->r[i].p + pg - 1) & ~(pg - 1),
 			  e = ((uintptr_t)f->r[i].p + f->r[i].len) & ~(pg - 1);
 		if (f->r[i].p && e > a)
@@ -2384,6 +2394,17 @@ static int tree_build_parts(struct index *ix, MDB_txn **txnp, uint64_t *next_id,
 			    size_t per_part);
 static size_t tree_part_size(const struct index *ix);
 static int views_known(const struct view *const *views, int has[3]);
+static void *sources_room(struct build *b, size_t n, size_t *len);
+
+/* views has a view built by fn */
+static int views_have(const struct view *const *views,
+		      int (*fn)(struct tree_builder *, const struct view *, struct view_top *))
+{
+	for (size_t i = 0; views && views[i]; i++)
+		if (views[i]->build == fn)
+			return 1;
+	return 0;
+}
 
 int tree_build_split(struct index *ix, MDB_txn **txnp, uint64_t *next_id)
 {
@@ -2406,11 +2427,18 @@ static int tree_build_txn(struct index *ix, MDB_txn **txnp, uint64_t *next_id, i
 	struct strbuf dups = STRBUF_INIT;
 	uint64_t skipped = 0, errors = 0, ndup = 0;
 	struct agg all = { 0 };
+	MDB_stat fs;
+	int fs_ok = !mdb_stat(txn, ix->files, &fs);
 	int rc;
 
+	/* S4: the tree's new pages faulted into the page cache meanwhile, on
+	 * what CPU the build leaves idle (a first build: nobody reads yet) */
+	if (split && fs_ok)
+		store_warm_start(ix, fs.ms_entries * (size_t)STORE_WARM_PER_RECORD);
 	rc = load(&b, &skipped, &errors);
 	if (rc)
 		goto free_insts;
+	store_warm_go(ix->warm);   /* S4: one core idle until the helper */
 	if (b.n)
 		qsort(b.v, b.n, sizeof(*b.v), cmp_sop);
 	/* I11: every OK record in the SOP UID index, losers too */
@@ -2455,10 +2483,16 @@ static int tree_build_txn(struct index *ix, MDB_txn **txnp, uint64_t *next_id, i
 	/* what the views will likely fill of them (about 4.3 dirents and 2.1
 	 * nodes an instance, index format 13) faulted in on another thread */
 	struct prefault pf = { { { b.dirents.v, b.dirents.v ? (b.n * 9 / 2) * sizeof(*b.dirents.v) : 0 },
-				 { b.nodes.v, b.nodes.v ? (b.n * 9 / 4) * sizeof(*b.nodes.v) : 0 } } };
+				 { b.nodes.v, b.nodes.v ? (b.n * 9 / 4) * sizeof(*b.nodes.v) : 0 },
+				 { NULL, 0 } } };
+	if (fs_ok && views_have(ix->opts.views, tree_sources))
+		pf.r[2].p = sources_room(&b, fs.ms_entries, &pf.r[2].len);
 	pthread_t pth;
 	int pstarted = b.n >= 4096 && !pthread_create(&pth, NULL, prefault_main, &pf);
+	store_warm_pause(ix->warm);   /* S4: the helper's core */
 	ahead_start(&b, ix->opts.views);
+	if (!b.ahead)
+		store_warm_go(ix->warm);   /* S4: no helper to wait for */
 	rc = build_views(&b, ix->opts.views, &all);
 	ahead_free(&b);   /* before the instances it reads are freed */
 	if (pstarted)
@@ -2523,6 +2557,7 @@ free_insts:
 	stage_release(&b.dirents);
 	stage_release(&b.aux);
 	stage_release(&b.recs);
+	free(b.src_v);
 	strbuf_release(&dups);
 	strbuf_release(&b.novol);
 	strbuf_release(&b.anon_excluded);
@@ -2541,6 +2576,18 @@ struct srcent {
 	size_t l;
 	struct rec_head h;
 };
+
+/* Room for n entries of sources_fill, kept in b->src_v; its length in
+ * *len (0 when out of memory: sources_fill then grows its own). */
+static void *sources_room(struct build *b, size_t n, size_t *len)
+{
+	*len = 0;
+	if (n < 4096 || !(b->src_v = malloc(n * sizeof(*b->src_v))))
+		return NULL;
+	b->src_cap = n;
+	*len = n * sizeof(*b->src_v);
+	return b->src_v;
+}
 
 static int cmp_u64(const void *a, const void *b)
 {
@@ -2642,8 +2689,9 @@ static int src_fill(struct srcbuild *sb, uint64_t dir_id, size_t a, size_t e, si
  */
 static int sources_fill(struct build *b, int from_nodes, struct view_top *top)
 {
-	struct srcbuild sb = { b, NULL, NULL, 0, b->ix->tree_recs_in_map };
-	size_t n = 0, cap = 0, scap = 0;
+	struct srcbuild sb = { b, b->src_v, NULL, 0, b->ix->tree_recs_in_map };
+	size_t n = 0, cap = b->src_v ? b->src_cap : 0, scap = 0;
+	b->src_v = NULL;   /* sb's now */
 	MDB_cursor *c;
 	MDB_val k, d;
 	int rc;

@@ -325,15 +325,26 @@ else
 fi
 # tree.c H1, H2 (DICOMFS_TREE_AHEAD=all): every volume answer of patients/
 # from the build's helper thread, and anon/'s pick in chunks of 4 taken by
-# both threads, give the same tree and reports
-DICOMFS_TREE_AHEAD=all mount_start "$MNT" "$ARCH" -o index="$TMP/index.ahead" \
-	-o anon_key="$IDX/anon.key" -o quiet || exit 1
+# both threads, give the same tree and reports; store.h S4
+# (DICOMFS_STORE_WARM=all): the page cache read ahead of the commits
+# changes nothing, and what LMDB did not use of it is given back
+DICOMFS_TREE_AHEAD=all DICOMFS_STORE_WARM=all mount_start "$MNT" "$ARCH" \
+	-o index="$TMP/index.ahead" -o anon_key="$IDX/anon.key" || exit 1
 snap "$TMP/tree.ahead"
 mount_stop
 if cmp -s "$TMP/tree.ahead" "$TMP/tree.full"; then
-	ok "volume answers all from the helper thread, anon/'s pick in small chunks: the same tree and reports as the full build"
+	ok "volume answers all from the helper thread, anon/'s pick in small chunks, pages read ahead: the same tree and reports as the full build"
 else
 	fail "helper-thread volume answers differ: $(diff "$TMP/tree.ahead" "$TMP/tree.full" | head -20)"
+fi
+warm=$(sed -n 's/.*commit: .*(\([0-9]*\) KiB of its pages read ahead, \([0-9]*\) KiB not used given back).*/\1 \2/p' "$MOUNT_LOG")
+pages=$(mdb_stat -e "$TMP/index.ahead" | sed -n 's/^ *Number of pages used: //p')
+psize=$(mdb_stat -e "$TMP/index.ahead" | sed -n 's/^ *Page size: //p')
+size=$(stat -c %s "$TMP/index.ahead/data.mdb")
+if [ -n "$warm" ] && [ "${warm#* }" -gt 0 ] && [ -n "$pages" ] && [ "$size" = $((pages * psize)) ]; then
+	ok "pages read ahead of the commits (${warm% *} KiB), ${warm#* } KiB not used given back: data.mdb is its $pages pages"
+else
+	fail "read ahead: log '${warm:-none}', data.mdb $size bytes for ${pages:-?} pages of ${psize:-?}"
 fi
 # index.h I13: a first build in parts (a few patients at a time, as -o
 # build_mem makes it for a large archive) gives the same tree
