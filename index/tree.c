@@ -2485,7 +2485,7 @@ static int tree_build_txn(struct index *ix, MDB_txn **txnp, uint64_t *next_id, i
 	struct prefault pf = { { { b.dirents.v, b.dirents.v ? (b.n * 9 / 2) * sizeof(*b.dirents.v) : 0 },
 				 { b.nodes.v, b.nodes.v ? (b.n * 9 / 4) * sizeof(*b.nodes.v) : 0 },
 				 { NULL, 0 } } };
-	if (fs_ok && views_have(ix->opts.views, tree_sources))
+	if (fs_ok && !ix->part && views_have(ix->opts.views, tree_sources))   /* I13: a part's memory is bounded */
 		pf.r[2].p = sources_room(&b, fs.ms_entries, &pf.r[2].len);
 	pthread_t pth;
 	int pstarted = b.n >= 4096 && !pthread_create(&pth, NULL, prefault_main, &pf);
