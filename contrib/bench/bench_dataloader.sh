@@ -11,7 +11,11 @@
 # same instances' source files; shuffled (fixed seed), batches of 16, 2
 # persistent workers, 5 epochs, side by side in one run on a fresh mount.
 # Also: the same loader opening each .npy unbuffered (np.load(open(p, 'rb',
-# buffering=0)): no isatty() ioctl, which FUSE sends to the daemon;
+# buffering=0)): no isatty() ioctl, which FUSE sends to the daemon; the
+# .npy memory-mapped (np.load(p, mmap_mode='r'), and npy_map of
+# bench_dataloader.py: the header read unbuffered, then mmap), where the
+# DataLoader's collate copies from the page cache and no fresh array is
+# filled first;
 # a repeated np.load of the .npy files through the mount vs the same
 # files copied to tmpfs (/dev/shm), the first epoch without decode-ahead
 # (DICOMFS_NO_AHEAD=1, a fresh mount), the DataLoader alone (a reader
@@ -144,6 +148,7 @@ ROUNDS=${ROUNDS:-2}
 loader() { # loader NAME ARCHIVE PATIENTID
 	local name=$1 arch=$2 out n r t f
 	local t_py= f_py= t_fs= f_fs= f_na= f_ah= t_null= t_raw= f_raw= t_shm=
+	local t_mm= t_map= f_map= t_shmmap=
 	mount_it "$name" "$arch"
 	lists "$name" "$arch" "$3"
 	# the same .npy files in tmpfs (the tmpfs row: no filesystem in the way)
@@ -187,6 +192,21 @@ loader() { # loader NAME ARCHIVE PATIENTID
 		out=$("$PY" "$HELP" load npyraw "$W/$name.npy" "$EPOCHS" "$WORKERS") || die "npyraw loader failed"
 		read -r t _ f <<< "$out"; t_raw=$(min "$t" "$t_raw"); f_raw=$(min "$f" "$f_raw")
 		umount_it
+		# memory-mapped: no copy into a fresh array, the DataLoader's
+		# collate copies from the page cache (numpy's own np.load
+		# mmap_mode='r', and npy_map: the header read unbuffered)
+		log "$name round $r: .npy with np.load(p, mmap_mode='r'), through a fresh mount"
+		mount_it "$name" "$arch"
+		out=$("$PY" "$HELP" load npymmap "$W/$name.npy" "$EPOCHS" "$WORKERS") || die "npymmap loader failed"
+		read -r t _ _ <<< "$out"; t_mm=$(min "$t" "$t_mm")
+		umount_it
+		log "$name round $r: .npy memory-mapped by npy_map, through a fresh mount"
+		mount_it "$name" "$arch"
+		out=$("$PY" "$HELP" load npymap "$W/$name.npy" "$EPOCHS" "$WORKERS") || die "npymap loader failed"
+		read -r t _ f <<< "$out"; t_map=$(min "$t" "$t_map"); f_map=$(min "$f" "$f_map")
+		umount_it
+		out=$("$PY" "$HELP" load npymap "$W/$name.shm" "$EPOCHS" "$WORKERS") || die "tmpfs npymap loader failed"
+		read -r t _ _ <<< "$out"; t_shmmap=$(min "$t" "$t_shmmap")
 		if [[ $name == mixed256 ]]; then
 			# the first epoch without and with decode-ahead (fs/kind_pixels.c P10, on by default)
 			log "$name round $r: first epoch, no decode-ahead / with"
@@ -205,6 +225,13 @@ loader() { # loader NAME ARCHIVE PATIENTID
 		"$(ratio "$t_py" "$t_fs")" "x pydicom"
 	row "$name: .npy, np.load(open(p, 'rb', buffering=0))" "$t_raw" "$(sps "$n" "$EPOCHS" "$t_raw")" \
 		"$(ratio "$t_py" "$t_raw")" "x pydicom"
+	row "$name: .npy, np.load(p, mmap_mode='r')" "$t_mm" "$(sps "$n" "$EPOCHS" "$t_mm")" \
+		"$(ratio "$t_py" "$t_mm")" "x pydicom"
+	row "$name: .npy memory-mapped by npy_map" "$t_map" "$(sps "$n" "$EPOCHS" "$t_map")" \
+		"$(ratio "$t_py" "$t_map")" "x pydicom"
+	row "$name: npy_map on the tmpfs copies" "$t_shmmap" "$(sps "$n" "$EPOCHS" "$t_shmmap")" \
+		"$(ratio "$t_py" "$t_shmmap")" "x pydicom (its ceiling)"
+	row "$name: first epoch, pydicom / npy_map" "$f_py" "$f_map" "$(ratio "$f_py" "$f_map")" "x pydicom"
 	row "$name: DataLoader alone (null reader)" "$t_null" "$(sps "$n" "$EPOCHS" "$t_null")" \
 		"$(ratio "$t_py" "$t_null")" "x pydicom (the ceiling)"
 	row "$name: the same .npy copied to tmpfs" "$t_shm" "$(sps "$n" "$EPOCHS" "$t_shm")" \
