@@ -114,9 +114,11 @@ void worker_pool_free(struct worker_pool *p)
 {
 	if (!p)
 		return;
-	/* W8: an idle child reads EOF and exits */
-	for (int i = 0; i < p->nidle; i++) {
+	/* W8: an idle child reads EOF and exits; all are told before the
+	 * first is waited for, so that they exit side by side */
+	for (int i = 0; i < p->nidle; i++)
 		close(p->idle[i]->fd);
+	for (int i = 0; i < p->nidle; i++) {
 		reap(p->idle[i]->pid);
 		worker_free(p->idle[i]);
 	}
