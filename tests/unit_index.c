@@ -861,6 +861,79 @@ static void test_group_listing(void)
 	CHECK(system(cmd) == 0, "cleanup");
 }
 
+/* store.h S4: the page cache read ahead of the writer changes no byte of
+ * the index, and what LMDB did not use of its range is given back: data.mdb
+ * ends at its last page in use, with or without a commit into the range */
+static void test_store_warm(void)
+{
+	char dir[] = "/tmp/dicomfs-unit-XXXXXX", arch[600], idx[700], p[800];
+	if (make_archive(dir, arch))
+		return;
+	snprintf(idx, sizeof(idx), "%s/idx", dir);
+	snprintf(p, sizeof(p), "%s/data.mdb", idx);
+	struct index *ix = NULL;
+	struct index_opts o = { .archive = arch, .path = idx, .scan_threads = 1 };
+	char msg[512] = "";
+	CHECK(index_open(&ix, &o, msg, sizeof(msg)) == 0, "open: %s", msg);
+	if (!ix)
+		return;
+	CHECK(index_update(ix, NULL, msg, sizeof(msg)) == 0, "update: %s", msg);
+	setenv("DICOMFS_STORE_WARM", "all", 1);   /* the whole range read at the end */
+	MDB_envinfo info;
+	MDB_stat ms;
+	struct stat st;
+	size_t ahead = 1, back = 1, big = (size_t)1 << 20;
+	for (int write = 0; write < 2; write++) {
+		store_warm_start(ix, (size_t)8 << 20);
+		CHECK(ix->warm != NULL, "warm %d started", write);
+		store_warm_go(ix->warm);
+		unsigned char *v = malloc(big);
+		MDB_txn *txn = NULL;
+		if (write && v) {
+			/* a commit whose pages land in the range, read or not yet */
+			for (size_t i = 0; i < big; i++)
+				v[i] = (unsigned char)(i * 7 + 3);
+			MDB_val k = { 9, "warm-test" }, d = { big, v };
+			CHECK(mdb_txn_begin(ix->env, NULL, 0, &txn) == 0 &&
+			      mdb_put(txn, ix->meta, &k, &d, 0) == 0 && store_commit(ix, txn) == 0,
+			      "a commit into the range");
+		}
+		store_warm_end(ix, &ahead, &back);
+		/* pread stops at the end of the file: the range was there */
+		CHECK(ix->warm == NULL && ahead == (size_t)8 << 20,
+		      "warm %d: data.mdb extended and all of its range read (%zu)", write, ahead);
+		CHECK(mdb_env_info(ix->env, &info) == 0 && mdb_env_stat(ix->env, &ms) == 0 &&
+		      stat(p, &st) == 0 &&
+		      st.st_size == (off_t)(info.me_last_pgno + 1) * ms.ms_psize,
+		      "warm %d: data.mdb is its %zu pages (%lld bytes)", write,
+		      (size_t)info.me_last_pgno + 1, (long long)st.st_size);
+		CHECK(back > 0 && (write ? back < ((size_t)8 << 20) - big : back == (size_t)8 << 20),
+		      "warm %d: %zu bytes given back", write, back);
+		if (write && v) {
+			MDB_val k = { 9, "warm-test" }, d;
+			CHECK(mdb_txn_begin(ix->env, NULL, MDB_RDONLY, &txn) == 0 &&
+			      mdb_get(txn, ix->meta, &k, &d) == 0 && d.mv_size == big &&
+			      memcmp(d.mv_data, v, big) == 0,
+			      "the value committed into the range reads back whole");
+			mdb_txn_abort(txn);
+		}
+		free(v);
+	}
+	unsetenv("DICOMFS_STORE_WARM");
+	/* no warm: nothing to end */
+	store_warm_end(ix, &ahead, &back);
+	CHECK(ahead == 0 && back == 0, "no warm: nothing read, nothing given back");
+	/* the index still opens and is unchanged: an update parses nothing */
+	struct index_stats stt;
+	CHECK(index_update(ix, &stt, msg, sizeof(msg)) == 0 && stt.files_parsed == 0,
+	      "update after the warms: %s", msg);
+	index_free(ix);
+	char cmd[700];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd)) {
+	}
+}
+
 int main(void)
 {
 	test_record();
@@ -870,6 +943,7 @@ int main(void)
 	test_tree_update();
 	test_group_listing();
 	test_store_reports();
+	test_store_warm();
 	test_store_dir();
 	test_log_escape();
 	return unit_done();
