@@ -66,6 +66,7 @@ struct inst {
 	struct rec_head h;
 	struct str rel, pkey, pname, pid, study, sdate, sdesc, acc, series, snum,
 		modality, sedesc, sop, inum;
+	struct str burned, sop_class; /* anon_excluded's: s NULL when absent */
 	char *pkey_buf;
 	char *sop_buf;        /* a conflict's SOP identity (dedup_sop), or NULL */
 	/* anon/: the de-identified values of the names (anon_prepare) */
@@ -1248,18 +1249,15 @@ static const char *anon_excluded(const struct build *b, const struct inst *in)
 		return "anon: the source is cut short or read only partly";
 	if (b->ix->opts.anon_keep_burned_in)
 		return NULL;
-	/* both in one pass over the record (every instance, every build) */
-	static const uint32_t tags[2] = { 0x00280301, TAG_SOP_CLASS_UID };
-	const char *v[2];
-	size_t l[2];
-	rec_attrs(in->rec, in->rec_len, tags, 2, v, l);
-	if (v[0])
-		return l[0] == 3 && memcmp(v[0], "YES", 3) == 0
+	/* both found by inst_fields' pass over the record */
+	struct str bi = in->burned, sc = in->sop_class;
+	if (bi.s)
+		return bi.l == 3 && memcmp(bi.s, "YES", 3) == 0
 			       ? "anon: BurnedInAnnotation YES (-o anon_keep_burned_in shows it)"
 			       : NULL;
 	if ((in->modality.l == 2 && memcmp(in->modality.s, "US", 2) == 0) ||
 	    (in->modality.l == 2 && memcmp(in->modality.s, "SC", 2) == 0) ||
-	    (v[1] && l[1] >= 25 && memcmp(v[1], "1.2.840.10008.5.1.4.1.1.7", 25) == 0))
+	    (sc.s && sc.l >= 25 && memcmp(sc.s, "1.2.840.10008.5.1.4.1.1.7", 25) == 0))
 		return "anon: no BurnedInAnnotation and a modality that usually burns in "
 		       "(US, secondary capture) (-o anon_keep_burned_in shows it)";
 	return NULL;
@@ -1770,8 +1768,11 @@ static int inst_fields(struct inst *in)
 	size_t pl[PX_ATTR_N] = { 0 };
 	in->pname = in->pid = in->study = in->sdate = in->sdesc = in->acc = none;
 	in->series = in->snum = in->modality = in->sedesc = in->sop = in->inum = none;
+	in->burned = in->sop_class = (struct str){ NULL, 0 };
 	while (rec_next(in->rec, in->rec_len, &pos, &tag, vr, &v, &l)) {
 		struct str x = { v, l };
+		if (tag == TAG_BURNED_IN && !in->burned.s)
+			in->burned = x;   /* the first, as rec_attr finds it */
 		if ((tag >> 16) == 0x0028) {
 			for (size_t k = 0; k < PX_ATTR_N; k++)
 				if (px_attr_tags[k] == tag && !pv[k]) {
@@ -1793,6 +1794,10 @@ static int inst_fields(struct inst *in)
 		case TAG_SERIES_DESCRIPTION: in->sedesc = x; break;
 		case TAG_SOP_INSTANCE_UID: in->sop = x; break;
 		case TAG_INSTANCE_NUMBER: in->inum = x; break;
+		case TAG_SOP_CLASS_UID:
+			if (!in->sop_class.s)
+				in->sop_class = x;
+			break;
 		}
 	}
 	if (in->pid.l) {

@@ -12,6 +12,7 @@
 
 #define TAG_SPECIFIC_CHARSET     0x00080005u
 #define TAG_SOP_CLASS_UID        0x00080016u
+#define TAG_BURNED_IN            0x00280301u   /* BurnedInAnnotation */
 #define TAG_SOP_INSTANCE_UID     0x00080018u
 #define TAG_STUDY_DATE           0x00080020u
 #define TAG_STUDY_TIME           0x00080030u
