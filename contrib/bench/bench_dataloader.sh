@@ -139,6 +139,15 @@ mount_it() { # mount_it NAME ARCHIVE: a fresh daemon (nothing decoded yet)
 }
 umount_it() { fusermount3 -u "$MNT" || { sleep 1; fusermount3 -u "$MNT"; }; wait "$PID"; PID=; }
 min() { awk -v a="$1" -v b="$2" 'BEGIN { print (b == "" || a + 0 <= b + 0) ? a : b }'; }
+# fresh NAME ARCHIVE MODE: the loader MODE through a fresh mount (nothing
+# decoded yet); FT, FF: its seconds and its first epoch's
+fresh() {
+	local out
+	mount_it "$1" "$2"
+	out=$("$PY" "$HELP" load "$3" "$W/$1.npy" "$EPOCHS" "$WORKERS") || die "$3 loader failed"
+	umount_it
+	read -r FT _ FF <<< "$out"
+}
 sps() { awk -v n="$1" -v e="$2" -v t="$3" 'BEGIN { printf "%.0f", n * e / t }'; }
 
 # One round: pydicom, .npy on a fresh mount (EPOCHS), .npy first epoch
@@ -188,23 +197,14 @@ loader() { # loader NAME ARCHIVE PATIENTID
 		read -r t _ _ <<< "$out"; t_shm=$(min "$t" "$t_shm")
 		umount_it
 		log "$name round $r: .npy opened unbuffered, through a fresh mount"
-		mount_it "$name" "$arch"
-		out=$("$PY" "$HELP" load npyraw "$W/$name.npy" "$EPOCHS" "$WORKERS") || die "npyraw loader failed"
-		read -r t _ f <<< "$out"; t_raw=$(min "$t" "$t_raw"); f_raw=$(min "$f" "$f_raw")
-		umount_it
+		fresh "$name" "$arch" npyraw; t_raw=$(min "$FT" "$t_raw"); f_raw=$(min "$FF" "$f_raw")
 		# memory-mapped: no copy into a fresh array, the DataLoader's
 		# collate copies from the page cache (numpy's own np.load
 		# mmap_mode='r', and npy_map: the header read unbuffered)
 		log "$name round $r: .npy with np.load(p, mmap_mode='r'), through a fresh mount"
-		mount_it "$name" "$arch"
-		out=$("$PY" "$HELP" load npymmap "$W/$name.npy" "$EPOCHS" "$WORKERS") || die "npymmap loader failed"
-		read -r t _ _ <<< "$out"; t_mm=$(min "$t" "$t_mm")
-		umount_it
+		fresh "$name" "$arch" npymmap; t_mm=$(min "$FT" "$t_mm")
 		log "$name round $r: .npy memory-mapped by npy_map, through a fresh mount"
-		mount_it "$name" "$arch"
-		out=$("$PY" "$HELP" load npymap "$W/$name.npy" "$EPOCHS" "$WORKERS") || die "npymap loader failed"
-		read -r t _ f <<< "$out"; t_map=$(min "$t" "$t_map"); f_map=$(min "$f" "$f_map")
-		umount_it
+		fresh "$name" "$arch" npymap; t_map=$(min "$FT" "$t_map"); f_map=$(min "$FF" "$f_map")
 		out=$("$PY" "$HELP" load npymap "$W/$name.shm" "$EPOCHS" "$WORKERS") || die "tmpfs npymap loader failed"
 		read -r t _ _ <<< "$out"; t_shmmap=$(min "$t" "$t_shmmap")
 		if [[ $name == mixed256 ]]; then
