@@ -53,25 +53,41 @@ static int is_vr(const uint8_t *p)
 	return p[0] >= 'A' && p[0] <= 'Z' && p[1] >= 'A' && p[1] <= 'Z';
 }
 
+#define VR2(a, b) ((unsigned)(a) << 8 | (unsigned)(b))
+
 /* a VR of PS3.5 (GDCM throws on any other, then re-reads the whole data set
- * as implicit VR and allocates whatever the garbage lengths say) */
+ * as implicit VR and allocates whatever the garbage lengths say); a switch
+ * the compiler makes a table of: it runs for every element of every file */
 static int vr_known(const uint8_t *p)
 {
-	static const char kv[] = "AEASATCSDADSDTFDFLISLOLTOBODOFOLOVOWPNSHSLSQSSSTSVTMUCUIULUNURUSUTUV";
-	for (size_t i = 0; i + 1 < sizeof(kv); i += 2)
-		if (p[0] == kv[i] && p[1] == kv[i + 1])
-			return 1;
-	return 0;
+	switch (VR2(p[0], p[1])) {
+	case VR2('A', 'E'): case VR2('A', 'S'): case VR2('A', 'T'): case VR2('C', 'S'):
+	case VR2('D', 'A'): case VR2('D', 'S'): case VR2('D', 'T'): case VR2('F', 'D'):
+	case VR2('F', 'L'): case VR2('I', 'S'): case VR2('L', 'O'): case VR2('L', 'T'):
+	case VR2('O', 'B'): case VR2('O', 'D'): case VR2('O', 'F'): case VR2('O', 'L'):
+	case VR2('O', 'V'): case VR2('O', 'W'): case VR2('P', 'N'): case VR2('S', 'H'):
+	case VR2('S', 'L'): case VR2('S', 'Q'): case VR2('S', 'S'): case VR2('S', 'T'):
+	case VR2('S', 'V'): case VR2('T', 'M'): case VR2('U', 'C'): case VR2('U', 'I'):
+	case VR2('U', 'L'): case VR2('U', 'N'): case VR2('U', 'R'): case VR2('U', 'S'):
+	case VR2('U', 'T'): case VR2('U', 'V'):
+		return 1;
+	default:
+		return 0;
+	}
 }
 
+/* a VR with a 4-byte length (explicit VR) */
 static int vr_long(const uint8_t *p)
 {
-	static const char *const lv[] = { "OB", "OD", "OF", "OL", "OV", "OW", "SQ",
-		"SV", "UC", "UN", "UR", "UT", "UV" };
-	for (size_t i = 0; i < sizeof(lv) / sizeof(lv[0]); i++)
-		if (p[0] == lv[i][0] && p[1] == lv[i][1])
-			return 1;
-	return 0;
+	switch (VR2(p[0], p[1])) {
+	case VR2('O', 'B'): case VR2('O', 'D'): case VR2('O', 'F'): case VR2('O', 'L'):
+	case VR2('O', 'V'): case VR2('O', 'W'): case VR2('S', 'Q'): case VR2('S', 'V'):
+	case VR2('U', 'C'): case VR2('U', 'N'): case VR2('U', 'R'): case VR2('U', 'T'):
+	case VR2('U', 'V'):
+		return 1;
+	default:
+		return 0;
+	}
 }
 
 /* Need bytes [pos, pos+n): 0, DFS_ENEEDMORE or DFS_ETRUNC. */
