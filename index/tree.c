@@ -2694,9 +2694,10 @@ static int src_fill(struct srcbuild *sb, uint64_t dir_id, size_t a, size_t e, si
  */
 static int sources_fill(struct build *b, int from_nodes, struct view_top *top)
 {
+	/* b->src_v stays b's (tree_build_txn frees it after the thread that
+	 * faults it in has been joined); it holds every record: never grown */
 	struct srcbuild sb = { b, b->src_v, NULL, 0, b->ix->tree_recs_in_map };
 	size_t n = 0, cap = b->src_v ? b->src_cap : 0, scap = 0;
-	b->src_v = NULL;   /* sb's now */
 	MDB_cursor *c;
 	MDB_val k, d;
 	int rc;
@@ -2770,7 +2771,10 @@ out:
 	for (size_t i = 0; i < n; i++)
 		if (!sb.in_map)
 			free(sb.v[i].rel);
-	free(sb.v);
+	if (b->src_v && sb.v != b->src_v)
+		b->src_v = NULL;   /* grown after all (realloc): sb's now */
+	if (sb.v != b->src_v)
+		free(sb.v);
 	free(sb.shown);
 	return rc;
 }
