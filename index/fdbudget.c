@@ -152,3 +152,11 @@ void fdb_stats(int *limit, int *cap, int *held)
 	*held = fdb.held;
 	pthread_mutex_unlock(&fdb.lock);
 }
+
+int fdb_counting(void)
+{
+	pthread_mutex_lock(&fdb.lock);
+	int on = fdb.inited;
+	pthread_mutex_unlock(&fdb.lock);
+	return on;
+}

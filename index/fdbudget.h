@@ -67,6 +67,9 @@ int fdb_transient(int on);
 int fdb_is_transient(void);
 /* F5: 1 when at least n fds are free now (nothing taken). */
 int fdb_spare(int n);
+/* F1: 1 once fdb_init has run (the mount); 0 in the parser processes and
+ * unit tests, where nothing is counted. */
+int fdb_counting(void);
 /* For status and tests: the limit, the fds that may be held, held now. */
 void fdb_stats(int *limit, int *cap, int *held);
 

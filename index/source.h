@@ -27,7 +27,10 @@
  *      -EIO with why = "source changed since it was indexed (remount to
  *      re-index)"; a file that cannot be opened is -ENOENT (gone) or -EIO,
  *      why = "cannot open source: <strerror>". Without an expectation
- *      (the scan, which has just stat()ed the file) nothing is verified.
+ *      (the scan, which has just stat()ed the file) nothing is verified;
+ *      a parser process's scan opens a directory's files through that
+ *      directory's fd, kept from one file to the next (source_local.c
+ *      scan_openat).
  * (R3) open() never blocks on what was swapped in: a FIFO, device or
  *      symlink put in the place of an indexed file gives -EIO at once.
  * (R4) read() fills the whole range or fails: 0, DFS_ETRUNC when the file

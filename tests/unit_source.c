@@ -252,6 +252,45 @@ int main(void)
 	CHECK(source_open(&s, "a/x", 3, NULL, &f, why, sizeof(why)) == 0, "scan open");
 	CHECK(source_read(&s, &f, buf, 4, 0) == 0 && !memcmp(buf, "yyyy", 4), "scan read");
 	source_close(&s, &f);
+	/* the scan's opens keep the last directory open (source_local.c
+	 * scan_openat; no fd budget here, as in a parser process): the same
+	 * files whatever order the directories come in */
+	snprintf(p, sizeof(p), "%s/c", dir);
+	CHECK(mkdir(p, 0755) == 0, "mkdir c");
+	put("c/q", "qqqq");
+	const struct { const char *rel, *text; } seq[] = {
+		{ "a/y", "yyyy" }, { "a/m", "mmmm" }, { "c/q", "qqqq" }, { "a/y", "yyyy" },
+		{ "z", "zz" }, { "a/m", "mmmm" } };
+	for (size_t i = 0; i < sizeof(seq) / sizeof(seq[0]); i++) {
+		memset(buf, 0, sizeof(buf));
+		CHECK(source_open(&s, seq[i].rel, strlen(seq[i].rel), NULL, &f, why,
+				  sizeof(why)) == 0 &&
+		      source_read(&s, &f, buf, strlen(seq[i].text), 0) == 0 &&
+		      !memcmp(buf, seq[i].text, strlen(seq[i].text)),
+		      "scan open %zu (%s): %.4s", i, seq[i].rel, buf);
+		source_close(&s, &f);
+	}
+	CHECK(source_open(&s, "a/nope", 6, NULL, &f, why, sizeof(why)) == -ENOENT,
+	      "a file gone from the cached directory: ENOENT");
+	CHECK(source_open(&s, "nodir/x", 7, NULL, &f, why, sizeof(why)) == -ENOENT,
+	      "a directory that is not there: ENOENT");
+	CHECK(source_open(&s, "c/q", 3, NULL, &f, why, sizeof(why)) == 0, "c/q again");
+	source_close(&s, &f);
+	source_destroy(&s);
+	/* another archive with the same names: its own files, not the cached
+	 * directory of the one before */
+	char dir2[300];
+	snprintf(dir2, sizeof(dir2), "%s/c/other", dir);
+	snprintf(p, sizeof(p), "%s/c", dir2);
+	CHECK(mkdir(dir2, 0755) == 0 && mkdir(p, 0755) == 0, "mkdir other/c");
+	snprintf(p, sizeof(p), "%s/c/q", dir2);
+	write_file(p, "2222");
+	CHECK(source_create(dir2, NULL, &s, msg, sizeof(msg)) == 0, "create other: %s", msg);
+	memset(buf, 0, sizeof(buf));
+	CHECK(source_open(&s, "c/q", 3, NULL, &f, why, sizeof(why)) == 0 &&
+	      source_read(&s, &f, buf, 4, 0) == 0 && !memcmp(buf, "2222", 4),
+	      "another archive's c/q: %.4s", buf);
+	source_close(&s, &f);
 	source_destroy(&s);
 
 	char cmd[128];
