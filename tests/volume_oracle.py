@@ -19,7 +19,19 @@ import numpy as np
 import nibabel as nib
 import pydicom
 from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import ExplicitVRLittleEndian
+from pydicom.uid import generate_uid as _pydicom_uid
+
+_uid_n = [0]
+
+
+def generate_uid():
+    """pydicom's generate_uid from a counter, not random: the same files
+    every run. dcm2niix orders the images of a series without
+    InstanceNumber by what else it finds, and with some random UIDs it
+    wrote the "noinum" series as two files (one CI run in many)."""
+    _uid_n[0] += 1
+    return _pydicom_uid(entropy_srcs=["dicomfs volume_oracle", str(_uid_n[0])])
 
 CT = "1.2.840.10008.5.1.4.1.1.2"
 MR = "1.2.840.10008.5.1.4.1.1.4"
