@@ -1437,10 +1437,7 @@ abort:
 		mdb_cursor_close(cur);
 	if (txn)
 		mdb_txn_abort(txn);
-	{
-		size_t ahead, back;
-		store_warm_end(ix, &ahead, &back);
-	}
+	store_warm_end(ix, NULL, NULL);
 	snprintf(msg, msglen, "updating index '%s': %s", ix->path, dfs_strerror(rc));
 free_cands:
 	feed_release(&fb);

@@ -1660,6 +1660,11 @@ void store_warm_end(struct index *ix, size_t *ahead, size_t *back)
 	MDB_envinfo info;
 	MDB_stat ms;
 	struct stat st;
+	size_t dummy;
+	if (!ahead)
+		ahead = &dummy;
+	if (!back)
+		back = &dummy;
 	*ahead = *back = 0;
 	if (!w)
 		return;

@@ -243,7 +243,7 @@ void store_sync(struct index *ix);
  *   LMDB's own rule, and its last page never goes down). Only with no
  *   write transaction open (I5: the update is the only writer; LMDB's
  *   readers read no page beyond it). *ahead: bytes read ahead; *back:
- *   bytes cut; both 0 without a warm.
+ *   bytes cut; both 0 without a warm; either may be NULL.
  * The update's thread starts and ends it (ix->warm), one at a time. No
  * errors: a warm that cannot start (archive under WARM_MIN's 4 MiB of
  * pages, less than 4 x bytes free on the disk, no fallocate, no thread)

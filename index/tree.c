@@ -1558,14 +1558,21 @@ static int vol_slots(struct ahead *a)
 /* Start the helper when it has work: anon/ is among views (H1), or
  * patients/ is and volumes are served (H2). b->ahead stays NULL when not
  * (or out of memory): do_anon and do_series then do it all in line. */
+/* views has a view built by fn */
+static int views_have(const struct view *const *views,
+		      int (*fn)(struct tree_builder *, const struct view *, struct view_top *))
+{
+	for (size_t i = 0; views && views[i]; i++)
+		if (views[i]->build == fn)
+			return 1;
+	return 0;
+}
+
 static void ahead_start(struct build *b, const struct view *const *views)
 {
-	int anon = 0, vol = 0;
-	for (size_t i = 0; views && views[i]; i++) {
-		anon |= views[i]->build == tree_anon;
-		vol |= views[i]->build == tree_patients;
-	}
-	vol = vol && (b->ix->opts.kinds & (1u << KIND_VOLUME_NII | 1u << KIND_VOLUME_NPY));
+	int anon = views_have(views, tree_anon);
+	int vol = views_have(views, tree_patients) &&
+		  (b->ix->opts.kinds & (1u << KIND_VOLUME_NII | 1u << KIND_VOLUME_NPY));
 	struct ahead *a = (anon || vol) && b->n ? calloc(1, sizeof(*a)) : NULL;
 	if (!a)
 		return;
@@ -2401,15 +2408,6 @@ static size_t tree_part_size(const struct index *ix);
 static int views_known(const struct view *const *views, int has[3]);
 static void *sources_room(struct build *b, size_t n, size_t *len);
 
-/* views has a view built by fn */
-static int views_have(const struct view *const *views,
-		      int (*fn)(struct tree_builder *, const struct view *, struct view_top *))
-{
-	for (size_t i = 0; views && views[i]; i++)
-		if (views[i]->build == fn)
-			return 1;
-	return 0;
-}
 
 int tree_build_split(struct index *ix, MDB_txn **txnp, uint64_t *next_id)
 {
