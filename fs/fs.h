@@ -86,10 +86,14 @@ struct dfs {
 	/* kind_dotdir.c Z4: status snapshots served as inodes of their own
 	 * (its own lock); made by dfs_snaps_new before the session loop */
 	struct dfs_snaps *snaps;
+	/* cpulat.h: the CPUs' wake-up latency held low while requests arrive;
+	 * set before the session loop (after daemonize), freed after it;
+	 * NULL: off (L2, L4). Every request touches it (ll.c) */
+	struct cpulat *cpulat;
 	/* requests received, by kind (status.json "requests"; __atomic) */
 	struct dfs_counts {
 		uint64_t lookup, getattr, open, opendir, read, readdir, getxattr,
-			listxattr, forget;
+			listxattr, forget, ioctl;
 	} counts;
 };
 

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "fs.h"
+#include "cpulat.h"
 
 /* ---- generated text: status.json, errors.tsv ---- */
 
@@ -39,17 +40,23 @@ static int status_make(struct dfs *fs, char **buf, size_t *len)
 		return 0;   /* not an object: as it is */
 	const struct dfs_counts *c = &fs->counts;
 #define LD(x) (unsigned long long)__atomic_load_n(&c->x, __ATOMIC_RELAXED)
-	char add[512];
+	struct cpulat_stats cl;
+	cpulat_stats(fs->cpulat, &cl);
+	char lat[128] = "null";   /* cpulat.h L2, L4: off */
+	if (fs->cpulat)
+		snprintf(lat, sizeof(lat), "{\"us\": %ld, \"held\": %s, \"holds\": %llu}",
+			 (long)cl.us, cl.held ? "true" : "false", (unsigned long long)cl.holds);
+	char add[768];
 	int n = snprintf(add, sizeof(add),
 			 ",\n  \"requests\": {\"lookup\": %llu, \"getattr\": %llu, "
 			 "\"open\": %llu, \"opendir\": %llu, \"read\": %llu, "
 			 "\"readdir\": %llu, \"getxattr\": %llu, \"listxattr\": %llu, "
-			 "\"forget\": %llu, \"zero_message_opens\": %s, "
-			 "\"read_ahead_files\": %llu}\n}\n",
+			 "\"forget\": %llu, \"ioctl\": %llu, \"zero_message_opens\": %s, "
+			 "\"read_ahead_files\": %llu},\n  \"cpu_latency\": %s\n}\n",
 			 LD(lookup), LD(getattr), LD(open), LD(opendir), LD(read),
-			 LD(readdir), LD(getxattr), LD(listxattr), LD(forget),
+			 LD(readdir), LD(getxattr), LD(listxattr), LD(forget), LD(ioctl),
 			 fs->zero_open ? "true" : "false",
-			 (unsigned long long)dfs_ra_pushed(fs));
+			 (unsigned long long)dfs_ra_pushed(fs), lat);
 #undef LD
 	char *nb = realloc(b, l - 1 + (size_t)n + 1);
 	if (!nb)

@@ -34,6 +34,7 @@
 #include "config.h"
 #include "access.h"
 #include "catalog.h"
+#include "cpulat.h"
 #include "fs.h"
 #include "shared_buf.h"
 #include "error.h"
@@ -78,6 +79,7 @@ struct options {
 	int only_dcm;       /* = files=dcm */
 	char *xattrs;       /* "all" or "dcm" (xattr.c X4) */
 	char *log;          /* -o log=FILE (log.h) */
+	char *cpu_latency;  /* µs or "off" (cpulat.h L4; default 0) */
 };
 
 #define OPT(t, p) { t, offsetof(struct options, p), 1 }
@@ -109,6 +111,7 @@ static const struct fuse_opt dfs_opts[] = {
 	OPT("only_dcm", only_dcm),
 	OPT("xattrs=%s", xattrs),
 	OPT("log=%s", log),
+	OPT("cpu_latency=%s", cpu_latency),
 	FUSE_OPT_END
 };
 
@@ -206,6 +209,9 @@ static void usage(const char *prog)
 	       "                           the page cache after a first read (README)\n"
 	       "    -o opens=each          every open is a request to dicomfs (default auto:\n"
 	       "                           none without allow_other; README)\n"
+	       "    -o cpu_latency=US|off  while requests arrive, ask idle CPUs to wake\n"
+	       "                           within US microseconds (default 0: they poll;\n"
+	       "                           needs root); off leaves their idle policy alone\n"
 	       "    -o log=FILE            append every message to FILE (time-stamped);\n"
 	       "                           without it messages go to stderr, and to\n"
 	       "                           syslog once in the background\n"
@@ -492,6 +498,20 @@ int main(int argc, char *argv[])
 		goto free_args;
 	}
 	fs.opens_each = o.opens && !strcmp(o.opens, "each");
+	long cpu_us = 0;   /* cpulat.h L4; -1: off */
+	if (o.cpu_latency && !strcmp(o.cpu_latency, "off")) {
+		cpu_us = -1;
+	} else if (o.cpu_latency) {
+		char *end;
+		errno = 0;
+		cpu_us = strtol(o.cpu_latency, &end, 10);
+		if (errno || end == o.cpu_latency || *end || cpu_us < 0 || cpu_us > 1000000) {
+			fprintf(stderr, "dicomfs: bad -o cpu_latency=%s (microseconds, or off)\n",
+				o.cpu_latency);
+			ret = EXIT_USAGE;
+			goto free_args;
+		}
+	}
 	if (o.max_threads < 0 || o.max_threads > 100000) {
 		fprintf(stderr, "dicomfs: bad -o max_threads=%d\n", o.max_threads);
 		ret = EXIT_USAGE;
@@ -742,12 +762,21 @@ int main(int argc, char *argv[])
 	fdb_serving();   /* fdbudget.h F6 */
 	if (index_serving(fs.ix, 1))   /* index.h I5 */
 		dfs_log("cannot mark the index served: another mount may wait for it");
+	if (cpu_us >= 0) {
+		/* cpulat.h: after daemonize (its thread), before any request */
+		char why[300];
+		fs.cpulat = cpulat_start(NULL, (int32_t)cpu_us, 0, why, sizeof(why));
+		if (!fs.cpulat && why[0])
+			dfs_log_file_only("cpu_latency: off (%s)", why);
+	}
 	if (copts.singlethread) {
 		rc = fuse_session_loop(se);
 	} else {
 		rc = run_loop_mt(se, &copts, fs.max_threads);
 	}
 	index_serving(fs.ix, 0);   /* unmounted: a new mount may wait for the index */
+	cpulat_stop(fs.cpulat);
+	fs.cpulat = NULL;
 	{
 		/* tests: a mount slow to close (its last sync, I12) */
 		const char *cd = getenv("DICOMFS_CLOSE_DELAY_MS");
@@ -800,6 +829,7 @@ free_args:
 	free(o.bearer_token_file);
 	free(o.netrc);
 	free(o.log);
+	free(o.cpu_latency);
 	free((void *)io.extra_tags);
 	fuse_opt_free_args(&args);
 	return ret;

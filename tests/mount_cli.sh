@@ -77,6 +77,8 @@ fi
 touch "$TMP/a-file"
 expect_exit 2 "archive is a regular file" "$TMP/a-file" "$MNT"
 expect_exit 3 "nonexistent mountpoint" "$ARCH" "$TMP/no-such-mountpoint"
+expect_exit 1 "bad -o cpu_latency" -o cpu_latency=soon "$ARCH" "$MNT"
+expect_exit 1 "-o cpu_latency out of range" -o cpu_latency=-1 "$ARCH" "$MNT"
 expect_exit 4 "unwritable index directory" -o index=/proc/nonexistent "$ARCH" "$MNT"
 # The index directory (store.h S1): never one another user owns or can write
 mkdir "$TMP/idx-foreign" "$TMP/idx-gw"

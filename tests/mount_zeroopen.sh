@@ -13,7 +13,10 @@
 #   leaves no short page behind: a blocking read then gets the whole file
 #   (Z3);
 # - a vanished or changed source still gives ENOENT/EIO on read (Z2, with
-#   the page cache dropped) and an errors.tsv line.
+#   the page cache dropped) and an errors.tsv line;
+# - Python's isatty() is one ioctl request, answered ENOTTY, and while
+#   requests arrive the mount holds the CPUs' wake-up latency at 0 µs
+#   (fs/cpulat.h; -o cpu_latency=off: not).
 . "${srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 setup
 
@@ -115,6 +118,42 @@ for _ in range(5):   # each open: a snapshot of its own, size and bytes agree
 os.close(fd)
 EOF
 
+# --- the isatty() ioctl and the CPU latency hold (ll.c, fs/cpulat.h) ---------
+# Python's buffered open() asks isatty(): one TCGETS ioctl request, answered
+# ENOTTY by dicomfs; while requests arrive the mount holds a CPU latency of
+# 0 µs (L1), which /dev/cpu_dma_latency (the system's least request) shows.
+# Another test's mount may hold it too, so only a 0 while requests arrive is
+# checked here; its release is unit_cpulat's.
+"$PY" - "$MNT" <<'EOF' && ok "isatty(): an ioctl request, ENOTTY; CPU latency 0 while requests arrive" || fail "ioctl / cpu_latency"
+import errno, fcntl, glob, json, os, struct, sys, termios
+m = sys.argv[1]
+st = lambda: json.load(open(m + "/.dicomfs/status.json"))
+npy = sorted(glob.glob(m + "/patients/*/*/*/*.npy"))[0]
+i0 = st()["requests"]["ioctl"]
+with open(npy, "rb") as f:          # buffered: isatty()
+    assert not f.isatty()
+    try:
+        fcntl.ioctl(f.fileno(), termios.TCGETS, bytes(64))
+        raise SystemExit("TCGETS succeeded")
+    except OSError as e:
+        assert e.errno == errno.ENOTTY, e
+s = st()
+assert s["requests"]["ioctl"] >= i0 + 2, (i0, s["requests"])
+lat = s["cpu_latency"]
+assert lat is not None and lat["us"] == 0 and lat["held"] and lat["holds"] >= 1, lat
+if os.path.exists("/dev/cpu_dma_latency"):
+    seen = []
+    for _ in range(5):
+        with open(npy, "rb") as f:   # a request, then the system's value
+            pass
+        with open("/dev/cpu_dma_latency", "rb") as d:
+            seen.append(struct.unpack("i", d.read(4))[0])
+        if seen[-1] == 0:
+            break
+    assert seen[-1] == 0, seen
+print("cpu_latency", lat)
+EOF
+
 # --- O_NONBLOCK of pixels that need a decoder (Z3) ----------------------------
 "$PY" - "$MNT" "$TMP/sums.each" <<'EOF' && ok "O_NONBLOCK: EAGAIN for undecoded pixels, whole bytes after" || fail "O_NONBLOCK reads"
 import errno, hashlib, os, subprocess, sys
@@ -164,8 +203,11 @@ done
 mount_stop
 
 # --- allow_other: opens stay requests (Z1) ------------------------------------
-mount_start "$MNT" "$ARCH" -o index="$TMP/idx",allow_other || exit 1
+mount_start "$MNT" "$ARCH" -o index="$TMP/idx",allow_other,cpu_latency=off || exit 1
 [ "$(req zero_message_opens)" = False ] && ok "allow_other: opens are requests" ||
 	fail "allow_other: zero_message_opens $(req zero_message_opens)"
+lat=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["cpu_latency"])' "$MNT/.dicomfs/status.json")
+[ "$lat" = None ] && ok "-o cpu_latency=off: no hold (status.json cpu_latency null)" ||
+	fail "-o cpu_latency=off: cpu_latency $lat"
 mount_stop
 exit 0
