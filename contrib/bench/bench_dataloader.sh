@@ -32,7 +32,9 @@
 # the best time of each side kept).
 # NPYLOAD_ONLY=1: only the repeated np.load (no torch): the mixed set through
 # a default mount, through one with -o opens=each (an OPEN round trip per
-# load, fs/fs.h Z1) and from tmpfs, side by side, best of ROUNDS.
+# load, fs/fs.h Z1), through one with -o cpu_latency=off (the isatty()
+# round trip without the wake-up latency hold, fs/cpulat.h) and from tmpfs,
+# side by side, best of ROUNDS.
 set -u -o pipefail
 export LC_ALL=C
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -244,15 +246,20 @@ loader() { # loader NAME ARCHIVE PATIENTID
 }
 
 if [[ -n ${NPYLOAD_ONLY:-} ]]; then
-	# the repeated np.load alone: default mount, opens=each, tmpfs
+	# the repeated np.load alone: default mount, opens=each, cpu_latency=off
+	# (fs/cpulat.h: no wake-up latency hold), tmpfs
 	mount_it mixed256 "$MIX"
 	lists mixed256 "$MIX" BL256
 	umount_it
 	head -n 100 "$W/mixed256.npy" > "$W/np.list"
-	l_fs= l_each= l_shm= l_fsraw= l_shmraw=
+	l_fs= l_each= l_off= l_shm= l_fsraw= l_shmraw=
 	for ((r = 1; r <= ROUNDS; r++)); do
-		for mode in auto each; do
-			MOUNT_OPTS=opens=$mode mount_it mixed256 "$MIX"
+		for mode in auto each off; do
+			if [[ $mode == off ]]; then
+				MOUNT_OPTS=cpu_latency=off mount_it mixed256 "$MIX"
+			else
+				MOUNT_OPTS=opens=$mode mount_it mixed256 "$MIX"
+			fi
 			if [[ $r == 1 && $mode == auto ]]; then
 				i=0
 				while read -r p; do cp "$p" "$SHM/$i.npy"; echo "$SHM/$i.npy"; i=$((i + 1)); done \
@@ -262,8 +269,10 @@ if [[ -n ${NPYLOAD_ONLY:-} ]]; then
 			if [[ $mode == auto ]]; then
 				l_fs=$(min "$t" "$l_fs")
 				t=$("$PY" "$HELP" npyload "$W/np.list" 20 raw); l_fsraw=$(min "$t" "$l_fsraw")
-			else
+			elif [[ $mode == each ]]; then
 				l_each=$(min "$t" "$l_each")
+			else
+				l_off=$(min "$t" "$l_off")
 			fi
 			umount_it
 		done
@@ -275,6 +284,8 @@ if [[ -n ${NPYLOAD_ONLY:-} ]]; then
 		"$(ratio "$l_shm" "$l_fs")" "x tmpfs"
 	row "the same, -o opens=each: tmpfs / dicomfs" "$(ms "$l_shm")" "$(ms "$l_each")" \
 		"$(ratio "$l_shm" "$l_each")" "x tmpfs"
+	row "the same, -o cpu_latency=off: tmpfs / dicomfs" "$(ms "$l_shm")" "$(ms "$l_off")" \
+		"$(ratio "$l_shm" "$l_off")" "x tmpfs"
 	row "np.load(open(p, 'rb', buffering=0)): tmpfs / dicomfs" "$(ms "$l_shmraw")" \
 		"$(ms "$l_fsraw")" "$(ratio "$l_shmraw" "$l_fsraw")" "x tmpfs"
 	printf '\n%-46s %9s %9s %7s\n' "measurement (best of $ROUNDS)" "tmpfs" "dicomfs" "ratio"
