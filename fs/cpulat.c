@@ -70,6 +70,58 @@ static void *cpulat_main(void *arg)
 	return NULL;
 }
 
+/* the first line of dir/name, without its newline, or "" */
+static void read_line(const char *dir, const char *name, char *out, size_t cap)
+{
+	char path[512];
+	out[0] = 0;
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return;
+	if (fgets(out, (int)cap, f))
+		out[strcspn(out, "\n")] = 0;
+	else
+		out[0] = 0;
+	fclose(f);
+}
+
+int32_t cpulat_auto_us(const char *sysfs_cpu, char *how, size_t howlen)
+{
+	char gov[64], path[512], name[64], lat[32];
+	if (!sysfs_cpu)
+		sysfs_cpu = "/sys/devices/system/cpu";
+	snprintf(path, sizeof(path), "%s/cpuidle", sysfs_cpu);
+	read_line(path, "current_governor", gov, sizeof(gov));
+	if (!gov[0])
+		read_line(path, "current_governor_ro", gov, sizeof(gov));
+	if (!strcmp(gov, "haltpoll")) {
+		if (how)
+			snprintf(how, howlen, "the haltpoll governor polls only for 0");
+		return 0;
+	}
+	for (int i = 0; i < 16; i++) {
+		snprintf(path, sizeof(path), "%s/cpu0/cpuidle/state%d", sysfs_cpu, i);
+		read_line(path, "name", name, sizeof(name));
+		if (!name[0])
+			break;
+		if (!strcmp(name, "POLL"))
+			continue;
+		read_line(path, "latency", lat, sizeof(lat));
+		char *end;
+		errno = 0;
+		long v = strtol(lat, &end, 10);
+		if (errno || end == lat || *end || v < 0 || v > 1000000)
+			break;
+		if (how)
+			snprintf(how, howlen, "idle state %s wakes in %ld us", name, v);
+		return (int32_t)v;
+	}
+	if (how)
+		snprintf(how, howlen, "no idle state but polling known");
+	return 0;
+}
+
 struct cpulat *cpulat_start(const char *dev, int32_t us, unsigned idle_ms,
 			    char *why, size_t whylen)
 {

@@ -34,8 +34,14 @@
  * (L3) cpulat_touch is lock-free while the hold is taken: an acquire load
  *      and, at most once per period, a relaxed store.
  * (L4) -o cpu_latency=off leaves the CPUs' idle policy alone (NULL here);
- *      -o cpu_latency=N holds N µs instead of 0 (the idle states that wake
- *      within N µs stay allowed).
+ *      -o cpu_latency=N holds N µs (the idle states that wake within N µs
+ *      stay allowed). The default, auto (cpulat_auto_us), holds what keeps
+ *      the CPUs' shallowest sleeping state and no deeper one: 0 under the
+ *      haltpoll governor of a VM guest, which polls only for 0 (any other
+ *      value halts the virtual CPU, the costly wake this is about); else
+ *      the exit latency of the first idle state that is not POLL (C1 on
+ *      bare metal: 1-2 µs to wake, and a server's other cores sleep in it
+ *      instead of polling); 0 without cpuidle.
  * Threading: cpulat_touch and cpulat_stats from any thread; cpulat_start
  * and cpulat_stop from one thread, after any fork (the module's thread)
  * and before / after every other call. Locks: cpulat.lock guards held,
@@ -63,6 +69,14 @@ struct cpulat;
  */
 struct cpulat *cpulat_start(const char *dev, int32_t us, unsigned idle_ms,
 			    char *why, size_t whylen);
+
+/*
+ * L4's auto value, read from sysfs (NULL: /sys/devices/system/cpu; a test
+ * passes a tree of its own): the governor from cpuidle/current_governor
+ * (or current_governor_ro), the idle states from cpu0/cpuidle/stateN/{name,
+ * latency}. how (may be NULL) says which rule chose it.
+ */
+int32_t cpulat_auto_us(const char *sysfs_cpu, char *how, size_t howlen);
 
 /* A request arrived (L1, L3). NULL: nothing. */
 void cpulat_touch(struct cpulat *l);

@@ -209,8 +209,9 @@ static void usage(const char *prog)
 	       "                           the page cache after a first read (README)\n"
 	       "    -o opens=each          every open is a request to dicomfs (default auto:\n"
 	       "                           none without allow_other; README)\n"
-	       "    -o cpu_latency=US|off  while requests arrive, ask idle CPUs to wake\n"
-	       "                           within US microseconds (default 0: they poll;\n"
+	       "    -o cpu_latency=US|auto|off  while requests arrive, ask idle CPUs to\n"
+	       "                           wake within US microseconds (default auto: 0 in\n"
+	       "                           a VM with haltpoll, else the shallowest sleep's;\n"
 	       "                           needs root); off leaves their idle policy alone\n"
 	       "    -o log=FILE            append every message to FILE (time-stamped);\n"
 	       "                           without it messages go to stderr, and to\n"
@@ -498,15 +499,15 @@ int main(int argc, char *argv[])
 		goto free_args;
 	}
 	fs.opens_each = o.opens && !strcmp(o.opens, "each");
-	long cpu_us = 0;   /* cpulat.h L4; -1: off */
+	long cpu_us = -2;   /* cpulat.h L4; -1: off, -2: auto */
 	if (o.cpu_latency && !strcmp(o.cpu_latency, "off")) {
 		cpu_us = -1;
-	} else if (o.cpu_latency) {
+	} else if (o.cpu_latency && strcmp(o.cpu_latency, "auto")) {
 		char *end;
 		errno = 0;
 		cpu_us = strtol(o.cpu_latency, &end, 10);
 		if (errno || end == o.cpu_latency || *end || cpu_us < 0 || cpu_us > 1000000) {
-			fprintf(stderr, "dicomfs: bad -o cpu_latency=%s (microseconds, or off)\n",
+			fprintf(stderr, "dicomfs: bad -o cpu_latency=%s (microseconds, auto or off)\n",
 				o.cpu_latency);
 			ret = EXIT_USAGE;
 			goto free_args;
@@ -762,12 +763,16 @@ int main(int argc, char *argv[])
 	fdb_serving();   /* fdbudget.h F6 */
 	if (index_serving(fs.ix, 1))   /* index.h I5 */
 		dfs_log("cannot mark the index served: another mount may wait for it");
-	if (cpu_us >= 0) {
+	if (cpu_us != -1) {
 		/* cpulat.h: after daemonize (its thread), before any request */
-		char why[300];
+		char why[300], how[128] = "as asked";
+		if (cpu_us == -2)
+			cpu_us = cpulat_auto_us(NULL, how, sizeof(how));
 		fs.cpulat = cpulat_start(NULL, (int32_t)cpu_us, 0, why, sizeof(why));
 		if (!fs.cpulat && why[0])
 			dfs_log_file_only("cpu_latency: off (%s)", why);
+		else if (fs.cpulat)
+			dfs_log_file_only("cpu_latency: %ld us while requests arrive (%s)", cpu_us, how);
 	}
 	if (copts.singlethread) {
 		rc = fuse_session_loop(se);

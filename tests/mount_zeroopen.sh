@@ -15,7 +15,7 @@
 # - a vanished or changed source still gives ENOENT/EIO on read (Z2, with
 #   the page cache dropped) and an errors.tsv line;
 # - Python's isatty() is one ioctl request, answered ENOTTY, and while
-#   requests arrive the mount holds the CPUs' wake-up latency at 0 µs
+#   requests arrive the mount holds the CPUs' wake-up latency low
 #   (fs/cpulat.h; -o cpu_latency=off: not).
 . "${srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 setup
@@ -121,10 +121,11 @@ EOF
 # --- the isatty() ioctl and the CPU latency hold (ll.c, fs/cpulat.h) ---------
 # Python's buffered open() asks isatty(): one TCGETS ioctl request, answered
 # ENOTTY by dicomfs; while requests arrive the mount holds a CPU latency of
-# 0 µs (L1), which /dev/cpu_dma_latency (the system's least request) shows.
-# Another test's mount may hold it too, so only a 0 while requests arrive is
-# checked here; its release is unit_cpulat's.
-"$PY" - "$MNT" <<'EOF' && ok "isatty(): an ioctl request, ENOTTY; CPU latency 0 while requests arrive" || fail "ioctl / cpu_latency"
+# the auto value (L4: 0 on a VM with haltpoll), which /dev/cpu_dma_latency
+# (the system's least request) shows. Another test's mount may hold less,
+# so only "at most ours while requests arrive" is checked here; the release
+# and the auto rules are unit_cpulat's.
+"$PY" - "$MNT" <<'EOF' && ok "isatty(): an ioctl request, ENOTTY; the CPU latency held while requests arrive" || fail "ioctl / cpu_latency"
 import errno, fcntl, glob, json, os, struct, sys, termios
 m = sys.argv[1]
 st = lambda: json.load(open(m + "/.dicomfs/status.json"))
@@ -140,7 +141,7 @@ with open(npy, "rb") as f:          # buffered: isatty()
 s = st()
 assert s["requests"]["ioctl"] >= i0 + 2, (i0, s["requests"])
 lat = s["cpu_latency"]
-assert lat is not None and lat["us"] == 0 and lat["held"] and lat["holds"] >= 1, lat
+assert lat is not None and 0 <= lat["us"] <= 1000000 and lat["held"] and lat["holds"] >= 1, lat
 if os.path.exists("/dev/cpu_dma_latency"):
     seen = []
     for _ in range(5):
@@ -148,9 +149,9 @@ if os.path.exists("/dev/cpu_dma_latency"):
             pass
         with open("/dev/cpu_dma_latency", "rb") as d:
             seen.append(struct.unpack("i", d.read(4))[0])
-        if seen[-1] == 0:
+        if seen[-1] <= lat["us"]:
             break
-    assert seen[-1] == 0, seen
+    assert seen[-1] <= lat["us"], (seen, lat)
 print("cpu_latency", lat)
 EOF
 

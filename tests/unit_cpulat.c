@@ -4,7 +4,9 @@
  * last): no constraint at start; the first touch holds the latency asked
  * (L1), more touches take no second hold (L3); a period without a touch
  * gives it back, a touch after that takes it again; stop gives it back;
- * no device or a bad value leave it off with a reason (L2).
+ * no device or a bad value leave it off with a reason (L2); the auto
+ * value of L4 from sysfs trees made here (haltpoll: 0; else the first
+ * idle state that is not POLL; none: 0).
  */
 #include <fcntl.h>
 #include <stdint.h>
@@ -48,6 +50,51 @@ static int released(struct cpulat *l)
 		nanosleep(&(struct timespec){ 0, 10000000L }, NULL);
 	}
 	return 0;
+}
+
+static void put_file(const char *dir, const char *rel, const char *text)
+{
+	char p[512], cmd[600];
+	snprintf(p, sizeof(p), "%s/%s", dir, rel);
+	snprintf(cmd, sizeof(cmd), "mkdir -p \"$(dirname '%s')\"", p);
+	if (system(cmd) != 0)
+		return;
+	FILE *f = fopen(p, "w");
+	if (f) {
+		fputs(text, f);
+		fclose(f);
+	}
+}
+
+static void test_auto(const char *dir)
+{
+	char root[256], how[128];
+	snprintf(root, sizeof(root), "%s/sys", dir);
+	/* bare metal: POLL, C1 (2 us), C6 (133 us) under menu */
+	put_file(root, "cpuidle/current_governor", "menu\n");
+	put_file(root, "cpu0/cpuidle/state0/name", "POLL\n");
+	put_file(root, "cpu0/cpuidle/state0/latency", "0\n");
+	put_file(root, "cpu0/cpuidle/state1/name", "C1\n");
+	put_file(root, "cpu0/cpuidle/state1/latency", "2\n");
+	put_file(root, "cpu0/cpuidle/state2/name", "C6\n");
+	put_file(root, "cpu0/cpuidle/state2/latency", "133\n");
+	CHECK(cpulat_auto_us(root, how, sizeof(how)) == 2 && strstr(how, "C1"),
+	      "menu: C1's 2 us (%s)", how);
+	/* a VM guest's haltpoll: 0, whatever its states say */
+	put_file(root, "cpuidle/current_governor", "haltpoll\n");
+	CHECK(cpulat_auto_us(root, how, sizeof(how)) == 0 && strstr(how, "haltpoll"),
+	      "haltpoll: 0 (%s)", how);
+	/* a read-only governor file, no state but POLL */
+	char cmd[600];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
+	CHECK(system(cmd) == 0, "rm");
+	put_file(root, "cpuidle/current_governor_ro", "teo\n");
+	put_file(root, "cpu0/cpuidle/state0/name", "POLL\n");
+	CHECK(cpulat_auto_us(root, NULL, 0) == 0, "only POLL: 0");
+	/* no cpuidle at all */
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
+	CHECK(system(cmd) == 0, "rm");
+	CHECK(cpulat_auto_us(root, how, sizeof(how)) == 0, "no cpuidle: 0 (%s)", how);
 }
 
 int main(void)
@@ -102,6 +149,7 @@ int main(void)
 	cpulat_stats(NULL, &s);
 	CHECK(!s.held && !s.holds, "NULL: zero stats");
 
+	test_auto(dir);
 	unlink(path);
 	rmdir(dir);
 	return unit_done();
