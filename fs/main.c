@@ -79,7 +79,7 @@ struct options {
 	int only_dcm;       /* = files=dcm */
 	char *xattrs;       /* "all" or "dcm" (xattr.c X4) */
 	char *log;          /* -o log=FILE (log.h) */
-	char *cpu_latency;  /* µs or "off" (cpulat.h L4; default 0) */
+	char *cpu_latency;  /* µs, "auto" (the default) or "off" (cpulat.h L4) */
 };
 
 #define OPT(t, p) { t, offsetof(struct options, p), 1 }
