@@ -155,6 +155,18 @@ if os.path.exists("/dev/cpu_dma_latency"):
 print("cpu_latency", lat)
 EOF
 
+# st_blksize (ll.c): a local filesystem's 4 KiB for files the page cache
+# keeps (Python's buffered reader reads that much for np.load's header), 64
+# KiB for the status files that are read without it (direct_io)
+"$PY" - "$MNT" <<'EOF' && ok "st_blksize: 4 KiB for .npy and .dcm, 64 KiB for status.json" || fail "st_blksize"
+import glob, os, sys
+m = sys.argv[1]
+npy = sorted(glob.glob(m + "/patients/*/*/*/*.npy"))[0]
+dcm = sorted(glob.glob(m + "/patients/*/*/*/*.dcm"))[0]
+got = [os.stat(p).st_blksize for p in (npy, dcm, m + "/.dicomfs/status.json")]
+assert got == [4096, 4096, 65536], got
+EOF
+
 # --- O_NONBLOCK of pixels that need a decoder (Z3) ----------------------------
 "$PY" - "$MNT" "$TMP/sums.each" <<'EOF' && ok "O_NONBLOCK: EAGAIN for undecoded pixels, whole bytes after" || fail "O_NONBLOCK reads"
 import errno, hashlib, os, subprocess, sys
