@@ -1555,9 +1555,6 @@ static int vol_slots(struct ahead *a)
 	return 0;
 }
 
-/* Start the helper when it has work: anon/ is among views (H1), or
- * patients/ is and volumes are served (H2). b->ahead stays NULL when not
- * (or out of memory): do_anon and do_series then do it all in line. */
 /* views has a view built by fn */
 static int views_have(const struct view *const *views,
 		      int (*fn)(struct tree_builder *, const struct view *, struct view_top *))
@@ -1568,6 +1565,9 @@ static int views_have(const struct view *const *views,
 	return 0;
 }
 
+/* Start the helper when it has work: anon/ is among views (H1), or
+ * patients/ is and volumes are served (H2). b->ahead stays NULL when not
+ * (or out of memory): do_anon and do_series then do it all in line. */
 static void ahead_start(struct build *b, const struct view *const *views)
 {
 	int anon = views_have(views, tree_anon);
@@ -1907,7 +1907,7 @@ static void *prefault_main(void *arg)
 {
 #ifdef MADV_POPULATE_WRITE
 	struct prefault *f = arg;
-	for (int i = 0; i < 3; i++) {
+	for (size_t i = 0; i < sizeof(f->r) / sizeof(f->r[0]); i++) {
 		uintptr_t pg = 4096, a = ((uintptr_t)f->r[i].p + pg - 1) & ~(pg - 1),
 			  e = ((uintptr_t)f->r[i].p + f->r[i].len) & ~(pg - 1);
 		if (f->r[i].p && e > a)
@@ -2769,10 +2769,10 @@ out:
 	for (size_t i = 0; i < n; i++)
 		if (!sb.in_map)
 			free(sb.v[i].rel);
-	if (b->src_v && sb.v != b->src_v)
-		b->src_v = NULL;   /* grown after all (realloc): sb's now */
-	if (sb.v != b->src_v)
+	if (sb.v != b->src_v) {   /* sb's own, or b's grown after all (realloc) */
+		b->src_v = NULL;
 		free(sb.v);
+	}
 	free(sb.shown);
 	return rc;
 }
